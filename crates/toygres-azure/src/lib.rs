@@ -1,0 +1,1 @@
+//! toygres-azure (skeleton, see its issue).

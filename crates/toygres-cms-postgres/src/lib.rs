@@ -1,0 +1,1 @@
+//! toygres-cms-postgres (skeleton, see its issue).

@@ -1,0 +1,1 @@
+//! toygres-cms-sqlite (skeleton, see its issue).

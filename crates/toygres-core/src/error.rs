@@ -1,0 +1,196 @@
+//! The one error type of toygres. Every variant says what happened and what to do; none
+//! ever contains a password (backends redact secrets before building one).
+
+use crate::ids::{ImageId, InstanceId};
+use std::time::Duration;
+
+/// Boxed source error from a backend.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// Result alias used across toygres.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in toygres.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A request field is invalid. Nothing was created.
+    #[error("invalid {field}: {reason}")]
+    InvalidRequest {
+        /// The offending field.
+        field: &'static str,
+        /// Why, and what is accepted.
+        reason: String,
+    },
+
+    /// Two request fields cannot be used together. Nothing was created.
+    #[error("`{field}` cannot be combined with `{conflicts_with}`: {hint}")]
+    ConflictingRequest {
+        /// The field that was set.
+        field: &'static str,
+        /// The field it conflicts with.
+        conflicts_with: &'static str,
+        /// What to do instead.
+        hint: &'static str,
+    },
+
+    /// No image with that id exists (or it was deleted).
+    #[error("image {0} not found; list images to see which exist")]
+    ImageNotFound(ImageId),
+
+    /// No instance with that id or name exists (or it was deleted).
+    #[error("instance {0} not found; check the id or name")]
+    InstanceNotFound(String),
+
+    /// The image cannot be restored in its current state.
+    #[error("image {id} is {state}, not ready; wait for its backup to finish or pick a ready image")]
+    ImageNotReady {
+        /// The image.
+        id: ImageId,
+        /// Its state.
+        state: String,
+    },
+
+    /// An instance with that name already exists for another operation.
+    #[error("an instance named {0:?} already exists; choose another name or delete it first")]
+    NameTaken(String),
+
+    /// The lifecycle does not allow this state change.
+    #[error("{entity} cannot go from {from} to {to}")]
+    InvalidTransition {
+        /// `"image"` or `"instance"`.
+        entity: &'static str,
+        /// Current state.
+        from: String,
+        /// Requested state.
+        to: String,
+    },
+
+    /// A compare-and-set lost: the record was not in the expected state (another task moved it).
+    #[error("{entity} {id} is {actual}, expected {expected}: another task changed it; re-read and retry")]
+    StateConflict {
+        /// `"image"` or `"instance"`.
+        entity: &'static str,
+        /// Its id.
+        id: String,
+        /// The state the caller expected.
+        expected: String,
+        /// The state it is in.
+        actual: String,
+    },
+
+    /// An object's content does not match its recorded checksum: the image is corrupted.
+    #[error(
+        "image {image} is corrupted: {object} has checksum {actual}, expected {expected}; restore from another image"
+    )]
+    ChecksumMismatch {
+        /// The image.
+        image: ImageId,
+        /// The object whose bytes differ.
+        object: String,
+        /// Recorded checksum.
+        expected: String,
+        /// Computed checksum.
+        actual: String,
+    },
+
+    /// An image's object is missing or unreadable in blob storage.
+    #[error("image {image} is incomplete: {detail}; the image cannot be restored, delete it")]
+    ImageIncomplete {
+        /// The image.
+        image: ImageId,
+        /// What is missing.
+        detail: String,
+    },
+
+    /// A job (backup or restore) failed. `logs` is the tail of its output.
+    #[error("{job} failed: {reason}\n--- job log (tail) ---\n{logs}")]
+    JobFailed {
+        /// Job name.
+        job: String,
+        /// Why.
+        reason: String,
+        /// Tail of its logs (secrets already redacted).
+        logs: String,
+    },
+
+    /// A step did not finish in time.
+    #[error("{step} did not finish within {after:?}; check the executor's logs, then resume")]
+    Timeout {
+        /// The step.
+        step: String,
+        /// The limit.
+        after: Duration,
+    },
+
+    /// The connection test failed on every attempt.
+    #[error("instance {instance} refused connections after {attempts} attempts: {last_error}")]
+    ConnectionTest {
+        /// The instance.
+        instance: InstanceId,
+        /// How many attempts were made.
+        attempts: u32,
+        /// The last attempt's error.
+        last_error: String,
+    },
+
+    /// A sealed secret could not be opened: wrong key or tampered value.
+    #[error("cannot decrypt a stored secret: wrong catalog key or tampered value; configure the key the catalog was written with")]
+    WrongKey,
+
+    /// The catalog's schema is newer than this build understands.
+    #[error("catalog schema version {found} is newer than this toygres ({supported}); upgrade toygres")]
+    SchemaTooNew {
+        /// Version found in the database.
+        found: i64,
+        /// Newest version this build knows.
+        supported: i64,
+    },
+
+    /// Stored data is malformed.
+    #[error("corrupt catalog or image data: {0}")]
+    Corrupt(String),
+
+    /// A backend (catalog, blob store or executor) failed.
+    #[error("{backend}: {message}")]
+    Backend {
+        /// Which backend, e.g. `"sqlite catalog"`, `"local executor"`.
+        backend: &'static str,
+        /// What it was doing and what to do.
+        message: String,
+        /// The underlying error.
+        #[source]
+        source: Option<BoxError>,
+    },
+}
+
+impl Error {
+    /// A backend error with a source.
+    pub fn backend(backend: &'static str, message: impl Into<String>, source: impl Into<BoxError>) -> Self {
+        Error::Backend { backend, message: message.into(), source: Some(source.into()) }
+    }
+
+    /// A backend error without a source.
+    pub fn backend_msg(backend: &'static str, message: impl Into<String>) -> Self {
+        Error::Backend { backend, message: message.into(), source: None }
+    }
+
+    /// The instance id as text, for [`Error::InstanceNotFound`].
+    pub fn instance_not_found(id: InstanceId) -> Self {
+        Error::InstanceNotFound(id.to_string())
+    }
+
+    /// Whether retrying the same call may succeed (timeouts, unreachable backends).
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Error::Timeout { .. } | Error::Backend { .. } | Error::ConnectionTest { .. })
+    }
+}
+
+/// Removes every occurrence of `secret` from `text` (for job logs and backend messages).
+pub fn redact(text: &str, secret: &str) -> String {
+    if secret.is_empty() {
+        text.to_string()
+    } else {
+        text.replace(secret, "***")
+    }
+}

@@ -1,0 +1,144 @@
+//! [`ClusterExecutor`]: where PostgreSQL instances and backup/restore jobs run.
+
+use crate::blob::ImageLocation;
+use crate::error::Result;
+use crate::ids::{ImageId, InstanceId};
+use crate::image::ImageType;
+use crate::instance::ConnectionInfo;
+use crate::progress::{ProgressSink, Subject};
+use crate::secret::Password;
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// What an executor needs to know about an instance. Resource names derive from `id` only
+/// (see [`InstanceSpec::resource_name`]), so every step is idempotent across re-runs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstanceSpec {
+    /// The instance.
+    pub id: InstanceId,
+    /// Its name (DNS-1123 label), for labels and humans.
+    pub name: String,
+    /// Its image type (decides runtime configuration).
+    pub image_type: ImageType,
+    /// PostgreSQL version to run, e.g. `"15.18"` (the source image's, for a restore).
+    pub pg_version: Option<String>,
+    /// DNS label of its public endpoint.
+    pub dns_label: Option<String>,
+}
+
+impl InstanceSpec {
+    /// Deterministic name of the instance's resources: `pg-<id>` (39 characters, a DNS-1123 label).
+    pub fn resource_name(&self) -> String {
+        format!("pg-{}", self.id)
+    }
+}
+
+/// The backup job's input: dump the whole `source` instance into `location`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BackupJobSpec {
+    /// The image being written.
+    pub image_id: ImageId,
+    /// The instance to dump.
+    pub source: InstanceSpec,
+    /// Its superuser password. Executors pass it by file or Secret, never as an argument.
+    pub source_password: Password,
+    /// Where the image goes.
+    pub location: ImageLocation,
+    /// Recorded in the manifest.
+    pub image_type: ImageType,
+}
+
+/// The restore job's input: load the image at `location` into `instance`'s new volume.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RestoreJobSpec {
+    /// The image.
+    pub image_id: ImageId,
+    /// Its objects.
+    pub location: ImageLocation,
+    /// `sha256:<hex>` of its manifest, from the catalog. The job refuses the image if it differs,
+    /// and verifies every object against the manifest before loading it.
+    pub checksum: String,
+    /// The new instance (its volume was created by [`ClusterExecutor::create_volume`]).
+    pub instance: InstanceSpec,
+}
+
+/// Which kind of job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobKind {
+    /// pg_dump + upload.
+    Backup,
+    /// download + verify + pg_restore.
+    Restore,
+}
+
+/// A started job. Its name is deterministic (`backup-<image-id>`, `restore-<instance-id>`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct JobRef {
+    /// Job name.
+    pub name: String,
+    /// Kind.
+    pub kind: JobKind,
+    /// What it works for (progress events carry it).
+    pub subject: Subject,
+}
+
+impl JobRef {
+    /// The backup job of `image`.
+    pub fn backup(image: ImageId) -> Self {
+        Self { name: format!("backup-{image}"), kind: JobKind::Backup, subject: Subject::Image(image) }
+    }
+
+    /// The restore job of `instance`.
+    pub fn restore(instance: InstanceId) -> Self {
+        Self { name: format!("restore-{instance}"), kind: JobKind::Restore, subject: Subject::Instance(instance) }
+    }
+}
+
+/// Runs PostgreSQL instances and backup/restore jobs.
+///
+/// Every method is idempotent: creating what exists (with the same deterministic name) succeeds,
+/// starting a job that is already running or finished returns it, deleting what is absent succeeds.
+/// Passwords reach processes by file, environment or Secret reference, never as arguments.
+#[cfg_attr(any(test, feature = "testing"), mockall::automock)]
+#[async_trait]
+pub trait ClusterExecutor: Send + Sync {
+    /// Starts the backup job of `spec` (pg_dump of every database and the globals, upload,
+    /// manifest last).
+    async fn start_backup_job(&self, spec: &BackupJobSpec) -> Result<JobRef>;
+
+    /// Starts the restore job of `spec` (download, verify checksums, initialise the volume with the
+    /// instance's password, apply globals, pg_restore every database).
+    async fn start_restore_job(&self, spec: &RestoreJobSpec) -> Result<JobRef>;
+
+    /// Waits until `job` finishes. `Err(JobFailed)` carries its log tail; `Err(Timeout)` after
+    /// `timeout`. Byte progress, when known, goes to `progress`.
+    async fn wait_for_job(&self, job: &JobRef, timeout: Duration, progress: Arc<dyn ProgressSink>) -> Result<()>;
+
+    /// The tail of the job's logs (secrets redacted), for diagnostics.
+    async fn job_logs(&self, job: &JobRef) -> Result<String>;
+
+    /// Removes the job and its pods/processes. Idempotent.
+    async fn delete_job(&self, job: &JobRef) -> Result<()>;
+
+    /// Creates the instance's empty volume, its secret (holding `password`) and its config.
+    async fn create_volume(&self, instance: &InstanceSpec, password: &Password) -> Result<()>;
+
+    /// Starts PostgreSQL on the instance's (restored) volume.
+    async fn deploy_from_volume(&self, instance: &InstanceSpec) -> Result<()>;
+
+    /// Waits until the instance's server accepts connections, or `Err(Timeout)`.
+    async fn wait_until_ready(&self, instance: &InstanceSpec, timeout: Duration) -> Result<()>;
+
+    /// Where clients reach the instance.
+    async fn connection_info(&self, instance: &InstanceSpec) -> Result<ConnectionInfo>;
+
+    /// One connection attempt as the superuser with `password` (`SELECT 1`). The pipeline retries.
+    async fn test_connection(&self, connection: &ConnectionInfo, password: &Password) -> Result<()>;
+
+    /// Stops the instance and removes everything it owns (server, volume, secret, config, jobs).
+    /// Idempotent.
+    async fn delete_instance(&self, instance: &InstanceSpec) -> Result<()>;
+}

@@ -1,0 +1,155 @@
+//! Image records as the catalog keeps them, and the image type carried to restored instances.
+
+use crate::ids::{ImageId, InstanceId, OperationId};
+use crate::secret::Password;
+use crate::state::ImageState;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// The flavour of PostgreSQL an instance runs. A restored instance always takes the image
+/// type of its **source image**, never the one a request asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ImageType {
+    /// Stock PostgreSQL.
+    #[default]
+    Stock,
+    /// PostgreSQL with the pg_durable extension.
+    PgDurable,
+}
+
+impl ImageType {
+    /// The catalog's spelling.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            ImageType::Stock => "stock",
+            ImageType::PgDurable => "pg_durable",
+        }
+    }
+
+    /// Parses the catalog's spelling. An unknown value falls back to [`ImageType::Stock`] with
+    /// a warning, as the original control plane does, so an old or hand-edited record still restores.
+    ///
+    /// ```
+    /// use toygres_core::ImageType;
+    /// assert_eq!(ImageType::from_catalog("pg_durable"), ImageType::PgDurable);
+    /// assert_eq!(ImageType::from_catalog("something-else"), ImageType::Stock);
+    /// ```
+    pub fn from_catalog(value: &str) -> Self {
+        match value {
+            "stock" => ImageType::Stock,
+            "pg_durable" => ImageType::PgDurable,
+            other => {
+                tracing::warn!(image_type = other, "unknown image_type in the catalog; using stock");
+                ImageType::Stock
+            }
+        }
+    }
+}
+
+impl fmt::Display for ImageType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What is known when an image is reserved (step 1 of the backup).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewImage {
+    /// Validated image name (DNS-1123 label).
+    pub name: String,
+    /// Free text.
+    pub description: Option<String>,
+    /// The instance being imaged.
+    pub source_instance_id: InstanceId,
+}
+
+/// An image as the catalog records it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ImageRecord {
+    /// Its id; also names its blobs.
+    pub id: ImageId,
+    /// The operation that reserved it.
+    pub operation_id: OperationId,
+    /// Image name (DNS-1123 label).
+    pub name: String,
+    /// Free text.
+    pub description: Option<String>,
+    /// The instance it was taken from.
+    pub source_instance_id: InstanceId,
+    /// Lifecycle state.
+    pub state: ImageState,
+    /// PostgreSQL server version of the source (set when ready), e.g. `"15.18"`.
+    pub pg_version: Option<String>,
+    /// Image type of the source instance (set when ready).
+    pub image_type: ImageType,
+    /// Bytes stored in blob storage (set when ready).
+    pub size_bytes: Option<u64>,
+    /// `sha256:<hex>` of the image manifest, which lists every object's own checksum (set when ready).
+    pub checksum: Option<String>,
+    /// Why the image failed, with the job's log tail.
+    pub failure_reason: Option<String>,
+    /// When it was reserved.
+    pub created_at: DateTime<Utc>,
+    /// When it last changed state.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A state change of an image, applied by [`crate::CatalogStore::update_image`] as a
+/// compare-and-set on the current state.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum ImageUpdate {
+    /// `creating → ready`: the backup finished and was checked.
+    Ready {
+        /// Bytes stored.
+        size_bytes: u64,
+        /// `sha256:<hex>` of the manifest.
+        checksum: String,
+        /// Source server version.
+        pg_version: String,
+        /// Source image type.
+        image_type: ImageType,
+        /// The source instance's password, restored instances will use it. Stored sealed.
+        source_password: Password,
+    },
+    /// `creating → failed`.
+    Failed {
+        /// What happened and what to do.
+        reason: String,
+    },
+    /// `ready | failed → deleting`.
+    Deleting,
+    /// `deleting → deleted`: blobs removed; the catalog erases the source password.
+    Deleted,
+}
+
+impl ImageUpdate {
+    /// The state this update moves the image to.
+    pub fn target_state(&self) -> ImageState {
+        match self {
+            ImageUpdate::Ready { .. } => ImageState::Ready,
+            ImageUpdate::Failed { .. } => ImageState::Failed,
+            ImageUpdate::Deleting => ImageState::Deleting,
+            ImageUpdate::Deleted => ImageState::Deleted,
+        }
+    }
+}
+
+/// Which images [`crate::CatalogStore::list_images`] returns. Deleted images are never listed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageFilter {
+    /// Only images of this source instance.
+    pub source_instance_id: Option<InstanceId>,
+    /// Only images in this state.
+    pub state: Option<ImageState>,
+}
+
+impl ImageFilter {
+    /// Whether `record` passes the filter (used by in-memory catalogs and tests).
+    pub fn matches(&self, record: &ImageRecord) -> bool {
+        record.state != ImageState::Deleted
+            && self.source_instance_id.is_none_or(|i| i == record.source_instance_id)
+            && self.state.is_none_or(|s| s == record.state)
+    }
+}

@@ -1,0 +1,116 @@
+//! Instance records as the catalog keeps them.
+
+use crate::ids::{ImageId, InstanceId, OperationId};
+use crate::image::ImageType;
+use crate::secret::Password;
+use crate::state::InstanceState;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// What is known when an instance record is created.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NewInstance {
+    /// Instance name (DNS-1123 label); unique among instances that are not deleted.
+    pub name: String,
+    /// DNS label of its public endpoint, if any.
+    pub dns_label: Option<String>,
+    /// Its image type (for a restore: the source image's).
+    pub image_type: ImageType,
+    /// PostgreSQL major/minor version it runs, e.g. `"15.18"`.
+    pub pg_version: Option<String>,
+    /// The image it is restored from, if any.
+    pub source_image_id: Option<ImageId>,
+    /// The superuser password (for a restore: the source image's). Stored sealed.
+    pub password: Password,
+    /// The state it starts in: `provisioning` for a restore, `running` when registering an
+    /// instance that already exists.
+    pub state: InstanceState,
+}
+
+/// How to reach a running instance. Connection strings never contain the password.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConnectionInfo {
+    /// Host name or address clients use.
+    pub host: String,
+    /// TCP port.
+    pub port: u16,
+    /// Superuser name.
+    pub user: String,
+    /// Database to connect to by default.
+    pub database: String,
+    /// Public DNS name, e.g. `<label>.<region>.cloudapp.azure.com`, when the executor has one.
+    pub dns_name: Option<String>,
+}
+
+impl ConnectionInfo {
+    /// `postgresql://user@host:port/database`, without the password.
+    pub fn connection_string(&self) -> String {
+        format!("postgresql://{}@{}:{}/{}", self.user, self.host, self.port, self.database)
+    }
+
+    /// The same, on the public DNS name when there is one.
+    pub fn external_connection_string(&self) -> Option<String> {
+        self.dns_name.as_ref().map(|dns| format!("postgresql://{}@{}:{}/{}", self.user, dns, self.port, self.database))
+    }
+}
+
+/// An instance as the catalog records it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InstanceRecord {
+    /// Its id; also names its resources.
+    pub id: InstanceId,
+    /// The operation that created it.
+    pub operation_id: OperationId,
+    /// Instance name (DNS-1123 label).
+    pub name: String,
+    /// DNS label of its public endpoint.
+    pub dns_label: Option<String>,
+    /// Lifecycle state.
+    pub state: InstanceState,
+    /// Image type (from the source image for restored instances).
+    pub image_type: ImageType,
+    /// PostgreSQL version.
+    pub pg_version: Option<String>,
+    /// The image it was restored from.
+    pub source_image_id: Option<ImageId>,
+    /// How to reach it, once running.
+    pub connection: Option<ConnectionInfo>,
+    /// Why provisioning failed.
+    pub failure_reason: Option<String>,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+    /// When it last changed state.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A state change of an instance, applied by [`crate::CatalogStore::update_instance`] as a
+/// compare-and-set on the current state.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum InstanceUpdate {
+    /// `provisioning → running`.
+    Running {
+        /// Where clients connect.
+        connection: ConnectionInfo,
+    },
+    /// `provisioning → failed`.
+    Failed {
+        /// What happened and what to do.
+        reason: String,
+    },
+    /// `running | failed → deleting`.
+    Deleting,
+    /// `deleting → deleted`: resources removed; the catalog erases the password.
+    Deleted,
+}
+
+impl InstanceUpdate {
+    /// The state this update moves the instance to.
+    pub fn target_state(&self) -> InstanceState {
+        match self {
+            InstanceUpdate::Running { .. } => InstanceState::Running,
+            InstanceUpdate::Failed { .. } => InstanceState::Failed,
+            InstanceUpdate::Deleting => InstanceState::Deleting,
+            InstanceUpdate::Deleted => InstanceState::Deleted,
+        }
+    }
+}

@@ -1,0 +1,61 @@
+//! # toygres-core
+//!
+//! Snapshot PostgreSQL instances into **images** and provision **new instances** from them.
+//!
+//! This crate holds the domain types, the three backend traits and the two pipelines:
+//!
+//! - [`CatalogStore`]: records of images and instances with checked state transitions
+//!   (SQLite: `toygres-cms-sqlite`, PostgreSQL: `toygres-cms-postgres`, in memory: [`MemoryCatalog`]).
+//! - [`BlobStore`]: where image bytes live (any `object_store` via [`ObjectStoreBlobs`], Azure Blob:
+//!   `toygres-azure`).
+//! - [`ClusterExecutor`]: where PostgreSQL and the backup/restore jobs run (local processes:
+//!   `toygres-local`, Kubernetes: `toygres-k8s`).
+//! - [`Backup`] (`create_image`) and [`Restore`] (`create_instance` from an image), run through
+//!   [`Toygres`]. Every step is public, idempotent and takes and returns serde values.
+//!
+//! The non-negotiable rules live here: a restored instance uses the **source image's password**
+//! and **image type**; a restore that names `source_image_id` with `runtime_image_id` or
+//! `image_override` is refused before anything is created; images are verified against their
+//! checksum before a restore; passwords never appear in `Debug`, `Display`, logs or errors.
+//!
+//! The `testing` feature exports mockall mocks of the traits and the conformance suites.
+#![warn(missing_docs)]
+
+pub mod blob;
+pub mod catalog;
+pub mod crypto;
+pub mod error;
+pub mod executor;
+pub mod ids;
+pub mod image;
+pub mod instance;
+pub mod manifest;
+pub mod memory;
+pub mod objstore;
+pub mod pipeline;
+pub mod progress;
+pub mod request;
+pub mod retry;
+pub mod secret;
+pub mod state;
+#[cfg(feature = "testing")]
+pub mod testing;
+pub mod verify;
+
+pub use blob::{BlobStore, CommandTransfer, ImageLocation, StoredObject, Transfer};
+pub use catalog::CatalogStore;
+pub use error::{Error, Result};
+pub use executor::{BackupJobSpec, ClusterExecutor, InstanceSpec, JobKind, JobRef, RestoreJobSpec};
+pub use ids::{ImageId, InstanceId, OperationId};
+pub use image::{ImageFilter, ImageRecord, ImageType, ImageUpdate, NewImage};
+pub use instance::{ConnectionInfo, InstanceRecord, InstanceUpdate, NewInstance};
+pub use manifest::Manifest;
+pub use memory::MemoryCatalog;
+pub use objstore::ObjectStoreBlobs;
+pub use pipeline::{Backup, BackupResult, Options, Restore, SourceInstance, Toygres};
+pub use progress::{EventKind, NoProgress, Phase, ProgressEvent, ProgressSink, Subject};
+pub use request::{CreateImageRequest, CreateInstanceRequest};
+pub use retry::RetryPolicy;
+pub use secret::Password;
+pub use state::{ImageState, InstanceState};
+pub use verify::{verify_image, VerifyMode};

@@ -1,0 +1,166 @@
+//! The image format shared by every executor, so an image taken on one restores on another.
+//!
+//! An image is a prefix in blob storage (`images/<image-id>/`) holding:
+//! - `globals.sql.zst`: roles (with password hashes and memberships) as `pg_dumpall --globals-only`
+//!   writes them, zstd-compressed;
+//! - `db-0000.dump.zst`, `db-0001.dump.zst`, …: one `pg_dump --format=custom --compress=0` per
+//!   non-template database, zstd-compressed;
+//! - `manifest.json`: this [`Manifest`], written **last** (its presence means the image is complete).
+//!
+//! The image's checksum in the catalog is the sha256 of the manifest's bytes; the manifest holds the
+//! sha256 and size of every other object, so one recorded checksum covers every byte.
+
+use crate::error::{Error, Result};
+use crate::ids::ImageId;
+use crate::image::ImageType;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// Version of the image format written by this build.
+pub const FORMAT_VERSION: u32 = 1;
+/// Name of the manifest object.
+pub const MANIFEST_NAME: &str = "manifest.json";
+/// Name of the globals object.
+pub const GLOBALS_NAME: &str = "globals.sql.zst";
+
+/// Name of the dump object of the `index`-th database.
+pub fn database_object_name(index: usize) -> String {
+    format!("db-{index:04}.dump.zst")
+}
+
+/// One stored object of an image.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ManifestObject {
+    /// Object name relative to the image prefix.
+    pub name: String,
+    /// Stored (compressed) size in bytes.
+    pub size: u64,
+    /// `sha256:<hex>` of the stored bytes.
+    pub sha256: String,
+}
+
+/// One database of the image.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ManifestDatabase {
+    /// Database name.
+    pub name: String,
+    /// Owning role.
+    pub owner: String,
+    /// The dump object.
+    pub object: ManifestObject,
+}
+
+/// Describes an image's objects. See the module docs for the layout.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// [`FORMAT_VERSION`] when written.
+    pub format_version: u32,
+    /// The image.
+    pub image_id: ImageId,
+    /// Source server version, e.g. `"15.18"`.
+    pub pg_version: String,
+    /// Source image type.
+    pub image_type: ImageType,
+    /// Compression of every object (`"zstd"`).
+    pub compression: String,
+    /// The roles dump.
+    pub globals: ManifestObject,
+    /// Every non-template database.
+    pub databases: Vec<ManifestDatabase>,
+    /// When the backup finished.
+    pub created_at: DateTime<Utc>,
+}
+
+impl Manifest {
+    /// Every object except the manifest itself.
+    pub fn objects(&self) -> impl Iterator<Item = &ManifestObject> {
+        std::iter::once(&self.globals).chain(self.databases.iter().map(|d| &d.object))
+    }
+
+    /// Bytes stored, including the manifest (`manifest_len`).
+    pub fn total_size(&self, manifest_len: u64) -> u64 {
+        self.objects().map(|o| o.size).sum::<u64>() + manifest_len
+    }
+
+    /// Serialized form, as stored.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        serde_json::to_vec_pretty(self).expect("manifest serializes")
+    }
+
+    /// Parses stored bytes, refusing formats newer than this build.
+    pub fn from_bytes(image: ImageId, bytes: &[u8]) -> Result<Self> {
+        let m: Manifest = serde_json::from_slice(bytes)
+            .map_err(|e| Error::ImageIncomplete { image, detail: format!("manifest is not valid: {e}") })?;
+        if m.format_version > FORMAT_VERSION {
+            return Err(Error::Corrupt(format!(
+                "image {image} has format {} but this toygres reads up to {FORMAT_VERSION}; upgrade toygres",
+                m.format_version
+            )));
+        }
+        if m.image_id != image {
+            return Err(Error::ImageIncomplete { image, detail: format!("manifest belongs to image {}", m.image_id) });
+        }
+        Ok(m)
+    }
+
+    /// Parses `bytes` after checking them against the image's recorded `checksum`.
+    pub fn verified(image: ImageId, bytes: &[u8], checksum: &str) -> Result<Self> {
+        let actual = sha256_hex(bytes);
+        if actual != checksum {
+            return Err(Error::ChecksumMismatch {
+                image,
+                object: MANIFEST_NAME.into(),
+                expected: checksum.into(),
+                actual,
+            });
+        }
+        Self::from_bytes(image, bytes)
+    }
+}
+
+/// `sha256:<hex>` of `bytes`.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    format_sha256(Sha256::digest(bytes).into())
+}
+
+/// `sha256:<hex>` of a finished digest.
+pub fn format_sha256(digest: [u8; 32]) -> String {
+    format!("sha256:{}", hex::encode(digest))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(image: ImageId) -> Manifest {
+        let obj = |name: &str| ManifestObject { name: name.into(), size: 10, sha256: sha256_hex(name.as_bytes()) };
+        Manifest {
+            format_version: FORMAT_VERSION,
+            image_id: image,
+            pg_version: "15.18".into(),
+            image_type: ImageType::PgDurable,
+            compression: "zstd".into(),
+            globals: obj(GLOBALS_NAME),
+            databases: vec![ManifestDatabase {
+                name: "app".into(),
+                owner: "app".into(),
+                object: obj(&database_object_name(0)),
+            }],
+            created_at: Utc::now(),
+        }
+    }
+
+    #[test]
+    fn verified_round_trip_and_tamper_detection() {
+        let id = ImageId::new();
+        let bytes = sample(id).to_bytes();
+        let sum = sha256_hex(&bytes);
+        let m = Manifest::verified(id, &bytes, &sum).unwrap();
+        assert_eq!(m.total_size(bytes.len() as u64), 20 + bytes.len() as u64);
+        let mut flipped = bytes.clone();
+        flipped[10] ^= 1;
+        assert!(matches!(Manifest::verified(id, &flipped, &sum), Err(Error::ChecksumMismatch { .. })));
+        assert!(matches!(Manifest::verified(ImageId::new(), &bytes, &sum), Err(Error::ImageIncomplete { .. })));
+    }
+}

@@ -1,0 +1,201 @@
+//! The backup pipeline (`create_image`): reserve → look up source → backup job → mark ready.
+
+use super::step::step;
+use super::Toygres;
+use crate::blob::ImageLocation;
+use crate::error::{Error, Result};
+use crate::executor::{BackupJobSpec, InstanceSpec, JobRef};
+use crate::ids::{ImageId, OperationId};
+use crate::image::{ImageRecord, ImageType, ImageUpdate, NewImage};
+use crate::manifest::{sha256_hex, Manifest, MANIFEST_NAME};
+use crate::progress::{Phase, Subject};
+use crate::request::CreateImageRequest;
+use crate::secret::Password;
+use crate::state::{ImageState, InstanceState};
+use serde::{Deserialize, Serialize};
+
+/// Output of [`Backup::lookup_source`]: the instance to dump and its password.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SourceInstance {
+    /// The instance as the executor knows it.
+    pub spec: InstanceSpec,
+    /// Its superuser password; becomes the image's source password.
+    pub password: Password,
+}
+
+/// Output of [`Backup::run_backup_job`]: what the finished job stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackupResult {
+    /// Bytes stored, manifest included.
+    pub size_bytes: u64,
+    /// `sha256:<hex>` of the manifest.
+    pub checksum: String,
+    /// Source server version from the manifest.
+    pub pg_version: String,
+    /// Image type written to the manifest.
+    pub image_type: ImageType,
+    /// Databases in the image.
+    pub databases: Vec<String>,
+}
+
+/// The backup pipeline's steps. Get one with [`Toygres::backup`].
+pub struct Backup {
+    t: Toygres,
+}
+
+impl Backup {
+    pub(crate) fn new(t: Toygres) -> Self {
+        Self { t }
+    }
+
+    /// Runs the whole pipeline. Bad requests and unknown or non-running source instances are
+    /// refused before anything is recorded. On a failure after that, the image is left `failed`
+    /// with the reason (and the job's logs), its partial blobs are removed, and the error returned.
+    pub async fn run(&self, operation: OperationId, request: CreateImageRequest) -> Result<ImageRecord> {
+        request.validate()?;
+        let source = self.t.catalog.get_instance(request.instance_id).await?;
+        if source.state != InstanceState::Running {
+            return Err(Error::InvalidRequest {
+                field: "instance_id",
+                reason: format!("instance {} is {}, only running instances can be imaged", source.name, source.state),
+            });
+        }
+        let record = self.reserve_image(operation, &request).await?;
+        self.continue_from(record).await
+    }
+
+    /// Continues an image after a crash, from the catalog's state: a `creating` image runs its
+    /// remaining steps again (each is idempotent); a `ready` or `failed` one is returned as it is.
+    pub async fn resume(&self, image: ImageId) -> Result<ImageRecord> {
+        let record = self.t.catalog.get_image(image).await?;
+        self.continue_from(record).await
+    }
+
+    async fn continue_from(&self, record: ImageRecord) -> Result<ImageRecord> {
+        if record.state != ImageState::Creating {
+            return Ok(record);
+        }
+        let id = record.id;
+        let outcome = async {
+            let source = self.lookup_source(&record).await?;
+            let result = self.run_backup_job(id, &source).await?;
+            self.mark_ready(id, &result, &source).await
+        }
+        .await;
+        match outcome {
+            Ok(ready) => Ok(ready),
+            Err(error) => {
+                self.mark_failed(id, &error).await?;
+                Err(error)
+            }
+        }
+    }
+
+    /// Step 1: validates the request and reserves the image (`creating`). Idempotent on `operation`.
+    pub async fn reserve_image(&self, operation: OperationId, request: &CreateImageRequest) -> Result<ImageRecord> {
+        request.validate()?;
+        let new = NewImage {
+            name: request.name.clone(),
+            description: request.description.clone(),
+            source_instance_id: request.instance_id,
+        };
+        let subject = Subject::Instance(request.instance_id);
+        step(&*self.t.progress, subject, Phase::ReserveImage, self.t.catalog.reserve_image(operation, &new)).await
+    }
+
+    /// Step 2: the source instance and its password.
+    pub async fn lookup_source(&self, image: &ImageRecord) -> Result<SourceInstance> {
+        step(&*self.t.progress, Subject::Image(image.id), Phase::LookupSource, async {
+            let instance = self.t.catalog.get_instance(image.source_instance_id).await?;
+            let password = self.t.catalog.instance_password(instance.id).await?;
+            let spec = InstanceSpec {
+                id: instance.id,
+                name: instance.name,
+                image_type: instance.image_type,
+                pg_version: instance.pg_version,
+                dns_label: instance.dns_label,
+            };
+            Ok(SourceInstance { spec, password })
+        })
+        .await
+    }
+
+    /// Step 3: runs the backup job and waits for it, then reads back what it stored.
+    pub async fn run_backup_job(&self, image: ImageId, source: &SourceInstance) -> Result<BackupResult> {
+        let location = ImageLocation::for_image(image);
+        let spec = BackupJobSpec {
+            image_id: image,
+            source: source.spec.clone(),
+            source_password: source.password.clone(),
+            location: location.clone(),
+            image_type: source.spec.image_type,
+        };
+        let subject = Subject::Image(image);
+        step(&*self.t.progress, subject, Phase::BackupJob, async {
+            let job = self.t.executor.start_backup_job(&spec).await?;
+            self.t.executor.wait_for_job(&job, self.t.options.backup_job_timeout, self.t.progress.clone()).await?;
+            let bytes = self.t.blobs.read(&location, MANIFEST_NAME).await?;
+            let manifest = Manifest::from_bytes(image, &bytes)?;
+            let _ = self.t.executor.delete_job(&job).await;
+            Ok(BackupResult {
+                size_bytes: manifest.total_size(bytes.len() as u64),
+                checksum: sha256_hex(&bytes),
+                pg_version: manifest.pg_version.clone(),
+                image_type: manifest.image_type,
+                databases: manifest.databases.iter().map(|d| d.name.clone()).collect(),
+            })
+        })
+        .await
+    }
+
+    /// Step 4: marks the image `ready` with its size, checksum and the source's password.
+    pub async fn mark_ready(
+        &self,
+        image: ImageId,
+        result: &BackupResult,
+        source: &SourceInstance,
+    ) -> Result<ImageRecord> {
+        let update = ImageUpdate::Ready {
+            size_bytes: result.size_bytes,
+            checksum: result.checksum.clone(),
+            pg_version: result.pg_version.clone(),
+            image_type: result.image_type,
+            source_password: source.password.clone(),
+        };
+        let subject = Subject::Image(image);
+        step(&*self.t.progress, subject, Phase::MarkReady, async {
+            match self.t.catalog.update_image(image, ImageState::Creating, update).await {
+                // A re-run after the update landed but before the caller saw it.
+                Err(Error::StateConflict { .. }) => self.t.catalog.get_image(image).await.and_then(|r| {
+                    if r.state == ImageState::Ready {
+                        Ok(r)
+                    } else {
+                        Err(Error::ImageNotReady { id: image, state: r.state.to_string() })
+                    }
+                }),
+                other => other,
+            }
+        })
+        .await
+    }
+
+    /// On failure: removes the job and partial blobs, then marks the image `failed` with `error`
+    /// (which carries the job's logs when the job failed). Idempotent.
+    pub async fn mark_failed(&self, image: ImageId, error: &Error) -> Result<ImageRecord> {
+        step(&*self.t.progress, Subject::Image(image), Phase::Cleanup, async {
+            let job = JobRef::backup(image);
+            if let Err(e) = self.t.executor.delete_job(&job).await {
+                tracing::warn!(error = %e, job = %job.name, "could not delete the failed backup job");
+            }
+            if let Err(e) = self.t.blobs.delete(&ImageLocation::for_image(image)).await {
+                tracing::warn!(error = %e, "could not delete the failed image's blobs");
+            }
+            let reason = error.to_string();
+            match self.t.catalog.update_image(image, ImageState::Creating, ImageUpdate::Failed { reason }).await {
+                Err(Error::StateConflict { .. }) => self.t.catalog.get_image(image).await,
+                other => other,
+            }
+        })
+        .await
+    }
+}

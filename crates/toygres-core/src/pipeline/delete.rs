@@ -1,0 +1,94 @@
+//! Deleting images and instances, and the `Toygres` entry points of both pipelines.
+
+use super::step::step;
+use super::Toygres;
+use crate::blob::ImageLocation;
+use crate::error::{Error, Result};
+use crate::ids::{ImageId, InstanceId, OperationId};
+use crate::image::{ImageRecord, ImageUpdate};
+use crate::instance::{InstanceRecord, InstanceUpdate, NewInstance};
+use crate::pipeline::restore::instance_spec;
+use crate::progress::{Phase, Subject};
+use crate::request::{CreateImageRequest, CreateInstanceRequest};
+use crate::state::{ImageState, InstanceState};
+
+impl Toygres {
+    /// Takes an image of a running instance (the backup pipeline). See [`super::Backup::run`].
+    pub async fn create_image(&self, operation: OperationId, request: CreateImageRequest) -> Result<ImageRecord> {
+        self.backup().run(operation, request).await
+    }
+
+    /// Creates an instance from an image (the restore pipeline). See [`super::Restore::run`].
+    pub async fn create_instance(
+        &self,
+        operation: OperationId,
+        request: CreateInstanceRequest,
+    ) -> Result<InstanceRecord> {
+        self.restore().run(operation, request).await
+    }
+
+    /// Records an instance that already runs on the executor (for example one created outside
+    /// toygres) so that it can be imaged. `new.state` should be `running`.
+    pub async fn register_instance(&self, operation: OperationId, new: NewInstance) -> Result<InstanceRecord> {
+        crate::request::validate_dns1123_label("name", &new.name)?;
+        self.catalog.create_instance(operation, &new).await
+    }
+
+    /// Deletes an image: its blobs, then its record. Refused while the image is `creating`.
+    /// Resumes a deletion interrupted by a crash.
+    pub async fn delete_image(&self, id: ImageId) -> Result<()> {
+        step(&*self.progress, Subject::Image(id), Phase::Delete, async {
+            let record = self.catalog.get_image(id).await?;
+            let state = match record.state {
+                ImageState::Ready | ImageState::Failed => {
+                    self.catalog.update_image(id, record.state, ImageUpdate::Deleting).await?.state
+                }
+                other => other,
+            };
+            if state != ImageState::Deleting {
+                return Err(Error::InvalidTransition {
+                    entity: "image",
+                    from: state.to_string(),
+                    to: "deleting".into(),
+                });
+            }
+            self.blobs.delete(&ImageLocation::for_image(id)).await?;
+            self.catalog.update_image(id, ImageState::Deleting, ImageUpdate::Deleted).await.map(|_| ())
+        })
+        .await
+    }
+
+    /// Deletes an instance: everything the executor created for it, then its record.
+    /// Refused while it is `provisioning` (resume or let it fail first).
+    pub async fn delete_instance(&self, id: InstanceId) -> Result<()> {
+        step(&*self.progress, Subject::Instance(id), Phase::Delete, async {
+            let record = self.catalog.get_instance(id).await?;
+            let state = match record.state {
+                InstanceState::Running | InstanceState::Failed => {
+                    self.catalog.update_instance(id, record.state, InstanceUpdate::Deleting).await?.state
+                }
+                other => other,
+            };
+            if state != InstanceState::Deleting {
+                return Err(Error::InvalidTransition {
+                    entity: "instance",
+                    from: state.to_string(),
+                    to: "deleting".into(),
+                });
+            }
+            self.executor.delete_instance(&instance_spec(&record)).await?;
+            self.catalog.update_instance(id, InstanceState::Deleting, InstanceUpdate::Deleted).await.map(|_| ())
+        })
+        .await
+    }
+
+    /// Continues an image after a crash. See [`super::Backup::resume`].
+    pub async fn resume_image(&self, id: ImageId) -> Result<ImageRecord> {
+        self.backup().resume(id).await
+    }
+
+    /// Continues an instance after a crash. See [`super::Restore::resume`].
+    pub async fn resume_instance(&self, id: InstanceId) -> Result<InstanceRecord> {
+        self.restore().resume(id).await
+    }
+}

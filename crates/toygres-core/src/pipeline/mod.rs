@@ -1,0 +1,106 @@
+//! The `Backup` and `Restore` pipelines, and [`Toygres`], the handle that runs them.
+//!
+//! Every step is a public method whose input and output are serde values, so a durable workflow
+//! engine can run each one as an activity. Every step is idempotent, and `resume` continues a
+//! pipeline from the catalog's state after a crash.
+
+mod backup;
+mod delete;
+mod restore;
+mod step;
+
+pub use backup::{Backup, BackupResult, SourceInstance};
+pub use restore::Restore;
+
+use crate::blob::BlobStore;
+use crate::catalog::CatalogStore;
+use crate::executor::ClusterExecutor;
+use crate::progress::{NoProgress, ProgressSink};
+use crate::retry::RetryPolicy;
+use crate::verify::VerifyMode;
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Limits and policies of the pipelines.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Options {
+    /// Limit of the backup job (default 2 h).
+    pub backup_job_timeout: Duration,
+    /// Limit of the restore job (default 2 h).
+    pub restore_job_timeout: Duration,
+    /// Limit of waiting for a deployed instance to accept connections (default 10 min).
+    pub ready_timeout: Duration,
+    /// The connection test's retries (default 5 × 120 s).
+    pub connection_test: RetryPolicy,
+    /// How much the control plane verifies before a restore (default: every byte).
+    pub verify: VerifyMode,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            backup_job_timeout: Duration::from_secs(2 * 3600),
+            restore_job_timeout: Duration::from_secs(2 * 3600),
+            ready_timeout: Duration::from_secs(600),
+            connection_test: RetryPolicy::connection_test(),
+            verify: VerifyMode::Full,
+        }
+    }
+}
+
+/// The three backends plus options: clone it freely (it is a bundle of `Arc`s).
+///
+/// ```no_run
+/// # async fn demo(t: toygres_core::Toygres, source: toygres_core::InstanceId) -> toygres_core::Result<()> {
+/// use toygres_core::{CreateImageRequest, CreateInstanceRequest, OperationId};
+/// let image = t.create_image(OperationId::new(), CreateImageRequest {
+///     name: "nightly".into(), instance_id: source, description: None,
+/// }).await?;
+/// let restored = t.create_instance(OperationId::new(),
+///     CreateInstanceRequest::restore("restored", image.id)).await?;
+/// println!("{}", restored.connection.unwrap().connection_string());
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Toygres {
+    /// Records.
+    pub catalog: Arc<dyn CatalogStore>,
+    /// Image bytes.
+    pub blobs: Arc<dyn BlobStore>,
+    /// Instances and jobs.
+    pub executor: Arc<dyn ClusterExecutor>,
+    /// Where progress events go.
+    pub progress: Arc<dyn ProgressSink>,
+    /// Limits and policies.
+    pub options: Options,
+}
+
+impl Toygres {
+    /// Default options and no progress sink.
+    pub fn new(catalog: Arc<dyn CatalogStore>, blobs: Arc<dyn BlobStore>, executor: Arc<dyn ClusterExecutor>) -> Self {
+        Self { catalog, blobs, executor, progress: Arc::new(NoProgress), options: Options::default() }
+    }
+
+    /// Sends progress events to `sink`.
+    pub fn with_progress(mut self, sink: Arc<dyn ProgressSink>) -> Self {
+        self.progress = sink;
+        self
+    }
+
+    /// Replaces the options.
+    pub fn with_options(mut self, options: Options) -> Self {
+        self.options = options;
+        self
+    }
+
+    /// The backup pipeline's steps.
+    pub fn backup(&self) -> Backup {
+        Backup::new(self.clone())
+    }
+
+    /// The restore pipeline's steps.
+    pub fn restore(&self) -> Restore {
+        Restore::new(self.clone())
+    }
+}

@@ -1,0 +1,238 @@
+//! The restore pipeline (`create_instance` from an image): fetch image → source password →
+//! verify → record → volume → restore job → wait → deploy → ready → connection strings → test.
+
+use super::step::step;
+use super::Toygres;
+use crate::blob::ImageLocation;
+use crate::error::{Error, Result};
+use crate::executor::{InstanceSpec, JobRef, RestoreJobSpec};
+use crate::ids::{ImageId, InstanceId, OperationId};
+use crate::image::ImageRecord;
+use crate::instance::{ConnectionInfo, InstanceRecord, InstanceUpdate, NewInstance};
+use crate::progress::{Phase, Subject};
+use crate::request::CreateInstanceRequest;
+use crate::secret::Password;
+use crate::state::{ImageState, InstanceState};
+use crate::verify::verify_image;
+
+/// The restore pipeline's steps. Get one with [`Toygres::restore`].
+pub struct Restore {
+    t: Toygres,
+}
+
+/// The executor's view of an instance record.
+pub fn instance_spec(record: &InstanceRecord) -> InstanceSpec {
+    InstanceSpec {
+        id: record.id,
+        name: record.name.clone(),
+        image_type: record.image_type,
+        pg_version: record.pg_version.clone(),
+        dns_label: record.dns_label.clone(),
+    }
+}
+
+impl Restore {
+    pub(crate) fn new(t: Toygres) -> Self {
+        Self { t }
+    }
+
+    /// Runs the whole pipeline. The request is validated, the image fetched (it must be `ready`)
+    /// and verified against its checksum **before** anything is created. The new instance takes the
+    /// image's source password and image type, never the request's. On a later failure everything
+    /// created is removed, the instance is left `failed` with the reason, and the error returned.
+    pub async fn run(&self, operation: OperationId, request: CreateInstanceRequest) -> Result<InstanceRecord> {
+        let image_id = request.validate_restore()?;
+        let image = self.fetch_image(image_id).await?;
+        let password = self.source_password(image_id).await?;
+        self.verify_image(&image).await?;
+        let record = self.create_record(operation, &request, &image, &password).await?;
+        self.continue_from(record, password).await
+    }
+
+    /// Continues an instance after a crash, from the catalog's state: a `provisioning` instance
+    /// runs its steps again (each is idempotent); `running` or `failed` is returned as it is.
+    pub async fn resume(&self, instance: InstanceId) -> Result<InstanceRecord> {
+        let record = self.t.catalog.get_instance(instance).await?;
+        if record.state != InstanceState::Provisioning {
+            return Ok(record);
+        }
+        let password = self.t.catalog.instance_password(instance).await?;
+        self.continue_from(record, password).await
+    }
+
+    async fn continue_from(&self, record: InstanceRecord, password: Password) -> Result<InstanceRecord> {
+        if record.state != InstanceState::Provisioning {
+            return Ok(record);
+        }
+        let spec = instance_spec(&record);
+        let outcome = async {
+            let image_id = record.source_image_id.ok_or_else(|| {
+                Error::Corrupt(format!("instance {} is provisioning but has no source image", record.id))
+            })?;
+            let image = self.fetch_image(image_id).await?;
+            self.create_volume(&spec, &password).await?;
+            let job = self.start_restore_job(&spec, &image).await?;
+            self.wait_restore_job(&job).await?;
+            self.deploy(&spec).await?;
+            self.wait_ready(&spec).await?;
+            let connection = self.connection_strings(&spec).await?;
+            self.test_connection(spec.id, &connection, &password).await?;
+            self.mark_running(spec.id, connection).await
+        }
+        .await;
+        match outcome {
+            Ok(running) => Ok(running),
+            Err(error) => {
+                self.fail(&spec, &error).await?;
+                Err(error)
+            }
+        }
+    }
+
+    /// Step 1: the image, which must be `ready`.
+    pub async fn fetch_image(&self, image: ImageId) -> Result<ImageRecord> {
+        step(&*self.t.progress, Subject::Image(image), Phase::FetchImage, async {
+            let record = self.t.catalog.get_image(image).await?;
+            if record.state != ImageState::Ready {
+                return Err(Error::ImageNotReady { id: image, state: record.state.to_string() });
+            }
+            Ok(record)
+        })
+        .await
+    }
+
+    /// Step 2: the source instance's password recorded with the image.
+    pub async fn source_password(&self, image: ImageId) -> Result<Password> {
+        let work = self.t.catalog.image_source_password(image);
+        step(&*self.t.progress, Subject::Image(image), Phase::SourcePassword, work).await
+    }
+
+    /// Before anything is created: the image's bytes against its checksum ([`crate::VerifyMode`]).
+    pub async fn verify_image(&self, image: &ImageRecord) -> Result<()> {
+        let checksum = image.checksum.clone().ok_or_else(|| Error::ImageIncomplete {
+            image: image.id,
+            detail: "the catalog has no checksum for it".into(),
+        })?;
+        let location = ImageLocation::for_image(image.id);
+        step(&*self.t.progress, Subject::Image(image.id), Phase::VerifyImage, async {
+            verify_image(&*self.t.blobs, &location, &checksum, self.t.options.verify).await.map(|_| ())
+        })
+        .await
+    }
+
+    /// Creates the instance record (`provisioning`) with the image's password and image type.
+    /// Idempotent on `operation`.
+    pub async fn create_record(
+        &self,
+        operation: OperationId,
+        request: &CreateInstanceRequest,
+        image: &ImageRecord,
+        source_password: &Password,
+    ) -> Result<InstanceRecord> {
+        let new = NewInstance {
+            name: request.name.clone(),
+            dns_label: request.dns_label.clone(),
+            image_type: image.image_type,
+            pg_version: image.pg_version.clone(),
+            source_image_id: Some(image.id),
+            password: source_password.clone(),
+            state: InstanceState::Provisioning,
+        };
+        let work = self.t.catalog.create_instance(operation, &new);
+        step(&*self.t.progress, Subject::Image(image.id), Phase::CreateRecord, work).await
+    }
+
+    /// Step 3: the volume, secret and config of the new instance.
+    pub async fn create_volume(&self, spec: &InstanceSpec, password: &Password) -> Result<()> {
+        let work = self.t.executor.create_volume(spec, password);
+        step(&*self.t.progress, Subject::Instance(spec.id), Phase::CreateVolume, work).await
+    }
+
+    /// Step 4: starts the restore job (download, verify, pg_restore into the volume).
+    pub async fn start_restore_job(&self, spec: &InstanceSpec, image: &ImageRecord) -> Result<JobRef> {
+        let job = RestoreJobSpec {
+            image_id: image.id,
+            location: ImageLocation::for_image(image.id),
+            checksum: image.checksum.clone().unwrap_or_default(),
+            instance: spec.clone(),
+        };
+        let work = self.t.executor.start_restore_job(&job);
+        step(&*self.t.progress, Subject::Instance(spec.id), Phase::StartRestoreJob, work).await
+    }
+
+    /// Step 5: waits for the restore job, then removes it.
+    pub async fn wait_restore_job(&self, job: &JobRef) -> Result<()> {
+        step(&*self.t.progress, job.subject, Phase::WaitRestoreJob, async {
+            self.t.executor.wait_for_job(job, self.t.options.restore_job_timeout, self.t.progress.clone()).await?;
+            if let Err(e) = self.t.executor.delete_job(job).await {
+                tracing::warn!(error = %e, job = %job.name, "could not delete the finished restore job");
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// Step 6: starts PostgreSQL on the restored volume.
+    pub async fn deploy(&self, spec: &InstanceSpec) -> Result<()> {
+        let work = self.t.executor.deploy_from_volume(spec);
+        step(&*self.t.progress, Subject::Instance(spec.id), Phase::Deploy, work).await
+    }
+
+    /// Step 7: waits until the server accepts connections.
+    pub async fn wait_ready(&self, spec: &InstanceSpec) -> Result<()> {
+        let work = self.t.executor.wait_until_ready(spec, self.t.options.ready_timeout);
+        step(&*self.t.progress, Subject::Instance(spec.id), Phase::WaitReady, work).await
+    }
+
+    /// Step 8: where clients connect.
+    pub async fn connection_strings(&self, spec: &InstanceSpec) -> Result<ConnectionInfo> {
+        let work = self.t.executor.connection_info(spec);
+        step(&*self.t.progress, Subject::Instance(spec.id), Phase::ConnectionStrings, work).await
+    }
+
+    /// Step 9: connects with the source password, under [`super::Options::connection_test`].
+    pub async fn test_connection(
+        &self,
+        instance: InstanceId,
+        conn: &ConnectionInfo,
+        password: &Password,
+    ) -> Result<()> {
+        let policy = &self.t.options.connection_test;
+        step(&*self.t.progress, Subject::Instance(instance), Phase::TestConnection, async {
+            policy.run("connection test", |_| self.t.executor.test_connection(conn, password)).await.map_err(|e| {
+                Error::ConnectionTest { instance, attempts: e.attempts, last_error: e.last_error.to_string() }
+            })
+        })
+        .await
+    }
+
+    /// Records the instance as `running` with its connection info.
+    pub async fn mark_running(&self, instance: InstanceId, connection: ConnectionInfo) -> Result<InstanceRecord> {
+        step(&*self.t.progress, Subject::Instance(instance), Phase::MarkRunning, async {
+            let update = InstanceUpdate::Running { connection };
+            match self.t.catalog.update_instance(instance, InstanceState::Provisioning, update).await {
+                Err(Error::StateConflict { .. }) => self.t.catalog.get_instance(instance).await,
+                other => other,
+            }
+        })
+        .await
+    }
+
+    /// On failure: deletes the restore job and everything the instance owns, then marks it
+    /// `failed` with `error`. Idempotent.
+    pub async fn fail(&self, spec: &InstanceSpec, error: &Error) -> Result<InstanceRecord> {
+        step(&*self.t.progress, Subject::Instance(spec.id), Phase::Cleanup, async {
+            let job = JobRef::restore(spec.id);
+            if let Err(e) = self.t.executor.delete_job(&job).await {
+                tracing::warn!(error = %e, job = %job.name, "could not delete the failed restore job");
+            }
+            self.t.executor.delete_instance(spec).await?;
+            let update = InstanceUpdate::Failed { reason: error.to_string() };
+            match self.t.catalog.update_instance(spec.id, InstanceState::Provisioning, update).await {
+                Err(Error::StateConflict { .. }) => self.t.catalog.get_instance(spec.id).await,
+                other => other,
+            }
+        })
+        .await
+    }
+}

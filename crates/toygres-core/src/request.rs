@@ -1,0 +1,170 @@
+//! Requests and their validation, which runs before anything is created.
+
+use crate::error::{Error, Result};
+use crate::ids::{ImageId, InstanceId};
+use crate::secret::Password;
+use serde::{Deserialize, Serialize};
+
+/// Checks a Kubernetes DNS-1123 label: 1–63 characters of `a-z`, `0-9` and `-`, starting and
+/// ending with an alphanumeric character.
+///
+/// ```
+/// use toygres_core::request::validate_dns1123_label;
+/// assert!(validate_dns1123_label("name", "pg-01").is_ok());
+/// assert!(validate_dns1123_label("name", "Bad_Name").is_err());
+/// ```
+pub fn validate_dns1123_label(field: &'static str, value: &str) -> Result<()> {
+    let invalid = |reason: &str| Error::InvalidRequest {
+        field,
+        reason: format!(
+            "{value:?} is not a DNS-1123 label: {reason} (use 1-63 of a-z, 0-9, '-', starting and ending alphanumeric)"
+        ),
+    };
+    if value.is_empty() {
+        return Err(invalid("it is empty"));
+    }
+    if value.len() > 63 {
+        return Err(invalid("it is longer than 63 characters"));
+    }
+    if let Some(c) = value.chars().find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-')) {
+        return Err(invalid(&format!("{c:?} is not allowed")));
+    }
+    if value.starts_with('-') || value.ends_with('-') {
+        return Err(invalid("it starts or ends with '-'"));
+    }
+    Ok(())
+}
+
+/// `POST /api/images`: take an image of an instance.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreateImageRequest {
+    /// Image name (DNS-1123 label).
+    pub name: String,
+    /// The instance to image.
+    pub instance_id: InstanceId,
+    /// Free text.
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+impl CreateImageRequest {
+    /// Validates every field; nothing is created when this fails.
+    pub fn validate(&self) -> Result<()> {
+        validate_dns1123_label("name", &self.name)?;
+        if self.description.as_ref().is_some_and(|d| d.len() > 4096) {
+            return Err(Error::InvalidRequest { field: "description", reason: "longer than 4096 bytes".into() });
+        }
+        Ok(())
+    }
+}
+
+/// `POST /api/instances`: create an instance. With `source_image_id` it is restored from that
+/// image, and the request's `password` is **ignored**: the instance uses the image's source password.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CreateInstanceRequest {
+    /// Instance name (DNS-1123 label).
+    pub name: String,
+    /// Password for a fresh instance; ignored for a restore.
+    #[serde(default)]
+    pub password: Option<Password>,
+    /// Restore from this image.
+    #[serde(default)]
+    pub source_image_id: Option<ImageId>,
+    /// Runtime image for a fresh instance; not allowed with `source_image_id`.
+    #[serde(default)]
+    pub runtime_image_id: Option<String>,
+    /// Container image override; not allowed with `source_image_id`.
+    #[serde(default)]
+    pub image_override: Option<String>,
+    /// DNS label of the public endpoint (DNS-1123 label); defaults to none.
+    #[serde(default)]
+    pub dns_label: Option<String>,
+}
+
+impl CreateInstanceRequest {
+    /// A restore request: `name` from `image`.
+    pub fn restore(name: impl Into<String>, image: ImageId) -> Self {
+        Self {
+            name: name.into(),
+            password: None,
+            source_image_id: Some(image),
+            runtime_image_id: None,
+            image_override: None,
+            dns_label: None,
+        }
+    }
+
+    /// Validates a restore request; nothing is created when this fails. Returns the image id.
+    pub fn validate_restore(&self) -> Result<ImageId> {
+        let Some(image) = self.source_image_id else {
+            return Err(Error::InvalidRequest {
+                field: "source_image_id",
+                reason: "a restore needs the id of a ready image".into(),
+            });
+        };
+        let hint = "a restored instance runs the source image's runtime; drop the field";
+        if self.runtime_image_id.is_some() {
+            return Err(Error::ConflictingRequest {
+                field: "source_image_id",
+                conflicts_with: "runtime_image_id",
+                hint,
+            });
+        }
+        if self.image_override.is_some() {
+            return Err(Error::ConflictingRequest { field: "source_image_id", conflicts_with: "image_override", hint });
+        }
+        validate_dns1123_label("name", &self.name)?;
+        if let Some(label) = &self.dns_label {
+            validate_dns1123_label("dns_label", label)?;
+        }
+        if self.password.is_some() {
+            tracing::debug!("request password ignored: a restore uses the source image's password");
+        }
+        Ok(image)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dns1123_rules() {
+        for ok in ["a", "pg-01", "0abc", &"a".repeat(63)] {
+            assert!(validate_dns1123_label("name", ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "-a", "a-", "A", "a_b", "a.b", "é", &"a".repeat(64)] {
+            let err = validate_dns1123_label("name", bad).unwrap_err();
+            assert!(matches!(err, Error::InvalidRequest { field: "name", .. }), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn restore_rejects_conflicting_fields() {
+        let image = ImageId::new();
+        let mut req = CreateInstanceRequest::restore("restored", image);
+        assert_eq!(req.validate_restore().unwrap(), image);
+        req.runtime_image_id = Some("pg16".into());
+        assert!(matches!(
+            req.validate_restore(),
+            Err(Error::ConflictingRequest { conflicts_with: "runtime_image_id", .. })
+        ));
+        req.runtime_image_id = None;
+        req.image_override = Some("my/pg:latest".into());
+        assert!(matches!(
+            req.validate_restore(),
+            Err(Error::ConflictingRequest { conflicts_with: "image_override", .. })
+        ));
+    }
+
+    #[test]
+    fn restore_validates_names_and_needs_an_image() {
+        let mut req = CreateInstanceRequest::restore("Bad Name", ImageId::new());
+        assert!(matches!(req.validate_restore(), Err(Error::InvalidRequest { field: "name", .. })));
+        req.name = "ok".into();
+        req.dns_label = Some("-x".into());
+        assert!(matches!(req.validate_restore(), Err(Error::InvalidRequest { field: "dns_label", .. })));
+        req.source_image_id = None;
+        assert!(matches!(req.validate_restore(), Err(Error::InvalidRequest { field: "source_image_id", .. })));
+    }
+}

@@ -1,0 +1,1 @@
+//! toygres-k8s (skeleton, see its issue).

@@ -1,0 +1,1 @@
+//! toygres-local (skeleton, see its issue).
