@@ -114,7 +114,7 @@ pub type ByteStream = BoxStream<'static, Result<Bytes>>;
 
 /// Blob storage for images.
 ///
-/// Implementations: [`crate::memory::ObjectStoreBlobs`] over any `object_store` (in-memory,
+/// Implementations: [`crate::objstore::ObjectStoreBlobs`] over any `object_store` (in-memory,
 /// local files), and Azure Blob in `toygres-azure`. All operations are idempotent; deleting
 /// what is absent succeeds.
 #[cfg_attr(any(test, feature = "testing"), mockall::automock)]
