@@ -6,3 +6,4 @@ pub use crate::catalog::MockCatalogStore;
 pub use crate::executor::MockClusterExecutor;
 pub use crate::memory::MemoryCatalog;
 pub use crate::objstore::ObjectStoreBlobs;
+pub mod catalog_suite;

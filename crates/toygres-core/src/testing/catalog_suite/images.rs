@@ -22,7 +22,8 @@ fn update_into(state: ImageState) -> Option<ImageUpdate> {
 
 /// A new image driven along the lifecycle into `state`.
 async fn image_in<C: CatalogStore + ?Sized>(catalog: &C, state: ImageState, name: &str) -> ImageRecord {
-    let mut record = ok(catalog.reserve_image(OperationId::new(), &new_image(InstanceId::new(), name)).await, "reserve");
+    let mut record =
+        ok(catalog.reserve_image(OperationId::new(), &new_image(InstanceId::new(), name)).await, "reserve");
     let path: &[ImageState] = match state {
         Creating => &[],
         Ready => &[Ready],
@@ -179,7 +180,9 @@ pub async fn racing_image_updates<C: CatalogStore + ?Sized + 'static>(catalog: A
         }
         assert_eq!(ok(catalog.get_image(image.id).await, "get"), winner, "round {round}: record is not the winner's");
         match winner.state {
-            Ready => assert_eq!(ok(catalog.image_source_password(image.id).await, "pw").expose(), format!("racer-pw-{i}")),
+            Ready => {
+                assert_eq!(ok(catalog.image_source_password(image.id).await, "pw").expose(), format!("racer-pw-{i}"))
+            }
             Failed => {
                 assert_eq!(winner.failure_reason, Some(format!("racer {i} failed it")));
                 expect_err!(catalog.image_source_password(image.id).await, Error::ImageNotReady { .. }, "failed image");
@@ -199,7 +202,8 @@ pub async fn list_and_get_images<C: CatalogStore + ?Sized + 'static>(catalog: Ar
         reserved.push(ok(catalog.reserve_image(OperationId::new(), &new_image(source, name)).await, "reserve"));
     }
     let a1 = ok(catalog.update_image(reserved[0].id, Creating, ready_update("pw-a1")).await, "a1 ready");
-    let b1 = ok(catalog.update_image(reserved[1].id, Creating, ImageUpdate::Failed { reason: "b1 ✗".into() }).await, "");
+    let b1 =
+        ok(catalog.update_image(reserved[1].id, Creating, ImageUpdate::Failed { reason: "b1 ✗".into() }).await, "b1");
     let a2 = ok(catalog.update_image(reserved[2].id, Creating, ready_update("pw-a2")).await, "a2 ready");
     let a2 = ok(catalog.update_image(a2.id, Ready, ImageUpdate::Deleting).await, "a2 deleting");
     let current = [a1.clone(), b1.clone(), a2.clone(), reserved[3].clone(), reserved[4].clone()];
