@@ -1,0 +1,77 @@
+//! Connection parameters and client processes that authenticate without a password in argv.
+
+use super::{LocalCluster, PgBinaries};
+use serde::{Deserialize, Serialize};
+use tokio::process::Command;
+use toygres_core::{Error, Password, Result};
+
+/// Where a client reaches a cluster. Never holds the password.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConnParams {
+    /// Host, `127.0.0.1` for local clusters.
+    pub host: String,
+    /// TCP port.
+    pub port: u16,
+    /// User name.
+    pub user: String,
+}
+
+impl ConnParams {
+    /// A `tokio_postgres` configuration for `database` with `password`.
+    pub fn pg_config(&self, database: &str, password: &Password) -> tokio_postgres::Config {
+        let mut config = tokio_postgres::Config::new();
+        config
+            .host(&self.host)
+            .port(self.port)
+            .user(&self.user)
+            .dbname(database)
+            .password(password.expose())
+            .connect_timeout(std::time::Duration::from_secs(10));
+        config
+    }
+
+    /// Connects to `database` and drives the connection on a background task.
+    pub async fn connect(&self, database: &str, password: &Password) -> Result<tokio_postgres::Client> {
+        let (client, connection) =
+            self.pg_config(database, password).connect(tokio_postgres::NoTls).await.map_err(|e| {
+                Error::backend(
+                    "local cluster",
+                    format!("connecting to {database} on {}:{} as {}", self.host, self.port, self.user),
+                    e,
+                )
+            })?;
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(error = %e, "postgres connection ended");
+            }
+        });
+        Ok(client)
+    }
+
+    /// A client program (`psql`, `pg_dump`, ...) from `bin` aimed at this server, with the password
+    /// in the `PGPASSWORD` environment variable (never in its arguments).
+    pub fn client(&self, bin: &PgBinaries, program: &str, password: &Password) -> Command {
+        let mut cmd = Command::new(bin.path(program));
+        cmd.env("PGHOST", &self.host)
+            .env("PGPORT", self.port.to_string())
+            .env("PGUSER", &self.user)
+            .env("PGDATABASE", "postgres")
+            .env("PGPASSWORD", password.expose())
+            .env("PGCONNECT_TIMEOUT", "10")
+            .env_remove("PGPASSFILE")
+            .env_remove("PGSERVICE");
+        cmd
+    }
+}
+
+impl LocalCluster {
+    /// Connects to `database` as the superuser.
+    pub async fn connect(&self, database: &str, password: &Password) -> Result<tokio_postgres::Client> {
+        self.params().connect(database, password).await
+    }
+
+    /// A client program aimed at this cluster as the superuser; see [`ConnParams::client`].
+    pub fn client(&self, program: &str, password: &Password) -> Command {
+        self.params().client(&self.bin, program, password)
+    }
+}

@@ -1,0 +1,179 @@
+//! `initdb`, `pg_ctl start/stop` and liveness of a [`LocalCluster`].
+
+use super::process::run;
+use super::{create_traversable_dir, io_err, LocalCluster, SUPERUSER};
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use std::time::{Duration, Instant};
+use tokio::process::Command;
+use toygres_core::{Error, Password, Result};
+
+/// Settings that make a brand-new cluster load a dump fast. Only safe while nothing but the load
+/// uses it and a crash means starting over on a fresh volume (the restore job does exactly that).
+pub const LOAD_ONLY_SETTINGS: &[(&str, &str)] = &[
+    ("fsync", "off"),
+    ("full_page_writes", "off"),
+    ("wal_level", "minimal"),
+    ("max_wal_senders", "0"),
+    ("maintenance_work_mem", "1GB"),
+    ("synchronous_commit", "off"),
+    ("autovacuum", "off"),
+];
+
+impl LocalCluster {
+    fn server_cmd(&self, program: &str) -> Command {
+        let mut cmd = Command::new(self.bin.path(program));
+        self.user.apply(&mut cmd);
+        cmd.env("LC_ALL", "C.UTF-8").current_dir(&self.dir);
+        cmd
+    }
+
+    /// Creates the directories and runs `initdb` with `password` for the superuser `postgres`
+    /// (scram-sha-256 for every connection, UTF8), then configures 127.0.0.1:`port` and the socket
+    /// directory. The password reaches initdb through a 0600 file that is deleted afterwards.
+    /// A no-op when the cluster is already initialised.
+    pub async fn init(&self, password: &Password) -> Result<()> {
+        if self.is_initialized() {
+            return Ok(());
+        }
+        create_traversable_dir(&self.dir)?;
+        let data = self.data_dir();
+        if data.exists() {
+            std::fs::remove_dir_all(&data).map_err(|e| io_err(format!("removing partial {}", data.display()), e))?;
+        }
+        self.user.create_owned_dir(&data, 0o700)?;
+        self.user.create_owned_dir(&self.socket_dir(), 0o700)?;
+        self.user.create_owned_dir(self.log_file().parent().expect("log dir"), 0o700)?;
+        let pwfile = self.dir.join(".initdb-pwfile");
+        self.user.write_private_file(&pwfile, password.expose().as_bytes())?;
+        let mut cmd = self.server_cmd("initdb");
+        cmd.arg("-D").arg(&data).args(["-U", SUPERUSER, "--auth=scram-sha-256", "-E", "UTF8"]);
+        cmd.args(["--locale=C.UTF-8", "-N"]).arg(format!("--pwfile={}", pwfile.display()));
+        let result = run(cmd, "initdb", &[password.expose()]).await;
+        let _ = std::fs::remove_file(&pwfile);
+        result?;
+        self.write_conf()?;
+        nix::unistd::sync();
+        Ok(())
+    }
+
+    fn write_conf(&self) -> Result<()> {
+        use std::io::Write;
+        let conf = self.data_dir().join("postgresql.conf");
+        let socket = self.socket_dir().display().to_string().replace('\'', "''");
+        let text = format!(
+            "\n# toygres\nlisten_addresses = '127.0.0.1'\nport = {}\nunix_socket_directories = '{socket}'\n",
+            self.port
+        );
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&conf)
+            .map_err(|e| io_err(format!("opening {}", conf.display()), e))?;
+        f.write_all(text.as_bytes()).map_err(|e| io_err(format!("writing {}", conf.display()), e))
+    }
+
+    /// Starts the server (`pg_ctl -w start`) with extra `-c` `settings` for this run only.
+    /// A no-op when it already runs.
+    pub async fn start(&self, settings: &[(&str, &str)]) -> Result<()> {
+        if self.is_running() {
+            return Ok(());
+        }
+        let opts: Vec<String> = settings.iter().map(|(k, v)| format!("-c {k}={v}")).collect();
+        let mut cmd = self.server_cmd("pg_ctl");
+        cmd.args(["start", "-w", "-t", "120", "-D"]).arg(self.data_dir()).arg("-l").arg(self.log_file());
+        if !opts.is_empty() {
+            cmd.arg("-o").arg(opts.join(" "));
+        }
+        run(cmd, "starting PostgreSQL", &[]).await.map_err(|e| self.with_log_tail(e)).map(|_| ())
+    }
+
+    /// Stops the server (`pg_ctl -m fast stop`), killing a postmaster that does not stop.
+    /// A no-op when it is not running.
+    pub async fn stop(&self) -> Result<()> {
+        if !self.is_running() {
+            return Ok(());
+        }
+        let mut cmd = self.server_cmd("pg_ctl");
+        cmd.args(["stop", "-w", "-t", "60", "-m", "fast", "-D"]).arg(self.data_dir());
+        if let Err(e) = run(cmd, "stopping PostgreSQL", &[]).await {
+            tracing::warn!(error = %e, "pg_ctl stop failed; killing the postmaster");
+            self.kill_postmaster();
+        }
+        Ok(())
+    }
+
+    /// The postmaster's pid from `postmaster.pid`, if the file exists.
+    pub fn postmaster_pid(&self) -> Option<i32> {
+        let text = std::fs::read_to_string(self.data_dir().join("postmaster.pid")).ok()?;
+        text.lines().next()?.trim().parse().ok()
+    }
+
+    /// Whether a postmaster for this data directory is alive.
+    pub fn is_running(&self) -> bool {
+        self.postmaster_pid().is_some_and(|pid| kill(Pid::from_raw(pid), None).is_ok())
+    }
+
+    /// Sends SIGKILL to a leftover postmaster (its backends exit when they notice). Best effort.
+    pub fn kill_postmaster(&self) {
+        if let Some(pid) = self.postmaster_pid() {
+            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while kill(Pid::from_raw(pid), None).is_ok() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
+
+    /// Stops the server synchronously (`pg_ctl -m immediate`), for `Drop`. Best effort.
+    pub fn stop_blocking(&self) {
+        if !self.is_running() {
+            return;
+        }
+        let mut cmd = std::process::Command::new(self.bin.path("pg_ctl"));
+        self.user.apply_std(&mut cmd);
+        cmd.args(["stop", "-w", "-t", "30", "-m", "immediate", "-D"]).arg(self.data_dir());
+        cmd.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
+        if !cmd.status().is_ok_and(|s| s.success()) {
+            self.kill_postmaster();
+        }
+    }
+
+    /// Waits until `pg_isready` reports the server accepting connections, or `Err(Timeout)`.
+    pub async fn wait_ready(&self, timeout: Duration) -> Result<()> {
+        let deadline = Instant::now() + timeout;
+        let mut delay = Duration::from_millis(20);
+        loop {
+            let mut cmd = Command::new(self.bin.path("pg_isready"));
+            cmd.args(["-q", "-h", "127.0.0.1", "-p", &self.port.to_string(), "-t", "5"]);
+            if run(cmd, "pg_isready", &[]).await.is_ok() {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(Error::Timeout {
+                    step: format!("PostgreSQL on port {} to accept", self.port),
+                    after: timeout,
+                });
+            }
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_millis(500));
+        }
+    }
+
+    /// `e` with the tail of the server log appended (server start failures are explained there).
+    fn with_log_tail(&self, e: Error) -> Error {
+        let log = std::fs::read_to_string(self.log_file()).unwrap_or_default();
+        let log = super::process::tail(log.trim());
+        Error::backend_msg("local cluster", format!("{e}\n--- server log ({}) ---\n{log}", self.log_file().display()))
+    }
+
+    /// Stops the server and removes its directory. Idempotent.
+    pub async fn destroy(&self) -> Result<()> {
+        self.stop().await?;
+        match std::fs::remove_dir_all(&self.dir) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(io_err(format!("removing {}", self.dir.display()), e))
+            }
+            _ => Ok(()),
+        }
+    }
+}

@@ -1,0 +1,44 @@
+//! The cluster harness against a real PostgreSQL.
+
+use toygres_core::Password;
+use toygres_local::LocalCluster;
+
+#[tokio::test]
+async fn temporary_cluster_uses_the_password_and_cleans_up() {
+    let password = Password::generate();
+    let pg = LocalCluster::start_temporary(&password).await.unwrap();
+    let client = pg.cluster().connect("postgres", &password).await.unwrap();
+    let row = client.query_one("SELECT current_setting('listen_addresses'), current_user", &[]).await.unwrap();
+    assert_eq!(row.get::<_, String>(0), "127.0.0.1");
+    assert_eq!(row.get::<_, String>(1), "postgres");
+    let wrong = pg.cluster().connect("postgres", &Password::new("not-the-password")).await;
+    assert!(wrong.is_err(), "a wrong password must be refused (scram-sha-256, not trust)");
+
+    // Clients authenticate from the environment, not argv.
+    let mut psql = pg.cluster().client("psql", &password);
+    psql.args(["-Atc", "SELECT 40 + 2"]);
+    let out = psql.output().await.unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "42");
+
+    let (dir, pid) = (pg.cluster().dir().to_path_buf(), pg.cluster().postmaster_pid().unwrap());
+    assert!(pg.cluster().is_running());
+    drop(pg);
+    assert!(!dir.exists(), "the temporary directory is removed");
+    assert!(nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_err(), "the postmaster is gone");
+}
+
+#[tokio::test]
+async fn stop_and_start_again_are_idempotent() {
+    let password = Password::generate();
+    let pg = LocalCluster::start_temporary(&password).await.unwrap();
+    let cluster = pg.cluster();
+    cluster.start(&[]).await.unwrap();
+    cluster.stop().await.unwrap();
+    cluster.stop().await.unwrap();
+    assert!(!cluster.is_running());
+    cluster.start(toygres_local::cluster::LOAD_ONLY_SETTINGS).await.unwrap();
+    cluster.wait_ready(std::time::Duration::from_secs(30)).await.unwrap();
+    let client = cluster.connect("postgres", &password).await.unwrap();
+    let fsync: String = client.query_one("SHOW fsync", &[]).await.unwrap().get(0);
+    assert_eq!(fsync, "off");
+}
