@@ -1,1 +1,46 @@
-//! toygres-cms-sqlite (skeleton, see its issue).
+//! # toygres-cms-sqlite
+//!
+//! A [`CatalogStore`](toygres_core::CatalogStore) in one SQLite file: the catalog of the
+//! embedded default, and a good one for any single-machine control plane.
+//!
+//! - **Migrations**: versioned, applied on open inside one `BEGIN IMMEDIATE` transaction (two
+//!   processes opening one file at once serialize); a file written by a newer toygres is refused
+//!   with [`Error::SchemaTooNew`](toygres_core::Error::SchemaTooNew).
+//! - **Concurrency**: WAL mode, a busy timeout, a few connections; every call runs on tokio's
+//!   blocking pool; every state change is one `UPDATE … WHERE id = ? AND state = ?` whose
+//!   affected-row count decides between success and
+//!   [`Error::StateConflict`](toygres_core::Error::StateConflict).
+//! - **Passwords at rest**: sealed with the [`CatalogKey`](toygres_core::crypto::CatalogKey) you
+//!   pass (XChaCha20-Poly1305, random nonce per value). The key is never stored; opening a file
+//!   with another key fails with [`Error::WrongKey`](toygres_core::Error::WrongKey).
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> toygres_core::Result<()> {
+//! use toygres_cms_sqlite::SqliteCatalog;
+//! use toygres_core::{crypto::CatalogKey, CatalogStore, ImageState, InstanceId, NewImage, OperationId};
+//!
+//! let dir = tempfile::tempdir().unwrap();
+//! let key = CatalogKey::generate(); // in production: CatalogKey::from_env("TOYGRES_CATALOG_KEY")?
+//! let catalog = SqliteCatalog::open(dir.path().join("catalog.db"), key)?;
+//!
+//! let new = NewImage { name: "nightly".into(), description: None, source_instance_id: InstanceId::new() };
+//! let operation = OperationId::new();
+//! let image = catalog.reserve_image(operation, &new).await?;
+//! assert_eq!(image.state, ImageState::Creating);
+//! // Retrying the same operation returns the same record.
+//! assert_eq!(catalog.reserve_image(operation, &new).await?.id, image.id);
+//! # Ok(())
+//! # }
+//! ```
+#![warn(missing_docs)]
+
+mod catalog;
+mod codec;
+mod images;
+mod instances;
+mod pool;
+mod schema;
+
+pub use catalog::SqliteCatalog;
+pub use pool::SqliteOptions;

@@ -1,0 +1,142 @@
+//! Rows ↔ records: column lists, value conversions, and SQLite errors as toygres errors.
+
+use chrono::{DateTime, Utc};
+use rusqlite::types::Type;
+use rusqlite::{ErrorCode, Row};
+use std::str::FromStr;
+use toygres_core::{Error, ImageRecord, ImageType, InstanceRecord, Result};
+
+/// Name of this backend in [`Error::Backend`].
+pub const BACKEND: &str = "sqlite catalog";
+
+/// Image columns in the order [`image_from_row`] reads them (never the password).
+pub const IMAGE_COLUMNS: &str = "id, operation_id, name, description, source_instance_id, state, pg_version, \
+     image_type, size_bytes, checksum, failure_reason, created_at, updated_at";
+
+/// Instance columns in the order [`instance_from_row`] reads them (never the password).
+pub const INSTANCE_COLUMNS: &str = "id, operation_id, name, dns_label, state, image_type, pg_version, \
+     source_image_id, connection, failure_reason, created_at, updated_at";
+
+/// Now, in the microseconds since the epoch that the catalog stores.
+pub fn now_micros() -> i64 {
+    Utc::now().timestamp_micros()
+}
+
+/// Adds what the catalog was doing, and what to do about it, to a SQLite error.
+pub trait Ctx<T> {
+    /// Converts the error, saying it happened while doing `what`.
+    fn ctx(self, what: &str) -> Result<T>;
+}
+
+impl<T> Ctx<T> for rusqlite::Result<T> {
+    fn ctx(self, what: &str) -> Result<T> {
+        self.map_err(|e| convert(what, e))
+    }
+}
+
+fn convert(what: &str, e: rusqlite::Error) -> Error {
+    if let rusqlite::Error::FromSqlConversionFailure(..) | rusqlite::Error::InvalidColumnType(..) = e {
+        return Error::Corrupt(format!(
+            "cannot {what}: {e}; the catalog file was changed by something other than toygres"
+        ));
+    }
+    let hint = match e.sqlite_error_code() {
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => {
+            "another process held the catalog locked for longer than the busy timeout; retry, or raise the busy timeout"
+        }
+        Some(ErrorCode::CannotOpen | ErrorCode::PermissionDenied | ErrorCode::ReadOnly) => {
+            "check that the file's directory exists and that the file and directory are writable by this process"
+        }
+        Some(ErrorCode::DiskFull) => "the disk is full; free space and retry",
+        Some(ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt) => {
+            "the file is not a SQLite catalog or is damaged; point toygres at the right file or restore it from a backup"
+        }
+        _ => "check the catalog file and retry",
+    };
+    Error::backend(BACKEND, format!("cannot {what}: {hint}"), e)
+}
+
+/// Parses a text column with `FromStr`, reporting a bad value as a conversion failure.
+fn parse<T>(row: &Row<'_>, index: usize) -> rusqlite::Result<T>
+where
+    T: FromStr,
+    T::Err: std::error::Error + Send + Sync + 'static,
+{
+    let text: String = row.get(index)?;
+    text.parse().map_err(|e| rusqlite::Error::FromSqlConversionFailure(index, Type::Text, Box::new(e)))
+}
+
+fn parse_opt<T>(row: &Row<'_>, index: usize) -> rusqlite::Result<Option<T>>
+where
+    T: FromStr,
+    T::Err: std::error::Error + Send + Sync + 'static,
+{
+    match row.get::<_, Option<String>>(index)? {
+        None => Ok(None),
+        Some(_) => parse(row, index).map(Some),
+    }
+}
+
+fn time(row: &Row<'_>, index: usize) -> rusqlite::Result<DateTime<Utc>> {
+    let micros: i64 = row.get(index)?;
+    DateTime::from_timestamp_micros(micros).ok_or_else(|| {
+        rusqlite::Error::FromSqlConversionFailure(
+            index,
+            Type::Integer,
+            format!("timestamp {micros} out of range").into(),
+        )
+    })
+}
+
+/// An image from a row selected with [`IMAGE_COLUMNS`].
+pub fn image_from_row(row: &Row<'_>) -> rusqlite::Result<ImageRecord> {
+    let size: Option<i64> = row.get(8)?;
+    Ok(ImageRecord {
+        id: parse(row, 0)?,
+        operation_id: parse(row, 1)?,
+        name: row.get(2)?,
+        description: row.get(3)?,
+        source_instance_id: parse(row, 4)?,
+        state: parse(row, 5)?,
+        pg_version: row.get(6)?,
+        image_type: ImageType::from_catalog(&row.get::<_, String>(7)?),
+        size_bytes: size.map(|s| s as u64),
+        checksum: row.get(9)?,
+        failure_reason: row.get(10)?,
+        created_at: time(row, 11)?,
+        updated_at: time(row, 12)?,
+    })
+}
+
+/// An instance from a row selected with [`INSTANCE_COLUMNS`].
+pub fn instance_from_row(row: &Row<'_>) -> rusqlite::Result<InstanceRecord> {
+    let connection = match row.get::<_, Option<String>>(8)? {
+        None => None,
+        Some(json) => Some(
+            serde_json::from_str(&json)
+                .map_err(|e| rusqlite::Error::FromSqlConversionFailure(8, Type::Text, Box::new(e)))?,
+        ),
+    };
+    Ok(InstanceRecord {
+        id: parse(row, 0)?,
+        operation_id: parse(row, 1)?,
+        name: row.get(2)?,
+        dns_label: row.get(3)?,
+        state: parse(row, 4)?,
+        image_type: ImageType::from_catalog(&row.get::<_, String>(5)?),
+        pg_version: row.get(6)?,
+        source_image_id: parse_opt(row, 7)?,
+        connection,
+        failure_reason: row.get(9)?,
+        created_at: time(row, 10)?,
+        updated_at: time(row, 11)?,
+    })
+}
+
+/// `size_bytes` as SQLite's signed 64-bit integer.
+pub fn size_to_sql(size: u64) -> Result<i64> {
+    i64::try_from(size).map_err(|_| Error::InvalidRequest {
+        field: "size_bytes",
+        reason: format!("{size} is larger than the catalog can record ({})", i64::MAX),
+    })
+}

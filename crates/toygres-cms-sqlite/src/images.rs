@@ -1,0 +1,134 @@
+//! Image operations, each one SQLite transaction on one connection.
+
+use crate::codec::{image_from_row, now_micros, size_to_sql, Ctx, IMAGE_COLUMNS};
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use toygres_core::crypto::CatalogKey;
+use toygres_core::{
+    Error, ImageFilter, ImageId, ImageRecord, ImageState, ImageType, ImageUpdate, NewImage, OperationId, Password,
+    Result,
+};
+
+fn by_id(conn: &Connection, id: ImageId) -> Result<Option<ImageRecord>> {
+    let sql = format!("SELECT {IMAGE_COLUMNS} FROM images WHERE id = ?1");
+    conn.query_row(&sql, [id.to_string()], image_from_row).optional().ctx("read an image")
+}
+
+/// See [`toygres_core::CatalogStore::reserve_image`].
+pub fn reserve(conn: &mut Connection, operation: OperationId, image: &NewImage) -> Result<ImageRecord> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).ctx("start a transaction")?;
+    let now = now_micros();
+    tx.execute(
+        "INSERT INTO images (id, operation_id, name, description, source_instance_id, state, image_type, \
+         created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, 'creating', ?6, ?7, ?7) \
+         ON CONFLICT (operation_id) DO NOTHING",
+        params![
+            ImageId::new().to_string(),
+            operation.to_string(),
+            image.name,
+            image.description,
+            image.source_instance_id.to_string(),
+            ImageType::Stock.as_str(),
+            now
+        ],
+    )
+    .ctx("reserve an image")?;
+    let sql = format!("SELECT {IMAGE_COLUMNS} FROM images WHERE operation_id = ?1");
+    let record = tx.query_row(&sql, [operation.to_string()], image_from_row).ctx("read the reserved image")?;
+    tx.commit().ctx("commit the reservation")?;
+    Ok(record)
+}
+
+/// See [`toygres_core::CatalogStore::get_image`].
+pub fn get(conn: &mut Connection, id: ImageId) -> Result<ImageRecord> {
+    match by_id(conn, id)? {
+        Some(record) if record.state != ImageState::Deleted => Ok(record),
+        _ => Err(Error::ImageNotFound(id)),
+    }
+}
+
+/// See [`toygres_core::CatalogStore::list_images`].
+pub fn list(conn: &mut Connection, filter: &ImageFilter) -> Result<Vec<ImageRecord>> {
+    let sql = format!(
+        "SELECT {IMAGE_COLUMNS} FROM images WHERE state <> 'deleted' \
+         AND (?1 IS NULL OR source_instance_id = ?1) AND (?2 IS NULL OR state = ?2) ORDER BY created_at, id"
+    );
+    let mut stmt = conn.prepare_cached(&sql).ctx("prepare the image list")?;
+    let source = filter.source_instance_id.map(|i| i.to_string());
+    let state = filter.state.map(|s| s.as_str());
+    let rows = stmt.query_map(params![source, state], image_from_row).ctx("list images")?;
+    rows.collect::<rusqlite::Result<Vec<_>>>().ctx("read the image list")
+}
+
+/// See [`toygres_core::CatalogStore::update_image`]: one `UPDATE … WHERE id = ? AND state = ?`.
+pub fn update(
+    conn: &mut Connection,
+    key: &CatalogKey,
+    id: ImageId,
+    expected: ImageState,
+    update: ImageUpdate,
+) -> Result<ImageRecord> {
+    let target = update.target_state();
+    expected.check_transition(target)?;
+    let (mut size, mut checksum, mut pg_version, mut image_type, mut reason, mut sealed) =
+        (None, None, None, None, None, None);
+    match &update {
+        ImageUpdate::Ready { size_bytes, checksum: sum, pg_version: v, image_type: t, source_password } => {
+            size = Some(size_to_sql(*size_bytes)?);
+            (checksum, pg_version, image_type) = (Some(sum.as_str()), Some(v.as_str()), Some(t.as_str()));
+            sealed = Some(key.seal(source_password));
+        }
+        ImageUpdate::Failed { reason: r } => reason = Some(r.as_str()),
+        ImageUpdate::Deleting | ImageUpdate::Deleted => {}
+    }
+    let erase = matches!(update, ImageUpdate::Deleted);
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).ctx("start a transaction")?;
+    let changed = tx
+        .execute(
+            "UPDATE images SET state = ?1, updated_at = MAX(updated_at, ?2), \
+             size_bytes = COALESCE(?3, size_bytes), checksum = COALESCE(?4, checksum), \
+             pg_version = COALESCE(?5, pg_version), image_type = COALESCE(?6, image_type), \
+             failure_reason = COALESCE(?7, failure_reason), \
+             source_password = CASE WHEN ?8 THEN NULL ELSE COALESCE(?9, source_password) END \
+             WHERE id = ?10 AND state = ?11",
+            params![
+                target.as_str(),
+                now_micros(),
+                size,
+                checksum,
+                pg_version,
+                image_type,
+                reason,
+                erase,
+                sealed,
+                id.to_string(),
+                expected.as_str()
+            ],
+        )
+        .ctx("update an image")?;
+    let record = by_id(&tx, id)?.ok_or(Error::ImageNotFound(id))?;
+    if changed == 0 {
+        return Err(Error::StateConflict {
+            entity: "image",
+            id: id.to_string(),
+            expected: expected.to_string(),
+            actual: record.state.to_string(),
+        });
+    }
+    tx.commit().ctx("commit the image update")?;
+    Ok(record)
+}
+
+/// See [`toygres_core::CatalogStore::image_source_password`].
+pub fn source_password(conn: &mut Connection, key: &CatalogKey, id: ImageId) -> Result<Password> {
+    let row: Option<(String, Option<Vec<u8>>)> = conn
+        .query_row("SELECT state, source_password FROM images WHERE id = ?1", [id.to_string()], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .optional()
+        .ctx("read an image's source password")?;
+    match row {
+        None => Err(Error::ImageNotFound(id)),
+        Some((state, None)) => Err(Error::ImageNotReady { id, state }),
+        Some((_, Some(sealed))) => key.open(&sealed),
+    }
+}

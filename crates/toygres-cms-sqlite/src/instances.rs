@@ -1,0 +1,127 @@
+//! Instance operations, each one SQLite transaction on one connection.
+
+use crate::codec::{instance_from_row, now_micros, Ctx, INSTANCE_COLUMNS};
+use rusqlite::{params, Connection, ErrorCode, OptionalExtension, TransactionBehavior};
+use toygres_core::crypto::CatalogKey;
+use toygres_core::{
+    Error, InstanceId, InstanceRecord, InstanceState, InstanceUpdate, NewInstance, OperationId, Password, Result,
+};
+
+fn select(conn: &Connection, filter: &str, value: &str) -> Result<Option<InstanceRecord>> {
+    let sql = format!("SELECT {INSTANCE_COLUMNS} FROM instances WHERE {filter}");
+    conn.query_row(&sql, [value], instance_from_row).optional().ctx("read an instance")
+}
+
+/// See [`toygres_core::CatalogStore::create_instance`].
+pub fn create(
+    conn: &mut Connection,
+    key: &CatalogKey,
+    operation: OperationId,
+    new: &NewInstance,
+) -> Result<InstanceRecord> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).ctx("start a transaction")?;
+    if let Some(existing) = select(&tx, "operation_id = ?1", &operation.to_string())? {
+        return Ok(existing);
+    }
+    let id = InstanceId::new();
+    let inserted = tx.execute(
+        "INSERT INTO instances (id, operation_id, name, dns_label, state, image_type, pg_version, \
+         source_image_id, password, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10)",
+        params![
+            id.to_string(),
+            operation.to_string(),
+            new.name,
+            new.dns_label,
+            new.state.as_str(),
+            new.image_type.as_str(),
+            new.pg_version,
+            new.source_image_id.map(|i| i.to_string()),
+            key.seal(&new.password),
+            now_micros()
+        ],
+    );
+    match inserted {
+        Err(e) if is_live_name_violation(&e) => return Err(Error::NameTaken(new.name.clone())),
+        other => other.ctx("create an instance")?,
+    };
+    let record = select(&tx, "id = ?1", &id.to_string())?.ok_or_else(|| Error::instance_not_found(id))?;
+    tx.commit().ctx("commit the new instance")?;
+    Ok(record)
+}
+
+/// Whether `e` is the unique index on live instance names refusing a second one.
+fn is_live_name_violation(e: &rusqlite::Error) -> bool {
+    matches!(e, rusqlite::Error::SqliteFailure(f, Some(msg))
+        if f.code == ErrorCode::ConstraintViolation && msg.contains("instances.name"))
+}
+
+/// See [`toygres_core::CatalogStore::get_instance`].
+pub fn get(conn: &mut Connection, id: InstanceId) -> Result<InstanceRecord> {
+    select(conn, "id = ?1 AND state <> 'deleted'", &id.to_string())?.ok_or_else(|| Error::instance_not_found(id))
+}
+
+/// See [`toygres_core::CatalogStore::get_instance_by_name`].
+pub fn get_by_name(conn: &mut Connection, name: &str) -> Result<InstanceRecord> {
+    select(conn, "name = ?1 AND state <> 'deleted'", name)?.ok_or_else(|| Error::InstanceNotFound(name.to_string()))
+}
+
+/// See [`toygres_core::CatalogStore::list_instances`].
+pub fn list(conn: &mut Connection) -> Result<Vec<InstanceRecord>> {
+    let sql = format!("SELECT {INSTANCE_COLUMNS} FROM instances WHERE state <> 'deleted' ORDER BY created_at, id");
+    let mut stmt = conn.prepare_cached(&sql).ctx("prepare the instance list")?;
+    let rows = stmt.query_map([], instance_from_row).ctx("list instances")?;
+    rows.collect::<rusqlite::Result<Vec<_>>>().ctx("read the instance list")
+}
+
+/// See [`toygres_core::CatalogStore::update_instance`]: one `UPDATE … WHERE id = ? AND state = ?`.
+pub fn update(
+    conn: &mut Connection,
+    id: InstanceId,
+    expected: InstanceState,
+    update: InstanceUpdate,
+) -> Result<InstanceRecord> {
+    let target = update.target_state();
+    expected.check_transition(target)?;
+    let (connection, reason) = match &update {
+        InstanceUpdate::Running { connection } => {
+            (Some(serde_json::to_string(connection).map_err(|e| Error::Corrupt(e.to_string()))?), None)
+        }
+        InstanceUpdate::Failed { reason } => (None, Some(reason.as_str())),
+        InstanceUpdate::Deleting | InstanceUpdate::Deleted => (None, None),
+    };
+    let erase = matches!(update, InstanceUpdate::Deleted);
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).ctx("start a transaction")?;
+    let changed = tx
+        .execute(
+            "UPDATE instances SET state = ?1, updated_at = MAX(updated_at, ?2), \
+             connection = COALESCE(?3, connection), failure_reason = COALESCE(?4, failure_reason), \
+             password = CASE WHEN ?5 THEN NULL ELSE password END WHERE id = ?6 AND state = ?7",
+            params![target.as_str(), now_micros(), connection, reason, erase, id.to_string(), expected.as_str()],
+        )
+        .ctx("update an instance")?;
+    let record = select(&tx, "id = ?1", &id.to_string())?.ok_or_else(|| Error::instance_not_found(id))?;
+    if changed == 0 {
+        return Err(Error::StateConflict {
+            entity: "instance",
+            id: id.to_string(),
+            expected: expected.to_string(),
+            actual: record.state.to_string(),
+        });
+    }
+    tx.commit().ctx("commit the instance update")?;
+    Ok(record)
+}
+
+/// See [`toygres_core::CatalogStore::instance_password`].
+pub fn password(conn: &mut Connection, key: &CatalogKey, id: InstanceId) -> Result<Password> {
+    let sealed: Option<Option<Vec<u8>>> = conn
+        .query_row("SELECT password FROM instances WHERE id = ?1 AND state <> 'deleted'", [id.to_string()], |r| {
+            r.get(0)
+        })
+        .optional()
+        .ctx("read an instance's password")?;
+    match sealed.flatten() {
+        Some(sealed) => key.open(&sealed),
+        None => Err(Error::instance_not_found(id)),
+    }
+}

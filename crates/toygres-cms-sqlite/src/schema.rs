@@ -1,0 +1,99 @@
+//! Versioned migrations, applied on open inside one `BEGIN IMMEDIATE` transaction, so that two
+//! processes opening the same file at once serialize instead of racing.
+
+use crate::codec::Ctx;
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
+use toygres_core::crypto::CatalogKey;
+use toygres_core::{Error, Password, Result};
+
+/// The newest schema version this build knows; [`MIGRATIONS`]`[v - 1]` creates version `v`.
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// The migrations, in order. Never edit a released one: append a new one.
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE catalog_meta (
+    key   TEXT PRIMARY KEY,
+    value BLOB NOT NULL
+);
+CREATE TABLE images (
+    id                 TEXT PRIMARY KEY,
+    operation_id       TEXT NOT NULL UNIQUE,
+    name               TEXT NOT NULL,
+    description        TEXT,
+    source_instance_id TEXT NOT NULL,
+    state              TEXT NOT NULL CHECK (state IN ('creating', 'ready', 'failed', 'deleting', 'deleted')),
+    pg_version         TEXT,
+    image_type         TEXT NOT NULL,
+    size_bytes         INTEGER,
+    checksum           TEXT,
+    failure_reason     TEXT,
+    source_password    BLOB,
+    created_at         INTEGER NOT NULL,
+    updated_at         INTEGER NOT NULL
+);
+CREATE INDEX images_by_created ON images (created_at, id);
+CREATE INDEX images_by_source ON images (source_instance_id, created_at, id);
+CREATE TABLE instances (
+    id              TEXT PRIMARY KEY,
+    operation_id    TEXT NOT NULL UNIQUE,
+    name            TEXT NOT NULL,
+    dns_label       TEXT,
+    state           TEXT NOT NULL CHECK (state IN ('provisioning', 'running', 'failed', 'deleting', 'deleted')),
+    image_type      TEXT NOT NULL,
+    pg_version      TEXT,
+    source_image_id TEXT,
+    connection      TEXT,
+    failure_reason  TEXT,
+    password        BLOB,
+    created_at      INTEGER NOT NULL,
+    updated_at      INTEGER NOT NULL
+);
+CREATE UNIQUE INDEX instances_live_name ON instances (name) WHERE state <> 'deleted';
+CREATE INDEX instances_by_created ON instances (created_at, id);
+"#];
+
+/// A fixed text sealed with the catalog key on first open: a later open with another key fails
+/// with [`Error::WrongKey`] at once instead of at the first restore. The key itself is never stored.
+const KEY_CHECK: &str = "toygres catalog key check";
+
+/// Brings the schema to [`SCHEMA_VERSION`] and checks `key` against the catalog.
+pub fn migrate(conn: &mut Connection, key: &CatalogKey) -> Result<()> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).ctx("start the migration transaction")?;
+    tx.execute_batch(
+        "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)",
+    )
+    .ctx("create the schema_version table")?;
+    let found: i64 = tx
+        .query_row("SELECT COALESCE(MAX(version), 0) FROM schema_version", [], |r| r.get(0))
+        .ctx("read the schema version")?;
+    if found > SCHEMA_VERSION {
+        return Err(Error::SchemaTooNew { found, supported: SCHEMA_VERSION });
+    }
+    for (index, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+        let version = index as i64 + 1;
+        tx.execute_batch(sql).ctx(&format!("apply catalog migration {version}"))?;
+        tx.execute(
+            "INSERT INTO schema_version (version, applied_at) VALUES (?1, ?2)",
+            (version, crate::codec::now_micros()),
+        )
+        .ctx("record the schema version")?;
+        tracing::info!(version, "sqlite catalog: applied migration");
+    }
+    let check: Option<Vec<u8>> = tx
+        .query_row("SELECT value FROM catalog_meta WHERE key = 'key_check'", [], |r| r.get(0))
+        .optional()
+        .ctx("read the key check")?;
+    match check {
+        Some(sealed) => {
+            if key.open(&sealed)?.expose() != KEY_CHECK {
+                return Err(Error::WrongKey);
+            }
+        }
+        None => {
+            let sealed = key.seal(&Password::new(KEY_CHECK));
+            tx.execute("INSERT INTO catalog_meta (key, value) VALUES ('key_check', ?1)", [sealed])
+                .ctx("store the key check")?;
+        }
+    }
+    tx.commit().ctx("commit the migrations")
+}
