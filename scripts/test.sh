@@ -4,4 +4,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+# Azurite (Azure Blob emulator) and the real azcopy for the toygres-azure tests.
+eval "$(bash .ci/azure.sh)"
 cargo test --workspace --locked "$@"
