@@ -1,1 +1,83 @@
-//! toygres-k8s (skeleton, see its issue).
+//! # toygres-k8s
+//!
+//! A [`toygres_core::ClusterExecutor`] on Kubernetes (kube + k8s-openapi): instances are StatefulSets
+//! on PVCs in one namespace (default `toygres`); images are taken and loaded by Jobs.
+//!
+//! ## Set-up
+//! ```no_run
+//! # async fn run(blobs: std::sync::Arc<dyn toygres_core::BlobStore>) -> toygres_core::Result<()> {
+//! use toygres_k8s::{K8sConfig, K8sExecutor, ServiceExposure};
+//! let config = K8sConfig {
+//!     toolbox_image: "myregistry.azurecr.io/toygres-toolbox:1".into(),
+//!     job_service_account: Some("toygres-jobs".into()),
+//!     exposure: ServiceExposure::LoadBalancer { region: Some("westus2".into()) },
+//!     ..K8sConfig::default()
+//! };
+//! // `blobs` is an Azure BlobStore (toygres-azure) whose transfer runs azcopy in the jobs.
+//! let executor = K8sExecutor::from_env(config, blobs).await?;
+//! # Ok(()) }
+//! ```
+//! - **Namespace** `toygres` (or [`K8sConfig::namespace`]) must exist.
+//! - **Toolbox image** ([`K8sConfig::toolbox_image`]) for the job containers: bash, coreutils, `zstd`,
+//!   `jq`, the PostgreSQL client (`psql`, `pg_dump`, `pg_dumpall`, at least the servers' major version) and
+//!   the transfer program (`azcopy`). The restore job's load step runs in the instance's own PostgreSQL
+//!   image ([`PostgresImages`]), so extensions such as pg_durable are present when the dumps are loaded.
+//! - **Workload identity** (AKS): a service account ([`K8sConfig::job_service_account`]) annotated with
+//!   `azure.workload.identity/client-id` of a managed identity federated with it and allowed to read and
+//!   write the images container; the job pods carry `azure.workload.identity/use: "true"` and the
+//!   transfer logs in with `azcopy login --login-type=workload` (never `--identity`).
+//! - **RBAC** the executor's own identity needs in the namespace:
+//!   ```yaml
+//!   rules:
+//!     - apiGroups: [""]
+//!       resources: [persistentvolumeclaims, secrets, configmaps, services]
+//!       verbs: [get, list, create, delete]
+//!     - apiGroups: [""]
+//!       resources: [secrets]
+//!       verbs: [patch]
+//!     - apiGroups: [""]
+//!       resources: [pods, pods/log]
+//!       verbs: [get, list]
+//!     - apiGroups: [apps]
+//!       resources: [statefulsets]
+//!       verbs: [get, list, create, delete]
+//!     - apiGroups: [batch]
+//!       resources: [jobs]
+//!       verbs: [get, list, create, delete]
+//!   ```
+//!
+//! ## The manifests
+//! YAML templates in `templates/`, rendered by [`render`] (`{{key}}` placeholders take JSON values, so no
+//! value can change a manifest's structure) and parsed into k8s-openapi types before they are sent
+//! ([`Manifests`] renders them without any API call). Names derive from ids only:
+//!
+//! | object | name | from |
+//! |---|---|---|
+//! | PVC, Secret (`password`), ConfigMap, StatefulSet, Service | `pg-<instance-id>` | `create_volume`, `deploy_from_volume` |
+//! | backup Job + its Secret (`PGPASSWORD`, transfer secrets) | `backup-<image-id>` | `start_backup_job` |
+//! | restore Job + its Secret (transfer secrets) | `restore-<instance-id>` | `start_restore_job` |
+//!
+//! Every object carries `app.kubernetes.io/managed-by: toygres` and `toygres.io/instance: <id>` (or
+//! `toygres.io/image: <id>` for a backup), which `delete_instance` selects on. Passwords and SAS tokens
+//! reach pods only through `secretKeyRef`; no other manifest holds them.
+//!
+//! The backup job (`templates/backup.sh`) writes exactly the image format of
+//! [`toygres_core::manifest`]; the restore job downloads and verifies every object (manifest against
+//! the catalog's checksum, objects against the manifest) before `initdb`, loads with load-only settings,
+//! stops the server cleanly and leaves a marker, so a retried job converges.
+#![warn(missing_docs)]
+
+pub mod api;
+pub mod config;
+pub mod connect;
+mod executor;
+pub mod instance;
+pub mod jobs;
+pub mod manifests;
+pub mod names;
+pub mod render;
+pub mod transfer;
+
+pub use config::{K8sConfig, PostgresImages, ServiceExposure};
+pub use executor::K8sExecutor;
+pub use manifests::Manifests;

@@ -1,0 +1,151 @@
+//! [`K8sConfig`]: namespace, images, storage, exposure and timing of the Kubernetes executor.
+
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+use toygres_core::{Error, ImageType, Result};
+
+/// The PostgreSQL container image of each [`ImageType`]. `{major}` in an image is replaced by the
+/// instance's major version (`"15"` for `pg_version = "15.18"`, [`PostgresImages::default_major`] when
+/// unknown). The image must run its server as [`K8sConfig::postgres_uid`] and ship bash, `initdb`,
+/// `pg_ctl`, `psql` and `pg_restore` on `PATH` (the official `postgres` images do).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PostgresImages {
+    /// Stock PostgreSQL, e.g. `postgres:{major}`.
+    pub stock: String,
+    /// PostgreSQL with the pg_durable extension.
+    pub pg_durable: String,
+    /// Major version used when an instance does not name one.
+    pub default_major: String,
+}
+
+impl Default for PostgresImages {
+    fn default() -> Self {
+        Self {
+            stock: "postgres:{major}".into(),
+            pg_durable: "ghcr.io/toygres/pg-durable:{major}".into(),
+            default_major: "15".into(),
+        }
+    }
+}
+
+impl PostgresImages {
+    /// The container image for `image_type` at `pg_version`.
+    ///
+    /// ```
+    /// use toygres_core::ImageType;
+    /// use toygres_k8s::PostgresImages;
+    /// let images = PostgresImages::default();
+    /// assert_eq!(images.image(ImageType::Stock, Some("16.4")), "postgres:16");
+    /// assert_eq!(images.image(ImageType::Stock, None), "postgres:15");
+    /// ```
+    pub fn image(&self, image_type: ImageType, pg_version: Option<&str>) -> String {
+        let major = pg_version.and_then(|v| v.split('.').next()).filter(|m| !m.is_empty());
+        let template = match image_type {
+            ImageType::Stock => &self.stock,
+            ImageType::PgDurable => &self.pg_durable,
+        };
+        template.replace("{major}", major.unwrap_or(&self.default_major))
+    }
+}
+
+/// How clients reach an instance.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ServiceExposure {
+    /// A `LoadBalancer` Service. With an instance `dns_label`, the Service carries the
+    /// `service.beta.kubernetes.io/azure-dns-label-name` annotation and the public name is
+    /// `<dns_label>.<region>.cloudapp.azure.com`.
+    LoadBalancer {
+        /// Azure region of the cluster, e.g. `westus2`, for the public DNS name.
+        region: Option<String>,
+    },
+    /// A `ClusterIP` Service, reachable inside the cluster as `<name>.<namespace>.svc.cluster.local`.
+    ClusterIp,
+}
+
+/// Settings of a [`crate::K8sExecutor`]. `K8sConfig::default()` suits an AKS cluster with a
+/// `toygres` namespace; set at least [`K8sConfig::toolbox_image`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct K8sConfig {
+    /// Namespace of every object (default `toygres`).
+    pub namespace: String,
+    /// Storage class of the PVCs (`None`: the cluster's default).
+    pub storage_class: Option<String>,
+    /// Size of each instance's PVC, e.g. `10Gi`. Must hold the data plus, during a restore, the
+    /// decompressed dumps.
+    pub volume_size: String,
+    /// PostgreSQL images per image type.
+    pub postgres_images: PostgresImages,
+    /// Image of the job containers: bash, coreutils, `zstd`, `jq`, the PostgreSQL client
+    /// (`psql`, `pg_dump`, `pg_dumpall`, at least the servers' version) and the transfer program (`azcopy`).
+    pub toolbox_image: String,
+    /// Service type of the instances.
+    pub exposure: ServiceExposure,
+    /// Service account of the job pods (one federated with a managed identity for AKS workload identity).
+    pub job_service_account: Option<String>,
+    /// Label the job pods with `azure.workload.identity/use: "true"`, so AKS injects the identity.
+    pub workload_identity: bool,
+    /// UID (and GID, fsGroup) the PostgreSQL processes run as: 999 in the official images.
+    pub postgres_uid: i64,
+    /// How often job, pod and Service status is polled.
+    pub poll_interval: Duration,
+    /// How long `connection_info` waits for a LoadBalancer address.
+    pub load_balancer_timeout: Duration,
+    /// Connect timeout of one connection test.
+    pub connect_timeout: Duration,
+    /// Log lines fetched per container of a failed job.
+    pub log_tail_lines: i64,
+}
+
+impl Default for K8sConfig {
+    fn default() -> Self {
+        Self {
+            namespace: "toygres".into(),
+            storage_class: None,
+            volume_size: "10Gi".into(),
+            postgres_images: PostgresImages::default(),
+            toolbox_image: "ghcr.io/toygres/toolbox:latest".into(),
+            exposure: ServiceExposure::LoadBalancer { region: None },
+            job_service_account: None,
+            workload_identity: true,
+            postgres_uid: 999,
+            poll_interval: Duration::from_secs(2),
+            load_balancer_timeout: Duration::from_secs(300),
+            connect_timeout: Duration::from_secs(30),
+            log_tail_lines: 100,
+        }
+    }
+}
+
+impl K8sConfig {
+    /// Checks the settings; a bad one is an [`Error::InvalidRequest`] naming it.
+    pub fn validate(&self) -> Result<()> {
+        toygres_core::request::validate_dns1123_label("namespace", &self.namespace)?;
+        if let Some(sa) = &self.job_service_account {
+            toygres_core::request::validate_dns1123_label("job_service_account", sa)?;
+        }
+        let valid_quantity = |q: &str| {
+            q.trim_end_matches(|c: char| c.is_ascii_alphabetic()).parse::<f64>().is_ok()
+                && q.chars().all(|c| c.is_ascii_alphanumeric() || c == '.')
+        };
+        if !valid_quantity(&self.volume_size) {
+            return Err(Error::InvalidRequest {
+                field: "volume_size",
+                reason: format!("{:?} is not a Kubernetes quantity; use e.g. \"10Gi\"", self.volume_size),
+            });
+        }
+        for (field, image) in [
+            ("toolbox_image", &self.toolbox_image),
+            ("postgres_images.stock", &self.postgres_images.stock),
+            ("postgres_images.pg_durable", &self.postgres_images.pg_durable),
+        ] {
+            if image.is_empty() || image.chars().any(char::is_whitespace) {
+                return Err(Error::InvalidRequest { field, reason: format!("{image:?} is not a container image") });
+            }
+        }
+        if self.poll_interval.is_zero() {
+            return Err(Error::InvalidRequest { field: "poll_interval", reason: "must be greater than zero".into() });
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,112 @@
+//! [`K8sExecutor`]: the `ClusterExecutor` on Kubernetes.
+
+use crate::api::{self, Kind};
+use crate::config::K8sConfig;
+use crate::manifests::Manifests;
+use async_trait::async_trait;
+use kube::api::Api;
+use kube::Client;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+use toygres_core::{
+    BackupJobSpec, BlobStore, ClusterExecutor, ConnectionInfo, InstanceSpec, JobRef, Password, ProgressSink,
+    RestoreJobSpec, Result,
+};
+
+/// Runs instances as StatefulSets on PVCs and images as Jobs, in one namespace.
+///
+/// Every step is idempotent (deterministic names, "already exists with our labels" is success,
+/// "not found" on delete is success). Passwords reach pods only through Secrets.
+#[derive(Clone)]
+pub struct K8sExecutor {
+    pub(crate) client: Client,
+    pub(crate) config: Arc<K8sConfig>,
+    pub(crate) blobs: Arc<dyn BlobStore>,
+}
+
+impl fmt::Debug for K8sExecutor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("K8sExecutor")
+            .field("namespace", &self.config.namespace)
+            .field("blobs", &self.blobs.describe())
+            .finish_non_exhaustive()
+    }
+}
+
+impl K8sExecutor {
+    /// An executor using `client`, after checking `config`. `blobs` is where images live; its
+    /// [`BlobStore::transfer`] must be a command transfer (azcopy) that a job can run.
+    pub fn new(client: Client, config: K8sConfig, blobs: Arc<dyn BlobStore>) -> Result<Self> {
+        config.validate()?;
+        Ok(Self { client, config: Arc::new(config), blobs })
+    }
+
+    /// An executor on the cluster of the environment: `KUBECONFIG`/`~/.kube/config`, or the pod's
+    /// service account when running in a cluster.
+    pub async fn from_env(config: K8sConfig, blobs: Arc<dyn BlobStore>) -> Result<Self> {
+        let client = Client::try_default().await.map_err(|e| api::error("connecting to Kubernetes", e))?;
+        Self::new(client, config, blobs)
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &K8sConfig {
+        &self.config
+    }
+
+    /// The manifests this executor sends.
+    pub fn manifests(&self) -> Manifests<'_> {
+        Manifests::new(&self.config)
+    }
+
+    pub(crate) fn api<K: Kind>(&self) -> Api<K> {
+        Api::namespaced(self.client.clone(), &self.config.namespace)
+    }
+}
+
+#[async_trait]
+impl ClusterExecutor for K8sExecutor {
+    async fn start_backup_job(&self, spec: &BackupJobSpec) -> Result<JobRef> {
+        self.start_backup(spec).await
+    }
+
+    async fn start_restore_job(&self, spec: &RestoreJobSpec) -> Result<JobRef> {
+        self.start_restore(spec).await
+    }
+
+    async fn wait_for_job(&self, job: &JobRef, timeout: Duration, _progress: Arc<dyn ProgressSink>) -> Result<()> {
+        self.wait_job(job, timeout).await
+    }
+
+    async fn job_logs(&self, job: &JobRef) -> Result<String> {
+        self.logs_of(job).await
+    }
+
+    async fn delete_job(&self, job: &JobRef) -> Result<()> {
+        self.remove_job(job).await
+    }
+
+    async fn create_volume(&self, instance: &InstanceSpec, password: &Password) -> Result<()> {
+        self.create_instance_volume(instance, password).await
+    }
+
+    async fn deploy_from_volume(&self, instance: &InstanceSpec) -> Result<()> {
+        self.deploy(instance).await
+    }
+
+    async fn wait_until_ready(&self, instance: &InstanceSpec, timeout: Duration) -> Result<()> {
+        self.wait_ready(instance, timeout).await
+    }
+
+    async fn connection_info(&self, instance: &InstanceSpec) -> Result<ConnectionInfo> {
+        self.connection(instance).await
+    }
+
+    async fn test_connection(&self, connection: &ConnectionInfo, password: &Password) -> Result<()> {
+        crate::connect::test_connection(connection, password, self.config.connect_timeout).await
+    }
+
+    async fn delete_instance(&self, instance: &InstanceSpec) -> Result<()> {
+        self.remove_instance(instance).await
+    }
+}

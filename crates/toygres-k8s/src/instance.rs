@@ -1,0 +1,120 @@
+//! Instance steps: volume, deployment, readiness, connection info and deletion.
+
+use crate::api;
+use crate::config::ServiceExposure;
+use crate::executor::K8sExecutor;
+use crate::names::{self, INSTANCE_LABEL};
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Pod, Secret, Service};
+use std::time::Duration;
+use toygres_core::{ConnectionInfo, Error, InstanceSpec, Password, Result};
+
+/// Port of every instance.
+pub const POSTGRES_PORT: u16 = 5432;
+
+/// Whether `pod` reports the `Ready` condition.
+pub fn pod_ready(pod: &Pod) -> bool {
+    let conditions = pod.status.as_ref().and_then(|s| s.conditions.as_deref()).unwrap_or_default();
+    conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True")
+}
+
+/// The first LoadBalancer address (IP or host name) of `service`.
+pub fn load_balancer_address(service: &Service) -> Option<String> {
+    let ingress = service.status.as_ref()?.load_balancer.as_ref()?.ingress.as_ref()?;
+    ingress.iter().find_map(|i| i.ip.clone().or_else(|| i.hostname.clone()))
+}
+
+impl K8sExecutor {
+    fn owned(&self, instance: &InstanceSpec) -> impl Fn(&Option<std::collections::BTreeMap<String, String>>) -> bool {
+        let id = instance.id.to_string();
+        move |labels| names::owned_by(labels.as_ref(), INSTANCE_LABEL, &id)
+    }
+
+    pub(crate) async fn create_instance_volume(&self, instance: &InstanceSpec, password: &Password) -> Result<()> {
+        let manifests = self.manifests();
+        // Render everything first: a bad value fails before anything is created.
+        let pvc = manifests.pvc(instance)?;
+        let secret = manifests.instance_secret(instance, password)?;
+        let config = manifests.config_map(instance)?;
+        let owned = self.owned(instance);
+        api::create(&self.api::<PersistentVolumeClaim>(), &pvc, |o| owned(&o.metadata.labels)).await?;
+        api::create(&self.api::<Secret>(), &secret, |o| owned(&o.metadata.labels)).await?;
+        api::create(&self.api::<ConfigMap>(), &config, |o| owned(&o.metadata.labels)).await?;
+        Ok(())
+    }
+
+    pub(crate) async fn deploy(&self, instance: &InstanceSpec) -> Result<()> {
+        let manifests = self.manifests();
+        let set = manifests.stateful_set(instance)?;
+        let service = manifests.service(instance)?;
+        let owned = self.owned(instance);
+        api::create(&self.api::<StatefulSet>(), &set, |o| owned(&o.metadata.labels)).await?;
+        api::create(&self.api::<Service>(), &service, |o| owned(&o.metadata.labels)).await?;
+        Ok(())
+    }
+
+    pub(crate) async fn wait_ready(&self, instance: &InstanceSpec, timeout: Duration) -> Result<()> {
+        let pods = self.api::<Pod>();
+        let name = names::server_pod_name(instance);
+        let poll = async {
+            loop {
+                match pods.get_opt(&name).await {
+                    Ok(Some(pod)) if pod_ready(&pod) => return Ok(()),
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(pod = %name, error = %e, "reading the pod failed; polling again"),
+                }
+                tokio::time::sleep(self.config.poll_interval).await;
+            }
+        };
+        tokio::time::timeout(timeout, poll)
+            .await
+            .map_err(|_| Error::Timeout { step: format!("readiness of pod {name}"), after: timeout })?
+    }
+
+    pub(crate) async fn connection(&self, instance: &InstanceSpec) -> Result<ConnectionInfo> {
+        let name = instance.resource_name();
+        let info = |host: String, dns_name: Option<String>| ConnectionInfo {
+            host,
+            port: POSTGRES_PORT,
+            user: "postgres".into(),
+            database: "postgres".into(),
+            dns_name,
+        };
+        let region = match &self.config.exposure {
+            ServiceExposure::ClusterIp => {
+                return Ok(info(names::cluster_host(instance, &self.config.namespace), None));
+            }
+            ServiceExposure::LoadBalancer { region } => region,
+        };
+        let dns_name = match (&instance.dns_label, region) {
+            (Some(label), Some(region)) => Some(format!("{label}.{region}.cloudapp.azure.com")),
+            _ => None,
+        };
+        let services = self.api::<Service>();
+        let limit = self.config.load_balancer_timeout;
+        let poll = async {
+            loop {
+                let service = services.get(&name).await.map_err(|e| api::error(&format!("reading Service {name}"), e));
+                if let Some(address) = load_balancer_address(&service?) {
+                    return Ok(info(address, dns_name.clone()));
+                }
+                tokio::time::sleep(self.config.poll_interval).await;
+            }
+        };
+        tokio::time::timeout(limit, poll)
+            .await
+            .map_err(|_| Error::Timeout { step: format!("LoadBalancer address of Service {name}"), after: limit })?
+    }
+
+    pub(crate) async fn remove_instance(&self, instance: &InstanceSpec) -> Result<()> {
+        let selector = names::instance_selector(instance.id);
+        api::delete_labeled(&self.api::<StatefulSet>(), &selector).await?;
+        api::delete_labeled(&self.api::<Service>(), &selector).await?;
+        api::delete_labeled(&self.api::<Job>(), &selector).await?;
+        api::delete_labeled(&self.api::<Secret>(), &selector).await?;
+        api::delete_labeled(&self.api::<ConfigMap>(), &selector).await?;
+        api::delete_labeled(&self.api::<PersistentVolumeClaim>(), &selector).await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,167 @@
+//! Backup and restore Jobs: start, wait, logs, delete.
+
+use crate::api::{self, status_code};
+use crate::executor::K8sExecutor;
+use crate::names::{self, IMAGE_LABEL, INSTANCE_LABEL, JOB_NAME_LABEL};
+use crate::transfer::job_transfer;
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{Pod, Secret};
+use kube::api::{LogParams, Patch, PatchParams};
+use kube::ResourceExt;
+use std::time::Duration;
+use toygres_core::error::redact;
+use toygres_core::{BackupJobSpec, Error, JobRef, RestoreJobSpec, Result, Subject};
+
+/// Field manager of the server-side applied job Secrets.
+const FIELD_MANAGER: &str = "toygres";
+
+/// Where a Job stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobOutcome {
+    /// Not finished.
+    Running,
+    /// Completed successfully.
+    Succeeded,
+    /// Failed, with the reason from its condition.
+    Failed(String),
+}
+
+/// Reads `job`'s status.
+pub fn job_outcome(job: &Job) -> JobOutcome {
+    let status = job.status.as_ref();
+    let conditions = status.and_then(|s| s.conditions.as_deref()).unwrap_or_default();
+    if let Some(failed) = conditions.iter().find(|c| c.type_ == "Failed" && c.status == "True") {
+        let reason = failed.reason.as_deref().unwrap_or("Failed");
+        return JobOutcome::Failed(match failed.message.as_deref() {
+            Some(message) => format!("{reason}: {message}"),
+            None => reason.to_string(),
+        });
+    }
+    let complete = conditions.iter().any(|c| c.type_ == "Complete" && c.status == "True");
+    if complete || status.and_then(|s| s.succeeded).unwrap_or(0) > 0 {
+        JobOutcome::Succeeded
+    } else {
+        JobOutcome::Running
+    }
+}
+
+impl K8sExecutor {
+    /// Applies the job's Secret (refreshing short-lived credentials on a re-run), then creates the Job.
+    async fn launch(&self, secret: &Secret, job: &Job, owner_key: &str, owner: &str) -> Result<()> {
+        let name = job.name_any();
+        self.api::<Secret>()
+            .patch(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(secret))
+            .await
+            .map_err(|e| api::error(&format!("applying Secret {name}"), e))?;
+        api::create(&self.api::<Job>(), job, |j| names::owned_by(j.metadata.labels.as_ref(), owner_key, owner)).await?;
+        Ok(())
+    }
+
+    pub(crate) async fn start_backup(&self, spec: &BackupJobSpec) -> Result<JobRef> {
+        let job = JobRef::backup(spec.image_id);
+        let transfer = job_transfer(self.blobs.transfer(&spec.location), &job.name, &self.blobs.describe())?;
+        let manifests = self.manifests();
+        let secret = manifests.backup_secret(spec, &transfer)?;
+        let object = manifests.backup_job(spec, &transfer)?;
+        self.launch(&secret, &object, IMAGE_LABEL, &spec.image_id.to_string()).await?;
+        Ok(job)
+    }
+
+    pub(crate) async fn start_restore(&self, spec: &RestoreJobSpec) -> Result<JobRef> {
+        let job = JobRef::restore(spec.instance.id);
+        let transfer = job_transfer(self.blobs.transfer(&spec.location), &job.name, &self.blobs.describe())?;
+        let manifests = self.manifests();
+        let secret = manifests.restore_secret(spec, &transfer)?;
+        let object = manifests.restore_job(spec, &transfer)?;
+        self.launch(&secret, &object, INSTANCE_LABEL, &spec.instance.id.to_string()).await?;
+        Ok(job)
+    }
+
+    pub(crate) async fn wait_job(&self, job: &JobRef, timeout: Duration) -> Result<()> {
+        let jobs = self.api::<Job>();
+        let poll = async {
+            loop {
+                match jobs.get(&job.name).await {
+                    Ok(current) => match job_outcome(&current) {
+                        JobOutcome::Succeeded => return Ok(()),
+                        JobOutcome::Failed(reason) => {
+                            let logs = self.logs_of(job).await.unwrap_or_else(|e| format!("(no logs: {e})"));
+                            return Err(Error::JobFailed { job: job.name.clone(), reason, logs });
+                        }
+                        JobOutcome::Running => {}
+                    },
+                    Err(e) if status_code(&e) == Some(404) => {
+                        return Err(Error::backend_msg(
+                            api::BACKEND,
+                            format!("job {} no longer exists (deleted while waiting); run the step again", job.name),
+                        ))
+                    }
+                    Err(e) => tracing::warn!(job = %job.name, error = %e, "reading the job failed; polling again"),
+                }
+                tokio::time::sleep(self.config.poll_interval).await;
+            }
+        };
+        tokio::time::timeout(timeout, poll)
+            .await
+            .map_err(|_| Error::Timeout { step: format!("job {}", job.name), after: timeout })?
+    }
+
+    /// Values of the Secrets a job's pods could see, to redact from its logs.
+    async fn job_secrets(&self, job: &JobRef) -> Result<Vec<String>> {
+        let mut names = vec![job.name.clone()];
+        if let Subject::Instance(id) = job.subject {
+            names.push(format!("pg-{id}"));
+        }
+        let secrets = self.api::<Secret>();
+        let mut values = Vec::new();
+        for name in names {
+            let secret = secrets.get_opt(&name).await.map_err(|e| api::error(&format!("reading Secret {name}"), e))?;
+            for value in secret.and_then(|s| s.data).unwrap_or_default().into_values() {
+                values.push(String::from_utf8_lossy(&value.0).into_owned());
+            }
+        }
+        Ok(values)
+    }
+
+    pub(crate) async fn logs_of(&self, job: &JobRef) -> Result<String> {
+        let pods = self.api::<Pod>();
+        let mut found = api::list(&pods, &format!("{JOB_NAME_LABEL}={}", job.name)).await?;
+        if found.is_empty() {
+            return Ok(format!(
+                "(job {} has no pods; see `kubectl describe job -n {} {}` for scheduling or quota errors)",
+                job.name, self.config.namespace, job.name
+            ));
+        }
+        found.sort_by_key(|p| p.creation_timestamp().map(|t| t.0));
+        let mut out = String::new();
+        for pod in &found {
+            let spec = pod.spec.as_ref();
+            let init = spec.and_then(|s| s.init_containers.as_deref()).unwrap_or_default();
+            let containers = init.iter().chain(spec.map(|s| s.containers.as_slice()).unwrap_or_default());
+            for container in containers {
+                let params = LogParams {
+                    container: Some(container.name.clone()),
+                    tail_lines: Some(self.config.log_tail_lines),
+                    ..LogParams::default()
+                };
+                let text = match pods.logs(&pod.name_any(), &params).await {
+                    Ok(text) => text,
+                    Err(e) => format!("(no log: {e})\n"),
+                };
+                out.push_str(&format!("--- pod {} container {} ---\n{text}", pod.name_any(), container.name));
+                if !out.ends_with('\n') {
+                    out.push('\n');
+                }
+            }
+        }
+        for secret in self.job_secrets(job).await? {
+            out = redact(&out, &secret);
+        }
+        Ok(out)
+    }
+
+    pub(crate) async fn remove_job(&self, job: &JobRef) -> Result<()> {
+        api::delete(&self.api::<Job>(), &job.name).await?;
+        api::delete(&self.api::<Secret>(), &job.name).await
+    }
+}

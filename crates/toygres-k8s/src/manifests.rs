@@ -1,0 +1,215 @@
+//! [`Manifests`]: every object the executor sends, rendered from the templates and typed.
+
+use crate::config::{K8sConfig, ServiceExposure};
+use crate::names::{self, WORKLOAD_IDENTITY_LABEL};
+use crate::render::{self, render};
+use crate::transfer::JobTransfer;
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{ConfigMap, EnvVar, PersistentVolumeClaim, Secret, Service};
+use k8s_openapi::ByteString;
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use toygres_core::{BackupJobSpec, Error, ImageType, InstanceSpec, JobRef, RestoreJobSpec, Result};
+
+/// The Azure annotation that gives a LoadBalancer's public IP a DNS label.
+pub const AZURE_DNS_LABEL_ANNOTATION: &str = "service.beta.kubernetes.io/azure-dns-label-name";
+/// Secret key of an instance's superuser password.
+pub const PASSWORD_KEY: &str = "password";
+/// Secret key of the backup job's source password.
+pub const BACKUP_PASSWORD_KEY: &str = "PGPASSWORD";
+
+/// Renders the objects of instances and jobs. Pure: no API calls, so a caller can inspect exactly what
+/// the executor would send.
+#[derive(Debug, Clone, Copy)]
+pub struct Manifests<'a> {
+    config: &'a K8sConfig,
+}
+
+fn check_instance(instance: &InstanceSpec) -> Result<()> {
+    toygres_core::request::validate_dns1123_label("name", &instance.name)?;
+    if let Some(label) = &instance.dns_label {
+        toygres_core::request::validate_dns1123_label("dns_label", label)?;
+    }
+    Ok(())
+}
+
+/// A Job's container by name.
+fn container<'j>(job: &'j mut Job, name: &str) -> Result<&'j mut k8s_openapi::api::core::v1::Container> {
+    let pod = job.spec.as_mut().and_then(|s| s.template.spec.as_mut());
+    let mut all = pod.into_iter().flat_map(|p| p.containers.iter_mut().chain(p.init_containers.iter_mut().flatten()));
+    all.find(|c| c.name == name)
+        .ok_or_else(|| Error::backend_msg("kubernetes executor", format!("job template has no container {name}")))
+}
+
+fn add_env(job: &mut Job, container_name: &str, env: &[EnvVar]) -> Result<()> {
+    container(job, container_name)?.env.get_or_insert_with(Vec::new).extend_from_slice(env);
+    Ok(())
+}
+
+impl<'a> Manifests<'a> {
+    /// Manifests for `config`.
+    pub fn new(config: &'a K8sConfig) -> Self {
+        Self { config }
+    }
+
+    fn meta(&self, name: &str, labels: &BTreeMap<String, String>) -> [(&'static str, Value); 3] {
+        [("name", json!(name)), ("namespace", json!(self.config.namespace)), ("labels", json!(labels))]
+    }
+
+    fn postgres_image(&self, instance: &InstanceSpec) -> String {
+        self.config.postgres_images.image(instance.image_type, instance.pg_version.as_deref())
+    }
+
+    fn job_pod_labels(&self, mut labels: BTreeMap<String, String>) -> BTreeMap<String, String> {
+        if self.config.workload_identity {
+            labels.insert(WORKLOAD_IDENTITY_LABEL.into(), "true".into());
+        }
+        labels
+    }
+
+    /// The instance's empty data volume.
+    pub fn pvc(&self, instance: &InstanceSpec) -> Result<PersistentVolumeClaim> {
+        check_instance(instance)?;
+        let labels = names::instance_labels(instance.id, "postgres");
+        let mut values = self.meta(&instance.resource_name(), &labels).to_vec();
+        values.push(("storage_class", json!(self.config.storage_class)));
+        values.push(("volume_size", json!(self.config.volume_size)));
+        render(render::PVC, &values)
+    }
+
+    /// A Secret named `name` holding `data`. The template renders only the envelope; the data is
+    /// added to the typed object here.
+    pub fn secret(
+        &self,
+        name: &str,
+        labels: &BTreeMap<String, String>,
+        data: BTreeMap<String, ByteString>,
+    ) -> Result<Secret> {
+        let mut secret: Secret = render(render::SECRET, &self.meta(name, labels))?;
+        secret.data = Some(data);
+        Ok(secret)
+    }
+
+    /// The instance's Secret, holding its superuser password under [`PASSWORD_KEY`].
+    pub fn instance_secret(&self, instance: &InstanceSpec, password: &toygres_core::Password) -> Result<Secret> {
+        check_instance(instance)?;
+        let data = BTreeMap::from([(PASSWORD_KEY.to_string(), ByteString(password.expose().as_bytes().to_vec()))]);
+        self.secret(&instance.resource_name(), &names::instance_labels(instance.id, "postgres"), data)
+    }
+
+    /// The instance's server configuration.
+    pub fn config_map(&self, instance: &InstanceSpec) -> Result<ConfigMap> {
+        check_instance(instance)?;
+        let mut conf = String::from(
+            "# Managed by toygres; included from the data directory's postgresql.conf.\n\
+             listen_addresses = '*'\nport = 5432\npassword_encryption = 'scram-sha-256'\n\
+             hba_file = '/etc/toygres/pg_hba.conf'\n",
+        );
+        if instance.image_type == ImageType::PgDurable {
+            conf.push_str("shared_preload_libraries = 'pg_durable'\n");
+        }
+        let hba = "# Managed by toygres.\nlocal all all trust\nhost all all 0.0.0.0/0 scram-sha-256\n\
+                   host all all ::/0 scram-sha-256\n";
+        let labels = names::instance_labels(instance.id, "postgres");
+        let mut values = self.meta(&instance.resource_name(), &labels).to_vec();
+        values.push(("postgresql_conf", json!(conf)));
+        values.push(("pg_hba_conf", json!(hba)));
+        render(render::CONFIG_MAP, &values)
+    }
+
+    /// PostgreSQL on the instance's existing PVC.
+    pub fn stateful_set(&self, instance: &InstanceSpec) -> Result<StatefulSet> {
+        check_instance(instance)?;
+        let labels = names::instance_labels(instance.id, "postgres");
+        let mut values = self.meta(&instance.resource_name(), &labels).to_vec();
+        values.push(("selector", json!(names::server_selector(instance.id))));
+        values.push(("postgres_uid", json!(self.config.postgres_uid)));
+        values.push(("postgres_image", json!(self.postgres_image(instance))));
+        render(render::STATEFUL_SET, &values)
+    }
+
+    /// The instance's Service.
+    pub fn service(&self, instance: &InstanceSpec) -> Result<Service> {
+        check_instance(instance)?;
+        let labels = names::instance_labels(instance.id, "postgres");
+        let mut annotations = BTreeMap::new();
+        let service_type = match (&self.config.exposure, &instance.dns_label) {
+            (ServiceExposure::LoadBalancer { .. }, Some(label)) => {
+                annotations.insert(AZURE_DNS_LABEL_ANNOTATION.to_string(), label.clone());
+                "LoadBalancer"
+            }
+            (ServiceExposure::LoadBalancer { .. }, None) => "LoadBalancer",
+            (ServiceExposure::ClusterIp, _) => "ClusterIP",
+        };
+        let mut values = self.meta(&instance.resource_name(), &labels).to_vec();
+        values.push(("annotations", json!(annotations)));
+        values.push(("service_type", json!(service_type)));
+        values.push(("selector", json!(names::server_selector(instance.id))));
+        render(render::SERVICE, &values)
+    }
+
+    /// The backup job of `spec`; `transfer`'s secrets are in the Secret of the same name.
+    pub fn backup_job(&self, spec: &BackupJobSpec, transfer: &JobTransfer) -> Result<Job> {
+        check_instance(&spec.source)?;
+        let job = JobRef::backup(spec.image_id);
+        let labels = names::image_labels(spec.image_id);
+        let mut values = self.meta(&job.name, &labels).to_vec();
+        values.extend([
+            ("pod_labels", json!(self.job_pod_labels(labels.clone()))),
+            ("service_account", json!(self.config.job_service_account)),
+            ("toolbox_image", json!(self.config.toolbox_image)),
+            ("script", json!(render::backup_script())),
+            ("source_host", json!(names::cluster_host(&spec.source, &self.config.namespace))),
+            ("image_id", json!(spec.image_id.to_string())),
+            ("image_type", json!(spec.image_type.as_str())),
+        ]);
+        let mut rendered: Job = render(render::BACKUP_JOB, &values)?;
+        add_env(&mut rendered, "backup", &transfer.env)?;
+        Ok(rendered)
+    }
+
+    /// The backup job's Secret: the source password and the transfer's secrets.
+    pub fn backup_secret(&self, spec: &BackupJobSpec, transfer: &JobTransfer) -> Result<Secret> {
+        let mut data = transfer.secret_data.clone();
+        data.insert(BACKUP_PASSWORD_KEY.into(), ByteString(spec.source_password.expose().as_bytes().to_vec()));
+        self.secret(&JobRef::backup(spec.image_id).name, &names::image_labels(spec.image_id), data)
+    }
+
+    /// The restore job of `spec`; `transfer`'s secrets are in the Secret of the same name.
+    pub fn restore_job(&self, spec: &RestoreJobSpec, transfer: &JobTransfer) -> Result<Job> {
+        let instance = &spec.instance;
+        check_instance(instance)?;
+        if !spec.checksum.starts_with("sha256:") {
+            return Err(Error::ImageIncomplete {
+                image: spec.image_id,
+                detail: format!("the catalog's checksum {:?} is not sha256:<hex>", spec.checksum),
+            });
+        }
+        let job = JobRef::restore(instance.id);
+        let labels = names::instance_labels(instance.id, "restore");
+        let mut values = self.meta(&job.name, &labels).to_vec();
+        values.extend([
+            ("pod_labels", json!(self.job_pod_labels(labels.clone()))),
+            ("service_account", json!(self.config.job_service_account)),
+            ("postgres_uid", json!(self.config.postgres_uid)),
+            ("toolbox_image", json!(self.config.toolbox_image)),
+            ("fetch_script", json!(render::restore_fetch_script())),
+            ("image_id", json!(spec.image_id.to_string())),
+            ("checksum", json!(spec.checksum)),
+            ("postgres_image", json!(self.postgres_image(instance))),
+            ("load_script", json!(render::RESTORE_LOAD_SH)),
+            ("instance_secret", json!(instance.resource_name())),
+            ("instance_name", json!(instance.resource_name())),
+        ]);
+        let mut rendered: Job = render(render::RESTORE_JOB, &values)?;
+        add_env(&mut rendered, "fetch", &transfer.env)?;
+        Ok(rendered)
+    }
+
+    /// The restore job's Secret: the transfer's secrets.
+    pub fn restore_secret(&self, spec: &RestoreJobSpec, transfer: &JobTransfer) -> Result<Secret> {
+        let labels = names::instance_labels(spec.instance.id, "restore");
+        self.secret(&JobRef::restore(spec.instance.id).name, &labels, transfer.secret_data.clone())
+    }
+}

@@ -1,0 +1,64 @@
+//! Deterministic names and the labels that let `delete` find everything toygres created.
+
+use std::collections::BTreeMap;
+use toygres_core::{ImageId, InstanceId, InstanceSpec};
+
+/// `app.kubernetes.io/managed-by`, set to [`MANAGED_BY`] on every object.
+pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
+/// Value of [`MANAGED_BY_LABEL`].
+pub const MANAGED_BY: &str = "toygres";
+/// The instance an object belongs to.
+pub const INSTANCE_LABEL: &str = "toygres.io/instance";
+/// The image a backup object belongs to.
+pub const IMAGE_LABEL: &str = "toygres.io/image";
+/// The component: `postgres`, `backup` or `restore`.
+pub const COMPONENT_LABEL: &str = "toygres.io/component";
+/// The pod label AKS workload identity looks for.
+pub const WORKLOAD_IDENTITY_LABEL: &str = "azure.workload.identity/use";
+/// The label Kubernetes puts on a Job's pods.
+pub const JOB_NAME_LABEL: &str = "job-name";
+
+/// Labels of the objects of one instance (`component`: `postgres` or `restore`).
+pub fn instance_labels(id: InstanceId, component: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (MANAGED_BY_LABEL.to_string(), MANAGED_BY.to_string()),
+        (INSTANCE_LABEL.to_string(), id.to_string()),
+        (COMPONENT_LABEL.to_string(), component.to_string()),
+    ])
+}
+
+/// Labels of the objects of one image's backup.
+pub fn image_labels(id: ImageId) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (MANAGED_BY_LABEL.to_string(), MANAGED_BY.to_string()),
+        (IMAGE_LABEL.to_string(), id.to_string()),
+        (COMPONENT_LABEL.to_string(), "backup".to_string()),
+    ])
+}
+
+/// The selector of everything an instance owns.
+pub fn instance_selector(id: InstanceId) -> String {
+    format!("{MANAGED_BY_LABEL}={MANAGED_BY},{INSTANCE_LABEL}={id}")
+}
+
+/// The selector of the instance's server pod (used by its StatefulSet and Service).
+pub fn server_selector(id: InstanceId) -> BTreeMap<String, String> {
+    instance_labels(id, "postgres")
+}
+
+/// Name of the instance's server pod: `<resource_name>-0`.
+pub fn server_pod_name(instance: &InstanceSpec) -> String {
+    format!("{}-0", instance.resource_name())
+}
+
+/// The instance's in-cluster DNS name.
+pub fn cluster_host(instance: &InstanceSpec, namespace: &str) -> String {
+    format!("{}.{namespace}.svc.cluster.local", instance.resource_name())
+}
+
+/// Whether `labels` mark an object as toygres's and, when given, as owned by `owner` under `key`.
+pub fn owned_by(labels: Option<&BTreeMap<String, String>>, key: &str, owner: &str) -> bool {
+    labels.is_some_and(|l| {
+        l.get(MANAGED_BY_LABEL).map(String::as_str) == Some(MANAGED_BY) && l.get(key).map(String::as_str) == Some(owner)
+    })
+}

@@ -1,0 +1,131 @@
+//! The template engine: `{{key}}` placeholders replaced by JSON values, then parsed into a typed
+//! k8s-openapi object.
+//!
+//! A placeholder stands for a whole YAML value. Every value is written as JSON (a string is quoted and
+//! escaped, a map becomes a flow mapping), which YAML reads back verbatim, so no value can change the
+//! structure of a manifest. Unknown placeholders and unused values are errors.
+
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use toygres_core::{Error, Result};
+
+/// A template of the crate: its file name and text.
+#[derive(Debug, Clone, Copy)]
+pub struct Template {
+    /// File name under `templates/`.
+    pub name: &'static str,
+    /// The YAML text.
+    pub text: &'static str,
+}
+
+macro_rules! template {
+    ($file:literal) => {
+        Template { name: $file, text: include_str!(concat!("../templates/", $file)) }
+    };
+}
+
+/// `pvc.yaml`.
+pub const PVC: Template = template!("pvc.yaml");
+/// `secret.yaml`.
+pub const SECRET: Template = template!("secret.yaml");
+/// `configmap.yaml`.
+pub const CONFIG_MAP: Template = template!("configmap.yaml");
+/// `statefulset.yaml`.
+pub const STATEFUL_SET: Template = template!("statefulset.yaml");
+/// `service.yaml`.
+pub const SERVICE: Template = template!("service.yaml");
+/// `backup-job.yaml`.
+pub const BACKUP_JOB: Template = template!("backup-job.yaml");
+/// `restore-job.yaml`.
+pub const RESTORE_JOB: Template = template!("restore-job.yaml");
+/// Every manifest template.
+pub const ALL: [Template; 7] = [PVC, SECRET, CONFIG_MAP, STATEFUL_SET, SERVICE, BACKUP_JOB, RESTORE_JOB];
+
+/// Shell helpers shared by the scripts that move bytes.
+pub const TRANSFER_SH: &str = include_str!("../templates/transfer.sh");
+/// The backup job's script (after [`TRANSFER_SH`]).
+pub const BACKUP_SH: &str = include_str!("../templates/backup.sh");
+/// The restore job's download-and-verify script (after [`TRANSFER_SH`]).
+pub const RESTORE_FETCH_SH: &str = include_str!("../templates/restore-fetch.sh");
+/// The restore job's load script.
+pub const RESTORE_LOAD_SH: &str = include_str!("../templates/restore-load.sh");
+
+/// The backup job's complete script.
+pub fn backup_script() -> String {
+    format!("{TRANSFER_SH}\n{BACKUP_SH}")
+}
+
+/// The restore job's complete fetch script.
+pub fn restore_fetch_script() -> String {
+    format!("{TRANSFER_SH}\n{RESTORE_FETCH_SH}")
+}
+
+/// Substitutes `values` into `template` and returns the YAML text.
+pub fn render_text(template: Template, values: &[(&str, Value)]) -> Result<String> {
+    let bad = |what: String| Error::backend_msg("kubernetes executor", format!("template {}: {what}", template.name));
+    let mut out = String::with_capacity(template.text.len());
+    let mut used = vec![false; values.len()];
+    let mut rest = template.text;
+    while let Some(start) = rest.find("{{") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let end = after.find("}}").ok_or_else(|| bad("unterminated {{".into()))?;
+        let key = &after[..end];
+        let index = values
+            .iter()
+            .position(|(k, _)| *k == key)
+            .ok_or_else(|| bad(format!("no value for placeholder {{{{{key}}}}}")))?;
+        used[index] = true;
+        out.push_str(&serde_json::to_string(&values[index].1).map_err(|e| bad(e.to_string()))?);
+        rest = &after[end + 2..];
+    }
+    out.push_str(rest);
+    if let Some(i) = used.iter().position(|u| !u) {
+        return Err(bad(format!("value {:?} is not used", values[i].0)));
+    }
+    Ok(out)
+}
+
+/// Renders `template` with `values` and parses the result into `T`.
+pub fn render<T: DeserializeOwned>(template: Template, values: &[(&str, Value)]) -> Result<T> {
+    let text = render_text(template, values)?;
+    serde_yaml::from_str(&text).map_err(|e| {
+        Error::backend_msg("kubernetes executor", format!("template {} does not parse: {e}", template.name))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const T: Template = Template { name: "t.yaml", text: "a: {{a}}\nb: {{b}}\n" };
+
+    #[test]
+    fn values_cannot_change_the_structure() {
+        let hostile = "x\nc: injected\n- [";
+        let text = render_text(T, &[("a", json!(hostile)), ("b", json!({"k": "v"}))]).unwrap();
+        let parsed: serde_json::Value = serde_yaml::from_str(&text).unwrap();
+        assert_eq!(parsed, json!({"a": hostile, "b": {"k": "v"}}));
+    }
+
+    #[test]
+    fn missing_and_unused_values_are_errors() {
+        let missing = render_text(T, &[("a", json!(1))]).unwrap_err().to_string();
+        assert!(missing.contains("no value for placeholder {{b}}"), "{missing}");
+        let unused = render_text(T, &[("a", json!(1)), ("b", json!(2)), ("c", json!(3))]).unwrap_err();
+        assert!(unused.to_string().contains("\"c\" is not used"), "{unused}");
+    }
+
+    #[test]
+    fn scripts_are_valid_bash() {
+        for (name, script) in [
+            ("backup", backup_script()),
+            ("restore-fetch", restore_fetch_script()),
+            ("restore-load", RESTORE_LOAD_SH.to_string()),
+        ] {
+            let out = std::process::Command::new("bash").args(["-n", "-c", &script]).output().expect("bash runs");
+            assert!(out.status.success(), "{name}: {}", String::from_utf8_lossy(&out.stderr));
+        }
+    }
+}

@@ -1,0 +1,65 @@
+# --- toygres transfer helpers (prepended to backup.sh and restore-fetch.sh) ---------------------------
+# The BlobStore's transfer arrives in the environment:
+#   TOYGRES_TRANSFER_PROGRAM    the copy program (azcopy)
+#   TOYGRES_TRANSFER_LOGIN      shell-quoted arguments of the login step (may be empty)
+#   TOYGRES_TRANSFER_UPLOAD     shell-quoted arguments uploading stdin to {url}
+#   TOYGRES_TRANSFER_DOWNLOAD   shell-quoted arguments writing {url} to stdout
+#   TOYGRES_TRANSFER_BASE_URL   container URL plus the image prefix, without secrets
+#   TOYGRES_TRANSFER_URL_QUERY  (from a Secret, optional) query appended to every URL, e.g. a SAS
+# URLs are never logged: they may carry a SAS.
+set -euo pipefail
+umask 077
+
+log() { printf '%s %s: %s\n' "$(date -u +%H:%M:%S)" "${TOYGRES_STEP:-toygres}" "$*" >&2; }
+fail() { log "ERROR: $*"; exit 1; }
+
+: "${TOYGRES_TRANSFER_PROGRAM:?missing}" "${TOYGRES_TRANSFER_BASE_URL:?missing}"
+eval "transfer_login=(${TOYGRES_TRANSFER_LOGIN:-})"
+eval "transfer_upload=(${TOYGRES_TRANSFER_UPLOAD:-})"
+eval "transfer_download=(${TOYGRES_TRANSFER_DOWNLOAD:-})"
+
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+# Strips query strings (SAS tokens) from the copy program's output before it reaches the job log.
+redact_urls() { sed -E 's/\?[^[:space:]"'\'']*/?<redacted>/g'; }
+
+object_url() {
+  local url="${TOYGRES_TRANSFER_BASE_URL%/}/$1"
+  if [[ -n "${TOYGRES_TRANSFER_URL_QUERY:-}" ]]; then url="$url?${TOYGRES_TRANSFER_URL_QUERY#\?}"; fi
+  printf '%s' "$url"
+}
+
+# run_transfer NAME ARG...: runs the copy program with {url} replaced by NAME's URL.
+run_transfer() {
+  local url a args=()
+  url=$(object_url "$1")
+  shift
+  for a in "$@"; do args+=("${a//\{url\}/$url}"); done
+  "$TOYGRES_TRANSFER_PROGRAM" "${args[@]}" 2> >(redact_urls >&2)
+}
+
+transfer_login() {
+  if ((${#transfer_login[@]} > 0)); then
+    log "logging in with $TOYGRES_TRANSFER_PROGRAM"
+    "$TOYGRES_TRANSFER_PROGRAM" "${transfer_login[@]}" 2>&1 | redact_urls >&2
+  fi
+}
+
+# upload NAME: uploads standard input as object NAME.
+upload() { run_transfer "$1" "${transfer_upload[@]}" | redact_urls >&2; }
+
+# download NAME: writes object NAME to standard output.
+download() { run_transfer "$1" "${transfer_download[@]}"; }
+
+# hash_stream PREFIX: copies stdin to stdout, writing the sha256 (hex) to PREFIX.sha256 and the byte
+# count to PREFIX.size; both files are complete when the function returns.
+hash_stream() {
+  rm -f "$1.sum.fifo" "$1.size.fifo"
+  mkfifo "$1.sum.fifo" "$1.size.fifo"
+  (sha256sum <"$1.sum.fifo" | cut -d' ' -f1 >"$1.sha256") &
+  (wc -c <"$1.size.fifo" | tr -d ' ' >"$1.size") &
+  tee "$1.sum.fifo" "$1.size.fifo"
+  wait
+}
+# --- end of transfer helpers -------------------------------------------------------------------------
