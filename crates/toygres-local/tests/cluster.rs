@@ -24,7 +24,7 @@ async fn temporary_cluster_uses_the_password_and_cleans_up() {
     assert!(pg.cluster().is_running());
     drop(pg);
     assert!(!dir.exists(), "the temporary directory is removed");
-    assert!(nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_err(), "the postmaster is gone");
+    assert!(!toygres_local::cluster::process_alive(pid), "the postmaster is gone");
 }
 
 #[tokio::test]

@@ -29,7 +29,7 @@ mod user;
 
 pub use binaries::{PgBinaries, PG_BIN_ENV};
 pub use conn::ConnParams;
-pub use server::LOAD_ONLY_SETTINGS;
+pub use server::{process_alive, LOAD_ONLY_SETTINGS};
 pub use temp::TempCluster;
 pub(crate) use user::io_err;
 pub use user::{create_traversable_dir, set_mode, ServerUser};

@@ -20,6 +20,18 @@ pub const LOAD_ONLY_SETTINGS: &[(&str, &str)] = &[
     ("autovacuum", "off"),
 ];
 
+/// Whether process `pid` exists and is not a zombie waiting to be reaped.
+pub fn process_alive(pid: i32) -> bool {
+    if kill(Pid::from_raw(pid), None).is_err() {
+        return false;
+    }
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state follows the command name, which is in parentheses.
+        Ok(stat) => stat.rsplit_once(')').is_none_or(|(_, rest)| !rest.trim_start().starts_with('Z')),
+        Err(_) => true,
+    }
+}
+
 impl LocalCluster {
     fn server_cmd(&self, program: &str) -> Command {
         let mut cmd = Command::new(self.bin.path(program));
@@ -110,7 +122,7 @@ impl LocalCluster {
 
     /// Whether a postmaster for this data directory is alive.
     pub fn is_running(&self) -> bool {
-        self.postmaster_pid().is_some_and(|pid| kill(Pid::from_raw(pid), None).is_ok())
+        self.postmaster_pid().is_some_and(process_alive)
     }
 
     /// Sends SIGKILL to a leftover postmaster (its backends exit when they notice). Best effort.
@@ -118,7 +130,7 @@ impl LocalCluster {
         if let Some(pid) = self.postmaster_pid() {
             let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
             let deadline = Instant::now() + Duration::from_secs(10);
-            while kill(Pid::from_raw(pid), None).is_ok() && Instant::now() < deadline {
+            while process_alive(pid) && Instant::now() < deadline {
                 std::thread::sleep(Duration::from_millis(20));
             }
         }
@@ -164,6 +176,18 @@ impl LocalCluster {
         let log = std::fs::read_to_string(self.log_file()).unwrap_or_default();
         let log = super::process::tail(log.trim());
         Error::backend_msg("local cluster", format!("{e}\n--- server log ({}) ---\n{log}", self.log_file().display()))
+    }
+
+    /// Stops the server and removes its data directory (to start over with [`LocalCluster::init`]).
+    pub async fn destroy_data(&self) -> Result<()> {
+        self.stop().await?;
+        let data = self.data_dir();
+        match std::fs::remove_dir_all(&data) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(io_err(format!("removing {}", data.display()), e))
+            }
+            _ => Ok(()),
+        }
     }
 
     /// Stops the server and removes its directory. Idempotent.

@@ -1,0 +1,111 @@
+//! [`LocalBlobStore`]: images as files under one directory.
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use object_store::local::LocalFileSystem;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use toygres_core::blob::{ByteStream, StoredObject};
+use toygres_core::{BlobStore, Error, ImageId, ImageLocation, ObjectStoreBlobs, Result, Transfer};
+
+/// A [`BlobStore`] on the local filesystem: image `<id>`'s objects are files under
+/// `<root>/images/<id>/`. Jobs stream through the same handle ([`Transfer::ObjectStore`]).
+///
+/// ```
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// use toygres_core::{BlobStore, ImageId, ImageLocation};
+/// let root = tempfile::tempdir().unwrap();
+/// let blobs = toygres_local::LocalBlobStore::open(root.path()).unwrap();
+/// let loc = ImageLocation::for_image(ImageId::new());
+/// blobs.write(&loc, "manifest.json", "{}".into()).await.unwrap();
+/// assert!(blobs.object_path(&loc, "manifest.json").is_file());
+/// # });
+/// ```
+#[derive(Debug, Clone)]
+pub struct LocalBlobStore {
+    root: PathBuf,
+    inner: ObjectStoreBlobs,
+}
+
+impl LocalBlobStore {
+    /// Opens (creating it if needed) the store rooted at `root`.
+    pub fn open(root: impl AsRef<Path>) -> Result<Self> {
+        let root = root.as_ref();
+        std::fs::create_dir_all(root).map_err(|e| {
+            Error::backend("local blobs", format!("creating {}; check the path and permissions", root.display()), e)
+        })?;
+        let root = root.canonicalize().map_err(|e| Error::backend("local blobs", format!("{}", root.display()), e))?;
+        let fs = LocalFileSystem::new_with_prefix(&root)
+            .map_err(|e| Error::backend("local blobs", format!("opening {}", root.display()), e))?;
+        let inner = ObjectStoreBlobs::new(Arc::new(fs), format!("local files at {}", root.display()));
+        Ok(Self { root, inner })
+    }
+
+    /// The root directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The file holding object `name` of the image at `location`.
+    pub fn object_path(&self, location: &ImageLocation, name: &str) -> PathBuf {
+        self.root.join(location.object(name))
+    }
+}
+
+#[async_trait]
+impl BlobStore for LocalBlobStore {
+    fn describe(&self) -> String {
+        self.inner.describe()
+    }
+
+    async fn stat(&self, location: &ImageLocation) -> Result<Vec<StoredObject>> {
+        self.inner.stat(location).await
+    }
+
+    async fn read(&self, location: &ImageLocation, name: &str) -> Result<Bytes> {
+        self.inner.read(location, name).await
+    }
+
+    async fn read_stream(&self, location: &ImageLocation, name: &str) -> Result<ByteStream> {
+        self.inner.read_stream(location, name).await
+    }
+
+    async fn write(&self, location: &ImageLocation, name: &str, bytes: Bytes) -> Result<()> {
+        self.inner.write(location, name, bytes).await
+    }
+
+    async fn delete(&self, location: &ImageLocation) -> Result<()> {
+        self.inner.delete(location).await?;
+        // LocalFileSystem leaves the emptied directory behind; remove it so nothing remains.
+        let _ = std::fs::remove_dir(self.root.join(&location.prefix));
+        Ok(())
+    }
+
+    async fn list_images(&self) -> Result<Vec<ImageId>> {
+        self.inner.list_images().await
+    }
+
+    fn transfer(&self, location: &ImageLocation) -> Transfer {
+        self.inner.transfer(location)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn stores_files_and_deletes_them() {
+        let root = tempfile::tempdir().unwrap();
+        let blobs = LocalBlobStore::open(root.path().join("blobs")).unwrap();
+        let loc = ImageLocation::for_image(ImageId::new());
+        blobs.write(&loc, "a", Bytes::from_static(b"abc")).await.unwrap();
+        assert_eq!(std::fs::read(blobs.object_path(&loc, "a")).unwrap(), b"abc");
+        assert_eq!(blobs.list_images().await.unwrap(), vec![loc.image_id]);
+        assert!(matches!(blobs.transfer(&loc), Transfer::ObjectStore { .. }));
+        blobs.delete(&loc).await.unwrap();
+        blobs.delete(&loc).await.unwrap();
+        assert!(!blobs.root().join(&loc.prefix).exists());
+        assert!(matches!(blobs.read(&loc, "a").await, Err(Error::ImageIncomplete { .. })));
+    }
+}

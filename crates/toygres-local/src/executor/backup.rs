@@ -1,0 +1,135 @@
+//! The backup job: `pg_dumpall --globals-only` and one `pg_dump -Fc -Z0` per database, each streamed
+//! through zstd and sha256 straight into the blob store, then the manifest, last.
+
+use super::codec::compress_into;
+use super::jobs::JobCtx;
+use super::transfer::{self, Sink};
+use super::Inner;
+use crate::cluster::LocalCluster;
+use futures::{StreamExt, TryStreamExt};
+use std::process::Stdio;
+use std::sync::Arc;
+use tokio::process::Command;
+use toygres_core::manifest::{database_object_name, ManifestDatabase, ManifestObject, FORMAT_VERSION};
+use toygres_core::manifest::{GLOBALS_NAME, MANIFEST_NAME};
+use toygres_core::{BackupJobSpec, Error, Manifest, Password, Result, Transfer};
+
+const BACKEND: &str = "local executor";
+/// Databases dumped at the same time.
+const PARALLEL_DUMPS: usize = 2;
+
+/// Runs the backup job of `spec`.
+pub(crate) async fn run(inner: Arc<Inner>, spec: BackupJobSpec, ctx: JobCtx) -> Result<()> {
+    let cluster = inner.cluster_of(&spec.source)?;
+    let password = &spec.source_password;
+    let transfer = inner.blobs.transfer(&spec.location);
+    ctx.log.line(&format!(
+        "backup of instance {} (port {}) into {} at {}",
+        spec.source.name,
+        cluster.port(),
+        inner.blobs.describe(),
+        spec.location.prefix
+    ));
+    inner.blobs.delete(&spec.location).await?;
+    transfer::login(&transfer, &ctx.log).await?;
+
+    let client = cluster.connect("postgres", password).await?;
+    let version: String = query_one(&client, "SELECT current_setting('server_version')").await?;
+    let pg_version = version.split_whitespace().next().unwrap_or(&version).to_string();
+    let rows = client
+        .query(
+            "SELECT datname, pg_get_userbyid(datdba) FROM pg_database \
+             WHERE NOT datistemplate AND datallowconn ORDER BY datname",
+            &[],
+        )
+        .await
+        .map_err(|e| Error::backend(BACKEND, "listing the source's databases", e))?;
+    let databases: Vec<(String, String)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    ctx.log
+        .line(&format!("PostgreSQL {pg_version}, databases: {:?}", databases.iter().map(|d| &d.0).collect::<Vec<_>>()));
+
+    let mut globals = cluster.client("pg_dumpall", password);
+    globals.arg("--globals-only");
+    let globals = dump(globals, &transfer, GLOBALS_NAME, &inner, &ctx).await?;
+
+    let (cluster, ctx, transfer, inner) = (&cluster, &ctx, &transfer, &inner);
+    let dumps = futures::stream::iter(databases.into_iter().enumerate())
+        .map(|(i, (name, owner))| async move {
+            let object = dump_database(cluster, password, &name, i, transfer, inner, ctx).await?;
+            Ok::<_, Error>(ManifestDatabase { name, owner, object })
+        })
+        .buffered(PARALLEL_DUMPS)
+        .try_collect::<Vec<_>>()
+        .await?;
+
+    let manifest = Manifest {
+        format_version: FORMAT_VERSION,
+        image_id: spec.image_id,
+        pg_version,
+        image_type: spec.image_type,
+        compression: "zstd".into(),
+        globals,
+        databases: dumps,
+        created_at: chrono::Utc::now(),
+    };
+    transfer::write_all(transfer, MANIFEST_NAME, &manifest.to_bytes(), &ctx.log).await?;
+    ctx.log.line(&format!("manifest written: {} bytes stored", manifest.total_size(0)));
+    Ok(())
+}
+
+async fn query_one(client: &tokio_postgres::Client, sql: &str) -> Result<String> {
+    let row = client.query_one(sql, &[]).await.map_err(|e| Error::backend(BACKEND, format!("running {sql}"), e))?;
+    Ok(row.get(0))
+}
+
+async fn dump_database(
+    cluster: &LocalCluster,
+    password: &Password,
+    name: &str,
+    index: usize,
+    transfer: &Transfer,
+    inner: &Inner,
+    ctx: &JobCtx,
+) -> Result<ManifestObject> {
+    let mut cmd = cluster.client("pg_dump", password);
+    cmd.env("PGDATABASE", name).args(["--format=custom", "--compress=0", "--no-sync"]);
+    ctx.log.line(&format!("dumping database {name:?}"));
+    dump(cmd, transfer, &database_object_name(index), inner, ctx).await
+}
+
+/// Runs a dump program and streams its standard output, compressed, into object `name`. The object
+/// is completed only when the program succeeded.
+async fn dump(
+    mut cmd: Command,
+    transfer: &Transfer,
+    name: &str,
+    inner: &Inner,
+    ctx: &JobCtx,
+) -> Result<ManifestObject> {
+    let program = cmd.as_std().get_program().to_string_lossy().into_owned();
+    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
+    let mut child = cmd.spawn().map_err(|e| Error::backend(BACKEND, format!("cannot run {program}"), e))?;
+    if let Some(err) = child.stderr.take() {
+        ctx.log.capture(err, &program);
+    }
+    let stdout = child.stdout.take().expect("piped stdout");
+    let mut sink = Sink::open(transfer, name, &ctx.log)?;
+    let streamed = compress_into(stdout, &mut sink, name, inner.compression, &ctx.progress).await;
+    let status = child.wait().await;
+    let object = match (streamed, status) {
+        (Ok(object), Ok(status)) if status.success() => object,
+        (Err(e), _) => {
+            sink.abort().await;
+            return Err(e);
+        }
+        (_, status) => {
+            sink.abort().await;
+            let how = status.map(|s| s.to_string()).unwrap_or_else(|e| e.to_string());
+            let short = program.rsplit('/').next().unwrap_or(&program).to_string();
+            return Err(Error::backend_msg(BACKEND, format!("{short} for {name} failed ({how}); see the job log")));
+        }
+    };
+    sink.finish().await?;
+    ctx.log.line(&format!("stored {name}: {} bytes, {}", object.size, object.sha256));
+    Ok(object)
+}

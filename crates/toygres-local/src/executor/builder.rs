@@ -1,0 +1,78 @@
+//! [`LocalExecutorBuilder`].
+
+use super::{Compression, Inner, Jobs, LocalExecutor};
+use crate::cluster::{create_traversable_dir, PgBinaries, ServerUser};
+use std::ops::RangeInclusive;
+use std::path::PathBuf;
+use std::sync::Arc;
+use toygres_core::{BlobStore, Result};
+
+/// Configures a [`LocalExecutor`].
+pub struct LocalExecutorBuilder {
+    base_dir: PathBuf,
+    blobs: Arc<dyn BlobStore>,
+    bin_dir: Option<PathBuf>,
+    os_user: String,
+    ports: RangeInclusive<u16>,
+    compression: Compression,
+}
+
+impl LocalExecutorBuilder {
+    pub(crate) fn new(base_dir: PathBuf, blobs: Arc<dyn BlobStore>) -> Self {
+        Self {
+            base_dir,
+            blobs,
+            bin_dir: None,
+            os_user: "postgres".into(),
+            ports: 15432..=16431,
+            compression: Compression::default(),
+        }
+    }
+
+    /// PostgreSQL's server bin directory (default: discovered, see [`PgBinaries::discover`]).
+    pub fn bin_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.bin_dir = Some(dir.into());
+        self
+    }
+
+    /// OS user running the servers when this process is root (default `postgres`).
+    pub fn os_user(mut self, name: impl Into<String>) -> Self {
+        self.os_user = name.into();
+        self
+    }
+
+    /// Ports instances may listen on, on 127.0.0.1 (default 15432..=16431).
+    pub fn port_range(mut self, ports: RangeInclusive<u16>) -> Self {
+        self.ports = ports;
+        self
+    }
+
+    /// zstd settings of the images written.
+    pub fn compression(mut self, compression: Compression) -> Self {
+        self.compression = compression;
+        self
+    }
+
+    /// Checks the binaries and the OS user, creates the base directory, and builds the executor.
+    pub fn build(self) -> Result<LocalExecutor> {
+        let bin = PgBinaries::discover(self.bin_dir.as_deref())?;
+        let user = ServerUser::resolve(&self.os_user)?;
+        create_traversable_dir(&self.base_dir.join("instances"))?;
+        let base_dir = self
+            .base_dir
+            .canonicalize()
+            .map_err(|e| crate::cluster::io_err(format!("{}", self.base_dir.display()), e))?;
+        let jobs = Jobs::new(base_dir.join("jobs"));
+        let inner = Inner {
+            base_dir,
+            bin,
+            user,
+            ports: self.ports,
+            blobs: self.blobs,
+            compression: self.compression,
+            jobs,
+            allocate: tokio::sync::Mutex::new(()),
+        };
+        Ok(LocalExecutor { inner: Arc::new(inner) })
+    }
+}

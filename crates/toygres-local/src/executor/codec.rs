@@ -1,0 +1,144 @@
+//! Streaming zstd compression into a [`Sink`] and decompression out of a [`Source`], with the
+//! sha256 and size of the stored (compressed) bytes computed in the same pass.
+
+use super::joblog::Progress;
+use super::transfer::{Sink, Source};
+use sha2::{Digest, Sha256};
+use std::io::Write;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use toygres_core::manifest::{format_sha256, ManifestObject};
+use toygres_core::{Error, ImageId, Result};
+
+const BACKEND: &str = "local executor";
+/// Read size from a dump process.
+const CHUNK: usize = 1 << 20;
+
+fn zstd_err(what: &str, e: std::io::Error) -> Error {
+    Error::backend(BACKEND, format!("zstd {what}"), e)
+}
+
+/// zstd settings of an image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Compression {
+    /// zstd level (1 = fastest). Default 1: see the crate docs for the measurement.
+    pub level: i32,
+    /// zstd worker threads per stream (0 = compress on the calling thread).
+    pub workers: u32,
+}
+
+impl Default for Compression {
+    fn default() -> Self {
+        Self { level: 1, workers: 2 }
+    }
+}
+
+/// Counts and hashes what is stored.
+struct Stored {
+    hasher: Sha256,
+    size: u64,
+}
+
+impl Stored {
+    fn add(&mut self, data: &[u8]) {
+        self.hasher.update(data);
+        self.size += data.len() as u64;
+    }
+
+    fn object(self, name: &str) -> ManifestObject {
+        ManifestObject { name: name.to_string(), size: self.size, sha256: format_sha256(self.hasher.finalize().into()) }
+    }
+}
+
+/// Compresses everything `input` yields into `sink` (left open: the caller finishes or aborts it
+/// after checking the producer's exit status). Returns the stored object's size and sha256.
+pub(crate) async fn compress_into<R: AsyncRead + Unpin>(
+    mut input: R,
+    sink: &mut Sink,
+    name: &str,
+    compression: Compression,
+    progress: &Progress,
+) -> Result<ManifestObject> {
+    let mut enc = zstd::stream::write::Encoder::new(Vec::with_capacity(CHUNK), compression.level)
+        .map_err(|e| zstd_err("init", e))?;
+    if compression.workers > 0 {
+        enc.multithread(compression.workers).map_err(|e| zstd_err("workers", e))?;
+    }
+    let mut stored = Stored { hasher: Sha256::new(), size: 0 };
+    let mut buf = vec![0u8; CHUNK];
+    loop {
+        let n = input.read(&mut buf).await.map_err(|e| Error::backend(BACKEND, "reading the dump output", e))?;
+        if n == 0 {
+            break;
+        }
+        enc.write_all(&buf[..n]).map_err(|e| zstd_err("compress", e))?;
+        let out = std::mem::take(enc.get_mut());
+        if !out.is_empty() {
+            stored.add(&out);
+            progress.add(out.len() as u64);
+            sink.write(&out).await?;
+        }
+    }
+    let out = enc.finish().map_err(|e| zstd_err("finish", e))?;
+    stored.add(&out);
+    progress.add(out.len() as u64);
+    sink.write(&out).await?;
+    Ok(stored.object(name))
+}
+
+/// Decompresses object `expected` from `source` into `output`, checking its size and sha256 when
+/// it ends. A mismatch is [`Error::ChecksumMismatch`] (the caller must discard what was loaded).
+pub(crate) async fn decompress_into<W: AsyncWrite + Unpin>(
+    mut source: Source,
+    output: &mut W,
+    image: ImageId,
+    expected: &ManifestObject,
+    progress: &Progress,
+) -> Result<()> {
+    let mut dec = zstd::stream::write::Decoder::new(Vec::with_capacity(CHUNK)).map_err(|e| zstd_err("init", e))?;
+    let mut stored = Stored { hasher: Sha256::new(), size: 0 };
+    while let Some(chunk) = source.next().await? {
+        stored.add(&chunk);
+        progress.add(chunk.len() as u64);
+        dec.write_all(&chunk).map_err(|e| zstd_err(&format!("decompressing {}", expected.name), e))?;
+        let out = std::mem::take(dec.get_mut());
+        output
+            .write_all(&out)
+            .await
+            .map_err(|e| Error::backend(BACKEND, format!("feeding {} to its consumer", expected.name), e))?;
+    }
+    dec.flush().map_err(|e| zstd_err("flush", e))?;
+    let out = std::mem::take(dec.get_mut());
+    output.write_all(&out).await.map_err(|e| Error::backend(BACKEND, "feeding the last bytes", e))?;
+    source.finish().await?;
+    check(image, expected, stored)
+}
+
+/// Reads object `expected` to its end, checking size and sha256 without keeping anything.
+pub(crate) async fn verify(mut source: Source, image: ImageId, expected: &ManifestObject) -> Result<()> {
+    let mut stored = Stored { hasher: Sha256::new(), size: 0 };
+    while let Some(chunk) = source.next().await? {
+        stored.add(&chunk);
+    }
+    source.finish().await?;
+    check(image, expected, stored)
+}
+
+fn check(image: ImageId, expected: &ManifestObject, stored: Stored) -> Result<()> {
+    let size = stored.size;
+    let got = stored.object(&expected.name);
+    if got.sha256 != expected.sha256 {
+        return Err(Error::ChecksumMismatch {
+            image,
+            object: expected.name.clone(),
+            expected: expected.sha256.clone(),
+            actual: got.sha256,
+        });
+    }
+    if size != expected.size {
+        return Err(Error::ImageIncomplete {
+            image,
+            detail: format!("object {} has {size} bytes, the manifest says {}", expected.name, expected.size),
+        });
+    }
+    Ok(())
+}

@@ -1,0 +1,107 @@
+//! A job's log file (secrets redacted before anything is written) and its byte progress.
+
+use std::io::Write;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+use toygres_core::error::redact;
+use toygres_core::{EventKind, Phase, ProgressEvent, ProgressSink, Result, Subject};
+
+/// Appends redacted lines to a job's log file. Cheap to clone.
+#[derive(Clone)]
+pub(crate) struct JobLog {
+    file: Arc<Mutex<std::fs::File>>,
+    secrets: Arc<Vec<String>>,
+}
+
+impl JobLog {
+    /// Creates (truncating) the log at `path`; `secrets` never reach it.
+    pub(crate) fn create(path: &Path, secrets: Vec<String>) -> Result<Self> {
+        let file = std::fs::File::create(path)
+            .map_err(|e| crate::cluster::io_err(format!("creating job log {}", path.display()), e))?;
+        let secrets = secrets.into_iter().filter(|s| !s.is_empty()).collect();
+        Ok(Self { file: Arc::new(Mutex::new(file)), secrets: Arc::new(secrets) })
+    }
+
+    /// `text` with every secret replaced.
+    pub(crate) fn redact(&self, text: &str) -> String {
+        self.secrets.iter().fold(text.to_string(), |t, s| redact(&t, s))
+    }
+
+    /// Appends one line (redacted), prefixed with the time.
+    pub(crate) fn line(&self, text: &str) {
+        let line = format!("{} {}\n", chrono::Utc::now().format("%H:%M:%S%.3f"), self.redact(text.trim_end()));
+        if let Ok(mut f) = self.file.lock() {
+            let _ = f.write_all(line.as_bytes());
+        }
+    }
+
+    /// Copies a child's output stream into the log, line by line, on a background task.
+    pub(crate) fn capture<R: AsyncRead + Unpin + Send + 'static>(&self, stream: R, program: &str) {
+        let log = self.clone();
+        let program = program.rsplit('/').next().unwrap_or(program).to_string();
+        tokio::spawn(async move {
+            let mut lines = BufReader::new(stream).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                log.line(&format!("{program}: {line}"));
+            }
+        });
+    }
+}
+
+/// Counts a job's bytes and forwards `Bytes` events to whoever waits for the job.
+pub(crate) struct Progress {
+    subject: Subject,
+    phase: Phase,
+    sink: Mutex<Option<Arc<dyn ProgressSink>>>,
+    done: AtomicU64,
+    total: AtomicU64,
+    last: AtomicU64,
+}
+
+/// Bytes between two progress events.
+const STEP: u64 = 16 << 20;
+
+impl Progress {
+    pub(crate) fn new(subject: Subject, phase: Phase) -> Self {
+        let sink = Mutex::new(None);
+        Self { subject, phase, sink, done: AtomicU64::new(0), total: AtomicU64::new(0), last: AtomicU64::new(0) }
+    }
+
+    /// Sends later events to `sink`.
+    pub(crate) fn attach(&self, sink: Arc<dyn ProgressSink>) {
+        *self.sink.lock().expect("progress lock") = Some(sink);
+    }
+
+    /// Sets the expected total.
+    pub(crate) fn set_total(&self, total: u64) {
+        self.total.store(total, Ordering::Relaxed);
+    }
+
+    /// Counts `n` more bytes; emits an event every [`STEP`] bytes.
+    pub(crate) fn add(&self, n: u64) {
+        let done = self.done.fetch_add(n, Ordering::Relaxed) + n;
+        let last = self.last.load(Ordering::Relaxed);
+        if done >= last + STEP && self.last.compare_exchange(last, done, Ordering::Relaxed, Ordering::Relaxed).is_ok() {
+            self.emit(done);
+        }
+    }
+
+    /// Emits the current count.
+    pub(crate) fn flush(&self) {
+        self.emit(self.done.load(Ordering::Relaxed));
+    }
+
+    fn emit(&self, done: u64) {
+        let total = Some(self.total.load(Ordering::Relaxed)).filter(|t| *t > 0);
+        let sink = self.sink.lock().expect("progress lock").clone();
+        if let Some(sink) = sink {
+            sink.emit(&ProgressEvent {
+                subject: self.subject,
+                phase: self.phase,
+                kind: EventKind::Bytes { done, total },
+            });
+        }
+    }
+}

@@ -1,0 +1,237 @@
+//! [`LocalExecutor`]: a [`ClusterExecutor`] whose instances are local PostgreSQL clusters and whose
+//! jobs are in-process tasks.
+//!
+//! Layout under the base directory: `instances/pg-<id>/` per instance (see [`InstanceConfig`]) and
+//! `jobs/<job-name>.log` per job (secrets redacted).
+
+mod backup;
+mod builder;
+mod codec;
+mod joblog;
+mod jobs;
+mod layout;
+mod restore;
+mod transfer;
+
+pub use builder::LocalExecutorBuilder;
+pub use codec::Compression;
+pub use layout::InstanceConfig;
+
+use crate::cluster::{ports, LocalCluster, PgBinaries, ServerUser, SUPERUSER};
+use async_trait::async_trait;
+use jobs::Jobs;
+use layout::InstanceDir;
+use std::ops::RangeInclusive;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use toygres_core::{BackupJobSpec, BlobStore, ClusterExecutor, ConnectionInfo, Error, InstanceSpec, JobRef};
+use toygres_core::{Password, ProgressSink, RestoreJobSpec, Result};
+
+/// Runs instances as local PostgreSQL clusters and jobs as tokio tasks. Build one with
+/// [`LocalExecutor::builder`].
+///
+/// ```no_run
+/// # fn demo(blobs: std::sync::Arc<dyn toygres_core::BlobStore>) -> toygres_core::Result<()> {
+/// let executor = toygres_local::LocalExecutor::builder("/var/lib/toygres", blobs).build()?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct LocalExecutor {
+    inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    base_dir: PathBuf,
+    bin: PgBinaries,
+    user: ServerUser,
+    ports: RangeInclusive<u16>,
+    blobs: Arc<dyn BlobStore>,
+    compression: Compression,
+    jobs: Jobs,
+    allocate: tokio::sync::Mutex<()>,
+}
+
+impl std::fmt::Debug for LocalExecutor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalExecutor")
+            .field("base_dir", &self.inner.base_dir)
+            .field("bin", &self.inner.bin)
+            .field("user", &self.inner.user.name)
+            .field("ports", &self.inner.ports)
+            .finish()
+    }
+}
+
+impl Inner {
+    fn dir(&self, spec: &InstanceSpec) -> InstanceDir {
+        InstanceDir::new(&self.base_dir, spec)
+    }
+
+    /// The cluster of an instance whose volume exists.
+    fn cluster_of(&self, spec: &InstanceSpec) -> Result<LocalCluster> {
+        let dir = self.dir(spec);
+        let config = dir.require_config()?;
+        Ok(dir.cluster(&self.bin, &self.user, &config))
+    }
+
+    /// Ports of every instance volume.
+    fn taken_ports(&self) -> Vec<u16> {
+        let Ok(entries) = std::fs::read_dir(self.base_dir.join("instances")) else { return vec![] };
+        entries
+            .filter_map(|e| e.ok())
+            .filter_map(|e| std::fs::read(e.path().join("config.json")).ok())
+            .filter_map(|b| serde_json::from_slice::<InstanceConfig>(&b).ok())
+            .map(|c| c.port)
+            .collect()
+    }
+}
+
+impl LocalExecutor {
+    /// A builder with base directory `base_dir` and blob store `blobs` (where jobs move images).
+    pub fn builder(base_dir: impl Into<PathBuf>, blobs: Arc<dyn BlobStore>) -> LocalExecutorBuilder {
+        LocalExecutorBuilder::new(base_dir.into(), blobs)
+    }
+
+    /// The base directory.
+    pub fn base_dir(&self) -> &Path {
+        &self.inner.base_dir
+    }
+
+    /// The cluster of an instance whose volume exists (to inspect or connect to it).
+    pub fn cluster(&self, instance: &InstanceSpec) -> Result<LocalCluster> {
+        self.inner.cluster_of(instance)
+    }
+
+    /// The clusters of every instance volume under the base directory (running or not), e.g. to
+    /// stop leftovers.
+    pub fn instance_clusters(&self) -> Vec<LocalCluster> {
+        let Ok(entries) = std::fs::read_dir(self.inner.base_dir.join("instances")) else { return vec![] };
+        entries
+            .filter_map(|e| e.ok())
+            .filter_map(|e| {
+                let dir = InstanceDir { path: e.path() };
+                let config = dir.config().ok()??;
+                Some(dir.cluster(&self.inner.bin, &self.inner.user, &config))
+            })
+            .collect()
+    }
+
+    /// Creates a new, empty, running instance with superuser password `password`: volume, `initdb`,
+    /// start. Use it for source instances, then record them with `Toygres::register_instance`.
+    /// Idempotent.
+    pub async fn provision_empty(&self, instance: &InstanceSpec, password: &Password) -> Result<ConnectionInfo> {
+        self.create_volume(instance, password).await?;
+        let cluster = self.inner.cluster_of(instance)?;
+        cluster.init(password).await?;
+        cluster.start(&[]).await?;
+        self.connection_info(instance).await
+    }
+}
+
+#[async_trait]
+impl ClusterExecutor for LocalExecutor {
+    async fn start_backup_job(&self, spec: &BackupJobSpec) -> Result<JobRef> {
+        let job = JobRef::backup(spec.image_id);
+        let mut secrets = transfer::transfer_secrets(&self.inner.blobs.transfer(&spec.location));
+        secrets.push(spec.source_password.expose().to_string());
+        let (inner, spec) = (self.inner.clone(), spec.clone());
+        self.inner.jobs.start(&job, secrets, move |ctx| backup::run(inner, spec, ctx))
+    }
+
+    async fn start_restore_job(&self, spec: &RestoreJobSpec) -> Result<JobRef> {
+        let job = JobRef::restore(spec.instance.id);
+        let dir = self.inner.dir(&spec.instance);
+        dir.require_config()?;
+        let mut secrets = transfer::transfer_secrets(&self.inner.blobs.transfer(&spec.location));
+        secrets.push(dir.password()?.expose().to_string());
+        let (inner, spec) = (self.inner.clone(), spec.clone());
+        self.inner.jobs.start(&job, secrets, move |ctx| restore::run(inner, spec, ctx))
+    }
+
+    async fn wait_for_job(&self, job: &JobRef, timeout: Duration, progress: Arc<dyn ProgressSink>) -> Result<()> {
+        self.inner.jobs.wait(job, timeout, progress).await
+    }
+
+    async fn job_logs(&self, job: &JobRef) -> Result<String> {
+        self.inner.jobs.logs(job)
+    }
+
+    async fn delete_job(&self, job: &JobRef) -> Result<()> {
+        self.inner.jobs.delete(job)
+    }
+
+    async fn create_volume(&self, instance: &InstanceSpec, password: &Password) -> Result<()> {
+        let _guard = self.inner.allocate.lock().await;
+        let dir = self.inner.dir(instance);
+        if dir.config()?.is_some() {
+            return Ok(());
+        }
+        let taken = self.inner.taken_ports();
+        let port = ports::first_free(self.inner.ports.clone(), &taken).ok_or_else(|| {
+            Error::backend_msg(
+                "local executor",
+                format!("no free port left in {:?}; delete instances or widen the port range", self.inner.ports),
+            )
+        })?;
+        let config = InstanceConfig { port, image_type: instance.image_type, name: instance.name.clone() };
+        dir.write(&config, password)
+    }
+
+    async fn deploy_from_volume(&self, instance: &InstanceSpec) -> Result<()> {
+        let cluster = self.inner.cluster_of(instance)?;
+        if !cluster.is_initialized() {
+            return Err(Error::backend_msg(
+                "local executor",
+                format!(
+                    "instance {} has no restored data at {}; run its restore job first",
+                    instance.name,
+                    cluster.data_dir().display()
+                ),
+            ));
+        }
+        cluster.start(&[]).await
+    }
+
+    async fn wait_until_ready(&self, instance: &InstanceSpec, timeout: Duration) -> Result<()> {
+        self.inner.cluster_of(instance)?.wait_ready(timeout).await
+    }
+
+    async fn connection_info(&self, instance: &InstanceSpec) -> Result<ConnectionInfo> {
+        let config = self.inner.dir(instance).require_config()?;
+        Ok(ConnectionInfo {
+            host: "127.0.0.1".into(),
+            port: config.port,
+            user: SUPERUSER.into(),
+            database: "postgres".into(),
+            dns_name: None,
+        })
+    }
+
+    async fn test_connection(&self, connection: &ConnectionInfo, password: &Password) -> Result<()> {
+        let params = crate::cluster::ConnParams {
+            host: connection.host.clone(),
+            port: connection.port,
+            user: connection.user.clone(),
+        };
+        let client = params.connect(&connection.database, password).await?;
+        client.simple_query("SELECT 1").await.map_err(|e| Error::backend("local executor", "SELECT 1", e))?;
+        Ok(())
+    }
+
+    async fn delete_instance(&self, instance: &InstanceSpec) -> Result<()> {
+        self.inner.jobs.delete(&JobRef::restore(instance.id))?;
+        let dir = self.inner.dir(instance);
+        if let Some(config) = dir.config()? {
+            let cluster = dir.cluster(&self.inner.bin, &self.inner.user, &config);
+            cluster.stop().await?;
+            cluster.kill_postmaster();
+        }
+        match std::fs::remove_dir_all(&dir.path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(crate::cluster::io_err(format!("removing {}", dir.path.display()), e))
+            }
+            _ => Ok(()),
+        }
+    }
+}

@@ -1,0 +1,164 @@
+//! Shared fixture of the local end-to-end tests: one runtime, one executor over a temporary base
+//! directory, one source instance loaded with the sample data. Tests lease it; the last lease to end
+//! stops every server and removes the directory (so no postgres process outlives the tests).
+#![allow(dead_code)]
+
+use std::sync::{Arc, Mutex, OnceLock};
+use toygres_core::{
+    BlobStore, ClusterExecutor, ImageId, ImageRecord, InstanceRecord, InstanceSpec, InstanceState, MemoryCatalog,
+    NewInstance, OperationId, Password, Toygres,
+};
+use toygres_local::verify::{sample::load_sample_data, InstanceSnapshot};
+use toygres_local::{LocalBlobStore, LocalExecutor};
+
+pub fn rt() -> &'static tokio::runtime::Runtime {
+    static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    RT.get_or_init(|| tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap())
+}
+
+/// Stops every server of the executor when dropped (also when setup panics).
+pub struct StopAll(pub LocalExecutor);
+
+impl Drop for StopAll {
+    fn drop(&mut self) {
+        for cluster in self.0.instance_clusters() {
+            cluster.stop_blocking();
+        }
+    }
+}
+
+pub struct Fixture {
+    pub stop_all: StopAll,
+    pub base: tempfile::TempDir,
+    pub blobs: Arc<LocalBlobStore>,
+    pub executor: LocalExecutor,
+    pub catalog: Arc<MemoryCatalog>,
+    pub t: Toygres,
+    pub source: InstanceRecord,
+    pub password: Password,
+    pub snapshot: InstanceSnapshot,
+}
+
+static STATE: Mutex<(usize, Option<Arc<Fixture>>)> = Mutex::new((0, None));
+
+/// A lease on the shared fixture.
+pub struct Lease(pub Arc<Fixture>);
+
+impl std::ops::Deref for Lease {
+    type Target = Fixture;
+    fn deref(&self) -> &Fixture {
+        &self.0
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        let mut state = STATE.lock().unwrap_or_else(|p| p.into_inner());
+        state.0 -= 1;
+        if state.0 == 0 {
+            state.1.take();
+        }
+    }
+}
+
+pub fn fixture() -> Lease {
+    let mut state = STATE.lock().unwrap_or_else(|p| p.into_inner());
+    if state.1.is_none() {
+        state.1 = Some(Arc::new(rt().block_on(setup())));
+    }
+    state.0 += 1;
+    Lease(state.1.clone().unwrap())
+}
+
+/// A toygres over `blobs` with a fresh executor in `base`.
+pub fn toygres(base: &std::path::Path, blobs: Arc<dyn BlobStore>) -> (LocalExecutor, Arc<MemoryCatalog>, Toygres) {
+    let executor = LocalExecutor::builder(base, blobs.clone()).build().unwrap();
+    let catalog = Arc::new(MemoryCatalog::new());
+    let t = Toygres::new(catalog.clone(), blobs, Arc::new(executor.clone()));
+    (executor, catalog, t)
+}
+
+async fn setup() -> Fixture {
+    let base = tempfile::Builder::new().prefix("toygres-local-test-").tempdir().unwrap();
+    let blobs = Arc::new(LocalBlobStore::open(base.path().join("blobs")).unwrap());
+    let (executor, catalog, t) = toygres(base.path(), blobs.clone());
+    let stop_all = StopAll(executor.clone());
+    let password = Password::generate();
+    let source = source_instance(&executor, &t, "source", &password).await;
+    let params = executor.cluster(&spec(&source)).unwrap().params();
+    load_sample_data(&params, &password).await.unwrap();
+    let snapshot = snapshot(&executor, &source, &password).await;
+    Fixture { stop_all, base, blobs, executor, catalog, t, source, password, snapshot }
+}
+
+/// Provisions an empty running instance and registers it in `t`'s catalog.
+pub async fn source_instance(executor: &LocalExecutor, t: &Toygres, name: &str, password: &Password) -> InstanceRecord {
+    let new = NewInstance {
+        name: name.into(),
+        dns_label: None,
+        image_type: Default::default(),
+        pg_version: None,
+        source_image_id: None,
+        password: password.clone(),
+        state: InstanceState::Running,
+    };
+    let record = t.register_instance(OperationId::new(), new).await.unwrap();
+    executor.provision_empty(&spec(&record), password).await.unwrap();
+    record
+}
+
+pub fn spec(record: &InstanceRecord) -> InstanceSpec {
+    InstanceSpec {
+        id: record.id,
+        name: record.name.clone(),
+        image_type: record.image_type,
+        pg_version: record.pg_version.clone(),
+        dns_label: record.dns_label.clone(),
+    }
+}
+
+pub async fn snapshot(executor: &LocalExecutor, record: &InstanceRecord, password: &Password) -> InstanceSnapshot {
+    let cluster = executor.cluster(&spec(record)).unwrap();
+    InstanceSnapshot::take(cluster.binaries(), &cluster.params(), password).await.unwrap()
+}
+
+pub async fn image_of(t: &Toygres, source: &InstanceRecord, name: &str) -> ImageRecord {
+    let request = toygres_core::CreateImageRequest { name: name.into(), instance_id: source.id, description: None };
+    t.create_image(OperationId::new(), request).await.unwrap()
+}
+
+/// Names of the instances that have a volume under the executor's base directory.
+pub fn volumes(executor: &LocalExecutor) -> Vec<std::path::PathBuf> {
+    executor.instance_clusters().iter().map(|c| c.dir().to_path_buf()).collect()
+}
+
+/// Names recorded in the volumes' config files.
+pub fn volume_names(executor: &LocalExecutor) -> Vec<String> {
+    let dir = executor.base_dir().join("instances");
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(|e| std::fs::read(e.ok()?.path().join("config.json")).ok())
+                .filter_map(|b| serde_json::from_slice::<toygres_local::InstanceConfig>(&b).ok())
+                .map(|c| c.name)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+pub async fn objects_of(blobs: &LocalBlobStore, image: ImageId) -> Vec<String> {
+    let loc = toygres_core::ImageLocation::for_image(image);
+    blobs.stat(&loc).await.unwrap().into_iter().map(|o| o.name).collect()
+}
+
+/// Deletes an instance through toygres and checks its volume and server are gone.
+pub async fn delete_and_check(f: &Fixture, instance: &InstanceRecord) {
+    let cluster = f.executor.cluster(&spec(instance)).unwrap();
+    let pid = cluster.postmaster_pid();
+    f.t.delete_instance(instance.id).await.unwrap();
+    assert!(!cluster.dir().exists(), "the instance's files are removed");
+    if let Some(pid) = pid {
+        assert!(!toygres_local::cluster::process_alive(pid), "its postmaster is gone");
+    }
+    let _ = f.executor.delete_instance(&spec(instance)).await;
+}
