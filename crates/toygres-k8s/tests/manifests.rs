@@ -1,0 +1,164 @@
+//! Every template renders and parses into its typed object; the rendered manifests are kept as golden
+//! files (`UPDATE_GOLDEN=1 cargo test -p toygres-k8s --test manifests` rewrites them); no manifest but
+//! a Secret holds the password or the SAS.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use support::{command_transfer, PASSWORD, SAS};
+use toygres_core::{
+    BackupJobSpec, ImageId, ImageLocation, ImageType, InstanceId, InstanceSpec, Password, RestoreJobSpec, Transfer,
+};
+use toygres_k8s::transfer::job_transfer;
+use toygres_k8s::{K8sConfig, Manifests, ServiceExposure};
+
+fn config() -> K8sConfig {
+    K8sConfig {
+        storage_class: Some("managed-csi".into()),
+        toolbox_image: "example.azurecr.io/toygres-toolbox:1".into(),
+        exposure: ServiceExposure::LoadBalancer { region: Some("westus2".into()) },
+        job_service_account: Some("toygres-jobs".into()),
+        ..K8sConfig::default()
+    }
+}
+
+fn instance() -> InstanceSpec {
+    InstanceSpec {
+        id: "6f1c2a4e-0d3b-4c55-9a8e-1b2c3d4e5f60".parse::<InstanceId>().unwrap(),
+        name: "restored".into(),
+        image_type: ImageType::PgDurable,
+        pg_version: Some("16.4".into()),
+        dns_label: Some("restored-db".into()),
+    }
+}
+
+fn image() -> ImageId {
+    "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d".parse().unwrap()
+}
+
+/// Every rendered manifest, as YAML of its typed object.
+fn rendered(config: &K8sConfig) -> Vec<(&'static str, String)> {
+    let m = Manifests::new(config);
+    let i = instance();
+    let transfer = || job_transfer(Transfer::Command(command_transfer()), "job", "azure").unwrap();
+    let backup = BackupJobSpec {
+        image_id: image(),
+        source: InstanceSpec { image_type: ImageType::Stock, ..instance() },
+        source_password: Password::new(PASSWORD),
+        location: ImageLocation::for_image(image()),
+        image_type: ImageType::Stock,
+    };
+    let restore = RestoreJobSpec {
+        image_id: image(),
+        location: ImageLocation::for_image(image()),
+        checksum: format!("sha256:{}", "0f".repeat(32)),
+        instance: i.clone(),
+    };
+    let y = |v: &dyn erased::Yaml| v.yaml();
+    let envelope = m.secret(&i.resource_name(), &toygres_k8s::names::instance_labels(i.id, "postgres"), BTreeMap::new());
+    vec![
+        ("pvc", y(&m.pvc(&i).unwrap())),
+        ("secret", y(&envelope.unwrap())),
+        ("configmap", y(&m.config_map(&i).unwrap())),
+        ("statefulset", y(&m.stateful_set(&i).unwrap())),
+        ("service", y(&m.service(&i).unwrap())),
+        ("backup-job", y(&m.backup_job(&backup, &transfer()).unwrap())),
+        ("restore-job", y(&m.restore_job(&restore, &transfer()).unwrap())),
+    ]
+}
+
+mod erased {
+    /// Serializes any manifest to YAML.
+    pub trait Yaml {
+        fn yaml(&self) -> String;
+    }
+    impl<T: serde::Serialize> Yaml for T {
+        fn yaml(&self) -> String {
+            serde_yaml::to_string(self).unwrap()
+        }
+    }
+}
+
+#[test]
+fn rendered_manifests_match_the_golden_files() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden");
+    let update = std::env::var_os("UPDATE_GOLDEN").is_some();
+    for (name, yaml) in rendered(&config()) {
+        let path = dir.join(format!("{name}.yaml"));
+        if update {
+            std::fs::write(&path, &yaml).unwrap();
+            continue;
+        }
+        let golden = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("{}: {e}; run with UPDATE_GOLDEN=1 to create it", path.display()));
+        assert_eq!(yaml, golden, "{name} differs from {}; rerun with UPDATE_GOLDEN=1 if intended", path.display());
+    }
+}
+
+#[test]
+fn no_manifest_but_a_secret_holds_a_secret() {
+    let cluster_ip = K8sConfig { exposure: ServiceExposure::ClusterIp, ..config() };
+    let b64 = |s: &str| serde_json::to_string(&k8s_openapi::ByteString(s.as_bytes().to_vec())).unwrap();
+    for (name, yaml) in rendered(&config()).into_iter().chain(rendered(&cluster_ip)) {
+        for secret in [PASSWORD.to_string(), SAS.to_string(), b64(PASSWORD), b64(SAS)] {
+            assert!(!yaml.contains(secret.trim_matches('"')), "{name} holds a secret:\n{yaml}");
+        }
+    }
+    // The Secrets themselves do carry them, and never show them in Debug.
+    let m = Manifests::new(&cluster_ip);
+    let secret = m.instance_secret(&instance(), &Password::new(PASSWORD)).unwrap();
+    assert_eq!(secret.data.as_ref().unwrap()["password"].0, PASSWORD.as_bytes());
+    let transfer = job_transfer(Transfer::Command(command_transfer()), "job", "azure").unwrap();
+    assert_eq!(transfer.secret_data[toygres_k8s::transfer::URL_QUERY_KEY].0, SAS.as_bytes());
+    assert!(!format!("{cluster_ip:?}").contains(PASSWORD));
+}
+
+#[test]
+fn exposure_and_image_type_shape_the_manifests() {
+    let m_lb = config();
+    let m = Manifests::new(&m_lb);
+    let mut i = instance();
+    let svc = m.service(&i).unwrap();
+    assert_eq!(svc.spec.as_ref().unwrap().type_.as_deref(), Some("LoadBalancer"));
+    let conf = m.config_map(&i).unwrap().data.unwrap()["postgresql.conf"].clone();
+    assert!(conf.contains("shared_preload_libraries = 'pg_durable'"), "{conf}");
+    let sts = m.stateful_set(&i).unwrap();
+    let image = sts.spec.template.spec.unwrap().containers[0].image.clone();
+    assert_eq!(image.as_deref(), Some("ghcr.io/toygres/pg-durable:16"));
+
+    i.image_type = ImageType::Stock;
+    i.dns_label = None;
+    assert!(!m.config_map(&i).unwrap().data.unwrap()["postgresql.conf"].contains("pg_durable"));
+    assert!(m.service(&i).unwrap().metadata.annotations.unwrap_or_default().is_empty());
+    let cluster = K8sConfig { exposure: ServiceExposure::ClusterIp, ..config() };
+    let svc = Manifests::new(&cluster).service(&i).unwrap();
+    assert_eq!(svc.spec.unwrap().type_.as_deref(), Some("ClusterIP"));
+}
+
+#[test]
+fn bad_configuration_is_refused() {
+    for bad in [
+        K8sConfig { namespace: "Bad_NS".into(), ..config() },
+        K8sConfig { volume_size: "ten gigs".into(), ..config() },
+        K8sConfig { toolbox_image: "".into(), ..config() },
+        K8sConfig { poll_interval: std::time::Duration::ZERO, ..config() },
+    ] {
+        assert!(matches!(bad.validate(), Err(toygres_core::Error::InvalidRequest { .. })), "{bad:?}");
+    }
+    config().validate().unwrap();
+}
+
+#[test]
+fn a_restore_with_a_malformed_checksum_is_refused() {
+    let config = config();
+    let transfer = job_transfer(Transfer::Command(command_transfer()), "job", "azure").unwrap();
+    let spec = RestoreJobSpec {
+        image_id: image(),
+        location: ImageLocation::for_image(image()),
+        checksum: "md5:abc".into(),
+        instance: instance(),
+    };
+    let err = Manifests::new(&config).restore_job(&spec, &transfer).unwrap_err();
+    assert!(matches!(err, toygres_core::Error::ImageIncomplete { .. }), "{err}");
+}
