@@ -1,0 +1,114 @@
+//! The `Transfer::Command` path of the local executor (the one azcopy uses), driven by a tiny shell
+//! "copy program" that writes and reads files named by the `{url}`: image → restore → equality,
+//! and no secret (URL query, secret environment) in the job logs.
+
+#[path = "local/support.rs"]
+mod support;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use std::sync::Arc;
+use support::*;
+use toygres_core::blob::{ByteStream, StoredObject};
+use toygres_core::{
+    BlobStore, CommandTransfer, CreateInstanceRequest, ImageId, ImageLocation, OperationId, Password, Result, Transfer,
+};
+use toygres_local::LocalBlobStore;
+
+/// Local files, but jobs move bytes with `sh` instead of object_store.
+struct ShellCopyBlobs(LocalBlobStore);
+
+const SCRIPT: &str = r#"f="${1%%\?*}"; echo "token $FAKE_TOKEN for $1" >&2; case "$0" in up) mkdir -p "$(dirname "$f")"; cat > "$f";; down) cat "$f";; esac"#;
+
+#[async_trait]
+impl BlobStore for ShellCopyBlobs {
+    fn describe(&self) -> String {
+        format!("shell copies into {}", self.0.describe())
+    }
+    async fn stat(&self, l: &ImageLocation) -> Result<Vec<StoredObject>> {
+        self.0.stat(l).await
+    }
+    async fn read(&self, l: &ImageLocation, n: &str) -> Result<Bytes> {
+        self.0.read(l, n).await
+    }
+    async fn read_stream(&self, l: &ImageLocation, n: &str) -> Result<ByteStream> {
+        self.0.read_stream(l, n).await
+    }
+    async fn write(&self, l: &ImageLocation, n: &str, b: Bytes) -> Result<()> {
+        self.0.write(l, n, b).await
+    }
+    async fn delete(&self, l: &ImageLocation) -> Result<()> {
+        self.0.delete(l).await
+    }
+    async fn list_images(&self) -> Result<Vec<ImageId>> {
+        self.0.list_images().await
+    }
+    fn transfer(&self, location: &ImageLocation) -> Transfer {
+        let args = |mode: &str| vec!["-c".to_string(), SCRIPT.to_string(), mode.to_string(), "{url}".to_string()];
+        Transfer::Command(CommandTransfer {
+            program: "sh".into(),
+            login: Some(vec!["-c".into(), "echo logged in with $FAKE_TOKEN".into()]),
+            upload_from_stdin: args("up"),
+            download_to_stdout: args("down"),
+            base_url: self.0.root().join(&location.prefix).display().to_string(),
+            url_query: Some(Password::new("sig=url-query-secret")),
+            env: vec![("PLAIN".into(), "1".into())],
+            secret_env: vec![("FAKE_TOKEN".into(), Password::new("env-token-secret"))],
+        })
+    }
+}
+
+#[test]
+fn command_transfers_image_and_restore_without_leaking_secrets() {
+    let f = fixture();
+    rt().block_on(async {
+        let blobs = Arc::new(ShellCopyBlobs(f.blobs.as_ref().clone()));
+        // A second executor on the same base directory (it sees the source's volume) and catalog.
+        let executor = toygres_local::LocalExecutor::builder(f.executor.base_dir(), blobs.clone()).build().unwrap();
+        let t = toygres_core::Toygres::new(f.catalog.clone(), blobs.clone(), Arc::new(executor.clone()));
+        let source = f.source.clone();
+        let image = image_of(&t, &source, "via-shell").await;
+        let restored = t
+            .create_instance(OperationId::new(), CreateInstanceRequest::restore("shell-copy", image.id))
+            .await
+            .unwrap();
+        let diff = f.snapshot.diff(&snapshot(&executor, &restored, &f.password).await);
+        assert!(diff.is_empty(), "{}", diff.join("\n"));
+        let cluster = executor.cluster(&spec(&restored)).unwrap();
+        let pid = cluster.postmaster_pid().unwrap();
+        t.delete_instance(restored.id).await.unwrap();
+        assert!(!toygres_local::cluster::process_alive(pid));
+        t.delete_image(image.id).await.unwrap();
+        // Finished jobs are deleted with their logs; a failing job's log stays until it is deleted.
+
+        let bad = ImageLocation::for_image(ImageId::new());
+        let transfer = blobs.transfer(&bad);
+        assert!(format!("{transfer:?}").contains("***"), "Debug hides the URL query");
+        let spec = toygres_core::InstanceSpec {
+            id: toygres_core::InstanceId::new(),
+            name: "missing-image".into(),
+            image_type: Default::default(),
+            pg_version: None,
+            dns_label: None,
+        };
+        use toygres_core::ClusterExecutor;
+        executor.create_volume(&spec, &f.password).await.unwrap();
+        let job = toygres_core::RestoreJobSpec {
+            image_id: bad.image_id,
+            location: bad,
+            checksum: "sha256:00".into(),
+            instance: spec.clone(),
+        };
+        let job = executor.start_restore_job(&job).await.unwrap();
+        let err =
+            executor.wait_for_job(&job, std::time::Duration::from_secs(30), Arc::new(toygres_core::NoProgress)).await;
+        let logs = executor.job_logs(&job).await.unwrap();
+        assert!(err.is_err(), "a missing image fails the job");
+        assert!(logs.contains("token *** for"), "the copy program's stderr reached the log: {logs}");
+        for secret in ["url-query-secret", "env-token-secret", f.password.expose()] {
+            assert!(!logs.contains(secret), "{secret} leaked into the job log:\n{logs}");
+            assert!(!err.as_ref().unwrap_err().to_string().contains(secret));
+        }
+        executor.delete_instance(&spec).await.unwrap();
+    });
+}
