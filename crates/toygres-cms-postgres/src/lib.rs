@@ -1,1 +1,45 @@
-//! toygres-cms-postgres (skeleton, see its issue).
+//! # toygres-cms-postgres
+//!
+//! A [`CatalogStore`](toygres_core::CatalogStore) in PostgreSQL, for control planes that run
+//! several processes against one catalog (schema `toygres_cms` by default).
+//!
+//! - **Migrations**: versioned, applied on [`PostgresCatalog::connect`] inside one transaction
+//!   holding `pg_advisory_xact_lock`, so processes connecting at once serialize; a schema written
+//!   by a newer toygres is refused with [`Error::SchemaTooNew`](toygres_core::Error::SchemaTooNew).
+//! - **Concurrency**: a deadpool connection pool; every state change is one
+//!   `UPDATE … WHERE id = $ AND state = $ RETURNING …`, so exactly one of any number of racing
+//!   callers wins and the others get [`Error::StateConflict`](toygres_core::Error::StateConflict).
+//! - **Passwords at rest**: sealed with the [`CatalogKey`](toygres_core::crypto::CatalogKey) you
+//!   pass (XChaCha20-Poly1305, random nonce per value). The key never enters the database;
+//!   connecting with another key fails with [`Error::WrongKey`](toygres_core::Error::WrongKey).
+//! - **Errors** name the host, port, database and user and say what to check; never the password.
+//!
+//! Connections use no TLS (`NoTls`): reach the database over a trusted network or a local socket.
+//!
+//! ```no_run
+//! # async fn demo() -> toygres_core::Result<()> {
+//! use toygres_cms_postgres::{PostgresCatalog, PostgresCatalogConfig};
+//! use toygres_core::{crypto::CatalogKey, CatalogStore, ImageFilter};
+//!
+//! let url = std::env::var("TOYGRES_CATALOG_URL").expect("postgresql://cms:...@db:5432/control");
+//! let config = PostgresCatalogConfig::from_url(&url)?.schema("toygres_cms").max_connections(8);
+//! let catalog = PostgresCatalog::connect(config, CatalogKey::from_env("TOYGRES_CATALOG_KEY")?).await?;
+//! for image in catalog.list_images(&ImageFilter::default()).await? {
+//!     println!("{} {} {}", image.id, image.name, image.state);
+//! }
+//! # Ok(())
+//! # }
+//! ```
+#![warn(missing_docs)]
+
+mod catalog;
+mod codec;
+mod config;
+mod db;
+mod errors;
+mod images;
+mod instances;
+mod schema;
+
+pub use catalog::PostgresCatalog;
+pub use config::{PostgresCatalogConfig, DEFAULT_SCHEMA};

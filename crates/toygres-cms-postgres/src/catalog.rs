@@ -1,0 +1,123 @@
+//! [`PostgresCatalog`]: connecting (pool, migrations, key check) and the [`CatalogStore`] impl.
+
+use crate::config::{quoted_schema, PostgresCatalogConfig};
+use crate::db::Db;
+use crate::errors::{self, BACKEND};
+use crate::schema;
+use async_trait::async_trait;
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use std::fmt;
+use std::sync::Arc;
+use toygres_core::crypto::CatalogKey;
+use toygres_core::{
+    CatalogStore, Error, ImageFilter, ImageId, ImageRecord, ImageState, ImageUpdate, InstanceId, InstanceRecord,
+    InstanceState, InstanceUpdate, NewImage, NewInstance, OperationId, Password, Result,
+};
+
+/// A [`CatalogStore`] in a PostgreSQL schema, shared safely by several control-plane processes.
+/// Cheap to clone (clones share the pool).
+#[derive(Clone)]
+pub struct PostgresCatalog {
+    db: Arc<Db>,
+}
+
+impl PostgresCatalog {
+    /// The newest schema version this build writes.
+    pub const SCHEMA_VERSION: i64 = schema::SCHEMA_VERSION;
+
+    /// Connects, creates the schema and applies pending migrations (under an advisory lock, so
+    /// processes connecting at once serialize), and checks `key` against the catalog.
+    ///
+    /// Errors: [`Error::InvalidRequest`] for a bad schema name; [`Error::Backend`] naming the
+    /// host, port, database and user (never the password) when the server cannot be reached or
+    /// refuses the login; [`Error::SchemaTooNew`] when a newer toygres migrated the schema;
+    /// [`Error::WrongKey`] when the catalog was written with another key.
+    pub async fn connect(config: PostgresCatalogConfig, key: CatalogKey) -> Result<Self> {
+        let schema = quoted_schema(&config.schema)?;
+        let manager = Manager::from_config(
+            config.pg.clone(),
+            tokio_postgres::NoTls,
+            ManagerConfig { recycling_method: RecyclingMethod::Fast },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(config.max_connections)
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(config.wait_timeout))
+            .create_timeout(config.pg.get_connect_timeout().copied())
+            .build()
+            .map_err(|e| Error::backend(BACKEND, "cannot build the connection pool", e))?;
+        let mut client = pool.get().await.map_err(|e| errors::pool(&config, e))?;
+        schema::migrate(&mut client, &config, &schema, &key).await?;
+        drop(client);
+        tracing::debug!(endpoint = %config.endpoint(), schema = %config.schema, "postgres catalog connected");
+        Ok(Self { db: Arc::new(Db { pool, config, schema, key }) })
+    }
+
+    /// Connects with a URL and the default schema `toygres_cms`; see [`PostgresCatalog::connect`].
+    pub async fn connect_url(url: &str, key: CatalogKey) -> Result<Self> {
+        Self::connect(PostgresCatalogConfig::from_url(url)?, key).await
+    }
+
+    /// The schema holding the catalog's tables.
+    pub fn schema(&self) -> &str {
+        self.db.config.schema_name()
+    }
+}
+
+impl fmt::Debug for PostgresCatalog {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PostgresCatalog").field("config", &self.db.config).finish_non_exhaustive()
+    }
+}
+
+#[async_trait]
+impl CatalogStore for PostgresCatalog {
+    async fn reserve_image(&self, operation: OperationId, image: &NewImage) -> Result<ImageRecord> {
+        self.db.reserve_image(operation, image).await
+    }
+
+    async fn get_image(&self, id: ImageId) -> Result<ImageRecord> {
+        self.db.get_image(id).await
+    }
+
+    async fn list_images(&self, filter: &ImageFilter) -> Result<Vec<ImageRecord>> {
+        self.db.list_images(filter).await
+    }
+
+    async fn update_image(&self, id: ImageId, expected: ImageState, update: ImageUpdate) -> Result<ImageRecord> {
+        self.db.update_image(id, expected, update).await
+    }
+
+    async fn image_source_password(&self, id: ImageId) -> Result<Password> {
+        self.db.image_source_password(id).await
+    }
+
+    async fn create_instance(&self, operation: OperationId, instance: &NewInstance) -> Result<InstanceRecord> {
+        self.db.create_instance(operation, instance).await
+    }
+
+    async fn get_instance(&self, id: InstanceId) -> Result<InstanceRecord> {
+        self.db.get_instance(id).await
+    }
+
+    async fn get_instance_by_name(&self, name: &str) -> Result<InstanceRecord> {
+        self.db.get_instance_by_name(name).await
+    }
+
+    async fn list_instances(&self) -> Result<Vec<InstanceRecord>> {
+        self.db.list_instances().await
+    }
+
+    async fn update_instance(
+        &self,
+        id: InstanceId,
+        expected: InstanceState,
+        update: InstanceUpdate,
+    ) -> Result<InstanceRecord> {
+        self.db.update_instance(id, expected, update).await
+    }
+
+    async fn instance_password(&self, id: InstanceId) -> Result<Password> {
+        self.db.instance_password(id).await
+    }
+}

@@ -1,0 +1,113 @@
+//! Image operations: each one statement (or two, to explain a lost compare-and-set).
+
+use crate::codec::{image, now, size_to_sql, IMAGE_COLUMNS};
+use crate::db::Db;
+use toygres_core::{
+    Error, ImageFilter, ImageId, ImageRecord, ImageState, ImageUpdate, NewImage, OperationId, Password, Result,
+};
+use uuid::Uuid;
+
+impl Db {
+    /// See [`toygres_core::CatalogStore::reserve_image`].
+    pub async fn reserve_image(&self, operation: OperationId, new: &NewImage) -> Result<ImageRecord> {
+        let insert = format!(
+            "INSERT INTO {{s}}.images (id, operation_id, name, description, source_instance_id, state, image_type, \
+             created_at, updated_at) VALUES ($1, $2, $3, $4, $5, 'creating', 'stock', $6, $6) \
+             ON CONFLICT (operation_id) DO NOTHING RETURNING {IMAGE_COLUMNS}"
+        );
+        let (id, op, source) = (ImageId::new().0, operation.0, new.source_instance_id.0);
+        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 6] =
+            [&id, &op, &new.name, &new.description, &source, &now()];
+        if let Some(row) = self.query_opt("reserve an image", &insert, &params).await? {
+            return image(&row);
+        }
+        let select = format!("SELECT {IMAGE_COLUMNS} FROM {{s}}.images WHERE operation_id = $1");
+        let row = self.query_opt("read a reserved image", &select, &[&op]).await?;
+        image(&row.ok_or_else(|| Error::Corrupt(format!("operation {operation} reserved no image")))?)
+    }
+
+    /// See [`toygres_core::CatalogStore::get_image`].
+    pub async fn get_image(&self, id: ImageId) -> Result<ImageRecord> {
+        let sql = format!("SELECT {IMAGE_COLUMNS} FROM {{s}}.images WHERE id = $1 AND state <> 'deleted'");
+        match self.query_opt("read an image", &sql, &[&id.0]).await? {
+            Some(row) => image(&row),
+            None => Err(Error::ImageNotFound(id)),
+        }
+    }
+
+    /// See [`toygres_core::CatalogStore::list_images`].
+    pub async fn list_images(&self, filter: &ImageFilter) -> Result<Vec<ImageRecord>> {
+        let sql = format!(
+            "SELECT {IMAGE_COLUMNS} FROM {{s}}.images WHERE state <> 'deleted' \
+             AND ($1::uuid IS NULL OR source_instance_id = $1) AND ($2::text IS NULL OR state = $2) \
+             ORDER BY created_at, id"
+        );
+        let source: Option<Uuid> = filter.source_instance_id.map(|i| i.0);
+        let state: Option<&str> = filter.state.map(|s| s.as_str());
+        self.query("list images", &sql, &[&source, &state]).await?.iter().map(image).collect()
+    }
+
+    /// See [`toygres_core::CatalogStore::update_image`]: `UPDATE … WHERE id = $ AND state = $`.
+    pub async fn update_image(&self, id: ImageId, expected: ImageState, update: ImageUpdate) -> Result<ImageRecord> {
+        let target = update.target_state();
+        expected.check_transition(target)?;
+        let (mut size, mut checksum, mut pg_version, mut image_type, mut reason, mut sealed) =
+            (None, None, None, None, None, None);
+        match &update {
+            ImageUpdate::Ready { size_bytes, checksum: sum, pg_version: v, image_type: t, source_password } => {
+                size = Some(size_to_sql(*size_bytes)?);
+                (checksum, pg_version, image_type) = (Some(sum.as_str()), Some(v.as_str()), Some(t.as_str()));
+                sealed = Some(self.key.seal(source_password));
+            }
+            ImageUpdate::Failed { reason: r } => reason = Some(r.as_str()),
+            ImageUpdate::Deleting | ImageUpdate::Deleted => {}
+        }
+        let erase = matches!(update, ImageUpdate::Deleted);
+        let sql = format!(
+            "UPDATE {{s}}.images SET state = $1, updated_at = GREATEST(updated_at, $2), \
+             size_bytes = COALESCE($3, size_bytes), checksum = COALESCE($4, checksum), \
+             pg_version = COALESCE($5, pg_version), image_type = COALESCE($6, image_type), \
+             failure_reason = COALESCE($7, failure_reason), \
+             source_password = CASE WHEN $8 THEN NULL ELSE COALESCE($9, source_password) END \
+             WHERE id = $10 AND state = $11 RETURNING {IMAGE_COLUMNS}"
+        );
+        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 11] = [
+            &target.as_str(),
+            &now(),
+            &size,
+            &checksum,
+            &pg_version,
+            &image_type,
+            &reason,
+            &erase,
+            &sealed,
+            &id.0,
+            &expected.as_str(),
+        ];
+        if let Some(row) = self.query_opt("update an image", &sql, &params).await? {
+            return image(&row);
+        }
+        let row =
+            self.query_opt("read an image's state", "SELECT state FROM {s}.images WHERE id = $1", &[&id.0]).await?;
+        match row {
+            None => Err(Error::ImageNotFound(id)),
+            Some(row) => Err(Error::StateConflict {
+                entity: "image",
+                id: id.to_string(),
+                expected: expected.to_string(),
+                actual: row.get(0),
+            }),
+        }
+    }
+
+    /// See [`toygres_core::CatalogStore::image_source_password`].
+    pub async fn image_source_password(&self, id: ImageId) -> Result<Password> {
+        let sql = "SELECT state, source_password FROM {s}.images WHERE id = $1";
+        let row = self.query_opt("read an image's source password", sql, &[&id.0]).await?;
+        let row = row.ok_or(Error::ImageNotFound(id))?;
+        match row.get::<_, Option<&[u8]>>(1) {
+            Some(sealed) => self.key.open(sealed),
+            None => Err(Error::ImageNotReady { id, state: row.get(0) }),
+        }
+    }
+}

@@ -1,0 +1,134 @@
+//! Instance operations: each one statement (or two, to explain a refusal).
+
+use crate::codec::{instance, now, INSTANCE_COLUMNS};
+use crate::db::Db;
+use tokio_postgres::error::SqlState;
+use toygres_core::{
+    Error, InstanceId, InstanceRecord, InstanceState, InstanceUpdate, NewInstance, OperationId, Password, Result,
+};
+
+impl Db {
+    async fn instance_where(
+        &self,
+        what: &str,
+        filter: &str,
+        value: &(dyn tokio_postgres::types::ToSql + Sync),
+    ) -> Result<Option<InstanceRecord>> {
+        let sql = format!("SELECT {INSTANCE_COLUMNS} FROM {{s}}.instances WHERE {filter}");
+        self.query_opt(what, &sql, &[value]).await?.as_ref().map(instance).transpose()
+    }
+
+    /// See [`toygres_core::CatalogStore::create_instance`].
+    pub async fn create_instance(&self, operation: OperationId, new: &NewInstance) -> Result<InstanceRecord> {
+        let insert = format!(
+            "INSERT INTO {{s}}.instances (id, operation_id, name, dns_label, state, image_type, pg_version, \
+             source_image_id, password, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10) \
+             ON CONFLICT (operation_id) DO NOTHING RETURNING {INSTANCE_COLUMNS}"
+        );
+        let (id, op, source) = (InstanceId::new().0, operation.0, new.source_image_id.map(|i| i.0));
+        let sealed = self.key.seal(&new.password);
+        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 10] = [
+            &id,
+            &op,
+            &new.name,
+            &new.dns_label,
+            &new.state.as_str(),
+            &new.image_type.as_str(),
+            &new.pg_version,
+            &source,
+            &sealed,
+            &now(),
+        ];
+        // One pooled connection at a time: holding one while taking another can starve the pool.
+        let inserted = {
+            let client = self.client().await?;
+            let statement = client.prepare_cached(&self.sql(&insert)).await.map_err(self.err("create an instance"))?;
+            client.query_opt(&statement, &params).await
+        };
+        match inserted {
+            Ok(Some(row)) => return instance(&row),
+            Ok(None) => {}
+            // The live-name index refused it: unless a concurrent retry of this very operation
+            // won the race, the name belongs to another operation.
+            Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => {
+                return match self.instance_where("read an instance", "operation_id = $1", &op).await? {
+                    Some(record) => Ok(record),
+                    None => Err(Error::NameTaken(new.name.clone())),
+                };
+            }
+            Err(e) => return Err(self.err("create an instance")(e)),
+        }
+        self.instance_where("read an instance", "operation_id = $1", &op)
+            .await?
+            .ok_or_else(|| Error::Corrupt(format!("operation {operation} created no instance")))
+    }
+
+    /// See [`toygres_core::CatalogStore::get_instance`].
+    pub async fn get_instance(&self, id: InstanceId) -> Result<InstanceRecord> {
+        let found = self.instance_where("read an instance", "id = $1 AND state <> 'deleted'", &id.0).await?;
+        found.ok_or_else(|| Error::instance_not_found(id))
+    }
+
+    /// See [`toygres_core::CatalogStore::get_instance_by_name`].
+    pub async fn get_instance_by_name(&self, name: &str) -> Result<InstanceRecord> {
+        let found = self.instance_where("read an instance", "name = $1 AND state <> 'deleted'", &name).await?;
+        found.ok_or_else(|| Error::InstanceNotFound(name.to_string()))
+    }
+
+    /// See [`toygres_core::CatalogStore::list_instances`].
+    pub async fn list_instances(&self) -> Result<Vec<InstanceRecord>> {
+        let sql =
+            format!("SELECT {INSTANCE_COLUMNS} FROM {{s}}.instances WHERE state <> 'deleted' ORDER BY created_at, id");
+        self.query("list instances", &sql, &[]).await?.iter().map(instance).collect()
+    }
+
+    /// See [`toygres_core::CatalogStore::update_instance`]: `UPDATE … WHERE id = $ AND state = $`.
+    pub async fn update_instance(
+        &self,
+        id: InstanceId,
+        expected: InstanceState,
+        update: InstanceUpdate,
+    ) -> Result<InstanceRecord> {
+        let target = update.target_state();
+        expected.check_transition(target)?;
+        let (connection, reason) = match &update {
+            InstanceUpdate::Running { connection } => {
+                (Some(serde_json::to_value(connection).map_err(|e| Error::Corrupt(e.to_string()))?), None)
+            }
+            InstanceUpdate::Failed { reason } => (None, Some(reason.as_str())),
+            InstanceUpdate::Deleting | InstanceUpdate::Deleted => (None, None),
+        };
+        let erase = matches!(update, InstanceUpdate::Deleted);
+        let sql = format!(
+            "UPDATE {{s}}.instances SET state = $1, updated_at = GREATEST(updated_at, $2), \
+             connection = COALESCE($3, connection), failure_reason = COALESCE($4, failure_reason), \
+             password = CASE WHEN $5 THEN NULL ELSE password END \
+             WHERE id = $6 AND state = $7 RETURNING {INSTANCE_COLUMNS}"
+        );
+        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 7] =
+            [&target.as_str(), &now(), &connection, &reason, &erase, &id.0, &expected.as_str()];
+        if let Some(row) = self.query_opt("update an instance", &sql, &params).await? {
+            return instance(&row);
+        }
+        let sql = "SELECT state FROM {s}.instances WHERE id = $1";
+        match self.query_opt("read an instance's state", sql, &[&id.0]).await? {
+            None => Err(Error::instance_not_found(id)),
+            Some(row) => Err(Error::StateConflict {
+                entity: "instance",
+                id: id.to_string(),
+                expected: expected.to_string(),
+                actual: row.get(0),
+            }),
+        }
+    }
+
+    /// See [`toygres_core::CatalogStore::instance_password`].
+    pub async fn instance_password(&self, id: InstanceId) -> Result<Password> {
+        let sql = "SELECT password FROM {s}.instances WHERE id = $1 AND state <> 'deleted'";
+        let row = self.query_opt("read an instance's password", sql, &[&id.0]).await?;
+        match row.as_ref().and_then(|r| r.get::<_, Option<&[u8]>>(0)) {
+            Some(sealed) => self.key.open(sealed),
+            None => Err(Error::instance_not_found(id)),
+        }
+    }
+}

@@ -1,0 +1,114 @@
+//! Versioned migrations, applied on connect under a transaction-scoped advisory lock so that
+//! several control planes connecting at once serialize instead of racing.
+
+use crate::config::PostgresCatalogConfig;
+use crate::errors::db;
+use deadpool_postgres::Client;
+use toygres_core::crypto::CatalogKey;
+use toygres_core::{Error, Password, Result};
+
+/// The newest schema version this build knows; `MIGRATIONS[v - 1]` creates version `v`.
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// The migrations, in order, with `{s}` standing for the quoted schema. Never edit a released
+/// one: append a new one.
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE {s}.catalog_meta (
+    key   text PRIMARY KEY,
+    value bytea NOT NULL
+);
+CREATE TABLE {s}.images (
+    id                 uuid PRIMARY KEY,
+    operation_id       uuid NOT NULL UNIQUE,
+    name               text NOT NULL,
+    description        text,
+    source_instance_id uuid NOT NULL,
+    state              text NOT NULL CHECK (state IN ('creating', 'ready', 'failed', 'deleting', 'deleted')),
+    pg_version         text,
+    image_type         text NOT NULL,
+    size_bytes         bigint CHECK (size_bytes >= 0),
+    checksum           text,
+    failure_reason     text,
+    source_password    bytea,
+    created_at         timestamptz NOT NULL,
+    updated_at         timestamptz NOT NULL
+);
+CREATE INDEX images_by_created ON {s}.images (created_at, id);
+CREATE INDEX images_by_source ON {s}.images (source_instance_id, created_at, id);
+CREATE TABLE {s}.instances (
+    id              uuid PRIMARY KEY,
+    operation_id    uuid NOT NULL UNIQUE,
+    name            text NOT NULL,
+    dns_label       text,
+    state           text NOT NULL CHECK (state IN ('provisioning', 'running', 'failed', 'deleting', 'deleted')),
+    image_type      text NOT NULL,
+    pg_version      text,
+    source_image_id uuid,
+    connection      jsonb,
+    failure_reason  text,
+    password        bytea,
+    created_at      timestamptz NOT NULL,
+    updated_at      timestamptz NOT NULL
+);
+CREATE UNIQUE INDEX instances_live_name ON {s}.instances (name) WHERE state <> 'deleted';
+CREATE INDEX instances_by_created ON {s}.instances (created_at, id);
+"#];
+
+/// A fixed text sealed with the catalog key on first connect, so that connecting with another
+/// key fails with [`Error::WrongKey`] at once. The key itself is never stored.
+const KEY_CHECK: &str = "toygres catalog key check";
+
+/// The advisory lock key of `schema`'s migrations: FNV-1a of a fixed prefix and the name.
+fn lock_key(schema: &str) -> i64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in "toygres-cms-migrations/".bytes().chain(schema.bytes()) {
+        hash = (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
+    }
+    hash as i64
+}
+
+/// Brings `schema` to [`SCHEMA_VERSION`] and checks `key` against the catalog.
+pub async fn migrate(client: &mut Client, config: &PostgresCatalogConfig, s: &str, key: &CatalogKey) -> Result<()> {
+    let e = |what: &'static str| move |err| db(config, what, err);
+    let tx = client.transaction().await.map_err(e("start the migration transaction"))?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&lock_key(s)]).await.map_err(e("take the migration lock"))?;
+    let bootstrap = format!(
+        "CREATE SCHEMA IF NOT EXISTS {s}; CREATE TABLE IF NOT EXISTS {s}.schema_version \
+         (version bigint PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+    );
+    tx.batch_execute(&bootstrap).await.map_err(e("create the catalog schema"))?;
+    let found: i64 = tx
+        .query_one(&format!("SELECT COALESCE(MAX(version), 0)::bigint FROM {s}.schema_version"), &[])
+        .await
+        .map_err(e("read the schema version"))?
+        .get(0);
+    if found > SCHEMA_VERSION {
+        return Err(Error::SchemaTooNew { found, supported: SCHEMA_VERSION });
+    }
+    for (index, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+        let version = index as i64 + 1;
+        tx.batch_execute(&sql.replace("{s}", s)).await.map_err(e("apply a catalog migration"))?;
+        tx.execute(&format!("INSERT INTO {s}.schema_version (version) VALUES ($1)"), &[&version])
+            .await
+            .map_err(e("record the schema version"))?;
+        tracing::info!(version, schema = s, "postgres catalog: applied migration");
+    }
+    let check = tx
+        .query_opt(&format!("SELECT value FROM {s}.catalog_meta WHERE key = 'key_check'"), &[])
+        .await
+        .map_err(e("read the key check"))?;
+    match check {
+        Some(row) => {
+            if key.open(row.get::<_, &[u8]>(0))?.expose() != KEY_CHECK {
+                return Err(Error::WrongKey);
+            }
+        }
+        None => {
+            let sealed = key.seal(&Password::new(KEY_CHECK));
+            tx.execute(&format!("INSERT INTO {s}.catalog_meta (key, value) VALUES ('key_check', $1)"), &[&sealed])
+                .await
+                .map_err(e("store the key check"))?;
+        }
+    }
+    tx.commit().await.map_err(e("commit the migrations"))
+}
