@@ -56,7 +56,8 @@ fn rendered(config: &K8sConfig) -> Vec<(&'static str, String)> {
         instance: i.clone(),
     };
     let y = |v: &dyn erased::Yaml| v.yaml();
-    let envelope = m.secret(&i.resource_name(), &toygres_k8s::names::instance_labels(i.id, "postgres"), BTreeMap::new());
+    let envelope =
+        m.secret(&i.resource_name(), &toygres_k8s::names::instance_labels(i.id, "postgres"), BTreeMap::new());
     vec![
         ("pvc", y(&m.pvc(&i).unwrap())),
         ("secret", y(&envelope.unwrap())),
