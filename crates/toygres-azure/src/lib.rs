@@ -24,6 +24,7 @@
 
 pub mod azcopy;
 pub mod config;
+mod container;
 mod sas;
 mod store;
 

@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use futures::TryStreamExt;
 use object_store::azure::{MicrosoftAzure, MicrosoftAzureBuilder};
-use object_store::ClientOptions;
+use object_store::RetryConfig;
 use std::sync::Arc;
 use std::time::Duration;
 use toygres_core::blob::ByteStream;
@@ -33,14 +33,15 @@ const JOB_SAS_VALIDITY: Duration = Duration::from_secs(12 * 3600);
 /// ```
 #[derive(Clone)]
 pub struct AzureBlobStore {
-    account: String,
+    pub(crate) account: String,
     container: String,
     /// Account endpoint without trailing slash.
-    endpoint: String,
-    auth: AzureAuth,
-    azure: Arc<MicrosoftAzure>,
+    pub(crate) endpoint: String,
+    pub(crate) auth: AzureAuth,
+    pub(crate) azure: Arc<MicrosoftAzure>,
     blobs: ObjectStoreBlobs,
     azcopy: AzcopySettings,
+    pub(crate) retry: RetryConfig,
 }
 
 /// Written by hand: object_store's own `Debug` prints SAS tokens and keys.
@@ -82,7 +83,7 @@ impl AzureBlobStore {
             .with_container_name(&container)
             .with_endpoint(endpoint.clone())
             .with_allow_http(endpoint.starts_with("http://"))
-            .with_retry(b.retry.unwrap_or_default());
+            .with_retry(b.retry.clone().unwrap_or_default());
         azure = match &auth {
             AzureAuth::WorkloadIdentity { client_id, tenant_id, federated_token_file, authority_host } => {
                 let mut w = azure
@@ -112,7 +113,16 @@ impl AzureBlobStore {
         let azure = Arc::new(azure);
         let description = format!("azure blob container {endpoint}/{container}");
         let blobs = ObjectStoreBlobs::new(azure.clone(), description);
-        Ok(Self { account, container, endpoint, auth, azure, blobs, azcopy: b.azcopy })
+        Ok(Self {
+            account,
+            container,
+            endpoint,
+            auth,
+            azure,
+            blobs,
+            azcopy: b.azcopy,
+            retry: b.retry.unwrap_or_default(),
+        })
     }
 
     /// The container's URL, e.g. `https://mystorage.blob.core.windows.net/images`.
@@ -128,47 +138,6 @@ impl AzureBlobStore {
     /// The object_store handle (for tools and tests).
     pub fn object_store(&self) -> Arc<MicrosoftAzure> {
         self.azure.clone()
-    }
-
-    /// Creates the container if it does not exist (a signed `PUT ?restype=container`; an existing
-    /// container is success). Needs a role that may create containers (Storage Blob Data Contributor
-    /// on the account) or an account-level SAS; with a container-only grant, create the container once
-    /// by hand and skip this call.
-    pub async fn ensure_container(&self) -> Result<()> {
-        let url = format!("{}?restype=container", self.container_url());
-        let fail = |what: String| {
-            Error::backend_msg(
-                "azure blob store",
-                format!("creating container {} with {}: {what}", self.container_url(), self.auth.kind()),
-            )
-        };
-        let credential = self.azure.credentials().get_credential().await.map_err(|e| {
-            fail(format!(
-                "cannot get a credential ({}); check the identity's configuration",
-                first_line(&e.to_string())
-            ))
-        })?;
-        let mut request = http::Request::builder()
-            .method(http::Method::PUT)
-            .uri(url)
-            .header(http::header::CONTENT_LENGTH, "0")
-            .body(object_store::client::HttpRequestBody::empty())
-            .map_err(|e| fail(e.to_string()))?;
-        object_store::azure::AzureAuthorizer::new(&credential, &self.account)
-            .try_authorize(&mut request)
-            .map_err(|e| fail(first_line(&e.to_string())))?;
-        let options = ClientOptions::new().with_allow_http(self.endpoint.starts_with("http://"));
-        let client =
-            object_store::client::HttpConnector::connect(&object_store::client::ReqwestConnector::default(), &options)
-                .map_err(|e| fail(first_line(&e.to_string())))?;
-        let response = client.execute(request).await.map_err(|e| {
-            fail(format!("the service is unreachable ({}); check the endpoint and network", first_line(&e.to_string())))
-        })?;
-        match response.status().as_u16() {
-            201 | 409 => Ok(()),
-            403 => Err(fail("403 Forbidden; grant the identity Storage Blob Data Contributor on the account".into())),
-            status => Err(fail(format!("the service answered HTTP {status}"))),
-        }
     }
 
     /// `error` without the SAS: object_store signs requests by adding the SAS to their URLs, and HTTP
@@ -223,7 +192,7 @@ fn valid_container_name(name: &str) -> bool {
         && !name.contains("--")
 }
 
-fn first_line(text: &str) -> String {
+pub(crate) fn first_line(text: &str) -> String {
     text.lines().next().unwrap_or_default().to_string()
 }
 
