@@ -100,9 +100,12 @@ where
 /// `$make().await` (an async fn or closure returning the catalog). The calling crate needs
 /// `tokio` (features `macros`, `rt-multi-thread`) as a dev-dependency.
 ///
-/// ```ignore
-/// async fn fresh() -> toygres_core::MemoryCatalog { toygres_core::MemoryCatalog::new() }
+/// ```no_run
+/// async fn fresh() -> toygres_core::MemoryCatalog {
+///     toygres_core::MemoryCatalog::new()
+/// }
 /// toygres_core::catalog_conformance_tests!(fresh);
+/// # fn main() {}
 /// ```
 #[macro_export]
 macro_rules! catalog_conformance_tests {
