@@ -40,8 +40,9 @@ if answers; then
     log "something already listens on 127.0.0.1:$PORT; using it as Azurite"
 else
     log "starting azurite-blob on 127.0.0.1:$PORT (log: $TOOLS/azurite.log)"
-    (cd "$TOOLS" && nohup "$AZURITE" --blobHost 127.0.0.1 --blobPort "$PORT" --inMemoryPersistence --skipApiVersionCheck \
-        --loose --disableTelemetry >"$TOOLS/azurite.log" 2>&1 </dev/null & echo $! >"$TOOLS/azurite.pid")
+    (cd "$TOOLS" && exec nohup "$AZURITE" --blobHost 127.0.0.1 --blobPort "$PORT" --inMemoryPersistence \
+        --skipApiVersionCheck --loose --disableTelemetry >"$TOOLS/azurite.log" 2>&1 </dev/null) &
+    echo $! >"$TOOLS/azurite.pid"
     for _ in $(seq 1 100); do
         answers && break
         sleep 0.2
