@@ -133,11 +133,14 @@ impl FakeApi {
             Method::POST => {
                 let object: Value = serde_json::from_slice(body).unwrap();
                 let key = format!("{path}/{}", object["metadata"]["name"].as_str().unwrap());
-                if state.objects.contains_key(&key) {
-                    status(409, "AlreadyExists", format!("{key} already exists"))
-                } else {
-                    state.objects.insert(key, object.clone());
-                    (201, object.to_string().into_bytes())
+                match state.objects.entry(key) {
+                    std::collections::btree_map::Entry::Occupied(e) => {
+                        status(409, "AlreadyExists", format!("{} already exists", e.key()))
+                    }
+                    std::collections::btree_map::Entry::Vacant(e) => {
+                        e.insert(object.clone());
+                        (201, object.to_string().into_bytes())
+                    }
                 }
             }
             Method::PATCH => {
