@@ -54,6 +54,15 @@ impl K8sExecutor {
         Ok(())
     }
 
+    /// Creates a **new, empty** instance: its volume, Secret and config, then the StatefulSet and Service;
+    /// the PostgreSQL image's entrypoint initialises the empty volume with `password` (read from the
+    /// Secret). For demos and tests that need a source instance to image; it runs with the image's
+    /// default configuration. Restored instances come from the restore pipeline instead. Idempotent.
+    pub async fn provision_empty(&self, instance: &InstanceSpec, password: &Password) -> Result<()> {
+        self.create_instance_volume(instance, password).await?;
+        self.deploy(instance).await
+    }
+
     pub(crate) async fn wait_ready(&self, instance: &InstanceSpec, timeout: Duration) -> Result<()> {
         let pods = self.api::<Pod>();
         let name = names::server_pod_name(instance);
