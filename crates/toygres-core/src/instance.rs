@@ -1,5 +1,6 @@
 //! Instance records as the catalog keeps them.
 
+use crate::executor::InstanceSpec;
 use crate::ids::{ImageId, InstanceId, OperationId};
 use crate::image::ImageType;
 use crate::secret::Password;
@@ -81,6 +82,19 @@ pub struct InstanceRecord {
     pub created_at: DateTime<Utc>,
     /// When it last changed state.
     pub updated_at: DateTime<Utc>,
+}
+
+impl InstanceRecord {
+    /// The executor's view of this instance.
+    pub fn spec(&self) -> InstanceSpec {
+        InstanceSpec {
+            id: self.id,
+            name: self.name.clone(),
+            image_type: self.image_type,
+            pg_version: self.pg_version.clone(),
+            dns_label: self.dns_label.clone(),
+        }
+    }
 }
 
 /// A state change of an instance, applied by [`crate::CatalogStore::update_instance`] as a

@@ -108,14 +108,7 @@ impl Backup {
         step(&*self.t.progress, Subject::Image(image.id), Phase::LookupSource, async {
             let instance = self.t.catalog.get_instance(image.source_instance_id).await?;
             let password = self.t.catalog.instance_password(instance.id).await?;
-            let spec = InstanceSpec {
-                id: instance.id,
-                name: instance.name,
-                image_type: instance.image_type,
-                pg_version: instance.pg_version,
-                dns_label: instance.dns_label,
-            };
-            Ok(SourceInstance { spec, password })
+            Ok(SourceInstance { spec: instance.spec(), password })
         })
         .await
     }

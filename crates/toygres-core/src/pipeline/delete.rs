@@ -7,7 +7,6 @@ use crate::error::{Error, Result};
 use crate::ids::{ImageId, InstanceId, OperationId};
 use crate::image::{ImageRecord, ImageUpdate};
 use crate::instance::{InstanceRecord, InstanceUpdate, NewInstance};
-use crate::pipeline::restore::instance_spec;
 use crate::progress::{Phase, Subject};
 use crate::request::{CreateImageRequest, CreateInstanceRequest};
 use crate::state::{ImageState, InstanceState};
@@ -76,7 +75,7 @@ impl Toygres {
                     to: "deleting".into(),
                 });
             }
-            self.executor.delete_instance(&instance_spec(&record)).await?;
+            self.executor.delete_instance(&record.spec()).await?;
             self.catalog.update_instance(id, InstanceState::Deleting, InstanceUpdate::Deleted).await.map(|_| ())
         })
         .await

@@ -20,17 +20,6 @@ pub struct Restore {
     t: Toygres,
 }
 
-/// The executor's view of an instance record.
-pub fn instance_spec(record: &InstanceRecord) -> InstanceSpec {
-    InstanceSpec {
-        id: record.id,
-        name: record.name.clone(),
-        image_type: record.image_type,
-        pg_version: record.pg_version.clone(),
-        dns_label: record.dns_label.clone(),
-    }
-}
-
 impl Restore {
     pub(crate) fn new(t: Toygres) -> Self {
         Self { t }
@@ -64,7 +53,7 @@ impl Restore {
         if record.state != InstanceState::Provisioning {
             return Ok(record);
         }
-        let spec = instance_spec(&record);
+        let spec = record.spec();
         let outcome = async {
             let image_id = record.source_image_id.ok_or_else(|| {
                 Error::Corrupt(format!("instance {} is provisioning but has no source image", record.id))
