@@ -25,7 +25,9 @@
 //! - **Workload identity** (AKS): a service account ([`K8sConfig::job_service_account`]) annotated with
 //!   `azure.workload.identity/client-id` of a managed identity federated with it and allowed to read and
 //!   write the images container; the job pods carry `azure.workload.identity/use: "true"` and the
-//!   transfer logs in with `azcopy login --login-type=workload` (never `--identity`).
+//!   transfer logs in with `azcopy login --login-type=workload` (never `--identity`). toygres-azure's
+//!   transfer passes the control plane's `AZURE_CLIENT_ID`/`AZURE_TENANT_ID` to the jobs, so federate the
+//!   job service account with that same managed identity.
 //! - **RBAC** the executor's own identity needs in the namespace:
 //!   ```yaml
 //!   rules:

@@ -367,3 +367,43 @@ async fn delete_job_removes_the_job_and_its_secret_and_absent_is_success() {
     assert_eq!(fake.take_calls(), [expected.clone(), expected].concat());
     assert!(fake.paths().is_empty());
 }
+
+/// Collects everything written by a tracing subscriber.
+#[derive(Clone, Default)]
+struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn trace_logs_never_show_a_secret() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber =
+        tracing_subscriber::fmt().with_max_level(tracing::Level::TRACE).with_writer(move || writer.clone()).finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let (fake, executor) = FakeApi::executor(blobs());
+    let i = instance();
+    executor.create_volume(&i, &password()).await.unwrap();
+    executor.create_volume(&i, &password()).await.unwrap();
+    let job = executor.start_restore_job(&restore_spec(&i)).await.unwrap();
+    executor.start_backup_job(&backup_spec()).await.unwrap();
+    let failed = json!({"conditions": [{"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded"}]});
+    fake.put(&support::job(&job.name), job_with_status(&job.name, failed));
+    let err = executor.wait_for_job(&job, Duration::from_secs(5), Arc::new(NoProgress)).await.unwrap_err();
+    tracing::info!(error = %err, "wait failed");
+    executor.delete_instance(&i).await.unwrap();
+    let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    assert!(text.contains("created") && text.contains("already exists"), "tracing was captured: {text}");
+    let b64 = serde_json::to_string(&k8s_openapi::ByteString(PASSWORD.as_bytes().to_vec())).unwrap();
+    for secret in [PASSWORD, SAS, "SAS-S3CRET", b64.trim_matches('"')] {
+        assert!(!text.contains(secret), "a log line shows a secret");
+    }
+}
