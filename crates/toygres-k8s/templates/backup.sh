@@ -44,5 +44,6 @@ done 3<"$work/databases.tsv"
 printf '{"format_version":1,"image_id":"%s","pg_version":%s,"image_type":"%s","compression":"zstd","globals":%s,"databases":[%s],"created_at":"%s"}\n' \
   "$TOYGRES_IMAGE_ID" "$pg_version_json" "$TOYGRES_IMAGE_TYPE" "$(object_json globals.sql.zst)" "$databases_json" \
   "$(date -u +%Y-%m-%dT%H:%M:%SZ)" >"$work/manifest.json"
-upload manifest.json <"$work/manifest.json"
+# azcopy reads only from a pipe, never from a redirected file.
+cat "$work/manifest.json" | upload manifest.json
 log "image $TOYGRES_IMAGE_ID complete: $index database(s), manifest sha256:$(sha256sum <"$work/manifest.json" | cut -d' ' -f1)"

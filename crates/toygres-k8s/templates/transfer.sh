@@ -9,6 +9,8 @@
 # URLs are never logged: they may carry a SAS.
 set -euo pipefail
 umask 077
+# bash 5.2 would otherwise put the matched text for every '&' of a replacement (a SAS has several).
+shopt -u patsub_replacement 2>/dev/null || true
 
 log() { printf '%s %s: %s\n' "$(date -u +%H:%M:%S)" "${TOYGRES_STEP:-toygres}" "$*" >&2; }
 fail() { log "ERROR: $*"; exit 1; }
@@ -30,13 +32,25 @@ object_url() {
   printf '%s' "$url"
 }
 
+# The errors of azcopy's newest log (azcopy says little on the console in pipe mode), URLs redacted.
+transfer_log_errors() {
+  local newest
+  newest=$(ls -t "${AZCOPY_LOG_LOCATION:-$HOME/.azcopy}"/*.log 2>/dev/null | grep -v scanning | head -n 1) || true
+  if [[ -n "$newest" ]]; then grep -E 'ERROR|<Code>|<Message>' "$newest" | tail -n 5 | redact_urls >&2 || true; fi
+}
+
 # run_transfer NAME ARG...: runs the copy program with {url} replaced by NAME's URL.
 run_transfer() {
-  local url a args=()
-  url=$(object_url "$1")
+  local name=$1 url a args=() rc=0
+  url=$(object_url "$name")
   shift
-  for a in "$@"; do args+=("${a//\{url\}/$url}"); done
-  "$TOYGRES_TRANSFER_PROGRAM" "${args[@]}" 2> >(redact_urls >&2)
+  for a in "$@"; do args+=("${a//\{url\}/"$url"}"); done
+  "$TOYGRES_TRANSFER_PROGRAM" "${args[@]}" 2> >(redact_urls >&2) || rc=$?
+  if ((rc != 0)); then
+    log "$TOYGRES_TRANSFER_PROGRAM failed (exit $rc) moving $name"
+    transfer_log_errors
+    return "$rc"
+  fi
 }
 
 transfer_login() {

@@ -1,7 +1,8 @@
 //! The job scripts against a real PostgreSQL: the backup script dumps a real server into the toygres image
 //! format (checked by `toygres_core::verify_image`), and the restore scripts load that image into a new
-//! data directory that then serves the same roles, databases and rows. The transfer is a fake copy
-//! program on local files, configured exactly as a Job's environment would be.
+//! data directory that then serves the same roles, databases and rows. The transfer is configured exactly
+//! as a Job's environment would be: once with a fake copy program on local files, once with the real
+//! azcopy against Azurite through `toygres_azure::AzureBlobStore` (skipped when `.ci/azure.sh` has not run).
 
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
@@ -53,8 +54,15 @@ impl Postgres {
 
     /// Runs `bash -c script` as the postgres user with `env`; panics with its output on failure.
     fn bash(&self, script: &str, env: &[(String, String)]) -> Output {
+        let out = self.bash_status(script, env);
+        assert!(out.status.success(), "script failed:\n{}", String::from_utf8_lossy(&out.stderr));
+        out
+    }
+
+    /// Runs `bash -c script` as the postgres user with `env`.
+    fn bash_status(&self, script: &str, env: &[(String, String)]) -> Output {
         let path = format!("{PG_BIN}:{}", std::env::var("PATH").unwrap_or_default());
-        let out = Command::new("bash")
+        Command::new("bash")
             .args(["-c", script])
             .env_clear()
             .env("PATH", path)
@@ -63,9 +71,7 @@ impl Postgres {
             .uid(self.uid)
             .gid(self.gid)
             .output()
-            .unwrap();
-        assert!(out.status.success(), "script failed:\n{}", String::from_utf8_lossy(&out.stderr));
-        out
+            .unwrap()
     }
 
     fn start(&self, data: &Path, port: u16) {
@@ -118,89 +124,92 @@ fn job_env(transfer: CommandTransfer) -> Vec<(String, String)> {
         .collect()
 }
 
-#[tokio::test]
-async fn backup_then_restore_scripts_round_trip_a_real_server() {
-    let Some(pg) = Postgres::find() else {
-        eprintln!("skipped: needs root, the postgres user, PostgreSQL 15, jq and zstd");
-        return;
-    };
-    let tmp = tempfile::tempdir().unwrap();
-    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    let root = pg.dir(&tmp.path().join("blobs"));
-    let fake = tmp.path().join("fake-copy");
-    std::fs::write(&fake, FAKE_COPY).unwrap();
-    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+struct Fixture {
+    pg: Postgres,
+    tmp: tempfile::TempDir,
+    source_port: u16,
+}
 
-    // The source server, with a role, its database (an awkward name) and rows.
-    let source = pg.dir(&tmp.path().join("source"));
-    let pwfile = tmp.path().join("pw");
-    std::fs::write(&pwfile, PASSWORD).unwrap();
-    std::os::unix::fs::chown(&pwfile, Some(pg.uid), None).unwrap();
-    let init = format!(
-        "initdb -D '{}/data' -U postgres --pwfile='{}' --auth-host=scram-sha-256 --auth-local=trust -N >/dev/null",
-        source.display(),
-        pwfile.display()
-    );
-    pg.bash(&init, &[]);
-    let source_port = free_port();
-    pg.start(&source.join("data"), source_port);
-    psql(source_port, "postgres", "CREATE ROLE app LOGIN PASSWORD 'app-pass'");
-    psql(source_port, "postgres", &format!("CREATE DATABASE \"{}\" OWNER app", WEIRD_DB.replace('"', "\"\"")));
-    psql(
-        source_port,
-        WEIRD_DB,
-        "SET ROLE app; CREATE TABLE items AS SELECT g AS id, md5(g::text) AS v FROM generate_series(1, 500) g",
-    );
-    psql(source_port, "postgres", "CREATE TABLE notes (t text); INSERT INTO notes VALUES ('hello')");
+impl Fixture {
+    /// A source server with a role, its database (an awkward name) and rows; `None` without the tools.
+    fn start() -> Option<Self> {
+        let Some(pg) = Postgres::find() else {
+            eprintln!("SKIPPED: needs root, the postgres user, PostgreSQL 15, jq and zstd");
+            return None;
+        };
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let source = pg.dir(&tmp.path().join("source"));
+        let pwfile = tmp.path().join("pw");
+        std::fs::write(&pwfile, PASSWORD).unwrap();
+        std::os::unix::fs::chown(&pwfile, Some(pg.uid), None).unwrap();
+        let init = format!(
+            "initdb -D '{}/data' -U postgres --pwfile='{}' --auth-host=scram-sha-256 --auth-local=trust -N >/dev/null",
+            source.display(),
+            pwfile.display()
+        );
+        pg.bash(&init, &[]);
+        let source_port = free_port();
+        pg.start(&source.join("data"), source_port);
+        psql(source_port, "postgres", "CREATE ROLE app LOGIN PASSWORD 'app-pass'");
+        psql(source_port, "postgres", &format!("CREATE DATABASE \"{}\" OWNER app", WEIRD_DB.replace('"', "\"\"")));
+        let table =
+            "SET ROLE app; CREATE TABLE items AS SELECT g AS id, md5(g::text) AS v FROM generate_series(1, 500) g";
+        psql(source_port, WEIRD_DB, table);
+        psql(source_port, "postgres", "CREATE TABLE notes (t text); INSERT INTO notes VALUES ('hello')");
+        Some(Self { pg, tmp, source_port })
+    }
 
-    // Backup, with the transfer a Job would get.
-    let image = ImageId::new();
-    let location = ImageLocation::for_image(image);
-    let transfer = CommandTransfer {
-        program: fake.display().to_string(),
-        login: Some(vec!["login".into()]),
-        upload_from_stdin: vec!["up".into(), "{url}".into()],
-        download_to_stdout: vec!["down".into(), "{url}".into()],
-        base_url: format!("fake://{}/{}", root.display(), location.prefix),
-        url_query: Some(Password::new(SAS)),
-        env: vec![("FAKE_ROOT".into(), root.display().to_string())],
-        secret_env: vec![],
-    };
+    /// An executable copy of `program` the postgres user can run.
+    fn executable(&self, name: &str, content: &[u8]) -> String {
+        let path = self.tmp.path().join(name);
+        std::fs::write(&path, content).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        path.display().to_string()
+    }
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        self.pg.stop(&self.tmp.path().join("source/data"));
+    }
+}
+
+/// Backs the source up with `transfer`, verifies the image in `blobs` (after `sync` copies it there),
+/// restores it into a new data directory with the same transfer and checks the restored server.
+async fn round_trip<F, Fut>(f: &Fixture, image: ImageId, transfer: CommandTransfer, blobs: &dyn BlobStore, sync: F)
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let (pg, location) = (&f.pg, ImageLocation::for_image(image));
     let mut env = job_env(transfer.clone());
     env.extend([
         ("PGHOST".into(), "127.0.0.1".into()),
-        ("PGPORT".into(), source_port.to_string()),
+        ("PGPORT".into(), f.source_port.to_string()),
         ("PGUSER".into(), "postgres".into()),
         ("PGPASSWORD".into(), PASSWORD.into()),
         ("TOYGRES_IMAGE_ID".into(), image.to_string()),
         ("TOYGRES_IMAGE_TYPE".into(), ImageType::PgDurable.as_str().into()),
     ]);
     let backup = pg.bash(&render::backup_script(), &env);
-    pg.stop(&source.join("data"));
     let log = String::from_utf8_lossy(&backup.stderr);
-    assert!(!log.contains(PASSWORD) && !log.contains(SAS), "{log}");
-    assert!(root.join("logged-in").exists(), "the login step ran");
-    assert_eq!(std::fs::read_to_string(root.join("last-query")).unwrap(), SAS);
+    let sas = transfer.url_query.as_ref().map(|q| q.expose().to_string()).unwrap_or_else(|| PASSWORD.into());
+    assert!(!log.contains(PASSWORD) && !log.contains(&sas), "{log}");
+    sync().await;
 
     // The image is exactly toygres_core's format: verify it as the control plane does.
-    let dir = root.join(&location.prefix);
-    let blobs = ObjectStoreBlobs::in_memory();
-    for entry in std::fs::read_dir(&dir).unwrap() {
-        let entry = entry.unwrap();
-        let name = entry.file_name().into_string().unwrap();
-        blobs.write(&location, &name, std::fs::read(entry.path()).unwrap().into()).await.unwrap();
-    }
-    let manifest_bytes = std::fs::read(dir.join("manifest.json")).unwrap();
+    let manifest_bytes = blobs.read(&location, "manifest.json").await.unwrap();
     let checksum = toygres_core::manifest::sha256_hex(&manifest_bytes);
-    let manifest: Manifest = verify_image(&blobs, &location, &checksum, VerifyMode::Full).await.unwrap();
+    let manifest: Manifest = verify_image(blobs, &location, &checksum, VerifyMode::Full).await.unwrap();
     assert_eq!(manifest.pg_version.split('.').next(), Some("15"));
     assert_eq!(manifest.image_type, ImageType::PgDurable);
     let names: Vec<(&str, &str)> = manifest.databases.iter().map(|d| (d.name.as_str(), d.owner.as_str())).collect();
     assert_eq!(names, vec![("postgres", "postgres"), (WEIRD_DB, "app")]);
 
     // Restore into a new "volume": fetch (verifies), then load (as the PostgreSQL image would).
-    let volume = pg.dir(&tmp.path().join("volume"));
-    let config_dir = pg.dir(&tmp.path().join("config"));
+    let volume = pg.dir(&f.tmp.path().join(format!("volume-{image}")));
+    let config_dir = pg.dir(&f.tmp.path().join("config"));
     std::fs::write(config_dir.join("postgresql.conf"), "# test config\n").unwrap();
     let restored_pgdata = volume.join("pgdata");
     let common = |extra: &[(&str, String)]| -> Vec<(String, String)> {
@@ -219,15 +228,7 @@ async fn backup_then_restore_scripts_round_trip_a_real_server() {
     let mut wrong = fetch_env.clone();
     wrong.retain(|(k, _)| k != "TOYGRES_IMAGE_CHECKSUM");
     wrong.push(("TOYGRES_IMAGE_CHECKSUM".into(), format!("sha256:{}", "0".repeat(64))));
-    let refused = Command::new("bash")
-        .args(["-c", &render::restore_fetch_script()])
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap())
-        .envs(wrong)
-        .uid(pg.uid)
-        .gid(pg.gid)
-        .output()
-        .unwrap();
+    let refused = pg.bash_status(&render::restore_fetch_script(), &wrong);
     assert!(!refused.status.success());
     assert!(String::from_utf8_lossy(&refused.stderr).contains("is corrupted: manifest.json has checksum"));
 
@@ -261,22 +262,77 @@ async fn backup_then_restore_scripts_round_trip_a_real_server() {
     assert!(wrong.unwrap_err().to_string().contains("failed"));
     let app = ConnectionInfo { user: "app".into(), database: WEIRD_DB.into(), ..connection.clone() };
     toygres_k8s::connect::test_connection(&app, &Password::new("app-pass"), timeout).await.unwrap();
-    assert_eq!(
-        psql(
-            port,
-            WEIRD_DB,
-            "SELECT count(*), pg_get_userbyid(c.relowner) FROM items, pg_class c WHERE c.relname = 'items' GROUP BY 2"
-        ),
-        "500|app"
-    );
+    let items =
+        "SELECT count(*), pg_get_userbyid(c.relowner) FROM items, pg_class c WHERE c.relname = 'items' GROUP BY 2";
+    assert_eq!(psql(port, WEIRD_DB, items), "500|app");
     assert_eq!(psql(port, "postgres", "SELECT t FROM notes"), "hello");
-    assert_eq!(
-        psql(
-            port,
-            "postgres",
-            &format!("SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = '{}'", WEIRD_DB)
-        ),
-        "app"
-    );
+    let owner = format!("SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = '{WEIRD_DB}'");
+    assert_eq!(psql(port, "postgres", &owner), "app");
     pg.stop(&restored_pgdata);
+}
+
+#[tokio::test]
+async fn round_trip_with_a_fake_copy_program() {
+    let Some(f) = Fixture::start() else { return };
+    let root = f.pg.dir(&f.tmp.path().join("blobs"));
+    let image = ImageId::new();
+    let location = ImageLocation::for_image(image);
+    let transfer = CommandTransfer {
+        program: f.executable("fake-copy", FAKE_COPY.as_bytes()),
+        login: Some(vec!["login".into()]),
+        upload_from_stdin: vec!["up".into(), "{url}".into()],
+        download_to_stdout: vec!["down".into(), "{url}".into()],
+        base_url: format!("fake://{}/{}", root.display(), location.prefix),
+        url_query: Some(Password::new(SAS)),
+        env: vec![("FAKE_ROOT".into(), root.display().to_string())],
+        secret_env: vec![],
+    };
+    let blobs = ObjectStoreBlobs::in_memory();
+    let dir = root.join(&location.prefix);
+    let copy_to_blobs = || async {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let entry = entry.unwrap();
+            let name = entry.file_name().into_string().unwrap();
+            blobs.write(&location, &name, std::fs::read(entry.path()).unwrap().into()).await.unwrap();
+        }
+    };
+    round_trip(&f, image, transfer, &blobs, copy_to_blobs).await;
+    assert!(root.join("logged-in").exists(), "the login step ran");
+    assert_eq!(std::fs::read_to_string(root.join("last-query")).unwrap(), SAS);
+}
+
+#[tokio::test]
+async fn round_trip_with_azcopy_and_azurite() {
+    let (Some(url), Some(azcopy)) = azure_tools() else {
+        eprintln!("SKIPPED: run `eval \"$(bash .ci/azure.sh)\"` to test the job scripts with azcopy and Azurite");
+        return;
+    };
+    let Some(f) = Fixture::start() else { return };
+    let program = f.executable("azcopy", &std::fs::read(&azcopy).unwrap());
+    let container = format!("k8s-scripts-{}", &ImageId::new().to_string()[..8]);
+    let settings = toygres_azure::AzcopySettings { program, ..Default::default() };
+    let store = toygres_azure::AzureBlobStore::builder().emulator(&url).container(&container).azcopy(settings);
+    let store = store.build().unwrap();
+    store.ensure_container().await.unwrap();
+    let image = ImageId::new();
+    let Transfer::Command(transfer) = store.transfer(&ImageLocation::for_image(image)) else { panic!("command") };
+    round_trip(&f, image, transfer, &store, || async {}).await;
+}
+
+/// Azurite's URL and azcopy from the environment or the file `.ci/azure.sh` writes, when Azurite answers.
+fn azure_tools() -> (Option<String>, Option<String>) {
+    let file =
+        std::fs::read_to_string(format!("{}/.cache/toygres-azure/env", std::env::var("HOME").unwrap_or_default()))
+            .unwrap_or_default();
+    let get = |name: &str| {
+        std::env::var(name).ok().or_else(|| {
+            file.lines()
+                .find_map(|l| l.trim().strip_prefix("export ")?.strip_prefix(name)?.strip_prefix('=').map(String::from))
+        })
+    };
+    let url = get("TOYGRES_AZURITE_URL").filter(|u| {
+        let host = u.trim_start_matches("http://").trim_end_matches('/').to_string();
+        std::net::TcpStream::connect(host).is_ok()
+    });
+    (url, get("TOYGRES_AZCOPY").filter(|p| Path::new(p).is_file()))
 }
