@@ -31,8 +31,7 @@ use toygres_cms_sqlite::SqliteCatalog;
 use toygres_core::crypto::CatalogKey;
 use toygres_core::{
     BlobStore, ClusterExecutor, ConnectionInfo, CreateImageRequest, CreateInstanceRequest, EventKind, ImageType,
-    InstanceRecord, InstanceSpec, InstanceState, NewInstance, OperationId, Password, ProgressEvent, RetryPolicy,
-    Toygres,
+    InstanceState, NewInstance, OperationId, Password, ProgressEvent, RetryPolicy, Toygres,
 };
 use toygres_k8s::{K8sConfig, K8sExecutor, ServiceExposure};
 
@@ -71,16 +70,6 @@ fn config(toolbox_image: String) -> K8sConfig {
         exposure: ServiceExposure::LoadBalancer { region: var("AZURE_REGION") },
         job_service_account: var("TOYGRES_JOB_SERVICE_ACCOUNT"),
         ..K8sConfig::default()
-    }
-}
-
-fn spec(record: &InstanceRecord) -> InstanceSpec {
-    InstanceSpec {
-        id: record.id,
-        name: record.name.clone(),
-        image_type: record.image_type,
-        pg_version: record.pg_version.clone(),
-        dns_label: record.dns_label.clone(),
     }
 }
 
@@ -154,7 +143,7 @@ async fn main() -> BoxResult<()> {
     let mut image_id = None;
     let mut restored_id = None;
     let outcome: BoxResult<()> = async {
-        let source_spec = spec(&source);
+        let source_spec = source.spec();
         executor.provision_empty(&source_spec, &password).await?;
         executor.wait_until_ready(&source_spec, Duration::from_secs(600)).await?;
         let connection = executor.connection_info(&source_spec).await?;
