@@ -15,10 +15,11 @@ use toygres_core::{
 };
 use toygres_local::LocalBlobStore;
 
-/// Local files, but jobs move bytes with `sh` instead of object_store.
-struct ShellCopyBlobs(LocalBlobStore);
+/// Local files, but jobs move bytes with `sh` instead of object_store. With `.1` set, every upload
+/// fails the way a copy program does: a message on stderr and a non-zero exit.
+struct ShellCopyBlobs(LocalBlobStore, bool);
 
-const SCRIPT: &str = r#"f="${1%%\?*}"; echo "token $FAKE_TOKEN for $1" >&2; case "$0" in up) mkdir -p "$(dirname "$f")"; cat > "$f";; down) cat "$f";; esac"#;
+const SCRIPT: &str = r#"f="${1%%\?*}"; echo "token $FAKE_TOKEN for $1" >&2; case "$0" in fail) echo "simulated: quota exceeded for $1" >&2; exit 3;; up) mkdir -p "$(dirname "$f")"; cat > "$f";; down) cat "$f";; esac"#;
 
 #[async_trait]
 impl BlobStore for ShellCopyBlobs {
@@ -48,7 +49,7 @@ impl BlobStore for ShellCopyBlobs {
         Transfer::Command(CommandTransfer {
             program: "sh".into(),
             login: Some(vec!["-c".into(), "echo logged in with $FAKE_TOKEN".into()]),
-            upload_from_stdin: args("up"),
+            upload_from_stdin: args(if self.1 { "fail" } else { "up" }),
             download_to_stdout: args("down"),
             base_url: self.0.root().join(&location.prefix).display().to_string(),
             url_query: Some(Password::new("sig=url-query-secret")),
@@ -62,7 +63,7 @@ impl BlobStore for ShellCopyBlobs {
 fn command_transfers_image_and_restore_without_leaking_secrets() {
     let f = fixture();
     rt().block_on(async {
-        let blobs = Arc::new(ShellCopyBlobs(f.blobs.as_ref().clone()));
+        let blobs = Arc::new(ShellCopyBlobs(f.blobs.as_ref().clone(), false));
         // A second executor on the same base directory (it sees the source's volume) and catalog.
         let executor = toygres_local::LocalExecutor::builder(f.executor.base_dir(), blobs.clone()).build().unwrap();
         let t = toygres_core::Toygres::new(f.catalog.clone(), blobs.clone(), Arc::new(executor.clone()));
@@ -110,5 +111,26 @@ fn command_transfers_image_and_restore_without_leaking_secrets() {
             assert!(!err.as_ref().unwrap_err().to_string().contains(secret));
         }
         executor.delete_instance(&spec).await.unwrap();
+    });
+}
+
+#[test]
+fn a_failing_copy_programs_stderr_reaches_the_images_failure_reason() {
+    let f = fixture();
+    rt().block_on(async {
+        let blobs = Arc::new(ShellCopyBlobs(f.blobs.as_ref().clone(), true));
+        let executor = toygres_local::LocalExecutor::builder(f.executor.base_dir(), blobs.clone()).build().unwrap();
+        let t = toygres_core::Toygres::new(f.catalog.clone(), blobs.clone(), Arc::new(executor));
+        let request =
+            toygres_core::CreateImageRequest { name: "doomed".into(), instance_id: f.source.id, description: None };
+        let image = t.backup().reserve_image(OperationId::new(), &request).await.unwrap();
+        let err = t.resume_image(image.id).await.unwrap_err();
+        assert!(matches!(err, toygres_core::Error::JobFailed { .. }), "{err}");
+        let record = t.catalog.get_image(image.id).await.unwrap();
+        assert_eq!(record.state, toygres_core::ImageState::Failed);
+        let reason = record.failure_reason.unwrap_or_default();
+        assert!(reason.contains("simulated: quota exceeded for"), "the copy program's stderr is in: {reason}");
+        assert!(!reason.contains("url-query-secret") && reason.contains("***"), "{reason}");
+        assert!(f.blobs.stat(&ImageLocation::for_image(image.id)).await.unwrap().is_empty(), "partial blobs removed");
     });
 }

@@ -99,14 +99,24 @@ impl LocalCluster {
         run(cmd, "starting PostgreSQL", &[]).await.map_err(|e| self.with_log_tail(e)).map(|_| ())
     }
 
-    /// Stops the server (`pg_ctl -m fast stop`), killing a postmaster that does not stop.
-    /// A no-op when it is not running.
+    /// Stops the server cleanly (`pg_ctl -m fast stop`: shutdown checkpoint), killing a postmaster
+    /// that does not stop. A no-op when it is not running.
     pub async fn stop(&self) -> Result<()> {
+        self.stop_mode("fast").await
+    }
+
+    /// Stops the server without a shutdown checkpoint (`pg_ctl -m immediate`), for a cluster
+    /// about to be removed. A no-op when it is not running.
+    pub async fn stop_immediate(&self) -> Result<()> {
+        self.stop_mode("immediate").await
+    }
+
+    async fn stop_mode(&self, mode: &str) -> Result<()> {
         if !self.is_running() {
             return Ok(());
         }
         let mut cmd = self.server_cmd("pg_ctl");
-        cmd.args(["stop", "-w", "-t", "60", "-m", "fast", "-D"]).arg(self.data_dir());
+        cmd.args(["stop", "-w", "-t", "60", "-m", mode, "-D"]).arg(self.data_dir());
         if let Err(e) = run(cmd, "stopping PostgreSQL", &[]).await {
             tracing::warn!(error = %e, "pg_ctl stop failed; killing the postmaster");
             self.kill_postmaster();
@@ -180,7 +190,7 @@ impl LocalCluster {
 
     /// Stops the server and removes its data directory (to start over with [`LocalCluster::init`]).
     pub async fn destroy_data(&self) -> Result<()> {
-        self.stop().await?;
+        self.stop_immediate().await?;
         let data = self.data_dir();
         match std::fs::remove_dir_all(&data) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
@@ -192,7 +202,7 @@ impl LocalCluster {
 
     /// Stops the server and removes its directory. Idempotent.
     pub async fn destroy(&self) -> Result<()> {
-        self.stop().await?;
+        self.stop_immediate().await?;
         match std::fs::remove_dir_all(&self.dir) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
                 Err(io_err(format!("removing {}", self.dir.display()), e))

@@ -109,13 +109,12 @@ async fn dump(
     let program = cmd.as_std().get_program().to_string_lossy().into_owned();
     cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
     let mut child = cmd.spawn().map_err(|e| Error::backend(BACKEND, format!("cannot run {program}"), e))?;
-    if let Some(err) = child.stderr.take() {
-        ctx.log.capture(err, &program);
-    }
+    let captured = child.stderr.take().map(|err| ctx.log.capture(err, &program)).unwrap_or_default();
     let stdout = child.stdout.take().expect("piped stdout");
     let mut sink = Sink::open(transfer, name, &ctx.log)?;
     let streamed = compress_into(stdout, &mut sink, name, inner.compression, &ctx.progress).await;
     let status = child.wait().await;
+    captured.done().await;
     let object = match (streamed, status) {
         (Ok(object), Ok(status)) if status.success() => object,
         (Err(e), _) => {

@@ -20,7 +20,9 @@ fn zstd_err(what: &str, e: std::io::Error) -> Error {
 /// zstd settings of an image.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Compression {
-    /// zstd level (1 = fastest). Default 1: see the crate docs for the measurement.
+    /// zstd level (1 = fastest). Default 1: measured here on pgbench scale 30 (2 cores, shared),
+    /// `pg_dump -Z0 | zstd -T2` took 1.9 s at level 1 and 1.7-2.3 s at level 3 (raw `pg_dump -Fc`:
+    /// 2.3-3.3 s); level 3 stores about 25% less. Speed wins for an image taken on a live server.
     pub level: i32,
     /// zstd worker threads per stream (0 = compress on the calling thread).
     pub workers: u32,

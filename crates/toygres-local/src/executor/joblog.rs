@@ -37,16 +37,30 @@ impl JobLog {
         }
     }
 
-    /// Copies a child's output stream into the log, line by line, on a background task.
-    pub(crate) fn capture<R: AsyncRead + Unpin + Send + 'static>(&self, stream: R, program: &str) {
+    /// Copies a child's output stream into the log, line by line, on a background task. Await the
+    /// handle after the child exits so its last words are in the log before anyone reads it.
+    pub(crate) fn capture<R: AsyncRead + Unpin + Send + 'static>(&self, stream: R, program: &str) -> Captured {
         let log = self.clone();
         let program = program.rsplit('/').next().unwrap_or(program).to_string();
-        tokio::spawn(async move {
+        Captured(Some(tokio::spawn(async move {
             let mut lines = BufReader::new(stream).lines();
             while let Ok(Some(line)) = lines.next_line().await {
                 log.line(&format!("{program}: {line}"));
             }
-        });
+        })))
+    }
+}
+
+/// A running copy of a child's output into the log.
+#[derive(Default)]
+pub(crate) struct Captured(Option<tokio::task::JoinHandle<()>>);
+
+impl Captured {
+    /// Waits (briefly) until everything the child wrote is in the log.
+    pub(crate) async fn done(self) {
+        if let Some(handle) = self.0 {
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(5), handle).await;
+        }
     }
 }
 

@@ -224,7 +224,8 @@ impl ClusterExecutor for LocalExecutor {
         let dir = self.inner.dir(instance);
         if let Some(config) = dir.config()? {
             let cluster = dir.cluster(&self.inner.bin, &self.inner.user, &config);
-            cluster.stop().await?;
+            // Its data is about to be removed: no shutdown checkpoint needed.
+            cluster.stop_immediate().await?;
             cluster.kill_postmaster();
         }
         match std::fs::remove_dir_all(&dir.path) {

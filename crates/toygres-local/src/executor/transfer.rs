@@ -2,7 +2,7 @@
 //! external copy program (azcopy) fed on stdin / read from stdout. Rendered program arguments may
 //! hold a secret query: they are never logged.
 
-use super::joblog::JobLog;
+use super::joblog::{Captured, JobLog};
 use bytes::{Bytes, BytesMut};
 use futures::stream::BoxStream;
 use futures::StreamExt;
@@ -42,19 +42,27 @@ fn command(c: &CommandTransfer, args: Vec<String>, log: &JobLog, what: &str) -> 
     cmd
 }
 
-fn spawn(mut cmd: Command, program: &str, log: &JobLog, what: &str) -> Result<Child> {
+/// A copy program and the capture of its output.
+pub(crate) struct Proc {
+    child: Child,
+    output: Vec<Captured>,
+}
+
+fn spawn(mut cmd: Command, program: &str, log: &JobLog, what: &str) -> Result<Proc> {
     let mut child = cmd.spawn().map_err(|e| {
         Error::backend(BACKEND, format!("{what}: cannot run {program}; is it installed and on PATH?"), e)
     })?;
-    if let Some(err) = child.stderr.take() {
-        log.capture(err, program);
-    }
-    Ok(child)
+    let output = child.stderr.take().map(|err| log.capture(err, program)).into_iter().collect();
+    Ok(Proc { child, output })
 }
 
-async fn wait_ok(child: &mut Child, program: &str, what: &str) -> Result<()> {
-    let status =
-        child.wait().await.map_err(|e| Error::backend(BACKEND, format!("{what}: waiting for {program}"), e))?;
+/// Waits for the program and its captured output; fails unless it exited successfully.
+async fn wait_ok(proc: &mut Proc, program: &str, what: &str) -> Result<()> {
+    let status = proc.child.wait().await;
+    for captured in proc.output.drain(..) {
+        captured.done().await;
+    }
+    let status = status.map_err(|e| Error::backend(BACKEND, format!("{what}: waiting for {program}"), e))?;
     if status.success() {
         Ok(())
     } else {
@@ -68,18 +76,18 @@ pub(crate) async fn login(transfer: &Transfer, log: &JobLog) -> Result<()> {
     let Some(args) = &c.login else { return Ok(()) };
     let mut cmd = command(c, args.clone(), log, "login");
     cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
-    let mut child = spawn(cmd, &c.program, log, "login")?;
-    if let Some(out) = child.stdout.take() {
-        log.capture(out, &c.program);
+    let mut proc = spawn(cmd, &c.program, log, "login")?;
+    if let Some(out) = proc.child.stdout.take() {
+        proc.output.push(log.capture(out, &c.program));
     }
-    wait_ok(&mut child, &c.program, "login").await
+    wait_ok(&mut proc, &c.program, "login").await
 }
 
 /// Where one object's bytes go.
 #[allow(clippy::large_enum_variant)] // one per object being moved
 pub(crate) enum Sink {
     Store(Box<BufWriter>),
-    Command { child: Child, stdin: Option<ChildStdin>, program: String, name: String },
+    Command { proc: Proc, stdin: Option<ChildStdin>, program: String, name: String },
 }
 
 impl Sink {
@@ -94,12 +102,12 @@ impl Sink {
                 let what = format!("upload of {name}");
                 let mut cmd = command(c, c.render(&c.upload_from_stdin, name), log, &what);
                 cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
-                let mut child = spawn(cmd, &c.program, log, &what)?;
-                if let Some(out) = child.stdout.take() {
-                    log.capture(out, &c.program);
+                let mut proc = spawn(cmd, &c.program, log, &what)?;
+                if let Some(out) = proc.child.stdout.take() {
+                    proc.output.push(log.capture(out, &c.program));
                 }
-                let stdin = child.stdin.take();
-                Ok(Sink::Command { child, stdin, program: c.program.clone(), name: name.to_string() })
+                let stdin = proc.child.stdin.take();
+                Ok(Sink::Command { proc, stdin, program: c.program.clone(), name: name.to_string() })
             }
         }
     }
@@ -110,11 +118,16 @@ impl Sink {
             Sink::Store(w) => {
                 w.write_all(data).await.map_err(|e| Error::backend(BACKEND, "writing to the blob store", e))
             }
-            Sink::Command { stdin, program, name, .. } => {
+            Sink::Command { proc, stdin, program, name } => {
                 let pipe = stdin.as_mut().expect("stdin open until finish");
-                pipe.write_all(data).await.map_err(|e| {
-                    Error::backend(BACKEND, format!("upload of {name}: {program} stopped reading; see the job log"), e)
-                })
+                if let Err(e) = pipe.write_all(data).await {
+                    // The program quit early: its exit status and last words explain why.
+                    stdin.take();
+                    wait_ok(proc, program, &format!("upload of {name}")).await?;
+                    let why = format!("upload of {name}: {program} stopped reading; see the job log");
+                    return Err(Error::backend(BACKEND, why, e));
+                }
+                Ok(())
             }
         }
     }
@@ -125,9 +138,9 @@ impl Sink {
             Sink::Store(mut w) => {
                 w.shutdown().await.map_err(|e| Error::backend(BACKEND, "completing an upload to the blob store", e))
             }
-            Sink::Command { mut child, stdin, program, name } => {
+            Sink::Command { mut proc, stdin, program, name } => {
                 drop(stdin);
-                wait_ok(&mut child, &program, &format!("upload of {name}")).await
+                wait_ok(&mut proc, &program, &format!("upload of {name}")).await
             }
         }
     }
@@ -138,8 +151,8 @@ impl Sink {
             Sink::Store(mut w) => {
                 let _ = w.abort().await;
             }
-            Sink::Command { mut child, .. } => {
-                let _ = child.kill().await;
+            Sink::Command { mut proc, .. } => {
+                let _ = proc.child.kill().await;
             }
         }
     }
@@ -149,7 +162,7 @@ impl Sink {
 #[allow(clippy::large_enum_variant)] // one per object being moved
 pub(crate) enum Source {
     Store(BoxStream<'static, object_store::Result<Bytes>>),
-    Command { child: Child, stdout: ChildStdout, program: String, name: String },
+    Command { proc: Proc, stdout: ChildStdout, program: String, name: String },
 }
 
 impl Source {
@@ -170,9 +183,9 @@ impl Source {
                 let what = format!("download of {name}");
                 let mut cmd = command(c, c.render(&c.download_to_stdout, name), log, &what);
                 cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
-                let mut child = spawn(cmd, &c.program, log, &what)?;
-                let stdout = child.stdout.take().expect("piped stdout");
-                Ok(Source::Command { child, stdout, program: c.program.clone(), name: name.to_string() })
+                let mut proc = spawn(cmd, &c.program, log, &what)?;
+                let stdout = proc.child.stdout.take().expect("piped stdout");
+                Ok(Source::Command { proc, stdout, program: c.program.clone(), name: name.to_string() })
             }
         }
     }
@@ -197,8 +210,8 @@ impl Source {
     pub(crate) async fn finish(self) -> Result<()> {
         match self {
             Source::Store(_) => Ok(()),
-            Source::Command { mut child, program, name, .. } => {
-                wait_ok(&mut child, &program, &format!("download of {name}")).await
+            Source::Command { mut proc, program, name, .. } => {
+                wait_ok(&mut proc, &program, &format!("download of {name}")).await
             }
         }
     }
