@@ -150,3 +150,43 @@ fn two_instances_imaged_concurrently() {
         delete_and_check(&f, &other).await;
     });
 }
+
+#[test]
+fn image_from_a_newer_major_version_is_refused_before_loading() {
+    let f = fixture();
+    rt().block_on(async {
+        let image = image_of(&f.t, &f.source, "from-the-future").await;
+        let location = ImageLocation::for_image(image.id);
+        let mut manifest =
+            toygres_core::Manifest::from_bytes(image.id, &f.blobs.read(&location, MANIFEST_NAME).await.unwrap())
+                .unwrap();
+        manifest.pg_version = "99.1".into();
+        let bytes = manifest.to_bytes();
+        f.blobs.write(&location, MANIFEST_NAME, bytes.clone().into()).await.unwrap();
+        let spec = toygres_core::InstanceSpec {
+            id: toygres_core::InstanceId::new(),
+            name: "future-job".into(),
+            image_type: Default::default(),
+            pg_version: None,
+            dns_label: None,
+        };
+        f.executor.create_volume(&spec, &f.password).await.unwrap();
+        let job = RestoreJobSpec {
+            image_id: image.id,
+            location,
+            checksum: toygres_core::manifest::sha256_hex(&bytes),
+            instance: spec.clone(),
+        };
+        let job = f.executor.start_restore_job(&job).await.unwrap();
+        let err =
+            f.executor.wait_for_job(&job, std::time::Duration::from_secs(60), std::sync::Arc::new(NoProgress)).await;
+        assert!(
+            matches!(err, Err(Error::JobFailed { ref reason, .. }) if reason.contains("newer than the local binaries")),
+            "{err:?}"
+        );
+        assert!(!f.executor.cluster(&spec).unwrap().is_initialized());
+        f.executor.delete_job(&job).await.unwrap();
+        f.executor.delete_instance(&spec).await.unwrap();
+        f.t.delete_image(image.id).await.unwrap();
+    });
+}

@@ -63,6 +63,22 @@ impl PgBinaries {
     pub fn path(&self, name: &str) -> PathBuf {
         self.dir.join(name)
     }
+
+    /// The server's version, e.g. `"15.14"` (from `postgres --version`).
+    pub async fn version(&self) -> Result<String> {
+        let mut cmd = tokio::process::Command::new(self.path("postgres"));
+        cmd.arg("--version");
+        let out = super::process::run(cmd, "postgres --version", &[]).await?;
+        // "postgres (PostgreSQL) 15.14 (Debian 15.14-1.pgdg120+1)"
+        out.split_whitespace().nth(2).map(str::to_string).ok_or_else(|| {
+            Error::backend_msg("local cluster", format!("cannot read a version from `postgres --version`: {out:?}"))
+        })
+    }
+}
+
+/// The major version of a PostgreSQL version string (`"15.14"` → 15, `"9.6.24"` → 9).
+pub fn major_version(version: &str) -> Option<u32> {
+    version.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
 }
 
 fn pg_config_bindir() -> Option<PathBuf> {
@@ -100,5 +116,12 @@ mod tests {
         }
         assert_eq!(newest_debian_bindir(root.path()), Some(root.path().join("15/bin")));
         assert!(PgBinaries::at(root.path().join("16/bin")).is_err());
+    }
+
+    #[test]
+    fn major_versions() {
+        assert_eq!(major_version("15.14"), Some(15));
+        assert_eq!(major_version("16beta1"), Some(16));
+        assert_eq!(major_version("x"), None);
     }
 }

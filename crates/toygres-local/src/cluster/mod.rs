@@ -27,7 +27,7 @@ mod server;
 mod temp;
 mod user;
 
-pub use binaries::{PgBinaries, PG_BIN_ENV};
+pub use binaries::{major_version, PgBinaries, PG_BIN_ENV};
 pub use conn::ConnParams;
 pub use server::{process_alive, LOAD_ONLY_SETTINGS};
 pub use temp::TempCluster;

@@ -13,7 +13,7 @@ use super::codec::{self, decompress_into};
 use super::jobs::JobCtx;
 use super::transfer::{self, Source};
 use super::Inner;
-use crate::cluster::{LocalCluster, LOAD_ONLY_SETTINGS, SUPERUSER};
+use crate::cluster::{major_version, LocalCluster, LOAD_ONLY_SETTINGS, SUPERUSER};
 use futures::{StreamExt, TryStreamExt};
 use std::process::Stdio;
 use std::sync::Arc;
@@ -49,6 +49,7 @@ pub(crate) async fn run(inner: Arc<Inner>, spec: RestoreJobSpec, ctx: JobCtx) ->
         ctx.progress.add(object.size);
     }
 
+    check_version(cluster.binaries(), &manifest).await?;
     ctx.log.line("image verified; initialising a fresh volume");
     dir.clear_restored()?;
     cluster.destroy_data().await?;
@@ -66,6 +67,25 @@ pub(crate) async fn run(inner: Arc<Inner>, spec: RestoreJobSpec, ctx: JobCtx) ->
     dir.mark_restored(&spec.checksum)?;
     ctx.log.line("restore complete; server stopped cleanly");
     Ok(())
+}
+
+/// Refuses an image taken from a newer major version than the local binaries (pg_restore cannot
+/// load it), before anything is initialised.
+async fn check_version(bin: &crate::cluster::PgBinaries, manifest: &Manifest) -> Result<()> {
+    let local = bin.version().await?;
+    match (major_version(&manifest.pg_version), major_version(&local)) {
+        (Some(image), Some(here)) if image > here => Err(Error::backend_msg(
+            BACKEND,
+            format!(
+                "image {} comes from PostgreSQL {}, newer than the local binaries ({local} in {}); \
+                 install PostgreSQL {image} or later and point TOYGRES_PG_BIN at it",
+                manifest.image_id,
+                manifest.pg_version,
+                bin.dir().display()
+            ),
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// `ident` quoted for SQL.
