@@ -18,8 +18,8 @@ use std::time::{Duration, Instant};
 use toygres_cms_sqlite::SqliteCatalog;
 use toygres_core::crypto::CatalogKey;
 use toygres_core::{
-    CreateImageRequest, CreateInstanceRequest, EventKind, ImageState, InstanceRecord, InstanceSpec, InstanceState,
-    NewInstance, OperationId, Password, ProgressEvent, Toygres,
+    CreateImageRequest, CreateInstanceRequest, EventKind, ImageState, InstanceRecord, InstanceState, NewInstance,
+    OperationId, Password, ProgressEvent, Toygres,
 };
 use toygres_local::verify::{sample::load_sample_data, InstanceSnapshot};
 use toygres_local::{LocalBlobStore, LocalExecutor};
@@ -90,22 +90,12 @@ fn catalog_key(dir: &Path) -> BoxResult<CatalogKey> {
     Ok(key)
 }
 
-fn spec(record: &InstanceRecord) -> InstanceSpec {
-    InstanceSpec {
-        id: record.id,
-        name: record.name.clone(),
-        image_type: record.image_type,
-        pg_version: record.pg_version.clone(),
-        dns_label: record.dns_label.clone(),
-    }
-}
-
 async fn snapshot(
     executor: &LocalExecutor,
     record: &InstanceRecord,
     password: &Password,
 ) -> BoxResult<InstanceSnapshot> {
-    let cluster = executor.cluster(&spec(record))?;
+    let cluster = executor.cluster(&record.spec())?;
     Ok(InstanceSnapshot::take(cluster.binaries(), &cluster.params(), password).await?)
 }
 
@@ -141,13 +131,13 @@ async fn main() -> BoxResult<()> {
         state: InstanceState::Running,
     };
     let source = t.register_instance(OperationId::new(), new).await?;
-    let conn = executor.provision_empty(&spec(&source), &password).await?;
+    let conn = executor.provision_empty(&source.spec(), &password).await?;
     println!("    {} running at {}", source.name, conn.connection_string());
     timings.push(("create source instance", started.elapsed()));
 
     step("sample data");
     let started = Instant::now();
-    let params = executor.cluster(&spec(&source))?.params();
+    let params = executor.cluster(&source.spec())?.params();
     load_sample_data(&params, &password).await?;
     let client = params.connect("appdb", &password).await?;
     let bulk = format!(

@@ -190,3 +190,25 @@ fn image_from_a_newer_major_version_is_refused_before_loading() {
         f.t.delete_image(image.id).await.unwrap();
     });
 }
+
+#[test]
+fn an_instance_whose_port_was_taken_moves_to_a_free_one() {
+    let f = fixture();
+    rt().block_on(async {
+        let spec = toygres_core::InstanceSpec {
+            id: toygres_core::InstanceId::new(),
+            name: "port-thief-victim".into(),
+            image_type: Default::default(),
+            pg_version: None,
+            dns_label: None,
+        };
+        f.executor.create_volume(&spec, &f.password).await.unwrap();
+        let planned = f.executor.connection_info(&spec).await.unwrap().port;
+        let _thief = std::net::TcpListener::bind(("127.0.0.1", planned)).unwrap();
+        let conn = f.executor.provision_empty(&spec, &f.password).await.unwrap();
+        assert_ne!(conn.port, planned);
+        assert_eq!(f.executor.connection_info(&spec).await.unwrap().port, conn.port);
+        f.executor.test_connection(&conn, &f.password).await.unwrap();
+        f.executor.delete_instance(&spec).await.unwrap();
+    });
+}

@@ -108,13 +108,7 @@ pub async fn source_instance(executor: &LocalExecutor, t: &Toygres, name: &str, 
 }
 
 pub fn spec(record: &InstanceRecord) -> InstanceSpec {
-    InstanceSpec {
-        id: record.id,
-        name: record.name.clone(),
-        image_type: record.image_type,
-        pg_version: record.pg_version.clone(),
-        dns_label: record.dns_label.clone(),
-    }
+    record.spec()
 }
 
 pub async fn snapshot(executor: &LocalExecutor, record: &InstanceRecord, password: &Password) -> InstanceSnapshot {

@@ -15,7 +15,15 @@ pub fn is_free(port: u16) -> bool {
 
 /// The first port of `range` that is not in `taken` and is free now.
 pub fn first_free(range: RangeInclusive<u16>, taken: &[u16]) -> Option<u16> {
-    range.into_iter().find(|p| !taken.contains(p) && is_free(*p))
+    first_free_from(range, 0, taken)
+}
+
+/// Like [`first_free`], but probing from the `offset`-th port of `range` on (wrapping around), so
+/// that several users of one range start at different places.
+pub fn first_free_from(range: RangeInclusive<u16>, offset: usize, taken: &[u16]) -> Option<u16> {
+    let ports: Vec<u16> = range.collect();
+    let start = offset % ports.len().max(1);
+    ports[start..].iter().chain(&ports[..start]).copied().find(|p| !taken.contains(p) && is_free(*p))
 }
 
 #[cfg(test)]
@@ -29,5 +37,10 @@ mod tests {
         let other = free_port().unwrap();
         assert_ne!(first_free(bound..=bound, &[]), Some(bound));
         assert_eq!(first_free(other..=other, &[other]), None);
+        if is_free(40007) {
+            assert_eq!(first_free_from(40000..=40009, 7, &[]), Some(40007), "starts at the offset");
+        }
+        let wrapped = first_free_from(40000..=40009, 17, &[40007, 40008, 40009]);
+        assert!(wrapped.is_none_or(|p| p < 40007), "wraps around to the start: {wrapped:?}");
     }
 }

@@ -69,7 +69,9 @@ impl LocalCluster {
         Ok(())
     }
 
-    fn write_conf(&self) -> Result<()> {
+    /// Writes the listen address, port and socket directory into `postgresql.conf` (appended: the
+    /// last setting wins, so this also moves an initialised cluster to [`LocalCluster::port`]).
+    pub fn write_conf(&self) -> Result<()> {
         use std::io::Write;
         let conf = self.data_dir().join("postgresql.conf");
         let socket = self.socket_dir().display().to_string().replace('\'', "''");

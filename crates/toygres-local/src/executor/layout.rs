@@ -66,6 +66,11 @@ impl InstanceDir {
     pub(crate) fn write(&self, config: &InstanceConfig, password: &Password) -> Result<()> {
         crate::cluster::create_traversable_dir(&self.path)?;
         write_private(&self.secret_path(), password.expose().as_bytes())?;
+        self.write_config(config)
+    }
+
+    /// Replaces the config.
+    pub(crate) fn write_config(&self, config: &InstanceConfig) -> Result<()> {
         let json = serde_json::to_vec_pretty(config).expect("config serializes");
         let tmp = self.path.join("config.json.tmp");
         std::fs::write(&tmp, json).map_err(|e| io_err(format!("writing {}", tmp.display()), e))?;

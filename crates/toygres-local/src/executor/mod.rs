@@ -75,6 +75,42 @@ impl Inner {
         Ok(dir.cluster(&self.bin, &self.user, &config))
     }
 
+    /// A free port no other volume of this executor uses. Probing starts at an offset derived from
+    /// the base directory, so executors with different base directories rarely race for a port.
+    fn free_port(&self) -> Result<u16> {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        self.base_dir.hash(&mut hasher);
+        let taken = self.taken_ports();
+        ports::first_free_from(self.ports.clone(), hasher.finish() as usize, &taken).ok_or_else(|| {
+            Error::backend_msg(
+                "local executor",
+                format!("no free port left in {:?}; delete instances or widen the port range", self.ports),
+            )
+        })
+    }
+
+    /// The instance's cluster, moved to another free port first if something else took its port
+    /// since the volume was created (it is not running, so nobody is connected to it).
+    async fn cluster_on_free_port(&self, spec: &InstanceSpec) -> Result<LocalCluster> {
+        let _guard = self.allocate.lock().await;
+        let dir = self.dir(spec);
+        let mut config = dir.require_config()?;
+        let cluster = dir.cluster(&self.bin, &self.user, &config);
+        if cluster.is_running() || ports::is_free(config.port) {
+            return Ok(cluster);
+        }
+        let old = config.port;
+        config.port = self.free_port()?;
+        tracing::info!(instance = %spec.name, old, new = config.port, "port taken by another process; moving");
+        dir.write_config(&config)?;
+        let cluster = dir.cluster(&self.bin, &self.user, &config);
+        if cluster.is_initialized() {
+            cluster.write_conf()?;
+        }
+        Ok(cluster)
+    }
+
     /// Ports of every instance volume.
     fn taken_ports(&self) -> Vec<u16> {
         let Ok(entries) = std::fs::read_dir(self.base_dir.join("instances")) else { return vec![] };
@@ -122,7 +158,7 @@ impl LocalExecutor {
     /// Idempotent.
     pub async fn provision_empty(&self, instance: &InstanceSpec, password: &Password) -> Result<ConnectionInfo> {
         self.create_volume(instance, password).await?;
-        let cluster = self.inner.cluster_of(instance)?;
+        let cluster = self.inner.cluster_on_free_port(instance).await?;
         cluster.init(password).await?;
         cluster.start(&[]).await?;
         self.connection_info(instance).await
@@ -167,19 +203,13 @@ impl ClusterExecutor for LocalExecutor {
         if dir.config()?.is_some() {
             return Ok(());
         }
-        let taken = self.inner.taken_ports();
-        let port = ports::first_free(self.inner.ports.clone(), &taken).ok_or_else(|| {
-            Error::backend_msg(
-                "local executor",
-                format!("no free port left in {:?}; delete instances or widen the port range", self.inner.ports),
-            )
-        })?;
+        let port = self.inner.free_port()?;
         let config = InstanceConfig { port, image_type: instance.image_type, name: instance.name.clone() };
         dir.write(&config, password)
     }
 
     async fn deploy_from_volume(&self, instance: &InstanceSpec) -> Result<()> {
-        let cluster = self.inner.cluster_of(instance)?;
+        let cluster = self.inner.cluster_on_free_port(instance).await?;
         if !cluster.is_initialized() {
             return Err(Error::backend_msg(
                 "local executor",

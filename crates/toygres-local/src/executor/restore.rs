@@ -53,6 +53,7 @@ pub(crate) async fn run(inner: Arc<Inner>, spec: RestoreJobSpec, ctx: JobCtx) ->
     ctx.log.line("image verified; initialising a fresh volume");
     dir.clear_restored()?;
     cluster.destroy_data().await?;
+    let cluster = inner.cluster_on_free_port(&spec.instance).await?;
     cluster.init(&password).await?;
     cluster.start(LOAD_ONLY_SETTINGS).await?;
     apply_globals(&cluster, &password, &transfer, &manifest, &ctx).await?;
