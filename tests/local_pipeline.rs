@@ -212,3 +212,46 @@ fn an_instance_whose_port_was_taken_moves_to_a_free_one() {
         f.executor.delete_instance(&spec).await.unwrap();
     });
 }
+
+#[test]
+fn a_failing_pg_restore_reports_its_stderr_and_leaves_no_server() {
+    let f = fixture();
+    rt().block_on(async {
+        use toygres_core::manifest::sha256_hex;
+        let image = image_of(&f.t, &f.source, "unloadable").await;
+        let location = ImageLocation::for_image(image.id);
+        let mut manifest =
+            toygres_core::Manifest::from_bytes(image.id, &f.blobs.read(&location, MANIFEST_NAME).await.unwrap())
+                .unwrap();
+        // Checksums that match, content pg_restore refuses.
+        let garbage = zstd::encode_all(&b"this is not a pg_dump archive"[..], 1).unwrap();
+        let db = &mut manifest.databases[0].object;
+        (db.size, db.sha256) = (garbage.len() as u64, sha256_hex(&garbage));
+        f.blobs.write(&location, &db.name.clone(), garbage.into()).await.unwrap();
+        let bytes = manifest.to_bytes();
+        f.blobs.write(&location, MANIFEST_NAME, bytes.clone().into()).await.unwrap();
+
+        let spec = toygres_core::InstanceSpec {
+            id: toygres_core::InstanceId::new(),
+            name: "unloadable-job".into(),
+            image_type: Default::default(),
+            pg_version: None,
+            dns_label: None,
+        };
+        f.executor.create_volume(&spec, &f.password).await.unwrap();
+        let job = RestoreJobSpec { image_id: image.id, location, checksum: sha256_hex(&bytes), instance: spec.clone() };
+        let job = f.executor.start_restore_job(&job).await.unwrap();
+        let timeout = std::time::Duration::from_secs(120);
+        match f.executor.wait_for_job(&job, timeout, std::sync::Arc::new(NoProgress)).await {
+            Err(Error::JobFailed { reason, logs, .. }) => {
+                assert!(reason.contains("pg_restore"), "{reason}");
+                assert!(logs.contains("pg_restore") && logs.contains("archive"), "pg_restore's stderr: {logs}");
+            }
+            other => panic!("expected JobFailed, got {other:?}"),
+        }
+        assert!(!f.executor.cluster(&spec).unwrap().is_running(), "the load server was stopped");
+        f.executor.delete_job(&job).await.unwrap();
+        f.executor.delete_instance(&spec).await.unwrap();
+        f.t.delete_image(image.id).await.unwrap();
+    });
+}

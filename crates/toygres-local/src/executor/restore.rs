@@ -56,13 +56,21 @@ pub(crate) async fn run(inner: Arc<Inner>, spec: RestoreJobSpec, ctx: JobCtx) ->
     let cluster = inner.cluster_on_free_port(&spec.instance).await?;
     cluster.init(&password).await?;
     cluster.start(LOAD_ONLY_SETTINGS).await?;
-    apply_globals(&cluster, &password, &transfer, &manifest, &ctx).await?;
     let (cluster_ref, password_ref, transfer_ref, ctx_ref) = (&cluster, &password, &transfer, &ctx);
-    futures::stream::iter(manifest.databases.clone())
-        .map(|db| async move { load_database(cluster_ref, password_ref, transfer_ref, image, &db, ctx_ref).await })
-        .buffer_unordered(PARALLEL_LOADS)
-        .try_collect::<Vec<()>>()
-        .await?;
+    let loaded = async {
+        apply_globals(cluster_ref, password_ref, transfer_ref, &manifest, ctx_ref).await?;
+        futures::stream::iter(manifest.databases.clone())
+            .map(|db| async move { load_database(cluster_ref, password_ref, transfer_ref, image, &db, ctx_ref).await })
+            .buffer_unordered(PARALLEL_LOADS)
+            .try_collect::<Vec<()>>()
+            .await
+    }
+    .await;
+    if let Err(e) = loaded {
+        // The half-loaded volume is worthless (a re-run starts over): don't leave its server running.
+        let _ = cluster.stop_immediate().await;
+        return Err(e);
+    }
     cluster.stop().await?;
     nix::unistd::sync();
     dir.mark_restored(&spec.checksum)?;
