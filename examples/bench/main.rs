@@ -1,0 +1,187 @@
+//! Benchmark: toygres images and restores against the raw tools, measured side by side.
+//!
+//! ```text
+//! cargo run --release --example bench                      # pgbench scale 50 (≈ 0.8 GB), 3 runs
+//! cargo run --release --example bench -- --scale 10 --runs 5 --memory-scale 2
+//! ```
+//!
+//! Builds a pgbench database in a local source instance, then alternates, `--runs` times:
+//! raw `pg_dump -Fc` to a file vs a toygres image (catalog in SQLite, images on local disk), and
+//! raw `initdb + start + pg_restore -j2` of that file vs a toygres restore to a ready instance
+//! (verification of every checksum included). Prints every sample, the medians and their ratios,
+//! and this process's peak RSS while imaging at two database sizes (`--memory-scale` and `--scale`).
+
+mod raw;
+mod stats;
+
+use stats::{list, median, mib, peak_rss_mib, reset_peak_rss};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use toygres_cms_sqlite::SqliteCatalog;
+use toygres_core::crypto::CatalogKey;
+use toygres_core::{
+    CreateImageRequest, CreateInstanceRequest, ImageType, InstanceRecord, InstanceSpec, InstanceState, NewInstance,
+    OperationId, Password, Toygres,
+};
+use toygres_local::cluster::process::run;
+use toygres_local::{LocalBlobStore, LocalExecutor};
+
+type BoxResult<T> = Result<T, Box<dyn std::error::Error>>;
+
+const DATABASE: &str = "bench";
+
+struct Args {
+    scale: u32,
+    memory_scale: u32,
+    runs: usize,
+}
+
+fn args() -> BoxResult<Args> {
+    let mut args = Args { scale: 50, memory_scale: 10, runs: 3 };
+    let mut it = std::env::args().skip(1);
+    while let Some(arg) = it.next() {
+        let mut value = || it.next().ok_or_else(|| format!("{arg} needs a number"));
+        match arg.as_str() {
+            "--scale" => args.scale = value()?.parse()?,
+            "--memory-scale" => args.memory_scale = value()?.parse()?,
+            "--runs" => args.runs = value()?.parse()?,
+            "-h" | "--help" => {
+                println!("usage: bench [--scale N (50)] [--memory-scale N (10)] [--runs N (3)]");
+                std::process::exit(0);
+            }
+            other => return Err(format!("unknown argument {other:?}; try --help").into()),
+        }
+    }
+    Ok(args)
+}
+
+/// The toygres stack under test, in `dir`.
+struct Stack {
+    toygres: Toygres,
+    executor: LocalExecutor,
+}
+
+impl Stack {
+    fn new(dir: &Path) -> BoxResult<Self> {
+        let blobs = Arc::new(LocalBlobStore::open(dir.join("images"))?);
+        let executor = LocalExecutor::builder(dir, blobs.clone()).build()?;
+        let catalog = Arc::new(SqliteCatalog::open(dir.join("catalog.db"), CatalogKey::generate())?);
+        let toygres = Toygres::new(catalog, blobs, Arc::new(executor.clone()));
+        Ok(Self { toygres, executor })
+    }
+
+    /// A running source instance holding a pgbench database of `scale`.
+    async fn source(&self, name: &str, scale: u32, password: &Password) -> BoxResult<(InstanceRecord, InstanceSpec)> {
+        let new = NewInstance {
+            name: name.into(),
+            dns_label: None,
+            image_type: ImageType::Stock,
+            pg_version: None,
+            source_image_id: None,
+            password: password.clone(),
+            state: InstanceState::Running,
+        };
+        let record = self.toygres.register_instance(OperationId::new(), new).await?;
+        let spec = record.spec();
+        self.executor.provision_empty(&spec, password).await?;
+        let cluster = self.executor.cluster(&spec)?;
+        let mut create = cluster.client("createdb", password);
+        create.arg(DATABASE);
+        run(create, "createdb", &[password.expose()]).await?;
+        let mut init = cluster.client("pgbench", password);
+        init.args(["--initialize", "--quiet", "--scale"]).arg(scale.to_string()).arg(DATABASE);
+        let started = Instant::now();
+        run(init, "pgbench --initialize", &[password.expose()]).await?;
+        println!("  pgbench scale {scale} loaded in {:.1} s", started.elapsed().as_secs_f64());
+        Ok((record, spec))
+    }
+
+    /// One toygres image of `source`: (time, image id, stored bytes, peak RSS MiB).
+    async fn image(&self, source: &InstanceRecord) -> BoxResult<(Duration, toygres_core::ImageId, u64, f64)> {
+        let request = CreateImageRequest { name: "bench".into(), instance_id: source.id, description: None };
+        reset_peak_rss();
+        let started = Instant::now();
+        let image = self.toygres.create_image(OperationId::new(), request).await?;
+        let elapsed = started.elapsed();
+        Ok((elapsed, image.id, image.size_bytes.unwrap_or(0), peak_rss_mib()))
+    }
+}
+
+struct Samples {
+    raw_dump: Vec<Duration>,
+    image: Vec<Duration>,
+    raw_restore: Vec<Duration>,
+    restore: Vec<Duration>,
+}
+
+#[tokio::main]
+async fn main() -> BoxResult<()> {
+    let args = args()?;
+    let dir = tempfile::Builder::new().prefix("tgb-").tempdir_in("/var/tmp")?;
+    toygres_local::cluster::set_mode(dir.path(), 0o711)?;
+    let stack = Stack::new(dir.path())?;
+    let password = Password::generate();
+    let result = bench(&args, &stack, dir.path(), &password).await;
+    for cluster in stack.executor.instance_clusters() {
+        cluster.stop_blocking();
+    }
+    result
+}
+
+async fn bench(args: &Args, stack: &Stack, dir: &Path, password: &Password) -> BoxResult<()> {
+    println!("toygres bench: pgbench scale {}, {} runs (medians; ratios toygres / raw)", args.scale, args.runs);
+    let (source, spec) = stack.source("bench-source", args.scale, password).await?;
+    let cluster = stack.executor.cluster(&spec)?;
+    let dump_file = dir.join("raw.dump");
+    let mut s = Samples { raw_dump: vec![], image: vec![], raw_restore: vec![], restore: vec![] };
+    let (mut dump_size, mut image_size, mut peak) = (0, 0, 0.0f64);
+    for run_no in 1..=args.runs {
+        let (t, size) = raw::pg_dump(&cluster, password, DATABASE, &dump_file).await?;
+        s.raw_dump.push(t);
+        dump_size = size;
+        let (t, image, size, rss) = stack.image(&source).await?;
+        s.image.push(t);
+        (image_size, peak) = (size, peak.max(rss));
+
+        s.raw_restore.push(raw::pg_restore(&dir.join(format!("raw-{run_no}")), password, DATABASE, &dump_file).await?);
+        let started = Instant::now();
+        let name = format!("restored-{run_no}");
+        let restored =
+            stack.toygres.create_instance(OperationId::new(), CreateInstanceRequest::restore(name, image)).await?;
+        s.restore.push(started.elapsed());
+        stack.toygres.delete_instance(restored.id).await?;
+        stack.toygres.delete_image(image).await?;
+        println!(
+            "  run {run_no}: pg_dump {:.2} s, image {:.2} s, raw restore {:.2} s, restore {:.2} s",
+            s.raw_dump[run_no - 1].as_secs_f64(),
+            s.image[run_no - 1].as_secs_f64(),
+            s.raw_restore[run_no - 1].as_secs_f64(),
+            s.restore[run_no - 1].as_secs_f64()
+        );
+    }
+    report("image vs pg_dump -Fc", &s.image, &s.raw_dump);
+    report("restore-to-ready vs initdb+start+pg_restore -j2", &s.restore, &s.raw_restore);
+    println!("  sizes: pg_dump -Fc {:.1} MiB, toygres image {:.1} MiB", mib(dump_size), mib(image_size));
+
+    let (small, _) = stack.source("bench-small", args.memory_scale, password).await?;
+    let (_, small_image, _, small_peak) = stack.image(&small).await?;
+    stack.toygres.delete_image(small_image).await?;
+    println!(
+        "  peak RSS of this process while imaging: scale {} → {:.0} MiB, scale {} → {:.0} MiB",
+        args.memory_scale, small_peak, args.scale, peak
+    );
+    Ok(())
+}
+
+fn report(what: &str, ours: &[Duration], raw: &[Duration]) {
+    let (m_ours, m_raw) = (median(ours), median(raw));
+    println!(
+        "  {what}: {:.2} s vs {:.2} s → ratio {:.2}  [toygres: {}; raw: {}]",
+        m_ours.as_secs_f64(),
+        m_raw.as_secs_f64(),
+        m_ours.as_secs_f64() / m_raw.as_secs_f64(),
+        list(ours),
+        list(raw)
+    );
+}

@@ -1,0 +1,44 @@
+//! Medians, ratios and this process's peak memory.
+
+use std::time::Duration;
+
+/// The median of `samples` (mean of the middle two for an even count).
+pub fn median(samples: &[Duration]) -> Duration {
+    let mut sorted = samples.to_vec();
+    sorted.sort();
+    let n = sorted.len();
+    if n == 0 {
+        Duration::ZERO
+    } else if n % 2 == 1 {
+        sorted[n / 2]
+    } else {
+        (sorted[n / 2 - 1] + sorted[n / 2]) / 2
+    }
+}
+
+/// `samples` as `1.23 1.25 1.30` seconds.
+pub fn list(samples: &[Duration]) -> String {
+    samples.iter().map(|d| format!("{:.2}", d.as_secs_f64())).collect::<Vec<_>>().join(" ")
+}
+
+/// Resets the kernel's peak-RSS mark of this process (`VmHWM`), so the next reading covers only
+/// what runs after it. Linux only; a no-op elsewhere.
+pub fn reset_peak_rss() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+/// This process's peak resident memory in MiB since start or the last [`reset_peak_rss`].
+pub fn peak_rss_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let kib = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
+        .unwrap_or(0.0);
+    kib / 1024.0
+}
+
+/// Bytes in MiB.
+pub fn mib(bytes: u64) -> f64 {
+    bytes as f64 / (1024.0 * 1024.0)
+}
