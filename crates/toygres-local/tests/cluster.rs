@@ -42,3 +42,27 @@ async fn stop_and_start_again_are_idempotent() {
     let fsync: String = client.query_one("SHOW fsync", &[]).await.unwrap().get(0);
     assert_eq!(fsync, "off");
 }
+
+#[tokio::test]
+async fn a_cluster_in_a_deep_directory_listens_on_tcp_only() {
+    use toygres_local::{cluster::ports::free_port, PgBinaries, ServerUser};
+    let root = tempfile::tempdir().unwrap();
+    toygres_local::cluster::set_mode(root.path(), 0o711).unwrap();
+    // Deeper than a Unix socket path may be (107 bytes).
+    let deep = root.path().join("a-rather-long-base-directory-name-for-instances").join("x".repeat(60));
+    let cluster = LocalCluster::new(
+        PgBinaries::discover(None).unwrap(),
+        ServerUser::resolve("postgres").unwrap(),
+        &deep,
+        free_port().unwrap(),
+    );
+    assert_eq!(cluster.socket_setting(), "", "{}", deep.display());
+    let password = Password::generate();
+    cluster.init(&password).await.unwrap();
+    cluster.start(&[]).await.unwrap();
+    let client = cluster.connect("postgres", &password).await.unwrap();
+    let sockets: String = client.query_one("SHOW unix_socket_directories", &[]).await.unwrap().get(0);
+    assert_eq!(sockets, "");
+    cluster.destroy().await.unwrap();
+    assert!(!cluster.is_running());
+}

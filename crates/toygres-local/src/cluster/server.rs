@@ -74,7 +74,7 @@ impl LocalCluster {
     pub fn write_conf(&self) -> Result<()> {
         use std::io::Write;
         let conf = self.data_dir().join("postgresql.conf");
-        let socket = self.socket_dir().display().to_string().replace('\'', "''");
+        let socket = self.socket_setting().replace('\'', "''");
         let text = format!(
             "\n# toygres\nlisten_addresses = '127.0.0.1'\nport = {}\nunix_socket_directories = '{socket}'\n",
             self.port
@@ -84,6 +84,20 @@ impl LocalCluster {
             .open(&conf)
             .map_err(|e| io_err(format!("opening {}", conf.display()), e))?;
         f.write_all(text.as_bytes()).map_err(|e| io_err(format!("writing {}", conf.display()), e))
+    }
+
+    /// The `unix_socket_directories` value: the socket directory, or none at all (TCP only) when
+    /// the socket's path would pass the kernel's limit of 107 bytes (deep base directories).
+    /// toygres's own clients always connect over TCP to 127.0.0.1.
+    pub fn socket_setting(&self) -> String {
+        const MAX_SOCKET_PATH: usize = 107;
+        let dir = self.socket_dir().display().to_string();
+        if dir.len() + "/.s.PGSQL.65535".len() <= MAX_SOCKET_PATH {
+            dir
+        } else {
+            tracing::debug!(dir, "socket path too long; the server listens on TCP only");
+            String::new()
+        }
     }
 
     /// Starts the server (`pg_ctl -w start`) with extra `-c` `settings` for this run only.
