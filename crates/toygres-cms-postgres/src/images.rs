@@ -51,18 +51,11 @@ impl Db {
     pub async fn update_image(&self, id: ImageId, expected: ImageState, update: ImageUpdate) -> Result<ImageRecord> {
         let target = update.target_state();
         expected.check_transition(target)?;
-        let (mut size, mut checksum, mut pg_version, mut image_type, mut reason, mut sealed) =
-            (None, None, None, None, None, None);
-        match &update {
-            ImageUpdate::Ready { size_bytes, checksum: sum, pg_version: v, image_type: t, source_password } => {
-                size = Some(size_to_sql(*size_bytes)?);
-                (checksum, pg_version, image_type) = (Some(sum.as_str()), Some(v.as_str()), Some(t.as_str()));
-                sealed = Some(self.key.seal(source_password));
-            }
-            ImageUpdate::Failed { reason: r } => reason = Some(r.as_str()),
-            ImageUpdate::Deleting | ImageUpdate::Deleted => {}
-        }
-        let erase = matches!(update, ImageUpdate::Deleted);
+        let c = update.columns();
+        let size = c.size_bytes.map(size_to_sql).transpose()?;
+        let sealed = c.source_password.map(|p| self.key.seal(p));
+        let (checksum, pg_version, image_type, reason, erase) =
+            (c.checksum, c.pg_version, c.image_type, c.failure_reason, c.erase_password);
         let sql = format!(
             "UPDATE {{s}}.images SET state = $1, updated_at = GREATEST(updated_at, $2), \
              size_bytes = COALESCE($3, size_bytes), checksum = COALESCE($4, checksum), \

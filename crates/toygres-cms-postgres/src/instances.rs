@@ -91,14 +91,10 @@ impl Db {
     ) -> Result<InstanceRecord> {
         let target = update.target_state();
         expected.check_transition(target)?;
-        let (connection, reason) = match &update {
-            InstanceUpdate::Running { connection } => {
-                (Some(serde_json::to_value(connection).map_err(|e| Error::Corrupt(e.to_string()))?), None)
-            }
-            InstanceUpdate::Failed { reason } => (None, Some(reason.as_str())),
-            InstanceUpdate::Deleting | InstanceUpdate::Deleted => (None, None),
-        };
-        let erase = matches!(update, InstanceUpdate::Deleted);
+        let c = update.columns();
+        let connection =
+            c.connection.map(serde_json::to_value).transpose().map_err(|e| Error::Corrupt(e.to_string()))?;
+        let (reason, erase) = (c.failure_reason, c.erase_password);
         let sql = format!(
             "UPDATE {{s}}.instances SET state = $1, updated_at = GREATEST(updated_at, $2), \
              connection = COALESCE($3, connection), failure_reason = COALESCE($4, failure_reason), \

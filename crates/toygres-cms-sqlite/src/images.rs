@@ -69,18 +69,11 @@ pub fn update(
 ) -> Result<ImageRecord> {
     let target = update.target_state();
     expected.check_transition(target)?;
-    let (mut size, mut checksum, mut pg_version, mut image_type, mut reason, mut sealed) =
-        (None, None, None, None, None, None);
-    match &update {
-        ImageUpdate::Ready { size_bytes, checksum: sum, pg_version: v, image_type: t, source_password } => {
-            size = Some(size_to_sql(*size_bytes)?);
-            (checksum, pg_version, image_type) = (Some(sum.as_str()), Some(v.as_str()), Some(t.as_str()));
-            sealed = Some(key.seal(source_password));
-        }
-        ImageUpdate::Failed { reason: r } => reason = Some(r.as_str()),
-        ImageUpdate::Deleting | ImageUpdate::Deleted => {}
-    }
-    let erase = matches!(update, ImageUpdate::Deleted);
+    let c = update.columns();
+    let size = c.size_bytes.map(size_to_sql).transpose()?;
+    let sealed = c.source_password.map(|p| key.seal(p));
+    let (checksum, pg_version, image_type, reason, erase) =
+        (c.checksum, c.pg_version, c.image_type, c.failure_reason, c.erase_password);
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).ctx("start a transaction")?;
     let changed = tx
         .execute(

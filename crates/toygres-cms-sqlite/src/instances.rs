@@ -82,14 +82,9 @@ pub fn update(
 ) -> Result<InstanceRecord> {
     let target = update.target_state();
     expected.check_transition(target)?;
-    let (connection, reason) = match &update {
-        InstanceUpdate::Running { connection } => {
-            (Some(serde_json::to_string(connection).map_err(|e| Error::Corrupt(e.to_string()))?), None)
-        }
-        InstanceUpdate::Failed { reason } => (None, Some(reason.as_str())),
-        InstanceUpdate::Deleting | InstanceUpdate::Deleted => (None, None),
-    };
-    let erase = matches!(update, InstanceUpdate::Deleted);
+    let c = update.columns();
+    let connection = c.connection.map(serde_json::to_string).transpose().map_err(|e| Error::Corrupt(e.to_string()))?;
+    let (reason, erase) = (c.failure_reason, c.erase_password);
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).ctx("start a transaction")?;
     let changed = tx
         .execute(

@@ -136,6 +136,55 @@ impl ImageUpdate {
     }
 }
 
+/// The columns an [`ImageUpdate`] writes, for SQL catalogs: `None` leaves a column as it is.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ImageColumns<'a> {
+    /// The new state.
+    pub state: ImageState,
+    /// Bytes stored.
+    pub size_bytes: Option<u64>,
+    /// Manifest checksum.
+    pub checksum: Option<&'a str>,
+    /// Source server version.
+    pub pg_version: Option<&'a str>,
+    /// Source image type, in the catalog's spelling.
+    pub image_type: Option<&'static str>,
+    /// Why the image failed.
+    pub failure_reason: Option<&'a str>,
+    /// The source password to seal and store.
+    pub source_password: Option<&'a Password>,
+    /// Whether the stored password must be erased (the image is deleted).
+    pub erase_password: bool,
+}
+
+impl ImageUpdate {
+    /// What this update writes, column by column.
+    pub fn columns(&self) -> ImageColumns<'_> {
+        let mut c = ImageColumns {
+            state: self.target_state(),
+            size_bytes: None,
+            checksum: None,
+            pg_version: None,
+            image_type: None,
+            failure_reason: None,
+            source_password: None,
+            erase_password: matches!(self, ImageUpdate::Deleted),
+        };
+        match self {
+            ImageUpdate::Ready { size_bytes, checksum, pg_version, image_type, source_password } => {
+                c.size_bytes = Some(*size_bytes);
+                c.checksum = Some(checksum);
+                c.pg_version = Some(pg_version);
+                c.image_type = Some(image_type.as_str());
+                c.source_password = Some(source_password);
+            }
+            ImageUpdate::Failed { reason } => c.failure_reason = Some(reason),
+            ImageUpdate::Deleting | ImageUpdate::Deleted => {}
+        }
+        c
+    }
+}
+
 /// Which images [`crate::CatalogStore::list_images`] returns. Deleted images are never listed.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ImageFilter {

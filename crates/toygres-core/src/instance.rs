@@ -128,3 +128,34 @@ impl InstanceUpdate {
         }
     }
 }
+
+/// The columns an [`InstanceUpdate`] writes, for SQL catalogs: `None` leaves a column as it is.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct InstanceColumns<'a> {
+    /// The new state.
+    pub state: InstanceState,
+    /// Where clients connect.
+    pub connection: Option<&'a ConnectionInfo>,
+    /// Why provisioning failed.
+    pub failure_reason: Option<&'a str>,
+    /// Whether the stored password must be erased (the instance is deleted).
+    pub erase_password: bool,
+}
+
+impl InstanceUpdate {
+    /// What this update writes, column by column.
+    pub fn columns(&self) -> InstanceColumns<'_> {
+        InstanceColumns {
+            state: self.target_state(),
+            connection: match self {
+                InstanceUpdate::Running { connection } => Some(connection),
+                _ => None,
+            },
+            failure_reason: match self {
+                InstanceUpdate::Failed { reason } => Some(reason),
+                _ => None,
+            },
+            erase_password: matches!(self, InstanceUpdate::Deleted),
+        }
+    }
+}
