@@ -10,7 +10,13 @@
 //! raw `initdb + start + pg_restore -j2` of that file vs a toygres restore to a ready instance
 //! (verification of every checksum included). Prints every sample, the medians and their ratios,
 //! and this process's peak RSS while imaging at two database sizes (`--memory-scale` and `--scale`).
+//!
+//! In the same runs, on the same source, it times pgBackRest, the physical backup tool a user would
+//! pick instead: a full backup (zst, process-max 2) vs the image, and restore + start + end of
+//! recovery vs the toygres restore. On by default when `pgbackrest` is on `PATH` (Debian:
+//! `apt-get install pgbackrest`); `--pgbackrest` requires it, `--no-pgbackrest` skips it.
 
+mod pgbackrest;
 mod raw;
 mod stats;
 
@@ -35,10 +41,11 @@ struct Args {
     scale: u32,
     memory_scale: u32,
     runs: usize,
+    pgbackrest: bool,
 }
 
 fn args() -> BoxResult<Args> {
-    let mut args = Args { scale: 50, memory_scale: 10, runs: 3 };
+    let mut args = Args { scale: 50, memory_scale: 10, runs: 3, pgbackrest: pgbackrest::installed() };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
         let mut value = || it.next().ok_or_else(|| format!("{arg} needs a number"));
@@ -46,8 +53,16 @@ fn args() -> BoxResult<Args> {
             "--scale" => args.scale = value()?.parse()?,
             "--memory-scale" => args.memory_scale = value()?.parse()?,
             "--runs" => args.runs = value()?.parse()?,
+            "--pgbackrest" if !pgbackrest::installed() => {
+                return Err("--pgbackrest: no pgbackrest on PATH; install it (apt-get install pgbackrest)".into())
+            }
+            "--pgbackrest" => args.pgbackrest = true,
+            "--no-pgbackrest" => args.pgbackrest = false,
             "-h" | "--help" => {
-                println!("usage: bench [--scale N (50)] [--memory-scale N (10)] [--runs N (3)]");
+                println!(
+                    "usage: bench [--scale N (50)] [--memory-scale N (10)] [--runs N (3)] \
+                     [--pgbackrest | --no-pgbackrest (default: on if installed)]"
+                );
                 std::process::exit(0);
             }
             other => return Err(format!("unknown argument {other:?}; try --help").into()),
@@ -113,6 +128,8 @@ struct Samples {
     image: Vec<Duration>,
     raw_restore: Vec<Duration>,
     restore: Vec<Duration>,
+    pgbr_backup: Vec<Duration>,
+    pgbr_restore: Vec<Duration>,
 }
 
 #[tokio::main]
@@ -134,8 +151,26 @@ async fn bench(args: &Args, stack: &Stack, dir: &Path, password: &Password) -> B
     let (source, spec) = stack.source("bench-source", args.scale, password).await?;
     let cluster = stack.executor.cluster(&spec)?;
     let dump_file = dir.join("raw.dump");
-    let mut s = Samples { raw_dump: vec![], image: vec![], raw_restore: vec![], restore: vec![] };
-    let (mut dump_size, mut image_size, mut peak) = (0, 0, 0.0f64);
+    let peer = match args.pgbackrest {
+        true => Some(pgbackrest::PgBackRest::setup(&cluster, password, &dir.join("pgbackrest")).await?),
+        false if pgbackrest::installed() => {
+            println!("  pgBackRest: skipped (--no-pgbackrest)");
+            None
+        }
+        false => {
+            println!("  pgBackRest: not installed (apt-get install pgbackrest), skipped");
+            None
+        }
+    };
+    let mut s = Samples {
+        raw_dump: vec![],
+        image: vec![],
+        raw_restore: vec![],
+        restore: vec![],
+        pgbr_backup: vec![],
+        pgbr_restore: vec![],
+    };
+    let (mut dump_size, mut image_size, mut pgbr_size, mut peak) = (0, 0, 0, 0.0f64);
     for run_no in 1..=args.runs {
         let (t, size) = raw::pg_dump(&cluster, password, DATABASE, &dump_file).await?;
         s.raw_dump.push(t);
@@ -143,6 +178,11 @@ async fn bench(args: &Args, stack: &Stack, dir: &Path, password: &Password) -> B
         let (t, image, size, rss) = stack.image(&source).await?;
         s.image.push(t);
         (image_size, peak) = (size, peak.max(rss));
+        if let Some(peer) = &peer {
+            let (t, size) = peer.backup().await?;
+            s.pgbr_backup.push(t);
+            pgbr_size = size;
+        }
 
         s.raw_restore.push(raw::pg_restore(&dir.join(format!("raw-{run_no}")), password, DATABASE, &dump_file).await?);
         let started = Instant::now();
@@ -152,8 +192,15 @@ async fn bench(args: &Args, stack: &Stack, dir: &Path, password: &Password) -> B
         s.restore.push(started.elapsed());
         stack.toygres.delete_instance(restored.id).await?;
         stack.toygres.delete_image(image).await?;
+        let mut peer_times = String::new();
+        if let Some(peer) = &peer {
+            let t = peer.restore(&dir.join(format!("pgbr-{run_no}"))).await?;
+            s.pgbr_restore.push(t);
+            let backup = s.pgbr_backup[run_no - 1].as_secs_f64();
+            peer_times = format!("; pgBackRest backup {backup:.2} s, restore {:.2} s", t.as_secs_f64());
+        }
         println!(
-            "  run {run_no}: pg_dump {:.2} s, image {:.2} s, raw restore {:.2} s, restore {:.2} s",
+            "  run {run_no}: pg_dump {:.2} s, image {:.2} s, raw restore {:.2} s, restore {:.2} s{peer_times}",
             s.raw_dump[run_no - 1].as_secs_f64(),
             s.image[run_no - 1].as_secs_f64(),
             s.raw_restore[run_no - 1].as_secs_f64(),
@@ -163,6 +210,11 @@ async fn bench(args: &Args, stack: &Stack, dir: &Path, password: &Password) -> B
     report("image vs pg_dump -Fc", &s.image, &s.raw_dump);
     report("restore-to-ready vs initdb+start+pg_restore -j2", &s.restore, &s.raw_restore);
     println!("  sizes: pg_dump -Fc {:.1} MiB, toygres image {:.1} MiB", mib(dump_size), mib(image_size));
+    if peer.is_some() {
+        report_peer("pgBackRest backup vs toygres image", &s.pgbr_backup, &s.image);
+        report_peer("pgBackRest restore-to-ready vs toygres restore", &s.pgbr_restore, &s.restore);
+        println!("  size: pgBackRest full backup (zst) {:.1} MiB", mib(pgbr_size));
+    }
 
     let (small, _) = stack.source("bench-small", args.memory_scale, password).await?;
     let (_, small_image, _, small_peak) = stack.image(&small).await?;
@@ -183,5 +235,18 @@ fn report(what: &str, ours: &[Duration], raw: &[Duration]) {
         m_ours.as_secs_f64() / m_raw.as_secs_f64(),
         list(ours),
         list(raw)
+    );
+}
+
+/// `peer` (pgBackRest) first, then toygres, ratio toygres / pgBackRest.
+fn report_peer(what: &str, peer: &[Duration], ours: &[Duration]) {
+    let (m_peer, m_ours) = (median(peer), median(ours));
+    println!(
+        "  {what}: {:.2} s vs {:.2} s → ratio toygres/pgBackRest {:.2}  [pgBackRest: {}; toygres: {}]",
+        m_peer.as_secs_f64(),
+        m_ours.as_secs_f64(),
+        m_ours.as_secs_f64() / m_peer.as_secs_f64(),
+        list(peer),
+        list(ours)
     );
 }
