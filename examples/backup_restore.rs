@@ -18,8 +18,8 @@ use std::time::{Duration, Instant};
 use toygres_cms_sqlite::SqliteCatalog;
 use toygres_core::crypto::CatalogKey;
 use toygres_core::{
-    CreateImageRequest, CreateInstanceRequest, EventKind, ImageState, InstanceRecord, InstanceState, NewInstance,
-    OperationId, Password, ProgressEvent, Toygres,
+    ClusterExecutor, CreateImageRequest, CreateInstanceRequest, EventKind, ImageState, InstanceRecord, OperationId,
+    Password, ProgressEvent, Toygres,
 };
 use toygres_local::verify::{sample::load_sample_data, InstanceSnapshot};
 use toygres_local::{LocalBlobStore, LocalExecutor};
@@ -121,17 +121,9 @@ async fn main() -> BoxResult<()> {
     step("source instance");
     let started = Instant::now();
     let password = Password::generate();
-    let new = NewInstance {
-        name: format!("demo-source-{}", &OperationId::new().to_string()[..8]),
-        dns_label: None,
-        image_type: Default::default(),
-        pg_version: None,
-        source_image_id: None,
-        password: password.clone(),
-        state: InstanceState::Running,
-    };
-    let source = t.register_instance(OperationId::new(), new).await?;
-    let conn = executor.provision_empty(&source.spec(), &password).await?;
+    let name = format!("demo-source-{}", &OperationId::new().to_string()[..8]);
+    let source = executor.provision_source(&t, &name, &password).await?;
+    let conn = executor.connection_info(&source.spec()).await?;
     println!("    {} running at {}", source.name, conn.connection_string());
     timings.push(("create source instance", started.elapsed()));
 

@@ -5,8 +5,8 @@
 
 use std::sync::{Arc, Mutex, OnceLock};
 use toygres_core::{
-    BlobStore, ClusterExecutor, ImageId, ImageRecord, InstanceRecord, InstanceSpec, InstanceState, MemoryCatalog,
-    NewInstance, OperationId, Password, Toygres,
+    BlobStore, ClusterExecutor, ImageId, ImageRecord, InstanceRecord, InstanceSpec, MemoryCatalog, OperationId,
+    Password, Toygres,
 };
 use toygres_local::verify::{sample::load_sample_data, InstanceSnapshot};
 use toygres_local::{LocalBlobStore, LocalExecutor};
@@ -93,18 +93,7 @@ async fn setup() -> Fixture {
 
 /// Provisions an empty running instance and registers it in `t`'s catalog.
 pub async fn source_instance(executor: &LocalExecutor, t: &Toygres, name: &str, password: &Password) -> InstanceRecord {
-    let new = NewInstance {
-        name: name.into(),
-        dns_label: None,
-        image_type: Default::default(),
-        pg_version: None,
-        source_image_id: None,
-        password: password.clone(),
-        state: InstanceState::Running,
-    };
-    let record = t.register_instance(OperationId::new(), new).await.unwrap();
-    executor.provision_empty(&spec(&record), password).await.unwrap();
-    record
+    executor.provision_source(t, name, password).await.unwrap()
 }
 
 pub fn spec(record: &InstanceRecord) -> InstanceSpec {

@@ -28,6 +28,22 @@ pub struct NewInstance {
     pub state: InstanceState,
 }
 
+impl NewInstance {
+    /// An instance that already runs (stock, no source image), to record with
+    /// [`crate::Toygres::register_instance`] so that it can be imaged.
+    pub fn existing(name: impl Into<String>, password: Password) -> Self {
+        Self {
+            name: name.into(),
+            dns_label: None,
+            image_type: ImageType::Stock,
+            pg_version: None,
+            source_image_id: None,
+            password,
+            state: InstanceState::Running,
+        }
+    }
+}
+
 /// How to reach a running instance. Connection strings never contain the password.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConnectionInfo {

@@ -26,7 +26,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 use toygres_core::{BackupJobSpec, BlobStore, ClusterExecutor, ConnectionInfo, Error, InstanceSpec, JobRef};
-use toygres_core::{Password, ProgressSink, RestoreJobSpec, Result};
+use toygres_core::{InstanceRecord, NewInstance, OperationId, Password, ProgressSink, RestoreJobSpec, Result, Toygres};
 
 /// Runs instances as local PostgreSQL clusters and jobs as tokio tasks. Build one with
 /// [`LocalExecutor::builder`].
@@ -162,6 +162,15 @@ impl LocalExecutor {
         cluster.init(password).await?;
         cluster.start(&[]).await?;
         self.connection_info(instance).await
+    }
+
+    /// Records a new instance named `name` in `toygres`'s catalog and provisions it empty and
+    /// running ([`LocalExecutor::provision_empty`]): a source instance, ready to be loaded and imaged.
+    pub async fn provision_source(&self, toygres: &Toygres, name: &str, password: &Password) -> Result<InstanceRecord> {
+        let record =
+            toygres.register_instance(OperationId::new(), NewInstance::existing(name, password.clone())).await?;
+        self.provision_empty(&record.spec(), password).await?;
+        Ok(record)
     }
 }
 
