@@ -194,7 +194,7 @@ async fn bench(args: &Args, stack: &Stack, dir: &Path, password: &Password) -> B
         stack.toygres.delete_image(image).await?;
         let mut peer_times = String::new();
         if let Some(peer) = &peer {
-            let t = peer.restore(&dir.join(format!("pgbr-{run_no}"))).await?;
+            let t = peer.restore(&dir.join(format!("pgbr-{run_no}")), DATABASE).await?;
             s.pgbr_restore.push(t);
             let backup = s.pgbr_backup[run_no - 1].as_secs_f64();
             peer_times = format!("; pgBackRest backup {backup:.2} s, restore {:.2} s", t.as_secs_f64());

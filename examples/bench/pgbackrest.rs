@@ -114,8 +114,9 @@ impl PgBackRest {
     }
 
     /// Restores the latest backup into a new cluster under `dir`, starts it on a free port and
-    /// waits until recovery has ended and it accepts writes; returns that time, then removes it.
-    pub async fn restore(&self, dir: &Path) -> BoxResult<Duration> {
+    /// waits until recovery has ended and it accepts writes; returns that time after checking
+    /// (untimed) that `database` holds as many pgbench rows as in the source, then removes it.
+    pub async fn restore(&self, dir: &Path, database: &str) -> BoxResult<Duration> {
         let user: &ServerUser = self.source.server_user();
         let cluster = LocalCluster::new(self.source.binaries().clone(), user.clone(), dir, free_port()?);
         let started = Instant::now();
@@ -125,17 +126,31 @@ impl PgBackRest {
         user.create_owned_dir(cluster.log_file().parent().ok_or("log file has no directory")?, 0o700)?;
         // archive-mode=off: the restored server must not push its new timeline into the repository.
         let extra = [format!("--pg1-path={}", cluster.data_dir().display()), "--archive-mode=off".into()];
-        self.pgbackrest("restore", &extra).await?;
-        cluster.write_conf()?;
         let result = async {
+            self.pgbackrest("restore", &extra).await?;
+            cluster.write_conf()?;
             cluster.start(&[]).await?;
-            wait_writable(&cluster, &self.password).await
+            wait_writable(&cluster, &self.password).await?;
+            let elapsed = started.elapsed();
+            let restored = rows(&cluster, &self.password, database).await?;
+            let source = rows(&self.source, &self.password, database).await?;
+            if restored != source {
+                return Err(format!("pgBackRest restored {restored:?} pgbench rows, the source has {source:?}").into());
+            }
+            Ok(elapsed)
         }
         .await;
-        let elapsed = started.elapsed();
         cluster.destroy().await?;
-        result.map(|()| elapsed)
+        result
     }
+}
+
+/// (accounts, branches) rows of the pgbench tables in `database`.
+async fn rows(cluster: &LocalCluster, password: &Password, database: &str) -> BoxResult<(i64, i64)> {
+    let client = cluster.connect(database, password).await?;
+    let sql = "SELECT (SELECT count(*) FROM pgbench_accounts), (SELECT count(*) FROM pgbench_branches)";
+    let row = client.query_one(sql, &[]).await?;
+    Ok((row.get(0), row.get(1)))
 }
 
 /// Waits until `cluster` accepts connections and is out of recovery (`pg_is_in_recovery()` false).
