@@ -27,8 +27,7 @@ use std::time::{Duration, Instant};
 use toygres_cms_sqlite::SqliteCatalog;
 use toygres_core::crypto::CatalogKey;
 use toygres_core::{
-    CreateImageRequest, CreateInstanceRequest, ImageType, InstanceRecord, InstanceSpec, InstanceState, NewInstance,
-    OperationId, Password, Toygres,
+    CreateImageRequest, CreateInstanceRequest, InstanceRecord, InstanceSpec, OperationId, Password, Toygres,
 };
 use toygres_local::cluster::process::run;
 use toygres_local::{LocalBlobStore, LocalExecutor};
@@ -88,18 +87,8 @@ impl Stack {
 
     /// A running source instance holding a pgbench database of `scale`.
     async fn source(&self, name: &str, scale: u32, password: &Password) -> BoxResult<(InstanceRecord, InstanceSpec)> {
-        let new = NewInstance {
-            name: name.into(),
-            dns_label: None,
-            image_type: ImageType::Stock,
-            pg_version: None,
-            source_image_id: None,
-            password: password.clone(),
-            state: InstanceState::Running,
-        };
-        let record = self.toygres.register_instance(OperationId::new(), new).await?;
+        let record = self.executor.provision_source(&self.toygres, name, password).await?;
         let spec = record.spec();
-        self.executor.provision_empty(&spec, password).await?;
         let cluster = self.executor.cluster(&spec)?;
         let mut create = cluster.client("createdb", password);
         create.arg(DATABASE);
