@@ -104,8 +104,12 @@ pub async fn write_image(blobs: &ObjectStoreBlobs, image: ImageId, image_type: I
             name: "app".into(),
             owner: "app".into(),
             object: object(database_object_name(0), db),
+            sql: Default::default(),
+            allow_connections: true,
         }],
         created_at: chrono::Utc::now(),
+        cluster_locale: None,
+        dump_version: Some("15.18".into()),
     };
     let bytes = manifest.to_bytes();
     blobs.write(&loc, manifest::MANIFEST_NAME, bytes.clone().into()).await.unwrap();

@@ -56,7 +56,7 @@ pub(crate) async fn run(inner: Arc<Inner>, spec: BackupJobSpec, ctx: JobCtx) -> 
     let dumps = futures::stream::iter(databases.into_iter().enumerate())
         .map(|(i, (name, owner))| async move {
             let object = dump_database(cluster, password, &name, i, transfer, inner, ctx).await?;
-            Ok::<_, Error>(ManifestDatabase { name, owner, object })
+            Ok::<_, Error>(ManifestDatabase { name, owner, object, sql: Default::default(), allow_connections: true })
         })
         .buffered(PARALLEL_DUMPS)
         .try_collect::<Vec<_>>()
@@ -71,6 +71,8 @@ pub(crate) async fn run(inner: Arc<Inner>, spec: BackupJobSpec, ctx: JobCtx) -> 
         globals,
         databases: dumps,
         created_at: chrono::Utc::now(),
+        cluster_locale: None,
+        dump_version: None,
     };
     transfer::write_all(transfer, MANIFEST_NAME, &manifest.to_bytes(), &ctx.log).await?;
     ctx.log.line(&format!("manifest written: {} bytes stored", manifest.total_size(0)));

@@ -4,11 +4,27 @@
 //! - `globals.sql.zst`: roles (with password hashes and memberships) as `pg_dumpall --globals-only`
 //!   writes them, zstd-compressed;
 //! - `db-0000.dump.zst`, `db-0001.dump.zst`, …: one `pg_dump --format=custom --compress=0` per
-//!   non-template database, zstd-compressed;
+//!   database but `template0` (format 1: per non-template database that accepts connections),
+//!   zstd-compressed;
 //! - `manifest.json`: this [`Manifest`], written **last** (its presence means the image is complete).
+//!   From format 2 it also carries each database's own SQL ([`DatabaseSql`]: locale, owner,
+//!   settings, ACL, comment, security labels) and the source cluster's default locale
+//!   ([`ClusterLocale`]).
 //!
 //! The image's checksum in the catalog is the sha256 of the manifest's bytes; the manifest holds the
 //! sha256 and size of every other object, so one recorded checksum covers every byte.
+//!
+//! A restore: `initdb` with [`ClusterLocale::initdb_args`], the globals, then per database its
+//! [`DatabaseSql::create`] (or [`DatabaseSql::create_for_existing`] for `postgres` and
+//! `template1`), the dump loaded with `pg_restore --single-transaction`, and its
+//! [`DatabaseSql::properties`]. Readers accept every format from [`OLDEST_FORMAT_VERSION`] to
+//! [`FORMAT_VERSION`]; a format-1 image restores as before (no database-level SQL).
+
+mod database_sql;
+mod locale;
+
+pub use database_sql::{exists_in_fresh_cluster, DatabaseSql};
+pub use locale::ClusterLocale;
 
 use crate::error::{Error, Result};
 use crate::ids::ImageId;
@@ -18,7 +34,9 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 /// Version of the image format written by this build.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
+/// Oldest image format this build restores.
+pub const OLDEST_FORMAT_VERSION: u32 = 1;
 /// Name of the manifest object.
 pub const MANIFEST_NAME: &str = "manifest.json";
 /// Name of the globals object.
@@ -49,6 +67,18 @@ pub struct ManifestDatabase {
     pub owner: String,
     /// The dump object.
     pub object: ManifestObject,
+    /// Format 2: its own SQL (locale, owner, settings, ACL, comment, security labels).
+    /// Empty in format-1 images.
+    #[serde(default)]
+    pub sql: DatabaseSql,
+    /// Format 2: whether the source accepted connections to it (`datallowconn`). The backup
+    /// allows them while it dumps the database; `sql.properties` ends by refusing them again.
+    #[serde(default = "yes")]
+    pub allow_connections: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// Describes an image's objects. See the module docs for the layout.
@@ -70,6 +100,14 @@ pub struct Manifest {
     pub databases: Vec<ManifestDatabase>,
     /// When the backup finished.
     pub created_at: DateTime<Utc>,
+    /// Format 2: the source cluster's default locale, for `initdb`. `None` in format-1 images
+    /// (the restore then uses the target's defaults).
+    #[serde(default)]
+    pub cluster_locale: Option<ClusterLocale>,
+    /// Format 2: version of the `pg_dump` that wrote the dumps (its archive version decides the
+    /// oldest `pg_restore` that reads them), e.g. `"18.6"`.
+    #[serde(default)]
+    pub dump_version: Option<String>,
 }
 
 impl Manifest {
@@ -95,6 +133,12 @@ impl Manifest {
         if m.format_version > FORMAT_VERSION {
             return Err(Error::Corrupt(format!(
                 "image {image} has format {} but this toygres reads up to {FORMAT_VERSION}; upgrade toygres",
+                m.format_version
+            )));
+        }
+        if m.format_version < OLDEST_FORMAT_VERSION {
+            return Err(Error::Corrupt(format!(
+                "image {image} has format {}, older than the oldest this toygres reads ({OLDEST_FORMAT_VERSION})",
                 m.format_version
             )));
         }
@@ -146,8 +190,12 @@ mod tests {
                 name: "app".into(),
                 owner: "app".into(),
                 object: obj(&database_object_name(0)),
+                sql: DatabaseSql::default(),
+                allow_connections: true,
             }],
             created_at: Utc::now(),
+            cluster_locale: None,
+            dump_version: Some("15.18".into()),
         }
     }
 
@@ -162,5 +210,28 @@ mod tests {
         flipped[10] ^= 1;
         assert!(matches!(Manifest::verified(id, &flipped, &sum), Err(Error::ChecksumMismatch { .. })));
         assert!(matches!(Manifest::verified(ImageId::new(), &bytes, &sum), Err(Error::ImageIncomplete { .. })));
+    }
+}
+
+#[cfg(test)]
+mod format1_tests {
+    use super::*;
+
+    /// A manifest exactly as format 1 wrote it still reads, with format 2's fields defaulted.
+    #[test]
+    fn reads_format_1() {
+        let id = ImageId::new();
+        let json = format!(
+            r#"{{"format_version":1,"image_id":"{id}","pg_version":"15.18","image_type":"stock","compression":"zstd",
+            "globals":{{"name":"globals.sql.zst","size":1,"sha256":"sha256:00"}},
+            "databases":[{{"name":"app","owner":"app","object":{{"name":"db-0000.dump.zst","size":2,"sha256":"sha256:11"}}}}],
+            "created_at":"2026-11-01T00:00:00Z"}}"#
+        );
+        let m = Manifest::from_bytes(id, json.as_bytes()).unwrap();
+        assert_eq!(m.databases[0].sql, DatabaseSql::default());
+        assert!(m.databases[0].allow_connections);
+        assert_eq!((m.cluster_locale, m.dump_version), (None, None));
+        let future = json.replacen("\"format_version\":1", "\"format_version\":3", 1);
+        assert!(matches!(Manifest::from_bytes(id, future.as_bytes()), Err(Error::Corrupt(_))));
     }
 }
