@@ -134,6 +134,13 @@ pub enum Error {
         last_error: String,
     },
 
+    /// The operation was cancelled by a caller; what it had created was removed.
+    #[error("{what} was cancelled; what it had created was removed")]
+    Cancelled {
+        /// What was cancelled, e.g. `"backup of image <id>"`.
+        what: String,
+    },
+
     /// A sealed secret could not be opened: wrong key or tampered value.
     #[error("cannot decrypt a stored secret: wrong catalog key or tampered value; configure the key the catalog was written with")]
     WrongKey,

@@ -54,6 +54,34 @@ impl fmt::Display for ImageType {
     }
 }
 
+/// How an image holds its data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ImageFormat {
+    /// `pg_dump` of every database plus the globals: portable across executors and onto newer
+    /// majors. The default.
+    #[default]
+    Logical,
+    /// `pg_basebackup` of the data files: restores as fast as the disk, same major only.
+    Physical,
+}
+
+impl ImageFormat {
+    /// The catalog's spelling.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            ImageFormat::Logical => "logical",
+            ImageFormat::Physical => "physical",
+        }
+    }
+}
+
+impl fmt::Display for ImageFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// What is known when an image is reserved (step 1 of the backup).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NewImage {

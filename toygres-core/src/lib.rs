@@ -47,7 +47,7 @@ pub use catalog::CatalogStore;
 pub use error::{Error, Result};
 pub use executor::{BackupJobSpec, ClusterExecutor, InstanceSpec, JobKind, JobRef, RestoreJobSpec};
 pub use ids::{ImageId, InstanceId, OperationId};
-pub use image::{ImageColumns, ImageFilter, ImageRecord, ImageType, ImageUpdate, NewImage};
+pub use image::{ImageColumns, ImageFilter, ImageFormat, ImageRecord, ImageType, ImageUpdate, NewImage};
 pub use instance::{ConnectionInfo, InstanceColumns, InstanceRecord, InstanceUpdate, NewInstance};
 pub use manifest::Manifest;
 pub use memory::MemoryCatalog;

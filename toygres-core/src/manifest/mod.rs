@@ -28,7 +28,7 @@ pub use locale::ClusterLocale;
 
 use crate::error::{Error, Result};
 use crate::ids::ImageId;
-use crate::image::ImageType;
+use crate::image::{ImageFormat, ImageType};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -56,6 +56,9 @@ pub struct ManifestObject {
     pub size: u64,
     /// `sha256:<hex>` of the stored bytes.
     pub sha256: String,
+    /// Format 2: bytes before compression (what `pg_dump` wrote), when the writer counted them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub raw_size: Option<u64>,
 }
 
 /// One database of the image.
@@ -92,6 +95,9 @@ pub struct Manifest {
     pub pg_version: String,
     /// Source image type.
     pub image_type: ImageType,
+    /// Logical (`pg_dump`, the default and format 1's only kind) or physical.
+    #[serde(default)]
+    pub format: ImageFormat,
     /// Compression of every object (`"zstd"`).
     pub compression: String,
     /// The roles dump.
@@ -178,12 +184,18 @@ mod tests {
     use super::*;
 
     fn sample(image: ImageId) -> Manifest {
-        let obj = |name: &str| ManifestObject { name: name.into(), size: 10, sha256: sha256_hex(name.as_bytes()) };
+        let obj = |name: &str| ManifestObject {
+            name: name.into(),
+            size: 10,
+            sha256: sha256_hex(name.as_bytes()),
+            raw_size: None,
+        };
         Manifest {
             format_version: FORMAT_VERSION,
             image_id: image,
             pg_version: "15.18".into(),
             image_type: ImageType::PgDurable,
+            format: ImageFormat::Logical,
             compression: "zstd".into(),
             globals: obj(GLOBALS_NAME),
             databases: vec![ManifestDatabase {
@@ -230,7 +242,7 @@ mod format1_tests {
         let m = Manifest::from_bytes(id, json.as_bytes()).unwrap();
         assert_eq!(m.databases[0].sql, DatabaseSql::default());
         assert!(m.databases[0].allow_connections);
-        assert_eq!((m.cluster_locale, m.dump_version), (None, None));
+        assert_eq!((m.cluster_locale, m.dump_version, m.format), (None, None, ImageFormat::Logical));
         let future = json.replacen("\"format_version\":1", "\"format_version\":3", 1);
         assert!(matches!(Manifest::from_bytes(id, future.as_bytes()), Err(Error::Corrupt(_))));
     }

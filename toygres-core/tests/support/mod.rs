@@ -88,8 +88,12 @@ impl Fixture {
 /// What a backup job writes: a complete, valid image. Returns its manifest checksum and size.
 pub async fn write_image(blobs: &ObjectStoreBlobs, image: ImageId, image_type: ImageType) -> (String, u64) {
     let loc = ImageLocation::for_image(image);
-    let object =
-        |name: String, body: &'static [u8]| ManifestObject { name, size: body.len() as u64, sha256: sha256_hex(body) };
+    let object = |name: String, body: &'static [u8]| ManifestObject {
+        name,
+        size: body.len() as u64,
+        sha256: sha256_hex(body),
+        raw_size: None,
+    };
     let (globals, db) = (b"CREATE ROLE app;" as &[u8], b"PGDMP-custom-dump-bytes" as &[u8]);
     blobs.write(&loc, GLOBALS_NAME, Bytes::from_static(globals)).await.unwrap();
     blobs.write(&loc, &database_object_name(0), Bytes::from_static(db)).await.unwrap();
@@ -98,6 +102,7 @@ pub async fn write_image(blobs: &ObjectStoreBlobs, image: ImageId, image_type: I
         image_id: image,
         pg_version: "15.18".into(),
         image_type,
+        format: Default::default(),
         compression: "zstd".into(),
         globals: object(GLOBALS_NAME.into(), globals),
         databases: vec![ManifestDatabase {

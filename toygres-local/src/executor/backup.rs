@@ -67,6 +67,7 @@ pub(crate) async fn run(inner: Arc<Inner>, spec: BackupJobSpec, ctx: JobCtx) -> 
         image_id: spec.image_id,
         pg_version,
         image_type: spec.image_type,
+        format: Default::default(),
         compression: "zstd".into(),
         globals,
         databases: dumps,

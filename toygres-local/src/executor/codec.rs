@@ -47,7 +47,12 @@ impl Stored {
     }
 
     fn object(self, name: &str) -> ManifestObject {
-        ManifestObject { name: name.to_string(), size: self.size, sha256: format_sha256(self.hasher.finalize().into()) }
+        ManifestObject {
+            name: name.to_string(),
+            size: self.size,
+            sha256: format_sha256(self.hasher.finalize().into()),
+            raw_size: None,
+        }
     }
 }
 
