@@ -6,6 +6,7 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use std::time::{Duration, Instant};
 use tokio::process::Command;
+use toygres_core::manifest::ClusterLocale;
 use toygres_core::{Error, Password, Result};
 
 /// Settings that make a brand-new cluster load a dump fast. Only safe while nothing but the load
@@ -45,6 +46,12 @@ impl LocalCluster {
     /// directory. The password reaches initdb through a 0600 file that is deleted afterwards.
     /// A no-op when the cluster is already initialised.
     pub async fn init(&self, password: &Password) -> Result<()> {
+        self.init_with_locale(password, None).await
+    }
+
+    /// [`LocalCluster::init`] with the encoding, collation and locale provider of `locale` (an
+    /// image's source cluster) instead of UTF8 and `C.UTF-8`.
+    pub async fn init_with_locale(&self, password: &Password, locale: Option<&ClusterLocale>) -> Result<()> {
         if self.is_initialized() {
             return Ok(());
         }
@@ -59,8 +66,12 @@ impl LocalCluster {
         let pwfile = self.dir.join(".initdb-pwfile");
         self.user.write_private_file(&pwfile, password.expose().as_bytes())?;
         let mut cmd = self.server_cmd("initdb");
-        cmd.arg("-D").arg(&data).args(["-U", SUPERUSER, "--auth=scram-sha-256", "-E", "UTF8"]);
-        cmd.args(["--locale=C.UTF-8", "-N"]).arg(format!("--pwfile={}", pwfile.display()));
+        cmd.arg("-D").arg(&data).args(["-U", SUPERUSER, "--auth=scram-sha-256", "-N"]);
+        match locale {
+            Some(locale) => cmd.args(locale.initdb_args()),
+            None => cmd.args(["-E", "UTF8", "--locale=C.UTF-8"]),
+        };
+        cmd.arg(format!("--pwfile={}", pwfile.display()));
         let result = run(cmd, "initdb", &[password.expose()]).await;
         let _ = std::fs::remove_file(&pwfile);
         result?;

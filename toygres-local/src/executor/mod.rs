@@ -11,6 +11,7 @@ mod joblog;
 mod jobs;
 mod layout;
 mod restore;
+mod source;
 mod transfer;
 
 pub use builder::LocalExecutorBuilder;
