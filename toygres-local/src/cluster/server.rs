@@ -55,14 +55,8 @@ impl LocalCluster {
         if self.is_initialized() {
             return Ok(());
         }
-        create_traversable_dir(&self.dir)?;
+        self.create_empty_data_dir()?;
         let data = self.data_dir();
-        if data.exists() {
-            std::fs::remove_dir_all(&data).map_err(|e| io_err(format!("removing partial {}", data.display()), e))?;
-        }
-        self.user.create_owned_dir(&data, 0o700)?;
-        self.user.create_owned_dir(&self.socket_dir(), 0o700)?;
-        self.user.create_owned_dir(self.log_file().parent().expect("log dir"), 0o700)?;
         let pwfile = self.dir.join(".initdb-pwfile");
         self.user.write_private_file(&pwfile, password.expose().as_bytes())?;
         let mut cmd = self.server_cmd("initdb");
@@ -78,6 +72,27 @@ impl LocalCluster {
         self.write_conf()?;
         nix::unistd::sync();
         Ok(())
+    }
+
+    /// Creates the cluster's directories with an empty data directory (mode 0700, owned by the
+    /// server user), removing a partial one: for `initdb`, or for a physical image to unpack into.
+    pub fn create_empty_data_dir(&self) -> Result<()> {
+        create_traversable_dir(&self.dir)?;
+        let data = self.data_dir();
+        if data.exists() {
+            std::fs::remove_dir_all(&data).map_err(|e| io_err(format!("removing partial {}", data.display()), e))?;
+        }
+        self.user.create_owned_dir(&data, 0o700)?;
+        self.user.create_owned_dir(&self.socket_dir(), 0o700)?;
+        self.user.create_owned_dir(self.log_file().parent().expect("log dir"), 0o700)
+    }
+
+    /// A command running `program` (from `PATH`) as the server user in the cluster's directory.
+    pub fn command_as_server_user(&self, program: &str) -> Command {
+        let mut cmd = Command::new(program);
+        self.user.apply(&mut cmd);
+        cmd.current_dir(&self.dir);
+        cmd
     }
 
     /// Writes the listen address, port and socket directory into `postgresql.conf` (appended: the

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use tokio::process::Command;
 use toygres_core::manifest::{database_object_name, ManifestDatabase, ManifestObject, FORMAT_VERSION};
 use toygres_core::manifest::{GLOBALS_NAME, MANIFEST_NAME};
-use toygres_core::{BackupJobSpec, Error, Manifest, Password, Result, Transfer};
+use toygres_core::{BackupJobSpec, Error, ImageFormat, Manifest, Password, Result, Transfer};
 
 const BACKEND: &str = "local executor";
 /// Databases dumped at the same time.
@@ -39,6 +39,8 @@ pub(crate) async fn run(inner: Arc<Inner>, spec: BackupJobSpec, ctx: JobCtx) -> 
     let version: String = query_one(&client, "SELECT current_setting('server_version')").await?;
     let pg_version = version.split_whitespace().next().unwrap_or(&version).to_string();
     let databases = source::databases(&client).await?;
+    // Byte progress counts what the dump programs write; the databases' size estimates the total.
+    ctx.progress.set_total(source::total_size(&client).await?);
     let cluster_locale = source::cluster_locale(&client).await?;
     ctx.log.line(&format!(
         "PostgreSQL {pg_version}, databases: {:?}",
@@ -50,7 +52,44 @@ pub(crate) async fn run(inner: Arc<Inner>, spec: BackupJobSpec, ctx: JobCtx) -> 
     let globals = dump(globals, &transfer, GLOBALS_NAME, &inner, &ctx).await?;
 
     let (cluster, ctx, transfer, inner, client) = (&cluster, &ctx, &transfer, &inner, &client);
-    let dumps = futures::stream::iter(databases.into_iter().enumerate())
+    let (dumps, archives) = match spec.format {
+        ImageFormat::Logical => {
+            (dump_databases(cluster, password, databases, transfer, inner, client, ctx).await?, vec![])
+        }
+        ImageFormat::Physical => (vec![], super::physical::base_backup(cluster, password, transfer, inner, ctx).await?),
+    };
+
+    let manifest = Manifest {
+        format_version: FORMAT_VERSION,
+        image_id: spec.image_id,
+        pg_version,
+        image_type: spec.image_type,
+        format: spec.format,
+        compression: "zstd".into(),
+        globals,
+        databases: dumps,
+        archives,
+        created_at: chrono::Utc::now(),
+        cluster_locale: Some(cluster_locale),
+        dump_version: Some(inner.bin.version().await?),
+    };
+    transfer::write_all(transfer, MANIFEST_NAME, &manifest.to_bytes(), &ctx.log).await?;
+    ctx.log.line(&format!("manifest written: {} bytes stored", manifest.total_size(0)));
+    ctx.progress.complete();
+    Ok(())
+}
+
+/// Dumps every database (two at a time); one that refuses connections is opened while it is dumped.
+async fn dump_databases(
+    cluster: &LocalCluster,
+    password: &Password,
+    databases: Vec<SourceDatabase>,
+    transfer: &Transfer,
+    inner: &Inner,
+    client: &tokio_postgres::Client,
+    ctx: &JobCtx,
+) -> Result<Vec<ManifestDatabase>> {
+    futures::stream::iter(databases.into_iter().enumerate())
         .map(|(i, db)| async move {
             if db.allow_connections {
                 return dump_database(cluster, password, &db, i, transfer, inner, ctx).await;
@@ -64,24 +103,7 @@ pub(crate) async fn run(inner: Arc<Inner>, spec: BackupJobSpec, ctx: JobCtx) -> 
         })
         .buffered(PARALLEL_DUMPS)
         .try_collect::<Vec<_>>()
-        .await?;
-
-    let manifest = Manifest {
-        format_version: FORMAT_VERSION,
-        image_id: spec.image_id,
-        pg_version,
-        image_type: spec.image_type,
-        format: Default::default(),
-        compression: "zstd".into(),
-        globals,
-        databases: dumps,
-        created_at: chrono::Utc::now(),
-        cluster_locale: Some(cluster_locale),
-        dump_version: Some(inner.bin.version().await?),
-    };
-    transfer::write_all(transfer, MANIFEST_NAME, &manifest.to_bytes(), &ctx.log).await?;
-    ctx.log.line(&format!("manifest written: {} bytes stored", manifest.total_size(0)));
-    Ok(())
+        .await
 }
 
 async fn query_one(client: &tokio_postgres::Client, sql: &str) -> Result<String> {
@@ -115,7 +137,7 @@ async fn dump_database(
 
 /// Runs a dump program and streams its standard output, compressed, into object `name`. The object
 /// is completed only when the program succeeded.
-async fn dump(
+pub(crate) async fn dump(
     mut cmd: Command,
     transfer: &Transfer,
     name: &str,

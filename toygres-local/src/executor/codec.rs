@@ -59,6 +59,7 @@ impl Stored {
 
 /// Compresses everything `input` yields into `sink` (left open: the caller finishes or aborts it
 /// after checking the producer's exit status). Returns the stored object's size and sha256.
+/// Progress counts the bytes read from `input` (what the dump program wrote).
 pub(crate) async fn compress_into<R: AsyncRead + Unpin>(
     mut input: R,
     sink: &mut Sink,
@@ -79,17 +80,16 @@ pub(crate) async fn compress_into<R: AsyncRead + Unpin>(
             break;
         }
         stored.raw = stored.raw.map(|r| r + n as u64);
+        progress.add(n as u64);
         enc.write_all(&buf[..n]).map_err(|e| zstd_err("compress", e))?;
         let out = std::mem::take(enc.get_mut());
         if !out.is_empty() {
             stored.add(&out);
-            progress.add(out.len() as u64);
             sink.write(&out).await?;
         }
     }
     let out = enc.finish().map_err(|e| zstd_err("finish", e))?;
     stored.add(&out);
-    progress.add(out.len() as u64);
     sink.write(&out).await?;
     Ok(stored.object(name))
 }

@@ -16,14 +16,14 @@ use super::jobs::JobCtx;
 use super::source::quote_ident;
 use super::transfer::{self, Source};
 use super::Inner;
-use crate::cluster::{major_version, LocalCluster, LOAD_ONLY_SETTINGS, SUPERUSER};
+use crate::cluster::{LocalCluster, LOAD_ONLY_SETTINGS, SUPERUSER};
 use futures::{StreamExt, TryStreamExt};
 use std::process::Stdio;
 use std::sync::Arc;
 use tokio::io::AsyncWriteExt;
 use tokio::process::Command;
 use toygres_core::manifest::{exists_in_fresh_cluster, ManifestDatabase, GLOBALS_NAME, MANIFEST_NAME};
-use toygres_core::{Error, Manifest, Password, RestoreJobSpec, Result, Transfer};
+use toygres_core::{Error, ImageFormat, Manifest, Password, RestoreJobSpec, Result, Transfer};
 
 const BACKEND: &str = "local executor";
 /// Databases loaded at the same time.
@@ -45,18 +45,30 @@ pub(crate) async fn run(inner: Arc<Inner>, spec: RestoreJobSpec, ctx: JobCtx) ->
     let bytes = transfer::read_all(&transfer, image, MANIFEST_NAME, &ctx.log).await?;
     let manifest = Manifest::verified(image, &bytes, &spec.checksum)?;
     let total: u64 = manifest.objects().map(|o| o.size).sum();
-    ctx.progress.set_total(2 * total);
+    // Every object is read once to verify it, then what is loaded (physical: the archives only).
+    let loaded: u64 = match manifest.format {
+        ImageFormat::Physical => manifest.archives.iter().map(|o| o.size).sum(),
+        ImageFormat::Logical => total,
+    };
+    ctx.progress.set_total(total + loaded);
     ctx.log.line(&format!("verifying {} objects ({total} bytes)", manifest.objects().count()));
     for object in manifest.objects() {
         codec::verify(Source::open(&transfer, image, &object.name, &ctx.log).await?, image, object).await?;
         ctx.progress.add(object.size);
     }
 
-    check_version(cluster.binaries(), &manifest).await?;
+    super::compat::check(cluster.binaries(), &manifest).await?;
     ctx.log.line("image verified; initialising a fresh volume");
     dir.clear_restored()?;
     cluster.destroy_data().await?;
     let cluster = inner.cluster_on_free_port(&spec.instance).await?;
+    if manifest.format == ImageFormat::Physical {
+        super::physical::unpack(&cluster, &transfer, &manifest, &ctx).await?;
+        nix::unistd::sync();
+        dir.mark_restored(&spec.checksum)?;
+        ctx.log.line("physical image unpacked; the server replays its WAL when it starts");
+        return Ok(());
+    }
     cluster.init_with_locale(&password, manifest.cluster_locale.as_ref()).await?;
     cluster.start(LOAD_ONLY_SETTINGS).await?;
     let (cluster_ref, password_ref, transfer_ref, manifest_ref, ctx_ref) =
@@ -82,25 +94,6 @@ pub(crate) async fn run(inner: Arc<Inner>, spec: RestoreJobSpec, ctx: JobCtx) ->
     dir.mark_restored(&spec.checksum)?;
     ctx.log.line("restore complete; server stopped cleanly");
     Ok(())
-}
-
-/// Refuses an image taken from a newer major version than the local binaries (pg_restore cannot
-/// load it), before anything is initialised.
-async fn check_version(bin: &crate::cluster::PgBinaries, manifest: &Manifest) -> Result<()> {
-    let local = bin.version().await?;
-    match (major_version(&manifest.pg_version), major_version(&local)) {
-        (Some(image), Some(here)) if image > here => Err(Error::backend_msg(
-            BACKEND,
-            format!(
-                "image {} comes from PostgreSQL {}, newer than the local binaries ({local} in {}); \
-                 install PostgreSQL {image} or later and point TOYGRES_PG_BIN at it",
-                manifest.image_id,
-                manifest.pg_version,
-                bin.dir().display()
-            ),
-        )),
-        _ => Ok(()),
-    }
 }
 
 /// The globals without the bootstrap superuser's `CREATE ROLE` (it exists already); its `ALTER
@@ -173,7 +166,7 @@ async fn run_sql(cluster: &LocalCluster, password: &Password, sql: &str, what: &
 }
 
 /// Runs `cmd` with its stdin fed by `write`; fails if either fails. Output goes to the job log.
-async fn feed<F, Fut>(mut cmd: Command, what: &str, ctx: &JobCtx, write: F) -> Result<()>
+pub(crate) async fn feed<F, Fut>(mut cmd: Command, what: &str, ctx: &JobCtx, write: F) -> Result<()>
 where
     F: FnOnce(tokio::process::ChildStdin) -> Fut,
     Fut: std::future::Future<Output = Result<()>>,

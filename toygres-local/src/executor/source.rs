@@ -30,6 +30,15 @@ pub(crate) async fn databases(client: &Client) -> Result<Vec<SourceDatabase>> {
     Ok(rows.iter().map(|r| SourceDatabase { name: r.get(0), owner: r.get(1), allow_connections: r.get(2) }).collect())
 }
 
+/// The size of every database, in bytes: the estimated total of a backup's byte progress.
+pub(crate) async fn total_size(client: &Client) -> Result<u64> {
+    let row = client
+        .query_one("SELECT sum(pg_database_size(oid))::bigint FROM pg_database WHERE datallowconn", &[])
+        .await
+        .map_err(|e| Error::backend(BACKEND, "reading the source's size", e))?;
+    Ok(row.get::<_, Option<i64>>(0).unwrap_or(0).max(0) as u64)
+}
+
 /// The source's default locale (its `template1`'s).
 pub(crate) async fn cluster_locale(client: &Client) -> Result<ClusterLocale> {
     let r = client
