@@ -67,7 +67,6 @@ pub fn instance(row: &Row) -> Result<InstanceRecord> {
         failure_reason: get(row, "failure_reason")?,
         created_at: get(row, "created_at")?,
         updated_at: get(row, "updated_at")?,
-        format: get::<&str>(row, "format")?.parse()?,
     })
 }
 
