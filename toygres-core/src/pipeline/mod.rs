@@ -5,7 +5,7 @@
 //! pipeline from the catalog's state after a crash.
 
 mod backup;
-mod delete;
+mod operations;
 mod restore;
 mod step;
 

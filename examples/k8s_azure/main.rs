@@ -1,7 +1,7 @@
 //! Image and restore on a real Kubernetes cluster (AKS), with images in Azure Blob Storage.
 //!
 //! ```text
-//! cargo run -p toygres-examples --example k8s_azure
+//! cargo run -p toygres-examples-k8s   # a binary of its own package: the local examples never build kube or Azure
 //! ```
 //!
 //! Without the settings below it prints what it needs and exits successfully (CI compiles it, never runs it).
@@ -44,7 +44,7 @@ const NEEDS: &str = "k8s_azure needs a cluster and Azure settings:\n  \
     AZURE_CLIENT_ID/AZURE_TENANT_ID/AZURE_FEDERATED_TOKEN_FILE, or AZURE_STORAGE_SAS_TOKEN, or AZURE_STORAGE_ACCOUNT_KEY\n  \
     TOYGRES_JOB_SERVICE_ACCOUNT     service account federated for workload identity (recommended)\n  \
     TOYGRES_NAMESPACE, AZURE_REGION, TOYGRES_STORAGE_CLASS (optional)\n\
-    See the set-up in examples/k8s_azure.rs.";
+    See the set-up in examples/k8s_azure/main.rs.";
 
 fn var(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.trim().is_empty())
