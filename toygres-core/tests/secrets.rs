@@ -38,6 +38,7 @@ async fn no_password_in_debug_display_errors_or_events() {
         pg_version: "15".into(),
         image_type: ImageType::Stock,
         source_password: Password::new(SOURCE_PW),
+        metadata: None,
     };
     assert_hidden("image update", &format!("{update:?}"));
 
