@@ -103,7 +103,7 @@ impl Stack {
 
     /// One toygres image of `source`: (time, image id, stored bytes, peak RSS MiB).
     async fn image(&self, source: &InstanceRecord) -> BoxResult<(Duration, toygres_core::ImageId, u64, f64)> {
-        let request = CreateImageRequest { name: "bench".into(), instance_id: source.id, description: None };
+        let request = CreateImageRequest::new("bench", source.id);
         reset_peak_rss();
         let started = Instant::now();
         let image = self.toygres.create_image(OperationId::new(), request).await?;

@@ -30,8 +30,8 @@ use toygres_azure::AzureBlobStoreBuilder;
 use toygres_cms_sqlite::SqliteCatalog;
 use toygres_core::crypto::CatalogKey;
 use toygres_core::{
-    BlobStore, ClusterExecutor, ConnectionInfo, CreateImageRequest, CreateInstanceRequest, EventKind, ImageType,
-    InstanceState, NewInstance, OperationId, Password, ProgressEvent, RetryPolicy, Toygres,
+    BlobStore, ClusterExecutor, ConnectionInfo, CreateImageRequest, CreateInstanceRequest, EventKind, NewInstance,
+    OperationId, Password, ProgressEvent, RetryPolicy, Toygres,
 };
 use toygres_k8s::{K8sConfig, K8sExecutor, ServiceExposure};
 
@@ -127,18 +127,12 @@ async fn main() -> BoxResult<()> {
     let password = Password::generate();
     println!("== source instance");
     let source = t
-        .register_instance(
-            OperationId::new(),
-            NewInstance {
-                name: format!("k8s-demo-{suffix}"),
-                dns_label: Some(format!("k8s-demo-{suffix}")),
-                image_type: ImageType::Stock,
-                pg_version: Some("15".into()),
-                source_image_id: None,
-                password: password.clone(),
-                state: InstanceState::Running,
-            },
-        )
+        .register_instance(OperationId::new(), {
+            let mut new = NewInstance::existing(format!("k8s-demo-{suffix}"), password.clone());
+            new.dns_label = Some(format!("k8s-demo-{suffix}"));
+            new.pg_version = Some("15".into());
+            new
+        })
         .await?;
     let mut image_id = None;
     let mut restored_id = None;
@@ -151,8 +145,7 @@ async fn main() -> BoxResult<()> {
         query(&connection, &password, "CREATE TABLE demo AS SELECT g AS id FROM generate_series(1, 10000) g").await?;
 
         println!("== image");
-        let request =
-            CreateImageRequest { name: format!("k8s-demo-{suffix}"), instance_id: source.id, description: None };
+        let request = CreateImageRequest::new(format!("k8s-demo-{suffix}"), source.id);
         let image = t.create_image(OperationId::new(), request).await?;
         image_id = Some(image.id);
         println!(

@@ -28,6 +28,7 @@ fn restore_spec(instance: &InstanceSpec) -> RestoreJobSpec {
         location: ImageLocation::for_image(image),
         checksum: format!("sha256:{}", "ab".repeat(32)),
         instance: instance.clone(),
+        databases: None,
     }
 }
 
