@@ -48,12 +48,14 @@ fn rendered(config: &K8sConfig) -> Vec<(&'static str, String)> {
         source_password: Password::new(PASSWORD),
         location: ImageLocation::for_image(image()),
         image_type: ImageType::Stock,
+        format: Default::default(),
     };
     let restore = RestoreJobSpec {
         image_id: image(),
         location: ImageLocation::for_image(image()),
         checksum: format!("sha256:{}", "0f".repeat(32)),
         instance: i.clone(),
+        databases: None,
     };
     let y = |v: &dyn erased::Yaml| v.yaml();
     let envelope =
@@ -159,6 +161,7 @@ fn a_restore_with_a_malformed_checksum_is_refused() {
         location: ImageLocation::for_image(image()),
         checksum: "md5:abc".into(),
         instance: instance(),
+        databases: None,
     };
     let err = Manifests::new(&config).restore_job(&spec, &transfer).unwrap_err();
     assert!(matches!(err, toygres_core::Error::ImageIncomplete { .. }), "{err}");
