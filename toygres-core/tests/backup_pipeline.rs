@@ -11,6 +11,10 @@ use toygres_core::*;
 /// An executor whose backup job writes a valid image (like a real job) unless `fail` names a step.
 fn backing_up_executor(blobs: Arc<ObjectStoreBlobs>, fail: Option<&'static str>) -> MockClusterExecutor {
     let mut ex = MockClusterExecutor::new();
+    ex.expect_check_source().returning(|_, pw, _| {
+        assert_eq!(pw.expose(), SOURCE_PW);
+        Ok(())
+    });
     ex.expect_start_backup_job().returning(move |spec| {
         assert_eq!(spec.source_password.expose(), SOURCE_PW);
         assert_eq!(spec.location, ImageLocation::for_image(spec.image_id));
@@ -67,6 +71,20 @@ async fn reserving_is_idempotent_on_the_operation_id() {
     let second = t.create_image(op, request(&fx)).await.unwrap();
     assert_eq!(first.id, second.id);
     assert_eq!(fx.catalog.list_images(&ImageFilter::default()).await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_source_the_executor_cannot_image_in_that_format_records_nothing() {
+    let fx = fixture(ImageType::Stock).await;
+    let mut ex = MockClusterExecutor::new();
+    ex.expect_check_source().times(1).returning(|_, _, format| {
+        assert_eq!(format, ImageFormat::Physical);
+        Err(Error::InvalidRequest { field: "format", reason: "wal_level=minimal".into() })
+    });
+    let request = CreateImageRequest::new("physical", fx.source.id).physical();
+    let err = fx.toygres(ex).create_image(OperationId::new(), request).await.unwrap_err();
+    assert!(matches!(err, Error::InvalidRequest { field: "format", .. }), "{err}");
+    assert!(fx.catalog.list_images(&ImageFilter::default()).await.unwrap().is_empty());
 }
 
 #[tokio::test]
