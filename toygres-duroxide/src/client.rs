@@ -113,7 +113,12 @@ impl DurableClient {
         };
         let step = |custom: &Option<String>| StepStatus::parse(custom.as_deref()).map(|s| s.step);
         match status {
-            OrchestrationStatus::NotFound => {}
+            // Started but not picked up yet: the record says whether it exists.
+            OrchestrationStatus::NotFound => {
+                if self.is_pending(subject).await? {
+                    out.state = OperationState::Running;
+                }
+            }
             OrchestrationStatus::Running { custom_status, .. } => {
                 out.state = OperationState::Running;
                 out.step = step(&custom_status);
@@ -135,11 +140,26 @@ impl DurableClient {
         Ok(out)
     }
 
+    /// Whether the record of `subject` exists and is still being created.
+    async fn is_pending(&self, subject: Subject) -> Result<bool> {
+        let found = match subject {
+            Subject::Image(id) => self.toygres.catalog.get_image(id).await.map(|r| r.state == ImageState::Creating),
+            Subject::Instance(id) => {
+                self.toygres.catalog.get_instance(id).await.map(|r| r.state == InstanceState::Provisioning)
+            }
+        };
+        match found {
+            Ok(pending) => Ok(pending),
+            Err(Error::ImageNotFound(_) | Error::InstanceNotFound(_)) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Waits until the orchestration of `subject` completes, fails or is cancelled;
     /// `Err(Timeout)` after `timeout`.
     pub async fn wait(&self, subject: Subject, timeout: Duration) -> Result<OperationStatus> {
         let status = self.status(subject).await?;
-        if status.state != OperationState::Running {
+        if !matches!(status.state, OperationState::Running) {
             return Ok(status);
         }
         let id = names::orchestration_id(subject);

@@ -128,6 +128,14 @@ impl RuntimeBuilder {
         self
     }
 
+    /// Opens the store and returns a client without starting a runtime: for a process that
+    /// only starts and watches operations while other processes run them. Its statuses carry
+    /// steps but no byte counts (those live in the process that runs the job).
+    pub async fn connect(self) -> Result<DurableClient> {
+        let store = open(&self.store).await?;
+        Ok(DurableClient::new(duroxide::Client::new(store), self.toygres, Arc::default()))
+    }
+
     /// Opens the store and starts polling.
     pub async fn start(self) -> Result<ToygresRuntime> {
         let store = open(&self.store).await?;
