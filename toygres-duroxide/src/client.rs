@@ -10,6 +10,9 @@ use std::time::Duration;
 use toygres_core::{CreateImageRequest, CreateInstanceRequest, Error, ImageRecord, ImageState, InstanceRecord};
 use toygres_core::{InstanceState, OperationId, Provision, Result, Subject, Toygres};
 
+/// How often [`DurableClient::wait`] reads the status.
+pub const WAIT_POLL: Duration = Duration::from_millis(5);
+
 /// Starts, watches and cancels toygres' orchestrations. Get one with
 /// [`crate::ToygresRuntime::client`]; clone it freely.
 #[derive(Clone)]
@@ -98,6 +101,12 @@ impl DurableClient {
         Ok(record)
     }
 
+    /// Time this process's activities spent working for `subject` so far; an operation's wall
+    /// time minus this is the durable layer's overhead (polling, history writes, turns).
+    pub fn work_time(&self, subject: Subject) -> Duration {
+        self.board.work_time(&names::orchestration_id(subject))
+    }
+
     /// The orchestration's state, current step and byte progress (from its custom status).
     pub async fn status(&self, subject: Subject) -> Result<OperationStatus> {
         let id = names::orchestration_id(subject);
@@ -156,17 +165,20 @@ impl DurableClient {
     }
 
     /// Waits until the orchestration of `subject` completes, fails or is cancelled;
-    /// `Err(Timeout)` after `timeout`.
+    /// `Err(Timeout)` after `timeout`. Polls the store every [`WAIT_POLL`] (duroxide's own wait
+    /// backs off to 100 ms, which would add up to that much to every operation).
     pub async fn wait(&self, subject: Subject, timeout: Duration) -> Result<OperationStatus> {
-        let status = self.status(subject).await?;
-        if !matches!(status.state, OperationState::Running) {
-            return Ok(status);
-        }
-        let id = names::orchestration_id(subject);
-        match self.client.wait_for_orchestration(&id, timeout).await {
-            Ok(_) => self.status(subject).await,
-            Err(ClientError::Timeout) => Err(Error::Timeout { step: format!("orchestration {id}"), after: timeout }),
-            Err(e) => Err(client_error("waiting for an orchestration")(e)),
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let status = self.status(subject).await?;
+            if status.state != OperationState::Running {
+                return Ok(status);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                let id = names::orchestration_id(subject);
+                return Err(Error::Timeout { step: format!("orchestration {id}"), after: timeout });
+            }
+            tokio::time::sleep(WAIT_POLL).await;
         }
     }
 

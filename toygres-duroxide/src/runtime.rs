@@ -142,7 +142,8 @@ impl RuntimeBuilder {
         let board = Arc::new(ProgressBoard::default());
         let sink = Arc::new(BoardSink { board: board.clone(), inner: self.toygres.progress.clone() });
         let toygres = self.toygres.with_progress(sink);
-        let activities = crate::activities::registry(&toygres);
+        let env = crate::activities::Env { t: toygres.clone(), board: board.clone() };
+        let activities = crate::activities::registry(&env);
         let mut orchestrations = OrchestrationRegistry::builder()
             .register_typed(CREATE_IMAGE, create_image)
             .register_versioned_typed(CREATE_INSTANCE, CREATE_INSTANCE_VERSION, create_instance_v1_0_5);
