@@ -97,7 +97,9 @@ async fn main() -> Result<()> {
     let store = dir.path().join("durable.db");
     println!("durable runtime on {} (poll every {poll:?})", store.display());
     let mut builder = ToygresRuntime::builder(toygres.clone()).sqlite(&store).poll_interval(poll);
-    if let (Some(o), Some(a)) = (std::env::args().any(|a| a == "--slots").then(|| arg("--slots", 2)), Some(arg("--acts", 4))) {
+    if let (Some(o), Some(a)) =
+        (std::env::args().any(|a| a == "--slots").then(|| arg("--slots", 2)), Some(arg("--acts", 4)))
+    {
         builder = builder.concurrency(o as usize, a as usize);
     }
     let runtime = builder.start().await?;

@@ -75,7 +75,8 @@ async fn sigkill_mid_backup_then_mid_restore_and_a_new_process_completes_each() 
     let subject = Subject::Image(image.id);
     let mut first = spawn_child(&env);
     until("pg_dump of the source", async || {
-        step_of(&client, subject).await == Some(Phase::BackupJob) && !procs::clients_of("pg_dump", source_port).is_empty()
+        step_of(&client, subject).await == Some(Phase::BackupJob)
+            && !procs::clients_of("pg_dump", source_port).is_empty()
     })
     .await;
     sigkill(&mut first);
@@ -87,7 +88,8 @@ async fn sigkill_mid_backup_then_mid_restore_and_a_new_process_completes_each() 
     assert!(procs::clients_of("pg_dump", source_port).is_empty(), "no pg_dump left behind");
 
     // --- restore: kill while pg_restore loads the new volume.
-    let instance = client.create_instance(OperationId::new(), CreateInstanceRequest::restore("restored", image.id)).await;
+    let instance =
+        client.create_instance(OperationId::new(), CreateInstanceRequest::restore("restored", image.id)).await;
     let instance = instance.unwrap();
     let subject = Subject::Instance(instance.id);
     let spec = instance.spec();
@@ -111,7 +113,8 @@ async fn sigkill_mid_backup_then_mid_restore_and_a_new_process_completes_each() 
     assert_eq!(record.state, InstanceState::Running);
     let diff = source.snapshot.diff(&snapshot(&executor, &record, &source.password).await);
     assert!(diff.is_empty(), "{}", diff.join("\n"));
-    let restored: Vec<_> = t.catalog.list_instances().await.unwrap().into_iter().filter(|r| r.name == "restored").collect();
+    let restored: Vec<_> =
+        t.catalog.list_instances().await.unwrap().into_iter().filter(|r| r.name == "restored").collect();
     assert_eq!(restored.len(), 1, "exactly one instance record");
     assert_eq!(volumes(&env.base_dir()).len(), 2, "the source's and the restored instance's volumes only");
     let cluster = executor.cluster(&spec).unwrap();

@@ -162,3 +162,41 @@ async fn an_instance_started_on_1_0_5_replays_on_1_0_5_after_a_newer_version_is_
     assert_eq!(t.catalog.get_instance(instance).await.unwrap().state, InstanceState::Running);
     new.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_right_after_the_start_and_mid_backup() {
+    let env = Env::new();
+    let _stop = StopAll(env.base_dir());
+    let (t, executor, _) = env.toygres();
+    let source = source(&t, &executor, 600_000).await;
+    let source_port = executor.connection_info(&source.record.spec()).await.unwrap().port;
+    let runtime = env.runtime(t.clone()).start().await.unwrap();
+    let client = runtime.client();
+
+    // Before the runtime picked the orchestration up.
+    let request = CreateImageRequest { name: "early".into(), instance_id: source.record.id, description: None };
+    let early = client.create_image(OperationId::new(), request).await.unwrap();
+    client.cancel(Subject::Image(early.id)).await.unwrap();
+    let done = client.wait(Subject::Image(early.id), WAIT).await.unwrap();
+    assert_eq!(done.state, OperationState::Cancelled, "{done:?}");
+    assert_eq!(t.catalog.get_image(early.id).await.unwrap().state, toygres_core::ImageState::Failed);
+
+    // While pg_dump runs.
+    let request = CreateImageRequest { name: "mid".into(), instance_id: source.record.id, description: None };
+    let image = client.create_image(OperationId::new(), request).await.unwrap();
+    let subject = Subject::Image(image.id);
+    let deadline = Instant::now() + WAIT;
+    while procs::clients_of("pg_dump", source_port).is_empty() {
+        assert!(Instant::now() < deadline, "pg_dump never started");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    client.cancel(subject).await.unwrap();
+    let done = client.wait(subject, WAIT).await.unwrap();
+    assert_eq!(done.state, OperationState::Cancelled, "{done:?}");
+    assert_eq!(done.step, Some(Phase::BackupJob));
+    assert!(procs::clients_of("pg_dump", source_port).is_empty(), "pg_dump was killed");
+    let failed = t.catalog.get_image(image.id).await.unwrap();
+    assert!(failed.failure_reason.as_deref().unwrap().contains("was cancelled"), "{failed:?}");
+    assert!(blob_files(&env.blobs_dir(), image.id).is_empty(), "partial blobs removed");
+    runtime.shutdown().await;
+}

@@ -47,10 +47,10 @@ async fn image_then_restore_equals_the_source_and_duplicates_are_no_ops() {
     assert!(diff.is_empty(), "{}", diff.join("\n"));
 
     // Each step ran once: the duplicate starts were ignored.
-    let history = client.duroxide().read_execution_history(&format!("create-instance-{}", instance.id), 1).await.unwrap();
-    let scheduled = |name: &str| {
-        history.iter().filter(|e| format!("{:?}", e.kind).contains(&format!("name: \"{name}\""))).count()
-    };
+    let history =
+        client.duroxide().read_execution_history(&format!("create-instance-{}", instance.id), 1).await.unwrap();
+    let scheduled =
+        |name: &str| history.iter().filter(|e| format!("{:?}", e.kind).contains(&format!("name: \"{name}\""))).count();
     assert_eq!(scheduled(activity::WAIT_RESTORE_JOB), 1);
     assert_eq!(scheduled(activity::MARK_RUNNING), 1);
     assert_eq!(t.catalog.list_instances().await.unwrap().len(), 2, "source and restored");

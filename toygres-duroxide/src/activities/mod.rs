@@ -11,12 +11,12 @@ mod restore;
 pub use backup::MarkReadyInput;
 pub use restore::{FailInput, RestoreJobInput, RunningInput, TestConnectionInput};
 
+use crate::progress::ProgressBoard;
 use crate::status::StepError;
 use duroxide::runtime::registry::{ActivityRegistry, ActivityRegistryBuilder};
 use duroxide::ActivityContext;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use crate::progress::ProgressBoard;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Instant;

@@ -7,8 +7,8 @@ use duroxide::runtime::registry::ActivityRegistryBuilder;
 use duroxide::ActivityContext;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
-use toygres_core::{ConnectionInfo, Error, ImageId, ImageRecord, InstanceId, InstanceSpec, JobRef, Phase};
 use toygres_core::RetryPolicy;
+use toygres_core::{ConnectionInfo, Error, ImageId, ImageRecord, InstanceId, InstanceSpec, JobRef, Phase};
 
 /// Input of the restore job steps.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

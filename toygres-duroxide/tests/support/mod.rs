@@ -78,7 +78,9 @@ impl Env {
 
     /// A runtime builder on this environment's store with short lock timeouts.
     pub fn runtime(&self, t: Toygres) -> RuntimeBuilder {
-        ToygresRuntime::builder(t).sqlite(self.store_path()).lock_timeouts(Duration::from_secs(2), Duration::from_secs(3))
+        ToygresRuntime::builder(t)
+            .sqlite(self.store_path())
+            .lock_timeouts(Duration::from_secs(2), Duration::from_secs(3))
     }
 }
 

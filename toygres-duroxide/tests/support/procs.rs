@@ -7,10 +7,7 @@ fn read(pid: u32, file: &str) -> Vec<u8> {
 }
 
 fn pids() -> Vec<u32> {
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
-        .collect()
+    std::fs::read_dir("/proc").unwrap().filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok()).collect()
 }
 
 fn alive(pid: u32) -> bool {
