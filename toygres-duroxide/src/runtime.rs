@@ -58,8 +58,8 @@ impl ToygresRuntime {
     pub fn builder(toygres: Toygres) -> RuntimeBuilder {
         let options = RuntimeOptions {
             dispatcher_min_poll_interval: DEFAULT_POLL_INTERVAL,
-            orchestration_concurrency: 4,
-            worker_concurrency: 8,
+            orchestration_concurrency: 2,
+            worker_concurrency: 4,
             ..Default::default()
         };
         RuntimeBuilder { toygres, store: Store::InMemory, options, extensions: Vec::new() }
@@ -102,7 +102,8 @@ impl RuntimeBuilder {
         self
     }
 
-    /// Orchestration and activity slots per process (default 4 and 8). Each running backup or
+    /// Orchestration and activity slots per process (default 2 and 4; more slots poll the
+    /// store more often, and SQLite then reports more lock contention). Each running backup or
     /// restore job step holds an activity slot.
     pub fn concurrency(mut self, orchestrations: usize, activities: usize) -> Self {
         self.options.orchestration_concurrency = orchestrations.max(1);

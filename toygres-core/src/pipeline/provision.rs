@@ -112,3 +112,23 @@ impl Toygres {
         self.provision().run(operation, request).await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::ImageId;
+
+    #[test]
+    fn a_fresh_instance_needs_a_password_a_valid_name_and_no_image() {
+        let mut request = CreateInstanceRequest::restore("fresh", ImageId::new());
+        request.password = Some(Password::new("pw"));
+        assert!(matches!(Provision::validate(&request), Err(Error::InvalidRequest { field: "source_image_id", .. })));
+        request.source_image_id = None;
+        assert_eq!(Provision::validate(&request).unwrap().expose(), "pw");
+        request.password = Some(Password::new(""));
+        assert!(matches!(Provision::validate(&request), Err(Error::InvalidRequest { field: "password", .. })));
+        request.password = Some(Password::new("pw"));
+        request.name = "Bad Name".into();
+        assert!(matches!(Provision::validate(&request), Err(Error::InvalidRequest { field: "name", .. })));
+    }
+}
