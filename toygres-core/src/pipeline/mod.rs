@@ -8,12 +8,14 @@ mod backup;
 mod cancel;
 mod listing;
 mod operations;
+mod provision;
 mod reconcile;
 mod restore;
 mod retention;
 mod step;
 
 pub use backup::{Backup, BackupResult, SourceInstance};
+pub use provision::Provision;
 pub use reconcile::ReconcileReport;
 pub use restore::Restore;
 pub use retention::{ExpireReport, RetentionPolicy};
@@ -107,5 +109,10 @@ impl Toygres {
     /// The restore pipeline's steps.
     pub fn restore(&self) -> Restore {
         Restore::new(self.clone())
+    }
+
+    /// The steps of a fresh, empty instance.
+    pub fn provision(&self) -> Provision {
+        Provision::new(self.clone())
     }
 }
