@@ -22,6 +22,7 @@ struct State {
     logs: BTreeMap<String, String>,
     calls: Vec<String>,
     bodies: Vec<(String, String)>,
+    uids: u64,
 }
 
 /// The fake server's state, shared with the test.
@@ -131,8 +132,11 @@ impl FakeApi {
         }
         let (code, out) = match *method {
             Method::POST => {
-                let object: Value = serde_json::from_slice(body).unwrap();
+                let mut object: Value = serde_json::from_slice(body).unwrap();
                 let key = format!("{path}/{}", object["metadata"]["name"].as_str().unwrap());
+                // Like the API server, every created object gets a uid.
+                state.uids += 1;
+                object["metadata"]["uid"] = json!(format!("uid-{}", state.uids));
                 match state.objects.entry(key) {
                     std::collections::btree_map::Entry::Occupied(e) => {
                         status(409, "AlreadyExists", format!("{} already exists", e.key()))
@@ -187,6 +191,11 @@ impl FakeApi {
     /// Stores `object` at `path` (a full object path).
     pub fn put(&self, path: &str, object: Value) {
         self.state.lock().unwrap().objects.insert(path.to_string(), object);
+    }
+
+    /// Removes the object at `path`.
+    pub fn remove(&self, path: &str) {
+        self.state.lock().unwrap().objects.remove(path);
     }
 
     /// The object at `path`.

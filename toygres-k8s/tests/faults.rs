@@ -1,0 +1,58 @@
+//! What a real cluster does that a happy path never shows, against the fake API server: objects
+//! being deleted, pods of an older Job of the same name, stuck pods, evictions, Azure DNS labels.
+
+mod support;
+
+use serde_json::json;
+use support::*;
+use toygres_core::{BackupJobSpec, ClusterExecutor, ImageId, ImageLocation, ImageType, InstanceId, InstanceSpec};
+use toygres_core::{Password, RestoreJobSpec};
+
+fn instance() -> InstanceSpec {
+    InstanceSpec {
+        id: InstanceId::new(),
+        name: "restored".into(),
+        image_type: ImageType::Stock,
+        pg_version: Some("16.4".into()),
+        dns_label: Some("restored-db".into()),
+    }
+}
+
+fn backup_spec() -> BackupJobSpec {
+    let image = ImageId::new();
+    BackupJobSpec {
+        image_id: image,
+        source: instance(),
+        source_password: Password::new(PASSWORD),
+        location: ImageLocation::for_image(image),
+        image_type: ImageType::Stock,
+    }
+}
+
+fn restore_spec(instance: &InstanceSpec) -> RestoreJobSpec {
+    let image = ImageId::new();
+    RestoreJobSpec {
+        image_id: image,
+        location: ImageLocation::for_image(image),
+        checksum: format!("sha256:{}", "ab".repeat(32)),
+        instance: instance.clone(),
+    }
+}
+
+/// Defect 7: a 409 on an object that is being deleted is not "ours, already there".
+#[tokio::test]
+async fn an_object_being_deleted_is_not_taken_for_ours() {
+    let (fake, executor) = FakeApi::executor(blobs());
+    let spec = backup_spec();
+    let name = format!("backup-{}", spec.image_id);
+    let labels = json!({"app.kubernetes.io/managed-by": "toygres", "toygres.io/image": spec.image_id.to_string()});
+    let terminating = json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": name, "namespace": NS,
+        "labels": labels, "deletionTimestamp": "2026-12-01T08:00:00Z"}});
+    fake.put(&job(&name), terminating);
+    let err = executor.start_backup_job(&spec).await.unwrap_err().to_string();
+    assert!(err.contains("is still being deleted; retry"), "{err}");
+    // Once it is gone, the same call creates it.
+    fake.remove(&job(&name));
+    executor.start_backup_job(&spec).await.unwrap();
+    assert!(fake.get(&job(&name)).unwrap()["metadata"]["deletionTimestamp"].is_null());
+}
