@@ -2,7 +2,7 @@
 
 use crate::api::{self, status_code};
 use crate::executor::K8sExecutor;
-use crate::names::{self, IMAGE_LABEL, INSTANCE_LABEL, JOB_NAME_LABEL};
+use crate::names::{self, CONTROLLER_UID_LABEL, IMAGE_LABEL, INSTANCE_LABEL};
 use crate::transfer::job_transfer;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Pod, Secret};
@@ -125,7 +125,14 @@ impl K8sExecutor {
 
     pub(crate) async fn logs_of(&self, job: &JobRef) -> Result<String> {
         let pods = self.api::<Pod>();
-        let mut found = api::list(&pods, &format!("{JOB_NAME_LABEL}={}", job.name)).await?;
+        // Pods by the Job's uid, not its name: an older Job of the same name (deleted in the
+        // background, then created again by a re-run) may still have pods.
+        let current =
+            self.api::<Job>().get_opt(&job.name).await.map_err(|e| api::error(&format!("reading job {}", job.name), e))?;
+        let Some(uid) = current.and_then(|j| j.metadata.uid) else {
+            return Ok(format!("(job {} no longer exists; its pods' logs are gone)", job.name));
+        };
+        let mut found = api::list(&pods, &format!("{CONTROLLER_UID_LABEL}={uid}")).await?;
         if found.is_empty() {
             return Ok(format!(
                 "(job {} has no pods; see `kubectl describe job -n {} {}` for scheduling or quota errors)",

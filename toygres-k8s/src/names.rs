@@ -17,6 +17,9 @@ pub const COMPONENT_LABEL: &str = "toygres.io/component";
 pub const WORKLOAD_IDENTITY_LABEL: &str = "azure.workload.identity/use";
 /// The label Kubernetes puts on a Job's pods.
 pub const JOB_NAME_LABEL: &str = "job-name";
+/// The label Kubernetes (1.27 and later) puts on a Job's pods: the Job's uid, unique across
+/// Jobs of the same name.
+pub const CONTROLLER_UID_LABEL: &str = "batch.kubernetes.io/controller-uid";
 
 /// Labels of the objects of one instance (`component`: `postgres` or `restore`).
 pub fn instance_labels(id: InstanceId, component: &str) -> BTreeMap<String, String> {

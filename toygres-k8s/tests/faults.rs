@@ -56,3 +56,25 @@ async fn an_object_being_deleted_is_not_taken_for_ours() {
     executor.start_backup_job(&spec).await.unwrap();
     assert!(fake.get(&job(&name)).unwrap()["metadata"]["deletionTimestamp"].is_null());
 }
+
+/// Defect 11: the logs of a job are its own pods' (by the Job's uid), not those of an older Job
+/// of the same name whose pods are still being removed.
+#[tokio::test]
+async fn logs_come_from_the_pods_of_this_job_only() {
+    let (fake, executor) = FakeApi::executor(blobs());
+    let spec = backup_spec();
+    let job_ref = executor.start_backup_job(&spec).await.unwrap();
+    let uid = fake.get(&job(&job_ref.name)).unwrap()["metadata"]["uid"].as_str().unwrap().to_string();
+    for (pod, owner, text) in [("old", "uid-of-the-deleted-job", "OLD RUN\n"), ("new", uid.as_str(), "THIS RUN\n")] {
+        let name = format!("{}-{pod}", job_ref.name);
+        let labels = json!({"job-name": job_ref.name, "batch.kubernetes.io/controller-uid": owner});
+        fake.put(
+            &core("pods", &name),
+            json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": NS, "labels": labels},
+                   "spec": {"containers": [{"name": "backup"}]}}),
+        );
+        fake.set_log(&name, "backup", text);
+    }
+    let logs = executor.job_logs(&job_ref).await.unwrap();
+    assert!(logs.contains("THIS RUN") && !logs.contains("OLD RUN"), "{logs}");
+}

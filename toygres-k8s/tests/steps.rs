@@ -227,10 +227,13 @@ async fn a_failed_job_reports_its_pod_logs_with_secrets_redacted() {
     let job = executor.start_restore_job(&restore_spec(&i)).await.unwrap();
     let failed = json!({"failed": 2, "conditions": [{"type": "Failed", "status": "True",
         "reason": "BackoffLimitExceeded", "message": "Job has reached the specified backoff limit"}]});
-    fake.put(&support::job(&job.name), job_with_status(&job.name, failed));
+    let mut failed_job = job_with_status(&job.name, failed);
+    failed_job["metadata"]["uid"] = json!("uid-now");
+    fake.put(&support::job(&job.name), failed_job);
     let pod_name = format!("{}-x7k2p", job.name);
+    let labels = json!({"job-name": job.name, "batch.kubernetes.io/controller-uid": "uid-now"});
     let pod = json!({"apiVersion": "v1", "kind": "Pod",
-        "metadata": {"name": pod_name, "namespace": NS, "labels": {"job-name": job.name}},
+        "metadata": {"name": pod_name, "namespace": NS, "labels": labels},
         "spec": {"initContainers": [{"name": "fetch"}], "containers": [{"name": "load"}]}});
     fake.put(&core("pods", &pod_name), pod);
     fake.set_log(&pod_name, "fetch", &format!("restore-fetch: ERROR: image corrupted\nurl had {SAS}\n"));
@@ -246,7 +249,8 @@ async fn a_failed_job_reports_its_pod_logs_with_secrets_redacted() {
     assert!(!text.contains(PASSWORD) && !text.contains(SAS) && text.contains("password *** rejected"), "{text}");
     let expected = vec![
         format!("GET {}", support::job(&job.name)),
-        format!("GET {}?labelSelector=job-name={}", core_all("pods"), job.name),
+        format!("GET {}", support::job(&job.name)),
+        format!("GET {}?labelSelector=batch.kubernetes.io/controller-uid=uid-now", core_all("pods")),
         format!("GET {}/log?container=fetch", core("pods", &pod_name)),
         format!("GET {}/log?container=load", core("pods", &pod_name)),
         format!("GET {}", core("secrets", &job.name)),
