@@ -59,7 +59,8 @@ pub enum ServiceExposure {
         /// Azure region of the cluster, e.g. `westus2`, for the public DNS name.
         region: Option<String>,
     },
-    /// A `ClusterIP` Service, reachable inside the cluster as `<name>.<namespace>.svc.cluster.local`.
+    /// A `ClusterIP` Service, reachable inside the cluster as `<name>.<namespace>.svc` (see
+    /// [`K8sConfig::cluster_domain`]).
     ClusterIp,
 }
 
@@ -95,6 +96,11 @@ pub struct K8sConfig {
     pub connect_timeout: Duration,
     /// Log lines fetched per container of a failed job.
     pub log_tail_lines: i64,
+    /// The cluster's DNS domain (`cluster.local` on most clusters). `None` (the default): in-cluster
+    /// names end in `.svc` and the pods' DNS search path completes them, so a custom domain needs
+    /// no setting; set it when a client outside the pods' resolver configuration needs full names.
+    #[serde(default)]
+    pub cluster_domain: Option<String>,
 }
 
 impl Default for K8sConfig {
@@ -113,11 +119,17 @@ impl Default for K8sConfig {
             load_balancer_timeout: Duration::from_secs(300),
             connect_timeout: Duration::from_secs(30),
             log_tail_lines: 100,
+            cluster_domain: None,
         }
     }
 }
 
 impl K8sConfig {
+    /// The in-cluster DNS name of `instance`'s Service.
+    pub fn cluster_host(&self, instance: &toygres_core::InstanceSpec) -> String {
+        crate::names::cluster_host(instance, &self.namespace, self.cluster_domain.as_deref())
+    }
+
     /// Checks the settings; a bad one is an [`Error::InvalidRequest`] naming it.
     pub fn validate(&self) -> Result<()> {
         toygres_core::request::validate_dns1123_label("namespace", &self.namespace)?;
@@ -141,6 +153,18 @@ impl K8sConfig {
         ] {
             if image.is_empty() || image.chars().any(char::is_whitespace) {
                 return Err(Error::InvalidRequest { field, reason: format!("{image:?} is not a container image") });
+            }
+        }
+        if let Some(domain) = &self.cluster_domain {
+            if domain.is_empty()
+                || domain
+                    .split('.')
+                    .any(|l| toygres_core::request::validate_dns1123_label("cluster_domain", l).is_err())
+            {
+                return Err(Error::InvalidRequest {
+                    field: "cluster_domain",
+                    reason: format!("{domain:?} is not a DNS domain; use e.g. \"cluster.local\""),
+                });
             }
         }
         if self.poll_interval.is_zero() {

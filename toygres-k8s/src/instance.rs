@@ -92,7 +92,7 @@ impl K8sExecutor {
         };
         let region = match &self.config.exposure {
             ServiceExposure::ClusterIp => {
-                return Ok(info(names::cluster_host(instance, &self.config.namespace), None));
+                return Ok(info(self.config.cluster_host(instance), None));
             }
             ServiceExposure::LoadBalancer { region } => region,
         };

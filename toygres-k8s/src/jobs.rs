@@ -127,8 +127,11 @@ impl K8sExecutor {
         let pods = self.api::<Pod>();
         // Pods by the Job's uid, not its name: an older Job of the same name (deleted in the
         // background, then created again by a re-run) may still have pods.
-        let current =
-            self.api::<Job>().get_opt(&job.name).await.map_err(|e| api::error(&format!("reading job {}", job.name), e))?;
+        let current = self
+            .api::<Job>()
+            .get_opt(&job.name)
+            .await
+            .map_err(|e| api::error(&format!("reading job {}", job.name), e))?;
         let Some(uid) = current.and_then(|j| j.metadata.uid) else {
             return Ok(format!("(job {} no longer exists; its pods' logs are gone)", job.name));
         };

@@ -63,7 +63,7 @@
 //! `toygres.io/image: <id>` for a backup), which `delete_instance` selects on. Passwords and SAS tokens
 //! reach pods only through `secretKeyRef`; no other manifest holds them.
 //!
-//! The backup job dumps the source through its Service (`pg-<id>.<namespace>.svc.cluster.local:5432`, so
+//! The backup job dumps the source through its Service (`pg-<id>.<namespace>.svc:5432`, completed by the pod's DNS search path whatever the cluster domain, so
 //! the source must be an instance this executor deployed) with the password from the job's Secret. It
 //! (`templates/backup.sh`) writes exactly the image format of
 //! [`toygres_core::manifest`]; the restore job downloads and verifies every object (manifest against

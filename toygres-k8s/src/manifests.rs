@@ -160,7 +160,7 @@ impl<'a> Manifests<'a> {
             ("service_account", json!(self.config.job_service_account)),
             ("toolbox_image", json!(self.config.toolbox_image)),
             ("script", json!(render::backup_script())),
-            ("source_host", json!(names::cluster_host(&spec.source, &self.config.namespace))),
+            ("source_host", json!(self.config.cluster_host(&spec.source))),
             ("image_id", json!(spec.image_id.to_string())),
             ("image_type", json!(spec.image_type.as_str())),
         ]);

@@ -54,9 +54,14 @@ pub fn server_pod_name(instance: &InstanceSpec) -> String {
     format!("{}-0", instance.resource_name())
 }
 
-/// The instance's in-cluster DNS name.
-pub fn cluster_host(instance: &InstanceSpec, namespace: &str) -> String {
-    format!("{}.{namespace}.svc.cluster.local", instance.resource_name())
+/// The instance's in-cluster DNS name: `<name>.<namespace>.svc`, completed by the pod's DNS search
+/// path (`svc.<cluster-domain>`, whatever the cluster's domain is), or the full name
+/// `<name>.<namespace>.svc.<cluster_domain>` when the domain is configured.
+pub fn cluster_host(instance: &InstanceSpec, namespace: &str, cluster_domain: Option<&str>) -> String {
+    match cluster_domain {
+        Some(domain) => format!("{}.{namespace}.svc.{domain}", instance.resource_name()),
+        None => format!("{}.{namespace}.svc", instance.resource_name()),
+    }
 }
 
 /// Whether `labels` mark an object as toygres's and, when given, as owned by `owner` under `key`.

@@ -144,6 +144,7 @@ fn bad_configuration_is_refused() {
         K8sConfig { volume_size: "ten gigs".into(), ..config() },
         K8sConfig { toolbox_image: "".into(), ..config() },
         K8sConfig { poll_interval: std::time::Duration::ZERO, ..config() },
+        K8sConfig { cluster_domain: Some("corp..internal".into()), ..config() },
     ] {
         assert!(matches!(bad.validate(), Err(toygres_core::Error::InvalidRequest { .. })), "{bad:?}");
     }
@@ -162,4 +163,29 @@ fn a_restore_with_a_malformed_checksum_is_refused() {
     };
     let err = Manifests::new(&config).restore_job(&spec, &transfer).unwrap_err();
     assert!(matches!(err, toygres_core::Error::ImageIncomplete { .. }), "{err}");
+}
+
+/// Defect 12: no hard-coded `cluster.local`; the StatefulSet names no (non-headless) Service.
+#[test]
+fn in_cluster_names_follow_the_cluster_domain() {
+    let host = |config: &K8sConfig| {
+        let backup = BackupJobSpec {
+            image_id: image(),
+            source: instance(),
+            source_password: Password::new(PASSWORD),
+            location: ImageLocation::for_image(image()),
+            image_type: ImageType::Stock,
+        };
+        let transfer = job_transfer(Transfer::Command(command_transfer()), "job", "azure").unwrap();
+        let job = Manifests::new(config).backup_job(&backup, &transfer).unwrap();
+        let env = job.spec.unwrap().template.spec.unwrap().containers[0].env.clone().unwrap();
+        env.into_iter().find(|e| e.name == "PGHOST").unwrap().value.unwrap()
+    };
+    let id = instance().id;
+    assert_eq!(host(&config()), format!("pg-{id}.toygres.svc"));
+    let custom = K8sConfig { cluster_domain: Some("corp.internal".into()), ..config() };
+    custom.validate().unwrap();
+    assert_eq!(host(&custom), format!("pg-{id}.toygres.svc.corp.internal"));
+    let sts = Manifests::new(&config()).stateful_set(&instance()).unwrap();
+    assert_eq!(sts.spec.service_name, None);
 }
