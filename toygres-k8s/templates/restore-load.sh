@@ -54,6 +54,9 @@ for i in "${!db_names[@]}"; do
 done
 
 pg_ctl -D "$PGDATA" -m fast -w stop >/dev/null
+# The server refuses a group-writable data directory (fsGroup gives the volume g+rwx): 0700 now,
+# and fsGroupChangePolicy OnRootMismatch keeps the kubelet from changing it at each start.
+chmod 0700 "$PGDATA"
 sync
 rm -rf "$TOYGRES_STAGING"
 printf '%s' "$TOYGRES_IMAGE_ID" >"$TOYGRES_MARKER"

@@ -189,3 +189,24 @@ fn in_cluster_names_follow_the_cluster_domain() {
     let sts = Manifests::new(&config()).stateful_set(&instance()).unwrap();
     assert_eq!(sts.spec.service_name, None);
 }
+
+/// Defect 10: the kubelet changes the volume's ownership only when its root is wrong, not at every
+/// start of the server or the restore job.
+#[test]
+fn volumes_are_not_rechowned_at_every_start() {
+    let config = config();
+    let m = Manifests::new(&config);
+    let sts = m.stateful_set(&instance()).unwrap();
+    let policy = |ctx: Option<k8s_openapi::api::core::v1::PodSecurityContext>| ctx.unwrap().fs_group_change_policy;
+    assert_eq!(policy(sts.spec.template.spec.unwrap().security_context).as_deref(), Some("OnRootMismatch"));
+    let restore = RestoreJobSpec {
+        image_id: image(),
+        location: ImageLocation::for_image(image()),
+        checksum: format!("sha256:{}", "0f".repeat(32)),
+        instance: instance(),
+    };
+    let transfer = job_transfer(Transfer::Command(command_transfer()), "job", "azure").unwrap();
+    let job = m.restore_job(&restore, &transfer).unwrap();
+    let pod = job.spec.unwrap().template.spec.unwrap();
+    assert_eq!(policy(pod.security_context).as_deref(), Some("OnRootMismatch"));
+}
