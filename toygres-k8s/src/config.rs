@@ -101,6 +101,33 @@ pub struct K8sConfig {
     /// no setting; set it when a client outside the pods' resolver configuration needs full names.
     #[serde(default)]
     pub cluster_domain: Option<String>,
+    /// Resource requests of every job container. Requests make the pods Burstable rather than
+    /// BestEffort, the first evicted under node pressure.
+    #[serde(default)]
+    pub job_requests: JobRequests,
+    /// `activeDeadlineSeconds` of the Jobs: Kubernetes ends a Job (and its pods) that runs longer,
+    /// even when no one is waiting for it any more. At least the pipeline's job timeouts.
+    #[serde(default = "default_job_deadline")]
+    pub job_deadline: Duration,
+}
+
+fn default_job_deadline() -> Duration {
+    Duration::from_secs(3 * 3600)
+}
+
+/// Resource requests of a job container, as Kubernetes quantities.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobRequests {
+    /// CPU, e.g. `"500m"`.
+    pub cpu: String,
+    /// Memory, e.g. `"512Mi"`.
+    pub memory: String,
+}
+
+impl Default for JobRequests {
+    fn default() -> Self {
+        Self { cpu: "250m".into(), memory: "512Mi".into() }
+    }
 }
 
 impl Default for K8sConfig {
@@ -120,6 +147,8 @@ impl Default for K8sConfig {
             connect_timeout: Duration::from_secs(30),
             log_tail_lines: 100,
             cluster_domain: None,
+            job_requests: JobRequests::default(),
+            job_deadline: default_job_deadline(),
         }
     }
 }
@@ -140,11 +169,20 @@ impl K8sConfig {
             q.trim_end_matches(|c: char| c.is_ascii_alphabetic()).parse::<f64>().is_ok()
                 && q.chars().all(|c| c.is_ascii_alphanumeric() || c == '.')
         };
-        if !valid_quantity(&self.volume_size) {
-            return Err(Error::InvalidRequest {
-                field: "volume_size",
-                reason: format!("{:?} is not a Kubernetes quantity; use e.g. \"10Gi\"", self.volume_size),
-            });
+        for (field, quantity) in [
+            ("volume_size", &self.volume_size),
+            ("job_requests.cpu", &self.job_requests.cpu),
+            ("job_requests.memory", &self.job_requests.memory),
+        ] {
+            if !valid_quantity(quantity) {
+                return Err(Error::InvalidRequest {
+                    field,
+                    reason: format!("{quantity:?} is not a Kubernetes quantity; use e.g. \"10Gi\" or \"500m\""),
+                });
+            }
+        }
+        if self.job_deadline.as_secs() < 60 {
+            return Err(Error::InvalidRequest { field: "job_deadline", reason: "must be at least a minute".into() });
         }
         for (field, image) in [
             ("toolbox_image", &self.toolbox_image),

@@ -82,6 +82,6 @@ pub mod names;
 pub mod render;
 pub mod transfer;
 
-pub use config::{K8sConfig, PostgresImages, ServiceExposure};
+pub use config::{JobRequests, K8sConfig, PostgresImages, ServiceExposure};
 pub use executor::K8sExecutor;
 pub use manifests::Manifests;

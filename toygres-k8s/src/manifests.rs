@@ -61,6 +61,15 @@ impl<'a> Manifests<'a> {
         self.config.postgres_images.image(instance.image_type, instance.pg_version.as_deref())
     }
 
+    /// The values every job template takes besides its own.
+    fn job_values(&self) -> [(&'static str, Value); 2] {
+        let requests = &self.config.job_requests;
+        [
+            ("job_resources", json!({"requests": {"cpu": requests.cpu, "memory": requests.memory}})),
+            ("active_deadline_seconds", json!(self.config.job_deadline.as_secs())),
+        ]
+    }
+
     fn job_pod_labels(&self, mut labels: BTreeMap<String, String>) -> BTreeMap<String, String> {
         if self.config.workload_identity {
             labels.insert(WORKLOAD_IDENTITY_LABEL.into(), "true".into());
@@ -164,6 +173,7 @@ impl<'a> Manifests<'a> {
             ("image_id", json!(spec.image_id.to_string())),
             ("image_type", json!(spec.image_type.as_str())),
         ]);
+        values.extend(self.job_values());
         let mut rendered: Job = render(render::BACKUP_JOB, &values)?;
         add_env(&mut rendered, "backup", &transfer.env)?;
         Ok(rendered)
@@ -202,6 +212,7 @@ impl<'a> Manifests<'a> {
             ("instance_secret", json!(instance.resource_name())),
             ("instance_name", json!(instance.resource_name())),
         ]);
+        values.extend(self.job_values());
         let mut rendered: Job = render(render::RESTORE_JOB, &values)?;
         add_env(&mut rendered, "fetch", &transfer.env)?;
         Ok(rendered)
