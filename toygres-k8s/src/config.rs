@@ -83,6 +83,7 @@ pub struct K8sConfig {
     /// Service type of the instances.
     pub exposure: ServiceExposure,
     /// Service account of the job pods (one federated with a managed identity for AKS workload identity).
+    /// Required with [`K8sConfig::workload_identity`].
     pub job_service_account: Option<String>,
     /// Label the job pods with `azure.workload.identity/use: "true"`, so AKS injects the identity.
     pub workload_identity: bool,
@@ -162,8 +163,18 @@ impl K8sConfig {
     /// Checks the settings; a bad one is an [`Error::InvalidRequest`] naming it.
     pub fn validate(&self) -> Result<()> {
         toygres_core::request::validate_dns1123_label("namespace", &self.namespace)?;
-        if let Some(sa) = &self.job_service_account {
-            toygres_core::request::validate_dns1123_label("job_service_account", sa)?;
+        match &self.job_service_account {
+            Some(sa) => toygres_core::request::validate_dns1123_label("job_service_account", sa)?,
+            None if self.workload_identity => {
+                return Err(Error::InvalidRequest {
+                    field: "job_service_account",
+                    reason: "workload identity needs the job pods' service account (one annotated with \
+                             azure.workload.identity/client-id and federated with a managed identity); without \
+                             it the jobs run as `default` and get no identity"
+                        .into(),
+                })
+            }
+            None => {}
         }
         let valid_quantity = |q: &str| {
             q.trim_end_matches(|c: char| c.is_ascii_alphabetic()).parse::<f64>().is_ok()

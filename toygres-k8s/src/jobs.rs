@@ -3,7 +3,7 @@
 use crate::api::{self, status_code};
 use crate::executor::K8sExecutor;
 use crate::names::{self, CONTROLLER_UID_LABEL, IMAGE_LABEL, INSTANCE_LABEL};
-use crate::transfer::job_transfer;
+use crate::transfer::{for_workload_identity, job_transfer, JobTransfer};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Pod, Secret};
 use kube::api::{LogParams, Patch, PatchParams};
@@ -57,9 +57,19 @@ impl K8sExecutor {
         Ok(())
     }
 
+    /// The blob store's transfer as a job's environment; with workload identity, the webhook sets
+    /// the identity variables from the job's service account.
+    fn job_transfer(&self, location: &toygres_core::ImageLocation, job: &str) -> Result<JobTransfer> {
+        let mut transfer = self.blobs.transfer(location);
+        if self.config.workload_identity {
+            transfer = for_workload_identity(transfer);
+        }
+        job_transfer(transfer, job, &self.blobs.describe())
+    }
+
     pub(crate) async fn start_backup(&self, spec: &BackupJobSpec) -> Result<JobRef> {
         let job = JobRef::backup(spec.image_id);
-        let transfer = job_transfer(self.blobs.transfer(&spec.location), &job.name, &self.blobs.describe())?;
+        let transfer = self.job_transfer(&spec.location, &job.name)?;
         let manifests = self.manifests();
         let secret = manifests.backup_secret(spec, &transfer)?;
         let object = manifests.backup_job(spec, &transfer)?;
@@ -69,7 +79,7 @@ impl K8sExecutor {
 
     pub(crate) async fn start_restore(&self, spec: &RestoreJobSpec) -> Result<JobRef> {
         let job = JobRef::restore(spec.instance.id);
-        let transfer = job_transfer(self.blobs.transfer(&spec.location), &job.name, &self.blobs.describe())?;
+        let transfer = self.job_transfer(&spec.location, &job.name)?;
         let manifests = self.manifests();
         let secret = manifests.restore_secret(spec, &transfer)?;
         let object = manifests.restore_job(spec, &transfer)?;

@@ -22,12 +22,12 @@
 //!   `jq`, the PostgreSQL client (`psql`, `pg_dump`, `pg_dumpall`, at least the servers' major version) and
 //!   the transfer program (`azcopy`). The restore job's load step runs in the instance's own PostgreSQL
 //!   image ([`PostgresImages`]), so extensions such as pg_durable are present when the dumps are loaded.
-//! - **Workload identity** (AKS): a service account ([`K8sConfig::job_service_account`]) annotated with
-//!   `azure.workload.identity/client-id` of a managed identity federated with it and allowed to read and
-//!   write the images container; the job pods carry `azure.workload.identity/use: "true"` and the
-//!   transfer logs in with `azcopy login --login-type=workload` (never `--identity`). toygres-azure's
-//!   transfer passes the control plane's `AZURE_CLIENT_ID`/`AZURE_TENANT_ID` to the jobs, so federate the
-//!   job service account with that same managed identity.
+//! - **Workload identity** (AKS): a service account ([`K8sConfig::job_service_account`], required) annotated
+//!   with `azure.workload.identity/client-id` of a managed identity federated with it and allowed to read
+//!   and write the images container; the job pods carry `azure.workload.identity/use: "true"` and azcopy
+//!   authenticates with `AZCOPY_AUTO_LOGIN_TYPE=WORKLOAD` (never `--identity`). The jobs never get the
+//!   control plane's `AZURE_CLIENT_ID`/`AZURE_TENANT_ID` ([`transfer::WORKLOAD_IDENTITY_VARIABLES`]): the
+//!   webhook sets them from the job service account, so the jobs may use their own identity.
 //! - **RBAC** the executor's own identity needs in the namespace:
 //!   ```yaml
 //!   rules:

@@ -78,3 +78,35 @@ async fn logs_come_from_the_pods_of_this_job_only() {
     let logs = executor.job_logs(&job_ref).await.unwrap();
     assert!(logs.contains("THIS RUN") && !logs.contains("OLD RUN"), "{logs}");
 }
+
+/// Defect 3: job pods never carry the control plane's identity variables (the webhook would keep
+/// them and the job's own federated identity would be ignored), and workload identity without a
+/// job service account is refused.
+#[tokio::test]
+async fn jobs_get_their_identity_from_their_own_service_account() {
+    let mut blobs = toygres_core::testing::MockBlobStore::new();
+    blobs.expect_describe().returning(|| "azure".into());
+    blobs.expect_transfer().returning(|_| {
+        let mut c = command_transfer();
+        c.env.push(("AZURE_CLIENT_ID".into(), "control-plane-client".into()));
+        c.env.push(("AZURE_TENANT_ID".into(), "control-plane-tenant".into()));
+        c.env.push(("AZURE_FEDERATED_TOKEN_FILE".into(), "/var/run/secrets/azure/tokens/x".into()));
+        c.env.push(("AZCOPY_AUTO_LOGIN_TYPE".into(), "WORKLOAD".into()));
+        toygres_core::Transfer::Command(c)
+    });
+    let (fake, executor) = FakeApi::executor(blobs);
+    let i = instance();
+    let backup = executor.start_backup_job(&backup_spec()).await.unwrap();
+    let restore = executor.start_restore_job(&restore_spec(&i)).await.unwrap();
+    for name in [backup.name, restore.name] {
+        let stored = fake.get(&job(&name)).unwrap().to_string();
+        assert!(!stored.contains("AZURE_CLIENT_ID") && !stored.contains("control-plane"), "{stored}");
+        assert!(!stored.contains("AZURE_FEDERATED_TOKEN_FILE"), "{stored}");
+        assert!(stored.contains("AZCOPY_AUTO_LOGIN_TYPE") && stored.contains(r#""serviceAccountName":"toygres-jobs""#));
+    }
+    let no_account = toygres_k8s::K8sConfig { job_service_account: None, ..toygres_k8s::K8sConfig::default() };
+    let err = no_account.validate().unwrap_err();
+    assert!(matches!(&err, toygres_core::Error::InvalidRequest { field: "job_service_account", .. }), "{err}");
+    let sas_only = toygres_k8s::K8sConfig { workload_identity: false, ..no_account };
+    sas_only.validate().unwrap();
+}

@@ -305,7 +305,11 @@ async fn readiness_and_load_balancer_waits_time_out() {
 
 #[tokio::test]
 async fn cluster_ip_connection_info_needs_no_call() {
-    let config = toygres_k8s::K8sConfig { exposure: toygres_k8s::ServiceExposure::ClusterIp, ..Default::default() };
+    let config = toygres_k8s::K8sConfig {
+        exposure: toygres_k8s::ServiceExposure::ClusterIp,
+        job_service_account: Some("toygres-jobs".into()),
+        ..Default::default()
+    };
     let (fake, executor) = FakeApi::executor_with(blobs(), config);
     let i = instance();
     let info = executor.connection_info(&i).await.unwrap();
