@@ -308,14 +308,21 @@ async fn round_trip_with_azcopy_and_azurite() {
         return;
     };
     let Some(f) = Fixture::start() else { return };
-    let program = f.executable("azcopy", &std::fs::read(&azcopy).unwrap());
+    let real = f.executable("azcopy-real", &std::fs::read(&azcopy).unwrap());
+    // Defect 2: `azcopy login` exits 1 where keyctl is blocked (RuntimeDefault seccomp), while the
+    // copies themselves authenticate. This azcopy fails its login exactly so; the jobs must go on.
+    let failing_login = format!(
+        "#!/bin/bash\nif [[ $1 == login ]]; then echo 'failed to perform login command: keyctl: operation not permitted' >&2; exit 1; fi\nexec '{real}' \"$@\"\n"
+    );
+    let program = f.executable("azcopy", failing_login.as_bytes());
     let container = format!("k8s-scripts-{}", &ImageId::new().to_string()[..8]);
     let settings = toygres_azure::AzcopySettings { program, ..Default::default() };
     let store = toygres_azure::AzureBlobStore::builder().emulator(&url).container(&container).azcopy(settings);
     let store = store.build().unwrap();
     store.ensure_container().await.unwrap();
     let image = ImageId::new();
-    let Transfer::Command(transfer) = store.transfer(&ImageLocation::for_image(image)) else { panic!("command") };
+    let Transfer::Command(mut transfer) = store.transfer(&ImageLocation::for_image(image)) else { panic!("command") };
+    transfer.login = Some(vec!["login".into(), "--login-type=workload".into()]);
     round_trip(&f, image, transfer, &store, || async {}).await;
 }
 
