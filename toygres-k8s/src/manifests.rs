@@ -19,6 +19,13 @@ pub const PASSWORD_KEY: &str = "password";
 /// Secret key of the backup job's source password.
 pub const BACKUP_PASSWORD_KEY: &str = "PGPASSWORD";
 
+/// The instances' `pg_hba.conf`. `md5`, not `scram-sha-256`: with `md5` the server still runs SCRAM
+/// for every role whose password is stored as SCRAM (all roles created with PostgreSQL 14's
+/// default), and roles restored from an older source with MD5 hashes can still log in; with
+/// `scram-sha-256` they could not, and no one would know their password to reset it.
+pub const PG_HBA_CONF: &str = "# Managed by toygres.\nlocal all all trust\nhost all all 0.0.0.0/0 md5\n\
+                               host all all ::/0 md5\n";
+
 /// Renders the objects of instances and jobs. Pure: no API calls, so a caller can inspect exactly what
 /// the executor would send.
 #[derive(Debug, Clone, Copy)]
@@ -118,8 +125,7 @@ impl<'a> Manifests<'a> {
         if instance.image_type == ImageType::PgDurable {
             conf.push_str("shared_preload_libraries = 'pg_durable'\n");
         }
-        let hba = "# Managed by toygres.\nlocal all all trust\nhost all all 0.0.0.0/0 scram-sha-256\n\
-                   host all all ::/0 scram-sha-256\n";
+        let hba = PG_HBA_CONF;
         let labels = names::instance_labels(instance.id, "postgres");
         let mut values = self.meta(&instance.resource_name(), &labels).to_vec();
         values.push(("postgresql_conf", json!(conf)));
