@@ -110,6 +110,19 @@ pub struct K8sConfig {
     /// even when no one is waiting for it any more. At least the pipeline's job timeouts.
     #[serde(default = "default_job_deadline")]
     pub job_deadline: Duration,
+    /// How long a pod may stay stuck (image pull back-off, missing Secret, unschedulable, volume
+    /// not mounting, crash loop; see [`crate::diagnose`]) before its Job or server is declared failed
+    /// with that reason. Short problems (an autoscaler adding a node, a slow disk attach) pass.
+    #[serde(default = "default_stuck_grace")]
+    pub stuck_grace: Duration,
+    /// `loadBalancerSourceRanges` of LoadBalancer Services: the CIDRs (e.g. `"203.0.113.0/24"`)
+    /// allowed to connect. Empty (the default): any address, the password being the only guard.
+    #[serde(default)]
+    pub load_balancer_source_ranges: Vec<String>,
+}
+
+fn default_stuck_grace() -> Duration {
+    Duration::from_secs(180)
 }
 
 fn default_job_deadline() -> Duration {
@@ -150,6 +163,8 @@ impl Default for K8sConfig {
             cluster_domain: None,
             job_requests: JobRequests::default(),
             job_deadline: default_job_deadline(),
+            stuck_grace: default_stuck_grace(),
+            load_balancer_source_ranges: Vec::new(),
         }
     }
 }
@@ -213,6 +228,18 @@ impl K8sConfig {
                 return Err(Error::InvalidRequest {
                     field: "cluster_domain",
                     reason: format!("{domain:?} is not a DNS domain; use e.g. \"cluster.local\""),
+                });
+            }
+        }
+        for range in &self.load_balancer_source_ranges {
+            let valid = range.split_once('/').is_some_and(|(ip, bits)| {
+                let max = if ip.contains(':') { 128 } else { 32 };
+                ip.parse::<std::net::IpAddr>().is_ok() && bits.parse::<u8>().is_ok_and(|b| b <= max)
+            });
+            if !valid {
+                return Err(Error::InvalidRequest {
+                    field: "load_balancer_source_ranges",
+                    reason: format!("{range:?} is not a CIDR; use e.g. \"203.0.113.0/24\""),
                 });
             }
         }

@@ -15,6 +15,27 @@ use toygres_core::{BackupJobSpec, Error, JobRef, RestoreJobSpec, Result, Subject
 /// Field manager of the server-side applied job Secrets.
 const FIELD_MANAGER: &str = "toygres";
 
+/// Log lines attached to a job's timeout.
+const TIMEOUT_LOG_LINES: usize = 20;
+
+/// Since when the same kind of problem has kept a pod from running.
+#[derive(Default)]
+pub(crate) struct Stuck {
+    since: Option<tokio::time::Instant>,
+}
+
+impl Stuck {
+    /// Records this poll's `problem`; returns it once problems have lasted `grace` without a break.
+    pub(crate) fn check(&mut self, problem: Option<String>, grace: Duration) -> Option<String> {
+        let Some(problem) = problem else {
+            self.since = None;
+            return None;
+        };
+        let since = *self.since.get_or_insert_with(tokio::time::Instant::now);
+        (since.elapsed() >= grace).then_some(problem)
+    }
+}
+
 /// Where a Job stands.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum JobOutcome {
@@ -89,16 +110,23 @@ impl K8sExecutor {
 
     pub(crate) async fn wait_job(&self, job: &JobRef, timeout: Duration) -> Result<()> {
         let jobs = self.api::<Job>();
+        let mut stuck = Stuck::default();
+        let mut last_seen = String::from("not read yet");
         let poll = async {
             loop {
                 match jobs.get(&job.name).await {
                     Ok(current) => match job_outcome(&current) {
                         JobOutcome::Succeeded => return Ok(()),
-                        JobOutcome::Failed(reason) => {
-                            let logs = self.logs_of(job).await.unwrap_or_else(|e| format!("(no logs: {e})"));
-                            return Err(Error::JobFailed { job: job.name.clone(), reason, logs });
+                        JobOutcome::Failed(reason) => return Err(self.failed(job, reason).await),
+                        JobOutcome::Running => {
+                            let uid = current.metadata.uid.clone().unwrap_or_default();
+                            let problem = self.job_problem(&job.name, &uid).await;
+                            last_seen = problem.clone().unwrap_or_else(|| "running".into());
+                            if let Some(problem) = stuck.check(problem, self.config.stuck_grace) {
+                                let reason = format!("stuck for {:?}: {problem}", self.config.stuck_grace);
+                                return Err(self.failed(job, reason).await);
+                            }
                         }
-                        JobOutcome::Running => {}
                     },
                     Err(e) if status_code(&e) == Some(404) => {
                         return Err(Error::backend_msg(
@@ -111,9 +139,22 @@ impl K8sExecutor {
                 tokio::time::sleep(self.config.poll_interval).await;
             }
         };
-        tokio::time::timeout(timeout, poll)
-            .await
-            .map_err(|_| Error::Timeout { step: format!("job {}", job.name), after: timeout })?
+        match tokio::time::timeout(timeout, poll).await {
+            Ok(result) => result,
+            Err(_) => {
+                let logs = self.logs_of(job).await.unwrap_or_else(|e| format!("(no logs: {e})"));
+                let tail: Vec<&str> = logs.lines().rev().take(TIMEOUT_LOG_LINES).collect();
+                let tail: Vec<&str> = tail.into_iter().rev().collect();
+                let step = format!("job {} (last seen: {last_seen}; last log lines:\n{})", job.name, tail.join("\n"));
+                Err(Error::Timeout { step, after: timeout })
+            }
+        }
+    }
+
+    /// The error of a failed job, with its logs.
+    async fn failed(&self, job: &JobRef, reason: String) -> Error {
+        let logs = self.logs_of(job).await.unwrap_or_else(|e| format!("(no logs: {e})"));
+        Error::JobFailed { job: job.name.clone(), reason, logs }
     }
 
     /// Values of the Secrets a job's pods could see, to redact from its logs.

@@ -38,7 +38,7 @@
 //!       resources: [secrets]
 //!       verbs: [patch]
 //!     - apiGroups: [""]
-//!       resources: [pods, pods/log]
+//!       resources: [pods, pods/log, events]
 //!       verbs: [get, list]
 //!     - apiGroups: [apps]
 //!       resources: [statefulsets]
@@ -74,6 +74,7 @@
 pub mod api;
 pub mod config;
 pub mod connect;
+pub mod diagnose;
 mod executor;
 pub mod instance;
 pub mod jobs;

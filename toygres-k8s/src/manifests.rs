@@ -37,8 +37,29 @@ fn check_instance(instance: &InstanceSpec) -> Result<()> {
     toygres_core::request::validate_dns1123_label("name", &instance.name)?;
     if let Some(label) = &instance.dns_label {
         toygres_core::request::validate_dns1123_label("dns_label", label)?;
+        check_azure_dns_label(label)?;
     }
     Ok(())
+}
+
+/// Azure's rule for a public IP's DNS label, stricter than DNS-1123: 3 to 63 characters, lowercase
+/// letters, digits and hyphens, starting with a letter and ending with a letter or digit. A label
+/// that breaks it makes the cloud provider refuse the Service's IP, which shows only as a timeout.
+pub fn check_azure_dns_label(label: &str) -> Result<()> {
+    let ok = (3..=63).contains(&label.len())
+        && label.starts_with(|c: char| c.is_ascii_lowercase())
+        && label.ends_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && label.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if ok {
+        return Ok(());
+    }
+    Err(Error::InvalidRequest {
+        field: "dns_label",
+        reason: format!(
+            "{label:?} is not an Azure DNS label: use 3 to 63 lowercase letters, digits and hyphens, starting \
+             with a letter and ending with a letter or digit"
+        ),
+    })
 }
 
 /// A Job's container by name.
@@ -160,6 +181,9 @@ impl<'a> Manifests<'a> {
         let mut values = self.meta(&instance.resource_name(), &labels).to_vec();
         values.push(("annotations", json!(annotations)));
         values.push(("service_type", json!(service_type)));
+        let ranges = &self.config.load_balancer_source_ranges;
+        let ranges = (service_type == "LoadBalancer" && !ranges.is_empty()).then_some(ranges);
+        values.push(("source_ranges", json!(ranges)));
         values.push(("selector", json!(names::server_selector(instance.id))));
         render(render::SERVICE, &values)
     }

@@ -110,3 +110,142 @@ async fn jobs_get_their_identity_from_their_own_service_account() {
     let sas_only = toygres_k8s::K8sConfig { workload_identity: false, ..no_account };
     sas_only.validate().unwrap();
 }
+
+/// A running Job (with a uid) and one of its pods with `status`.
+fn running_job_with_pod(fake: &FakeApi, name: &str, pod_status: serde_json::Value) -> String {
+    let labels = json!({"app.kubernetes.io/managed-by": "toygres"});
+    fake.put(
+        &job(name),
+        json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": name, "namespace": NS, "uid": "uid-1",
+               "labels": labels}, "status": {"active": 1}}),
+    );
+    let pod = format!("{name}-abcde");
+    if !pod_status.is_null() {
+        let pod_labels = json!({"job-name": name, "batch.kubernetes.io/controller-uid": "uid-1"});
+        fake.put(
+            &core("pods", &pod),
+            json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": pod, "namespace": NS, "labels": pod_labels},
+                   "spec": {"containers": [{"name": "upload"}]}, "status": pod_status}),
+        );
+    }
+    pod
+}
+
+fn waiting(reason: &str, message: &str) -> serde_json::Value {
+    json!({"phase": "Pending", "containerStatuses": [{"name": "upload", "image": "x", "imageID": "", "ready": false,
+           "restartCount": 0, "state": {"waiting": {"reason": reason, "message": message}}}]})
+}
+
+/// A stuck-pod case: name, pod status, Warning event (kind, reason), expected text.
+type Case = (&'static str, serde_json::Value, Option<(&'static str, &'static str)>, &'static str);
+
+/// Defect 5: stuck pods fail the Job with their reason soon after the grace period, not at the end of
+/// a two-hour timeout.
+#[tokio::test(start_paused = true)]
+async fn stuck_job_pods_fail_fast_with_their_reason() {
+    let cases: Vec<Case> = vec![
+        ("pull", waiting("ImagePullBackOff", "Back-off pulling image \"toolbox:nope\""), None, "ImagePullBackOff"),
+        ("secret", waiting("CreateContainerConfigError", "secret \"x\" not found"), None, "secret \"x\" not found"),
+        (
+            "sched",
+            json!({"phase": "Pending", "conditions": [{"type": "PodScheduled", "status": "False",
+                   "reason": "Unschedulable", "message": "0/3 nodes are available: 3 Insufficient memory."}]}),
+            None,
+            "Insufficient memory",
+        ),
+        ("mount", json!({"phase": "Pending"}), Some(("Pod", "FailedMount")), "MountVolume.SetUp failed"),
+        ("admission", serde_json::Value::Null, Some(("Job", "FailedCreate")), "violates PodSecurity"),
+    ];
+    for (case, status, event, expected) in cases {
+        let (fake, executor) = FakeApi::executor(blobs());
+        let job_ref = toygres_core::JobRef::backup(ImageId::new());
+        let pod = running_job_with_pod(&fake, &job_ref.name, status);
+        if let Some((kind, reason)) = event {
+            let (object, message) = match kind {
+                "Pod" => (pod.clone(), "MountVolume.SetUp failed for volume \"data\": disk not found"),
+                _ => (
+                    job_ref.name.clone(),
+                    "Error creating: pods \"x\" is forbidden: violates PodSecurity \"restricted:latest\"",
+                ),
+            };
+            warn(&fake, kind, &object, reason, message);
+        }
+        let start = tokio::time::Instant::now();
+        let progress = std::sync::Arc::new(toygres_core::NoProgress);
+        let err = executor.wait_for_job(&job_ref, std::time::Duration::from_secs(7200), progress).await.unwrap_err();
+        let toygres_core::Error::JobFailed { reason, .. } = &err else { panic!("{case}: {err}") };
+        assert!(reason.contains(expected) && reason.starts_with("stuck for"), "{case}: {reason}");
+        assert!(start.elapsed() < std::time::Duration::from_secs(200), "{case}: {:?}", start.elapsed());
+    }
+}
+
+/// Defect 5: a Job that times out says what its pod was doing and what it logged last.
+#[tokio::test(start_paused = true)]
+async fn a_job_timeout_carries_the_pod_status_and_its_last_log_lines() {
+    let (fake, executor) = FakeApi::executor(blobs());
+    let job_ref = toygres_core::JobRef::backup(ImageId::new());
+    let pod = running_job_with_pod(&fake, &job_ref.name, json!({"phase": "Running"}));
+    fake.set_log(&pod, "upload", "backup: dumping database \"big\" into db-0003.dump.zst\n");
+    let progress = std::sync::Arc::new(toygres_core::NoProgress);
+    let err = executor.wait_for_job(&job_ref, std::time::Duration::from_secs(60), progress).await.unwrap_err();
+    assert!(matches!(err, toygres_core::Error::Timeout { .. }), "{err}");
+    let text = err.to_string();
+    assert!(text.contains("last seen: running") && text.contains("dumping database \"big\""), "{text}");
+}
+
+/// Defect 5: a crash-looping server fails `wait_until_ready` with its previous run's log.
+#[tokio::test(start_paused = true)]
+async fn a_crash_looping_server_fails_readiness_with_its_log() {
+    let (fake, executor) = FakeApi::executor(blobs());
+    let i = instance();
+    let pod = format!("{}-0", i.resource_name());
+    let status = json!({"phase": "Running", "containerStatuses": [{"name": "postgres", "image": "x", "imageID": "",
+        "ready": false, "restartCount": 5, "state": {"waiting": {"reason": "CrashLoopBackOff",
+        "message": "back-off 5m0s restarting failed container"}}}]});
+    fake.put(
+        &core("pods", &pod),
+        json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": pod}, "status": status}),
+    );
+    fake.set_log(
+        &pod,
+        "postgres",
+        "FATAL:  data directory \"/var/lib/postgresql/data/pgdata\" has invalid permissions\n",
+    );
+    let start = tokio::time::Instant::now();
+    let err = executor.wait_until_ready(&i, std::time::Duration::from_secs(1800)).await.unwrap_err().to_string();
+    assert!(err.contains("CrashLoopBackOff") && err.contains("has invalid permissions"), "{err}");
+    assert!(start.elapsed() < std::time::Duration::from_secs(200));
+}
+
+/// Defect 9: Azure's DNS label rules are checked before any call, a taken label fails with the
+/// cloud provider's event instead of a timeout, and LoadBalancers can be limited to source ranges.
+#[tokio::test(start_paused = true)]
+async fn azure_dns_labels_are_checked_and_a_taken_one_is_reported() {
+    let (fake, executor) = FakeApi::executor(blobs());
+    for bad in ["1restored", "ab", "restored-"] {
+        let i = InstanceSpec { dns_label: Some(bad.into()), ..instance() };
+        let err = executor.deploy_from_volume(&i).await.unwrap_err();
+        assert!(matches!(&err, toygres_core::Error::InvalidRequest { field: "dns_label", .. }), "{bad}: {err}");
+    }
+    assert!(fake.take_calls().is_empty());
+
+    let i = instance();
+    executor.deploy_from_volume(&i).await.unwrap();
+    let message = "Error syncing load balancer: ... Code=\"DnsRecordInUse\" Message=\"DNS record \
+                   restored-db.westus2.cloudapp.azure.com is already used by another public IP.\"";
+    warn(&fake, "Service", &i.resource_name(), "SyncLoadBalancerFailed", message);
+    let start = tokio::time::Instant::now();
+    let err = executor.connection_info(&i).await.unwrap_err().to_string();
+    assert!(err.contains("DnsRecordInUse") && err.contains("choose another dns_label"), "{err}");
+    assert!(start.elapsed() < std::time::Duration::from_secs(10));
+
+    let config = toygres_k8s::K8sConfig {
+        load_balancer_source_ranges: vec!["203.0.113.0/24".into()],
+        job_service_account: Some("jobs".into()),
+        ..Default::default()
+    };
+    let service = toygres_k8s::Manifests::new(&config).service(&i).unwrap();
+    assert_eq!(service.spec.unwrap().load_balancer_source_ranges, Some(vec!["203.0.113.0/24".to_string()]));
+    let bad = toygres_k8s::K8sConfig { load_balancer_source_ranges: vec!["203.0.113.0".into()], ..config };
+    assert!(bad.validate().is_err());
+}
