@@ -90,11 +90,13 @@ impl<'a> Manifests<'a> {
     }
 
     /// The values every job template takes besides its own.
-    fn job_values(&self) -> [(&'static str, Value); 2] {
+    fn job_values(&self) -> [(&'static str, Value); 3] {
         let requests = &self.config.job_requests;
         [
             ("job_resources", json!({"requests": {"cpu": requests.cpu, "memory": requests.memory}})),
             ("active_deadline_seconds", json!(self.config.job_deadline.as_secs())),
+            // Pod Security "restricted" for every job container.
+            ("container_security", json!({"allowPrivilegeEscalation": false, "capabilities": {"drop": ["ALL"]}})),
         ]
     }
 
@@ -198,14 +200,17 @@ impl<'a> Manifests<'a> {
             ("pod_labels", json!(self.job_pod_labels(labels.clone()))),
             ("service_account", json!(self.config.job_service_account)),
             ("toolbox_image", json!(self.config.toolbox_image)),
-            ("script", json!(render::backup_script())),
+            ("dump_image", json!(self.postgres_image(&spec.source))),
+            ("postgres_uid", json!(self.config.postgres_uid)),
+            ("dump_script", json!(render::backup_dump_script())),
+            ("upload_script", json!(render::backup_upload_script())),
             ("source_host", json!(self.config.cluster_host(&spec.source))),
             ("image_id", json!(spec.image_id.to_string())),
             ("image_type", json!(spec.image_type.as_str())),
         ]);
         values.extend(self.job_values());
         let mut rendered: Job = render(render::BACKUP_JOB, &values)?;
-        add_env(&mut rendered, "backup", &transfer.env)?;
+        add_env(&mut rendered, "upload", &transfer.env)?;
         Ok(rendered)
     }
 
@@ -238,7 +243,7 @@ impl<'a> Manifests<'a> {
             ("image_id", json!(spec.image_id.to_string())),
             ("checksum", json!(spec.checksum)),
             ("postgres_image", json!(self.postgres_image(instance))),
-            ("load_script", json!(render::RESTORE_LOAD_SH)),
+            ("load_script", json!(render::restore_load_script())),
             ("instance_secret", json!(instance.resource_name())),
             ("instance_name", json!(instance.resource_name())),
         ]);

@@ -110,6 +110,11 @@ async fn backup_job_applies_its_secret_then_creates_the_job_and_reruns_return_it
     let pod = &stored["spec"]["template"];
     assert_eq!(pod["metadata"]["labels"]["azure.workload.identity/use"], "true");
     assert_eq!(pod["spec"]["serviceAccountName"], "toygres-jobs");
+    // Defect 1: the dump runs in the source's own PostgreSQL image (its major), the upload in the toolbox.
+    assert_eq!(pod["spec"]["containers"][0]["name"], "dump");
+    assert_eq!(pod["spec"]["containers"][0]["image"], "ghcr.io/toygres/pg-durable:15");
+    assert_eq!(pod["spec"]["containers"][1]["name"], "upload");
+    assert_eq!(pod["spec"]["containers"][1]["image"], "ghcr.io/toygres/toolbox:latest");
     let env = pod["spec"]["containers"][0]["env"].to_string();
     assert!(env.contains(r#"{"name":"PGPASSWORD","valueFrom":{"secretKeyRef":{"key":"PGPASSWORD","name":"backup-"#));
     assert!(env.contains(&format!(r#""value":"pg-{}.{NS}.svc""#, spec.source.id)), "{env}");
@@ -157,13 +162,14 @@ async fn restore_job_runs_fetch_then_load_with_the_password_from_the_instance_se
     assert_eq!(job, JobRef::restore(i.id));
     let stored = fake.get(&support::job(&job.name)).unwrap();
     let pod = &stored["spec"]["template"]["spec"];
-    assert_eq!(pod["initContainers"][0]["name"], "fetch");
-    assert_eq!(pod["containers"][0]["name"], "load");
-    assert_eq!(pod["containers"][0]["image"], "ghcr.io/toygres/pg-durable:15");
-    let load_env = pod["containers"][0]["env"].to_string();
+    // Side by side: fetch streams into load through FIFOs in the shared emptyDir.
+    assert_eq!(pod["containers"][0]["name"], "fetch");
+    assert_eq!(pod["containers"][1]["name"], "load");
+    assert_eq!(pod["containers"][1]["image"], "ghcr.io/toygres/pg-durable:15");
+    let load_env = pod["containers"][1]["env"].to_string();
     let secret_ref = format!(r#"{{"key":"password","name":"{}"}}"#, i.resource_name());
     assert!(load_env.contains(&secret_ref), "{load_env}");
-    let fetch_env = pod["initContainers"][0]["env"].to_string();
+    let fetch_env = pod["containers"][0]["env"].to_string();
     assert!(fetch_env.contains(&spec.checksum) && fetch_env.contains("TOYGRES_TRANSFER_URL_QUERY"), "{fetch_env}");
     assert_eq!(pod["volumes"][0]["persistentVolumeClaim"]["claimName"], json!(i.resource_name()));
 }
