@@ -74,16 +74,20 @@ impl K8sExecutor {
         warnings.into_iter().map(describe).collect()
     }
 
-    /// What keeps the pods of the Job with `uid` (named `job`) from running: a pod's
-    /// [`pod_problem`], a stuck Warning event of a pending pod, or (no pod at all) one of the Job's.
-    pub(crate) async fn job_problem(&self, job: &str, uid: &str) -> Option<String> {
-        let pods = api::list(&self.api::<Pod>(), &format!("{}={uid}", crate::names::CONTROLLER_UID_LABEL))
+    /// The pods of the Job with `uid` (none when they cannot be read).
+    pub(crate) async fn job_pods(&self, uid: &str) -> Vec<Pod> {
+        api::list(&self.api::<Pod>(), &format!("{}={uid}", crate::names::CONTROLLER_UID_LABEL))
             .await
-            .unwrap_or_default();
+            .unwrap_or_default()
+    }
+
+    /// What keeps `pods`, the pods of Job `job`, from running: a pod's
+    /// [`pod_problem`], a stuck Warning event of a pending pod, or (no pod at all) one of the Job's.
+    pub(crate) async fn job_problem(&self, job: &str, pods: &[Pod]) -> Option<String> {
         if pods.is_empty() {
             return self.warnings("Job", job, true).await.pop().map(|w| format!("job {job}: {w}"));
         }
-        for pod in &pods {
+        for pod in pods {
             if let Some(problem) = pod_problem(pod) {
                 return Some(problem);
             }

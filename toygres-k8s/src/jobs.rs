@@ -3,14 +3,16 @@
 use crate::api::{self, status_code};
 use crate::executor::K8sExecutor;
 use crate::names::{self, CONTROLLER_UID_LABEL, IMAGE_LABEL, INSTANCE_LABEL};
+use crate::progress::JobProgress;
 use crate::transfer::{for_workload_identity, job_transfer, JobTransfer};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Pod, Secret};
 use kube::api::{LogParams, Patch, PatchParams};
 use kube::ResourceExt;
+use std::sync::Arc;
 use std::time::Duration;
 use toygres_core::error::redact;
-use toygres_core::{BackupJobSpec, Error, JobRef, RestoreJobSpec, Result, Subject};
+use toygres_core::{BackupJobSpec, Error, JobRef, ProgressSink, RestoreJobSpec, Result, Subject};
 
 /// Field manager of the server-side applied job Secrets.
 const FIELD_MANAGER: &str = "toygres";
@@ -108,9 +110,10 @@ impl K8sExecutor {
         Ok(job)
     }
 
-    pub(crate) async fn wait_job(&self, job: &JobRef, timeout: Duration) -> Result<()> {
+    pub(crate) async fn wait_job(&self, job: &JobRef, timeout: Duration, sink: Arc<dyn ProgressSink>) -> Result<()> {
         let jobs = self.api::<Job>();
         let mut stuck = Stuck::default();
+        let mut progress = JobProgress::new(sink);
         let mut last_seen = String::from("not read yet");
         let poll = async {
             loop {
@@ -120,7 +123,9 @@ impl K8sExecutor {
                         JobOutcome::Failed(reason) => return Err(self.failed(job, reason).await),
                         JobOutcome::Running => {
                             let uid = current.metadata.uid.clone().unwrap_or_default();
-                            let problem = self.job_problem(&job.name, &uid).await;
+                            let pods = if uid.is_empty() { Vec::new() } else { self.job_pods(&uid).await };
+                            progress.poll(self, job, &pods).await;
+                            let problem = self.job_problem(&job.name, &pods).await;
                             last_seen = problem.clone().unwrap_or_else(|| "running".into());
                             if let Some(problem) = stuck.check(problem, self.config.stuck_grace) {
                                 let reason = format!("stuck for {:?}: {problem}", self.config.stuck_grace);

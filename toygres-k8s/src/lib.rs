@@ -80,6 +80,7 @@ pub mod instance;
 pub mod jobs;
 pub mod manifests;
 pub mod names;
+pub mod progress;
 pub mod render;
 pub mod transfer;
 

@@ -96,7 +96,8 @@ async fn dumps_use_the_sources_major_and_restores_refuse_an_older_one() {
     succeeded(jobs::backup(&pg, &t, image, port18, (&pg18, PG15), &jobs::exchange(&pg, dir, "b18")));
     pg.stop(&pg18, &data18);
     let volume = Volume::new(&pg, dir, "refused");
-    let (fetch, load) = jobs::restore(&pg, &t, image, &checksum(dir, image), &volume, PG15, &jobs::exchange(&pg, dir, "r"));
+    let (fetch, load) =
+        jobs::restore(&pg, &t, image, &checksum(dir, image), &volume, PG15, &jobs::exchange(&pg, dir, "r"));
     assert!(!fetch.status.success() && !load.status.success());
     let log = String::from_utf8_lossy(&load.stderr);
     assert!(log.contains("dumped by PostgreSQL 18, newer than this image's pg_restore (15)"), "{log}");

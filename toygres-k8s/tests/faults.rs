@@ -249,3 +249,54 @@ async fn azure_dns_labels_are_checked_and_a_taken_one_is_reported() {
     let bad = toygres_k8s::K8sConfig { load_balancer_source_ranges: vec!["203.0.113.0".into()], ..config };
     assert!(bad.validate().is_err());
 }
+
+/// Byte progress on Kubernetes: `wait_for_job` turns the progress lines of the container that moves
+/// bytes into `Bytes` events, each count once.
+#[tokio::test(start_paused = true)]
+async fn wait_for_job_reports_byte_progress_from_the_job_log() {
+    let (fake, executor) = FakeApi::executor(blobs());
+    let i = instance();
+    let job_ref = toygres_core::JobRef::restore(i.id);
+    let labels = json!({"app.kubernetes.io/managed-by": "toygres"});
+    fake.put(
+        &job(&job_ref.name),
+        json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": job_ref.name, "namespace": NS,
+               "uid": "uid-1", "labels": labels}, "status": {"active": 1}}),
+    );
+    let pod = format!("{}-abcde", job_ref.name);
+    let pod_labels = json!({"batch.kubernetes.io/controller-uid": "uid-1"});
+    fake.put(
+        &core("pods", &pod),
+        json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": pod, "namespace": NS, "labels": pod_labels},
+               "spec": {"containers": [{"name": "fetch"}, {"name": "load"}]}, "status": {"phase": "Running"}}),
+    );
+    fake.set_log(&pod, "fetch", "09:00:01 restore-fetch: toygres-progress: 100 400\n");
+    let later = fake.clone();
+    let (job_path, job_name, pod_name) = (job(&job_ref.name), job_ref.name.clone(), pod.clone());
+    tokio::spawn(async move {
+        tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+        later.set_log(&pod_name, "fetch", "x: toygres-progress: 100 400\nx: streaming\nx: toygres-progress: 400 400\n");
+        tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+        let done = json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": job_name, "namespace": NS,
+               "uid": "uid-1"}, "status": {"succeeded": 1, "conditions": [{"type": "Complete", "status": "True"}]}});
+        later.put(&job_path, done);
+    });
+    let events = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = events.clone();
+    let sink = std::sync::Arc::new(move |e: &toygres_core::ProgressEvent| seen.lock().unwrap().push(e.clone()));
+    executor.wait_for_job(&job_ref, std::time::Duration::from_secs(60), sink).await.unwrap();
+    let bytes: Vec<(u64, Option<u64>)> = events
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|e| match (&e.kind, e.phase, e.subject) {
+            (toygres_core::EventKind::Bytes { done, total }, toygres_core::Phase::WaitRestoreJob, s)
+                if s == job_ref.subject =>
+            {
+                (*done, *total)
+            }
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(bytes, [(100, Some(400)), (400, Some(400))]);
+}

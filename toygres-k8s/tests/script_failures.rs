@@ -101,8 +101,10 @@ fn a_format_1_image_still_restores() {
         .unwrap()
         .iter()
         .filter(|d| keep.contains(&d["name"].as_str().unwrap()))
-        .map(|d| serde_json::json!({"name": d["name"], "owner": d["owner"],
-            "object": {"name": d["object"]["name"], "size": d["object"]["size"], "sha256": d["object"]["sha256"]}}))
+        .map(|d| {
+            serde_json::json!({"name": d["name"], "owner": d["owner"],
+            "object": {"name": d["object"]["name"], "size": d["object"]["size"], "sha256": d["object"]["sha256"]}})
+        })
         .collect();
     m["databases"] = serde_json::Value::Array(dbs);
     m["format_version"] = 1.into();
