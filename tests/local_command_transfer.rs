@@ -121,8 +121,12 @@ fn a_failing_copy_programs_stderr_reaches_the_images_failure_reason() {
         let blobs = Arc::new(ShellCopyBlobs(f.blobs.as_ref().clone(), true));
         let executor = toygres_local::LocalExecutor::builder(f.executor.base_dir(), blobs.clone()).build().unwrap();
         let t = toygres_core::Toygres::new(f.catalog.clone(), blobs.clone(), Arc::new(executor));
-        let request =
-            toygres_core::CreateImageRequest { name: "doomed".into(), instance_id: f.source.id, description: None };
+        let request = toygres_core::CreateImageRequest {
+            name: "doomed".into(),
+            instance_id: f.source.id,
+            description: None,
+            format: Default::default(),
+        };
         let image = t.backup().reserve_image(OperationId::new(), &request).await.unwrap();
         let err = t.resume_image(image.id).await.unwrap_err();
         assert!(matches!(err, toygres_core::Error::JobFailed { .. }), "{err}");

@@ -99,7 +99,12 @@ fn corrupted_image_is_refused_before_anything_is_created() {
 fn not_ready_image_is_refused() {
     let f = fixture();
     rt().block_on(async {
-        let request = CreateImageRequest { name: "unfinished".into(), instance_id: f.source.id, description: None };
+        let request = CreateImageRequest {
+            name: "unfinished".into(),
+            instance_id: f.source.id,
+            description: None,
+            format: Default::default(),
+        };
         let image = f.t.backup().reserve_image(OperationId::new(), &request).await.unwrap();
         assert_eq!(image.state, ImageState::Creating);
         let err = f.t.create_instance(OperationId::new(), CreateInstanceRequest::restore("too-early", image.id)).await;

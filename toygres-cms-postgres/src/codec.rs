@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 /// Image columns [`image`] reads (never the password).
 pub const IMAGE_COLUMNS: &str = "id, operation_id, name, description, source_instance_id, state, pg_version, \
-     image_type, size_bytes, checksum, failure_reason, created_at, updated_at";
+     image_type, size_bytes, checksum, failure_reason, created_at, updated_at, format";
 
 /// Instance columns [`instance`] reads (never the password).
 pub const INSTANCE_COLUMNS: &str = "id, operation_id, name, dns_label, state, image_type, pg_version, \
@@ -43,6 +43,7 @@ pub fn image(row: &Row) -> Result<ImageRecord> {
         failure_reason: get(row, "failure_reason")?,
         created_at: get(row, "created_at")?,
         updated_at: get(row, "updated_at")?,
+        format: get::<&str>(row, "format")?.parse()?,
     })
 }
 

@@ -12,7 +12,8 @@ pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
 /// The migrations, in order, with `{s}` standing for the quoted schema. Never edit a released
 /// one: append a new one.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE {s}.catalog_meta (
     key   text PRIMARY KEY,
     value bytea NOT NULL
@@ -52,7 +53,11 @@ CREATE TABLE {s}.instances (
 );
 CREATE UNIQUE INDEX instances_live_name ON {s}.instances (name) WHERE state <> 'deleted';
 CREATE INDEX instances_by_created ON {s}.instances (created_at, id);
-"#];
+"#,
+    r#"
+ALTER TABLE {s}.images ADD COLUMN format text NOT NULL DEFAULT 'logical' CHECK (format IN ('logical', 'physical'));
+"#,
+];
 
 /// A fixed text sealed with the catalog key on first connect, so that connecting with another
 /// key fails with [`Error::WrongKey`] at once. The key itself is never stored.

@@ -11,7 +11,7 @@ pub const BACKEND: &str = "sqlite catalog";
 
 /// Image columns in the order [`image_from_row`] reads them (never the password).
 pub const IMAGE_COLUMNS: &str = "id, operation_id, name, description, source_instance_id, state, pg_version, \
-     image_type, size_bytes, checksum, failure_reason, created_at, updated_at";
+     image_type, size_bytes, checksum, failure_reason, created_at, updated_at, format";
 
 /// Instance columns in the order [`instance_from_row`] reads them (never the password).
 pub const INSTANCE_COLUMNS: &str = "id, operation_id, name, dns_label, state, image_type, pg_version, \
@@ -105,6 +105,7 @@ pub fn image_from_row(row: &Row<'_>) -> rusqlite::Result<ImageRecord> {
         failure_reason: row.get(10)?,
         created_at: time(row, 11)?,
         updated_at: time(row, 12)?,
+        format: parse(row, 13)?,
     })
 }
 

@@ -19,7 +19,7 @@ pub fn reserve(conn: &mut Connection, operation: OperationId, image: &NewImage) 
     let now = now_micros();
     tx.execute(
         "INSERT INTO images (id, operation_id, name, description, source_instance_id, state, image_type, \
-         created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, 'creating', ?6, ?7, ?7) \
+         created_at, updated_at, format) VALUES (?1, ?2, ?3, ?4, ?5, 'creating', ?6, ?7, ?7, ?8) \
          ON CONFLICT (operation_id) DO NOTHING",
         params![
             ImageId::new().to_string(),
@@ -28,7 +28,8 @@ pub fn reserve(conn: &mut Connection, operation: OperationId, image: &NewImage) 
             image.description,
             image.source_instance_id.to_string(),
             ImageType::Stock.as_str(),
-            now
+            now,
+            image.format.as_str()
         ],
     )
     .ctx("reserve an image")?;

@@ -10,7 +10,8 @@ use toygres_core::{Error, Password, Result};
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
 /// The migrations, in order. Never edit a released one: append a new one.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE catalog_meta (
     key   TEXT PRIMARY KEY,
     value BLOB NOT NULL
@@ -50,7 +51,11 @@ CREATE TABLE instances (
 );
 CREATE UNIQUE INDEX instances_live_name ON instances (name) WHERE state <> 'deleted';
 CREATE INDEX instances_by_created ON instances (created_at, id);
-"#];
+"#,
+    r#"
+ALTER TABLE images ADD COLUMN format TEXT NOT NULL DEFAULT 'logical' CHECK (format IN ('logical', 'physical'));
+"#,
+];
 
 /// A fixed text sealed with the catalog key on first open: a later open with another key fails
 /// with [`Error::WrongKey`] at once instead of at the first restore. The key itself is never stored.

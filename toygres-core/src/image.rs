@@ -76,6 +76,21 @@ impl ImageFormat {
     }
 }
 
+impl std::str::FromStr for ImageFormat {
+    type Err = crate::Error;
+
+    fn from_str(s: &str) -> crate::Result<Self> {
+        match s {
+            "logical" => Ok(ImageFormat::Logical),
+            "physical" => Ok(ImageFormat::Physical),
+            other => Err(crate::Error::InvalidRequest {
+                field: "format",
+                reason: format!("{other:?} is not an image format; use \"logical\" or \"physical\""),
+            }),
+        }
+    }
+}
+
 impl fmt::Display for ImageFormat {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
@@ -91,6 +106,9 @@ pub struct NewImage {
     pub description: Option<String>,
     /// The instance being imaged.
     pub source_instance_id: InstanceId,
+    /// Logical (the default) or physical.
+    #[serde(default)]
+    pub format: ImageFormat,
 }
 
 /// An image as the catalog records it.
@@ -106,6 +124,8 @@ pub struct ImageRecord {
     pub description: Option<String>,
     /// The instance it was taken from.
     pub source_instance_id: InstanceId,
+    /// Logical or physical.
+    pub format: ImageFormat,
     /// Lifecycle state.
     pub state: ImageState,
     /// PostgreSQL server version of the source (set when ready), e.g. `"15.18"`.

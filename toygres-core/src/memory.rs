@@ -54,6 +54,7 @@ impl CatalogStore for MemoryCatalog {
             name: image.name.clone(),
             description: image.description.clone(),
             source_instance_id: image.source_instance_id,
+            format: image.format,
             state: ImageState::Creating,
             pg_version: None,
             image_type: ImageType::Stock,
@@ -176,7 +177,10 @@ impl CatalogStore for MemoryCatalog {
         record.state = update.target_state();
         record.updated_at = Utc::now();
         match update {
-            InstanceUpdate::Running { connection } => record.connection = Some(connection),
+            InstanceUpdate::Running { connection, pg_version } => {
+                record.connection = Some(connection);
+                record.pg_version = pg_version.or(record.pg_version.take());
+            }
             InstanceUpdate::Failed { reason } => record.failure_reason = Some(reason),
             InstanceUpdate::Deleting => {}
             InstanceUpdate::Deleted => *password = None,

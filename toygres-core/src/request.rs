@@ -2,6 +2,7 @@
 
 use crate::error::{Error, Result};
 use crate::ids::{ImageId, InstanceId};
+use crate::image::ImageFormat;
 use crate::secret::Password;
 use serde::{Deserialize, Serialize};
 
@@ -45,6 +46,10 @@ pub struct CreateImageRequest {
     /// Free text.
     #[serde(default)]
     pub description: Option<String>,
+    /// Logical (`pg_dump`, the default: portable, restores onto newer majors) or physical
+    /// (`pg_basebackup`: restores as fast as the disk, same major only).
+    #[serde(default)]
+    pub format: ImageFormat,
 }
 
 impl CreateImageRequest {

@@ -35,7 +35,12 @@ fn backing_up_executor(blobs: Arc<ObjectStoreBlobs>, fail: Option<&'static str>)
 }
 
 fn request(fx: &Fixture) -> CreateImageRequest {
-    CreateImageRequest { name: "nightly".into(), instance_id: fx.source.id, description: Some("test".into()) }
+    CreateImageRequest {
+        name: "nightly".into(),
+        instance_id: fx.source.id,
+        description: Some("test".into()),
+        format: Default::default(),
+    }
 }
 
 #[tokio::test]

@@ -55,7 +55,7 @@ impl Default for Options {
 /// # async fn demo(t: toygres_core::Toygres, source: toygres_core::InstanceId) -> toygres_core::Result<()> {
 /// use toygres_core::{CreateImageRequest, CreateInstanceRequest, OperationId};
 /// let image = t.create_image(OperationId::new(), CreateImageRequest {
-///     name: "nightly".into(), instance_id: source, description: None,
+///     name: "nightly".into(), instance_id: source, description: None, format: Default::default(),
 /// }).await?;
 /// let restored = t.create_instance(OperationId::new(),
 ///     CreateInstanceRequest::restore("restored", image.id)).await?;

@@ -13,6 +13,8 @@ use toygres_core::*;
 pub const SOURCE_PW: &str = "source-pw-Zq81-secret";
 /// A password a restore request carries: it must be ignored.
 pub const REQUEST_PW: &str = "request-pw-Xy23-secret";
+/// The version the mock executor says a restored server runs (the images say 15.18).
+pub const RESTORED_VERSION: &str = "18.6";
 
 pub struct Fixture {
     pub catalog: Arc<MemoryCatalog>,
@@ -112,6 +114,7 @@ pub async fn write_image(blobs: &ObjectStoreBlobs, image: ImageId, image_type: I
             sql: Default::default(),
             allow_connections: true,
         }],
+        archives: vec![],
         created_at: chrono::Utc::now(),
         cluster_locale: None,
         dump_version: Some("15.18".into()),
@@ -124,7 +127,12 @@ pub async fn write_image(blobs: &ObjectStoreBlobs, image: ImageId, image_type: I
 impl Fixture {
     /// A `ready` image of the source with a valid blob set.
     pub async fn ready_image(&self, image_type: ImageType) -> ImageRecord {
-        let new = NewImage { name: "img".into(), description: None, source_instance_id: self.source.id };
+        let new = NewImage {
+            name: "img".into(),
+            description: None,
+            source_instance_id: self.source.id,
+            format: Default::default(),
+        };
         let image = self.catalog.reserve_image(OperationId::new(), &new).await.unwrap();
         let (checksum, size_bytes) = self.write_image(image.id, image_type).await;
         let update = ImageUpdate::Ready {
@@ -179,6 +187,7 @@ pub fn restoring_executor_with(
 ) -> MockClusterExecutor {
     let mut ex = MockClusterExecutor::new();
     first(&mut ex);
+    ex.expect_check_restorable().returning(|_| Ok(()));
     ex.expect_create_volume().returning(move |_, pw| {
         assert_eq!(pw.expose(), SOURCE_PW);
         injected("create_volume", fail)
@@ -190,6 +199,7 @@ pub fn restoring_executor_with(
     ex.expect_deploy_from_volume().returning(move |_| injected("deploy", fail));
     ex.expect_wait_until_ready().returning(move |_, _| injected("wait_until_ready", fail));
     ex.expect_connection_info().returning(move |_| injected("connection_info", fail).map(|_| connection()));
+    ex.expect_server_version().returning(|_| Ok(Some(RESTORED_VERSION.into())));
     ex.expect_test_connection().returning(move |_, pw| {
         assert_eq!(pw.expose(), SOURCE_PW);
         injected("test_connection", fail)
