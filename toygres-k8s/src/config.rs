@@ -6,8 +6,10 @@ use toygres_core::{Error, ImageType, Result};
 
 /// The PostgreSQL container image of each [`ImageType`]. `{major}` in an image is replaced by the
 /// instance's major version (`"15"` for `pg_version = "15.18"`, [`PostgresImages::default_major`] when
-/// unknown). The image must run its server as [`K8sConfig::postgres_uid`] and ship bash, `initdb`,
-/// `pg_ctl`, `psql` and `pg_restore` on `PATH` (the official `postgres` images do).
+/// unknown). The image must run its server as [`K8sConfig::postgres_uid`] and ship bash, coreutils,
+/// sed, awk, `initdb`, `pg_ctl`, `psql`, `pg_dump`, `pg_dumpall` and `pg_restore` on `PATH` (the
+/// official `postgres` images do): the backup dumps in the source's image, the restore loads in the
+/// target's.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PostgresImages {
     /// Stock PostgreSQL, e.g. `postgres:{major}`.
@@ -72,13 +74,14 @@ pub struct K8sConfig {
     pub namespace: String,
     /// Storage class of the PVCs (`None`: the cluster's default).
     pub storage_class: Option<String>,
-    /// Size of each instance's PVC, e.g. `10Gi`. Must hold the data plus, during a restore, the
-    /// decompressed dumps.
+    /// Size of each instance's PVC, e.g. `10Gi`: the restored data (nothing is staged on it; the
+    /// restore refuses to start when the volume has less free space than the image's raw dumps).
     pub volume_size: String,
     /// PostgreSQL images per image type.
     pub postgres_images: PostgresImages,
-    /// Image of the job containers: bash, coreutils, `zstd`, `jq`, the PostgreSQL client
-    /// (`psql`, `pg_dump`, `pg_dumpall`, at least the servers' version) and the transfer program (`azcopy`).
+    /// Image of the toolbox containers of the jobs (backup `upload`, restore `fetch`): bash,
+    /// coreutils, sed, `jq` ≥ 1.6, `zstd` and the transfer program (`azcopy`), runnable as
+    /// [`K8sConfig::postgres_uid`]. No PostgreSQL client: dumps and loads run in [`PostgresImages`].
     pub toolbox_image: String,
     /// Service type of the instances.
     pub exposure: ServiceExposure,

@@ -18,10 +18,14 @@
 //! # Ok(()) }
 //! ```
 //! - **Namespace** `toygres` (or [`K8sConfig::namespace`]) must exist.
-//! - **Toolbox image** ([`K8sConfig::toolbox_image`]) for the job containers: bash, coreutils, `zstd`,
-//!   `jq`, the PostgreSQL client (`psql`, `pg_dump`, `pg_dumpall`, at least the servers' major version) and
-//!   the transfer program (`azcopy`). The restore job's load step runs in the instance's own PostgreSQL
-//!   image ([`PostgresImages`]), so extensions such as pg_durable are present when the dumps are loaded.
+//! - **Toolbox image** ([`K8sConfig::toolbox_image`]) for the containers that move bytes: bash, coreutils,
+//!   sed, `zstd`, `jq` and the transfer program (`azcopy`). No PostgreSQL client: the backup job's `dump`
+//!   container runs the **source's** PostgreSQL image ([`PostgresImages`]), so `pg_dump` is of its major
+//!   (a newer one writes archives an older `pg_restore` refuses), and the restore job's `load` container
+//!   runs the instance's, so extensions such as pg_durable are present when the dumps are loaded. The two
+//!   containers of a job pod run side by side and pass the bytes through FIFOs in a shared emptyDir.
+//! - **Pod Security**: every pod meets the "restricted" level (non-root, RuntimeDefault seccomp, no
+//!   privilege escalation, no capabilities).
 //! - **Workload identity** (AKS): a service account ([`K8sConfig::job_service_account`], required) annotated
 //!   with `azure.workload.identity/client-id` of a managed identity federated with it and allowed to read
 //!   and write the images container; the job pods carry `azure.workload.identity/use: "true"` and azcopy
@@ -63,12 +67,14 @@
 //! `toygres.io/image: <id>` for a backup), which `delete_instance` selects on. Passwords and SAS tokens
 //! reach pods only through `secretKeyRef`; no other manifest holds them.
 //!
-//! The backup job dumps the source through its Service (`pg-<id>.<namespace>.svc:5432`, completed by the pod's DNS search path whatever the cluster domain, so
-//! the source must be an instance this executor deployed) with the password from the job's Secret. It
-//! (`templates/backup.sh`) writes exactly the image format of
-//! [`toygres_core::manifest`]; the restore job downloads and verifies every object (manifest against
-//! the catalog's checksum, objects against the manifest) before `initdb`, loads with load-only settings,
-//! stops the server cleanly and leaves a marker, so a retried job converges.
+//! The backup job dumps the source through its Service (`pg-<id>.<namespace>.svc:5432`, completed by the
+//! pod's DNS search path whatever the cluster domain, so the source must be an instance this executor
+//! deployed) with the password from the job's Secret, and writes image format 2 of
+//! [`toygres_core::manifest`] (`templates/backup-dump.sh`, `templates/backup-upload.sh`). The restore job
+//! verifies every object (manifest against the catalog's checksum, objects against the manifest) before
+//! `initdb`, then streams each into `pg_restore` (nothing staged), stops the server cleanly and leaves a
+//! marker, so a retried job converges. Stuck pods fail their step with the reason ([`diagnose`]); the
+//! jobs' progress lines become `Bytes` events ([`progress`]). `docs/azure-aks.md` is the AKS guide.
 #![warn(missing_docs)]
 
 pub mod api;

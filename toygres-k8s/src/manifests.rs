@@ -193,6 +193,15 @@ impl<'a> Manifests<'a> {
     /// The backup job of `spec`; `transfer`'s secrets are in the Secret of the same name.
     pub fn backup_job(&self, spec: &BackupJobSpec, transfer: &JobTransfer) -> Result<Job> {
         check_instance(&spec.source)?;
+        if spec.format != toygres_core::ImageFormat::Logical {
+            return Err(Error::InvalidRequest {
+                field: "format",
+                reason: format!(
+                    "the Kubernetes executor takes logical images only, not {}; image this instance as logical",
+                    spec.format
+                ),
+            });
+        }
         let job = JobRef::backup(spec.image_id);
         let labels = names::image_labels(spec.image_id);
         let mut values = self.meta(&job.name, &labels).to_vec();

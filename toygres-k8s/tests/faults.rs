@@ -26,6 +26,7 @@ fn backup_spec() -> BackupJobSpec {
         source_password: Password::new(PASSWORD),
         location: ImageLocation::for_image(image),
         image_type: ImageType::Stock,
+        format: toygres_core::ImageFormat::Logical,
     }
 }
 
@@ -299,4 +300,15 @@ async fn wait_for_job_reports_byte_progress_from_the_job_log() {
         })
         .collect();
     assert_eq!(bytes, [(100, Some(400)), (400, Some(400))]);
+}
+
+/// Physical images (pg_basebackup) are the local executor's; the Kubernetes jobs refuse them before
+/// any call.
+#[tokio::test]
+async fn a_physical_backup_is_refused_before_any_call() {
+    let (fake, executor) = FakeApi::executor(blobs());
+    let spec = BackupJobSpec { format: toygres_core::ImageFormat::Physical, ..backup_spec() };
+    let err = executor.start_backup_job(&spec).await.unwrap_err();
+    assert!(matches!(&err, toygres_core::Error::InvalidRequest { field: "format", .. }), "{err}");
+    assert!(fake.take_calls().is_empty());
 }

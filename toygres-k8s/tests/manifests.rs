@@ -48,6 +48,7 @@ fn rendered(config: &K8sConfig) -> Vec<(&'static str, String)> {
         source_password: Password::new(PASSWORD),
         location: ImageLocation::for_image(image()),
         image_type: ImageType::Stock,
+        format: toygres_core::ImageFormat::Logical,
     };
     let restore = RestoreJobSpec {
         image_id: image(),
@@ -176,6 +177,7 @@ fn in_cluster_names_follow_the_cluster_domain() {
             source_password: Password::new(PASSWORD),
             location: ImageLocation::for_image(image()),
             image_type: ImageType::Stock,
+            format: toygres_core::ImageFormat::Logical,
         };
         let transfer = job_transfer(Transfer::Command(command_transfer()), "job", "azure").unwrap();
         let job = Manifests::new(config).backup_job(&backup, &transfer).unwrap();
@@ -225,6 +227,7 @@ fn job_pods_survive_evictions_and_end_by_a_deadline() {
         source_password: Password::new(PASSWORD),
         location: ImageLocation::for_image(image()),
         image_type: ImageType::Stock,
+        format: toygres_core::ImageFormat::Logical,
     };
     let restore = RestoreJobSpec {
         image_id: image(),
