@@ -42,7 +42,7 @@ const NEEDS: &str = "k8s_azure needs a cluster and Azure settings:\n  \
     TOYGRES_TOOLBOX_IMAGE           job image: bash, coreutils, zstd, jq, PostgreSQL client, azcopy\n  \
     AZURE_STORAGE_ACCOUNT           images account (AZURE_STORAGE_CONTAINER, default images)\n  \
     AZURE_CLIENT_ID/AZURE_TENANT_ID/AZURE_FEDERATED_TOKEN_FILE, or AZURE_STORAGE_SAS_TOKEN, or AZURE_STORAGE_ACCOUNT_KEY\n  \
-    TOYGRES_JOB_SERVICE_ACCOUNT     service account federated for workload identity (recommended)\n  \
+    TOYGRES_JOB_SERVICE_ACCOUNT     service account federated for workload identity (required)\n  \
     TOYGRES_NAMESPACE, AZURE_REGION, TOYGRES_STORAGE_CLASS (optional)\n\
     See the set-up in examples/k8s_azure.rs.";
 
@@ -151,8 +151,13 @@ async fn main() -> BoxResult<()> {
         query(&connection, &password, "CREATE TABLE demo AS SELECT g AS id FROM generate_series(1, 10000) g").await?;
 
         println!("== image");
-        let request =
-            CreateImageRequest { name: format!("k8s-demo-{suffix}"), instance_id: source.id, description: None };
+        let request = CreateImageRequest {
+            name: format!("k8s-demo-{suffix}"),
+            instance_id: source.id,
+            description: None,
+            // The Kubernetes jobs write logical images (pg_dump) only.
+            format: toygres_core::ImageFormat::Logical,
+        };
         let image = t.create_image(OperationId::new(), request).await?;
         image_id = Some(image.id);
         println!(
