@@ -106,6 +106,7 @@ impl K8sExecutor {
         let manifests = self.manifests();
         let secret = manifests.restore_secret(spec, &transfer)?;
         let object = manifests.restore_job(spec, &transfer)?;
+        self.size_volume(spec).await?;
         self.launch(&secret, &object, INSTANCE_LABEL, &spec.instance.id.to_string()).await?;
         Ok(job)
     }

@@ -39,7 +39,7 @@
 //!       resources: [persistentvolumeclaims, secrets, configmaps, services]
 //!       verbs: [get, list, create, delete]
 //!     - apiGroups: [""]
-//!       resources: [secrets]
+//!       resources: [secrets, persistentvolumeclaims]
 //!       verbs: [patch]
 //!     - apiGroups: [""]
 //!       resources: [pods, pods/log, events]
@@ -89,6 +89,7 @@ pub mod names;
 pub mod progress;
 pub mod render;
 pub mod transfer;
+pub mod volume;
 
 pub use config::{JobRequests, K8sConfig, PostgresImages, ServiceExposure};
 pub use executor::K8sExecutor;

@@ -95,6 +95,7 @@ async fn jobs_get_their_identity_from_their_own_service_account() {
         c.env.push(("AZCOPY_AUTO_LOGIN_TYPE".into(), "WORKLOAD".into()));
         toygres_core::Transfer::Command(c)
     });
+    blobs.expect_read().returning(|_, _| Err(toygres_core::Error::Corrupt("no image".into())));
     let (fake, executor) = FakeApi::executor(blobs);
     let i = instance();
     let backup = executor.start_backup_job(&backup_spec()).await.unwrap();
@@ -311,4 +312,42 @@ async fn a_physical_backup_is_refused_before_any_call() {
     let err = executor.start_backup_job(&spec).await.unwrap_err();
     assert!(matches!(&err, toygres_core::Error::InvalidRequest { field: "format", .. }), "{err}");
     assert!(fake.take_calls().is_empty());
+}
+
+/// Defect 4: the restore's PVC is sized from the image (twice its raw dumps plus 1 GiB) when that is
+/// more than `volume_size`: an unbound PVC is replaced, a bound one expanded.
+#[tokio::test(start_paused = true)]
+async fn the_volume_is_sized_from_the_image() {
+    for bound in [false, true] {
+        let i = instance();
+        let image = ImageId::new();
+        let gib = 1u64 << 30;
+        let object = |name: &str, raw: u64| json!({"name": name, "size": 100, "sha256": "sha256:00", "raw_size": raw});
+        let manifest = json!({"format_version": 2, "image_id": image.to_string(), "pg_version": "16.4",
+            "image_type": "stock", "compression": "zstd", "globals": object("globals.sql.zst", 1000),
+            "databases": [{"name": "app", "owner": "app", "object": object("db-0000.dump.zst", 15 * gib)}],
+            "created_at": "2026-12-01T00:00:00Z"});
+        let bytes = serde_json::to_vec(&manifest).unwrap();
+        let checksum = toygres_core::manifest::sha256_hex(&bytes);
+        let mut blobs = toygres_core::testing::MockBlobStore::new();
+        blobs.expect_describe().returning(|| "azure".into());
+        blobs.expect_transfer().returning(|_| toygres_core::Transfer::Command(command_transfer()));
+        blobs.expect_read().returning(move |_, _| Ok(bytes.clone().into()));
+        let (fake, executor) = FakeApi::executor(blobs);
+        executor.create_volume(&i, &Password::new(PASSWORD)).await.unwrap();
+        let path = core("persistentvolumeclaims", &i.resource_name());
+        if bound {
+            let mut pvc = fake.get(&path).unwrap();
+            pvc["status"] = json!({"phase": "Bound"});
+            fake.put(&path, pvc);
+        }
+        fake.take_calls();
+        let spec = RestoreJobSpec { image_id: image, location: ImageLocation::for_image(image), checksum, instance: i };
+        executor.start_restore_job(&spec).await.unwrap();
+        let calls = fake.take_calls();
+        let stored = fake.get(&path).unwrap();
+        assert_eq!(stored["spec"]["resources"]["requests"]["storage"], "32Gi", "bound={bound}: {calls:?}");
+        let expected = if bound { format!("PATCH {path}") } else { format!("DELETE {path}") };
+        assert!(calls.contains(&expected), "bound={bound}: {calls:?}");
+    }
 }

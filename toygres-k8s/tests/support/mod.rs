@@ -262,6 +262,7 @@ pub fn blobs() -> MockBlobStore {
     let mut blobs = MockBlobStore::new();
     blobs.expect_describe().returning(|| "azure blob container images".into());
     blobs.expect_transfer().returning(|_| Transfer::Command(command_transfer()));
+    blobs.expect_read().returning(|_, _| Err(toygres_core::Error::Corrupt("no image in this mock".into())));
     blobs
 }
 
