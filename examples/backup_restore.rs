@@ -146,12 +146,7 @@ async fn main() -> BoxResult<()> {
 
     step("image (pg_dump | zstd | sha256 -> local files)");
     let started = Instant::now();
-    let request = CreateImageRequest {
-        name: "demo-image".into(),
-        instance_id: source.id,
-        description: None,
-        format: Default::default(),
-    };
+    let request = CreateImageRequest::new("demo-image", source.id);
     let image = t.create_image(OperationId::new(), request).await?;
     let image_time = started.elapsed();
     assert_eq!(image.state, ImageState::Ready);

@@ -99,6 +99,7 @@ fn command_transfers_image_and_restore_without_leaking_secrets() {
             location: bad,
             checksum: "sha256:00".into(),
             instance: spec.clone(),
+            databases: None,
         };
         let job = executor.start_restore_job(&job).await.unwrap();
         let err =
@@ -121,12 +122,7 @@ fn a_failing_copy_programs_stderr_reaches_the_images_failure_reason() {
         let blobs = Arc::new(ShellCopyBlobs(f.blobs.as_ref().clone(), true));
         let executor = toygres_local::LocalExecutor::builder(f.executor.base_dir(), blobs.clone()).build().unwrap();
         let t = toygres_core::Toygres::new(f.catalog.clone(), blobs.clone(), Arc::new(executor));
-        let request = toygres_core::CreateImageRequest {
-            name: "doomed".into(),
-            instance_id: f.source.id,
-            description: None,
-            format: Default::default(),
-        };
+        let request = toygres_core::CreateImageRequest::new("doomed", f.source.id);
         let image = t.backup().reserve_image(OperationId::new(), &request).await.unwrap();
         let err = t.resume_image(image.id).await.unwrap_err();
         assert!(matches!(err, toygres_core::Error::JobFailed { .. }), "{err}");

@@ -76,6 +76,7 @@ fn corrupted_image_is_refused_before_anything_is_created() {
             location,
             checksum: image.checksum.clone().unwrap(),
             instance: spec.clone(),
+            databases: None,
         };
         let job = f.executor.start_restore_job(&job).await.unwrap();
         let err =
@@ -99,12 +100,7 @@ fn corrupted_image_is_refused_before_anything_is_created() {
 fn not_ready_image_is_refused() {
     let f = fixture();
     rt().block_on(async {
-        let request = CreateImageRequest {
-            name: "unfinished".into(),
-            instance_id: f.source.id,
-            description: None,
-            format: Default::default(),
-        };
+        let request = CreateImageRequest::new("unfinished", f.source.id);
         let image = f.t.backup().reserve_image(OperationId::new(), &request).await.unwrap();
         assert_eq!(image.state, ImageState::Creating);
         let err = f.t.create_instance(OperationId::new(), CreateInstanceRequest::restore("too-early", image.id)).await;
@@ -181,6 +177,7 @@ fn image_from_a_newer_major_version_is_refused_before_loading() {
             location,
             checksum: toygres_core::manifest::sha256_hex(&bytes),
             instance: spec.clone(),
+            databases: None,
         };
         let job = f.executor.start_restore_job(&job).await.unwrap();
         let err =
@@ -244,7 +241,13 @@ fn a_failing_pg_restore_reports_its_stderr_and_leaves_no_server() {
             dns_label: None,
         };
         f.executor.create_volume(&spec, &f.password).await.unwrap();
-        let job = RestoreJobSpec { image_id: image.id, location, checksum: sha256_hex(&bytes), instance: spec.clone() };
+        let job = RestoreJobSpec {
+            image_id: image.id,
+            location,
+            checksum: sha256_hex(&bytes),
+            instance: spec.clone(),
+            databases: None,
+        };
         let job = f.executor.start_restore_job(&job).await.unwrap();
         let timeout = std::time::Duration::from_secs(120);
         match f.executor.wait_for_job(&job, timeout, std::sync::Arc::new(NoProgress)).await {

@@ -16,12 +16,7 @@ use toygres_local::cluster::{process_alive, LOAD_ONLY_SETTINGS};
 /// Runs the backup pipeline by hand and "crashes" after its job.
 async fn image_crashing_after_the_backup_job(f: &Fixture) -> ImageRecord {
     let backup = f.t.backup();
-    let request = CreateImageRequest {
-        name: "crashy".into(),
-        instance_id: f.source.id,
-        description: None,
-        format: Default::default(),
-    };
+    let request = CreateImageRequest::new("crashy", f.source.id);
     let image = backup.reserve_image(OperationId::new(), &request).await.unwrap();
     let source = backup.lookup_source(&image).await.unwrap();
     backup.run_backup_job(image.id, &source).await.unwrap();

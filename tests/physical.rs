@@ -19,7 +19,7 @@ use toygres_local::verify::InstanceSnapshot;
 use world::{corpus_source, pg18, World};
 
 fn physical(name: &str, source: &InstanceRecord) -> CreateImageRequest {
-    CreateImageRequest { name: name.into(), instance_id: source.id, description: None, format: ImageFormat::Physical }
+    CreateImageRequest::new(name, source.id).physical()
 }
 
 async fn physical_image(t: &Toygres, source: &InstanceRecord, name: &str) -> ImageRecord {
@@ -58,10 +58,8 @@ fn a_physical_image_restores_equal_to_the_source_with_byte_progress() {
         assert!(manifest.databases.is_empty() && !manifest.archives.is_empty());
 
         events.lock().unwrap().clear();
-        let request = CreateInstanceRequest {
-            password: Some(Password::new("ignored-x")),
-            ..CreateInstanceRequest::restore("phys-copy", image.id)
-        };
+        let mut request = CreateInstanceRequest::restore("phys-copy", image.id);
+        request.password = Some(Password::new("ignored-x"));
         let restored = t.create_instance(OperationId::new(), request).await.unwrap();
         let restore_bytes = byte_events(&events);
         let (done, total) = *restore_bytes.last().expect("restore byte progress");
@@ -132,7 +130,7 @@ fn a_source_with_wal_level_minimal_is_refused_before_an_image_is_reserved() {
         assert!(matches!(err, Error::InvalidRequest { field: "format", ref reason } if reason.contains("wal_level=minimal")), "{err}");
         let images = t.catalog.list_images(&Default::default()).await.unwrap();
         assert!(images.iter().all(|i| i.source_instance_id != source.id), "no image may be reserved: {images:?}");
-        let logical = CreateImageRequest { format: ImageFormat::Logical, ..physical("logical-ok", &source) };
+        let logical = CreateImageRequest::new("logical-ok", source.id);
         assert_eq!(t.create_image(OperationId::new(), logical).await.unwrap().state, ImageState::Ready);
     });
 }

@@ -114,8 +114,10 @@ impl Stack {
         source: &InstanceRecord,
         format: ImageFormat,
     ) -> BoxResult<(Duration, toygres_core::ImageId, u64, f64)> {
-        let request =
-            CreateImageRequest { name: format!("bench-{format}"), instance_id: source.id, description: None, format };
+        let mut request = CreateImageRequest::new(format!("bench-{format}"), source.id);
+        if format == ImageFormat::Physical {
+            request = request.physical();
+        }
         reset_peak_rss();
         let started = Instant::now();
         let image = self.toygres.create_image(OperationId::new(), request).await?;

@@ -106,12 +106,7 @@ pub async fn snapshot(executor: &LocalExecutor, record: &InstanceRecord, passwor
 }
 
 pub async fn image_of(t: &Toygres, source: &InstanceRecord, name: &str) -> ImageRecord {
-    let request = toygres_core::CreateImageRequest {
-        name: name.into(),
-        instance_id: source.id,
-        description: None,
-        format: Default::default(),
-    };
+    let request = toygres_core::CreateImageRequest::new(name, source.id);
     t.create_image(OperationId::new(), request).await.unwrap()
 }
 

@@ -146,7 +146,7 @@ impl AzureBlobStore {
         let AzureAuth::Sas(sas) = &self.auth else { return error };
         let secret = sas.expose().trim_start_matches('?');
         match error {
-            Error::Backend { backend, message, source } => {
+            Error::Backend { backend, class, message, source } => {
                 let source = source.map(|s| {
                     let mut chain = s.to_string();
                     let mut next = s.source();
@@ -163,7 +163,7 @@ impl AzureBlobStore {
                     }
                     text.into()
                 });
-                Error::Backend { backend, message: redact(&message, secret), source }
+                Error::Backend { backend, class, message: redact(&message, secret), source }
             }
             other => other,
         }

@@ -12,8 +12,8 @@ use std::sync::Arc;
 use tokio_postgres_rustls::MakeRustlsConnect;
 use toygres_core::crypto::CatalogKey;
 use toygres_core::{
-    CatalogStore, Error, ImageFilter, ImageId, ImageRecord, ImageState, ImageUpdate, InstanceId, InstanceRecord,
-    InstanceState, InstanceUpdate, NewImage, NewInstance, OperationId, Password, Result,
+    CatalogStore, Error, ImageFilter, ImageId, ImageRecord, ImageState, ImageUpdate, InstanceFilter, InstanceId,
+    InstanceRecord, InstanceState, InstanceUpdate, Labels, NewImage, NewInstance, OperationId, Password, Result,
 };
 
 /// A [`CatalogStore`] in a PostgreSQL schema, shared safely by several control-plane processes.
@@ -97,6 +97,10 @@ impl CatalogStore for PostgresCatalog {
         self.db.list_images(filter).await
     }
 
+    async fn set_image_labels(&self, id: ImageId, labels: &Labels) -> Result<ImageRecord> {
+        self.db.set_image_labels(id, labels).await
+    }
+
     async fn update_image(&self, id: ImageId, expected: ImageState, update: ImageUpdate) -> Result<ImageRecord> {
         self.db.update_image(id, expected, update).await
     }
@@ -117,8 +121,12 @@ impl CatalogStore for PostgresCatalog {
         self.db.get_instance_by_name(name).await
     }
 
-    async fn list_instances(&self) -> Result<Vec<InstanceRecord>> {
-        self.db.list_instances().await
+    async fn list_instances(&self, filter: &InstanceFilter) -> Result<Vec<InstanceRecord>> {
+        self.db.list_instances(filter).await
+    }
+
+    async fn set_instance_labels(&self, id: InstanceId, labels: &Labels) -> Result<InstanceRecord> {
+        self.db.set_instance_labels(id, labels).await
     }
 
     async fn update_instance(

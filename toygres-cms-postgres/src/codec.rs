@@ -2,16 +2,18 @@
 
 use chrono::{DateTime, SubsecRound, Utc};
 use tokio_postgres::Row;
-use toygres_core::{ConnectionInfo, Error, ImageRecord, ImageType, InstanceRecord, Result};
+use toygres_core::{
+    ConnectionInfo, Error, ImageRecord, ImageType, InstanceRecord, NewImage, NewInstance, PageToken, Password, Result,
+};
 use uuid::Uuid;
 
 /// Image columns [`image`] reads (never the password).
 pub const IMAGE_COLUMNS: &str = "id, operation_id, name, description, source_instance_id, state, pg_version, \
-     image_type, size_bytes, checksum, failure_reason, created_at, updated_at, format";
+     image_type, size_bytes, checksum, failure_reason, created_at, updated_at, labels, metadata, format";
 
 /// Instance columns [`instance`] reads (never the password).
 pub const INSTANCE_COLUMNS: &str = "id, operation_id, name, dns_label, state, image_type, pg_version, \
-     source_image_id, connection, failure_reason, created_at, updated_at";
+     source_image_id, connection, failure_reason, created_at, updated_at, labels, databases";
 
 /// Now, at the microsecond precision `timestamptz` keeps, so records read back equal records written.
 pub fn now() -> DateTime<Utc> {
@@ -29,45 +31,54 @@ fn state<T: std::str::FromStr<Err = Error>>(row: &Row) -> Result<T> {
 /// An image from a row with [`IMAGE_COLUMNS`].
 pub fn image(row: &Row) -> Result<ImageRecord> {
     let size: Option<i64> = get(row, "size_bytes")?;
-    Ok(ImageRecord {
-        id: get::<Uuid>(row, "id")?.into(),
-        operation_id: get::<Uuid>(row, "operation_id")?.into(),
-        name: get(row, "name")?,
-        description: get(row, "description")?,
-        source_instance_id: get::<Uuid>(row, "source_instance_id")?.into(),
-        state: state(row)?,
-        pg_version: get(row, "pg_version")?,
-        image_type: ImageType::from_catalog(get(row, "image_type")?),
-        size_bytes: size.map(|s| s as u64),
-        checksum: get(row, "checksum")?,
-        failure_reason: get(row, "failure_reason")?,
-        created_at: get(row, "created_at")?,
-        updated_at: get(row, "updated_at")?,
-        format: get::<&str>(row, "format")?.parse()?,
-    })
+    let new = NewImage::new(get::<String>(row, "name")?, get::<Uuid>(row, "source_instance_id")?.into());
+    let mut r = ImageRecord::reserved(
+        get::<Uuid>(row, "id")?.into(),
+        get::<Uuid>(row, "operation_id")?.into(),
+        &new,
+        get(row, "created_at")?,
+    );
+    r.description = get(row, "description")?;
+    r.state = state(row)?;
+    r.pg_version = get(row, "pg_version")?;
+    r.image_type = ImageType::from_catalog(get(row, "image_type")?);
+    r.size_bytes = size.map(|s| s as u64);
+    r.checksum = get(row, "checksum")?;
+    r.failure_reason = get(row, "failure_reason")?;
+    r.updated_at = get(row, "updated_at")?;
+    r.labels = json(row, "labels")?.unwrap_or_default();
+    r.metadata = json(row, "metadata")?;
+    r.format = get::<&str>(row, "format")?.parse()?;
+    Ok(r)
+}
+
+/// A `jsonb` column as `T` (`None` when NULL).
+fn json<T: serde::de::DeserializeOwned>(row: &Row, column: &str) -> Result<Option<T>> {
+    let value: Option<serde_json::Value> = get(row, column)?;
+    value.map(serde_json::from_value).transpose().map_err(|e| Error::Corrupt(format!("catalog column {column}: {e}")))
+}
+
+/// A value as the `jsonb` the catalog stores.
+pub fn to_json<T: serde::Serialize>(value: &T) -> Result<serde_json::Value> {
+    serde_json::to_value(value).map_err(|e| Error::Corrupt(format!("cannot encode a catalog value: {e}")))
 }
 
 /// An instance from a row with [`INSTANCE_COLUMNS`].
 pub fn instance(row: &Row) -> Result<InstanceRecord> {
-    let connection: Option<serde_json::Value> = get(row, "connection")?;
-    let connection: Option<ConnectionInfo> = connection
-        .map(serde_json::from_value)
-        .transpose()
-        .map_err(|e| Error::Corrupt(format!("catalog column connection: {e}")))?;
-    Ok(InstanceRecord {
-        id: get::<Uuid>(row, "id")?.into(),
-        operation_id: get::<Uuid>(row, "operation_id")?.into(),
-        name: get(row, "name")?,
-        dns_label: get(row, "dns_label")?,
-        state: state(row)?,
-        image_type: ImageType::from_catalog(get(row, "image_type")?),
-        pg_version: get(row, "pg_version")?,
-        source_image_id: get::<Option<Uuid>>(row, "source_image_id")?.map(Into::into),
-        connection,
-        failure_reason: get(row, "failure_reason")?,
-        created_at: get(row, "created_at")?,
-        updated_at: get(row, "updated_at")?,
-    })
+    let mut new = NewInstance::existing(get::<String>(row, "name")?, Password::new(""));
+    new.dns_label = get(row, "dns_label")?;
+    new.state = state(row)?;
+    new.image_type = ImageType::from_catalog(get(row, "image_type")?);
+    new.pg_version = get(row, "pg_version")?;
+    new.source_image_id = get::<Option<Uuid>>(row, "source_image_id")?.map(Into::into);
+    new.labels = json(row, "labels")?.unwrap_or_default();
+    new.databases = json(row, "databases")?;
+    let id = get::<Uuid>(row, "id")?.into();
+    let mut r = InstanceRecord::created(id, get::<Uuid>(row, "operation_id")?.into(), &new, get(row, "created_at")?);
+    r.connection = json::<ConnectionInfo>(row, "connection")?;
+    r.failure_reason = get(row, "failure_reason")?;
+    r.updated_at = get(row, "updated_at")?;
+    Ok(r)
 }
 
 /// `size_bytes` as PostgreSQL's `bigint`.
@@ -76,4 +87,14 @@ pub fn size_to_sql(size: u64) -> Result<i64> {
         field: "size_bytes",
         reason: format!("{size} is larger than the catalog can record ({})", i64::MAX),
     })
+}
+
+/// The page token's position as SQL parameters: `(created_at, id)`, both `NULL` without one.
+pub fn position(token: Option<&PageToken>) -> (Option<DateTime<Utc>>, Option<Uuid>) {
+    (token.map(PageToken::created_at), token.map(|t| t.id))
+}
+
+/// A limit as SQL's `LIMIT` parameter (`NULL`: none).
+pub fn limit(limit: Option<usize>) -> Option<i64> {
+    limit.map(|l| i64::try_from(l).unwrap_or(i64::MAX))
 }

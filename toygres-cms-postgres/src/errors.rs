@@ -3,7 +3,7 @@
 use crate::config::PostgresCatalogConfig;
 use deadpool_postgres::{PoolError, TimeoutType};
 use tokio_postgres::error::SqlState;
-use toygres_core::Error;
+use toygres_core::{Error, ErrorClass};
 
 /// Name of this backend in [`Error::Backend`].
 pub const BACKEND: &str = "postgres catalog";
@@ -29,7 +29,19 @@ pub fn db(config: &PostgresCatalogConfig, what: &str, e: tokio_postgres::Error) 
         None => "check that the server is up and reachable, then retry",
     };
     let message = config.redact(&format!("cannot {what} at {}: {hint}", config.endpoint()));
-    Error::backend(BACKEND, message, Redacted(config.redact(&error_chain(&e))))
+    Error::backend(BACKEND, message, Redacted(config.redact(&error_chain(&e)))).with_class(class_of(e.code()))
+}
+
+/// The [`ErrorClass`] of a failed statement's SQLSTATE: privileges and authentication are
+/// `unauthorized`, constraint violations `conflict`, data exceptions `corrupt`, the rest
+/// (connection loss, shutdown, serialization failures, missing tables) `unavailable`.
+fn class_of(code: Option<&SqlState>) -> ErrorClass {
+    match code.map(|c| c.code()) {
+        Some(c) if c == "42501" || c.starts_with("28") => ErrorClass::Unauthorized,
+        Some(c) if c.starts_with("23") => ErrorClass::Conflict,
+        Some(c) if c.starts_with("22") || c.starts_with("XX") => ErrorClass::Corrupt,
+        _ => ErrorClass::Unavailable,
+    }
 }
 
 /// A connection could not be taken from the pool.

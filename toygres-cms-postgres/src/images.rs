@@ -1,9 +1,9 @@
 //! Image operations: each one statement (or two, to explain a lost compare-and-set).
 
-use crate::codec::{image, now, size_to_sql, IMAGE_COLUMNS};
+use crate::codec::{image, limit, now, position, size_to_sql, to_json, IMAGE_COLUMNS};
 use crate::db::Db;
 use toygres_core::{
-    Error, ImageFilter, ImageId, ImageRecord, ImageState, ImageUpdate, NewImage, OperationId, Password, Result,
+    Error, ImageFilter, ImageId, ImageRecord, ImageState, ImageUpdate, Labels, NewImage, OperationId, Password, Result,
 };
 use uuid::Uuid;
 
@@ -12,12 +12,13 @@ impl Db {
     pub async fn reserve_image(&self, operation: OperationId, new: &NewImage) -> Result<ImageRecord> {
         let insert = format!(
             "INSERT INTO {{s}}.images (id, operation_id, name, description, source_instance_id, state, image_type, \
-             created_at, updated_at, format) VALUES ($1, $2, $3, $4, $5, 'creating', 'stock', $6, $6, $7) \
+             created_at, updated_at, labels, format) VALUES ($1, $2, $3, $4, $5, 'creating', 'stock', $6, $6, $7, $8) \
              ON CONFLICT (operation_id) DO NOTHING RETURNING {IMAGE_COLUMNS}"
         );
         let (id, op, source) = (ImageId::new().0, operation.0, new.source_instance_id.0);
-        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 7] =
-            [&id, &op, &new.name, &new.description, &source, &now(), &new.format.as_str()];
+        let labels = to_json(&new.labels)?;
+        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 8] =
+            [&id, &op, &new.name, &new.description, &source, &now(), &labels, &new.format.as_str()];
         if let Some(row) = self.query_opt("reserve an image", &insert, &params).await? {
             return image(&row);
         }
@@ -40,11 +41,27 @@ impl Db {
         let sql = format!(
             "SELECT {IMAGE_COLUMNS} FROM {{s}}.images WHERE state <> 'deleted' \
              AND ($1::uuid IS NULL OR source_instance_id = $1) AND ($2::text IS NULL OR state = $2) \
-             ORDER BY created_at, id"
+             AND ($3::text IS NULL OR name = $3) AND labels @> $4::jsonb \
+             AND ($5::timestamptz IS NULL OR (created_at, id) > ($5, $6::uuid)) \
+             ORDER BY created_at, id LIMIT $7"
         );
         let source: Option<Uuid> = filter.source_instance_id.map(|i| i.0);
         let state: Option<&str> = filter.state.map(|s| s.as_str());
-        self.query("list images", &sql, &[&source, &state]).await?.iter().map(image).collect()
+        let (after, after_id) = position(filter.page_token.as_ref());
+        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 7] =
+            [&source, &state, &filter.name, &to_json(&filter.labels)?, &after, &after_id, &limit(filter.limit)];
+        self.query("list images", &sql, &params).await?.iter().map(image).collect()
+    }
+
+    /// See [`toygres_core::CatalogStore::set_image_labels`].
+    pub async fn set_image_labels(&self, id: ImageId, labels: &Labels) -> Result<ImageRecord> {
+        let sql = format!(
+            "UPDATE {{s}}.images SET labels = $1 WHERE id = $2 AND state <> 'deleted' RETURNING {IMAGE_COLUMNS}"
+        );
+        match self.query_opt("set an image's labels", &sql, &[&to_json(labels)?, &id.0]).await? {
+            Some(row) => image(&row),
+            None => Err(Error::ImageNotFound(id)),
+        }
     }
 
     /// See [`toygres_core::CatalogStore::update_image`]: `UPDATE … WHERE id = $ AND state = $`.
@@ -61,10 +78,11 @@ impl Db {
              size_bytes = COALESCE($3, size_bytes), checksum = COALESCE($4, checksum), \
              pg_version = COALESCE($5, pg_version), image_type = COALESCE($6, image_type), \
              failure_reason = COALESCE($7, failure_reason), \
-             source_password = CASE WHEN $8 THEN NULL ELSE COALESCE($9, source_password) END \
-             WHERE id = $10 AND state = $11 RETURNING {IMAGE_COLUMNS}"
+             source_password = CASE WHEN $8 THEN NULL ELSE COALESCE($9, source_password) END, \
+             metadata = COALESCE($12, metadata) WHERE id = $10 AND state = $11 RETURNING {IMAGE_COLUMNS}"
         );
-        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 11] = [
+        let metadata = c.metadata.map(to_json).transpose()?;
+        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 12] = [
             &target.as_str(),
             &now(),
             &size,
@@ -76,6 +94,7 @@ impl Db {
             &sealed,
             &id.0,
             &expected.as_str(),
+            &metadata,
         ];
         if let Some(row) = self.query_opt("update an image", &sql, &params).await? {
             return image(&row);

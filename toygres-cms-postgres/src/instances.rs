@@ -1,10 +1,11 @@
 //! Instance operations: each one statement (or two, to explain a refusal).
 
-use crate::codec::{instance, now, INSTANCE_COLUMNS};
+use crate::codec::{instance, limit, now, position, to_json, INSTANCE_COLUMNS};
 use crate::db::Db;
 use tokio_postgres::error::SqlState;
 use toygres_core::{
-    Error, InstanceId, InstanceRecord, InstanceState, InstanceUpdate, NewInstance, OperationId, Password, Result,
+    Error, InstanceFilter, InstanceId, InstanceRecord, InstanceState, InstanceUpdate, Labels, NewInstance, OperationId,
+    Password, Result,
 };
 
 impl Db {
@@ -22,12 +23,14 @@ impl Db {
     pub async fn create_instance(&self, operation: OperationId, new: &NewInstance) -> Result<InstanceRecord> {
         let insert = format!(
             "INSERT INTO {{s}}.instances (id, operation_id, name, dns_label, state, image_type, pg_version, \
-             source_image_id, password, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10) \
+             source_image_id, password, created_at, updated_at, labels, databases) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $11, $12) \
              ON CONFLICT (operation_id) DO NOTHING RETURNING {INSTANCE_COLUMNS}"
         );
         let (id, op, source) = (InstanceId::new().0, operation.0, new.source_image_id.map(|i| i.0));
         let sealed = self.key.seal(&new.password);
-        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 10] = [
+        let (labels, databases) = (to_json(&new.labels)?, new.databases.as_ref().map(to_json).transpose()?);
+        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 12] = [
             &id,
             &op,
             &new.name,
@@ -38,6 +41,8 @@ impl Db {
             &source,
             &sealed,
             &now(),
+            &labels,
+            &databases,
         ];
         // One pooled connection at a time: holding one while taking another can starve the pool.
         let inserted = {
@@ -76,10 +81,31 @@ impl Db {
     }
 
     /// See [`toygres_core::CatalogStore::list_instances`].
-    pub async fn list_instances(&self) -> Result<Vec<InstanceRecord>> {
-        let sql =
-            format!("SELECT {INSTANCE_COLUMNS} FROM {{s}}.instances WHERE state <> 'deleted' ORDER BY created_at, id");
-        self.query("list instances", &sql, &[]).await?.iter().map(instance).collect()
+    pub async fn list_instances(&self, filter: &InstanceFilter) -> Result<Vec<InstanceRecord>> {
+        let sql = format!(
+            "SELECT {INSTANCE_COLUMNS} FROM {{s}}.instances WHERE state <> 'deleted' \
+             AND ($1::uuid IS NULL OR source_image_id = $1) AND ($2::text IS NULL OR state = $2) \
+             AND ($3::text IS NULL OR name = $3) AND labels @> $4::jsonb \
+             AND ($5::timestamptz IS NULL OR (created_at, id) > ($5, $6::uuid)) \
+             ORDER BY created_at, id LIMIT $7"
+        );
+        let source = filter.source_image_id.map(|i| i.0);
+        let state: Option<&str> = filter.state.map(|s| s.as_str());
+        let (after, after_id) = position(filter.page_token.as_ref());
+        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 7] =
+            [&source, &state, &filter.name, &to_json(&filter.labels)?, &after, &after_id, &limit(filter.limit)];
+        self.query("list instances", &sql, &params).await?.iter().map(instance).collect()
+    }
+
+    /// See [`toygres_core::CatalogStore::set_instance_labels`].
+    pub async fn set_instance_labels(&self, id: InstanceId, labels: &Labels) -> Result<InstanceRecord> {
+        let sql = format!(
+            "UPDATE {{s}}.instances SET labels = $1 WHERE id = $2 AND state <> 'deleted' RETURNING {INSTANCE_COLUMNS}"
+        );
+        match self.query_opt("set an instance's labels", &sql, &[&to_json(labels)?, &id.0]).await? {
+            Some(row) => instance(&row),
+            None => Err(Error::instance_not_found(id)),
+        }
     }
 
     /// See [`toygres_core::CatalogStore::update_instance`]: `UPDATE … WHERE id = $ AND state = $`.

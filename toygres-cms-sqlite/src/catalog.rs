@@ -8,8 +8,8 @@ use std::path::Path;
 use std::sync::Arc;
 use toygres_core::crypto::CatalogKey;
 use toygres_core::{
-    CatalogStore, ImageFilter, ImageId, ImageRecord, ImageState, ImageUpdate, InstanceId, InstanceRecord,
-    InstanceState, InstanceUpdate, NewImage, NewInstance, OperationId, Password, Result,
+    CatalogStore, ImageFilter, ImageId, ImageRecord, ImageState, ImageUpdate, InstanceFilter, InstanceId,
+    InstanceRecord, InstanceState, InstanceUpdate, Labels, NewImage, NewInstance, OperationId, Password, Result,
 };
 
 /// A [`CatalogStore`] in one SQLite file. Cheap to clone (clones share the connections); safe to
@@ -60,8 +60,8 @@ impl SqliteCatalog {
 
 fn locate(location: &str, e: toygres_core::Error) -> toygres_core::Error {
     match e {
-        toygres_core::Error::Backend { backend, message, source } => {
-            toygres_core::Error::Backend { backend, message: format!("{location}: {message}"), source }
+        toygres_core::Error::Backend { backend, class, message, source } => {
+            toygres_core::Error::Backend { backend, class, message: format!("{location}: {message}"), source }
         }
         other => other,
     }
@@ -89,6 +89,11 @@ impl CatalogStore for SqliteCatalog {
         self.pool.run(move |c, _| images::list(c, &filter)).await
     }
 
+    async fn set_image_labels(&self, id: ImageId, labels: &Labels) -> Result<ImageRecord> {
+        let labels = labels.clone();
+        self.pool.run(move |c, _| images::set_labels(c, id, &labels)).await
+    }
+
     async fn update_image(&self, id: ImageId, expected: ImageState, update: ImageUpdate) -> Result<ImageRecord> {
         self.pool.run(move |c, key| images::update(c, key, id, expected, update)).await
     }
@@ -111,8 +116,14 @@ impl CatalogStore for SqliteCatalog {
         self.pool.run(move |c, _| instances::get_by_name(c, &name)).await
     }
 
-    async fn list_instances(&self) -> Result<Vec<InstanceRecord>> {
-        self.pool.run(|c, _| instances::list(c)).await
+    async fn list_instances(&self, filter: &InstanceFilter) -> Result<Vec<InstanceRecord>> {
+        let filter = filter.clone();
+        self.pool.run(move |c, _| instances::list(c, &filter)).await
+    }
+
+    async fn set_instance_labels(&self, id: InstanceId, labels: &Labels) -> Result<InstanceRecord> {
+        let labels = labels.clone();
+        self.pool.run(move |c, _| instances::set_labels(c, id, &labels)).await
     }
 
     async fn update_instance(

@@ -4,18 +4,19 @@ use chrono::{DateTime, Utc};
 use rusqlite::types::Type;
 use rusqlite::{ErrorCode, Row};
 use std::str::FromStr;
-use toygres_core::{Error, ImageRecord, ImageType, InstanceRecord, Result};
+use toygres_core::error::ErrorClass;
+use toygres_core::{Error, ImageRecord, ImageType, InstanceRecord, NewImage, NewInstance, Password, Result};
 
 /// Name of this backend in [`Error::Backend`].
 pub const BACKEND: &str = "sqlite catalog";
 
 /// Image columns in the order [`image_from_row`] reads them (never the password).
 pub const IMAGE_COLUMNS: &str = "id, operation_id, name, description, source_instance_id, state, pg_version, \
-     image_type, size_bytes, checksum, failure_reason, created_at, updated_at, format";
+     image_type, size_bytes, checksum, failure_reason, created_at, updated_at, labels, metadata, format";
 
 /// Instance columns in the order [`instance_from_row`] reads them (never the password).
 pub const INSTANCE_COLUMNS: &str = "id, operation_id, name, dns_label, state, image_type, pg_version, \
-     source_image_id, connection, failure_reason, created_at, updated_at";
+     source_image_id, connection, failure_reason, created_at, updated_at, labels, databases";
 
 /// Now, in the microseconds since the epoch that the catalog stores.
 pub fn now_micros() -> i64 {
@@ -40,7 +41,16 @@ fn convert(what: &str, e: rusqlite::Error) -> Error {
             "cannot {what}: {e}; the catalog file was changed by something other than toygres"
         ));
     }
-    let hint = match e.sqlite_error_code() {
+    let code = e.sqlite_error_code();
+    let class = match code {
+        Some(ErrorCode::PermissionDenied | ErrorCode::ReadOnly | ErrorCode::AuthorizationForStatementDenied) => {
+            ErrorClass::Unauthorized
+        }
+        Some(ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt) => ErrorClass::Corrupt,
+        Some(ErrorCode::ConstraintViolation) => ErrorClass::Conflict,
+        _ => ErrorClass::Unavailable,
+    };
+    let hint = match code {
         Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => {
             "another process held the catalog locked for longer than the busy timeout; retry, or raise the busy timeout"
         }
@@ -53,7 +63,7 @@ fn convert(what: &str, e: rusqlite::Error) -> Error {
         }
         _ => "check the catalog file and retry",
     };
-    Error::backend(BACKEND, format!("cannot {what}: {hint}"), e)
+    Error::backend(BACKEND, format!("cannot {what}: {hint}"), e).with_class(class)
 }
 
 /// Parses a text column with `FromStr`, reporting a bad value as a conversion failure.
@@ -88,50 +98,55 @@ fn time(row: &Row<'_>, index: usize) -> rusqlite::Result<DateTime<Utc>> {
     })
 }
 
+/// A JSON text column as `T` (`None` when NULL).
+fn json_opt<T: serde::de::DeserializeOwned>(row: &Row<'_>, index: usize) -> rusqlite::Result<Option<T>> {
+    match row.get::<_, Option<String>>(index)? {
+        None => Ok(None),
+        Some(json) => serde_json::from_str(&json)
+            .map(Some)
+            .map_err(|e| rusqlite::Error::FromSqlConversionFailure(index, Type::Text, Box::new(e))),
+    }
+}
+
+/// Labels (or any value) as the JSON text the catalog stores.
+pub fn to_json<T: serde::Serialize>(value: &T) -> Result<String> {
+    serde_json::to_string(value).map_err(|e| Error::Corrupt(format!("cannot encode a catalog value: {e}")))
+}
+
 /// An image from a row selected with [`IMAGE_COLUMNS`].
 pub fn image_from_row(row: &Row<'_>) -> rusqlite::Result<ImageRecord> {
     let size: Option<i64> = row.get(8)?;
-    Ok(ImageRecord {
-        id: parse(row, 0)?,
-        operation_id: parse(row, 1)?,
-        name: row.get(2)?,
-        description: row.get(3)?,
-        source_instance_id: parse(row, 4)?,
-        state: parse(row, 5)?,
-        pg_version: row.get(6)?,
-        image_type: ImageType::from_catalog(&row.get::<_, String>(7)?),
-        size_bytes: size.map(|s| s as u64),
-        checksum: row.get(9)?,
-        failure_reason: row.get(10)?,
-        created_at: time(row, 11)?,
-        updated_at: time(row, 12)?,
-        format: parse(row, 13)?,
-    })
+    let new = NewImage::new(row.get::<_, String>(2)?, parse(row, 4)?);
+    let mut r = ImageRecord::reserved(parse(row, 0)?, parse(row, 1)?, &new, time(row, 11)?);
+    r.description = row.get(3)?;
+    r.state = parse(row, 5)?;
+    r.pg_version = row.get(6)?;
+    r.image_type = ImageType::from_catalog(&row.get::<_, String>(7)?);
+    r.size_bytes = size.map(|s| s as u64);
+    r.checksum = row.get(9)?;
+    r.failure_reason = row.get(10)?;
+    r.updated_at = time(row, 12)?;
+    r.labels = json_opt(row, 13)?.unwrap_or_default();
+    r.metadata = json_opt(row, 14)?;
+    r.format = parse(row, 15)?;
+    Ok(r)
 }
 
 /// An instance from a row selected with [`INSTANCE_COLUMNS`].
 pub fn instance_from_row(row: &Row<'_>) -> rusqlite::Result<InstanceRecord> {
-    let connection = match row.get::<_, Option<String>>(8)? {
-        None => None,
-        Some(json) => Some(
-            serde_json::from_str(&json)
-                .map_err(|e| rusqlite::Error::FromSqlConversionFailure(8, Type::Text, Box::new(e)))?,
-        ),
-    };
-    Ok(InstanceRecord {
-        id: parse(row, 0)?,
-        operation_id: parse(row, 1)?,
-        name: row.get(2)?,
-        dns_label: row.get(3)?,
-        state: parse(row, 4)?,
-        image_type: ImageType::from_catalog(&row.get::<_, String>(5)?),
-        pg_version: row.get(6)?,
-        source_image_id: parse_opt(row, 7)?,
-        connection,
-        failure_reason: row.get(9)?,
-        created_at: time(row, 10)?,
-        updated_at: time(row, 11)?,
-    })
+    let mut new = NewInstance::existing(row.get::<_, String>(2)?, Password::new(""));
+    new.dns_label = row.get(3)?;
+    new.state = parse(row, 4)?;
+    new.image_type = ImageType::from_catalog(&row.get::<_, String>(5)?);
+    new.pg_version = row.get(6)?;
+    new.source_image_id = parse_opt(row, 7)?;
+    new.labels = json_opt(row, 12)?.unwrap_or_default();
+    new.databases = json_opt(row, 13)?;
+    let mut r = InstanceRecord::created(parse(row, 0)?, parse(row, 1)?, &new, time(row, 10)?);
+    r.connection = json_opt(row, 8)?;
+    r.failure_reason = row.get(9)?;
+    r.updated_at = time(row, 11)?;
+    Ok(r)
 }
 
 /// `size_bytes` as SQLite's signed 64-bit integer.

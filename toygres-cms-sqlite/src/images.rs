@@ -1,11 +1,12 @@
 //! Image operations, each one SQLite transaction on one connection.
 
-use crate::codec::{image_from_row, now_micros, size_to_sql, Ctx, IMAGE_COLUMNS};
+use crate::codec::{image_from_row, now_micros, size_to_sql, to_json, Ctx, IMAGE_COLUMNS};
+use crate::listing::Conditions;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use toygres_core::crypto::CatalogKey;
 use toygres_core::{
-    Error, ImageFilter, ImageId, ImageRecord, ImageState, ImageType, ImageUpdate, NewImage, OperationId, Password,
-    Result,
+    Error, ImageFilter, ImageId, ImageRecord, ImageState, ImageType, ImageUpdate, Labels, NewImage, OperationId,
+    Password, Result,
 };
 
 fn by_id(conn: &Connection, id: ImageId) -> Result<Option<ImageRecord>> {
@@ -19,7 +20,7 @@ pub fn reserve(conn: &mut Connection, operation: OperationId, image: &NewImage) 
     let now = now_micros();
     tx.execute(
         "INSERT INTO images (id, operation_id, name, description, source_instance_id, state, image_type, \
-         created_at, updated_at, format) VALUES (?1, ?2, ?3, ?4, ?5, 'creating', ?6, ?7, ?7, ?8) \
+         created_at, updated_at, labels, format) VALUES (?1, ?2, ?3, ?4, ?5, 'creating', ?6, ?7, ?7, ?8, ?9) \
          ON CONFLICT (operation_id) DO NOTHING",
         params![
             ImageId::new().to_string(),
@@ -29,6 +30,7 @@ pub fn reserve(conn: &mut Connection, operation: OperationId, image: &NewImage) 
             image.source_instance_id.to_string(),
             ImageType::Stock.as_str(),
             now,
+            to_json(&image.labels)?,
             image.format.as_str()
         ],
     )
@@ -49,15 +51,30 @@ pub fn get(conn: &mut Connection, id: ImageId) -> Result<ImageRecord> {
 
 /// See [`toygres_core::CatalogStore::list_images`].
 pub fn list(conn: &mut Connection, filter: &ImageFilter) -> Result<Vec<ImageRecord>> {
-    let sql = format!(
-        "SELECT {IMAGE_COLUMNS} FROM images WHERE state <> 'deleted' \
-         AND (?1 IS NULL OR source_instance_id = ?1) AND (?2 IS NULL OR state = ?2) ORDER BY created_at, id"
-    );
+    let mut q = Conditions::new("images");
+    q.eq("source_instance_id", filter.source_instance_id.map(|i| i.to_string()));
+    q.eq("state", filter.state.map(|s| s.as_str().to_string()));
+    q.eq("name", filter.name.clone());
+    q.labels(&filter.labels)?;
+    q.after(filter.page_token.as_ref());
+    let sql = format!("SELECT {IMAGE_COLUMNS} FROM images WHERE {}", q.finish(filter.limit));
     let mut stmt = conn.prepare_cached(&sql).ctx("prepare the image list")?;
-    let source = filter.source_instance_id.map(|i| i.to_string());
-    let state = filter.state.map(|s| s.as_str());
-    let rows = stmt.query_map(params![source, state], image_from_row).ctx("list images")?;
+    let rows = stmt.query_map(rusqlite::params_from_iter(q.values()), image_from_row).ctx("list images")?;
     rows.collect::<rusqlite::Result<Vec<_>>>().ctx("read the image list")
+}
+
+/// See [`toygres_core::CatalogStore::set_image_labels`].
+pub fn set_labels(conn: &mut Connection, id: ImageId, labels: &Labels) -> Result<ImageRecord> {
+    let changed = conn
+        .execute(
+            "UPDATE images SET labels = ?1 WHERE id = ?2 AND state <> 'deleted'",
+            params![to_json(labels)?, id.to_string()],
+        )
+        .ctx("set an image's labels")?;
+    if changed == 0 {
+        return Err(Error::ImageNotFound(id));
+    }
+    get(conn, id)
 }
 
 /// See [`toygres_core::CatalogStore::update_image`]: one `UPDATE … WHERE id = ? AND state = ?`.
@@ -73,6 +90,7 @@ pub fn update(
     let c = update.columns();
     let size = c.size_bytes.map(size_to_sql).transpose()?;
     let sealed = c.source_password.map(|p| key.seal(p));
+    let metadata = c.metadata.map(to_json).transpose()?;
     let (checksum, pg_version, image_type, reason, erase) =
         (c.checksum, c.pg_version, c.image_type, c.failure_reason, c.erase_password);
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).ctx("start a transaction")?;
@@ -82,8 +100,8 @@ pub fn update(
              size_bytes = COALESCE(?3, size_bytes), checksum = COALESCE(?4, checksum), \
              pg_version = COALESCE(?5, pg_version), image_type = COALESCE(?6, image_type), \
              failure_reason = COALESCE(?7, failure_reason), \
-             source_password = CASE WHEN ?8 THEN NULL ELSE COALESCE(?9, source_password) END \
-             WHERE id = ?10 AND state = ?11",
+             source_password = CASE WHEN ?8 THEN NULL ELSE COALESCE(?9, source_password) END, \
+             metadata = COALESCE(?12, metadata) WHERE id = ?10 AND state = ?11",
             params![
                 target.as_str(),
                 now_micros(),
@@ -95,7 +113,8 @@ pub fn update(
                 erase,
                 sealed,
                 id.to_string(),
-                expected.as_str()
+                expected.as_str(),
+                metadata
             ],
         )
         .ctx("update an image")?;

@@ -1,10 +1,12 @@
 //! Instance operations, each one SQLite transaction on one connection.
 
-use crate::codec::{instance_from_row, now_micros, Ctx, INSTANCE_COLUMNS};
+use crate::codec::{instance_from_row, now_micros, to_json, Ctx, INSTANCE_COLUMNS};
+use crate::listing::Conditions;
 use rusqlite::{params, Connection, ErrorCode, OptionalExtension, TransactionBehavior};
 use toygres_core::crypto::CatalogKey;
 use toygres_core::{
-    Error, InstanceId, InstanceRecord, InstanceState, InstanceUpdate, NewInstance, OperationId, Password, Result,
+    Error, InstanceFilter, InstanceId, InstanceRecord, InstanceState, InstanceUpdate, Labels, NewInstance, OperationId,
+    Password, Result,
 };
 
 fn select(conn: &Connection, filter: &str, value: &str) -> Result<Option<InstanceRecord>> {
@@ -26,7 +28,8 @@ pub fn create(
     let id = InstanceId::new();
     let inserted = tx.execute(
         "INSERT INTO instances (id, operation_id, name, dns_label, state, image_type, pg_version, \
-         source_image_id, password, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10)",
+         source_image_id, password, created_at, updated_at, labels, databases) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10, ?11, ?12)",
         params![
             id.to_string(),
             operation.to_string(),
@@ -37,7 +40,9 @@ pub fn create(
             new.pg_version,
             new.source_image_id.map(|i| i.to_string()),
             key.seal(&new.password),
-            now_micros()
+            now_micros(),
+            to_json(&new.labels)?,
+            new.databases.as_ref().map(to_json).transpose()?
         ],
     );
     match inserted {
@@ -66,11 +71,31 @@ pub fn get_by_name(conn: &mut Connection, name: &str) -> Result<InstanceRecord> 
 }
 
 /// See [`toygres_core::CatalogStore::list_instances`].
-pub fn list(conn: &mut Connection) -> Result<Vec<InstanceRecord>> {
-    let sql = format!("SELECT {INSTANCE_COLUMNS} FROM instances WHERE state <> 'deleted' ORDER BY created_at, id");
+pub fn list(conn: &mut Connection, filter: &InstanceFilter) -> Result<Vec<InstanceRecord>> {
+    let mut q = Conditions::new("instances");
+    q.eq("source_image_id", filter.source_image_id.map(|i| i.to_string()));
+    q.eq("state", filter.state.map(|s| s.as_str().to_string()));
+    q.eq("name", filter.name.clone());
+    q.labels(&filter.labels)?;
+    q.after(filter.page_token.as_ref());
+    let sql = format!("SELECT {INSTANCE_COLUMNS} FROM instances WHERE {}", q.finish(filter.limit));
     let mut stmt = conn.prepare_cached(&sql).ctx("prepare the instance list")?;
-    let rows = stmt.query_map([], instance_from_row).ctx("list instances")?;
+    let rows = stmt.query_map(rusqlite::params_from_iter(q.values()), instance_from_row).ctx("list instances")?;
     rows.collect::<rusqlite::Result<Vec<_>>>().ctx("read the instance list")
+}
+
+/// See [`toygres_core::CatalogStore::set_instance_labels`].
+pub fn set_labels(conn: &mut Connection, id: InstanceId, labels: &Labels) -> Result<InstanceRecord> {
+    let changed = conn
+        .execute(
+            "UPDATE instances SET labels = ?1 WHERE id = ?2 AND state <> 'deleted'",
+            params![to_json(labels)?, id.to_string()],
+        )
+        .ctx("set an instance's labels")?;
+    if changed == 0 {
+        return Err(Error::instance_not_found(id));
+    }
+    get(conn, id)
 }
 
 /// See [`toygres_core::CatalogStore::update_instance`]: one `UPDATE … WHERE id = ? AND state = ?`.

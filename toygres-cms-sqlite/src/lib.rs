@@ -24,7 +24,7 @@
 //! let key = CatalogKey::generate(); // in production: CatalogKey::from_env("TOYGRES_CATALOG_KEY")?
 //! let catalog = SqliteCatalog::open(dir.path().join("catalog.db"), key)?;
 //!
-//! let new = NewImage { name: "nightly".into(), description: None, source_instance_id: InstanceId::new(), format: Default::default() };
+//! let new = NewImage::new("nightly", InstanceId::new());
 //! let operation = OperationId::new();
 //! let image = catalog.reserve_image(operation, &new).await?;
 //! assert_eq!(image.state, ImageState::Creating);
@@ -39,6 +39,7 @@ mod catalog;
 mod codec;
 mod images;
 mod instances;
+mod listing;
 mod pool;
 mod schema;
 

@@ -97,8 +97,8 @@ impl Pool {
 
     fn locate(&self, e: Error) -> Error {
         match e {
-            Error::Backend { backend, message, source } => {
-                Error::Backend { backend, message: format!("{}: {message}", self.location), source }
+            Error::Backend { backend, class, message, source } => {
+                Error::Backend { backend, class, message: format!("{}: {message}", self.location), source }
             }
             other => other,
         }

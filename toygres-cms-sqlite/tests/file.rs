@@ -7,7 +7,9 @@ use tokio::sync::Barrier;
 use toygres_cms_sqlite::SqliteCatalog;
 use toygres_core::crypto::CatalogKey;
 use toygres_core::testing::catalog_suite::{new_image, new_instance, ready_update, RACERS};
-use toygres_core::{CatalogStore, Error, ImageFilter, ImageState, ImageUpdate, InstanceId, InstanceState, OperationId};
+use toygres_core::{
+    CatalogStore, Error, ImageFilter, ImageState, ImageUpdate, InstanceFilter, InstanceId, InstanceState, OperationId,
+};
 
 #[tokio::test]
 async fn records_and_passwords_survive_a_reopen() {
@@ -42,7 +44,9 @@ async fn a_schema_from_a_newer_toygres_is_refused_and_left_alone() {
 
     match SqliteCatalog::open(&path, key) {
         Err(e @ Error::SchemaTooNew { .. }) => {
-            assert!(matches!(e, Error::SchemaTooNew { found, supported } if found == newer && supported == 1));
+            assert!(
+                matches!(e, Error::SchemaTooNew { found, supported } if found == newer && supported == SqliteCatalog::SCHEMA_VERSION)
+            );
             assert!(e.to_string().contains("upgrade toygres"), "{e}");
         }
         other => panic!("expected SchemaTooNew, got {other:?}"),
@@ -98,7 +102,7 @@ async fn two_handles_on_one_file_race_safely() {
         assert_eq!(wins, 1, "round {round}: exactly one racer across both handles must win");
         assert_eq!(handles[0].get_image(image.id).await.unwrap(), handles[1].get_image(image.id).await.unwrap());
     }
-    let listed = handles[1].list_images(&ImageFilter { source_instance_id: Some(source), state: None }).await.unwrap();
+    let listed = handles[1].list_images(&ImageFilter::new().source(source)).await.unwrap();
     assert_eq!(listed.len(), 3);
 
     // Both handles create instances concurrently: every one is recorded once.
@@ -114,7 +118,7 @@ async fn two_handles_on_one_file_race_safely() {
     for create in creates {
         create.await.unwrap().expect("concurrent create");
     }
-    assert_eq!(handles[0].list_instances().await.unwrap().len(), RACERS);
+    assert_eq!(handles[0].list_instances(&InstanceFilter::new()).await.unwrap().len(), RACERS);
 }
 
 #[test]

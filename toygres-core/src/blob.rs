@@ -141,6 +141,19 @@ pub trait BlobStore: Send + Sync {
     /// Ids of every image with at least one object (for finding orphans).
     async fn list_images(&self) -> Result<Vec<ImageId>>;
 
+    /// Removes what an interrupted upload left under `location` that [`BlobStore::stat`] does not
+    /// show, and returns the names removed: object_store's `LocalFileSystem` stages multipart
+    /// uploads as `<object>#<n>` files that stay behind when the uploading process is killed.
+    /// Call it only while no upload to `location` runs.
+    ///
+    /// The default removes nothing: stores whose uncommitted uploads expire on their own (Azure
+    /// Blob drops uncommitted blocks after 7 days; on S3 configure an `AbortIncompleteMultipartUpload`
+    /// lifecycle rule) need no sweep.
+    async fn remove_staging(&self, location: &ImageLocation) -> Result<Vec<String>> {
+        let _ = location;
+        Ok(Vec::new())
+    }
+
     /// How a job moves bytes to and from `location`.
     fn transfer(&self, location: &ImageLocation) -> Transfer;
 }

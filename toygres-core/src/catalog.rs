@@ -1,9 +1,11 @@
 //! [`CatalogStore`]: the records of images and instances, with checked state transitions.
 
 use crate::error::Result;
+use crate::filter::InstanceFilter;
 use crate::ids::{ImageId, InstanceId, OperationId};
 use crate::image::{ImageFilter, ImageRecord, ImageUpdate, NewImage};
 use crate::instance::{InstanceRecord, InstanceUpdate, NewInstance};
+use crate::labels::Labels;
 use crate::secret::Password;
 use crate::state::{ImageState, InstanceState};
 use async_trait::async_trait;
@@ -28,8 +30,12 @@ pub trait CatalogStore: Send + Sync {
     /// The image, unless unknown or deleted.
     async fn get_image(&self, id: ImageId) -> Result<ImageRecord>;
 
-    /// Images passing `filter` (never deleted ones), oldest first (by `created_at`, then id).
+    /// Images passing `filter` (never deleted ones), oldest first (by `created_at`, then id),
+    /// only those after `filter.page_token`, at most `filter.limit` of them.
     async fn list_images(&self, filter: &ImageFilter) -> Result<Vec<ImageRecord>>;
+
+    /// Replaces the image's labels (validated by the caller). Unknown or deleted: `ImageNotFound`.
+    async fn set_image_labels(&self, id: ImageId, labels: &Labels) -> Result<ImageRecord>;
 
     /// Moves the image from `expected` to `update.target_state()` atomically, applying the
     /// update's fields. Fails with `StateConflict` if the image is not in `expected`.
@@ -49,8 +55,12 @@ pub trait CatalogStore: Send + Sync {
     /// The instance (not deleted) with this name.
     async fn get_instance_by_name(&self, name: &str) -> Result<InstanceRecord>;
 
-    /// Instances that are not deleted, oldest first.
-    async fn list_instances(&self) -> Result<Vec<InstanceRecord>>;
+    /// Instances passing `filter` (never deleted ones), oldest first (by `created_at`, then id),
+    /// only those after `filter.page_token`, at most `filter.limit` of them.
+    async fn list_instances(&self, filter: &InstanceFilter) -> Result<Vec<InstanceRecord>>;
+
+    /// Replaces the instance's labels (validated by the caller). Unknown or deleted: `InstanceNotFound`.
+    async fn set_instance_labels(&self, id: InstanceId, labels: &Labels) -> Result<InstanceRecord>;
 
     /// Moves the instance from `expected` to `update.target_state()` atomically.
     async fn update_instance(

@@ -173,6 +173,9 @@ pub enum Error {
     Backend {
         /// Which backend, e.g. `"sqlite catalog"`, `"local executor"`.
         backend: &'static str,
+        /// What kind of failure it was; decides [`Error::is_transient`]. The constructors
+        /// [`Error::backend`] and [`Error::backend_msg`] use [`ErrorClass::Unavailable`].
+        class: ErrorClass,
         /// What it was doing and what to do.
         message: String,
         /// The underlying error.
@@ -182,14 +185,33 @@ pub enum Error {
 }
 
 impl Error {
-    /// A backend error with a source.
+    /// A backend error with a source, of class [`ErrorClass::Unavailable`] (retryable).
     pub fn backend(backend: &'static str, message: impl Into<String>, source: impl Into<BoxError>) -> Self {
-        Error::Backend { backend, message: message.into(), source: Some(source.into()) }
+        Error::Backend { backend, class: ErrorClass::Unavailable, message: message.into(), source: Some(source.into()) }
     }
 
-    /// A backend error without a source.
+    /// A backend error without a source, of class [`ErrorClass::Unavailable`] (retryable).
     pub fn backend_msg(backend: &'static str, message: impl Into<String>) -> Self {
-        Error::Backend { backend, message: message.into(), source: None }
+        Error::Backend { backend, class: ErrorClass::Unavailable, message: message.into(), source: None }
+    }
+
+    /// A backend error of an explicit `class`, with an optional source.
+    pub fn backend_class(
+        class: ErrorClass,
+        backend: &'static str,
+        message: impl Into<String>,
+        source: Option<BoxError>,
+    ) -> Self {
+        Error::Backend { backend, class, message: message.into(), source }
+    }
+
+    /// This error with its [`ErrorClass`] replaced when it is an [`Error::Backend`] (other
+    /// variants carry their class in their kind and are returned unchanged).
+    pub fn with_class(self, new: ErrorClass) -> Self {
+        match self {
+            Error::Backend { backend, message, source, .. } => Error::Backend { backend, class: new, message, source },
+            other => other,
+        }
     }
 
     /// The instance id as text, for [`Error::InstanceNotFound`].
@@ -197,9 +219,96 @@ impl Error {
         Error::InstanceNotFound(id.to_string())
     }
 
-    /// Whether retrying the same call may succeed (timeouts, unreachable backends).
+    /// What kind of failure this is.
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            Error::InvalidRequest { .. } | Error::ConflictingRequest { .. } => ErrorClass::Invalid,
+            Error::ImageNotFound(_) | Error::InstanceNotFound(_) => ErrorClass::NotFound,
+            Error::ImageNotReady { .. }
+            | Error::NameTaken(_)
+            | Error::InvalidTransition { .. }
+            | Error::StateConflict { .. } => ErrorClass::Conflict,
+            Error::ChecksumMismatch { .. } | Error::ImageIncomplete { .. } | Error::Corrupt(_) => ErrorClass::Corrupt,
+            Error::JobFailed { .. } => ErrorClass::Failed,
+            Error::Timeout { .. } => ErrorClass::Timeout,
+            Error::ConnectionTest { .. } => ErrorClass::Unavailable,
+            Error::Cancelled { .. } => ErrorClass::Cancelled,
+            Error::WrongKey => ErrorClass::Unauthorized,
+            Error::SchemaTooNew { .. } | Error::UnsupportedImage { .. } => ErrorClass::Unsupported,
+            Error::Backend { class, .. } => *class,
+        }
+    }
+
+    /// Whether retrying the same call may succeed: derived from [`Error::class`]
+    /// ([`ErrorClass::is_transient`]).
     pub fn is_transient(&self) -> bool {
-        matches!(self, Error::Timeout { .. } | Error::Backend { .. } | Error::ConnectionTest { .. })
+        self.class().is_transient()
+    }
+}
+
+/// The cause class of an [`Error`]: what a caller (or a retry loop) should do about it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ErrorClass {
+    /// The request is malformed; fix it. Never retryable.
+    Invalid,
+    /// What it names does not exist.
+    NotFound,
+    /// The record is not in a state that allows this, or another caller got there first.
+    Conflict,
+    /// Credentials or the catalog key are wrong or lack a permission.
+    Unauthorized,
+    /// A backend could not be reached or was busy. Retryable.
+    Unavailable,
+    /// A step ran out of time. Retryable (after checking the executor).
+    Timeout,
+    /// Stored data (image bytes, catalog rows) is damaged or malformed.
+    Corrupt,
+    /// A job ran and failed (its log tail is in the error).
+    Failed,
+    /// A caller cancelled the operation.
+    Cancelled,
+    /// This build does not support what it found (e.g. a newer catalog schema).
+    Unsupported,
+}
+
+impl ErrorClass {
+    /// Whether retrying the same call may succeed: only [`ErrorClass::Unavailable`] and
+    /// [`ErrorClass::Timeout`].
+    pub fn is_transient(self) -> bool {
+        matches!(self, ErrorClass::Unavailable | ErrorClass::Timeout)
+    }
+
+    /// The class of an `object_store` error (any blob backend built on it).
+    pub fn of_object_store(e: &object_store::Error) -> Self {
+        use object_store::Error as E;
+        match e {
+            E::NotFound { .. } => ErrorClass::NotFound,
+            E::AlreadyExists { .. } | E::Precondition { .. } | E::NotModified { .. } => ErrorClass::Conflict,
+            E::PermissionDenied { .. } | E::Unauthenticated { .. } => ErrorClass::Unauthorized,
+            E::InvalidPath { .. } | E::UnknownConfigurationKey { .. } => ErrorClass::Invalid,
+            E::NotSupported { .. } | E::NotImplemented { .. } => ErrorClass::Unsupported,
+            _ => ErrorClass::Unavailable,
+        }
+    }
+}
+
+impl std::fmt::Display for ErrorClass {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let text = match self {
+            ErrorClass::Invalid => "invalid",
+            ErrorClass::NotFound => "not_found",
+            ErrorClass::Conflict => "conflict",
+            ErrorClass::Unauthorized => "unauthorized",
+            ErrorClass::Unavailable => "unavailable",
+            ErrorClass::Timeout => "timeout",
+            ErrorClass::Corrupt => "corrupt",
+            ErrorClass::Failed => "failed",
+            ErrorClass::Cancelled => "cancelled",
+            ErrorClass::Unsupported => "unsupported",
+        };
+        f.write_str(text)
     }
 }
 
@@ -209,5 +318,26 @@ pub fn redact(text: &str, secret: &str) -> String {
         text.to_string()
     } else {
         text.replace(secret, "***")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retryability_follows_the_class() {
+        let not_found = Error::ImageNotFound(ImageId::new());
+        assert_eq!((not_found.class(), not_found.is_transient()), (ErrorClass::NotFound, false));
+        let busy = Error::backend_msg("sqlite catalog", "busy");
+        assert_eq!((busy.class(), busy.is_transient()), (ErrorClass::Unavailable, true));
+        let denied = Error::backend_msg("blob store", "403").with_class(ErrorClass::Unauthorized);
+        assert_eq!((denied.class(), denied.is_transient()), (ErrorClass::Unauthorized, false));
+        let timeout = Error::Timeout { step: "backup".into(), after: Duration::from_secs(1) };
+        assert!(timeout.is_transient());
+        assert_eq!(Error::Cancelled { what: "x".into() }.class(), ErrorClass::Cancelled);
+        assert!(!Error::Corrupt("x".into()).is_transient());
+        let missing = object_store::Error::NotFound { path: "p".into(), source: "gone".into() };
+        assert_eq!(ErrorClass::of_object_store(&missing), ErrorClass::NotFound);
     }
 }

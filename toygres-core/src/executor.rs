@@ -66,6 +66,17 @@ pub struct RestoreJobSpec {
     pub checksum: String,
     /// The new instance (its volume was created by [`ClusterExecutor::create_volume`]).
     pub instance: InstanceSpec,
+    /// Only these databases of the image (`None`: every one). The pipeline has checked that the
+    /// image holds each of them; the globals (roles) are always restored.
+    #[serde(default)]
+    pub databases: Option<Vec<String>>,
+}
+
+impl RestoreJobSpec {
+    /// Whether the job loads the database `name`.
+    pub fn includes(&self, name: &str) -> bool {
+        self.databases.as_ref().is_none_or(|d| d.iter().any(|n| n == name))
+    }
 }
 
 /// Which kind of job.
@@ -169,4 +180,11 @@ pub trait ClusterExecutor: Send + Sync {
     /// Stops the instance and removes everything it owns (server, volume, secret, config, jobs).
     /// Idempotent.
     async fn delete_instance(&self, instance: &InstanceSpec) -> Result<()>;
+
+    /// Ids of every instance this executor holds resources for (servers, volumes), recorded or
+    /// not, so that [`crate::Toygres::reconcile`] can remove those without a record. The default
+    /// lists none: an executor that cannot enumerate its resources leaves them to its operator.
+    async fn list_instances(&self) -> Result<Vec<InstanceId>> {
+        Ok(Vec::new())
+    }
 }

@@ -1,11 +1,15 @@
 //! Image records as the catalog keeps them, and the image type carried to restored instances.
 
 use crate::ids::{ImageId, InstanceId, OperationId};
+use crate::labels::Labels;
+use crate::metadata::ImageMetadata;
 use crate::secret::Password;
 use crate::state::ImageState;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::fmt;
+
+pub use crate::filter::ImageFilter;
 
 /// The flavour of PostgreSQL an instance runs. A restored instance always takes the image
 /// type of its **source image**, never the one a request asks for.
@@ -99,6 +103,7 @@ impl fmt::Display for ImageFormat {
 
 /// What is known when an image is reserved (step 1 of the backup).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct NewImage {
     /// Validated image name (DNS-1123 label).
     pub name: String,
@@ -109,10 +114,45 @@ pub struct NewImage {
     /// Logical (the default) or physical.
     #[serde(default)]
     pub format: ImageFormat,
+    /// Validated labels.
+    #[serde(default)]
+    pub labels: Labels,
+}
+
+impl NewImage {
+    /// A logical image named `name` of `source`, without description or labels.
+    pub fn new(name: impl Into<String>, source: InstanceId) -> Self {
+        Self {
+            name: name.into(),
+            description: None,
+            source_instance_id: source,
+            format: ImageFormat::Logical,
+            labels: Labels::new(),
+        }
+    }
+
+    /// In `format`.
+    pub fn with_format(mut self, format: ImageFormat) -> Self {
+        self.format = format;
+        self
+    }
+
+    /// With `description`.
+    pub fn with_description(mut self, description: impl Into<String>) -> Self {
+        self.description = Some(description.into());
+        self
+    }
+
+    /// With `labels`.
+    pub fn with_labels(mut self, labels: Labels) -> Self {
+        self.labels = labels;
+        self
+    }
 }
 
 /// An image as the catalog records it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct ImageRecord {
     /// Its id; also names its blobs.
     pub id: ImageId,
@@ -138,10 +178,46 @@ pub struct ImageRecord {
     pub checksum: Option<String>,
     /// Why the image failed, with the job's log tail.
     pub failure_reason: Option<String>,
+    /// Key/value labels.
+    #[serde(default)]
+    pub labels: Labels,
+    /// What the image holds (set when ready): databases and sizes, format, backup times.
+    #[serde(default)]
+    pub metadata: Option<ImageMetadata>,
     /// When it was reserved.
     pub created_at: DateTime<Utc>,
     /// When it last changed state.
     pub updated_at: DateTime<Utc>,
+}
+
+impl ImageRecord {
+    /// A just-reserved image (`creating`, nothing known yet), as catalogs build it; they then
+    /// set the other fields from their rows.
+    pub fn reserved(id: ImageId, operation_id: OperationId, new: &NewImage, created_at: DateTime<Utc>) -> Self {
+        Self {
+            id,
+            operation_id,
+            name: new.name.clone(),
+            description: new.description.clone(),
+            source_instance_id: new.source_instance_id,
+            format: new.format,
+            state: ImageState::Creating,
+            pg_version: None,
+            image_type: ImageType::Stock,
+            size_bytes: None,
+            checksum: None,
+            failure_reason: None,
+            labels: new.labels.clone(),
+            metadata: None,
+            created_at,
+            updated_at: created_at,
+        }
+    }
+
+    /// Its position in listings, for continuation tokens.
+    pub fn page_token(&self) -> crate::filter::PageToken {
+        crate::filter::PageToken::after(self.created_at, self.id.0)
+    }
 }
 
 /// A state change of an image, applied by [`crate::CatalogStore::update_image`] as a
@@ -160,6 +236,8 @@ pub enum ImageUpdate {
         image_type: ImageType,
         /// The source instance's password, restored instances will use it. Stored sealed.
         source_password: Password,
+        /// What the image holds, from its manifest.
+        metadata: Option<ImageMetadata>,
     },
     /// `creating → failed`.
     Failed {
@@ -203,6 +281,8 @@ pub struct ImageColumns<'a> {
     pub source_password: Option<&'a Password>,
     /// Whether the stored password must be erased (the image is deleted).
     pub erase_password: bool,
+    /// What the image holds.
+    pub metadata: Option<&'a ImageMetadata>,
 }
 
 impl ImageUpdate {
@@ -217,9 +297,11 @@ impl ImageUpdate {
             failure_reason: None,
             source_password: None,
             erase_password: matches!(self, ImageUpdate::Deleted),
+            metadata: None,
         };
         match self {
-            ImageUpdate::Ready { size_bytes, checksum, pg_version, image_type, source_password } => {
+            ImageUpdate::Ready { size_bytes, checksum, pg_version, image_type, source_password, metadata } => {
+                c.metadata = metadata.as_ref();
                 c.size_bytes = Some(*size_bytes);
                 c.checksum = Some(checksum);
                 c.pg_version = Some(pg_version);
@@ -230,23 +312,5 @@ impl ImageUpdate {
             ImageUpdate::Deleting | ImageUpdate::Deleted => {}
         }
         c
-    }
-}
-
-/// Which images [`crate::CatalogStore::list_images`] returns. Deleted images are never listed.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ImageFilter {
-    /// Only images of this source instance.
-    pub source_instance_id: Option<InstanceId>,
-    /// Only images in this state.
-    pub state: Option<ImageState>,
-}
-
-impl ImageFilter {
-    /// Whether `record` passes the filter (used by in-memory catalogs and tests).
-    pub fn matches(&self, record: &ImageRecord) -> bool {
-        record.state != ImageState::Deleted
-            && self.source_instance_id.is_none_or(|i| i == record.source_instance_id)
-            && self.state.is_none_or(|s| s == record.state)
     }
 }

@@ -3,6 +3,7 @@
 use crate::executor::InstanceSpec;
 use crate::ids::{ImageId, InstanceId, OperationId};
 use crate::image::ImageType;
+use crate::labels::Labels;
 use crate::secret::Password;
 use crate::state::InstanceState;
 use chrono::{DateTime, Utc};
@@ -10,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 /// What is known when an instance record is created.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct NewInstance {
     /// Instance name (DNS-1123 label); unique among instances that are not deleted.
     pub name: String,
@@ -26,6 +28,12 @@ pub struct NewInstance {
     /// The state it starts in: `provisioning` for a restore, `running` when registering an
     /// instance that already exists.
     pub state: InstanceState,
+    /// Validated labels.
+    #[serde(default)]
+    pub labels: Labels,
+    /// For a restore: the databases to restore (`None`: all of the image's).
+    #[serde(default)]
+    pub databases: Option<Vec<String>>,
 }
 
 impl NewInstance {
@@ -40,7 +48,30 @@ impl NewInstance {
             source_image_id: None,
             password,
             state: InstanceState::Running,
+            labels: Labels::new(),
+            databases: None,
         }
+    }
+
+    /// An instance being restored (`provisioning`) from `image`, whose type and version it takes.
+    pub fn restored(name: impl Into<String>, image: &crate::image::ImageRecord, password: Password) -> Self {
+        Self {
+            name: name.into(),
+            dns_label: None,
+            image_type: image.image_type,
+            pg_version: image.pg_version.clone(),
+            source_image_id: Some(image.id),
+            password,
+            state: InstanceState::Provisioning,
+            labels: Labels::new(),
+            databases: None,
+        }
+    }
+
+    /// With `labels`.
+    pub fn with_labels(mut self, labels: Labels) -> Self {
+        self.labels = labels;
+        self
     }
 }
 
@@ -73,6 +104,7 @@ impl ConnectionInfo {
 
 /// An instance as the catalog records it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct InstanceRecord {
     /// Its id; also names its resources.
     pub id: InstanceId,
@@ -94,6 +126,12 @@ pub struct InstanceRecord {
     pub connection: Option<ConnectionInfo>,
     /// Why provisioning failed.
     pub failure_reason: Option<String>,
+    /// Key/value labels.
+    #[serde(default)]
+    pub labels: Labels,
+    /// The databases restored into it (`None`: all of its image's).
+    #[serde(default)]
+    pub databases: Option<Vec<String>>,
     /// When it was created.
     pub created_at: DateTime<Utc>,
     /// When it last changed state.
@@ -101,6 +139,32 @@ pub struct InstanceRecord {
 }
 
 impl InstanceRecord {
+    /// A just-created record of `new`, as catalogs build it; they then set the other fields
+    /// from their rows.
+    pub fn created(id: InstanceId, operation_id: OperationId, new: &NewInstance, created_at: DateTime<Utc>) -> Self {
+        Self {
+            id,
+            operation_id,
+            name: new.name.clone(),
+            dns_label: new.dns_label.clone(),
+            state: new.state,
+            image_type: new.image_type,
+            pg_version: new.pg_version.clone(),
+            source_image_id: new.source_image_id,
+            connection: None,
+            failure_reason: None,
+            labels: new.labels.clone(),
+            databases: new.databases.clone(),
+            created_at,
+            updated_at: created_at,
+        }
+    }
+
+    /// Its position in listings, for continuation tokens.
+    pub fn page_token(&self) -> crate::filter::PageToken {
+        crate::filter::PageToken::after(self.created_at, self.id.0)
+    }
+
     /// The executor's view of this instance.
     pub fn spec(&self) -> InstanceSpec {
         InstanceSpec {

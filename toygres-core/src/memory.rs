@@ -3,9 +3,11 @@
 
 use crate::catalog::CatalogStore;
 use crate::error::{Error, Result};
+use crate::filter::{sort_and_limit, InstanceFilter};
 use crate::ids::{ImageId, InstanceId, OperationId};
-use crate::image::{ImageFilter, ImageRecord, ImageType, ImageUpdate, NewImage};
+use crate::image::{ImageFilter, ImageRecord, ImageUpdate, NewImage};
 use crate::instance::{InstanceRecord, InstanceUpdate, NewInstance};
+use crate::labels::Labels;
 use crate::secret::Password;
 use crate::state::{ImageState, InstanceState};
 use async_trait::async_trait;
@@ -47,23 +49,7 @@ impl CatalogStore for MemoryCatalog {
         if let Some((r, _)) = s.images.values().find(|(r, _)| r.operation_id == operation) {
             return Ok(r.clone());
         }
-        let now = Utc::now();
-        let record = ImageRecord {
-            id: ImageId::new(),
-            operation_id: operation,
-            name: image.name.clone(),
-            description: image.description.clone(),
-            source_instance_id: image.source_instance_id,
-            format: image.format,
-            state: ImageState::Creating,
-            pg_version: None,
-            image_type: ImageType::Stock,
-            size_bytes: None,
-            checksum: None,
-            failure_reason: None,
-            created_at: now,
-            updated_at: now,
-        };
+        let record = ImageRecord::reserved(ImageId::new(), operation, image, Utc::now());
         s.images.insert(record.id, (record.clone(), None));
         Ok(record)
     }
@@ -76,10 +62,18 @@ impl CatalogStore for MemoryCatalog {
     }
 
     async fn list_images(&self, filter: &ImageFilter) -> Result<Vec<ImageRecord>> {
-        let mut out: Vec<_> =
-            self.lock().images.values().map(|(r, _)| r.clone()).filter(|r| filter.matches(r)).collect();
-        out.sort_by_key(|r| (r.created_at, r.id));
-        Ok(out)
+        let out: Vec<_> = self.lock().images.values().map(|(r, _)| r.clone()).filter(|r| filter.matches(r)).collect();
+        Ok(sort_and_limit(out, filter.limit, ImageRecord::page_token))
+    }
+
+    async fn set_image_labels(&self, id: ImageId, labels: &Labels) -> Result<ImageRecord> {
+        match self.lock().images.get_mut(&id) {
+            Some((r, _)) if r.state != ImageState::Deleted => {
+                r.labels = labels.clone();
+                Ok(r.clone())
+            }
+            _ => Err(Error::ImageNotFound(id)),
+        }
     }
 
     async fn update_image(&self, id: ImageId, expected: ImageState, update: ImageUpdate) -> Result<ImageRecord> {
@@ -92,7 +86,8 @@ impl CatalogStore for MemoryCatalog {
         record.state = update.target_state();
         record.updated_at = Utc::now();
         match update {
-            ImageUpdate::Ready { size_bytes, checksum, pg_version, image_type, source_password } => {
+            ImageUpdate::Ready { size_bytes, checksum, pg_version, image_type, source_password, metadata } => {
+                record.metadata = metadata;
                 record.size_bytes = Some(size_bytes);
                 record.checksum = Some(checksum);
                 record.pg_version = Some(pg_version);
@@ -122,21 +117,7 @@ impl CatalogStore for MemoryCatalog {
         if s.instances.values().any(|(r, _)| r.name == new.name && r.state != InstanceState::Deleted) {
             return Err(Error::NameTaken(new.name.clone()));
         }
-        let now = Utc::now();
-        let record = InstanceRecord {
-            id: InstanceId::new(),
-            operation_id: operation,
-            name: new.name.clone(),
-            dns_label: new.dns_label.clone(),
-            state: new.state,
-            image_type: new.image_type,
-            pg_version: new.pg_version.clone(),
-            source_image_id: new.source_image_id,
-            connection: None,
-            failure_reason: None,
-            created_at: now,
-            updated_at: now,
-        };
+        let record = InstanceRecord::created(InstanceId::new(), operation, new, Utc::now());
         s.instances.insert(record.id, (record.clone(), Some(new.password.clone())));
         Ok(record)
     }
@@ -154,12 +135,20 @@ impl CatalogStore for MemoryCatalog {
         found.map(|(r, _)| r.clone()).ok_or_else(|| Error::InstanceNotFound(name.to_string()))
     }
 
-    async fn list_instances(&self) -> Result<Vec<InstanceRecord>> {
+    async fn list_instances(&self, filter: &InstanceFilter) -> Result<Vec<InstanceRecord>> {
         let s = self.lock();
-        let mut out: Vec<_> =
-            s.instances.values().map(|(r, _)| r.clone()).filter(|r| r.state != InstanceState::Deleted).collect();
-        out.sort_by_key(|r| (r.created_at, r.id));
-        Ok(out)
+        let out: Vec<_> = s.instances.values().map(|(r, _)| r.clone()).filter(|r| filter.matches(r)).collect();
+        Ok(sort_and_limit(out, filter.limit, InstanceRecord::page_token))
+    }
+
+    async fn set_instance_labels(&self, id: InstanceId, labels: &Labels) -> Result<InstanceRecord> {
+        match self.lock().instances.get_mut(&id) {
+            Some((r, _)) if r.state != InstanceState::Deleted => {
+                r.labels = labels.clone();
+                Ok(r.clone())
+            }
+            _ => Err(Error::instance_not_found(id)),
+        }
     }
 
     async fn update_instance(

@@ -2,7 +2,7 @@
 //! Azure, S3). Backend crates wrap it and only decide how jobs move bytes.
 
 use crate::blob::{BlobStore, ByteStream, ImageLocation, StoredObject, Transfer};
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorClass, Result};
 use crate::ids::ImageId;
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -62,7 +62,8 @@ impl ObjectStoreBlobs {
     }
 
     fn err(&self, what: String, e: object_store::Error) -> Error {
-        Error::backend("blob store", format!("{what} in {}", self.description), e)
+        let class = ErrorClass::of_object_store(&e);
+        Error::backend("blob store", format!("{what} in {}", self.description), e).with_class(class)
     }
 
     fn missing_or_err(&self, location: &ImageLocation, name: &str, e: object_store::Error) -> Error {

@@ -3,6 +3,7 @@
 use crate::error::{Error, Result};
 use crate::ids::{ImageId, InstanceId};
 use crate::image::ImageFormat;
+use crate::labels::{validate_labels, Labels};
 use crate::secret::Password;
 use serde::{Deserialize, Serialize};
 
@@ -38,6 +39,7 @@ pub fn validate_dns1123_label(field: &'static str, value: &str) -> Result<()> {
 
 /// `POST /api/images`: take an image of an instance.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct CreateImageRequest {
     /// Image name (DNS-1123 label).
     pub name: String,
@@ -50,22 +52,55 @@ pub struct CreateImageRequest {
     /// (`pg_basebackup`: restores as fast as the disk, same major only).
     #[serde(default)]
     pub format: ImageFormat,
+    /// Key/value labels (see [`validate_labels`]).
+    #[serde(default)]
+    pub labels: Labels,
 }
 
 impl CreateImageRequest {
+    /// An image named `name` of `instance`, without description or labels.
+    pub fn new(name: impl Into<String>, instance: InstanceId) -> Self {
+        Self {
+            name: name.into(),
+            instance_id: instance,
+            description: None,
+            format: ImageFormat::Logical,
+            labels: Labels::new(),
+        }
+    }
+
+    /// A physical image (`pg_basebackup`) instead of a logical one.
+    pub fn physical(mut self) -> Self {
+        self.format = ImageFormat::Physical;
+        self
+    }
+
+    /// With `description`.
+    pub fn with_description(mut self, description: impl Into<String>) -> Self {
+        self.description = Some(description.into());
+        self
+    }
+
+    /// With the label `key=value` (calls add up).
+    pub fn with_label(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.labels.insert(key.into(), value.into());
+        self
+    }
+
     /// Validates every field; nothing is created when this fails.
     pub fn validate(&self) -> Result<()> {
         validate_dns1123_label("name", &self.name)?;
         if self.description.as_ref().is_some_and(|d| d.len() > 4096) {
             return Err(Error::InvalidRequest { field: "description", reason: "longer than 4096 bytes".into() });
         }
-        Ok(())
+        validate_labels(&self.labels)
     }
 }
 
 /// `POST /api/instances`: create an instance. With `source_image_id` it is restored from that
 /// image, and the request's `password` is **ignored**: the instance uses the image's source password.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct CreateInstanceRequest {
     /// Instance name (DNS-1123 label).
     pub name: String,
@@ -84,6 +119,13 @@ pub struct CreateInstanceRequest {
     /// DNS label of the public endpoint (DNS-1123 label); defaults to none.
     #[serde(default)]
     pub dns_label: Option<String>,
+    /// Key/value labels (see [`validate_labels`]).
+    #[serde(default)]
+    pub labels: Labels,
+    /// Restore only these databases of the image (`None`: all). Every name must be in the image,
+    /// or the restore is refused before anything is created.
+    #[serde(default)]
+    pub databases: Option<Vec<String>>,
 }
 
 impl CreateInstanceRequest {
@@ -96,7 +138,46 @@ impl CreateInstanceRequest {
             runtime_image_id: None,
             image_override: None,
             dns_label: None,
+            labels: Labels::new(),
+            databases: None,
         }
+    }
+
+    /// With the label `key=value` (calls add up).
+    pub fn with_label(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.labels.insert(key.into(), value.into());
+        self
+    }
+
+    /// Restores only `databases` of the image.
+    pub fn with_databases<S: Into<String>>(mut self, databases: impl IntoIterator<Item = S>) -> Self {
+        self.databases = Some(databases.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// With the public endpoint's DNS label.
+    pub fn with_dns_label(mut self, label: impl Into<String>) -> Self {
+        self.dns_label = Some(label.into());
+        self
+    }
+
+    /// Checks `databases` against the databases an image holds: a typed error naming the unknown
+    /// ones (and what the image has) before anything is created.
+    pub fn check_databases<'a>(&self, image: ImageId, available: impl Iterator<Item = &'a str> + Clone) -> Result<()> {
+        let Some(wanted) = &self.databases else { return Ok(()) };
+        let unknown: Vec<&str> =
+            wanted.iter().map(String::as_str).filter(|w| !available.clone().any(|a| a == *w)).collect();
+        if unknown.is_empty() {
+            return Ok(());
+        }
+        Err(Error::InvalidRequest {
+            field: "databases",
+            reason: format!(
+                "image {image} has no database {}; it holds {}",
+                unknown.iter().map(|u| format!("{u:?}")).collect::<Vec<_>>().join(", "),
+                available.map(|a| format!("{a:?}")).collect::<Vec<_>>().join(", ")
+            ),
+        })
     }
 
     /// Validates a restore request; nothing is created when this fails. Returns the image id.
@@ -121,6 +202,19 @@ impl CreateInstanceRequest {
         validate_dns1123_label("name", &self.name)?;
         if let Some(label) = &self.dns_label {
             validate_dns1123_label("dns_label", label)?;
+        }
+        validate_labels(&self.labels)?;
+        if let Some(databases) = &self.databases {
+            let mut seen = std::collections::BTreeSet::new();
+            if databases.is_empty() {
+                return Err(Error::InvalidRequest {
+                    field: "databases",
+                    reason: "an empty list restores nothing; leave it out to restore every database".into(),
+                });
+            }
+            if let Some(dup) = databases.iter().find(|d| !seen.insert(d.as_str())) {
+                return Err(Error::InvalidRequest { field: "databases", reason: format!("{dup:?} is listed twice") });
+            }
         }
         if self.password.is_some() {
             tracing::debug!("request password ignored: a restore uses the source image's password");

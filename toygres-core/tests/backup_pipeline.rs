@@ -35,12 +35,7 @@ fn backing_up_executor(blobs: Arc<ObjectStoreBlobs>, fail: Option<&'static str>)
 }
 
 fn request(fx: &Fixture) -> CreateImageRequest {
-    CreateImageRequest {
-        name: "nightly".into(),
-        instance_id: fx.source.id,
-        description: Some("test".into()),
-        format: Default::default(),
-    }
+    CreateImageRequest::new("nightly", fx.source.id).with_description("test")
 }
 
 #[tokio::test]
@@ -78,9 +73,9 @@ async fn reserving_is_idempotent_on_the_operation_id() {
 async fn bad_requests_and_unknown_instances_record_nothing() {
     let fx = fixture(ImageType::Stock).await;
     let t = fx.toygres(MockClusterExecutor::new());
-    let bad = CreateImageRequest { name: "UPPER".into(), ..request(&fx) };
+    let bad = CreateImageRequest::new("UPPER", fx.source.id);
     assert!(matches!(t.create_image(OperationId::new(), bad).await, Err(Error::InvalidRequest { field: "name", .. })));
-    let unknown = CreateImageRequest { instance_id: InstanceId::new(), ..request(&fx) };
+    let unknown = CreateImageRequest::new("nightly", InstanceId::new());
     assert!(matches!(t.create_image(OperationId::new(), unknown).await, Err(Error::InstanceNotFound(_))));
     assert!(fx.catalog.list_images(&ImageFilter::default()).await.unwrap().is_empty());
 }

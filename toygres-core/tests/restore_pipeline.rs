@@ -79,7 +79,7 @@ fn untouchable() -> MockClusterExecutor {
 }
 
 async fn assert_nothing_created(fx: &Fixture) {
-    let instances = fx.catalog.list_instances().await.unwrap();
+    let instances = fx.catalog.list_instances(&InstanceFilter::new()).await.unwrap();
     assert_eq!(instances.len(), 1, "only the source instance may exist: {instances:?}");
 }
 
@@ -102,15 +102,17 @@ async fn conflicting_or_invalid_requests_create_nothing() {
     let fx = fixture(ImageType::Stock).await;
     let image = fx.ready_image(ImageType::Stock).await;
     let t = fx.toygres(untouchable());
-    let conflicting = [
-        CreateInstanceRequest { runtime_image_id: Some("pg16".into()), ..restore_request(image.id) },
-        CreateInstanceRequest { image_override: Some("my/pg:1".into()), ..restore_request(image.id) },
-    ];
+    let mut runtime = restore_request(image.id);
+    runtime.runtime_image_id = Some("pg16".into());
+    let mut image_override = restore_request(image.id);
+    image_override.image_override = Some("my/pg:1".into());
+    let conflicting = [runtime, image_override];
     for request in conflicting {
         let err = t.create_instance(OperationId::new(), request).await.unwrap_err();
         assert!(matches!(err, Error::ConflictingRequest { field: "source_image_id", .. }), "{err}");
     }
-    let bad_name = CreateInstanceRequest { name: "Not_A_Label".into(), ..restore_request(image.id) };
+    let mut bad_name = restore_request(image.id);
+    bad_name.name = "Not_A_Label".into();
     assert!(matches!(
         t.create_instance(OperationId::new(), bad_name).await,
         Err(Error::InvalidRequest { field: "name", .. })
@@ -127,17 +129,12 @@ async fn unknown_and_not_ready_images_are_refused() {
     let err = t.create_instance(OperationId::new(), restore_request(unknown)).await.unwrap_err();
     assert!(matches!(err, Error::ImageNotFound(id) if id == unknown), "{err}");
 
-    let new = NewImage {
-        name: "pending".into(),
-        description: None,
-        source_instance_id: fx.source.id,
-        format: Default::default(),
-    };
+    let new = NewImage::new("pending", fx.source.id);
     let creating = fx.catalog.reserve_image(OperationId::new(), &new).await.unwrap();
     let err = t.create_instance(OperationId::new(), restore_request(creating.id)).await.unwrap_err();
     assert!(matches!(&err, Error::ImageNotReady { state, .. } if state == "creating"), "{err}");
 
-    let failed = fx.catalog.reserve_image(OperationId::new(), &NewImage { name: "f".into(), ..new }).await.unwrap();
+    let failed = fx.catalog.reserve_image(OperationId::new(), &NewImage::new("f", fx.source.id)).await.unwrap();
     let update = ImageUpdate::Failed { reason: "boom".into() };
     fx.catalog.update_image(failed.id, ImageState::Creating, update).await.unwrap();
     let err = t.create_instance(OperationId::new(), restore_request(failed.id)).await.unwrap_err();

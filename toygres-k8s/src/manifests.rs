@@ -251,6 +251,7 @@ impl<'a> Manifests<'a> {
             ("fetch_script", json!(render::restore_fetch_script())),
             ("image_id", json!(spec.image_id.to_string())),
             ("checksum", json!(spec.checksum)),
+            ("databases", json!(spec.databases.as_ref().map(|d| json!(d).to_string()).unwrap_or_default())),
             ("postgres_image", json!(self.postgres_image(instance))),
             ("load_script", json!(render::restore_load_script())),
             ("instance_secret", json!(instance.resource_name())),

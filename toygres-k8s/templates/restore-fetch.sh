@@ -21,8 +21,14 @@ actual="sha256:$(sha256sum <"$manifest" | cut -d' ' -f1)"
 jq -e --arg id "$TOYGRES_IMAGE_ID" '.image_id == $id and .format_version >= 1 and .format_version <= 2 and
   .compression == "zstd" and (.format // "logical") == "logical"' "$manifest" >/dev/null ||
   fail "manifest.json does not describe image $TOYGRES_IMAGE_ID as a logical image in format 1 or 2 with zstd"
-objects=$(jq -r '(.globals, .databases[].object) | [.name, .sha256, (.size | tostring)] | @tsv' "$manifest")
-total=$(jq '[(.globals, .databases[].object) | .size] | add' "$manifest")
+# TOYGRES_DATABASES (a JSON list, optional): restore only these databases; the globals always.
+only=${TOYGRES_DATABASES:-null}
+jq --argjson only "$only" '.databases |= map(select($only == null or (.name as $n | $only | index($n) != null)))' \
+  "$manifest" >"$work/chosen.json"
+[[ "$only" == null ]] || log "restoring only the databases $only"
+chosen="$work/chosen.json"
+objects=$(jq -r '(.globals, .databases[].object) | [.name, .sha256, (.size | tostring)] | @tsv' "$chosen")
+total=$(jq '[(.globals, .databases[].object) | .size] | add' "$chosen")
 while IFS=$'\t' read -r name _ _; do
   [[ "$name" =~ ^(globals\.sql|db-[0-9]{4}\.dump)\.zst$ ]] || fail "unexpected object name in the manifest"
 done <<<"$objects"
@@ -55,11 +61,11 @@ jq -r '"format_version=\(.format_version)",
       "--lc-ctype=\(.lc_ctype)"] + (if .provider != "libc" then ["--locale-provider=\(.provider)"] +
       (if .locale then ["--\(.provider)-locale=\(.locale)"] else [] end) else [] end)) else [] end | map(@sh) | join(" ")))",
   (.databases[] | "db_names+=(\(.name | @sh)); db_owners+=(\(.owner | @sh)); db_objects+=(\(.object.name | @sh))")' \
-  "$manifest" >"$plan/plan.sh"
-count=$(jq '.databases | length' "$manifest")
+  "$chosen" >"$plan/plan.sh"
+count=$(jq '.databases | length' "$chosen")
 for ((i = 0; i < count; i++)); do
-  jq -j --argjson i "$i" '.databases[$i].sql.create // ""' "$manifest" >"$plan/$i.create"
-  jq -j --argjson i "$i" '.databases[$i].sql.properties // ""' "$manifest" >"$plan/$i.properties"
+  jq -j --argjson i "$i" '.databases[$i].sql.create // ""' "$chosen" >"$plan/$i.create"
+  jq -j --argjson i "$i" '.databases[$i].sql.properties // ""' "$chosen" >"$plan/$i.properties"
 done
 rm -rf "$exchange/plan"
 mv "$plan" "$exchange/plan"

@@ -37,6 +37,7 @@ fn restore_spec(instance: &InstanceSpec) -> RestoreJobSpec {
         location: ImageLocation::for_image(image),
         checksum: format!("sha256:{}", "ab".repeat(32)),
         instance: instance.clone(),
+        databases: None,
     }
 }
 
@@ -342,7 +343,13 @@ async fn the_volume_is_sized_from_the_image() {
             fake.put(&path, pvc);
         }
         fake.take_calls();
-        let spec = RestoreJobSpec { image_id: image, location: ImageLocation::for_image(image), checksum, instance: i };
+        let spec = RestoreJobSpec {
+            image_id: image,
+            location: ImageLocation::for_image(image),
+            checksum,
+            instance: i,
+            databases: None,
+        };
         executor.start_restore_job(&spec).await.unwrap();
         let calls = fake.take_calls();
         let stored = fake.get(&path).unwrap();

@@ -53,6 +53,7 @@ async fn trace_logs_never_show_a_secret() {
             location: ImageLocation::for_image(ImageId::new()),
             checksum: format!("sha256:{}", "ab".repeat(32)),
             instance: i.clone(),
+            databases: None,
         })
         .await
         .unwrap();
@@ -63,7 +64,7 @@ async fn trace_logs_never_show_a_secret() {
             source_password: Password::new(PASSWORD),
             location: ImageLocation::for_image(ImageId::new()),
             image_type: ImageType::Stock,
-            format: toygres_core::ImageFormat::Logical,
+            format: Default::default(),
         })
         .await
         .unwrap();

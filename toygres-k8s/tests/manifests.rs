@@ -48,13 +48,14 @@ fn rendered(config: &K8sConfig) -> Vec<(&'static str, String)> {
         source_password: Password::new(PASSWORD),
         location: ImageLocation::for_image(image()),
         image_type: ImageType::Stock,
-        format: toygres_core::ImageFormat::Logical,
+        format: Default::default(),
     };
     let restore = RestoreJobSpec {
         image_id: image(),
         location: ImageLocation::for_image(image()),
         checksum: format!("sha256:{}", "0f".repeat(32)),
         instance: i.clone(),
+        databases: None,
     };
     let y = |v: &dyn erased::Yaml| v.yaml();
     let envelope =
@@ -162,6 +163,7 @@ fn a_restore_with_a_malformed_checksum_is_refused() {
         location: ImageLocation::for_image(image()),
         checksum: "md5:abc".into(),
         instance: instance(),
+        databases: None,
     };
     let err = Manifests::new(&config).restore_job(&spec, &transfer).unwrap_err();
     assert!(matches!(err, toygres_core::Error::ImageIncomplete { .. }), "{err}");
@@ -207,6 +209,7 @@ fn volumes_are_not_rechowned_at_every_start() {
         location: ImageLocation::for_image(image()),
         checksum: format!("sha256:{}", "0f".repeat(32)),
         instance: instance(),
+        databases: None,
     };
     let transfer = job_transfer(Transfer::Command(command_transfer()), "job", "azure").unwrap();
     let job = m.restore_job(&restore, &transfer).unwrap();
@@ -234,6 +237,7 @@ fn job_pods_survive_evictions_and_end_by_a_deadline() {
         location: ImageLocation::for_image(image()),
         checksum: format!("sha256:{}", "0f".repeat(32)),
         instance: instance(),
+        databases: None,
     };
     for job in [m.backup_job(&backup, &transfer()).unwrap(), m.restore_job(&restore, &transfer()).unwrap()] {
         let spec = job.spec.unwrap();

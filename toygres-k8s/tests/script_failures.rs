@@ -122,3 +122,25 @@ fn a_format_1_image_still_restores() {
     assert_eq!(psql(port, "app", "SELECT count(*) FROM t"), "300");
     s.pg.stop(PG15, &volume.pgdata());
 }
+
+/// `RestoreJobSpec::databases`: only the chosen databases are fetched and loaded; the roles always.
+#[test]
+fn a_restore_of_some_databases_loads_only_those() {
+    let Some(s) = Source::start() else { return };
+    psql(s.port, "postgres", "CREATE ROLE reader LOGIN");
+    let image = ImageId::new();
+    let t = s.transfer(image, "never");
+    succeeded(jobs::backup(&s.pg, &t, image, s.port, (PG15, PG15), &jobs::exchange(&s.pg, s.dir(), "b")));
+    let bytes = std::fs::read(s.image_dir(image).join("manifest.json")).unwrap();
+    let mut volume = Volume::new(&s.pg, s.dir(), "subset");
+    volume.databases = Some(r#"["app"]"#.into());
+    let sum = toygres_core::manifest::sha256_hex(&bytes);
+    let (fetch, _) = jobs::restore_ok(&s.pg, &t, image, &sum, &volume, PG15, &jobs::exchange(&s.pg, s.dir(), "r"));
+    assert!(fetch.contains(r#"restoring only the databases ["app"]"#), "{fetch}");
+    let port = free_port();
+    s.pg.start(PG15, &volume.pgdata(), port);
+    assert_eq!(psql(port, "app", "SELECT count(*) FROM t"), "300");
+    assert_eq!(psql(port, "postgres", "SELECT count(*) FROM pg_database WHERE datname = 'closed'"), "0");
+    assert_eq!(psql(port, "postgres", "SELECT count(*) FROM pg_roles WHERE rolname = 'reader'"), "1");
+    s.pg.stop(PG15, &volume.pgdata());
+}

@@ -28,6 +28,7 @@ fn restore_spec(instance: &InstanceSpec) -> RestoreJobSpec {
         location: ImageLocation::for_image(image),
         checksum: format!("sha256:{}", "ab".repeat(32)),
         instance: instance.clone(),
+        databases: None,
     }
 }
 
@@ -39,7 +40,7 @@ fn backup_spec() -> BackupJobSpec {
         source_password: Password::new(PASSWORD),
         location: ImageLocation::for_image(image),
         image_type: ImageType::Stock,
-        format: toygres_core::ImageFormat::Logical,
+        format: Default::default(),
     }
 }
 

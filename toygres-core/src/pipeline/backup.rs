@@ -8,6 +8,7 @@ use crate::executor::{BackupJobSpec, InstanceSpec, JobRef};
 use crate::ids::{ImageId, OperationId};
 use crate::image::{ImageFormat, ImageRecord, ImageType, ImageUpdate, NewImage};
 use crate::manifest::{sha256_hex, Manifest, MANIFEST_NAME};
+use crate::metadata::ImageMetadata;
 use crate::progress::{Phase, Subject};
 use crate::request::CreateImageRequest;
 use crate::secret::Password;
@@ -39,6 +40,9 @@ pub struct BackupResult {
     pub image_type: ImageType,
     /// Databases in the image.
     pub databases: Vec<String>,
+    /// What the image holds (databases with sizes, format, times), kept on its record.
+    #[serde(default)]
+    pub metadata: Option<ImageMetadata>,
 }
 
 /// The backup pipeline's steps. Get one with [`Toygres::backup`].
@@ -71,8 +75,19 @@ impl Backup {
 
     /// Continues an image after a crash, from the catalog's state: a `creating` image runs its
     /// remaining steps again (each is idempotent); a `ready` or `failed` one is returned as it is.
+    ///
+    /// Call it only when the image's backup is not running any more (after a crash): a
+    /// `creating` image first loses what the interrupted upload left behind that listings do not
+    /// show ([`crate::BlobStore::remove_staging`], e.g. multipart staging files), then its
+    /// backup job runs again and overwrites the objects it had written.
     pub async fn resume(&self, image: ImageId) -> Result<ImageRecord> {
         let record = self.t.catalog.get_image(image).await?;
+        if record.state == ImageState::Creating {
+            let removed = self.t.blobs.remove_staging(&ImageLocation::for_image(image)).await?;
+            if !removed.is_empty() {
+                tracing::info!(%image, removed = removed.len(), "removed the interrupted upload's staging files");
+            }
+        }
         self.continue_from(record).await
     }
 
@@ -99,12 +114,10 @@ impl Backup {
     /// Step 1: validates the request and reserves the image (`creating`). Idempotent on `operation`.
     pub async fn reserve_image(&self, operation: OperationId, request: &CreateImageRequest) -> Result<ImageRecord> {
         request.validate()?;
-        let new = NewImage {
-            name: request.name.clone(),
-            description: request.description.clone(),
-            source_instance_id: request.instance_id,
-            format: request.format,
-        };
+        let mut new = NewImage::new(request.name.clone(), request.instance_id)
+            .with_labels(request.labels.clone())
+            .with_format(request.format);
+        new.description = request.description.clone();
         let subject = Subject::Instance(request.instance_id);
         step(&*self.t.progress, subject, Phase::ReserveImage, self.t.catalog.reserve_image(operation, &new)).await
     }
@@ -132,6 +145,7 @@ impl Backup {
         };
         let subject = Subject::Image(image);
         step(&*self.t.progress, subject, Phase::BackupJob, async {
+            let started_at = chrono::Utc::now();
             let job = self.t.executor.start_backup_job(&spec).await?;
             self.t.executor.wait_for_job(&job, self.t.options.backup_job_timeout, self.t.progress.clone()).await?;
             let bytes = self.t.blobs.read(&location, MANIFEST_NAME).await?;
@@ -143,6 +157,7 @@ impl Backup {
                 pg_version: manifest.pg_version.clone(),
                 image_type: manifest.image_type,
                 databases: manifest.databases.iter().map(|d| d.name.clone()).collect(),
+                metadata: Some(ImageMetadata::from_manifest(&manifest, bytes.len() as u64, Some(started_at))),
             })
         })
         .await
@@ -161,6 +176,7 @@ impl Backup {
             pg_version: result.pg_version.clone(),
             image_type: result.image_type,
             source_password: source.password.clone(),
+            metadata: result.metadata.clone(),
         };
         let subject = Subject::Image(image);
         step(&*self.t.progress, subject, Phase::MarkReady, async {

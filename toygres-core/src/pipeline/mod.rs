@@ -5,12 +5,18 @@
 //! pipeline from the catalog's state after a crash.
 
 mod backup;
-mod delete;
+mod cancel;
+mod listing;
+mod operations;
+mod reconcile;
 mod restore;
+mod retention;
 mod step;
 
 pub use backup::{Backup, BackupResult, SourceInstance};
+pub use reconcile::ReconcileReport;
 pub use restore::Restore;
+pub use retention::{ExpireReport, RetentionPolicy};
 
 use crate::blob::BlobStore;
 use crate::catalog::CatalogStore;
@@ -22,8 +28,9 @@ use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Limits and policies of the pipelines.
+/// Limits and policies of the pipelines. Start from `Options::default()` and set fields.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Options {
     /// Limit of the backup job (default 2 h).
     pub backup_job_timeout: Duration,
@@ -54,9 +61,7 @@ impl Default for Options {
 /// ```no_run
 /// # async fn demo(t: toygres_core::Toygres, source: toygres_core::InstanceId) -> toygres_core::Result<()> {
 /// use toygres_core::{CreateImageRequest, CreateInstanceRequest, OperationId};
-/// let image = t.create_image(OperationId::new(), CreateImageRequest {
-///     name: "nightly".into(), instance_id: source, description: None, format: Default::default(),
-/// }).await?;
+/// let image = t.create_image(OperationId::new(), CreateImageRequest::new("nightly", source)).await?;
 /// let restored = t.create_instance(OperationId::new(),
 ///     CreateInstanceRequest::restore("restored", image.id)).await?;
 /// println!("{}", restored.connection.unwrap().connection_string());

@@ -9,6 +9,7 @@ use crate::executor::{InstanceSpec, JobRef, RestoreJobSpec};
 use crate::ids::{ImageId, InstanceId, OperationId};
 use crate::image::ImageRecord;
 use crate::instance::{ConnectionInfo, InstanceRecord, InstanceUpdate, NewInstance};
+use crate::manifest::{Manifest, MANIFEST_NAME};
 use crate::progress::{Phase, Subject};
 use crate::request::CreateInstanceRequest;
 use crate::secret::Password;
@@ -34,6 +35,7 @@ impl Restore {
         let image = self.fetch_image(image_id).await?;
         let password = self.source_password(image_id).await?;
         self.verify_image(&image).await?;
+        self.check_databases(&request, &image).await?;
         let record = self.create_record(operation, &request, &image, &password).await?;
         self.continue_from(record, password).await
     }
@@ -60,7 +62,7 @@ impl Restore {
             })?;
             let image = self.fetch_image(image_id).await?;
             self.create_volume(&spec, &password).await?;
-            let job = self.start_restore_job(&spec, &image).await?;
+            let job = self.start_restore_job_of(&spec, &image, record.databases.clone()).await?;
             self.wait_restore_job(&job).await?;
             self.deploy(&spec).await?;
             self.wait_ready(&spec).await?;
@@ -111,6 +113,21 @@ impl Restore {
         .await
     }
 
+    /// Before anything is created: every database the request names is in the image (from the
+    /// record's metadata, or the verified manifest of an image recorded without it).
+    pub async fn check_databases(&self, request: &CreateInstanceRequest, image: &ImageRecord) -> Result<()> {
+        if request.databases.is_none() {
+            return Ok(());
+        }
+        if let Some(metadata) = &image.metadata {
+            return request.check_databases(image.id, metadata.database_names());
+        }
+        let checksum = image.checksum.as_deref().unwrap_or_default();
+        let bytes = self.t.blobs.read(&ImageLocation::for_image(image.id), MANIFEST_NAME).await?;
+        let manifest = Manifest::verified(image.id, &bytes, checksum)?;
+        request.check_databases(image.id, manifest.databases.iter().map(|d| d.name.as_str()))
+    }
+
     /// Creates the instance record (`provisioning`) with the image's password and image type.
     /// Idempotent on `operation`.
     pub async fn create_record(
@@ -120,15 +137,10 @@ impl Restore {
         image: &ImageRecord,
         source_password: &Password,
     ) -> Result<InstanceRecord> {
-        let new = NewInstance {
-            name: request.name.clone(),
-            dns_label: request.dns_label.clone(),
-            image_type: image.image_type,
-            pg_version: image.pg_version.clone(),
-            source_image_id: Some(image.id),
-            password: source_password.clone(),
-            state: InstanceState::Provisioning,
-        };
+        let mut new = NewInstance::restored(request.name.clone(), image, source_password.clone())
+            .with_labels(request.labels.clone());
+        new.dns_label = request.dns_label.clone();
+        new.databases = request.databases.clone();
         let work = self.t.catalog.create_instance(operation, &new);
         step(&*self.t.progress, Subject::Image(image.id), Phase::CreateRecord, work).await
     }
@@ -139,13 +151,25 @@ impl Restore {
         step(&*self.t.progress, Subject::Instance(spec.id), Phase::CreateVolume, work).await
     }
 
-    /// Step 4: starts the restore job (download, verify, pg_restore into the volume).
+    /// Step 4: starts the restore job of every database (download, verify, pg_restore into the
+    /// volume). [`Restore::start_restore_job_of`] restores a subset.
     pub async fn start_restore_job(&self, spec: &InstanceSpec, image: &ImageRecord) -> Result<JobRef> {
+        self.start_restore_job_of(spec, image, None).await
+    }
+
+    /// Step 4 for `databases` of the image only (`None`: all), as the instance record lists them.
+    pub async fn start_restore_job_of(
+        &self,
+        spec: &InstanceSpec,
+        image: &ImageRecord,
+        databases: Option<Vec<String>>,
+    ) -> Result<JobRef> {
         let job = RestoreJobSpec {
             image_id: image.id,
             location: ImageLocation::for_image(image.id),
             checksum: image.checksum.clone().unwrap_or_default(),
             instance: spec.clone(),
+            databases,
         };
         let work = self.t.executor.start_restore_job(&job);
         step(&*self.t.progress, Subject::Instance(spec.id), Phase::StartRestoreJob, work).await
@@ -205,7 +229,11 @@ impl Restore {
             let pg_version = self.t.executor.server_version(&spec).await?;
             let update = InstanceUpdate::Running { connection, pg_version };
             match self.t.catalog.update_instance(instance, InstanceState::Provisioning, update).await {
-                Err(Error::StateConflict { .. }) => self.t.catalog.get_instance(instance).await,
+                // A re-run after the update landed, or a cancel that got there first.
+                Err(Error::StateConflict { .. }) => match self.t.catalog.get_instance(instance).await? {
+                    r if r.state == InstanceState::Running => Ok(r),
+                    _ => Err(Error::Cancelled { what: format!("restore of instance {instance}") }),
+                },
                 other => other,
             }
         })

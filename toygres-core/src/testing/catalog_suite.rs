@@ -14,7 +14,8 @@
 //! - `reserve_image` and `create_instance` are idempotent on the operation id; a live instance
 //!   name belongs to one operation ([`Error::NameTaken`]);
 //! - of N tasks racing to move one image out of `creating`, exactly one wins;
-//! - `get`/`list` return exactly what was written, oldest first, filtered by source and state;
+//! - `get`/`list` return exactly what was written, oldest first, filtered by source, state, name
+//!   and labels, in pages of `limit` after a `page_token`; labels and image metadata round-trip;
 //!   deleted records are gone; passwords round-trip and are unavailable when they should be.
 //!
 //! ```
@@ -39,6 +40,7 @@ macro_rules! expect_err {
 
 mod images;
 mod instances;
+mod listing;
 
 pub use images::{
     deleted_images_are_gone, image_compare_and_set_conflicts, image_source_password_round_trips, image_transitions,
@@ -48,6 +50,7 @@ pub use instances::{
     create_instance_is_idempotent_and_names_are_unique, deleted_instances_are_gone, instance_compare_and_set_conflicts,
     instance_password_round_trips, instance_transitions, list_and_get_instances, racing_instance_names,
 };
+pub use listing::{image_labels_and_metadata, images_page_in_order, instance_labels_and_filters, sample_metadata};
 
 use crate::catalog::CatalogStore;
 use crate::error::Error;
@@ -93,6 +96,9 @@ where
         list_and_get_instances,
         deleted_instances_are_gone,
         instance_password_round_trips,
+        image_labels_and_metadata,
+        images_page_in_order,
+        instance_labels_and_filters,
     );
 }
 
@@ -115,7 +121,8 @@ macro_rules! catalog_conformance_tests {
             racing_image_updates, list_and_get_images, deleted_images_are_gone,
             image_source_password_round_trips, instance_transitions, instance_compare_and_set_conflicts,
             create_instance_is_idempotent_and_names_are_unique, racing_instance_names,
-            list_and_get_instances, deleted_instances_are_gone, instance_password_round_trips);
+            list_and_get_instances, deleted_instances_are_gone, instance_password_round_trips,
+            image_labels_and_metadata, images_page_in_order, instance_labels_and_filters);
     };
     (@each $make:expr; $($property:ident),+) => {$(
         #[::tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -128,12 +135,7 @@ macro_rules! catalog_conformance_tests {
 
 /// A new image of `source` named `name`.
 pub fn new_image(source: InstanceId, name: &str) -> NewImage {
-    NewImage {
-        name: name.to_string(),
-        description: Some(format!("suite image {name}")),
-        source_instance_id: source,
-        format: ImageFormat::Physical,
-    }
+    NewImage::new(name, source).with_description(format!("suite image {name}")).with_format(ImageFormat::Physical)
 }
 
 /// The `creating → ready` update the suite uses, sealing `password`.
@@ -144,6 +146,7 @@ pub fn ready_update(password: &str) -> ImageUpdate {
         pg_version: "15.18".to_string(),
         image_type: ImageType::PgDurable,
         source_password: Password::new(password),
+        metadata: None,
     }
 }
 
@@ -157,6 +160,8 @@ pub fn new_instance(name: &str, state: InstanceState, password: &str) -> NewInst
         source_image_id: Some(crate::ids::ImageId::new()),
         password: Password::new(password),
         state,
+        labels: crate::labels::Labels::new(),
+        databases: None,
     }
 }
 

@@ -49,18 +49,12 @@ impl Recorder {
 pub async fn fixture(image_type: ImageType) -> Fixture {
     let catalog = Arc::new(MemoryCatalog::new());
     let source = catalog
-        .create_instance(
-            OperationId::new(),
-            &NewInstance {
-                name: "source".into(),
-                dns_label: None,
-                image_type,
-                pg_version: Some("15.18".into()),
-                source_image_id: None,
-                password: Password::new(SOURCE_PW),
-                state: InstanceState::Running,
-            },
-        )
+        .create_instance(OperationId::new(), &{
+            let mut new = NewInstance::existing("source", Password::new(SOURCE_PW));
+            new.image_type = image_type;
+            new.pg_version = Some("15.18".into());
+            new
+        })
         .await
         .unwrap();
     Fixture { catalog, blobs: Arc::new(ObjectStoreBlobs::in_memory()), source, events: Arc::default() }
@@ -68,12 +62,10 @@ pub async fn fixture(image_type: ImageType) -> Fixture {
 
 /// Fast limits so failing tests finish quickly (paused time makes the defaults free too).
 pub fn fast_options() -> Options {
-    Options {
-        connection_test: RetryPolicy::new(2)
-            .with_timeout(Duration::from_secs(1))
-            .with_backoff(Duration::ZERO, Duration::ZERO),
-        ..Options::default()
-    }
+    let mut options = Options::default();
+    options.connection_test =
+        RetryPolicy::new(2).with_timeout(Duration::from_secs(1)).with_backoff(Duration::ZERO, Duration::ZERO);
+    options
 }
 
 impl Fixture {
@@ -127,12 +119,7 @@ pub async fn write_image(blobs: &ObjectStoreBlobs, image: ImageId, image_type: I
 impl Fixture {
     /// A `ready` image of the source with a valid blob set.
     pub async fn ready_image(&self, image_type: ImageType) -> ImageRecord {
-        let new = NewImage {
-            name: "img".into(),
-            description: None,
-            source_instance_id: self.source.id,
-            format: Default::default(),
-        };
+        let new = NewImage::new("img", self.source.id);
         let image = self.catalog.reserve_image(OperationId::new(), &new).await.unwrap();
         let (checksum, size_bytes) = self.write_image(image.id, image_type).await;
         let update = ImageUpdate::Ready {
@@ -141,6 +128,7 @@ impl Fixture {
             pg_version: "15.18".into(),
             image_type,
             source_password: Password::new(SOURCE_PW),
+            metadata: None,
         };
         self.catalog.update_image(image.id, ImageState::Creating, update).await.unwrap()
     }
@@ -148,10 +136,9 @@ impl Fixture {
 
 /// A restore request that carries a password (to be ignored).
 pub fn restore_request(image: ImageId) -> CreateInstanceRequest {
-    CreateInstanceRequest {
-        password: Some(Password::new(REQUEST_PW)),
-        ..CreateInstanceRequest::restore("restored", image)
-    }
+    let mut request = CreateInstanceRequest::restore("restored", image);
+    request.password = Some(Password::new(REQUEST_PW));
+    request
 }
 
 /// The restore-side executor steps, for failure injection.

@@ -51,6 +51,8 @@ pub fn backup(
 pub struct Volume {
     pub root: PathBuf,
     pub config: PathBuf,
+    /// `TOYGRES_DATABASES` of the restore job (a JSON list), if any.
+    pub databases: Option<String>,
 }
 
 impl Volume {
@@ -58,7 +60,7 @@ impl Volume {
         let root = pg.dir(&dir.join(format!("volume-{name}")));
         let config = pg.dir(&dir.join(format!("config-{name}")));
         std::fs::write(config.join("postgresql.conf"), "# test config\n").unwrap();
-        Self { root, config }
+        Self { root, config, databases: None }
     }
 
     pub fn pgdata(&self) -> PathBuf {
@@ -86,6 +88,7 @@ pub fn restore(
     fetch.extend(pod_env(exchange, "fetch", "load"));
     fetch.extend(common.clone());
     fetch.extend(vars(&[("TOYGRES_IMAGE_CHECKSUM", checksum.to_string())]));
+    fetch.extend(volume.databases.iter().map(|d| ("TOYGRES_DATABASES".to_string(), d.clone())));
     let mut load = pod_env(exchange, "load", "fetch");
     load.extend(common);
     load.extend(vars(&[

@@ -136,7 +136,7 @@ pub async fn reserve_image_is_idempotent<C: CatalogStore + ?Sized + 'static>(cat
 
     let second = ok(catalog.reserve_image(OperationId::new(), &new_image(source, "nightly")).await, "other op");
     assert_ne!(second.id, first.id, "another operation reserves another image");
-    let filter = ImageFilter { source_instance_id: Some(source), state: None };
+    let filter = ImageFilter { source_instance_id: Some(source), state: None, ..ImageFilter::default() };
     let listed: Vec<_> = ok(catalog.list_images(&filter).await, "list").into_iter().map(|r| r.id).collect();
     assert_eq!(listed.len(), 2, "retries must not create duplicates: {listed:?}");
 }
@@ -223,7 +223,12 @@ pub async fn list_and_get_images<C: CatalogStore + ?Sized + 'static>(catalog: Ar
 
     let list = |source: Option<InstanceId>, state: Option<ImageState>| {
         let catalog = catalog.clone();
-        async move { ok(catalog.list_images(&ImageFilter { source_instance_id: source, state }).await, "list") }
+        async move {
+            ok(
+                catalog.list_images(&ImageFilter { source_instance_id: source, state, ..ImageFilter::default() }).await,
+                "list",
+            )
+        }
     };
     let expect = |picked: &[&ImageRecord]| {
         let mut v: Vec<ImageRecord> = picked.iter().map(|r| (*r).clone()).collect();
@@ -254,7 +259,8 @@ pub async fn deleted_images_are_gone<C: CatalogStore + ?Sized + 'static>(catalog
     for via in [Ready, Failed] {
         let image = image_in(&*catalog, via, &format!("gone-{via}")).await;
         let deleting = ok(catalog.update_image(image.id, via, ImageUpdate::Deleting).await, "deleting");
-        let filter = ImageFilter { source_instance_id: Some(image.source_instance_id), state: None };
+        let filter =
+            ImageFilter { source_instance_id: Some(image.source_instance_id), state: None, ..ImageFilter::default() };
         assert_eq!(ok(catalog.list_images(&filter).await, "list"), vec![deleting], "a deleting image is still listed");
         ok(catalog.update_image(image.id, Deleting, ImageUpdate::Deleted).await, "deleted");
 
@@ -262,8 +268,12 @@ pub async fn deleted_images_are_gone<C: CatalogStore + ?Sized + 'static>(catalog
         for filter in [
             ImageFilter::default(),
             filter.clone(),
-            ImageFilter { source_instance_id: None, state: Some(Deleted) },
-            ImageFilter { source_instance_id: Some(image.source_instance_id), state: Some(Deleted) },
+            ImageFilter { source_instance_id: None, state: Some(Deleted), ..ImageFilter::default() },
+            ImageFilter {
+                source_instance_id: Some(image.source_instance_id),
+                state: Some(Deleted),
+                ..ImageFilter::default()
+            },
         ] {
             let listed = ok(catalog.list_images(&filter).await, "list");
             assert!(listed.iter().all(|r| r.id != image.id), "deleted image listed with {filter:?}");

@@ -3,6 +3,7 @@
 use super::{new_instance, ok, running_update, ODD_PASSWORD, RACERS, RUNNING_VERSION};
 use crate::catalog::CatalogStore;
 use crate::error::Error;
+use crate::filter::InstanceFilter;
 use crate::ids::{InstanceId, OperationId};
 use crate::image::ImageType;
 use crate::instance::{InstanceRecord, InstanceUpdate};
@@ -140,7 +141,11 @@ pub async fn create_instance_is_idempotent_and_names_are_unique<C: CatalogStore 
         Err(Error::NameTaken(name)) => assert_eq!(name, "alpha"),
         other => panic!("second instance named alpha: expected NameTaken, got {other:?}"),
     }
-    assert_eq!(ok(catalog.list_instances().await, "list").len(), 1, "NameTaken must create nothing");
+    assert_eq!(
+        ok(catalog.list_instances(&InstanceFilter::new()).await, "list").len(),
+        1,
+        "NameTaken must create nothing"
+    );
 
     let failed = ok(catalog.update_instance(first.id, Provisioning, update_into(Failed).unwrap()).await, "fail");
     let taken = catalog.create_instance(op2, &new_instance("alpha", Provisioning, "pw2")).await;
@@ -187,8 +192,10 @@ pub async fn racing_instance_names<C: CatalogStore + ?Sized + 'static>(catalog: 
         let expected = if same_operation { RACERS } else { 1 };
         assert_eq!(created.len(), expected, "racing creations of {name}: {created:?}");
         assert!(created.windows(2).all(|w| w[0] == w[1]), "retries of one operation got different records");
-        let listed: Vec<_> =
-            ok(catalog.list_instances().await, "list").into_iter().filter(|r| r.name == name).collect();
+        let listed: Vec<_> = ok(catalog.list_instances(&InstanceFilter::new()).await, "list")
+            .into_iter()
+            .filter(|r| r.name == name)
+            .collect();
         assert_eq!(listed, vec![created[0].clone()], "exactly one instance named {name}");
     }
 }
@@ -196,7 +203,10 @@ pub async fn racing_instance_names<C: CatalogStore + ?Sized + 'static>(catalog: 
 /// `get_instance`, `get_instance_by_name` and `list_instances` return exactly what was written,
 /// oldest first.
 pub async fn list_and_get_instances<C: CatalogStore + ?Sized + 'static>(catalog: Arc<C>) {
-    assert!(ok(catalog.list_instances().await, "list").is_empty(), "a fresh catalog lists instances");
+    assert!(
+        ok(catalog.list_instances(&InstanceFilter::new()).await, "list").is_empty(),
+        "a fresh catalog lists instances"
+    );
     let mut created = Vec::new();
     for (name, state) in [("one", Provisioning), ("two", Running), ("three", Provisioning)] {
         let mut new = new_instance(name, state, "pw");
@@ -227,7 +237,11 @@ pub async fn list_and_get_instances<C: CatalogStore + ?Sized + 'static>(catalog:
     }
     let mut expected = current.clone();
     expected.sort_by_key(|r| (r.created_at, r.id));
-    assert_eq!(ok(catalog.list_instances().await, "list"), expected, "all instances, oldest first");
+    assert_eq!(
+        ok(catalog.list_instances(&InstanceFilter::new()).await, "list"),
+        expected,
+        "all instances, oldest first"
+    );
 
     let unknown = InstanceId::new();
     match catalog.get_instance(unknown).await {
@@ -242,13 +256,20 @@ pub async fn deleted_instances_are_gone<C: CatalogStore + ?Sized + 'static>(cata
     let keep = instance_in(&*catalog, Running, "kept").await;
     let instance = instance_in(&*catalog, Running, "doomed").await;
     let deleting = ok(catalog.update_instance(instance.id, Running, InstanceUpdate::Deleting).await, "deleting");
-    assert!(ok(catalog.list_instances().await, "list").contains(&deleting), "a deleting instance is still listed");
+    assert!(
+        ok(catalog.list_instances(&InstanceFilter::new()).await, "list").contains(&deleting),
+        "a deleting instance is still listed"
+    );
     ok(catalog.update_instance(instance.id, Deleting, InstanceUpdate::Deleted).await, "deleted");
 
     expect_err!(catalog.get_instance(instance.id).await, Error::InstanceNotFound(_), "get of a deleted instance");
     expect_err!(catalog.get_instance_by_name("doomed").await, Error::InstanceNotFound(_), "by name, deleted");
     expect_err!(catalog.instance_password(instance.id).await, Error::InstanceNotFound(_), "password, deleted");
-    assert_eq!(ok(catalog.list_instances().await, "list"), vec![keep], "only the live instance is listed");
+    assert_eq!(
+        ok(catalog.list_instances(&InstanceFilter::new()).await, "list"),
+        vec![keep],
+        "only the live instance is listed"
+    );
 }
 
 /// An instance's password round-trips exactly, survives state changes, and is per instance.

@@ -1,7 +1,7 @@
 //! Image and restore on a real Kubernetes cluster (AKS), with images in Azure Blob Storage.
 //!
 //! ```text
-//! cargo run -p toygres-examples --example k8s_azure
+//! cargo run -p toygres-examples-k8s   # a binary of its own package: the local examples never build kube or Azure
 //! ```
 //!
 //! Without the settings below it prints what it needs and exits successfully (CI compiles it, never runs it).
@@ -30,8 +30,8 @@ use toygres_azure::AzureBlobStoreBuilder;
 use toygres_cms_sqlite::SqliteCatalog;
 use toygres_core::crypto::CatalogKey;
 use toygres_core::{
-    BlobStore, ClusterExecutor, ConnectionInfo, CreateImageRequest, CreateInstanceRequest, EventKind, ImageType,
-    InstanceState, NewInstance, OperationId, Password, ProgressEvent, RetryPolicy, Toygres,
+    BlobStore, ClusterExecutor, ConnectionInfo, CreateImageRequest, CreateInstanceRequest, EventKind, NewInstance,
+    OperationId, Password, ProgressEvent, RetryPolicy, Toygres,
 };
 use toygres_k8s::{K8sConfig, K8sExecutor, ServiceExposure};
 
@@ -39,12 +39,12 @@ type BoxResult<T> = Result<T, Box<dyn std::error::Error>>;
 
 const NEEDS: &str = "k8s_azure needs a cluster and Azure settings:\n  \
     KUBECONFIG                      kubeconfig of the cluster\n  \
-    TOYGRES_TOOLBOX_IMAGE           job image: bash, coreutils, zstd, jq, PostgreSQL client, azcopy\n  \
+    TOYGRES_TOOLBOX_IMAGE           toolbox image: bash, coreutils, zstd, jq, azcopy (no PostgreSQL client)\n  \
     AZURE_STORAGE_ACCOUNT           images account (AZURE_STORAGE_CONTAINER, default images)\n  \
     AZURE_CLIENT_ID/AZURE_TENANT_ID/AZURE_FEDERATED_TOKEN_FILE, or AZURE_STORAGE_SAS_TOKEN, or AZURE_STORAGE_ACCOUNT_KEY\n  \
     TOYGRES_JOB_SERVICE_ACCOUNT     service account federated for workload identity (required)\n  \
     TOYGRES_NAMESPACE, AZURE_REGION, TOYGRES_STORAGE_CLASS (optional)\n\
-    See the set-up in examples/k8s_azure.rs.";
+    See the set-up in examples/k8s_azure/main.rs.";
 
 fn var(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.trim().is_empty())
@@ -127,18 +127,12 @@ async fn main() -> BoxResult<()> {
     let password = Password::generate();
     println!("== source instance");
     let source = t
-        .register_instance(
-            OperationId::new(),
-            NewInstance {
-                name: format!("k8s-demo-{suffix}"),
-                dns_label: Some(format!("k8s-demo-{suffix}")),
-                image_type: ImageType::Stock,
-                pg_version: Some("15".into()),
-                source_image_id: None,
-                password: password.clone(),
-                state: InstanceState::Running,
-            },
-        )
+        .register_instance(OperationId::new(), {
+            let mut new = NewInstance::existing(format!("k8s-demo-{suffix}"), password.clone());
+            new.dns_label = Some(format!("k8s-demo-{suffix}"));
+            new.pg_version = Some("15".into());
+            new
+        })
         .await?;
     let mut image_id = None;
     let mut restored_id = None;
@@ -151,13 +145,7 @@ async fn main() -> BoxResult<()> {
         query(&connection, &password, "CREATE TABLE demo AS SELECT g AS id FROM generate_series(1, 10000) g").await?;
 
         println!("== image");
-        let request = CreateImageRequest {
-            name: format!("k8s-demo-{suffix}"),
-            instance_id: source.id,
-            description: None,
-            // The Kubernetes jobs write logical images (pg_dump) only.
-            format: toygres_core::ImageFormat::Logical,
-        };
+        let request = CreateImageRequest::new(format!("k8s-demo-{suffix}"), source.id);
         let image = t.create_image(OperationId::new(), request).await?;
         image_id = Some(image.id);
         println!(

@@ -1,4 +1,4 @@
-//! Deleting images and instances, and the `Toygres` entry points of both pipelines.
+//! The `Toygres` entry points of both pipelines: create, register, resume and delete images and instances.
 
 use super::step::step;
 use super::Toygres;
