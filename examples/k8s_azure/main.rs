@@ -39,10 +39,10 @@ type BoxResult<T> = Result<T, Box<dyn std::error::Error>>;
 
 const NEEDS: &str = "k8s_azure needs a cluster and Azure settings:\n  \
     KUBECONFIG                      kubeconfig of the cluster\n  \
-    TOYGRES_TOOLBOX_IMAGE           job image: bash, coreutils, zstd, jq, PostgreSQL client, azcopy\n  \
+    TOYGRES_TOOLBOX_IMAGE           toolbox image: bash, coreutils, zstd, jq, azcopy (no PostgreSQL client)\n  \
     AZURE_STORAGE_ACCOUNT           images account (AZURE_STORAGE_CONTAINER, default images)\n  \
     AZURE_CLIENT_ID/AZURE_TENANT_ID/AZURE_FEDERATED_TOKEN_FILE, or AZURE_STORAGE_SAS_TOKEN, or AZURE_STORAGE_ACCOUNT_KEY\n  \
-    TOYGRES_JOB_SERVICE_ACCOUNT     service account federated for workload identity (recommended)\n  \
+    TOYGRES_JOB_SERVICE_ACCOUNT     service account federated for workload identity (required)\n  \
     TOYGRES_NAMESPACE, AZURE_REGION, TOYGRES_STORAGE_CLASS (optional)\n\
     See the set-up in examples/k8s_azure/main.rs.";
 

@@ -2,12 +2,13 @@
 //!
 //! - Upload streams a dump from standard input: `azcopy copy "{url}" --from-to PipeBlob` (no staging copy).
 //! - Download streams to standard output: `azcopy copy "{url}" --from-to BlobPipe`.
-//! - Workload identity logs in first with `azcopy login --login-type=workload`, which exchanges the
-//!   pod's federated token (`AZURE_FEDERATED_TOKEN_FILE`) for an Entra ID token. Never
-//!   `azcopy login --identity`: that asks the node's IMDS for the VM's managed identity and the copies
-//!   then fail with 403 AuthorizationPermissionMismatch on AKS. The copies also get
-//!   `AZCOPY_AUTO_LOGIN_TYPE=WORKLOAD`, so they authenticate the same way even where the login token
-//!   cannot be cached (no session keyring in the container).
+//! - Workload identity: every copy gets `AZCOPY_AUTO_LOGIN_TYPE=WORKLOAD` and exchanges the pod's
+//!   federated token (`AZURE_FEDERATED_TOKEN_FILE`) for an Entra ID token itself. There is **no
+//!   separate `azcopy login` step**: on Linux it stores its token in the kernel keyring (`keyctl`),
+//!   which the RuntimeDefault seccomp profile (required by Pod Security "restricted") blocks, so the
+//!   login exits 1 although the copies would authenticate. Never `azcopy login --identity` either:
+//!   that asks the node's IMDS for the VM's managed identity and the copies then fail with 403
+//!   AuthorizationPermissionMismatch on AKS.
 //! - SAS and account-key (emulator) modes skip the login; the SAS is the URL's query. azcopy reads a
 //!   SAS from nowhere but the URL (no environment variable or file), so in these modes the SAS is in
 //!   the azcopy child's arguments, visible in the process list of that machine: use them for
@@ -55,23 +56,23 @@ impl AzcopySettings {
             env.push(("AZCOPY_LOG_LOCATION".into(), dir.clone()));
             env.push(("AZCOPY_JOB_PLAN_LOCATION".into(), dir.clone()));
         }
-        let login = match auth {
+        match auth {
             AzureAuth::WorkloadIdentity { client_id, tenant_id, federated_token_file, authority_host } => {
                 env.push(("AZCOPY_AUTO_LOGIN_TYPE".into(), "WORKLOAD".into()));
-                // Not secrets: the webhook injects the same values; set them for pods it did not mutate.
+                // Not secrets: this process's identity, for copies run here (the local executor). The
+                // Kubernetes executor drops them from its jobs, whose webhook sets their own.
                 env.push(("AZURE_CLIENT_ID".into(), client_id.clone()));
                 env.push(("AZURE_TENANT_ID".into(), tenant_id.clone()));
                 env.push(("AZURE_FEDERATED_TOKEN_FILE".into(), federated_token_file.display().to_string()));
                 if let Some(host) = authority_host {
                     env.push(("AZURE_AUTHORITY_HOST".into(), host.clone()));
                 }
-                Some(vec!["login".to_string(), "--login-type=workload".to_string()])
             }
-            AzureAuth::Sas(_) | AzureAuth::AccessKey(_) => None,
-        };
+            AzureAuth::Sas(_) | AzureAuth::AccessKey(_) => {}
+        }
         CommandTransfer {
             program: self.program.clone(),
-            login,
+            login: None,
             // `essential` keeps errors and the summary in the job log; downloads write data to
             // stdout, so they print nothing else there.
             upload_from_stdin: copy("PipeBlob", "essential"),

@@ -21,7 +21,7 @@ pub const DEFAULT_CONTAINER: &str = "images";
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AzureAuth {
     /// AKS workload identity (production): a federated token file projected into the pod, exchanged
-    /// for an Entra ID token. No secret is stored anywhere; jobs run `azcopy login --login-type=workload`.
+    /// for an Entra ID token. No secret is stored anywhere; copies authenticate with `AZCOPY_AUTO_LOGIN_TYPE=WORKLOAD`.
     WorkloadIdentity {
         /// `AZURE_CLIENT_ID`: client id of the user-assigned identity (or app registration).
         client_id: String,

@@ -8,7 +8,7 @@
 //! - Jobs move the bytes with **azcopy**: [`toygres_core::BlobStore::transfer`] returns a
 //!   [`toygres_core::Transfer::Command`] that streams a dump from standard input
 //!   (`azcopy copy "{url}" --from-to PipeBlob`) and back to standard output (`--from-to BlobPipe`).
-//! - On AKS the jobs authenticate with **workload identity** (`azcopy login --login-type=workload`,
+//! - On AKS the jobs authenticate with **workload identity** (`AZCOPY_AUTO_LOGIN_TYPE=WORKLOAD`, no `azcopy login`,
 //!   never `--identity`); no secret exists anywhere. The emulator (Azurite) and SAS modes are for
 //!   development; see [`azcopy`] for what that implies. `docs/azure-aks.md` describes the AKS set-up.
 //!

@@ -20,13 +20,14 @@ fn command(store: &AzureBlobStore, location: &ImageLocation) -> CommandTransfer 
 }
 
 #[test]
-fn workload_identity_renders_the_login_upload_and_download_commands() {
+fn workload_identity_renders_the_upload_and_download_commands_without_a_login() {
     let store = AzureBlobStore::builder().account("toygresimages").auth(workload()).build().unwrap();
     let image: ImageId = "0b6f9b8e-6d7a-4f7e-9a59-1c5d2f0b7a11".parse().unwrap();
     let c = command(&store, &ImageLocation::for_image(image));
     assert_eq!(c.program, "azcopy");
-    // Workload identity, never `--identity` (IMDS: 403 AuthorizationPermissionMismatch on AKS).
-    assert_eq!(c.login, Some(vec!["login".to_string(), "--login-type=workload".to_string()]));
+    // No `azcopy login`: it needs keyctl, which RuntimeDefault seccomp blocks; every copy logs in
+    // itself through AZCOPY_AUTO_LOGIN_TYPE=WORKLOAD (never `--identity`: IMDS gives 403 on AKS).
+    assert_eq!(c.login, None);
     let url = "https://toygresimages.blob.core.windows.net/images/images/0b6f9b8e-6d7a-4f7e-9a59-1c5d2f0b7a11/db-0000.dump.zst";
     let quiet = |level: &'static str| vec!["--block-size-mb", "16", "--output-level", level, "--log-level", "ERROR"];
     let mut upload = vec!["copy", url, "--from-to", "PipeBlob"];
@@ -35,8 +36,7 @@ fn workload_identity_renders_the_login_upload_and_download_commands() {
     let mut download = vec!["copy", url, "--from-to", "BlobPipe"];
     download.extend(quiet("quiet"));
     assert_eq!(c.render(&c.download_to_stdout, "db-0000.dump.zst"), download);
-    let rendered = c.render(c.login.as_ref().unwrap(), "x").join(" ");
-    assert!(!rendered.contains("--identity"), "{rendered}");
+    assert!(!format!("{c:?}").contains("--identity"));
     // No secret at all in this mode.
     assert!(c.url_query.is_none() && c.secret_env.is_empty());
     let env: Vec<_> = c.env.iter().map(|(k, v)| format!("{k}={v}")).collect();

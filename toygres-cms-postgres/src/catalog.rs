@@ -4,10 +4,12 @@ use crate::config::{quoted_schema, PostgresCatalogConfig};
 use crate::db::Db;
 use crate::errors::{self, BACKEND};
 use crate::schema;
+use crate::tls::{client_config, SslMode};
 use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use std::fmt;
 use std::sync::Arc;
+use tokio_postgres_rustls::MakeRustlsConnect;
 use toygres_core::crypto::CatalogKey;
 use toygres_core::{
     CatalogStore, Error, ImageFilter, ImageId, ImageRecord, ImageState, ImageUpdate, InstanceFilter, InstanceId,
@@ -34,11 +36,22 @@ impl PostgresCatalog {
     /// [`Error::WrongKey`] when the catalog was written with another key.
     pub async fn connect(config: PostgresCatalogConfig, key: CatalogKey) -> Result<Self> {
         let schema = quoted_schema(&config.schema)?;
-        let manager = Manager::from_config(
-            config.pg.clone(),
-            tokio_postgres::NoTls,
-            ManagerConfig { recycling_method: RecyclingMethod::Fast },
-        );
+        let manager_config = ManagerConfig { recycling_method: RecyclingMethod::Fast };
+        let mut pg = config.pg.clone();
+        let manager = match config.ssl_mode {
+            SslMode::Disable => {
+                pg.ssl_mode(tokio_postgres::config::SslMode::Disable);
+                Manager::from_config(pg, tokio_postgres::NoTls, manager_config)
+            }
+            mode => {
+                let tls = MakeRustlsConnect::new(client_config(mode, &config.root_certs)?);
+                pg.ssl_mode(match mode {
+                    SslMode::Prefer => tokio_postgres::config::SslMode::Prefer,
+                    _ => tokio_postgres::config::SslMode::Require,
+                });
+                Manager::from_config(pg, tls, manager_config)
+            }
+        };
         let pool = Pool::builder(manager)
             .max_size(config.max_connections)
             .runtime(Runtime::Tokio1)

@@ -1,5 +1,6 @@
 //! [`PostgresCatalogConfig`]: where the catalog lives and how many connections it may use.
 
+use crate::tls::{split_tls_options, RootCerts, SslMode};
 use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
@@ -15,19 +16,32 @@ pub struct PostgresCatalogConfig {
     pub(crate) schema: String,
     pub(crate) max_connections: usize,
     pub(crate) wait_timeout: Duration,
+    pub(crate) ssl_mode: SslMode,
+    pub(crate) root_certs: RootCerts,
 }
 
 impl PostgresCatalogConfig {
     /// From a connection URL (`postgresql://user:password@host:port/db`) or a key/value string
     /// (`host=... user=...`). The error never repeats the URL, which may hold a password.
+    ///
+    /// `sslmode` (`disable`, `prefer` (default), `require`, `verify-ca`, `verify-full`) and
+    /// `sslrootcert` (a PEM file; default: the system's store) are read as libpq reads them.
     pub fn from_url(url: &str) -> Result<Self> {
-        let pg = tokio_postgres::Config::from_str(url).map_err(|e| Error::InvalidRequest {
+        let (url, mode, root) = split_tls_options(url);
+        let pg = tokio_postgres::Config::from_str(&url).map_err(|e| Error::InvalidRequest {
             field: "catalog database URL",
             reason: format!(
                 "cannot parse it ({e}); expected postgresql://user:password@host:port/database or host=... user=..."
             ),
         })?;
-        Ok(Self::from_pg_config(pg))
+        let mut config = Self::from_pg_config(pg);
+        if let Some(mode) = mode {
+            config.ssl_mode = mode.parse()?;
+        }
+        if let Some(root) = root {
+            config.root_certs = RootCerts::File(root.into());
+        }
+        Ok(config)
     }
 
     /// From a ready `tokio_postgres` configuration. Without a connect timeout, 10 s is used.
@@ -35,7 +49,31 @@ impl PostgresCatalogConfig {
         if pg.get_connect_timeout().is_none() {
             pg.connect_timeout(Duration::from_secs(10));
         }
-        Self { pg, schema: DEFAULT_SCHEMA.to_string(), max_connections: 8, wait_timeout: Duration::from_secs(30) }
+        let ssl_mode = match pg.get_ssl_mode() {
+            tokio_postgres::config::SslMode::Disable => SslMode::Disable,
+            tokio_postgres::config::SslMode::Require => SslMode::Require,
+            _ => SslMode::Prefer,
+        };
+        Self {
+            pg,
+            schema: DEFAULT_SCHEMA.to_string(),
+            max_connections: 8,
+            wait_timeout: Duration::from_secs(30),
+            ssl_mode,
+            root_certs: RootCerts::System,
+        }
+    }
+
+    /// How the connections use TLS (default [`SslMode::Prefer`], as libpq).
+    pub fn ssl_mode(mut self, mode: SslMode) -> Self {
+        self.ssl_mode = mode;
+        self
+    }
+
+    /// The trusted roots of [`SslMode::VerifyCa`] and [`SslMode::VerifyFull`] (default: the system's).
+    pub fn root_certs(mut self, roots: RootCerts) -> Self {
+        self.root_certs = roots;
+        self
     }
 
     /// The schema holding the catalog's tables (default `toygres_cms`): a lower-case SQL
@@ -81,9 +119,10 @@ impl PostgresCatalogConfig {
             .collect();
         let hosts = if hosts.is_empty() { "localhost:5432 (default)".to_string() } else { hosts.join(", ") };
         format!(
-            "{hosts}, database {}, user {}",
+            "{hosts}, database {}, user {}, sslmode {}",
             self.pg.get_dbname().or(self.pg.get_user()).unwrap_or("(default)"),
-            self.pg.get_user().unwrap_or("(default)")
+            self.pg.get_user().unwrap_or("(default)"),
+            self.ssl_mode
         )
     }
 
@@ -142,7 +181,7 @@ mod tests {
         let config = PostgresCatalogConfig::from_url("postgresql://cms:s3cr3t-pw@db.internal:6543/control").unwrap();
         let shown = format!("{config:?}");
         assert!(!shown.contains("s3cr3t"), "{shown}");
-        assert!(shown.contains("db.internal:6543, database control, user cms"), "{shown}");
+        assert!(shown.contains("db.internal:6543, database control, user cms, sslmode prefer"), "{shown}");
         assert_eq!(config.redact("auth failed for s3cr3t-pw"), "auth failed for ***");
     }
 

@@ -58,6 +58,12 @@ pub fn pool(config: &PostgresCatalogConfig, e: PoolError) -> Error {
              database in the catalog URL, and pg_hba.conf",
             config.redact(&error_chain(source))
         ),
+        PoolError::Backend(source) if error_chain(source).contains("TLS") => format!(
+            "the TLS handshake with PostgreSQL at {endpoint} failed ({}); with verify-ca/verify-full the \
+             server's certificate must chain to a root in sslrootcert (or the system store) and, for \
+             verify-full, name the host connected to; require/verify-* need ssl=on on the server",
+            config.redact(&error_chain(source))
+        ),
         PoolError::Backend(_) | PoolError::Timeout(_) => format!(
             "cannot reach PostgreSQL at {endpoint} ({}); check that the server is running and accepts TCP \
              connections on that host and port (listen_addresses, firewall), and that the catalog URL is right",

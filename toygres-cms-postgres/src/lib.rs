@@ -14,7 +14,10 @@
 //!   connecting with another key fails with [`Error::WrongKey`](toygres_core::Error::WrongKey).
 //! - **Errors** name the host, port, database and user and say what to check; never the password.
 //!
-//! Connections use no TLS (`NoTls`): reach the database over a trusted network or a local socket.
+//! - **TLS** with rustls (no OpenSSL): `sslmode` `disable`, `prefer` (default), `require`, `verify-ca`
+//!   or `verify-full` ([`SslMode`], in the URL or [`PostgresCatalogConfig::ssl_mode`]), roots from a PEM
+//!   file (`sslrootcert`, [`RootCerts::File`]) or the system store. Azure Database for PostgreSQL
+//!   requires TLS (`require_secure_transport=on`): use `sslmode=verify-full`. Errors name the sslmode.
 //!
 //! ```no_run
 //! # async fn demo() -> toygres_core::Result<()> {
@@ -40,6 +43,8 @@ mod errors;
 mod images;
 mod instances;
 mod schema;
+mod tls;
 
 pub use catalog::PostgresCatalog;
 pub use config::{PostgresCatalogConfig, DEFAULT_SCHEMA};
+pub use tls::{RootCerts, SslMode};

@@ -62,7 +62,11 @@ pub async fn create<K: Kind>(api: &Api<K>, object: &K, owned: impl Fn(&K) -> boo
         }
         Err(e) if status_code(&e) == Some(409) => {
             let existing = api.get(&name).await.map_err(|e| error(&format!("reading existing {kind} {name}"), e))?;
-            if owned(&existing) {
+            if existing.meta().deletion_timestamp.is_some() {
+                // A terminating object is neither ours to reuse nor a conflict: the name frees up
+                // once its finalizers and dependents are gone.
+                Err(Error::backend_msg(BACKEND, format!("{kind} {name} is still being deleted; retry once it is gone")))
+            } else if owned(&existing) {
                 tracing::info!(kind = %kind, name = %name, "already exists");
                 Ok(existing)
             } else {

@@ -6,8 +6,10 @@ use toygres_core::{Error, ImageType, Result};
 
 /// The PostgreSQL container image of each [`ImageType`]. `{major}` in an image is replaced by the
 /// instance's major version (`"15"` for `pg_version = "15.18"`, [`PostgresImages::default_major`] when
-/// unknown). The image must run its server as [`K8sConfig::postgres_uid`] and ship bash, `initdb`,
-/// `pg_ctl`, `psql` and `pg_restore` on `PATH` (the official `postgres` images do).
+/// unknown). The image must run its server as [`K8sConfig::postgres_uid`] and ship bash, coreutils,
+/// sed, awk, `initdb`, `pg_ctl`, `psql`, `pg_dump`, `pg_dumpall` and `pg_restore` on `PATH` (the
+/// official `postgres` images do): the backup dumps in the source's image, the restore loads in the
+/// target's.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PostgresImages {
     /// Stock PostgreSQL, e.g. `postgres:{major}`.
@@ -59,7 +61,8 @@ pub enum ServiceExposure {
         /// Azure region of the cluster, e.g. `westus2`, for the public DNS name.
         region: Option<String>,
     },
-    /// A `ClusterIP` Service, reachable inside the cluster as `<name>.<namespace>.svc.cluster.local`.
+    /// A `ClusterIP` Service, reachable inside the cluster as `<name>.<namespace>.svc` (see
+    /// [`K8sConfig::cluster_domain`]).
     ClusterIp,
 }
 
@@ -71,17 +74,19 @@ pub struct K8sConfig {
     pub namespace: String,
     /// Storage class of the PVCs (`None`: the cluster's default).
     pub storage_class: Option<String>,
-    /// Size of each instance's PVC, e.g. `10Gi`. Must hold the data plus, during a restore, the
-    /// decompressed dumps.
+    /// Size of each instance's PVC, e.g. `10Gi`: the restored data (nothing is staged on it; the
+    /// restore refuses to start when the volume has less free space than the image's raw dumps).
     pub volume_size: String,
     /// PostgreSQL images per image type.
     pub postgres_images: PostgresImages,
-    /// Image of the job containers: bash, coreutils, `zstd`, `jq`, the PostgreSQL client
-    /// (`psql`, `pg_dump`, `pg_dumpall`, at least the servers' version) and the transfer program (`azcopy`).
+    /// Image of the toolbox containers of the jobs (backup `upload`, restore `fetch`): bash,
+    /// coreutils, sed, `jq` ≥ 1.6, `zstd` and the transfer program (`azcopy`), runnable as
+    /// [`K8sConfig::postgres_uid`]. No PostgreSQL client: dumps and loads run in [`PostgresImages`].
     pub toolbox_image: String,
     /// Service type of the instances.
     pub exposure: ServiceExposure,
     /// Service account of the job pods (one federated with a managed identity for AKS workload identity).
+    /// Required with [`K8sConfig::workload_identity`].
     pub job_service_account: Option<String>,
     /// Label the job pods with `azure.workload.identity/use: "true"`, so AKS injects the identity.
     pub workload_identity: bool,
@@ -95,6 +100,51 @@ pub struct K8sConfig {
     pub connect_timeout: Duration,
     /// Log lines fetched per container of a failed job.
     pub log_tail_lines: i64,
+    /// The cluster's DNS domain (`cluster.local` on most clusters). `None` (the default): in-cluster
+    /// names end in `.svc` and the pods' DNS search path completes them, so a custom domain needs
+    /// no setting; set it when a client outside the pods' resolver configuration needs full names.
+    #[serde(default)]
+    pub cluster_domain: Option<String>,
+    /// Resource requests of every job container. Requests make the pods Burstable rather than
+    /// BestEffort, the first evicted under node pressure.
+    #[serde(default)]
+    pub job_requests: JobRequests,
+    /// `activeDeadlineSeconds` of the Jobs: Kubernetes ends a Job (and its pods) that runs longer,
+    /// even when no one is waiting for it any more. At least the pipeline's job timeouts.
+    #[serde(default = "default_job_deadline")]
+    pub job_deadline: Duration,
+    /// How long a pod may stay stuck (image pull back-off, missing Secret, unschedulable, volume
+    /// not mounting, crash loop; see [`crate::diagnose`]) before its Job or server is declared failed
+    /// with that reason. Short problems (an autoscaler adding a node, a slow disk attach) pass.
+    #[serde(default = "default_stuck_grace")]
+    pub stuck_grace: Duration,
+    /// `loadBalancerSourceRanges` of LoadBalancer Services: the CIDRs (e.g. `"203.0.113.0/24"`)
+    /// allowed to connect. Empty (the default): any address, the password being the only guard.
+    #[serde(default)]
+    pub load_balancer_source_ranges: Vec<String>,
+}
+
+fn default_stuck_grace() -> Duration {
+    Duration::from_secs(180)
+}
+
+fn default_job_deadline() -> Duration {
+    Duration::from_secs(3 * 3600)
+}
+
+/// Resource requests of a job container, as Kubernetes quantities.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobRequests {
+    /// CPU, e.g. `"500m"`.
+    pub cpu: String,
+    /// Memory, e.g. `"512Mi"`.
+    pub memory: String,
+}
+
+impl Default for JobRequests {
+    fn default() -> Self {
+        Self { cpu: "250m".into(), memory: "512Mi".into() }
+    }
 }
 
 impl Default for K8sConfig {
@@ -113,26 +163,55 @@ impl Default for K8sConfig {
             load_balancer_timeout: Duration::from_secs(300),
             connect_timeout: Duration::from_secs(30),
             log_tail_lines: 100,
+            cluster_domain: None,
+            job_requests: JobRequests::default(),
+            job_deadline: default_job_deadline(),
+            stuck_grace: default_stuck_grace(),
+            load_balancer_source_ranges: Vec::new(),
         }
     }
 }
 
 impl K8sConfig {
+    /// The in-cluster DNS name of `instance`'s Service.
+    pub fn cluster_host(&self, instance: &toygres_core::InstanceSpec) -> String {
+        crate::names::cluster_host(instance, &self.namespace, self.cluster_domain.as_deref())
+    }
+
     /// Checks the settings; a bad one is an [`Error::InvalidRequest`] naming it.
     pub fn validate(&self) -> Result<()> {
         toygres_core::request::validate_dns1123_label("namespace", &self.namespace)?;
-        if let Some(sa) = &self.job_service_account {
-            toygres_core::request::validate_dns1123_label("job_service_account", sa)?;
+        match &self.job_service_account {
+            Some(sa) => toygres_core::request::validate_dns1123_label("job_service_account", sa)?,
+            None if self.workload_identity => {
+                return Err(Error::InvalidRequest {
+                    field: "job_service_account",
+                    reason: "workload identity needs the job pods' service account (one annotated with \
+                             azure.workload.identity/client-id and federated with a managed identity); without \
+                             it the jobs run as `default` and get no identity"
+                        .into(),
+                })
+            }
+            None => {}
         }
         let valid_quantity = |q: &str| {
             q.trim_end_matches(|c: char| c.is_ascii_alphabetic()).parse::<f64>().is_ok()
                 && q.chars().all(|c| c.is_ascii_alphanumeric() || c == '.')
         };
-        if !valid_quantity(&self.volume_size) {
-            return Err(Error::InvalidRequest {
-                field: "volume_size",
-                reason: format!("{:?} is not a Kubernetes quantity; use e.g. \"10Gi\"", self.volume_size),
-            });
+        for (field, quantity) in [
+            ("volume_size", &self.volume_size),
+            ("job_requests.cpu", &self.job_requests.cpu),
+            ("job_requests.memory", &self.job_requests.memory),
+        ] {
+            if !valid_quantity(quantity) {
+                return Err(Error::InvalidRequest {
+                    field,
+                    reason: format!("{quantity:?} is not a Kubernetes quantity; use e.g. \"10Gi\" or \"500m\""),
+                });
+            }
+        }
+        if self.job_deadline.as_secs() < 60 {
+            return Err(Error::InvalidRequest { field: "job_deadline", reason: "must be at least a minute".into() });
         }
         for (field, image) in [
             ("toolbox_image", &self.toolbox_image),
@@ -141,6 +220,30 @@ impl K8sConfig {
         ] {
             if image.is_empty() || image.chars().any(char::is_whitespace) {
                 return Err(Error::InvalidRequest { field, reason: format!("{image:?} is not a container image") });
+            }
+        }
+        if let Some(domain) = &self.cluster_domain {
+            if domain.is_empty()
+                || domain
+                    .split('.')
+                    .any(|l| toygres_core::request::validate_dns1123_label("cluster_domain", l).is_err())
+            {
+                return Err(Error::InvalidRequest {
+                    field: "cluster_domain",
+                    reason: format!("{domain:?} is not a DNS domain; use e.g. \"cluster.local\""),
+                });
+            }
+        }
+        for range in &self.load_balancer_source_ranges {
+            let valid = range.split_once('/').is_some_and(|(ip, bits)| {
+                let max = if ip.contains(':') { 128 } else { 32 };
+                ip.parse::<std::net::IpAddr>().is_ok() && bits.parse::<u8>().is_ok_and(|b| b <= max)
+            });
+            if !valid {
+                return Err(Error::InvalidRequest {
+                    field: "load_balancer_source_ranges",
+                    reason: format!("{range:?} is not a CIDR; use e.g. \"203.0.113.0/24\""),
+                });
             }
         }
         if self.poll_interval.is_zero() {

@@ -74,8 +74,8 @@ impl ClusterExecutor for K8sExecutor {
         self.start_restore(spec).await
     }
 
-    async fn wait_for_job(&self, job: &JobRef, timeout: Duration, _progress: Arc<dyn ProgressSink>) -> Result<()> {
-        self.wait_job(job, timeout).await
+    async fn wait_for_job(&self, job: &JobRef, timeout: Duration, progress: Arc<dyn ProgressSink>) -> Result<()> {
+        self.wait_job(job, timeout, progress).await
     }
 
     async fn job_logs(&self, job: &JobRef) -> Result<String> {

@@ -2,16 +2,23 @@
 
 use crate::api;
 use crate::config::ServiceExposure;
+use crate::diagnose::pod_problem;
 use crate::executor::K8sExecutor;
+use crate::jobs::Stuck;
 use crate::names::{self, INSTANCE_LABEL};
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Pod, Secret, Service};
+use kube::api::LogParams;
 use std::time::Duration;
 use toygres_core::{ConnectionInfo, Error, InstanceSpec, Password, Result};
 
 /// Port of every instance.
 pub const POSTGRES_PORT: u16 = 5432;
+
+/// What Azure's cloud provider says (in a `SyncLoadBalancerFailed` event) when a Service's DNS label
+/// is already used by another public IP in the region.
+pub const DNS_LABEL_TAKEN: [&str; 2] = ["DnsRecordInUse", "already used by another public IP"];
 
 /// Whether `pod` reports the `Ready` condition.
 pub fn pod_ready(pod: &Pod) -> bool {
@@ -66,19 +73,57 @@ impl K8sExecutor {
     pub(crate) async fn wait_ready(&self, instance: &InstanceSpec, timeout: Duration) -> Result<()> {
         let pods = self.api::<Pod>();
         let name = names::server_pod_name(instance);
+        let mut stuck = Stuck::default();
+        let mut last_seen = String::from("no pod yet");
         let poll = async {
             loop {
                 match pods.get_opt(&name).await {
                     Ok(Some(pod)) if pod_ready(&pod) => return Ok(()),
-                    Ok(_) => {}
+                    Ok(pod) => {
+                        let problem = match &pod {
+                            Some(pod) => pod_problem(pod),
+                            None => None,
+                        };
+                        let problem = match problem {
+                            Some(p) => Some(p),
+                            None => self.warnings("Pod", &name, true).await.pop().map(|w| format!("pod {name}: {w}")),
+                        };
+                        last_seen = problem.clone().unwrap_or_else(|| "not ready".into());
+                        if let Some(problem) = stuck.check(problem, self.config.stuck_grace) {
+                            return Err(self.server_failed(&name, &problem).await);
+                        }
+                    }
                     Err(e) => tracing::warn!(pod = %name, error = %e, "reading the pod failed; polling again"),
                 }
                 tokio::time::sleep(self.config.poll_interval).await;
             }
         };
-        tokio::time::timeout(timeout, poll)
-            .await
-            .map_err(|_| Error::Timeout { step: format!("readiness of pod {name}"), after: timeout })?
+        match tokio::time::timeout(timeout, poll).await {
+            Ok(result) => result,
+            Err(_) => Err(Error::Timeout {
+                step: format!("readiness of pod {name} (last seen: {last_seen})"),
+                after: timeout,
+            }),
+        }
+    }
+
+    /// The error of a server pod that cannot start, with the last lines of its server's log (of the
+    /// previous, crashed run when it crash-loops).
+    async fn server_failed(&self, pod: &str, problem: &str) -> Error {
+        let params = LogParams {
+            container: Some("postgres".into()),
+            previous: problem.contains("CrashLoopBackOff"),
+            tail_lines: Some(self.config.log_tail_lines),
+            ..LogParams::default()
+        };
+        let log = self.api::<Pod>().logs(pod, &params).await.unwrap_or_else(|e| format!("(no log: {e})"));
+        Error::backend_msg(
+            api::BACKEND,
+            format!(
+                "the server pod cannot start, {problem}; fix the cause (image, Secret, volume, node capacity), \
+                 then deploy again. Its log:\n{log}"
+            ),
+        )
     }
 
     pub(crate) async fn connection(&self, instance: &InstanceSpec) -> Result<ConnectionInfo> {
@@ -92,7 +137,7 @@ impl K8sExecutor {
         };
         let region = match &self.config.exposure {
             ServiceExposure::ClusterIp => {
-                return Ok(info(names::cluster_host(instance, &self.config.namespace), None));
+                return Ok(info(self.config.cluster_host(instance), None));
             }
             ServiceExposure::LoadBalancer { region } => region,
         };
@@ -108,12 +153,25 @@ impl K8sExecutor {
                 if let Some(address) = load_balancer_address(&service?) {
                     return Ok(info(address, dns_name.clone()));
                 }
+                // A DNS label another public IP holds never resolves: the cloud provider says so in an event.
+                let warnings = self.warnings("Service", &name, true).await;
+                if let Some(taken) = warnings.iter().find(|w| DNS_LABEL_TAKEN.iter().any(|m| w.contains(m))) {
+                    return Err(Error::backend_msg(
+                        api::BACKEND,
+                        format!("Service {name} gets no address: {taken}; choose another dns_label"),
+                    ));
+                }
                 tokio::time::sleep(self.config.poll_interval).await;
             }
         };
-        tokio::time::timeout(limit, poll)
-            .await
-            .map_err(|_| Error::Timeout { step: format!("LoadBalancer address of Service {name}"), after: limit })?
+        match tokio::time::timeout(limit, poll).await {
+            Ok(result) => result,
+            Err(_) => {
+                let warnings = self.warnings("Service", &name, false).await;
+                let seen = if warnings.is_empty() { "no Warning events".to_string() } else { warnings.join("; ") };
+                Err(Error::Timeout { step: format!("LoadBalancer address of Service {name} ({seen})"), after: limit })
+            }
+        }
     }
 
     pub(crate) async fn remove_instance(&self, instance: &InstanceSpec) -> Result<()> {

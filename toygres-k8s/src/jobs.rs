@@ -2,18 +2,41 @@
 
 use crate::api::{self, status_code};
 use crate::executor::K8sExecutor;
-use crate::names::{self, IMAGE_LABEL, INSTANCE_LABEL, JOB_NAME_LABEL};
-use crate::transfer::job_transfer;
+use crate::names::{self, CONTROLLER_UID_LABEL, IMAGE_LABEL, INSTANCE_LABEL};
+use crate::progress::JobProgress;
+use crate::transfer::{for_workload_identity, job_transfer, JobTransfer};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Pod, Secret};
 use kube::api::{LogParams, Patch, PatchParams};
 use kube::ResourceExt;
+use std::sync::Arc;
 use std::time::Duration;
 use toygres_core::error::redact;
-use toygres_core::{BackupJobSpec, Error, JobRef, RestoreJobSpec, Result, Subject};
+use toygres_core::{BackupJobSpec, Error, JobRef, ProgressSink, RestoreJobSpec, Result, Subject};
 
 /// Field manager of the server-side applied job Secrets.
 const FIELD_MANAGER: &str = "toygres";
+
+/// Log lines attached to a job's timeout.
+const TIMEOUT_LOG_LINES: usize = 20;
+
+/// Since when the same kind of problem has kept a pod from running.
+#[derive(Default)]
+pub(crate) struct Stuck {
+    since: Option<tokio::time::Instant>,
+}
+
+impl Stuck {
+    /// Records this poll's `problem`; returns it once problems have lasted `grace` without a break.
+    pub(crate) fn check(&mut self, problem: Option<String>, grace: Duration) -> Option<String> {
+        let Some(problem) = problem else {
+            self.since = None;
+            return None;
+        };
+        let since = *self.since.get_or_insert_with(tokio::time::Instant::now);
+        (since.elapsed() >= grace).then_some(problem)
+    }
+}
 
 /// Where a Job stands.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,9 +80,19 @@ impl K8sExecutor {
         Ok(())
     }
 
+    /// The blob store's transfer as a job's environment; with workload identity, the webhook sets
+    /// the identity variables from the job's service account.
+    fn job_transfer(&self, location: &toygres_core::ImageLocation, job: &str) -> Result<JobTransfer> {
+        let mut transfer = self.blobs.transfer(location);
+        if self.config.workload_identity {
+            transfer = for_workload_identity(transfer);
+        }
+        job_transfer(transfer, job, &self.blobs.describe())
+    }
+
     pub(crate) async fn start_backup(&self, spec: &BackupJobSpec) -> Result<JobRef> {
         let job = JobRef::backup(spec.image_id);
-        let transfer = job_transfer(self.blobs.transfer(&spec.location), &job.name, &self.blobs.describe())?;
+        let transfer = self.job_transfer(&spec.location, &job.name)?;
         let manifests = self.manifests();
         let secret = manifests.backup_secret(spec, &transfer)?;
         let object = manifests.backup_job(spec, &transfer)?;
@@ -69,26 +102,37 @@ impl K8sExecutor {
 
     pub(crate) async fn start_restore(&self, spec: &RestoreJobSpec) -> Result<JobRef> {
         let job = JobRef::restore(spec.instance.id);
-        let transfer = job_transfer(self.blobs.transfer(&spec.location), &job.name, &self.blobs.describe())?;
+        let transfer = self.job_transfer(&spec.location, &job.name)?;
         let manifests = self.manifests();
         let secret = manifests.restore_secret(spec, &transfer)?;
         let object = manifests.restore_job(spec, &transfer)?;
+        self.size_volume(spec).await?;
         self.launch(&secret, &object, INSTANCE_LABEL, &spec.instance.id.to_string()).await?;
         Ok(job)
     }
 
-    pub(crate) async fn wait_job(&self, job: &JobRef, timeout: Duration) -> Result<()> {
+    pub(crate) async fn wait_job(&self, job: &JobRef, timeout: Duration, sink: Arc<dyn ProgressSink>) -> Result<()> {
         let jobs = self.api::<Job>();
+        let mut stuck = Stuck::default();
+        let mut progress = JobProgress::new(sink);
+        let mut last_seen = String::from("not read yet");
         let poll = async {
             loop {
                 match jobs.get(&job.name).await {
                     Ok(current) => match job_outcome(&current) {
                         JobOutcome::Succeeded => return Ok(()),
-                        JobOutcome::Failed(reason) => {
-                            let logs = self.logs_of(job).await.unwrap_or_else(|e| format!("(no logs: {e})"));
-                            return Err(Error::JobFailed { job: job.name.clone(), reason, logs });
+                        JobOutcome::Failed(reason) => return Err(self.failed(job, reason).await),
+                        JobOutcome::Running => {
+                            let uid = current.metadata.uid.clone().unwrap_or_default();
+                            let pods = if uid.is_empty() { Vec::new() } else { self.job_pods(&uid).await };
+                            progress.poll(self, job, &pods).await;
+                            let problem = self.job_problem(&job.name, &pods).await;
+                            last_seen = problem.clone().unwrap_or_else(|| "running".into());
+                            if let Some(problem) = stuck.check(problem, self.config.stuck_grace) {
+                                let reason = format!("stuck for {:?}: {problem}", self.config.stuck_grace);
+                                return Err(self.failed(job, reason).await);
+                            }
                         }
-                        JobOutcome::Running => {}
                     },
                     Err(e) if status_code(&e) == Some(404) => {
                         return Err(Error::backend_msg(
@@ -101,9 +145,22 @@ impl K8sExecutor {
                 tokio::time::sleep(self.config.poll_interval).await;
             }
         };
-        tokio::time::timeout(timeout, poll)
-            .await
-            .map_err(|_| Error::Timeout { step: format!("job {}", job.name), after: timeout })?
+        match tokio::time::timeout(timeout, poll).await {
+            Ok(result) => result,
+            Err(_) => {
+                let logs = self.logs_of(job).await.unwrap_or_else(|e| format!("(no logs: {e})"));
+                let tail: Vec<&str> = logs.lines().rev().take(TIMEOUT_LOG_LINES).collect();
+                let tail: Vec<&str> = tail.into_iter().rev().collect();
+                let step = format!("job {} (last seen: {last_seen}; last log lines:\n{})", job.name, tail.join("\n"));
+                Err(Error::Timeout { step, after: timeout })
+            }
+        }
+    }
+
+    /// The error of a failed job, with its logs.
+    async fn failed(&self, job: &JobRef, reason: String) -> Error {
+        let logs = self.logs_of(job).await.unwrap_or_else(|e| format!("(no logs: {e})"));
+        Error::JobFailed { job: job.name.clone(), reason, logs }
     }
 
     /// Values of the Secrets a job's pods could see, to redact from its logs.
@@ -125,7 +182,17 @@ impl K8sExecutor {
 
     pub(crate) async fn logs_of(&self, job: &JobRef) -> Result<String> {
         let pods = self.api::<Pod>();
-        let mut found = api::list(&pods, &format!("{JOB_NAME_LABEL}={}", job.name)).await?;
+        // Pods by the Job's uid, not its name: an older Job of the same name (deleted in the
+        // background, then created again by a re-run) may still have pods.
+        let current = self
+            .api::<Job>()
+            .get_opt(&job.name)
+            .await
+            .map_err(|e| api::error(&format!("reading job {}", job.name), e))?;
+        let Some(uid) = current.and_then(|j| j.metadata.uid) else {
+            return Ok(format!("(job {} no longer exists; its pods' logs are gone)", job.name));
+        };
+        let mut found = api::list(&pods, &format!("{CONTROLLER_UID_LABEL}={uid}")).await?;
         if found.is_empty() {
             return Ok(format!(
                 "(job {} has no pods; see `kubectl describe job -n {} {}` for scheduling or quota errors)",

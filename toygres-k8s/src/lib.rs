@@ -18,16 +18,20 @@
 //! # Ok(()) }
 //! ```
 //! - **Namespace** `toygres` (or [`K8sConfig::namespace`]) must exist.
-//! - **Toolbox image** ([`K8sConfig::toolbox_image`]) for the job containers: bash, coreutils, `zstd`,
-//!   `jq`, the PostgreSQL client (`psql`, `pg_dump`, `pg_dumpall`, at least the servers' major version) and
-//!   the transfer program (`azcopy`). The restore job's load step runs in the instance's own PostgreSQL
-//!   image ([`PostgresImages`]), so extensions such as pg_durable are present when the dumps are loaded.
-//! - **Workload identity** (AKS): a service account ([`K8sConfig::job_service_account`]) annotated with
-//!   `azure.workload.identity/client-id` of a managed identity federated with it and allowed to read and
-//!   write the images container; the job pods carry `azure.workload.identity/use: "true"` and the
-//!   transfer logs in with `azcopy login --login-type=workload` (never `--identity`). toygres-azure's
-//!   transfer passes the control plane's `AZURE_CLIENT_ID`/`AZURE_TENANT_ID` to the jobs, so federate the
-//!   job service account with that same managed identity.
+//! - **Toolbox image** ([`K8sConfig::toolbox_image`]) for the containers that move bytes: bash, coreutils,
+//!   sed, `zstd`, `jq` and the transfer program (`azcopy`). No PostgreSQL client: the backup job's `dump`
+//!   container runs the **source's** PostgreSQL image ([`PostgresImages`]), so `pg_dump` is of its major
+//!   (a newer one writes archives an older `pg_restore` refuses), and the restore job's `load` container
+//!   runs the instance's, so extensions such as pg_durable are present when the dumps are loaded. The two
+//!   containers of a job pod run side by side and pass the bytes through FIFOs in a shared emptyDir.
+//! - **Pod Security**: every pod meets the "restricted" level (non-root, RuntimeDefault seccomp, no
+//!   privilege escalation, no capabilities).
+//! - **Workload identity** (AKS): a service account ([`K8sConfig::job_service_account`], required) annotated
+//!   with `azure.workload.identity/client-id` of a managed identity federated with it and allowed to read
+//!   and write the images container; the job pods carry `azure.workload.identity/use: "true"` and azcopy
+//!   authenticates with `AZCOPY_AUTO_LOGIN_TYPE=WORKLOAD` (never `--identity`). The jobs never get the
+//!   control plane's `AZURE_CLIENT_ID`/`AZURE_TENANT_ID` ([`transfer::WORKLOAD_IDENTITY_VARIABLES`]): the
+//!   webhook sets them from the job service account, so the jobs may use their own identity.
 //! - **RBAC** the executor's own identity needs in the namespace:
 //!   ```yaml
 //!   rules:
@@ -35,10 +39,10 @@
 //!       resources: [persistentvolumeclaims, secrets, configmaps, services]
 //!       verbs: [get, list, create, delete]
 //!     - apiGroups: [""]
-//!       resources: [secrets]
+//!       resources: [secrets, persistentvolumeclaims]
 //!       verbs: [patch]
 //!     - apiGroups: [""]
-//!       resources: [pods, pods/log]
+//!       resources: [pods, pods/log, events]
 //!       verbs: [get, list]
 //!     - apiGroups: [apps]
 //!       resources: [statefulsets]
@@ -63,25 +67,30 @@
 //! `toygres.io/image: <id>` for a backup), which `delete_instance` selects on. Passwords and SAS tokens
 //! reach pods only through `secretKeyRef`; no other manifest holds them.
 //!
-//! The backup job dumps the source through its Service (`pg-<id>.<namespace>.svc.cluster.local:5432`, so
-//! the source must be an instance this executor deployed) with the password from the job's Secret. It
-//! (`templates/backup.sh`) writes exactly the image format of
-//! [`toygres_core::manifest`]; the restore job downloads and verifies every object (manifest against
-//! the catalog's checksum, objects against the manifest) before `initdb`, loads with load-only settings,
-//! stops the server cleanly and leaves a marker, so a retried job converges.
+//! The backup job dumps the source through its Service (`pg-<id>.<namespace>.svc:5432`, completed by the
+//! pod's DNS search path whatever the cluster domain, so the source must be an instance this executor
+//! deployed) with the password from the job's Secret, and writes image format 2 of
+//! [`toygres_core::manifest`] (`templates/backup-dump.sh`, `templates/backup-upload.sh`). The restore job
+//! verifies every object (manifest against the catalog's checksum, objects against the manifest) before
+//! `initdb`, then streams each into `pg_restore` (nothing staged), stops the server cleanly and leaves a
+//! marker, so a retried job converges. Stuck pods fail their step with the reason ([`diagnose`]); the
+//! jobs' progress lines become `Bytes` events ([`progress`]). `docs/azure-aks.md` is the AKS guide.
 #![warn(missing_docs)]
 
 pub mod api;
 pub mod config;
 pub mod connect;
+pub mod diagnose;
 mod executor;
 pub mod instance;
 pub mod jobs;
 pub mod manifests;
 pub mod names;
+pub mod progress;
 pub mod render;
 pub mod transfer;
+pub mod volume;
 
-pub use config::{K8sConfig, PostgresImages, ServiceExposure};
+pub use config::{JobRequests, K8sConfig, PostgresImages, ServiceExposure};
 pub use executor::K8sExecutor;
 pub use manifests::Manifests;

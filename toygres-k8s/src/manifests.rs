@@ -19,6 +19,13 @@ pub const PASSWORD_KEY: &str = "password";
 /// Secret key of the backup job's source password.
 pub const BACKUP_PASSWORD_KEY: &str = "PGPASSWORD";
 
+/// The instances' `pg_hba.conf`. `md5`, not `scram-sha-256`: with `md5` the server still runs SCRAM
+/// for every role whose password is stored as SCRAM (all roles created with PostgreSQL 14's
+/// default), and roles restored from an older source with MD5 hashes can still log in; with
+/// `scram-sha-256` they could not, and no one would know their password to reset it.
+pub const PG_HBA_CONF: &str = "# Managed by toygres.\nlocal all all trust\nhost all all 0.0.0.0/0 md5\n\
+                               host all all ::/0 md5\n";
+
 /// Renders the objects of instances and jobs. Pure: no API calls, so a caller can inspect exactly what
 /// the executor would send.
 #[derive(Debug, Clone, Copy)]
@@ -30,8 +37,29 @@ fn check_instance(instance: &InstanceSpec) -> Result<()> {
     toygres_core::request::validate_dns1123_label("name", &instance.name)?;
     if let Some(label) = &instance.dns_label {
         toygres_core::request::validate_dns1123_label("dns_label", label)?;
+        check_azure_dns_label(label)?;
     }
     Ok(())
+}
+
+/// Azure's rule for a public IP's DNS label, stricter than DNS-1123: 3 to 63 characters, lowercase
+/// letters, digits and hyphens, starting with a letter and ending with a letter or digit. A label
+/// that breaks it makes the cloud provider refuse the Service's IP, which shows only as a timeout.
+pub fn check_azure_dns_label(label: &str) -> Result<()> {
+    let ok = (3..=63).contains(&label.len())
+        && label.starts_with(|c: char| c.is_ascii_lowercase())
+        && label.ends_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && label.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if ok {
+        return Ok(());
+    }
+    Err(Error::InvalidRequest {
+        field: "dns_label",
+        reason: format!(
+            "{label:?} is not an Azure DNS label: use 3 to 63 lowercase letters, digits and hyphens, starting \
+             with a letter and ending with a letter or digit"
+        ),
+    })
 }
 
 /// A Job's container by name.
@@ -59,6 +87,17 @@ impl<'a> Manifests<'a> {
 
     fn postgres_image(&self, instance: &InstanceSpec) -> String {
         self.config.postgres_images.image(instance.image_type, instance.pg_version.as_deref())
+    }
+
+    /// The values every job template takes besides its own.
+    fn job_values(&self) -> [(&'static str, Value); 3] {
+        let requests = &self.config.job_requests;
+        [
+            ("job_resources", json!({"requests": {"cpu": requests.cpu, "memory": requests.memory}})),
+            ("active_deadline_seconds", json!(self.config.job_deadline.as_secs())),
+            // Pod Security "restricted" for every job container.
+            ("container_security", json!({"allowPrivilegeEscalation": false, "capabilities": {"drop": ["ALL"]}})),
+        ]
     }
 
     fn job_pod_labels(&self, mut labels: BTreeMap<String, String>) -> BTreeMap<String, String> {
@@ -109,8 +148,7 @@ impl<'a> Manifests<'a> {
         if instance.image_type == ImageType::PgDurable {
             conf.push_str("shared_preload_libraries = 'pg_durable'\n");
         }
-        let hba = "# Managed by toygres.\nlocal all all trust\nhost all all 0.0.0.0/0 scram-sha-256\n\
-                   host all all ::/0 scram-sha-256\n";
+        let hba = PG_HBA_CONF;
         let labels = names::instance_labels(instance.id, "postgres");
         let mut values = self.meta(&instance.resource_name(), &labels).to_vec();
         values.push(("postgresql_conf", json!(conf)));
@@ -145,6 +183,9 @@ impl<'a> Manifests<'a> {
         let mut values = self.meta(&instance.resource_name(), &labels).to_vec();
         values.push(("annotations", json!(annotations)));
         values.push(("service_type", json!(service_type)));
+        let ranges = &self.config.load_balancer_source_ranges;
+        let ranges = (service_type == "LoadBalancer" && !ranges.is_empty()).then_some(ranges);
+        values.push(("source_ranges", json!(ranges)));
         values.push(("selector", json!(names::server_selector(instance.id))));
         render(render::SERVICE, &values)
     }
@@ -152,6 +193,15 @@ impl<'a> Manifests<'a> {
     /// The backup job of `spec`; `transfer`'s secrets are in the Secret of the same name.
     pub fn backup_job(&self, spec: &BackupJobSpec, transfer: &JobTransfer) -> Result<Job> {
         check_instance(&spec.source)?;
+        if spec.format != toygres_core::ImageFormat::Logical {
+            return Err(Error::InvalidRequest {
+                field: "format",
+                reason: format!(
+                    "the Kubernetes executor takes logical images only, not {}; image this instance as logical",
+                    spec.format
+                ),
+            });
+        }
         let job = JobRef::backup(spec.image_id);
         let labels = names::image_labels(spec.image_id);
         let mut values = self.meta(&job.name, &labels).to_vec();
@@ -159,13 +209,17 @@ impl<'a> Manifests<'a> {
             ("pod_labels", json!(self.job_pod_labels(labels.clone()))),
             ("service_account", json!(self.config.job_service_account)),
             ("toolbox_image", json!(self.config.toolbox_image)),
-            ("script", json!(render::backup_script())),
-            ("source_host", json!(names::cluster_host(&spec.source, &self.config.namespace))),
+            ("dump_image", json!(self.postgres_image(&spec.source))),
+            ("postgres_uid", json!(self.config.postgres_uid)),
+            ("dump_script", json!(render::backup_dump_script())),
+            ("upload_script", json!(render::backup_upload_script())),
+            ("source_host", json!(self.config.cluster_host(&spec.source))),
             ("image_id", json!(spec.image_id.to_string())),
             ("image_type", json!(spec.image_type.as_str())),
         ]);
+        values.extend(self.job_values());
         let mut rendered: Job = render(render::BACKUP_JOB, &values)?;
-        add_env(&mut rendered, "backup", &transfer.env)?;
+        add_env(&mut rendered, "upload", &transfer.env)?;
         Ok(rendered)
     }
 
@@ -197,11 +251,13 @@ impl<'a> Manifests<'a> {
             ("fetch_script", json!(render::restore_fetch_script())),
             ("image_id", json!(spec.image_id.to_string())),
             ("checksum", json!(spec.checksum)),
+            ("databases", json!(spec.databases.as_ref().map(|d| json!(d).to_string()).unwrap_or_default())),
             ("postgres_image", json!(self.postgres_image(instance))),
-            ("load_script", json!(render::RESTORE_LOAD_SH)),
+            ("load_script", json!(render::restore_load_script())),
             ("instance_secret", json!(instance.resource_name())),
             ("instance_name", json!(instance.resource_name())),
         ]);
+        values.extend(self.job_values());
         let mut rendered: Job = render(render::RESTORE_JOB, &values)?;
         add_env(&mut rendered, "fetch", &transfer.env)?;
         Ok(rendered)

@@ -17,6 +17,9 @@ pub const COMPONENT_LABEL: &str = "toygres.io/component";
 pub const WORKLOAD_IDENTITY_LABEL: &str = "azure.workload.identity/use";
 /// The label Kubernetes puts on a Job's pods.
 pub const JOB_NAME_LABEL: &str = "job-name";
+/// The label Kubernetes (1.27 and later) puts on a Job's pods: the Job's uid, unique across
+/// Jobs of the same name.
+pub const CONTROLLER_UID_LABEL: &str = "batch.kubernetes.io/controller-uid";
 
 /// Labels of the objects of one instance (`component`: `postgres` or `restore`).
 pub fn instance_labels(id: InstanceId, component: &str) -> BTreeMap<String, String> {
@@ -51,9 +54,14 @@ pub fn server_pod_name(instance: &InstanceSpec) -> String {
     format!("{}-0", instance.resource_name())
 }
 
-/// The instance's in-cluster DNS name.
-pub fn cluster_host(instance: &InstanceSpec, namespace: &str) -> String {
-    format!("{}.{namespace}.svc.cluster.local", instance.resource_name())
+/// The instance's in-cluster DNS name: `<name>.<namespace>.svc`, completed by the pod's DNS search
+/// path (`svc.<cluster-domain>`, whatever the cluster's domain is), or the full name
+/// `<name>.<namespace>.svc.<cluster_domain>` when the domain is configured.
+pub fn cluster_host(instance: &InstanceSpec, namespace: &str, cluster_domain: Option<&str>) -> String {
+    match cluster_domain {
+        Some(domain) => format!("{}.{namespace}.svc.{domain}", instance.resource_name()),
+        None => format!("{}.{namespace}.svc", instance.resource_name()),
+    }
 }
 
 /// Whether `labels` mark an object as toygres's and, when given, as owned by `owner` under `key`.

@@ -41,23 +41,39 @@ pub const RESTORE_JOB: Template = template!("restore-job.yaml");
 /// Every manifest template.
 pub const ALL: [Template; 7] = [PVC, SECRET, CONFIG_MAP, STATEFUL_SET, SERVICE, BACKUP_JOB, RESTORE_JOB];
 
-/// Shell helpers shared by the scripts that move bytes.
+/// Helpers of every job script: strict mode, logging, the FIFO exchange between a job's two containers.
+pub const COMMON_SH: &str = include_str!("../templates/common.sh");
+/// Shell helpers of the toolbox containers, which move bytes (after [`COMMON_SH`]).
 pub const TRANSFER_SH: &str = include_str!("../templates/transfer.sh");
-/// The backup job's script (after [`TRANSFER_SH`]).
-pub const BACKUP_SH: &str = include_str!("../templates/backup.sh");
-/// The restore job's download-and-verify script (after [`TRANSFER_SH`]).
+/// `split_database_sql`: `DatabaseSql::from_pg_dump` in awk.
+pub const DATABASE_SQL_SH: &str = include_str!("../templates/database-sql.sh");
+/// The backup job's `dump` container (source's PostgreSQL image).
+pub const BACKUP_DUMP_SH: &str = include_str!("../templates/backup-dump.sh");
+/// The backup job's `upload` container (toolbox).
+pub const BACKUP_UPLOAD_SH: &str = include_str!("../templates/backup-upload.sh");
+/// The restore job's `fetch` container (toolbox).
 pub const RESTORE_FETCH_SH: &str = include_str!("../templates/restore-fetch.sh");
-/// The restore job's load script.
+/// The restore job's `load` container (instance's PostgreSQL image).
 pub const RESTORE_LOAD_SH: &str = include_str!("../templates/restore-load.sh");
 
-/// The backup job's complete script.
-pub fn backup_script() -> String {
-    format!("{TRANSFER_SH}\n{BACKUP_SH}")
+/// The complete script of the backup job's `dump` container.
+pub fn backup_dump_script() -> String {
+    format!("{COMMON_SH}\n{DATABASE_SQL_SH}\n{BACKUP_DUMP_SH}")
 }
 
-/// The restore job's complete fetch script.
+/// The complete script of the backup job's `upload` container.
+pub fn backup_upload_script() -> String {
+    format!("{COMMON_SH}\n{TRANSFER_SH}\n{BACKUP_UPLOAD_SH}")
+}
+
+/// The complete script of the restore job's `fetch` container.
 pub fn restore_fetch_script() -> String {
-    format!("{TRANSFER_SH}\n{RESTORE_FETCH_SH}")
+    format!("{COMMON_SH}\n{TRANSFER_SH}\n{RESTORE_FETCH_SH}")
+}
+
+/// The complete script of the restore job's `load` container.
+pub fn restore_load_script() -> String {
+    format!("{COMMON_SH}\n{RESTORE_LOAD_SH}")
 }
 
 /// Substitutes `values` into `template` and returns the YAML text.
@@ -118,11 +134,18 @@ mod tests {
     }
 
     #[test]
+    fn the_dump_reads_the_cluster_locale_with_the_cores_query() {
+        let query = toygres_core::manifest::ClusterLocale::QUERY;
+        assert!(BACKUP_DUMP_SH.contains(&format!("FROM ({query}) q(e, c, t, p, l)")), "backup-dump.sh lost the query");
+    }
+
+    #[test]
     fn scripts_are_valid_bash() {
         for (name, script) in [
-            ("backup", backup_script()),
+            ("backup-dump", backup_dump_script()),
+            ("backup-upload", backup_upload_script()),
             ("restore-fetch", restore_fetch_script()),
-            ("restore-load", RESTORE_LOAD_SH.to_string()),
+            ("restore-load", restore_load_script()),
         ] {
             let out = std::process::Command::new("bash").args(["-n", "-c", &script]).output().expect("bash runs");
             assert!(out.status.success(), "{name}: {}", String::from_utf8_lossy(&out.stderr));

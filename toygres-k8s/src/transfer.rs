@@ -60,6 +60,25 @@ fn check_env_name(name: &str) -> Result<()> {
     Ok(())
 }
 
+/// Variables the AKS workload-identity webhook sets from the pod's service account. The webhook only
+/// adds variables a container does not set already, so a job that inherited the control plane's
+/// values would authenticate as the control plane's identity (AADSTS70021 when the job's service
+/// account is federated with another one).
+pub const WORKLOAD_IDENTITY_VARIABLES: [&str; 4] =
+    ["AZURE_CLIENT_ID", "AZURE_TENANT_ID", "AZURE_FEDERATED_TOKEN_FILE", "AZURE_AUTHORITY_HOST"];
+
+/// `transfer` without [`WORKLOAD_IDENTITY_VARIABLES`], for pods the webhook mutates.
+pub fn for_workload_identity(transfer: Transfer) -> Transfer {
+    match transfer {
+        Transfer::Command(mut c) => {
+            c.env.retain(|(name, _)| !WORKLOAD_IDENTITY_VARIABLES.contains(&name.as_str()));
+            c.secret_env.retain(|(name, _)| !WORKLOAD_IDENTITY_VARIABLES.contains(&name.as_str()));
+            Transfer::Command(c)
+        }
+        other => other,
+    }
+}
+
 /// The job environment of `transfer`, whose secrets live in Secret `secret_name`.
 /// Only [`Transfer::Command`] can run in a job; an in-process transfer is refused.
 pub fn job_transfer(transfer: Transfer, secret_name: &str, store: &str) -> Result<JobTransfer> {

@@ -1,41 +1,82 @@
-# Restore job, init container `fetch`: downloads the image into TOYGRES_STAGING on the new volume and
-# verifies it before anything is loaded: the manifest against TOYGRES_IMAGE_CHECKSUM (from the
-# catalog), then every object against the manifest's sha256 and size. Objects are stored decompressed
-# (seekable custom-format dumps, so the load can run pg_restore in parallel).
-# Writes TOYGRES_STAGING/databases.sh (shell-quoted names, owners and files) for the load container.
-# Needs jq, zstd, sha256sum and the transfer program.
+# Restore job, container `fetch` (toolbox): downloads the image and verifies it before anything is
+# loaded (the manifest against TOYGRES_IMAGE_CHECKSUM from the catalog, then every object against the
+# manifest's sha256 and size, without storing it), writes the load plan for the `load` container,
+# then streams every object again, decompressed, into the FIFO the load container reads, checking
+# it again on the way. Nothing is staged on the volume: it holds only the restored data.
+# Needs jq, zstd, sha256sum and the transfer program; reads the marker on the volume.
 TOYGRES_STEP=restore-fetch
-: "${TOYGRES_IMAGE_ID:?missing}" "${TOYGRES_IMAGE_CHECKSUM:?missing}" "${TOYGRES_STAGING:?missing}" "${TOYGRES_MARKER:?missing}"
+: "${TOYGRES_IMAGE_ID:?missing}" "${TOYGRES_IMAGE_CHECKSUM:?missing}" "${TOYGRES_MARKER:?missing}"
 
 if [[ -f "$TOYGRES_MARKER" && "$(cat "$TOYGRES_MARKER")" == "$TOYGRES_IMAGE_ID" ]]; then
   log "volume already holds image $TOYGRES_IMAGE_ID; nothing to fetch"
   exit 0
 fi
-rm -rf "$TOYGRES_STAGING"
-mkdir -p "$TOYGRES_STAGING"
 transfer_login
 
-manifest="$TOYGRES_STAGING/manifest.json"
+manifest="$work/manifest.json"
 download manifest.json >"$manifest"
 actual="sha256:$(sha256sum <"$manifest" | cut -d' ' -f1)"
 [[ "$actual" == "$TOYGRES_IMAGE_CHECKSUM" ]] ||
   fail "image $TOYGRES_IMAGE_ID is corrupted: manifest.json has checksum $actual, expected $TOYGRES_IMAGE_CHECKSUM; restore from another image"
-jq -e --arg id "$TOYGRES_IMAGE_ID" '.image_id == $id and .format_version <= 1 and .compression == "zstd"' \
-  "$manifest" >/dev/null || fail "manifest.json does not describe image $TOYGRES_IMAGE_ID in format 1 with zstd"
-
-count=0
-while IFS=$'\t' read -r -u 3 name sha256 size; do
+jq -e --arg id "$TOYGRES_IMAGE_ID" '.image_id == $id and .format_version >= 1 and .format_version <= 2 and
+  .compression == "zstd" and (.format // "logical") == "logical"' "$manifest" >/dev/null ||
+  fail "manifest.json does not describe image $TOYGRES_IMAGE_ID as a logical image in format 1 or 2 with zstd"
+# TOYGRES_DATABASES (a JSON list, optional): restore only these databases; the globals always.
+only=${TOYGRES_DATABASES:-null}
+jq --argjson only "$only" '.databases |= map(select($only == null or (.name as $n | $only | index($n) != null)))' \
+  "$manifest" >"$work/chosen.json"
+[[ "$only" == null ]] || log "restoring only the databases $only"
+chosen="$work/chosen.json"
+objects=$(jq -r '(.globals, .databases[].object) | [.name, .sha256, (.size | tostring)] | @tsv' "$chosen")
+total=$(jq '[(.globals, .databases[].object) | .size] | add' "$chosen")
+while IFS=$'\t' read -r name _ _; do
   [[ "$name" =~ ^(globals\.sql|db-[0-9]{4}\.dump)\.zst$ ]] || fail "unexpected object name in the manifest"
-  log "downloading $name ($size bytes)"
-  download "$name" | hash_stream "$work/$name" | zstd -q -d >"$TOYGRES_STAGING/${name%.zst}"
-  [[ "sha256:$(cat "$work/$name.sha256")" == "$sha256" ]] ||
-    fail "image $TOYGRES_IMAGE_ID is corrupted: $name has checksum sha256:$(cat "$work/$name.sha256"), expected $sha256"
-  [[ "$(cat "$work/$name.size")" == "$size" ]] ||
-    fail "image $TOYGRES_IMAGE_ID is incomplete: $name has $(cat "$work/$name.size") bytes, the manifest says $size"
-  count=$((count + 1))
-done 3< <(jq -r '(.globals, .databases[].object) | [.name, .sha256, (.size | tostring)] | @tsv' "$manifest")
+done <<<"$objects"
 
-jq -r '.databases[] | "db_names+=(\(.name | @sh)); db_owners+=(\(.owner | @sh)); db_files+=(\(.object.name | rtrimstr(".zst") | @sh))"' \
-  "$manifest" >"$TOYGRES_STAGING/databases.sh.tmp"
-mv "$TOYGRES_STAGING/databases.sh.tmp" "$TOYGRES_STAGING/databases.sh"
-log "fetched and verified $count object(s) of image $TOYGRES_IMAGE_ID"
+# check NAME SHA256 SIZE: compares what hash_stream recorded for NAME with the manifest.
+check() {
+  [[ "sha256:$(cat "$work/$1.sha256")" == "$2" ]] ||
+    fail "image $TOYGRES_IMAGE_ID is corrupted: $1 has checksum sha256:$(cat "$work/$1.sha256"), expected $2"
+  [[ "$(cat "$work/$1.size")" == "$3" ]] ||
+    fail "image $TOYGRES_IMAGE_ID is incomplete: $1 has $(cat "$work/$1.size") bytes, the manifest says $3"
+}
+
+done_bytes=0
+while IFS=$'\t' read -r -u 3 name sha256 size; do
+  log "verifying $name ($size bytes)"
+  download "$name" | hash_stream "$work/$name" >/dev/null
+  check "$name" "$sha256" "$size"
+  done_bytes=$((done_bytes + size))
+  progress "$done_bytes" "$((2 * total))"
+done 3<<<"$objects"
+
+# The plan: shell-quoted values for the load container, which has no jq, and each database's SQL.
+plan="$exchange/plan.tmp"
+rm -rf "$plan"
+mkdir -p "$plan"
+jq -r '"format_version=\(.format_version)",
+  "dump_major=\((.dump_version // .pg_version) | split(".")[0] | @sh)",
+  "raw_total=\([(.globals, .databases[].object) | .raw_size // 0] | add)",
+  "initdb_args=(\(if .cluster_locale then (.cluster_locale | ["--encoding=\(.encoding)", "--lc-collate=\(.lc_collate)",
+      "--lc-ctype=\(.lc_ctype)"] + (if .provider != "libc" then ["--locale-provider=\(.provider)"] +
+      (if .locale then ["--\(.provider)-locale=\(.locale)"] else [] end) else [] end)) else [] end | map(@sh) | join(" ")))",
+  (.databases[] | "db_names+=(\(.name | @sh)); db_owners+=(\(.owner | @sh)); db_objects+=(\(.object.name | @sh))")' \
+  "$chosen" >"$plan/plan.sh"
+count=$(jq '.databases | length' "$chosen")
+for ((i = 0; i < count; i++)); do
+  jq -j --argjson i "$i" '.databases[$i].sql.create // ""' "$chosen" >"$plan/$i.create"
+  jq -j --argjson i "$i" '.databases[$i].sql.properties // ""' "$chosen" >"$plan/$i.properties"
+done
+rm -rf "$exchange/plan"
+mv "$plan" "$exchange/plan"
+log "image $TOYGRES_IMAGE_ID verified: $((count + 1)) object(s), $total bytes; streaming them to the load"
+
+while IFS=$'\t' read -r -u 3 name sha256 size; do
+  await "$exchange/$name.fifo"
+  download "$name" | hash_stream "$work/$name" | zstd -q -d >"$exchange/$name.fifo"
+  check "$name" "$sha256" "$size"
+  publish "$exchange/$name.done" 0
+  done_bytes=$((done_bytes + size))
+  progress "$done_bytes" "$((2 * total))"
+done 3<<<"$objects"
+log "streamed every object of image $TOYGRES_IMAGE_ID"

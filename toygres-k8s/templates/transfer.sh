@@ -1,4 +1,4 @@
-# --- toygres transfer helpers (prepended to backup.sh and restore-fetch.sh) ---------------------------
+# --- toygres transfer helpers (after common.sh, before backup-upload.sh and restore-fetch.sh) --------
 # The BlobStore's transfer arrives in the environment:
 #   TOYGRES_TRANSFER_PROGRAM    the copy program (azcopy)
 #   TOYGRES_TRANSFER_LOGIN      shell-quoted arguments of the login step (may be empty)
@@ -7,13 +7,8 @@
 #   TOYGRES_TRANSFER_BASE_URL   container URL plus the image prefix, without secrets
 #   TOYGRES_TRANSFER_URL_QUERY  (from a Secret, optional) query appended to every URL, e.g. a SAS
 # URLs are never logged: they may carry a SAS.
-set -euo pipefail
-umask 077
 # bash 5.2 would otherwise put the matched text for every '&' of a replacement (a SAS has several).
 shopt -u patsub_replacement 2>/dev/null || true
-
-log() { printf '%s %s: %s\n' "$(date -u +%H:%M:%S)" "${TOYGRES_STEP:-toygres}" "$*" >&2; }
-fail() { log "ERROR: $*"; exit 1; }
 
 : "${TOYGRES_TRANSFER_PROGRAM:?missing}" "${TOYGRES_TRANSFER_BASE_URL:?missing}"
 eval "transfer_login=(${TOYGRES_TRANSFER_LOGIN:-})"
@@ -21,7 +16,7 @@ eval "transfer_upload=(${TOYGRES_TRANSFER_UPLOAD:-})"
 eval "transfer_download=(${TOYGRES_TRANSFER_DOWNLOAD:-})"
 
 work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+exit_steps+=('rm -rf "$work"')
 
 # Strips query strings (SAS tokens) from the copy program's output before it reaches the job log.
 redact_urls() { sed -E 's/\?[^[:space:]"'\'']*/?<redacted>/g'; }
@@ -53,10 +48,15 @@ run_transfer() {
   fi
 }
 
+# A failed login is not the end: `azcopy login` fails where it cannot store its token (keyctl is
+# blocked by RuntimeDefault seccomp) although every copy authenticates itself (AZCOPY_AUTO_LOGIN_TYPE);
+# a copy that really lacks credentials fails with the storage service's own error.
 transfer_login() {
+  local rc=0
   if ((${#transfer_login[@]} > 0)); then
     log "logging in with $TOYGRES_TRANSFER_PROGRAM"
-    "$TOYGRES_TRANSFER_PROGRAM" "${transfer_login[@]}" 2>&1 | redact_urls >&2
+    "$TOYGRES_TRANSFER_PROGRAM" "${transfer_login[@]}" 2>&1 | redact_urls >&2 || rc=$?
+    if ((rc != 0)); then log "WARNING: the login step failed (exit $rc); going on, each copy authenticates itself"; fi
   fi
 }
 
@@ -65,6 +65,15 @@ upload() { run_transfer "$1" "${transfer_upload[@]}" | redact_urls >&2; }
 
 # download NAME: writes object NAME to standard output.
 download() { run_transfer "$1" "${transfer_download[@]}"; }
+
+# count_stream PREFIX: copies stdin to stdout, writing the byte count to PREFIX.raw.
+count_stream() {
+  rm -f "$1.raw.fifo"
+  mkfifo "$1.raw.fifo"
+  (wc -c <"$1.raw.fifo" | tr -d ' ' >"$1.raw") &
+  tee "$1.raw.fifo"
+  wait
+}
 
 # hash_stream PREFIX: copies stdin to stdout, writing the sha256 (hex) to PREFIX.sha256 and the byte
 # count to PREFIX.size; both files are complete when the function returns.

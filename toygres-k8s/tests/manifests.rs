@@ -144,8 +144,10 @@ fn bad_configuration_is_refused() {
     for bad in [
         K8sConfig { namespace: "Bad_NS".into(), ..config() },
         K8sConfig { volume_size: "ten gigs".into(), ..config() },
+        K8sConfig { job_requests: toygres_k8s::JobRequests { cpu: "lots".into(), ..Default::default() }, ..config() },
         K8sConfig { toolbox_image: "".into(), ..config() },
         K8sConfig { poll_interval: std::time::Duration::ZERO, ..config() },
+        K8sConfig { cluster_domain: Some("corp..internal".into()), ..config() },
     ] {
         assert!(matches!(bad.validate(), Err(toygres_core::Error::InvalidRequest { .. })), "{bad:?}");
     }
@@ -165,4 +167,93 @@ fn a_restore_with_a_malformed_checksum_is_refused() {
     };
     let err = Manifests::new(&config).restore_job(&spec, &transfer).unwrap_err();
     assert!(matches!(err, toygres_core::Error::ImageIncomplete { .. }), "{err}");
+}
+
+/// Defect 12: no hard-coded `cluster.local`; the StatefulSet names no (non-headless) Service.
+#[test]
+fn in_cluster_names_follow_the_cluster_domain() {
+    let host = |config: &K8sConfig| {
+        let backup = BackupJobSpec {
+            image_id: image(),
+            source: instance(),
+            source_password: Password::new(PASSWORD),
+            location: ImageLocation::for_image(image()),
+            image_type: ImageType::Stock,
+            format: toygres_core::ImageFormat::Logical,
+        };
+        let transfer = job_transfer(Transfer::Command(command_transfer()), "job", "azure").unwrap();
+        let job = Manifests::new(config).backup_job(&backup, &transfer).unwrap();
+        let env = job.spec.unwrap().template.spec.unwrap().containers[0].env.clone().unwrap();
+        env.into_iter().find(|e| e.name == "PGHOST").unwrap().value.unwrap()
+    };
+    let id = instance().id;
+    assert_eq!(host(&config()), format!("pg-{id}.toygres.svc"));
+    let custom = K8sConfig { cluster_domain: Some("corp.internal".into()), ..config() };
+    custom.validate().unwrap();
+    assert_eq!(host(&custom), format!("pg-{id}.toygres.svc.corp.internal"));
+    let sts = Manifests::new(&config()).stateful_set(&instance()).unwrap();
+    assert_eq!(sts.spec.service_name, None);
+}
+
+/// Defect 10: the kubelet changes the volume's ownership only when its root is wrong, not at every
+/// start of the server or the restore job.
+#[test]
+fn volumes_are_not_rechowned_at_every_start() {
+    let config = config();
+    let m = Manifests::new(&config);
+    let sts = m.stateful_set(&instance()).unwrap();
+    let policy = |ctx: Option<k8s_openapi::api::core::v1::PodSecurityContext>| ctx.unwrap().fs_group_change_policy;
+    assert_eq!(policy(sts.spec.template.spec.unwrap().security_context).as_deref(), Some("OnRootMismatch"));
+    let restore = RestoreJobSpec {
+        image_id: image(),
+        location: ImageLocation::for_image(image()),
+        checksum: format!("sha256:{}", "0f".repeat(32)),
+        instance: instance(),
+        databases: None,
+    };
+    let transfer = job_transfer(Transfer::Command(command_transfer()), "job", "azure").unwrap();
+    let job = m.restore_job(&restore, &transfer).unwrap();
+    let pod = job.spec.unwrap().template.spec.unwrap();
+    assert_eq!(policy(pod.security_context).as_deref(), Some("OnRootMismatch"));
+}
+
+/// Defect 6 (and the deadline of defect 5): an eviction does not use up the one retry, job pods
+/// request resources (not BestEffort) and ask the autoscaler not to evict them.
+#[test]
+fn job_pods_survive_evictions_and_end_by_a_deadline() {
+    let config = config();
+    let m = Manifests::new(&config);
+    let transfer = || job_transfer(Transfer::Command(command_transfer()), "job", "azure").unwrap();
+    let backup = BackupJobSpec {
+        image_id: image(),
+        source: instance(),
+        source_password: Password::new(PASSWORD),
+        location: ImageLocation::for_image(image()),
+        image_type: ImageType::Stock,
+        format: toygres_core::ImageFormat::Logical,
+    };
+    let restore = RestoreJobSpec {
+        image_id: image(),
+        location: ImageLocation::for_image(image()),
+        checksum: format!("sha256:{}", "0f".repeat(32)),
+        instance: instance(),
+        databases: None,
+    };
+    for job in [m.backup_job(&backup, &transfer()).unwrap(), m.restore_job(&restore, &transfer()).unwrap()] {
+        let spec = job.spec.unwrap();
+        assert_eq!(spec.active_deadline_seconds, Some(3 * 3600));
+        let rules = spec.pod_failure_policy.unwrap().rules;
+        let ignores_disruption = rules.iter().any(|r| {
+            r.action == "Ignore" && r.on_pod_conditions.iter().flatten().any(|c| c.type_ == "DisruptionTarget")
+        });
+        assert!(ignores_disruption, "{rules:?}");
+        let annotations = spec.template.metadata.unwrap().annotations.unwrap();
+        assert_eq!(annotations["cluster-autoscaler.kubernetes.io/safe-to-evict"], "false");
+        let pod = spec.template.spec.unwrap();
+        for c in pod.containers.iter().chain(pod.init_containers.iter().flatten()) {
+            let requests = c.resources.as_ref().and_then(|r| r.requests.as_ref()).unwrap();
+            assert_eq!(requests["memory"].0, "512Mi", "{}", c.name);
+            assert_eq!(requests["cpu"].0, "250m", "{}", c.name);
+        }
+    }
 }

@@ -1,23 +1,22 @@
-//! The job scripts against a real PostgreSQL: the backup script dumps a real server into the toygres image
-//! format (checked by `toygres_core::verify_image`), and the restore scripts load that image into a new
-//! data directory that then serves the same roles, databases and rows. The transfer is configured exactly
-//! as a Job's environment would be: once with a fake copy program on local files, once with the real
-//! azcopy against Azurite through `toygres_azure::AzureBlobStore` (skipped when `.ci/azure.sh` has not run).
+//! The job scripts as real processes against a real PostgreSQL: the backup job's two containers
+//! (`dump` with the source's PostgreSQL binaries, `upload` with the toolbox's) write image format 2
+//! (checked by `toygres_core::verify_image`), and the restore job's two (`fetch`, `load`) load it into
+//! a new data directory that then holds what the source held (`InstanceSnapshot`), database
+//! properties, template1 and a database that refuses connections included. The transfer is
+//! configured exactly as a Job's environment would be: a fake copy program on local files, or the
+//! real azcopy against Azurite (whose login fails, as it does under RuntimeDefault seccomp).
 
-use std::os::unix::fs::PermissionsExt;
-use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-use toygres_core::{
-    verify_image, CommandTransfer, ImageId, ImageLocation, ImageType, Manifest, ObjectStoreBlobs, Password, Transfer,
-    VerifyMode,
-};
-use toygres_core::{BlobStore, ConnectionInfo};
-use toygres_k8s::render;
-use toygres_k8s::transfer::job_transfer;
+mod pg;
 
-const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
-const PASSWORD: &str = "source-Pa55word";
+use pg::jobs::{self, Volume};
+use pg::{free_port, psql, succeeded, Postgres, PASSWORD, PG15};
+use std::path::Path;
+use toygres_core::manifest::DatabaseSql;
+use toygres_core::{verify_image, BlobStore, CommandTransfer, ConnectionInfo, ImageId, ImageLocation, Manifest};
+use toygres_core::{ObjectStoreBlobs, Password, Transfer, VerifyMode};
+use toygres_local::verify::InstanceSnapshot;
+use toygres_local::{ConnParams, PgBinaries};
+
 const SAS: &str = "sig=fake-sas";
 const WEIRD_DB: &str = "we\"ird db";
 
@@ -31,244 +30,186 @@ case "$1" in
 esac
 "#;
 
-struct Postgres {
-    uid: u32,
-    gid: u32,
-}
+/// Database-level properties of every database, to compare source and restored server.
+const DATABASE_PROPERTIES: &str = "SELECT d.datname, pg_get_userbyid(d.datdba), d.datconnlimit, d.datistemplate, \
+    d.datallowconn, (SELECT array_agg(a::text ORDER BY a::text) FROM unnest(d.datacl) a), shobj_description(d.oid, 'pg_database'), pg_encoding_to_char(d.encoding), \
+    d.datcollate, (SELECT s.setconfig::text FROM pg_db_role_setting s WHERE s.setdatabase = d.oid AND s.setrole = 0) \
+    FROM pg_database d ORDER BY 1";
 
-impl Postgres {
-    fn find() -> Option<Self> {
-        let id = |flag: &str| -> Option<u32> {
-            let out = Command::new("id").args([flag, "postgres"]).output().ok()?;
-            String::from_utf8(out.stdout).ok()?.trim().parse().ok()
-        };
-        let tools = ["jq", "zstd", "sha256sum"].iter().all(|t| Command::new(t).arg("--version").output().is_ok());
-        (tools && Path::new(PG_BIN).join("initdb").exists()).then_some(Self { uid: id("-u")?, gid: id("-g")? })
-    }
-
-    fn dir(&self, path: &Path) -> PathBuf {
-        std::fs::create_dir_all(path).unwrap();
-        std::os::unix::fs::chown(path, Some(self.uid), Some(self.gid)).unwrap();
-        path.to_path_buf()
-    }
-
-    /// Runs `bash -c script` as the postgres user with `env`; panics with its output on failure.
-    fn bash(&self, script: &str, env: &[(String, String)]) -> Output {
-        let out = self.bash_status(script, env);
-        assert!(out.status.success(), "script failed:\n{}", String::from_utf8_lossy(&out.stderr));
-        out
-    }
-
-    /// Runs `bash -c script` as the postgres user with `env`.
-    fn bash_status(&self, script: &str, env: &[(String, String)]) -> Output {
-        let path = format!("{PG_BIN}:{}", std::env::var("PATH").unwrap_or_default());
-        Command::new("bash")
-            .args(["-c", script])
-            .env_clear()
-            .env("PATH", path)
-            .env("HOME", "/tmp")
-            .envs(env.iter().map(|(k, v)| (k, v)))
-            .uid(self.uid)
-            .gid(self.gid)
-            .output()
-            .unwrap()
-    }
-
-    fn start(&self, data: &Path, port: u16) {
-        let log = data.parent().unwrap().join(format!("server-{port}.log"));
-        let opts = format!("-c listen_addresses=127.0.0.1 -p {port} -k /tmp");
-        let script = format!("pg_ctl -D '{}' -l '{}' -o '{opts}' -w start", data.display(), log.display());
-        self.bash(&script, &[]);
-    }
-
-    fn stop(&self, data: &Path) {
-        let _ = Command::new(format!("{PG_BIN}/pg_ctl"))
-            .args(["-D", data.to_str().unwrap(), "-m", "immediate", "stop"])
-            .uid(self.uid)
-            .gid(self.gid)
-            .output();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-fn psql(port: u16, db: &str, sql: &str) -> String {
-    let out = Command::new(format!("{PG_BIN}/psql"))
-        .args(["-X", "-At", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-p", &port.to_string(), "-U", "postgres"])
-        .args(["-d", &format!("dbname='{}'", db.replace('\'', "\\'")), "-c", sql])
-        .env("PGPASSWORD", PASSWORD)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{sql}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
-}
-
-/// The Job's environment for `transfer`: plain values as they are, Secret references resolved.
-fn job_env(transfer: CommandTransfer) -> Vec<(String, String)> {
-    let t = job_transfer(Transfer::Command(transfer), "job", "fake").unwrap();
-    t.env
-        .iter()
-        .map(|e| {
-            let value = match (&e.value, &e.value_from) {
-                (Some(v), _) => v.clone(),
-                (None, Some(from)) => {
-                    let key = &from.secret_key_ref.as_ref().unwrap().key;
-                    String::from_utf8(t.secret_data[key].0.clone()).unwrap()
-                }
-                _ => String::new(),
-            };
-            (e.name.clone(), value)
-        })
-        .collect()
-}
-
-struct Fixture {
-    pg: Postgres,
-    tmp: tempfile::TempDir,
-    source_port: u16,
+pub struct Fixture {
+    pub pg: Postgres,
+    pub tmp: tempfile::TempDir,
+    pub source_port: u16,
 }
 
 impl Fixture {
-    /// A source server with a role, its database (an awkward name) and rows; `None` without the tools.
-    fn start() -> Option<Self> {
+    /// A PostgreSQL 15 source with roles, an awkwardly named database, template1 and database
+    /// properties; `None` without the tools.
+    pub fn start() -> Option<Self> {
         let Some(pg) = Postgres::find() else {
             eprintln!("SKIPPED: needs root, the postgres user, PostgreSQL 15, jq and zstd");
             return None;
         };
-        let tmp = tempfile::tempdir().unwrap();
-        std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let tmp = pg::tempdir();
         let source = pg.dir(&tmp.path().join("source"));
-        let pwfile = tmp.path().join("pw");
-        std::fs::write(&pwfile, PASSWORD).unwrap();
-        std::os::unix::fs::chown(&pwfile, Some(pg.uid), None).unwrap();
-        let init = format!(
-            "initdb -D '{}/data' -U postgres --pwfile='{}' --auth-host=scram-sha-256 --auth-local=trust -N >/dev/null",
-            source.display(),
-            pwfile.display()
-        );
-        pg.bash(&init, &[]);
+        pg.initdb(PG15, &source.join("data"), &pg::pwfile(&pg, tmp.path()), "");
         let source_port = free_port();
-        pg.start(&source.join("data"), source_port);
-        psql(source_port, "postgres", "CREATE ROLE app LOGIN PASSWORD 'app-pass'");
-        psql(source_port, "postgres", &format!("CREATE DATABASE \"{}\" OWNER app", WEIRD_DB.replace('"', "\"\"")));
+        pg.start(PG15, &source.join("data"), source_port);
+        let port = source_port;
+        psql(port, "postgres", "CREATE ROLE app LOGIN PASSWORD 'app-pass'");
+        psql(port, "postgres", &format!("CREATE DATABASE \"{}\" OWNER app", WEIRD_DB.replace('"', "\"\"")));
         let table =
             "SET ROLE app; CREATE TABLE items AS SELECT g AS id, md5(g::text) AS v FROM generate_series(1, 500) g";
-        psql(source_port, WEIRD_DB, table);
-        psql(source_port, "postgres", "CREATE TABLE notes (t text); INSERT INTO notes VALUES ('hello')");
+        psql(port, WEIRD_DB, table);
+        psql(port, "postgres", "CREATE TABLE notes (t text); INSERT INTO notes VALUES ('hello')");
+        psql(port, "template1", "CREATE TABLE t1_marker AS SELECT 42 AS answer");
+        for sql in [
+            "CREATE DATABASE described OWNER app",
+            "COMMENT ON DATABASE described IS 'it''s described'",
+            "ALTER DATABASE described CONNECTION LIMIT 7",
+            "ALTER DATABASE described SET work_mem = '3MB'",
+            "REVOKE CONNECT ON DATABASE described FROM PUBLIC",
+            "GRANT CONNECT ON DATABASE described TO app",
+            "CREATE DATABASE tmpl IS_TEMPLATE true",
+            "CREATE DATABASE closed",
+        ] {
+            psql(port, "postgres", sql);
+        }
+        psql(port, "closed", "CREATE TABLE kept AS SELECT 'closed rows' AS t");
+        psql(port, "postgres", "ALTER DATABASE closed ALLOW_CONNECTIONS false");
         Some(Self { pg, tmp, source_port })
     }
 
-    /// An executable copy of `program` the postgres user can run.
     fn executable(&self, name: &str, content: &[u8]) -> String {
-        let path = self.tmp.path().join(name);
-        std::fs::write(&path, content).unwrap();
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
-        path.display().to_string()
+        pg::executable(self.tmp.path(), name, content)
+    }
+
+    /// The source's snapshot, with `closed` open for the time it is read.
+    async fn snapshot(&self, port: u16) -> InstanceSnapshot {
+        psql(port, "postgres", "ALTER DATABASE closed ALLOW_CONNECTIONS true");
+        let bin = PgBinaries::at(PG15).unwrap();
+        let params = ConnParams { host: "127.0.0.1".into(), port, user: "postgres".into() };
+        let snapshot = InstanceSnapshot::take(&bin, &params, &Password::new(PASSWORD)).await.unwrap();
+        psql(port, "postgres", "ALTER DATABASE closed ALLOW_CONNECTIONS false");
+        snapshot
     }
 }
 
 impl Drop for Fixture {
     fn drop(&mut self) {
-        self.pg.stop(&self.tmp.path().join("source/data"));
+        self.pg.stop(PG15, &self.tmp.path().join("source/data"));
     }
 }
 
+/// Checks the format-2 manifest of the fixture's image.
+fn check_manifest(manifest: &Manifest) {
+    assert_eq!(manifest.format_version, 2);
+    assert_eq!(manifest.pg_version.split('.').next(), Some("15"));
+    assert_eq!(manifest.dump_version.as_deref().and_then(|v| v.split('.').next()), Some("15"), "{manifest:?}");
+    assert!(manifest.cluster_locale.is_some());
+    let names: Vec<&str> = manifest.databases.iter().map(|d| d.name.as_str()).collect();
+    assert_eq!(names, ["closed", "described", "postgres", "template1", "tmpl", WEIRD_DB]);
+    for object in manifest.objects() {
+        assert!(object.raw_size.is_some_and(|r| r > 0), "{object:?}");
+    }
+    let closed = &manifest.databases[0];
+    assert!(!closed.allow_connections);
+    assert!(closed.sql.properties.ends_with("ALTER DATABASE closed ALLOW_CONNECTIONS false;\n"), "{:?}", closed.sql);
+    let described = &manifest.databases[1];
+    assert!(described.sql.create.starts_with("CREATE DATABASE described "), "{:?}", described.sql);
+    assert!(described.sql.properties.contains("COMMENT ON DATABASE described IS 'it''s described';"));
+}
+
 /// Backs the source up with `transfer`, verifies the image in `blobs` (after `sync` copies it there),
-/// restores it into a new data directory with the same transfer and checks the restored server.
+/// restores it into a new data directory and compares the restored server with the source.
 async fn round_trip<F, Fut>(f: &Fixture, image: ImageId, transfer: CommandTransfer, blobs: &dyn BlobStore, sync: F)
 where
     F: FnOnce() -> Fut,
     Fut: std::future::Future<Output = ()>,
 {
-    let (pg, location) = (&f.pg, ImageLocation::for_image(image));
-    let mut env = job_env(transfer.clone());
-    env.extend([
-        ("PGHOST".into(), "127.0.0.1".into()),
-        ("PGPORT".into(), f.source_port.to_string()),
-        ("PGUSER".into(), "postgres".into()),
-        ("PGPASSWORD".into(), PASSWORD.into()),
-        ("TOYGRES_IMAGE_ID".into(), image.to_string()),
-        ("TOYGRES_IMAGE_TYPE".into(), ImageType::PgDurable.as_str().into()),
-    ]);
-    let backup = pg.bash(&render::backup_script(), &env);
-    let log = String::from_utf8_lossy(&backup.stderr);
+    let (pg, location, dir) = (&f.pg, ImageLocation::for_image(image), f.tmp.path());
+    let before = f.snapshot(f.source_port).await;
+    // The toolbox may carry any client (here PostgreSQL 18 when installed): the dump runs with the source's.
+    let toolbox_bin = pg::pg18().unwrap_or_else(|| "/nonexistent".into());
+    let exchange = jobs::exchange(pg, dir, "backup");
+    let (dump_log, upload_log) =
+        succeeded(jobs::backup(pg, &transfer, image, f.source_port, (PG15, &toolbox_bin), &exchange));
     let sas = transfer.url_query.as_ref().map(|q| q.expose().to_string()).unwrap_or_else(|| PASSWORD.into());
-    assert!(!log.contains(PASSWORD) && !log.contains(&sas), "{log}");
+    for log in [&dump_log, &upload_log] {
+        assert!(!log.contains(PASSWORD) && !log.contains(&sas), "{log}");
+    }
+    assert!(upload_log.contains("toygres-progress: "), "{upload_log}");
+    let allow = "SELECT datallowconn FROM pg_database WHERE datname = 'closed'";
+    assert_eq!(psql(f.source_port, "postgres", allow), "f", "the source's database refuses connections again");
     sync().await;
 
     // The image is exactly toygres_core's format: verify it as the control plane does.
     let manifest_bytes = blobs.read(&location, "manifest.json").await.unwrap();
     let checksum = toygres_core::manifest::sha256_hex(&manifest_bytes);
     let manifest: Manifest = verify_image(blobs, &location, &checksum, VerifyMode::Full).await.unwrap();
-    assert_eq!(manifest.pg_version.split('.').next(), Some("15"));
-    assert_eq!(manifest.image_type, ImageType::PgDurable);
-    let names: Vec<(&str, &str)> = manifest.databases.iter().map(|d| (d.name.as_str(), d.owner.as_str())).collect();
-    assert_eq!(names, vec![("postgres", "postgres"), (WEIRD_DB, "app")]);
-
-    // Restore into a new "volume": fetch (verifies), then load (as the PostgreSQL image would).
-    let volume = pg.dir(&f.tmp.path().join(format!("volume-{image}")));
-    let config_dir = pg.dir(&f.tmp.path().join("config"));
-    std::fs::write(config_dir.join("postgresql.conf"), "# test config\n").unwrap();
-    let restored_pgdata = volume.join("pgdata");
-    let common = |extra: &[(&str, String)]| -> Vec<(String, String)> {
-        let mut env = vec![
-            ("TOYGRES_IMAGE_ID".to_string(), image.to_string()),
-            ("TOYGRES_STAGING".to_string(), volume.join("restore-staging").display().to_string()),
-            ("TOYGRES_MARKER".to_string(), volume.join("toygres-restored").display().to_string()),
-        ];
-        env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.clone())));
-        env
-    };
-    let mut fetch_env = job_env(transfer.clone());
-    fetch_env.extend(common(&[("TOYGRES_IMAGE_CHECKSUM", checksum.clone())]));
+    check_manifest(&manifest);
 
     // A wrong checksum is refused before anything is loaded.
-    let mut wrong = fetch_env.clone();
-    wrong.retain(|(k, _)| k != "TOYGRES_IMAGE_CHECKSUM");
-    wrong.push(("TOYGRES_IMAGE_CHECKSUM".into(), format!("sha256:{}", "0".repeat(64))));
-    let refused = pg.bash_status(&render::restore_fetch_script(), &wrong);
-    assert!(!refused.status.success());
-    assert!(String::from_utf8_lossy(&refused.stderr).contains("is corrupted: manifest.json has checksum"));
+    let volume = Volume::new(pg, dir, &image.to_string());
+    let wrong = format!("sha256:{}", "0".repeat(64));
+    let (fetch, load) = jobs::restore(pg, &transfer, image, &wrong, &volume, PG15, &jobs::exchange(pg, dir, "bad"));
+    assert!(!fetch.status.success() && !load.status.success(), "both containers end");
+    assert!(String::from_utf8_lossy(&fetch.stderr).contains("is corrupted: manifest.json has checksum"));
+    assert!(!volume.pgdata().exists());
 
-    pg.bash(&render::restore_fetch_script(), &fetch_env);
-    let load_env = common(&[
-        ("PGDATA", restored_pgdata.display().to_string()),
-        ("TOYGRES_PASSWORD", PASSWORD.to_string()),
-        ("TOYGRES_CONFIG_DIR", config_dir.display().to_string()),
-    ]);
-    let load = pg.bash(render::RESTORE_LOAD_SH, &load_env);
-    assert!(!String::from_utf8_lossy(&load.stderr).contains(PASSWORD));
-    assert_eq!(std::fs::read_to_string(volume.join("toygres-restored")).unwrap(), image.to_string());
-    assert!(!volume.join("restore-staging").exists(), "staging removed");
+    let exchange = jobs::exchange(pg, dir, "restore");
+    let (fetch_log, load_log) = jobs::restore_ok(pg, &transfer, image, &checksum, &volume, PG15, &exchange);
+    assert!(!load_log.contains(PASSWORD) && !fetch_log.contains(&sas));
+    assert!(fetch_log.contains("toygres-progress: "), "{fetch_log}");
+    assert_eq!(std::fs::read_to_string(volume.marker()).unwrap(), image.to_string());
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(volume.pgdata()).unwrap().permissions().mode() & 0o777, 0o700);
     // A retried job finds the marker and leaves the volume alone.
-    pg.bash(&render::restore_fetch_script(), &fetch_env);
-    pg.bash(render::RESTORE_LOAD_SH, &load_env);
+    jobs::restore_ok(pg, &transfer, image, &checksum, &volume, PG15, &jobs::exchange(pg, dir, "again"));
 
-    // The restored server: same roles, databases, owners and rows; the source password works.
     let port = free_port();
-    pg.start(&restored_pgdata, port);
+    pg.start(PG15, &volume.pgdata(), port);
+    check_restored(f, port, &before).await;
+    pg.stop(PG15, &volume.pgdata());
+}
+
+/// The restored server at `port` holds what the source held.
+async fn check_restored(f: &Fixture, port: u16, before: &InstanceSnapshot) {
+    assert_eq!(psql(port, "postgres", DATABASE_PROPERTIES), psql(f.source_port, "postgres", DATABASE_PROPERTIES));
+    let after = f.snapshot(port).await;
+    assert!(after.diff(before).is_empty(), "{:?}", after.diff(before));
+    assert_eq!(psql(port, "template1", "SELECT answer FROM t1_marker"), "42");
     let connection = ConnectionInfo {
         host: "127.0.0.1".into(),
         port,
-        user: "postgres".into(),
-        database: "postgres".into(),
+        user: "app".into(),
+        database: WEIRD_DB.into(),
         dns_name: None,
     };
     let timeout = std::time::Duration::from_secs(5);
-    toygres_k8s::connect::test_connection(&connection, &Password::new(PASSWORD), timeout).await.unwrap();
-    let wrong = toygres_k8s::connect::test_connection(&connection, &Password::new("nope"), timeout).await;
-    assert!(wrong.unwrap_err().to_string().contains("failed"));
-    let app = ConnectionInfo { user: "app".into(), database: WEIRD_DB.into(), ..connection.clone() };
-    toygres_k8s::connect::test_connection(&app, &Password::new("app-pass"), timeout).await.unwrap();
-    let items =
-        "SELECT count(*), pg_get_userbyid(c.relowner) FROM items, pg_class c WHERE c.relname = 'items' GROUP BY 2";
-    assert_eq!(psql(port, WEIRD_DB, items), "500|app");
-    assert_eq!(psql(port, "postgres", "SELECT t FROM notes"), "hello");
-    let owner = format!("SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = '{WEIRD_DB}'");
-    assert_eq!(psql(port, "postgres", &owner), "app");
-    pg.stop(&restored_pgdata);
+    toygres_k8s::connect::test_connection(&connection, &Password::new("app-pass"), timeout).await.unwrap();
+}
+
+/// A fake copy program storing objects under `root`, and a blob store the test copies them into.
+fn fake_transfer(f: &Fixture, root: &Path, image: ImageId) -> CommandTransfer {
+    CommandTransfer {
+        program: f.executable("fake-copy", FAKE_COPY.as_bytes()),
+        login: Some(vec!["login".into()]),
+        upload_from_stdin: vec!["up".into(), "{url}".into()],
+        download_to_stdout: vec!["down".into(), "{url}".into()],
+        base_url: format!("fake://{}/{}", root.display(), ImageLocation::for_image(image).prefix),
+        url_query: Some(Password::new(SAS)),
+        env: vec![("FAKE_ROOT".into(), root.display().to_string())],
+        secret_env: vec![],
+    }
+}
+
+async fn copy_into(blobs: &ObjectStoreBlobs, dir: &Path, location: &ImageLocation) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let entry = entry.unwrap();
+        let name = entry.file_name().into_string().unwrap();
+        blobs.write(location, &name, std::fs::read(entry.path()).unwrap().into()).await.unwrap();
+    }
 }
 
 #[tokio::test]
@@ -277,26 +218,9 @@ async fn round_trip_with_a_fake_copy_program() {
     let root = f.pg.dir(&f.tmp.path().join("blobs"));
     let image = ImageId::new();
     let location = ImageLocation::for_image(image);
-    let transfer = CommandTransfer {
-        program: f.executable("fake-copy", FAKE_COPY.as_bytes()),
-        login: Some(vec!["login".into()]),
-        upload_from_stdin: vec!["up".into(), "{url}".into()],
-        download_to_stdout: vec!["down".into(), "{url}".into()],
-        base_url: format!("fake://{}/{}", root.display(), location.prefix),
-        url_query: Some(Password::new(SAS)),
-        env: vec![("FAKE_ROOT".into(), root.display().to_string())],
-        secret_env: vec![],
-    };
     let blobs = ObjectStoreBlobs::in_memory();
     let dir = root.join(&location.prefix);
-    let copy_to_blobs = || async {
-        for entry in std::fs::read_dir(&dir).unwrap() {
-            let entry = entry.unwrap();
-            let name = entry.file_name().into_string().unwrap();
-            blobs.write(&location, &name, std::fs::read(entry.path()).unwrap().into()).await.unwrap();
-        }
-    };
-    round_trip(&f, image, transfer, &blobs, copy_to_blobs).await;
+    round_trip(&f, image, fake_transfer(&f, &root, image), &blobs, || copy_into(&blobs, &dir, &location)).await;
     assert!(root.join("logged-in").exists(), "the login step ran");
     assert_eq!(std::fs::read_to_string(root.join("last-query")).unwrap(), SAS);
 }
@@ -304,19 +228,58 @@ async fn round_trip_with_a_fake_copy_program() {
 #[tokio::test]
 async fn round_trip_with_azcopy_and_azurite() {
     let (Some(url), Some(azcopy)) = azure_tools() else {
+        assert_ne!(std::env::var("CI").as_deref(), Ok("true"), "CI needs Azurite and azcopy (.ci/azure.sh)");
         eprintln!("SKIPPED: run `eval \"$(bash .ci/azure.sh)\"` to test the job scripts with azcopy and Azurite");
         return;
     };
     let Some(f) = Fixture::start() else { return };
-    let program = f.executable("azcopy", &std::fs::read(&azcopy).unwrap());
+    let real = f.executable("azcopy-real", &std::fs::read(&azcopy).unwrap());
+    // Defect 2: `azcopy login` exits 1 where keyctl is blocked (RuntimeDefault seccomp), while the
+    // copies themselves authenticate. This azcopy fails its login exactly so; the jobs must go on.
+    let failing_login = format!(
+        "#!/bin/bash\nif [[ $1 == login ]]; then echo 'failed to perform login command: keyctl: operation not permitted' >&2; exit 1; fi\nexec '{real}' \"$@\"\n"
+    );
+    let program = f.executable("azcopy", failing_login.as_bytes());
     let container = format!("k8s-scripts-{}", &ImageId::new().to_string()[..8]);
     let settings = toygres_azure::AzcopySettings { program, ..Default::default() };
     let store = toygres_azure::AzureBlobStore::builder().emulator(&url).container(&container).azcopy(settings);
     let store = store.build().unwrap();
     store.ensure_container().await.unwrap();
     let image = ImageId::new();
-    let Transfer::Command(transfer) = store.transfer(&ImageLocation::for_image(image)) else { panic!("command") };
+    let Transfer::Command(mut transfer) = store.transfer(&ImageLocation::for_image(image)) else { panic!("command") };
+    transfer.login = Some(vec!["login".into(), "--login-type=workload".into()]);
     round_trip(&f, image, transfer, &store, || async {}).await;
+}
+
+/// The script's splitter (awk, in the PostgreSQL image) and `DatabaseSql::from_pg_dump` split the same
+/// real `pg_dump --create --schema-only --exclude-schema='*'` output identically.
+#[test]
+fn the_scripts_splitter_is_database_sql_from_pg_dump() {
+    let Some(f) = Fixture::start() else { return };
+    psql(f.source_port, "postgres", "COMMENT ON DATABASE described IS 'multi\n-- line\nSET comment'");
+    for db in ["described", WEIRD_DB, "postgres", "template1"] {
+        let dir = f.pg.dir(&f.tmp.path().join(format!("split-{}", db.len())));
+        let script = format!(
+            "{}\n{}\nPGDATABASE=\"$DB\" pg_dump -h 127.0.0.1 -p {} -U postgres --create --schema-only --exclude-schema='*' \
+             | tee '{d}/dump.sql' | split_database_sql '{d}/create' '{d}/properties'",
+            "set -euo pipefail",
+            toygres_k8s::render::DATABASE_SQL_SH,
+            f.source_port,
+            d = dir.display()
+        );
+        let env = pg::vars(&[("DB", db.to_string()), ("PGPASSWORD", PASSWORD.to_string())]);
+        let side = pg::Side { script, env, bin: PG15 };
+        let out = succeeded(f.pg.pod(&side, &pg::Side { script: "true".into(), env: vec![], bin: PG15 }));
+        drop(out);
+        let dump = std::fs::read_to_string(dir.join("dump.sql")).unwrap();
+        let rust = DatabaseSql::from_pg_dump(&dump);
+        let script = DatabaseSql {
+            create: std::fs::read_to_string(dir.join("create")).unwrap(),
+            properties: std::fs::read_to_string(dir.join("properties")).unwrap(),
+        };
+        assert!(!rust.create.is_empty(), "{db}: {dump}");
+        assert_eq!(script, rust, "{db}");
+    }
 }
 
 /// Azurite's URL and azcopy from the environment or the file `.ci/azure.sh` writes, when Azurite answers.
@@ -335,4 +298,29 @@ fn azure_tools() -> (Option<String>, Option<String>) {
         std::net::TcpStream::connect(host).is_ok()
     });
     (url, get("TOYGRES_AZCOPY").filter(|p| Path::new(p).is_file()))
+}
+
+/// Defect 8: a role restored from an old source (MD5 password hash) logs in through the instances'
+/// pg_hba.conf, and SCRAM roles still use SCRAM: a real server with exactly that file.
+#[tokio::test]
+async fn md5_and_scram_roles_log_in_through_the_instances_pg_hba() {
+    let Some(f) = Fixture::start() else { return };
+    let data = f.tmp.path().join("source/data");
+    std::fs::write(data.join("pg_hba.conf"), toygres_k8s::manifests::PG_HBA_CONF).unwrap();
+    psql(f.source_port, "postgres", "SELECT pg_reload_conf()");
+    psql(f.source_port, "postgres", "SET password_encryption = 'md5'; CREATE ROLE old_app LOGIN PASSWORD 'md5-pass'");
+    let hash = psql(f.source_port, "postgres", "SELECT left(rolpassword, 3) FROM pg_authid WHERE rolname = 'old_app'");
+    assert_eq!(hash, "md5");
+    let connection = |user: &str| ConnectionInfo {
+        host: "127.0.0.1".into(),
+        port: f.source_port,
+        user: user.into(),
+        database: "postgres".into(),
+        dns_name: None,
+    };
+    let timeout = std::time::Duration::from_secs(5);
+    toygres_k8s::connect::test_connection(&connection("old_app"), &Password::new("md5-pass"), timeout).await.unwrap();
+    toygres_k8s::connect::test_connection(&connection("app"), &Password::new("app-pass"), timeout).await.unwrap();
+    let wrong = toygres_k8s::connect::test_connection(&connection("old_app"), &Password::new("nope"), timeout).await;
+    assert!(wrong.is_err());
 }

@@ -112,9 +112,14 @@ async fn backup_job_applies_its_secret_then_creates_the_job_and_reruns_return_it
     let pod = &stored["spec"]["template"];
     assert_eq!(pod["metadata"]["labels"]["azure.workload.identity/use"], "true");
     assert_eq!(pod["spec"]["serviceAccountName"], "toygres-jobs");
+    // Defect 1: the dump runs in the source's own PostgreSQL image (its major), the upload in the toolbox.
+    assert_eq!(pod["spec"]["containers"][0]["name"], "dump");
+    assert_eq!(pod["spec"]["containers"][0]["image"], "ghcr.io/toygres/pg-durable:15");
+    assert_eq!(pod["spec"]["containers"][1]["name"], "upload");
+    assert_eq!(pod["spec"]["containers"][1]["image"], "ghcr.io/toygres/toolbox:latest");
     let env = pod["spec"]["containers"][0]["env"].to_string();
     assert!(env.contains(r#"{"name":"PGPASSWORD","valueFrom":{"secretKeyRef":{"key":"PGPASSWORD","name":"backup-"#));
-    assert!(env.contains(&format!("pg-{}.{NS}.svc.cluster.local", spec.source.id)), "{env}");
+    assert!(env.contains(&format!(r#""value":"pg-{}.{NS}.svc""#, spec.source.id)), "{env}");
 
     let again = executor.start_backup_job(&spec).await.unwrap();
     assert_eq!(again, job);
@@ -159,13 +164,14 @@ async fn restore_job_runs_fetch_then_load_with_the_password_from_the_instance_se
     assert_eq!(job, JobRef::restore(i.id));
     let stored = fake.get(&support::job(&job.name)).unwrap();
     let pod = &stored["spec"]["template"]["spec"];
-    assert_eq!(pod["initContainers"][0]["name"], "fetch");
-    assert_eq!(pod["containers"][0]["name"], "load");
-    assert_eq!(pod["containers"][0]["image"], "ghcr.io/toygres/pg-durable:15");
-    let load_env = pod["containers"][0]["env"].to_string();
+    // Side by side: fetch streams into load through FIFOs in the shared emptyDir.
+    assert_eq!(pod["containers"][0]["name"], "fetch");
+    assert_eq!(pod["containers"][1]["name"], "load");
+    assert_eq!(pod["containers"][1]["image"], "ghcr.io/toygres/pg-durable:15");
+    let load_env = pod["containers"][1]["env"].to_string();
     let secret_ref = format!(r#"{{"key":"password","name":"{}"}}"#, i.resource_name());
     assert!(load_env.contains(&secret_ref), "{load_env}");
-    let fetch_env = pod["initContainers"][0]["env"].to_string();
+    let fetch_env = pod["containers"][0]["env"].to_string();
     assert!(fetch_env.contains(&spec.checksum) && fetch_env.contains("TOYGRES_TRANSFER_URL_QUERY"), "{fetch_env}");
     assert_eq!(pod["volumes"][0]["persistentVolumeClaim"]["claimName"], json!(i.resource_name()));
 }
@@ -206,7 +212,8 @@ async fn wait_for_job_polls_until_the_job_completes() {
     let start = tokio::time::Instant::now();
     executor.wait_for_job(&job, Duration::from_secs(60), Arc::new(NoProgress)).await.unwrap();
     assert_eq!(start.elapsed(), Duration::from_secs(6), "polls every 2 s");
-    assert_eq!(fake.take_calls(), vec![format!("GET {}", support::job(&job.name)); 4]);
+    let job_reads: Vec<String> = fake.take_calls().into_iter().filter(|c| c.contains("/jobs/")).collect();
+    assert_eq!(job_reads, vec![format!("GET {}", support::job(&job.name)); 4]);
 }
 
 #[tokio::test(start_paused = true)]
@@ -229,10 +236,13 @@ async fn a_failed_job_reports_its_pod_logs_with_secrets_redacted() {
     let job = executor.start_restore_job(&restore_spec(&i)).await.unwrap();
     let failed = json!({"failed": 2, "conditions": [{"type": "Failed", "status": "True",
         "reason": "BackoffLimitExceeded", "message": "Job has reached the specified backoff limit"}]});
-    fake.put(&support::job(&job.name), job_with_status(&job.name, failed));
+    let mut failed_job = job_with_status(&job.name, failed);
+    failed_job["metadata"]["uid"] = json!("uid-now");
+    fake.put(&support::job(&job.name), failed_job);
     let pod_name = format!("{}-x7k2p", job.name);
+    let labels = json!({"job-name": job.name, "batch.kubernetes.io/controller-uid": "uid-now"});
     let pod = json!({"apiVersion": "v1", "kind": "Pod",
-        "metadata": {"name": pod_name, "namespace": NS, "labels": {"job-name": job.name}},
+        "metadata": {"name": pod_name, "namespace": NS, "labels": labels},
         "spec": {"initContainers": [{"name": "fetch"}], "containers": [{"name": "load"}]}});
     fake.put(&core("pods", &pod_name), pod);
     fake.set_log(&pod_name, "fetch", &format!("restore-fetch: ERROR: image corrupted\nurl had {SAS}\n"));
@@ -248,7 +258,8 @@ async fn a_failed_job_reports_its_pod_logs_with_secrets_redacted() {
     assert!(!text.contains(PASSWORD) && !text.contains(SAS) && text.contains("password *** rejected"), "{text}");
     let expected = vec![
         format!("GET {}", support::job(&job.name)),
-        format!("GET {}?labelSelector=job-name={}", core_all("pods"), job.name),
+        format!("GET {}", support::job(&job.name)),
+        format!("GET {}?labelSelector=batch.kubernetes.io/controller-uid=uid-now", core_all("pods")),
         format!("GET {}/log?container=fetch", core("pods", &pod_name)),
         format!("GET {}/log?container=load", core("pods", &pod_name)),
         format!("GET {}", core("secrets", &job.name)),
@@ -303,11 +314,15 @@ async fn readiness_and_load_balancer_waits_time_out() {
 
 #[tokio::test]
 async fn cluster_ip_connection_info_needs_no_call() {
-    let config = toygres_k8s::K8sConfig { exposure: toygres_k8s::ServiceExposure::ClusterIp, ..Default::default() };
+    let config = toygres_k8s::K8sConfig {
+        exposure: toygres_k8s::ServiceExposure::ClusterIp,
+        job_service_account: Some("toygres-jobs".into()),
+        ..Default::default()
+    };
     let (fake, executor) = FakeApi::executor_with(blobs(), config);
     let i = instance();
     let info = executor.connection_info(&i).await.unwrap();
-    assert_eq!(info.host, format!("pg-{}.toygres.svc.cluster.local", i.id));
+    assert_eq!(info.host, format!("pg-{}.toygres.svc", i.id));
     assert_eq!(info.dns_name, None);
     assert!(fake.take_calls().is_empty());
 }

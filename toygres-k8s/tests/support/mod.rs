@@ -22,6 +22,7 @@ struct State {
     logs: BTreeMap<String, String>,
     calls: Vec<String>,
     bodies: Vec<(String, String)>,
+    uids: u64,
 }
 
 /// The fake server's state, shared with the test.
@@ -75,6 +76,14 @@ fn matches(object: &Value, selector: &str) -> bool {
     })
 }
 
+/// Whether `object` has every `a.b=value` of a field selector.
+fn fields_match(object: &Value, selector: &str) -> bool {
+    selector.split(',').filter(|s| !s.is_empty()).all(|term| {
+        let (path, v) = term.split_once('=').unwrap();
+        path.split('.').fold(object, |o, key| &o[key]).as_str() == Some(v)
+    })
+}
+
 impl FakeApi {
     /// A fake server and an executor talking to it (LoadBalancer exposure in `westus2`).
     pub fn executor(blobs: MockBlobStore) -> (FakeApi, K8sExecutor) {
@@ -114,6 +123,9 @@ impl FakeApi {
         if let Some(selector) = q.get("labelSelector") {
             call.push_str(&format!("?labelSelector={selector}"));
         }
+        if let Some(selector) = q.get("fieldSelector") {
+            call.push_str(&format!("?fieldSelector={selector}"));
+        }
         if let Some(container) = q.get("container") {
             call.push_str(&format!("?container={container}"));
         }
@@ -131,8 +143,11 @@ impl FakeApi {
         }
         let (code, out) = match *method {
             Method::POST => {
-                let object: Value = serde_json::from_slice(body).unwrap();
+                let mut object: Value = serde_json::from_slice(body).unwrap();
                 let key = format!("{path}/{}", object["metadata"]["name"].as_str().unwrap());
+                // Like the API server, every created object gets a uid.
+                state.uids += 1;
+                object["metadata"]["uid"] = json!(format!("uid-{}", state.uids));
                 match state.objects.entry(key) {
                     std::collections::btree_map::Entry::Occupied(e) => {
                         status(409, "AlreadyExists", format!("{} already exists", e.key()))
@@ -148,13 +163,15 @@ impl FakeApi {
                 state.objects.insert(path.clone(), object.clone());
                 (200, object.to_string().into_bytes())
             }
-            Method::GET if q.contains_key("labelSelector") => {
+            Method::GET if q.contains_key("labelSelector") || q.contains_key("fieldSelector") => {
                 let prefix = format!("{path}/");
-                let selector = &q["labelSelector"];
+                let labels = q.get("labelSelector").cloned().unwrap_or_default();
+                let fields = q.get("fieldSelector").cloned().unwrap_or_default();
                 let items: Vec<&Value> = state
                     .objects
                     .iter()
-                    .filter(|(k, o)| k.starts_with(&prefix) && !k[prefix.len()..].contains('/') && matches(o, selector))
+                    .filter(|(k, _)| k.starts_with(&prefix) && !k[prefix.len()..].contains('/'))
+                    .filter(|(_, o)| matches(o, &labels) && fields_match(o, &fields))
                     .map(|(_, o)| o)
                     .collect();
                 let list =
@@ -187,6 +204,11 @@ impl FakeApi {
     /// Stores `object` at `path` (a full object path).
     pub fn put(&self, path: &str, object: Value) {
         self.state.lock().unwrap().objects.insert(path.to_string(), object);
+    }
+
+    /// Removes the object at `path`.
+    pub fn remove(&self, path: &str) {
+        self.state.lock().unwrap().objects.remove(path);
     }
 
     /// The object at `path`.
@@ -240,5 +262,17 @@ pub fn blobs() -> MockBlobStore {
     let mut blobs = MockBlobStore::new();
     blobs.expect_describe().returning(|| "azure blob container images".into());
     blobs.expect_transfer().returning(|_| Transfer::Command(command_transfer()));
+    blobs.expect_read().returning(|_, _| Err(toygres_core::Error::Corrupt("no image in this mock".into())));
     blobs
+}
+
+/// Stores a Warning event `reason: message` about `kind`/`name`.
+pub fn warn(fake: &FakeApi, kind: &str, name: &str, reason: &str, message: &str) {
+    let event_name = format!("{name}.{}", reason.to_lowercase());
+    fake.put(
+        &core("events", &event_name),
+        json!({"apiVersion": "v1", "kind": "Event", "metadata": {"name": event_name, "namespace": NS},
+               "involvedObject": {"kind": kind, "name": name, "namespace": NS},
+               "type": "Warning", "reason": reason, "message": message}),
+    );
 }

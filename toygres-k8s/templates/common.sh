@@ -1,0 +1,54 @@
+# --- toygres job helpers (prepended to every job script) -----------------------------------------
+# A job pod runs two containers side by side that share the directory TOYGRES_EXCHANGE (an
+# emptyDir): one in a PostgreSQL image (pg_dump/psql/pg_restore of the right major), one in the
+# toolbox (transfer program, zstd, jq). Bytes pass through FIFOs there, never through files:
+#   NAME.fifo     created by the reading side just before it reads object NAME
+#   NAME.done     written by the writing side after NAME's bytes: "0" or its failure
+#   SIDE.failed   written by a side that fails; the other one stops waiting and fails too
+set -euo pipefail
+umask 077
+log() { printf '%s %s: %s\n' "$(date -u +%H:%M:%S)" "${TOYGRES_STEP:-toygres}" "$*" >&2; }
+fail() { log "ERROR: $*"; exit 1; }
+: "${TOYGRES_EXCHANGE:?missing}" "${TOYGRES_SIDE:?missing}" "${TOYGRES_PEER:?missing}"
+exchange=$TOYGRES_EXCHANGE
+
+# await FILE: waits until FILE exists; fails as soon as the other container has failed.
+await() {
+  until [[ -e "$1" ]]; do
+    [[ ! -e "$exchange/$TOYGRES_PEER.failed" ]] || fail "the $TOYGRES_PEER container failed; see its log"
+    sleep 0.2
+  done
+}
+
+# publish FILE TEXT: writes FILE atomically (the other side sees all of it or nothing).
+publish() { printf '%s' "$2" >"$1.tmp" && mv "$1.tmp" "$1"; }
+
+# Opens every FIFO read-write and closes it again: a peer blocked opening one (for reading or
+# writing) wakes up and sees end of file or a broken pipe. Repeated for a few seconds, for a peer
+# that was just about to open one.
+unblock_fifos() {
+  local f round
+  for round in 1 2 3 4 5 6 7 8 9 10; do
+    for f in "$exchange"/*.fifo; do
+      if [[ -p "$f" ]]; then exec 9<>"$f" && exec 9>&-; fi
+    done
+    sleep 0.5
+  done
+}
+
+# Cleanup steps run at exit (last added first); a failure marks this side failed for the peer.
+exit_steps=()
+on_exit() {
+  local rc=$? i
+  if ((rc != 0)); then
+    : >"$exchange/$TOYGRES_SIDE.failed"
+    unblock_fifos
+  fi
+  for ((i = ${#exit_steps[@]} - 1; i >= 0; i--)); do eval "${exit_steps[$i]}" || true; done
+  exit "$rc"
+}
+trap on_exit EXIT
+
+# progress DONE TOTAL: a line the executor reads from the log for byte progress (TOTAL may be "-").
+progress() { log "toygres-progress: $1 ${2:--}"; }
+# --- end of job helpers ------------------------------------------------------------------------------

@@ -1,0 +1,116 @@
+//! The backup and restore Jobs as their containers' real processes.
+
+use super::{job_env, succeeded, vars, Postgres, Side, PASSWORD};
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use toygres_core::{CommandTransfer, ImageId};
+use toygres_k8s::render;
+
+/// Where a job pod's containers meet: a fresh exchange directory (the pod's emptyDir).
+pub fn exchange(pg: &Postgres, dir: &Path, name: &str) -> PathBuf {
+    let path = dir.join(format!("exchange-{name}"));
+    let _ = std::fs::remove_dir_all(&path);
+    pg.dir(&path)
+}
+
+fn pod_env(exchange: &Path, side: &str, peer: &str) -> Vec<(String, String)> {
+    vars(&[
+        ("TOYGRES_EXCHANGE", exchange.display().to_string()),
+        ("TOYGRES_SIDE", side.into()),
+        ("TOYGRES_PEER", peer.into()),
+    ])
+}
+
+/// The backup job's two containers: `dump` with `dump_bin` (the source's image), `upload` with
+/// `upload_bin` on PATH (the toolbox).
+pub fn backup(
+    pg: &Postgres,
+    transfer: &CommandTransfer,
+    image: ImageId,
+    source_port: u16,
+    bins: (&str, &str),
+    exchange: &Path,
+) -> (Output, Output) {
+    let mut dump = pod_env(exchange, "dump", "upload");
+    dump.extend(vars(&[
+        ("PGHOST", "127.0.0.1".into()),
+        ("PGPORT", source_port.to_string()),
+        ("PGUSER", "postgres".into()),
+        ("PGPASSWORD", PASSWORD.into()),
+    ]));
+    let mut upload = job_env(transfer.clone());
+    upload.extend(pod_env(exchange, "upload", "dump"));
+    upload.extend(vars(&[("TOYGRES_IMAGE_ID", image.to_string()), ("TOYGRES_IMAGE_TYPE", "pg_durable".into())]));
+    pg.pod(
+        &Side { script: render::backup_dump_script(), env: dump, bin: bins.0 },
+        &Side { script: render::backup_upload_script(), env: upload, bin: bins.1 },
+    )
+}
+
+/// A restore target: its volume (PGDATA under it), marker and config directory.
+pub struct Volume {
+    pub root: PathBuf,
+    pub config: PathBuf,
+    /// `TOYGRES_DATABASES` of the restore job (a JSON list), if any.
+    pub databases: Option<String>,
+}
+
+impl Volume {
+    pub fn new(pg: &Postgres, dir: &Path, name: &str) -> Self {
+        let root = pg.dir(&dir.join(format!("volume-{name}")));
+        let config = pg.dir(&dir.join(format!("config-{name}")));
+        std::fs::write(config.join("postgresql.conf"), "# test config\n").unwrap();
+        Self { root, config, databases: None }
+    }
+
+    pub fn pgdata(&self) -> PathBuf {
+        self.root.join("pgdata")
+    }
+
+    pub fn marker(&self) -> PathBuf {
+        self.root.join("toygres-restored")
+    }
+}
+
+/// The restore job's two containers: `fetch` (toolbox) and `load` with `load_bin` (the instance's image).
+pub fn restore(
+    pg: &Postgres,
+    transfer: &CommandTransfer,
+    image: ImageId,
+    checksum: &str,
+    volume: &Volume,
+    load_bin: &str,
+    exchange: &Path,
+) -> (Output, Output) {
+    let common =
+        vars(&[("TOYGRES_IMAGE_ID", image.to_string()), ("TOYGRES_MARKER", volume.marker().display().to_string())]);
+    let mut fetch = job_env(transfer.clone());
+    fetch.extend(pod_env(exchange, "fetch", "load"));
+    fetch.extend(common.clone());
+    fetch.extend(vars(&[("TOYGRES_IMAGE_CHECKSUM", checksum.to_string())]));
+    fetch.extend(volume.databases.iter().map(|d| ("TOYGRES_DATABASES".to_string(), d.clone())));
+    let mut load = pod_env(exchange, "load", "fetch");
+    load.extend(common);
+    load.extend(vars(&[
+        ("PGDATA", volume.pgdata().display().to_string()),
+        ("TOYGRES_PASSWORD", PASSWORD.to_string()),
+        ("TOYGRES_CONFIG_DIR", volume.config.display().to_string()),
+    ]));
+    pg.pod(
+        &Side { script: render::restore_fetch_script(), env: fetch, bin: "/nonexistent" },
+        &Side { script: render::restore_load_script(), env: load, bin: load_bin },
+    )
+}
+
+/// [`restore`], asserting both containers succeed; returns their logs.
+pub fn restore_ok(
+    pg: &Postgres,
+    transfer: &CommandTransfer,
+    image: ImageId,
+    checksum: &str,
+    volume: &Volume,
+    load_bin: &str,
+    exchange: &Path,
+) -> (String, String) {
+    succeeded(restore(pg, transfer, image, checksum, volume, load_bin, exchange))
+}

