@@ -1,0 +1,90 @@
+//! The backends a server runs on. The embedded default, under the data directory: the SQLite
+//! catalog (`catalog.sqlite`), images as files (`images/`), instances as local PostgreSQL
+//! clusters (`local/`). With the `postgres` feature, `TOYGRES_CATALOG_URL=postgres://…` selects
+//! the PostgreSQL catalog instead.
+
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use toygres_cms_sqlite::SqliteCatalog;
+use toygres_core::crypto::CatalogKey;
+use toygres_core::{CatalogStore, Error, Result, Toygres};
+use toygres_local::{LocalBlobStore, LocalExecutor};
+
+/// Environment variable holding the catalog key (64 hex digits); without it the key is kept in
+/// `<data-dir>/catalog.key` (created, mode 0600).
+pub const CATALOG_KEY_ENV: &str = "TOYGRES_CATALOG_KEY";
+/// Environment variable selecting the PostgreSQL catalog (feature `postgres`).
+pub const CATALOG_URL_ENV: &str = "TOYGRES_CATALOG_URL";
+
+/// What the server runs on.
+pub struct Backends {
+    /// The library handle.
+    pub toygres: Toygres,
+    /// The local executor (for fresh instances and for stopping leftovers).
+    pub local: LocalExecutor,
+    /// Where the durable store lives.
+    pub durable_store: PathBuf,
+}
+
+/// Opens the backends under `data_dir`; `pg_bin_dir` overrides PostgreSQL's binaries.
+pub async fn open(data_dir: &Path, pg_bin_dir: Option<&Path>) -> Result<Backends> {
+    // The instances run as the `postgres` OS user, which must traverse the data directory.
+    toygres_local::cluster::create_traversable_dir(data_dir)?;
+    let key = catalog_key(data_dir)?;
+    let blobs = Arc::new(LocalBlobStore::open(data_dir.join("images"))?);
+    let mut builder = LocalExecutor::builder(data_dir.join("local"), blobs.clone());
+    if let Some(dir) = pg_bin_dir {
+        builder = builder.bin_dir(dir);
+    }
+    let local = builder.build()?;
+    let catalog = catalog(data_dir, key).await?;
+    let toygres = Toygres::new(catalog, blobs, Arc::new(local.clone()));
+    Ok(Backends { toygres, local, durable_store: data_dir.join("durable.sqlite") })
+}
+
+async fn catalog(data_dir: &Path, key: CatalogKey) -> Result<Arc<dyn CatalogStore>> {
+    if let Ok(url) = std::env::var(CATALOG_URL_ENV) {
+        return postgres_catalog(&url, key).await;
+    }
+    Ok(Arc::new(SqliteCatalog::open(data_dir.join("catalog.sqlite"), key)?))
+}
+
+#[cfg(feature = "postgres")]
+async fn postgres_catalog(url: &str, key: CatalogKey) -> Result<Arc<dyn CatalogStore>> {
+    Ok(Arc::new(toygres_cms_postgres::PostgresCatalog::connect_url(url, key).await?))
+}
+
+#[cfg(not(feature = "postgres"))]
+async fn postgres_catalog(_url: &str, _key: CatalogKey) -> Result<Arc<dyn CatalogStore>> {
+    Err(Error::InvalidRequest {
+        field: CATALOG_URL_ENV,
+        reason: "this build has no PostgreSQL catalog; build with `--features postgres` or unset it".into(),
+    })
+}
+
+/// The catalog key: from the environment, or the data directory's key file (created once).
+fn catalog_key(data_dir: &Path) -> Result<CatalogKey> {
+    if std::env::var_os(CATALOG_KEY_ENV).is_some() {
+        return CatalogKey::from_env(CATALOG_KEY_ENV);
+    }
+    let file = data_dir.join("catalog.key");
+    match std::fs::read_to_string(&file) {
+        Ok(hex) => return CatalogKey::from_hex(hex.trim()),
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io("reading", &file, e)),
+        Err(_) => {}
+    }
+    let key = CatalogKey::generate();
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&file)
+        .map_err(|e| io("creating", &file, e))?;
+    std::io::Write::write_all(&mut f, key.to_hex().as_bytes()).map_err(|e| io("writing", &file, e))?;
+    Ok(key)
+}
+
+fn io(what: &str, path: &Path, e: std::io::Error) -> Error {
+    Error::backend("server", format!("{what} {}", path.display()), e)
+}
