@@ -84,8 +84,18 @@ async fn errors_answer_typed_statuses_and_create_nothing() {
         ("/api/instances", json!({ "name": "Bad_Name", "password": "x" }), 400, "name"),
         ("/api/instances", json!({ "password": "x" }), 400, "name"),
         ("/api/instances", json!({ "name": "fresh" }), 400, "password"),
-        ("/api/instances", json!({ "name": "r", "source_image_id": creating, "runtime_image_id": "pg16" }), 400, "source_image_id"),
-        ("/api/instances", json!({ "name": "r", "source_image_id": creating, "image_override": "x/pg" }), 400, "source_image_id"),
+        (
+            "/api/instances",
+            json!({ "name": "r", "source_image_id": creating, "runtime_image_id": "pg16" }),
+            400,
+            "source_image_id",
+        ),
+        (
+            "/api/instances",
+            json!({ "name": "r", "source_image_id": creating, "image_override": "x/pg" }),
+            400,
+            "source_image_id",
+        ),
         ("/api/instances", json!({ "name": "r", "source_image_id": creating, "dns_label": "-x" }), 400, "dns_label"),
         ("/api/instances", json!({ "name": "r", "source_image_id": "not-a-uuid" }), 400, "source_image_id"),
         ("/api/instances", json!({ "name": "r", "source_image_id": unknown }), 404, ""),
@@ -196,7 +206,9 @@ async fn twenty_concurrent_images_complete_with_a_consistent_catalog() {
     let source_id = source["id"].as_str().unwrap().to_string();
     let requests = (0..20).map(|i| {
         let (api, source_id) = (api.clone(), source_id.clone());
-        tokio::spawn(async move { api.create("/api/images", json!({ "name": format!("img-{i}"), "instance_id": source_id })).await })
+        tokio::spawn(async move {
+            api.create("/api/images", json!({ "name": format!("img-{i}"), "instance_id": source_id })).await
+        })
     });
     let mut ids = Vec::new();
     for request in requests {
@@ -220,7 +232,8 @@ async fn twenty_concurrent_images_complete_with_a_consistent_catalog() {
         checksums.push(image["checksum"].as_str().unwrap().to_string());
     }
     let listed = api.get("/api/images").await.body;
-    let mut listed_ids: Vec<String> = listed.as_array().unwrap().iter().map(|i| i["id"].as_str().unwrap().into()).collect();
+    let mut listed_ids: Vec<String> =
+        listed.as_array().unwrap().iter().map(|i| i["id"].as_str().unwrap().into()).collect();
     listed_ids.sort();
     let mut expected = ids.clone();
     expected.sort();

@@ -1,6 +1,8 @@
 //! A real `toygres serve` process on loopback for the tests, and a small HTTP client of it.
 #![allow(dead_code)]
 
+pub mod webdriver;
+
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
@@ -163,7 +165,8 @@ impl Api {
         let status = response.status();
         let location = response.headers().get("location").map(|v| v.to_str().unwrap().to_string());
         let text = response.text().await.unwrap();
-        let body = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
+        let body =
+            if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
         Answer { status, location, body }
     }
 
