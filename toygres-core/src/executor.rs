@@ -126,6 +126,17 @@ pub trait ClusterExecutor: Send + Sync {
     /// Creates the instance's empty volume, its secret (holding `password`) and its config.
     async fn create_volume(&self, instance: &InstanceSpec, password: &Password) -> Result<()>;
 
+    /// Initialises the instance's empty volume as a fresh cluster whose superuser has `password`
+    /// (for a new instance that is not restored from an image). Idempotent. The default refuses:
+    /// an executor that can create empty instances overrides it.
+    async fn initialize_empty(&self, instance: &InstanceSpec, password: &Password) -> Result<()> {
+        let _ = password;
+        Err(crate::Error::backend_msg(
+            "executor",
+            format!("this executor cannot create empty instances ({}); restore it from an image", instance.name),
+        ))
+    }
+
     /// Starts PostgreSQL on the instance's (restored) volume.
     async fn deploy_from_volume(&self, instance: &InstanceSpec) -> Result<()>;
 

@@ -52,7 +52,7 @@ pub use instance::{ConnectionInfo, InstanceColumns, InstanceRecord, InstanceUpda
 pub use manifest::Manifest;
 pub use memory::MemoryCatalog;
 pub use objstore::ObjectStoreBlobs;
-pub use pipeline::{Backup, BackupResult, Options, Restore, SourceInstance, Toygres};
+pub use pipeline::{Backup, BackupResult, Options, Provision, Restore, SourceInstance, Toygres};
 pub use progress::{EventKind, NoProgress, Phase, ProgressEvent, ProgressSink, Subject};
 pub use request::{CreateImageRequest, CreateInstanceRequest};
 pub use retry::RetryPolicy;

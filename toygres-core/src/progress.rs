@@ -17,6 +17,7 @@ pub enum Subject {
 /// A pipeline step. Backup: `ReserveImage → LookupSource → BackupJob → MarkReady`.
 /// Restore: `FetchImage → SourcePassword → VerifyImage → CreateRecord → CreateVolume →
 /// StartRestoreJob → WaitRestoreJob → Deploy → WaitReady → ConnectionStrings → TestConnection → MarkRunning`.
+/// Fresh instance: `CreateRecord → CreateVolume → InitializeEmpty → Deploy → … → MarkRunning`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[allow(missing_docs)]
 pub enum Phase {
@@ -38,6 +39,8 @@ pub enum Phase {
     MarkRunning,
     Cleanup,
     Delete,
+    /// A fresh instance's empty volume is initialised ([`crate::Provision`]).
+    InitializeEmpty,
 }
 
 impl fmt::Display for Phase {

@@ -90,6 +90,10 @@ impl ClusterExecutor for K8sExecutor {
         self.create_instance_volume(instance, password).await
     }
 
+    async fn initialize_empty(&self, instance: &InstanceSpec, password: &Password) -> Result<()> {
+        self.provision_empty(instance, password).await
+    }
+
     async fn deploy_from_volume(&self, instance: &InstanceSpec) -> Result<()> {
         self.deploy(instance).await
     }

@@ -42,7 +42,7 @@ pub async fn run(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
         }
     };
     let backends = crate::backends::open(&args.data_dir, args.pg_bin_dir.as_deref()).await?;
-    let engine = Engine::start(backends.toygres, Some(backends.local), &backends.durable_store).await?;
+    let engine = Engine::start(backends.toygres, &backends.durable_store).await?;
     let app = api::router(AppState::new(engine.clone()), auth);
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
     let addr = listener.local_addr()?;

@@ -6,10 +6,12 @@
 
 mod backup;
 mod delete;
+mod provision;
 mod restore;
 mod step;
 
 pub use backup::{Backup, BackupResult, SourceInstance};
+pub use provision::Provision;
 pub use restore::Restore;
 
 use crate::blob::BlobStore;
@@ -102,5 +104,10 @@ impl Toygres {
     /// The restore pipeline's steps.
     pub fn restore(&self) -> Restore {
         Restore::new(self.clone())
+    }
+
+    /// The steps of a fresh, empty instance.
+    pub fn provision(&self) -> Provision {
+        Provision::new(self.clone())
     }
 }

@@ -217,6 +217,10 @@ impl ClusterExecutor for LocalExecutor {
         dir.write(&config, password)
     }
 
+    async fn initialize_empty(&self, instance: &InstanceSpec, password: &Password) -> Result<()> {
+        self.inner.cluster_on_free_port(instance).await?.init(password).await
+    }
+
     async fn deploy_from_volume(&self, instance: &InstanceSpec) -> Result<()> {
         let cluster = self.inner.cluster_on_free_port(instance).await?;
         if !cluster.is_initialized() {

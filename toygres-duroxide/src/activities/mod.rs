@@ -1,0 +1,74 @@
+//! Every pipeline step as a typed duroxide activity. Inputs and outputs are the steps' own serde
+//! types; passwords never pass through the history: the activities that need one read it from
+//! the catalog (where it is sealed).
+//!
+//! Each activity races its work against [`ActivityContext::cancelled`]: a cancelled orchestration
+//! stops it, and the job activities kill their job (`ClusterExecutor::delete_job`) on the way out.
+
+mod backup;
+mod restore;
+
+pub use backup::MarkReadyInput;
+pub use restore::{FailInput, RestoreJobInput, RunningInput, TestConnectionInput};
+
+use crate::status::StepError;
+use duroxide::runtime::registry::{ActivityRegistry, ActivityRegistryBuilder};
+use duroxide::ActivityContext;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use std::future::Future;
+use toygres_core::{JobRef, Result, Toygres};
+
+/// Every toygres activity, bound to `t`.
+pub(crate) fn registry(t: &Toygres) -> ActivityRegistry {
+    let b = ActivityRegistry::builder();
+    let b = backup::register(b, t);
+    let b = restore::register(b, t);
+    reg(b, t, crate::names::activity::KILL_JOB, |t, ctx, job: JobRef| async move {
+        guard(&ctx, "killing a job", t.executor.delete_job(&job)).await
+    })
+    .build()
+}
+
+/// Registers `f` as activity `name` with its own clone of `t`.
+pub(crate) fn reg<In, Out, F, Fut>(b: ActivityRegistryBuilder, t: &Toygres, name: &str, f: F) -> ActivityRegistryBuilder
+where
+    In: DeserializeOwned + Send + 'static,
+    Out: Serialize + Send + 'static,
+    F: Fn(Toygres, ActivityContext, In) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = std::result::Result<Out, String>> + Send + 'static,
+{
+    let t = t.clone();
+    b.register_typed(name, move |ctx, input| f(t.clone(), ctx, input))
+}
+
+/// Runs `work` until it ends or the orchestration is cancelled; errors become [`StepError`] JSON.
+pub(crate) async fn guard<T>(
+    ctx: &ActivityContext,
+    what: &str,
+    work: impl Future<Output = Result<T>>,
+) -> std::result::Result<T, String> {
+    tokio::select! {
+        out = work => out.map_err(|e| StepError::from_error(&e).encode()),
+        _ = ctx.cancelled() => {
+            tracing::info!(activity = ctx.activity_name(), instance = ctx.instance_id(), "cancelled: {what}");
+            Err(StepError::cancelled(what).encode())
+        }
+    }
+}
+
+/// [`guard`] for a step that runs `job`: when cancelled, the job (and its processes) is killed.
+pub(crate) async fn guard_job<T>(
+    t: &Toygres,
+    ctx: &ActivityContext,
+    job: &JobRef,
+    work: impl Future<Output = Result<T>>,
+) -> std::result::Result<T, String> {
+    let out = guard(ctx, &format!("job {}", job.name), work).await;
+    if ctx.is_cancelled() {
+        if let Err(e) = t.executor.delete_job(job).await {
+            tracing::warn!(error = %e, job = %job.name, "could not kill the cancelled job");
+        }
+    }
+    out
+}

@@ -1,0 +1,172 @@
+//! [`DurableClient`]: validates and records synchronously, then starts the orchestration.
+
+use crate::names::{self, CANCEL_QUEUE, CREATE_IMAGE, CREATE_IMAGE_VERSION, CREATE_INSTANCE, CREATE_INSTANCE_VERSION};
+use crate::orchestrations::{ImageInput, InstanceInput};
+use crate::progress::ProgressBoard;
+use crate::status::{Failure, OperationState, OperationStatus, StepStatus};
+use duroxide::{Client, ClientError, ErrorDetails, OrchestrationStatus};
+use std::sync::Arc;
+use std::time::Duration;
+use toygres_core::{CreateImageRequest, CreateInstanceRequest, Error, ImageRecord, ImageState, InstanceRecord};
+use toygres_core::{InstanceState, OperationId, Provision, Result, Subject, Toygres};
+
+/// Starts, watches and cancels toygres' orchestrations. Get one with
+/// [`crate::ToygresRuntime::client`]; clone it freely.
+#[derive(Clone)]
+pub struct DurableClient {
+    client: Client,
+    toygres: Toygres,
+    board: Arc<ProgressBoard>,
+}
+
+fn client_error(what: &str) -> impl FnOnce(ClientError) -> Error + '_ {
+    move |e| Error::backend_msg("durable store", format!("{what}: {e}"))
+}
+
+impl DurableClient {
+    pub(crate) fn new(client: Client, toygres: Toygres, board: Arc<ProgressBoard>) -> Self {
+        Self { client, toygres, board }
+    }
+
+    /// The duroxide client underneath (management, history).
+    pub fn duroxide(&self) -> &Client {
+        &self.client
+    }
+
+    /// Synchronously: validates the request, checks the source instance exists and is running,
+    /// reserves the image record (`creating`, idempotent on `operation`); then starts orchestration
+    /// `create-image` 1.0.0 with instance id `create-image-<image-id>` (a duplicate start is a
+    /// no-op). Returns the reserved record at once. Errors are core's typed errors
+    /// (InvalidRequest, InstanceNotFound, ...) and nothing is created on them.
+    pub async fn create_image(&self, operation: OperationId, request: CreateImageRequest) -> Result<ImageRecord> {
+        request.validate()?;
+        let source = self.toygres.catalog.get_instance(request.instance_id).await?;
+        if source.state != InstanceState::Running {
+            return Err(Error::InvalidRequest {
+                field: "instance_id",
+                reason: format!("instance {} is {}, only running instances can be imaged", source.name, source.state),
+            });
+        }
+        let record = self.toygres.backup().reserve_image(operation, &request).await?;
+        if record.state == ImageState::Creating {
+            let id = names::image_orchestration_id(record.id);
+            let input = ImageInput { image_id: record.id };
+            self.client
+                .start_orchestration_versioned_typed(id, CREATE_IMAGE, CREATE_IMAGE_VERSION, input)
+                .await
+                .map_err(client_error("starting create-image"))?;
+        }
+        Ok(record)
+    }
+
+    /// Synchronously: validates (ConflictingRequest for `source_image_id` with `runtime_image_id`
+    /// / `image_override`), fetches the image (ImageNotFound / ImageNotReady), creates the
+    /// instance record (`provisioning`, the image's password and image type, idempotent on
+    /// `operation`, NameTaken); then starts `create-instance` 1.0.5 with id
+    /// `create-instance-<instance-id>`. Returns the record at once. Without `source_image_id`: a
+    /// fresh empty instance with the request's password (same orchestration, the fresh path).
+    pub async fn create_instance(
+        &self,
+        operation: OperationId,
+        request: CreateInstanceRequest,
+    ) -> Result<InstanceRecord> {
+        let record = match request.source_image_id {
+            Some(_) => {
+                let restore = self.toygres.restore();
+                let image_id = request.validate_restore()?;
+                let image = restore.fetch_image(image_id).await?;
+                let password = restore.source_password(image_id).await?;
+                restore.create_record(operation, &request, &image, &password).await?
+            }
+            None => {
+                Provision::validate(&request)?;
+                self.toygres.provision().create_record(operation, &request).await?
+            }
+        };
+        if record.state == InstanceState::Provisioning {
+            let id = names::instance_orchestration_id(record.id);
+            let input = InstanceInput {
+                spec: record.spec(),
+                image: record.source_image_id,
+                connection_test: self.toygres.options.connection_test.clone(),
+            };
+            self.client
+                .start_orchestration_versioned_typed(id, CREATE_INSTANCE, CREATE_INSTANCE_VERSION, input)
+                .await
+                .map_err(client_error("starting create-instance"))?;
+        }
+        Ok(record)
+    }
+
+    /// The orchestration's state, current step and byte progress (from its custom status).
+    pub async fn status(&self, subject: Subject) -> Result<OperationStatus> {
+        let id = names::orchestration_id(subject);
+        let status = self.client.get_orchestration_status(&id).await.map_err(client_error("reading a status"))?;
+        let bytes = self.board.get(subject);
+        let mut out = OperationStatus {
+            subject,
+            state: OperationState::NotFound,
+            step: None,
+            bytes_done: bytes.done,
+            bytes_total: bytes.total,
+            error: None,
+        };
+        let step = |custom: &Option<String>| StepStatus::parse(custom.as_deref()).map(|s| s.step);
+        match status {
+            OrchestrationStatus::NotFound => {}
+            OrchestrationStatus::Running { custom_status, .. } => {
+                out.state = OperationState::Running;
+                out.step = step(&custom_status);
+            }
+            OrchestrationStatus::Completed { custom_status, .. } => {
+                out.state = OperationState::Completed;
+                out.step = step(&custom_status);
+            }
+            OrchestrationStatus::Failed { details, custom_status, .. } => {
+                let failure = match &details {
+                    ErrorDetails::Application { message, .. } => Failure::decode(message),
+                    other => Failure { step: None, reason: other.display_message(), cancelled: false },
+                };
+                out.state = if failure.cancelled { OperationState::Cancelled } else { OperationState::Failed };
+                out.step = failure.step.or_else(|| step(&custom_status));
+                out.error = Some(failure.reason);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Waits until the orchestration of `subject` completes, fails or is cancelled;
+    /// `Err(Timeout)` after `timeout`.
+    pub async fn wait(&self, subject: Subject, timeout: Duration) -> Result<OperationStatus> {
+        let status = self.status(subject).await?;
+        if status.state != OperationState::Running {
+            return Ok(status);
+        }
+        let id = names::orchestration_id(subject);
+        match self.client.wait_for_orchestration(&id, timeout).await {
+            Ok(_) => self.status(subject).await,
+            Err(ClientError::Timeout) => Err(Error::Timeout { step: format!("orchestration {id}"), after: timeout }),
+            Err(e) => Err(client_error("waiting for an orchestration")(e)),
+        }
+    }
+
+    /// Cancels it: running pg_dump/pg_restore children are killed, what was created is removed,
+    /// the record ends `failed` with the reason from [`Error::Cancelled`]. A finished operation
+    /// is left as it is; an unknown one is `ImageNotFound` / `InstanceNotFound`.
+    pub async fn cancel(&self, subject: Subject) -> Result<()> {
+        match self.status(subject).await?.state {
+            OperationState::NotFound => Err(match subject {
+                Subject::Image(id) => Error::ImageNotFound(id),
+                Subject::Instance(id) => Error::instance_not_found(id),
+            }),
+            OperationState::Running => {
+                let id = names::orchestration_id(subject);
+                self.client
+                    .enqueue_event(id, CANCEL_QUEUE, "cancelled by a caller")
+                    .await
+                    .map_err(client_error("sending a cancellation"))
+            }
+            _ => Ok(()),
+        }
+    }
+}

@@ -1,0 +1,68 @@
+//! Names of the orchestrations and activities, their versions, and the instance ids derived from
+//! image and instance ids (so a duplicate start is a no-op).
+
+use toygres_core::{ImageId, InstanceId, Subject};
+
+/// Orchestration `create-image` (backup pipeline).
+pub const CREATE_IMAGE: &str = "create-image";
+/// Version of `create-image` this build starts.
+pub const CREATE_IMAGE_VERSION: &str = "1.0.0";
+/// Orchestration `create-instance` (restore from an image, or a fresh empty instance).
+pub const CREATE_INSTANCE: &str = "create-instance";
+/// Version of `create-instance` this build starts (the restore flow inlined, as in the original).
+pub const CREATE_INSTANCE_VERSION: &str = "1.0.5";
+/// Queue the orchestrations read cancellation requests from.
+pub const CANCEL_QUEUE: &str = "toygres.cancel";
+
+/// The orchestration instance id of `subject`: `create-image-<id>` or `create-instance-<id>`.
+pub fn orchestration_id(subject: Subject) -> String {
+    match subject {
+        Subject::Image(id) => image_orchestration_id(id),
+        Subject::Instance(id) => instance_orchestration_id(id),
+    }
+}
+
+/// `create-image-<image-id>`.
+pub fn image_orchestration_id(id: ImageId) -> String {
+    format!("{CREATE_IMAGE}-{id}")
+}
+
+/// `create-instance-<instance-id>`.
+pub fn instance_orchestration_id(id: InstanceId) -> String {
+    format!("{CREATE_INSTANCE}-{id}")
+}
+
+/// Activity names: `toygres.<pipeline>.<step>`.
+pub mod activity {
+    #![allow(missing_docs)]
+    pub const LOOKUP_SOURCE: &str = "toygres.backup.lookup_source";
+    pub const RUN_BACKUP_JOB: &str = "toygres.backup.run_backup_job";
+    pub const MARK_READY: &str = "toygres.backup.mark_ready";
+    pub const MARK_FAILED: &str = "toygres.backup.mark_failed";
+    pub const FETCH_IMAGE: &str = "toygres.restore.fetch_image";
+    pub const SOURCE_PASSWORD: &str = "toygres.restore.source_password";
+    pub const VERIFY_IMAGE: &str = "toygres.restore.verify_image";
+    pub const CREATE_VOLUME: &str = "toygres.restore.create_volume";
+    pub const START_RESTORE_JOB: &str = "toygres.restore.start_restore_job";
+    pub const WAIT_RESTORE_JOB: &str = "toygres.restore.wait_restore_job";
+    pub const DEPLOY: &str = "toygres.restore.deploy";
+    pub const WAIT_READY: &str = "toygres.restore.wait_ready";
+    pub const CONNECTION_STRINGS: &str = "toygres.restore.connection_strings";
+    pub const TEST_CONNECTION: &str = "toygres.restore.test_connection";
+    pub const MARK_RUNNING: &str = "toygres.restore.mark_running";
+    pub const FAIL: &str = "toygres.restore.fail";
+    pub const INITIALIZE_EMPTY: &str = "toygres.provision.initialize_empty";
+    pub const KILL_JOB: &str = "toygres.job.kill";
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_derive_from_the_subject() {
+        let id = InstanceId::new();
+        assert_eq!(orchestration_id(Subject::Instance(id)), format!("create-instance-{id}"));
+        assert!(semver::Version::parse(CREATE_INSTANCE_VERSION).is_ok());
+    }
+}

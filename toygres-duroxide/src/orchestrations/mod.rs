@@ -1,0 +1,151 @@
+//! The orchestrations, and [`Flow`]: how they run a step (custom status, retries with durable
+//! timers, cancellation). Orchestration code is deterministic: it branches only on its input and
+//! on the activities' recorded results, and waits only on durable timers.
+
+mod create_image;
+mod create_instance;
+
+pub use create_image::{create_image, ImageInput};
+pub use create_instance::{create_instance_v1_0_5, InstanceInput};
+
+use crate::names::activity::KILL_JOB;
+use crate::status::{Failure, StepError, StepStatus};
+use duroxide::{DurableFuture, Either2, OrchestrationContext};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use std::time::Duration;
+use toygres_core::{JobRef, Phase, RetryPolicy};
+
+/// How a step reacts to a cancellation that arrives while it runs.
+pub(crate) enum Kind {
+    /// A short step: it is let finish (so nothing it creates escapes the cleanup).
+    Short,
+    /// A step that runs `job`: the job is killed, then the step is let finish (it fails fast).
+    Job(JobRef),
+    /// A step that only waits or reads: it is abandoned.
+    Poll,
+}
+
+/// Why a flow stopped before its end.
+#[derive(Debug)]
+pub(crate) struct Stop {
+    pub(crate) step: Phase,
+    pub(crate) error: StepError,
+}
+
+/// Retries of catalog and executor calls that failed transiently (connection resets, timeouts).
+pub(crate) fn short_policy() -> RetryPolicy {
+    RetryPolicy::new(3).with_backoff(Duration::from_millis(500), Duration::from_secs(5))
+}
+
+/// Retries of a job that failed transiently.
+pub(crate) fn job_policy() -> RetryPolicy {
+    RetryPolicy::new(2).with_backoff(Duration::from_secs(2), Duration::from_secs(2))
+}
+
+/// One orchestration's run: its context and its cancellation mailbox.
+pub(crate) struct Flow {
+    ctx: OrchestrationContext,
+    cancel: DurableFuture<String>,
+    cancelled: bool,
+}
+
+impl Flow {
+    pub(crate) fn new(ctx: &OrchestrationContext) -> Self {
+        let cancel = ctx.dequeue_event(crate::names::CANCEL_QUEUE);
+        Self { ctx: ctx.clone(), cancel, cancelled: false }
+    }
+
+    fn cancelled(&mut self, step: Phase, what: &str) -> Stop {
+        self.cancelled = true;
+        Stop { step, error: StepError::cancelled(what) }
+    }
+
+    fn status(&self, step: Phase, attempt: u32) {
+        let status = StepStatus { step, attempt };
+        self.ctx.set_custom_status(serde_json::to_string(&status).expect("status serializes"));
+    }
+
+    /// Runs activity `name` as `step`, retrying transient errors under `policy`, and stops when the
+    /// operation is cancelled (as `kind` says).
+    pub(crate) async fn step<In, Out>(
+        &mut self,
+        step: Phase,
+        name: &str,
+        input: &In,
+        kind: Kind,
+        policy: &RetryPolicy,
+    ) -> Result<Out, Stop>
+    where
+        In: Serialize,
+        Out: DeserializeOwned + Send + 'static,
+    {
+        let what = format!("step {step}");
+        for attempt in 1..=policy.attempts {
+            if self.cancelled {
+                return Err(self.cancelled(step, &what));
+            }
+            self.status(step, attempt);
+            let mut act: DurableFuture<Result<Out, String>> = self.ctx.schedule_activity_typed(name, input);
+            let error = match self.ctx.select2(&mut act, &mut self.cancel).await {
+                Either2::First(Ok(out)) => return Ok(out),
+                Either2::First(Err(e)) => StepError::decode(&e),
+                Either2::Second(_reason) => {
+                    match kind {
+                        Kind::Short => drop(act.await),
+                        Kind::Job(job) => {
+                            drop(self.ctx.schedule_activity_typed::<JobRef, ()>(KILL_JOB, &job).await);
+                            drop(act.await);
+                        }
+                        Kind::Poll => drop(act),
+                    }
+                    return Err(self.cancelled(step, &what));
+                }
+            };
+            if !error.transient || attempt == policy.attempts {
+                return Err(Stop { step, error });
+            }
+            self.ctx.trace_warn(format!("{step} attempt {attempt} failed, retrying: {}", error.message));
+            let timer = self.ctx.schedule_timer(policy.backoff(attempt));
+            if let Either2::Second(_) = self.ctx.select2(timer, &mut self.cancel).await {
+                return Err(self.cancelled(step, &what));
+            }
+        }
+        unreachable!("a policy has at least one attempt")
+    }
+
+    /// Runs cleanup activity `name` (not cancellable), retrying transient errors; then the
+    /// orchestration's error for `stop`.
+    pub(crate) async fn fail<In: Serialize>(&mut self, name: &str, input: &In, stop: &Stop) -> String {
+        let policy = short_policy();
+        let mut cleanup_error = None;
+        for attempt in 1..=policy.attempts {
+            self.status(Phase::Cleanup, attempt);
+            match self.ctx.schedule_activity_typed::<In, serde_json::Value>(name, input).await {
+                Ok(_) => {
+                    cleanup_error = None;
+                    break;
+                }
+                Err(e) => {
+                    let e = StepError::decode(&e);
+                    let retry = e.transient && attempt < policy.attempts;
+                    cleanup_error = Some(e.message);
+                    if !retry {
+                        break;
+                    }
+                    self.ctx.schedule_timer(policy.backoff(attempt)).await;
+                }
+            }
+        }
+        let mut reason = stop.error.message.clone();
+        if let Some(e) = cleanup_error {
+            reason = format!("{reason}; the cleanup failed too: {e}");
+        }
+        Failure { step: Some(stop.step), reason, cancelled: self.cancelled }.encode()
+    }
+
+    /// Whether a caller cancelled the operation.
+    pub(crate) fn was_cancelled(&self) -> bool {
+        self.cancelled
+    }
+}

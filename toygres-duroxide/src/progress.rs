@@ -1,0 +1,75 @@
+//! Byte progress of the running jobs. The executors report bytes through a [`ProgressSink`];
+//! the runtime's sink keeps the latest figures per subject on a [`ProgressBoard`], which the
+//! clients of the same runtime read. Byte counts are not part of the orchestrations' history:
+//! they change many times a second and replaying them would be pointless.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use toygres_core::{EventKind, Phase, ProgressEvent, ProgressSink, Subject};
+
+/// Latest byte figures of one subject.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Bytes {
+    /// The phase that reported them.
+    pub phase: Option<Phase>,
+    /// Bytes done.
+    pub done: u64,
+    /// Total, when known.
+    pub total: Option<u64>,
+}
+
+/// Latest byte progress per subject, shared by a runtime and its clients.
+#[derive(Debug, Default)]
+pub struct ProgressBoard {
+    map: Mutex<HashMap<Subject, Bytes>>,
+}
+
+impl ProgressBoard {
+    /// The latest figures of `subject` (zero when nothing was reported).
+    pub fn get(&self, subject: Subject) -> Bytes {
+        self.map.lock().expect("progress lock").get(&subject).copied().unwrap_or_default()
+    }
+
+    fn record(&self, event: &ProgressEvent) {
+        if let EventKind::Bytes { done, total } = event.kind {
+            let bytes = Bytes { phase: Some(event.phase), done, total };
+            self.map.lock().expect("progress lock").insert(event.subject, bytes);
+        }
+    }
+}
+
+/// A sink that records bytes on a board and forwards every event to the embedder's sink.
+pub(crate) struct BoardSink {
+    pub(crate) board: Arc<ProgressBoard>,
+    pub(crate) inner: Arc<dyn ProgressSink>,
+}
+
+impl ProgressSink for BoardSink {
+    fn emit(&self, event: &ProgressEvent) {
+        self.board.record(event);
+        self.inner.emit(event);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use toygres_core::{ImageId, NoProgress};
+
+    #[test]
+    fn keeps_the_latest_bytes_per_subject() {
+        let board = Arc::new(ProgressBoard::default());
+        let sink = BoardSink { board: board.clone(), inner: Arc::new(NoProgress) };
+        let subject = Subject::Image(ImageId::new());
+        for done in [10, 20] {
+            sink.emit(&ProgressEvent {
+                subject,
+                phase: Phase::BackupJob,
+                kind: EventKind::Bytes { done, total: Some(40) },
+            });
+        }
+        sink.emit(&ProgressEvent { subject, phase: Phase::BackupJob, kind: EventKind::Started });
+        assert_eq!(board.get(subject), Bytes { phase: Some(Phase::BackupJob), done: 20, total: Some(40) });
+        assert_eq!(board.get(Subject::Image(ImageId::new())).done, 0);
+    }
+}
