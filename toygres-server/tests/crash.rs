@@ -18,7 +18,7 @@ async fn a_server_killed_mid_restore_finishes_it_after_a_restart() {
     let source = api.running_instance("crash-source", password.expose()).await;
     let source_params = params(&source);
     load_sample_data(&source_params, &password).await.unwrap();
-    support::load_bulk(&source_params, &password, 1_500_000).await;
+    support::load_bulk(&source_params, &password, 600_000).await;
     let before = InstanceSnapshot::take(&binaries(), &source_params, &password).await.unwrap();
     let image_id = api.create("/api/images", json!({ "name": "crash-image", "instance_id": source["id"] })).await;
     let image = api.settle(&format!("/api/images/{image_id}"), "creating", Duration::from_secs(300)).await;

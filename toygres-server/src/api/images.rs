@@ -8,25 +8,34 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::Json;
 use toygres_core::manifest::{Manifest, MANIFEST_NAME};
-use toygres_core::{Error, ImageFilter, ImageId, ImageLocation, ImageRecord, ImageState, Subject};
+use toygres_core::{Error, ImageFilter, ImageId, ImageLocation, ImageRecord, ImageState, InstanceState, Subject};
 
 /// Takes an image of a running instance. The backup goes on in the background.
 #[utoipa::path(post, operation_id = "create_image", path = "/api/images", tag = "images", request_body = CreateImageBody,
-    params(("Idempotency-Key" = Option<String>, Header, description = "UUID; a retry with the same key returns the same image")),
+    params(("Idempotency-Key" = Option<String>, Header, description = "Any string; a retry with the same key returns the same image")),
     responses(
         (status = 202, description = "Accepted; follow Location", body = Created,
             headers(("Location" = String, description = "URL of the new image"))),
         (status = 400, description = "Invalid body or field (named in `field`); nothing was created", body = ErrorBody),
         (status = 401, description = "Missing or wrong token", body = ErrorBody),
         (status = 404, description = "Unknown instance", body = ErrorBody),
-        (status = 409, description = "Conflict", body = ErrorBody),
+        (status = 409, description = "The instance is not running", body = ErrorBody),
     ))]
 pub async fn create(
     State(state): State<Shared>,
     headers: HeaderMap,
     Body(body): Body<CreateImageBody>,
 ) -> Result<Response, ApiError> {
-    let operation = operation_of(&headers)?;
+    body.validate()?;
+    let source = state.engine.toygres().catalog.get_instance(body.instance_id.into()).await?;
+    if source.state != InstanceState::Running {
+        let message = format!(
+            "instance {} is {}: only running instances can be imaged; wait or pick another",
+            source.name, source.state
+        );
+        return Err(ApiError::new(StatusCode::CONFLICT, "instance_not_running", message).with_field("instance_id"));
+    }
+    let operation = operation_of(&headers);
     let record = state.engine.create_image(operation, body.into()).await?;
     Ok(accepted(format!("/api/images/{}", record.id), record.id.as_uuid(), record.state.to_string()))
 }

@@ -12,7 +12,7 @@ use toygres_core::{Error, InstanceId, InstanceRecord, InstanceState, Subject};
 /// Creates an instance: a fresh empty one, or a restore of `source_image_id` (which then uses the
 /// source image's password, never the request's). The work goes on in the background.
 #[utoipa::path(post, operation_id = "create_instance", path = "/api/instances", tag = "instances", request_body = CreateInstanceBody,
-    params(("Idempotency-Key" = Option<String>, Header, description = "UUID; a retry with the same key returns the same instance")),
+    params(("Idempotency-Key" = Option<String>, Header, description = "Any string; a retry with the same key returns the same instance")),
     responses(
         (status = 202, description = "Accepted; follow Location", body = Created,
             headers(("Location" = String, description = "URL of the new instance"))),
@@ -26,7 +26,8 @@ pub async fn create(
     headers: HeaderMap,
     Body(body): Body<CreateInstanceBody>,
 ) -> Result<Response, ApiError> {
-    let operation = operation_of(&headers)?;
+    body.validate()?;
+    let operation = operation_of(&headers);
     let record = state.engine.create_instance(operation, body.into()).await?;
     Ok(accepted(format!("/api/instances/{}", record.id), record.id.as_uuid(), record.state.to_string()))
 }

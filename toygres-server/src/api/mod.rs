@@ -6,6 +6,7 @@ mod images;
 mod instances;
 pub mod openapi;
 pub mod progress;
+mod schema;
 pub mod types;
 
 use crate::engine::Engine;
@@ -75,14 +76,15 @@ async fn healthz() -> Json<Health> {
     Json(Health { status: "ok".into() })
 }
 
-/// The operation id of a creation: the `Idempotency-Key` header (a UUID) when given, so that a
-/// retried request returns the same record, otherwise a new one.
-fn operation_of(headers: &HeaderMap) -> Result<OperationId, ApiError> {
-    let Some(value) = headers.get("idempotency-key") else { return Ok(OperationId::new()) };
-    value.to_str().ok().and_then(|v| v.parse().ok()).ok_or_else(|| {
-        ApiError::new(axum::http::StatusCode::BAD_REQUEST, "invalid_request", "Idempotency-Key must be a UUID")
-            .with_field("Idempotency-Key")
-    })
+/// The operation id of a creation: derived from the `Idempotency-Key` header when given (any
+/// string; a retried request with the same key returns the same record), otherwise a new one.
+fn operation_of(headers: &HeaderMap) -> OperationId {
+    use sha2::{Digest, Sha256};
+    let Some(key) = headers.get("idempotency-key") else { return OperationId::new() };
+    let digest = Sha256::digest([b"toygres-idempotency-key:".as_slice(), key.as_bytes()].concat());
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    OperationId(uuid::Builder::from_custom_bytes(bytes).into_uuid())
 }
 
 /// 202 with `Location` and `{"id", "state"}`.

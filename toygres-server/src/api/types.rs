@@ -8,14 +8,12 @@ use uuid::Uuid;
 /// `POST /api/instances`: a fresh empty instance (`name`, `password`), or a restore
 /// (`name`, `source_image_id`, optional `dns_label`; `password` is then ignored: the restored
 /// instance uses the source image's password).
-#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CreateInstanceBody {
     /// Instance name: a DNS-1123 label (1-63 of `a-z`, `0-9`, `-`).
-    #[schema(example = "orders-copy")]
     pub name: String,
     /// Superuser password of a fresh instance; ignored for a restore.
-    #[schema(value_type = Option<String>, format = Password)]
     #[serde(default)]
     pub password: Option<Password>,
     /// Restore from this ready image.
@@ -30,6 +28,41 @@ pub struct CreateInstanceBody {
     /// Container image override; refused with `source_image_id`.
     #[serde(default)]
     pub image_override: Option<String>,
+}
+
+/// Longest password the API accepts.
+pub const MAX_PASSWORD: usize = 1024;
+/// Longest description (in characters) the API accepts.
+pub const MAX_DESCRIPTION: usize = 1024;
+
+fn invalid(field: &'static str, reason: &str) -> toygres_core::Error {
+    toygres_core::Error::InvalidRequest { field, reason: reason.into() }
+}
+
+impl CreateInstanceBody {
+    /// What the API checks beyond the library: the password of a fresh instance must be 1-1024
+    /// characters without control characters (initdb reads it as one line).
+    pub fn validate(&self) -> toygres_core::Result<()> {
+        let (Some(password), None) = (&self.password, self.source_image_id) else { return Ok(()) };
+        let secret = password.expose();
+        if secret.chars().count() > MAX_PASSWORD {
+            return Err(invalid("password", "longer than 1024 characters"));
+        }
+        if secret.chars().any(char::is_control) {
+            return Err(invalid("password", "contains control characters (newlines, tabs, NUL); use printable ones"));
+        }
+        Ok(())
+    }
+}
+
+impl CreateImageBody {
+    /// What the API checks beyond the library: a description of at most 1024 characters.
+    pub fn validate(&self) -> toygres_core::Result<()> {
+        if self.description.as_ref().is_some_and(|d| d.chars().count() > MAX_DESCRIPTION) {
+            return Err(invalid("description", "longer than 1024 characters"));
+        }
+        Ok(())
+    }
 }
 
 impl From<CreateInstanceBody> for CreateInstanceRequest {
@@ -50,11 +83,12 @@ impl From<CreateInstanceBody> for CreateInstanceRequest {
 #[serde(deny_unknown_fields)]
 pub struct CreateImageBody {
     /// Image name: a DNS-1123 label.
-    #[schema(example = "nightly")]
+    #[schema(example = "nightly", pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", min_length = 1, max_length = 63)]
     pub name: String,
     /// The running instance to image.
     pub instance_id: Uuid,
     /// Free text (at most 4096 bytes).
+    #[schema(max_length = 1024)]
     #[serde(default)]
     pub description: Option<String>,
 }
