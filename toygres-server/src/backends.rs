@@ -1,10 +1,11 @@
 //! The backends a server runs on. The embedded default, under the data directory: the SQLite
 //! catalog (`catalog.sqlite`), images as files (`images/`), instances as local PostgreSQL
 //! clusters (`local/`). With the `postgres` feature, `TOYGRES_CATALOG_URL=postgres://…` selects
-//! the PostgreSQL catalog instead.
+//! the PostgreSQL catalog and keeps the durable history in the same database.
 
+use crate::engine::DurableStore;
 use std::os::unix::fs::OpenOptionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use toygres_cms_sqlite::SqliteCatalog;
 use toygres_core::crypto::CatalogKey;
@@ -23,8 +24,8 @@ pub struct Backends {
     pub toygres: Toygres,
     /// The local executor (for fresh instances and for stopping leftovers).
     pub local: LocalExecutor,
-    /// Where the durable store lives.
-    pub durable_store: PathBuf,
+    /// Where the durable runtime keeps its history.
+    pub durable_store: DurableStore,
 }
 
 /// Opens the backends under `data_dir`; `pg_bin_dir` overrides PostgreSQL's binaries.
@@ -40,7 +41,17 @@ pub async fn open(data_dir: &Path, pg_bin_dir: Option<&Path>) -> Result<Backends
     let local = builder.build()?;
     let catalog = catalog(data_dir, key).await?;
     let toygres = Toygres::new(catalog, blobs, Arc::new(local.clone()));
-    Ok(Backends { toygres, local, durable_store: data_dir.join("durable.sqlite") })
+    Ok(Backends { toygres, local, durable_store: durable_store(data_dir) })
+}
+
+/// The PostgreSQL database of the catalog when one is configured (feature `postgres`), so that
+/// several servers share the work; otherwise `<data-dir>/durable.sqlite`.
+fn durable_store(data_dir: &Path) -> DurableStore {
+    #[cfg(feature = "postgres")]
+    if let Ok(url) = std::env::var(CATALOG_URL_ENV) {
+        return DurableStore::Postgres(url);
+    }
+    DurableStore::Sqlite(data_dir.join("durable.sqlite"))
 }
 
 async fn catalog(data_dir: &Path, key: CatalogKey) -> Result<Arc<dyn CatalogStore>> {

@@ -2,7 +2,7 @@
 //! directory, so that a server killed in the middle of an image or a restore finishes it after a
 //! restart. Deletions are short and run directly on the library.
 
-use std::path::Path;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Mutex;
@@ -17,6 +17,26 @@ const ORCHESTRATION_LOCK: Duration = Duration::from_secs(5);
 /// How long a killed server's running step stays locked (live locks are renewed).
 const ACTIVITY_LOCK: Duration = Duration::from_secs(10);
 
+/// Where the durable runtime keeps its history.
+#[derive(Clone)]
+pub enum DurableStore {
+    /// A SQLite file (the embedded default: `<data-dir>/durable.sqlite`).
+    Sqlite(PathBuf),
+    /// The PostgreSQL database of the catalog (schema `toygres_durable`), for several servers.
+    #[cfg(feature = "postgres")]
+    Postgres(String),
+}
+
+impl std::fmt::Debug for DurableStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DurableStore::Sqlite(path) => write!(f, "Sqlite({})", path.display()),
+            #[cfg(feature = "postgres")]
+            DurableStore::Postgres(_) => f.write_str("Postgres(..)"),
+        }
+    }
+}
+
 /// The durable runtime and a client of it.
 #[derive(Clone)]
 pub struct Engine {
@@ -26,14 +46,16 @@ pub struct Engine {
 }
 
 impl Engine {
-    /// Starts the durable runtime over `toygres` with its store in the SQLite file `store`;
-    /// operations a previous process left unfinished resume.
-    pub async fn start(toygres: Toygres, store: &Path) -> Result<Self> {
-        let runtime = ToygresRuntime::builder(toygres.clone())
-            .sqlite(store)
-            .lock_timeouts(ORCHESTRATION_LOCK, ACTIVITY_LOCK)
-            .start()
-            .await?;
+    /// Starts the durable runtime over `toygres` on `store`; operations a previous process left
+    /// unfinished resume.
+    pub async fn start(toygres: Toygres, store: &DurableStore) -> Result<Self> {
+        let builder = ToygresRuntime::builder(toygres.clone()).lock_timeouts(ORCHESTRATION_LOCK, ACTIVITY_LOCK);
+        let builder = match store {
+            DurableStore::Sqlite(path) => builder.sqlite(path),
+            #[cfg(feature = "postgres")]
+            DurableStore::Postgres(url) => builder.postgres(url, "toygres_durable"),
+        };
+        let runtime = builder.start().await?;
         let client = runtime.client();
         Ok(Self { toygres, client, runtime: Arc::new(Mutex::new(Some(runtime))) })
     }

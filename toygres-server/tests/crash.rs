@@ -37,6 +37,11 @@ async fn a_server_killed_mid_restore_finishes_it_after_a_restart() {
         assert!(Instant::now() < deadline, "the restore never reached its job: {record}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
+    // While it provisions, it can neither be imaged nor deleted (409), and nothing is created.
+    let image_it = api.post("/api/images", json!({ "name": "too-early", "instance_id": id })).await;
+    assert_eq!((image_it.status.as_u16(), &image_it.body["error"]["code"]), (409, &json!("instance_not_running")));
+    assert_eq!(api.delete(&path).await.status, 409);
+    assert_eq!(api.get("/api/images").await.body.as_array().unwrap().len(), 1);
     server.kill9();
 
     let server = Server::start(&data);

@@ -37,9 +37,8 @@ pub async fn until_settled(
 ) -> Result<Value, Box<dyn std::error::Error>> {
     let bar = if quiet { ProgressBar::hidden() } else { ProgressBar::new_spinner() };
     let spinner = ProgressStyle::with_template("{spinner} {msg} {bytes} ({elapsed})")?;
-    let bytes =
-        ProgressStyle::with_template("{spinner} {msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} ETA {eta}")?
-            .progress_chars("=> ");
+    let bytes = ProgressStyle::with_template("{spinner} {msg} [{bar:24}] {bytes}/{total_bytes} ETA {eta}")?
+        .progress_chars("=> ");
     bar.set_style(spinner.clone());
     bar.enable_steady_tick(Duration::from_millis(120));
     loop {
