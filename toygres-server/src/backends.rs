@@ -1,7 +1,8 @@
 //! The backends a server runs on. The embedded default, under the data directory: the SQLite
 //! catalog (`catalog.sqlite`), images as files (`images/`), instances as local PostgreSQL
 //! clusters (`local/`). With the `postgres` feature, `TOYGRES_CATALOG_URL=postgres://…` selects
-//! the PostgreSQL catalog and keeps the durable history in the same database.
+//! the PostgreSQL catalog and keeps the durable history in the same database; with the `azure`
+//! feature, `TOYGRES_BLOBS=azure` keeps the images in Azure Blob.
 
 use crate::engine::DurableStore;
 use std::os::unix::fs::OpenOptionsExt;
@@ -9,12 +10,15 @@ use std::path::Path;
 use std::sync::Arc;
 use toygres_cms_sqlite::SqliteCatalog;
 use toygres_core::crypto::CatalogKey;
-use toygres_core::{CatalogStore, Error, Result, Toygres};
+use toygres_core::{BlobStore, CatalogStore, Error, Result, Toygres};
 use toygres_local::{LocalBlobStore, LocalExecutor};
 
 /// Environment variable holding the catalog key (64 hex digits); without it the key is kept in
 /// `<data-dir>/catalog.key` (created, mode 0600).
 pub const CATALOG_KEY_ENV: &str = "TOYGRES_CATALOG_KEY";
+/// Environment variable selecting the blob store: `local` (default) or `azure` (feature `azure`,
+/// configured by `AZURE_STORAGE_*` as `toygres_azure::AzureBlobStoreBuilder::from_vars` reads them).
+pub const BLOBS_ENV: &str = "TOYGRES_BLOBS";
 /// Environment variable selecting the PostgreSQL catalog (feature `postgres`).
 pub const CATALOG_URL_ENV: &str = "TOYGRES_CATALOG_URL";
 
@@ -33,7 +37,7 @@ pub async fn open(data_dir: &Path, pg_bin_dir: Option<&Path>) -> Result<Backends
     // The instances run as the `postgres` OS user, which must traverse the data directory.
     toygres_local::cluster::create_traversable_dir(data_dir)?;
     let key = catalog_key(data_dir)?;
-    let blobs = Arc::new(LocalBlobStore::open(data_dir.join("images"))?);
+    let blobs = blob_store(data_dir).await?;
     let mut builder = LocalExecutor::builder(data_dir.join("local"), blobs.clone());
     if let Some(dir) = pg_bin_dir {
         builder = builder.bin_dir(dir);
@@ -42,6 +46,33 @@ pub async fn open(data_dir: &Path, pg_bin_dir: Option<&Path>) -> Result<Backends
     let catalog = catalog(data_dir, key).await?;
     let toygres = Toygres::new(catalog, blobs, Arc::new(local.clone()));
     Ok(Backends { toygres, local, durable_store: durable_store(data_dir) })
+}
+
+/// Images as files under `<data-dir>/images`, or in Azure Blob with `TOYGRES_BLOBS=azure`.
+async fn blob_store(data_dir: &Path) -> Result<Arc<dyn BlobStore>> {
+    match std::env::var(BLOBS_ENV).as_deref() {
+        Err(_) | Ok("local") => Ok(Arc::new(LocalBlobStore::open(data_dir.join("images"))?)),
+        Ok("azure") => azure_blobs().await,
+        Ok(other) => Err(Error::InvalidRequest {
+            field: BLOBS_ENV,
+            reason: format!("{other:?} is not a blob store; use `local` (the default) or `azure`"),
+        }),
+    }
+}
+
+#[cfg(feature = "azure")]
+async fn azure_blobs() -> Result<Arc<dyn BlobStore>> {
+    let store = toygres_azure::AzureBlobStore::from_env()?;
+    store.ensure_container().await?;
+    Ok(Arc::new(store))
+}
+
+#[cfg(not(feature = "azure"))]
+async fn azure_blobs() -> Result<Arc<dyn BlobStore>> {
+    Err(Error::InvalidRequest {
+        field: BLOBS_ENV,
+        reason: "this build has no Azure Blob store; build with `--features azure` or unset it".into(),
+    })
 }
 
 /// The PostgreSQL database of the catalog when one is configured (feature `postgres`), so that
