@@ -40,7 +40,8 @@ done
 URL="$(sed -n 's/^toygres listening on //p' "$WORK/out")"
 log "server at $URL"
 status=0
-"$VENV/bin/schemathesis" --config-file .ci/schemathesis.toml run "$URL/api/openapi.json" --url "$URL" || status=$?
+# From the work directory, so that schemathesis' cache (.schemathesis/) goes away with it.
+(cd "$WORK" && "$VENV/bin/schemathesis" --config-file "$OLDPWD/.ci/schemathesis.toml" run "$URL/api/openapi.json" --url "$URL") || status=$?
 if [[ $status -ne 0 ]]; then
     log "failures above; the server's log tail:"
     tail -n 40 "$WORK/server.log" >&2
