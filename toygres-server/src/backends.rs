@@ -2,7 +2,8 @@
 //! catalog (`catalog.sqlite`), images as files (`images/`), instances as local PostgreSQL
 //! clusters (`local/`). With the `postgres` feature, `TOYGRES_CATALOG_URL=postgres://…` selects
 //! the PostgreSQL catalog and keeps the durable history in the same database; with the `azure`
-//! feature, `TOYGRES_BLOBS=azure` keeps the images in Azure Blob.
+//! feature, `TOYGRES_BLOBS=azure` keeps the images in Azure Blob; with the `k8s` feature,
+//! `TOYGRES_EXECUTOR=kubernetes` runs instances and jobs on Kubernetes.
 
 use crate::engine::DurableStore;
 use std::os::unix::fs::OpenOptionsExt;
@@ -10,7 +11,7 @@ use std::path::Path;
 use std::sync::Arc;
 use toygres_cms_sqlite::SqliteCatalog;
 use toygres_core::crypto::CatalogKey;
-use toygres_core::{BlobStore, CatalogStore, Error, Result, Toygres};
+use toygres_core::{BlobStore, CatalogStore, ClusterExecutor, Error, Result, Toygres};
 use toygres_local::{LocalBlobStore, LocalExecutor};
 
 /// Environment variable holding the catalog key (64 hex digits); without it the key is kept in
@@ -19,6 +20,8 @@ pub const CATALOG_KEY_ENV: &str = "TOYGRES_CATALOG_KEY";
 /// Environment variable selecting the blob store: `local` (default) or `azure` (feature `azure`,
 /// configured by `AZURE_STORAGE_*` as `toygres_azure::AzureBlobStoreBuilder::from_vars` reads them).
 pub const BLOBS_ENV: &str = "TOYGRES_BLOBS";
+/// Environment variable selecting the executor: `local` (default) or `kubernetes` (feature `k8s`).
+pub const EXECUTOR_ENV: &str = "TOYGRES_EXECUTOR";
 /// Environment variable selecting the PostgreSQL catalog (feature `postgres`).
 pub const CATALOG_URL_ENV: &str = "TOYGRES_CATALOG_URL";
 
@@ -26,8 +29,6 @@ pub const CATALOG_URL_ENV: &str = "TOYGRES_CATALOG_URL";
 pub struct Backends {
     /// The library handle.
     pub toygres: Toygres,
-    /// The local executor (for fresh instances and for stopping leftovers).
-    pub local: LocalExecutor,
     /// Where the durable runtime keeps its history.
     pub durable_store: DurableStore,
 }
@@ -38,14 +39,58 @@ pub async fn open(data_dir: &Path, pg_bin_dir: Option<&Path>) -> Result<Backends
     toygres_local::cluster::create_traversable_dir(data_dir)?;
     let key = catalog_key(data_dir)?;
     let blobs = blob_store(data_dir).await?;
-    let mut builder = LocalExecutor::builder(data_dir.join("local"), blobs.clone());
-    if let Some(dir) = pg_bin_dir {
-        builder = builder.bin_dir(dir);
-    }
-    let local = builder.build()?;
+    let executor = executor(data_dir, pg_bin_dir, blobs.clone()).await?;
     let catalog = catalog(data_dir, key).await?;
-    let toygres = Toygres::new(catalog, blobs, Arc::new(local.clone()));
-    Ok(Backends { toygres, local, durable_store: durable_store(data_dir) })
+    let toygres = Toygres::new(catalog, blobs, executor);
+    Ok(Backends { toygres, durable_store: durable_store(data_dir) })
+}
+
+/// Local clusters under `<data-dir>/local` (PostgreSQL's binaries from `pg_bin_dir` or
+/// discovered), or Kubernetes with `TOYGRES_EXECUTOR=kubernetes` (feature `k8s`), configured
+/// by the JSON `toygres_k8s::K8sConfig` in the file `TOYGRES_K8S_CONFIG` (default: its defaults).
+async fn executor(
+    data_dir: &Path,
+    pg_bin_dir: Option<&Path>,
+    blobs: Arc<dyn BlobStore>,
+) -> Result<Arc<dyn ClusterExecutor>> {
+    match std::env::var(EXECUTOR_ENV).as_deref() {
+        Err(_) | Ok("local") => {
+            let mut builder = LocalExecutor::builder(data_dir.join("local"), blobs);
+            if let Some(dir) = pg_bin_dir {
+                builder = builder.bin_dir(dir);
+            }
+            Ok(Arc::new(builder.build()?))
+        }
+        Ok("kubernetes") => kubernetes(blobs).await,
+        Ok(other) => Err(Error::InvalidRequest {
+            field: EXECUTOR_ENV,
+            reason: format!("{other:?} is not an executor; use `local` (the default) or `kubernetes`"),
+        }),
+    }
+}
+
+#[cfg(feature = "k8s")]
+async fn kubernetes(blobs: Arc<dyn BlobStore>) -> Result<Arc<dyn ClusterExecutor>> {
+    let config = match std::env::var_os("TOYGRES_K8S_CONFIG") {
+        None => toygres_k8s::K8sConfig::default(),
+        Some(file) => {
+            let path = std::path::PathBuf::from(file);
+            let text = std::fs::read_to_string(&path).map_err(|e| io("reading", &path, e))?;
+            serde_json::from_str(&text).map_err(|e| Error::InvalidRequest {
+                field: "TOYGRES_K8S_CONFIG",
+                reason: format!("{} is not a K8sConfig in JSON: {e}", path.display()),
+            })?
+        }
+    };
+    Ok(Arc::new(toygres_k8s::K8sExecutor::from_env(config, blobs).await?))
+}
+
+#[cfg(not(feature = "k8s"))]
+async fn kubernetes(_blobs: Arc<dyn BlobStore>) -> Result<Arc<dyn ClusterExecutor>> {
+    Err(Error::InvalidRequest {
+        field: EXECUTOR_ENV,
+        reason: "this build has no Kubernetes executor; build with `--features k8s` or unset it".into(),
+    })
 }
 
 /// Images as files under `<data-dir>/images`, or in Azure Blob with `TOYGRES_BLOBS=azure`.
