@@ -10,6 +10,9 @@ use std::time::Duration;
 use toygres_core::{CreateImageRequest, CreateInstanceRequest, Error, ImageRecord, ImageState, InstanceRecord};
 use toygres_core::{InstanceState, OperationId, Provision, Result, Subject, Toygres};
 
+/// How often [`DurableClient::wait`] reads the status.
+pub const WAIT_POLL: Duration = Duration::from_millis(5);
+
 /// Starts, watches and cancels toygres' orchestrations. Get one with
 /// [`crate::ToygresRuntime::client`]; clone it freely.
 #[derive(Clone)]
@@ -98,6 +101,12 @@ impl DurableClient {
         Ok(record)
     }
 
+    /// Time this process's activities spent working for `subject` so far; an operation's wall
+    /// time minus this is the durable layer's overhead (polling, history writes, turns).
+    pub fn work_time(&self, subject: Subject) -> Duration {
+        self.board.work_time(&names::orchestration_id(subject))
+    }
+
     /// The orchestration's state, current step and byte progress (from its custom status).
     pub async fn status(&self, subject: Subject) -> Result<OperationStatus> {
         let id = names::orchestration_id(subject);
@@ -113,7 +122,12 @@ impl DurableClient {
         };
         let step = |custom: &Option<String>| StepStatus::parse(custom.as_deref()).map(|s| s.step);
         match status {
-            OrchestrationStatus::NotFound => {}
+            // Started but not picked up yet: the record says whether it exists.
+            OrchestrationStatus::NotFound => {
+                if self.is_pending(subject).await? {
+                    out.state = OperationState::Running;
+                }
+            }
             OrchestrationStatus::Running { custom_status, .. } => {
                 out.state = OperationState::Running;
                 out.step = step(&custom_status);
@@ -135,18 +149,36 @@ impl DurableClient {
         Ok(out)
     }
 
-    /// Waits until the orchestration of `subject` completes, fails or is cancelled;
-    /// `Err(Timeout)` after `timeout`.
-    pub async fn wait(&self, subject: Subject, timeout: Duration) -> Result<OperationStatus> {
-        let status = self.status(subject).await?;
-        if status.state != OperationState::Running {
-            return Ok(status);
+    /// Whether the record of `subject` exists and is still being created.
+    async fn is_pending(&self, subject: Subject) -> Result<bool> {
+        let found = match subject {
+            Subject::Image(id) => self.toygres.catalog.get_image(id).await.map(|r| r.state == ImageState::Creating),
+            Subject::Instance(id) => {
+                self.toygres.catalog.get_instance(id).await.map(|r| r.state == InstanceState::Provisioning)
+            }
+        };
+        match found {
+            Ok(pending) => Ok(pending),
+            Err(Error::ImageNotFound(_) | Error::InstanceNotFound(_)) => Ok(false),
+            Err(e) => Err(e),
         }
-        let id = names::orchestration_id(subject);
-        match self.client.wait_for_orchestration(&id, timeout).await {
-            Ok(_) => self.status(subject).await,
-            Err(ClientError::Timeout) => Err(Error::Timeout { step: format!("orchestration {id}"), after: timeout }),
-            Err(e) => Err(client_error("waiting for an orchestration")(e)),
+    }
+
+    /// Waits until the orchestration of `subject` completes, fails or is cancelled;
+    /// `Err(Timeout)` after `timeout`. Polls the store every [`WAIT_POLL`] (duroxide's own wait
+    /// backs off to 100 ms, which would add up to that much to every operation).
+    pub async fn wait(&self, subject: Subject, timeout: Duration) -> Result<OperationStatus> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let status = self.status(subject).await?;
+            if status.state != OperationState::Running {
+                return Ok(status);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                let id = names::orchestration_id(subject);
+                return Err(Error::Timeout { step: format!("orchestration {id}"), after: timeout });
+            }
+            tokio::time::sleep(WAIT_POLL).await;
         }
     }
 

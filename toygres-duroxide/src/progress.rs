@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 use toygres_core::{EventKind, Phase, ProgressEvent, ProgressSink, Subject};
 
 /// Latest byte figures of one subject.
@@ -18,13 +19,25 @@ pub struct Bytes {
     pub total: Option<u64>,
 }
 
-/// Latest byte progress per subject, shared by a runtime and its clients.
+/// Latest byte progress per subject, and the time this process's activities worked for each
+/// orchestration, shared by a runtime and its clients.
 #[derive(Debug, Default)]
 pub struct ProgressBoard {
     map: Mutex<HashMap<Subject, Bytes>>,
+    work: Mutex<HashMap<String, Duration>>,
 }
 
 impl ProgressBoard {
+    /// Time this process's activities spent working for orchestration `instance` (the rest of
+    /// an operation's wall time is the durable layer's: polling, history, turns).
+    pub fn work_time(&self, instance: &str) -> Duration {
+        self.work.lock().expect("progress lock").get(instance).copied().unwrap_or_default()
+    }
+
+    pub(crate) fn add_work(&self, instance: &str, elapsed: Duration) {
+        *self.work.lock().expect("progress lock").entry(instance.to_string()).or_default() += elapsed;
+    }
+
     /// The latest figures of `subject` (zero when nothing was reported).
     pub fn get(&self, subject: Subject) -> Bytes {
         self.map.lock().expect("progress lock").get(&subject).copied().unwrap_or_default()

@@ -128,13 +128,22 @@ impl RuntimeBuilder {
         self
     }
 
+    /// Opens the store and returns a client without starting a runtime: for a process that
+    /// only starts and watches operations while other processes run them. Its statuses carry
+    /// steps but no byte counts (those live in the process that runs the job).
+    pub async fn connect(self) -> Result<DurableClient> {
+        let store = open(&self.store).await?;
+        Ok(DurableClient::new(duroxide::Client::new(store), self.toygres, Arc::default()))
+    }
+
     /// Opens the store and starts polling.
     pub async fn start(self) -> Result<ToygresRuntime> {
         let store = open(&self.store).await?;
         let board = Arc::new(ProgressBoard::default());
         let sink = Arc::new(BoardSink { board: board.clone(), inner: self.toygres.progress.clone() });
         let toygres = self.toygres.with_progress(sink);
-        let activities = crate::activities::registry(&toygres);
+        let env = crate::activities::Env { t: toygres.clone(), board: board.clone() };
+        let activities = crate::activities::registry(&env);
         let mut orchestrations = OrchestrationRegistry::builder()
             .register_typed(CREATE_IMAGE, create_image)
             .register_versioned_typed(CREATE_INSTANCE, CREATE_INSTANCE_VERSION, create_instance_v1_0_5);

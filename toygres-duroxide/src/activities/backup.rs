@@ -5,7 +5,7 @@ use crate::names::activity;
 use duroxide::runtime::registry::ActivityRegistryBuilder;
 use duroxide::ActivityContext;
 use serde::{Deserialize, Serialize};
-use toygres_core::{BackupResult, Error, ImageId, InstanceSpec, JobRef, Toygres};
+use toygres_core::{BackupResult, Error, ImageId, InstanceSpec, JobRef};
 
 /// Input of `mark_ready`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -19,7 +19,7 @@ pub struct MarkReadyInput {
 /// Input of `mark_failed` (the image's id and the reason).
 pub type MarkFailedInput = super::FailInput<ImageId>;
 
-pub(super) fn register(b: ActivityRegistryBuilder, t: &Toygres) -> ActivityRegistryBuilder {
+pub(super) fn register(b: ActivityRegistryBuilder, t: &super::Env) -> ActivityRegistryBuilder {
     let b = reg(b, t, activity::LOOKUP_SOURCE, |t, ctx: ActivityContext, image: ImageId| async move {
         guard(&ctx, "looking up the source", async {
             let record = t.catalog.get_image(image).await?;

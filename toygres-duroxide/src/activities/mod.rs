@@ -11,35 +11,56 @@ mod restore;
 pub use backup::MarkReadyInput;
 pub use restore::{FailInput, RestoreJobInput, RunningInput, TestConnectionInput};
 
+use crate::progress::ProgressBoard;
 use crate::status::StepError;
 use duroxide::runtime::registry::{ActivityRegistry, ActivityRegistryBuilder};
 use duroxide::ActivityContext;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::future::Future;
+use std::sync::Arc;
+use std::time::Instant;
 use toygres_core::{JobRef, Result, Toygres};
 
-/// Every toygres activity, bound to `t`.
-pub(crate) fn registry(t: &Toygres) -> ActivityRegistry {
+/// What every activity gets: the backends and the board its work time goes to.
+#[derive(Clone)]
+pub(crate) struct Env {
+    pub(crate) t: Toygres,
+    pub(crate) board: Arc<ProgressBoard>,
+}
+
+/// Every toygres activity, bound to `env`.
+pub(crate) fn registry(env: &Env) -> ActivityRegistry {
     let b = ActivityRegistry::builder();
-    let b = backup::register(b, t);
-    let b = restore::register(b, t);
-    reg(b, t, crate::names::activity::KILL_JOB, |t, ctx, job: JobRef| async move {
+    let b = backup::register(b, env);
+    let b = restore::register(b, env);
+    reg(b, env, crate::names::activity::KILL_JOB, |t, ctx, job: JobRef| async move {
         guard(&ctx, "killing a job", t.executor.delete_job(&job)).await
     })
     .build()
 }
 
-/// Registers `f` as activity `name` with its own clone of `t`.
-pub(crate) fn reg<In, Out, F, Fut>(b: ActivityRegistryBuilder, t: &Toygres, name: &str, f: F) -> ActivityRegistryBuilder
+/// Registers `f` as activity `name` with its own clone of the backends; its run time is
+/// recorded on the board.
+pub(crate) fn reg<In, Out, F, Fut>(b: ActivityRegistryBuilder, env: &Env, name: &str, f: F) -> ActivityRegistryBuilder
 where
     In: DeserializeOwned + Send + 'static,
     Out: Serialize + Send + 'static,
     F: Fn(Toygres, ActivityContext, In) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = std::result::Result<Out, String>> + Send + 'static,
 {
-    let t = t.clone();
-    b.register_typed(name, move |ctx, input| f(t.clone(), ctx, input))
+    let env = env.clone();
+    let f = Arc::new(f);
+    b.register_typed(name, move |ctx: ActivityContext, input| {
+        let (env, f) = (env.clone(), f.clone());
+        async move {
+            let started = Instant::now();
+            let instance = ctx.instance_id().to_string();
+            let out = f(env.t.clone(), ctx, input).await;
+            env.board.add_work(&instance, started.elapsed());
+            out
+        }
+    })
 }
 
 /// Runs `work` until it ends or the orchestration is cancelled; errors become [`StepError`] JSON.

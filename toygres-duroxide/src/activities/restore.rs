@@ -7,8 +7,8 @@ use duroxide::runtime::registry::ActivityRegistryBuilder;
 use duroxide::ActivityContext;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
+use toygres_core::RetryPolicy;
 use toygres_core::{ConnectionInfo, Error, ImageId, ImageRecord, InstanceId, InstanceSpec, JobRef, Phase};
-use toygres_core::{RetryPolicy, Toygres};
 
 /// Input of the restore job steps.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -70,7 +70,7 @@ fn encode(e: Error) -> String {
     StepError::from_error(&e).encode()
 }
 
-pub(super) fn register(b: ActivityRegistryBuilder, t: &Toygres) -> ActivityRegistryBuilder {
+pub(super) fn register(b: ActivityRegistryBuilder, t: &super::Env) -> ActivityRegistryBuilder {
     let b = reg(b, t, activity::FETCH_IMAGE, |t, ctx: ActivityContext, image: ImageId| async move {
         guard(&ctx, "fetching the image", t.restore().fetch_image(image)).await
     });
