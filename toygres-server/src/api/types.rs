@@ -67,14 +67,14 @@ impl CreateImageBody {
 
 impl From<CreateInstanceBody> for CreateInstanceRequest {
     fn from(body: CreateInstanceBody) -> Self {
-        CreateInstanceRequest {
-            name: body.name,
-            password: body.password,
-            source_image_id: body.source_image_id.map(Into::into),
-            runtime_image_id: body.runtime_image_id,
-            image_override: body.image_override,
-            dns_label: body.dns_label,
-        }
+        // Starts from the constructor and sets the fields, as the request is `non_exhaustive`.
+        let mut request = CreateInstanceRequest::restore(body.name, toygres_core::ImageId::new());
+        request.source_image_id = body.source_image_id.map(Into::into);
+        request.password = body.password;
+        request.runtime_image_id = body.runtime_image_id;
+        request.image_override = body.image_override;
+        request.dns_label = body.dns_label;
+        request
     }
 }
 
