@@ -1,0 +1,172 @@
+//! Errors as the API answers them: `{"error": {"code", "message", "field"}}` with a status that
+//! follows from the typed [`toygres_core::Error`].
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{FromRequest, Json, Request};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use toygres_core::Error;
+use utoipa::ToSchema;
+
+/// The body of every error response.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ErrorBody {
+    /// What went wrong.
+    pub error: ErrorDetail,
+}
+
+/// What went wrong, for programs (`code`, `field`) and for people (`message`).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ErrorDetail {
+    /// Stable machine-readable code, e.g. `invalid_request`, `image_not_found`, `name_taken`.
+    pub code: String,
+    /// What happened and what to do.
+    pub message: String,
+    /// The request field at fault, when one is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+}
+
+/// An error response.
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    /// HTTP status.
+    pub status: StatusCode,
+    /// Its body.
+    pub detail: ErrorDetail,
+}
+
+impl ApiError {
+    /// An error with `status`, `code` and `message`.
+    pub fn new(status: StatusCode, code: &str, message: impl Into<String>) -> Self {
+        Self { status, detail: ErrorDetail { code: code.into(), message: message.into(), field: None } }
+    }
+
+    /// The same, naming the field at fault.
+    pub fn with_field(mut self, field: impl Into<String>) -> Self {
+        self.detail.field = Some(field.into());
+        self
+    }
+
+    /// 401: no or a wrong bearer token.
+    pub fn unauthorized() -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "missing or wrong bearer token: send `Authorization: Bearer <TOYGRES_TOKEN>`",
+        )
+    }
+
+    /// 404 for a path no route serves.
+    pub fn no_route() -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", "no such route; see /api/openapi.json")
+    }
+
+    /// 400 for a body that is not the expected JSON.
+    fn body(rejection: JsonRejection) -> Self {
+        let text = rejection.body_text();
+        let field = field_of(&text);
+        let message = match &field {
+            Some(field) => format!("invalid request body: field `{field}`: {text}"),
+            None => format!("invalid request body: {text}"),
+        };
+        let error = Self::new(StatusCode::BAD_REQUEST, "invalid_body", message);
+        match field {
+            Some(field) => error.with_field(field),
+            None => error,
+        }
+    }
+}
+
+/// The field a serde error names: `missing field `x`` or a `x: ...` path prefix.
+fn field_of(text: &str) -> Option<String> {
+    if let Some(rest) = text.split("missing field `").nth(1) {
+        return rest.split('`').next().map(str::to_string);
+    }
+    if let Some(rest) = text.split("unknown field `").nth(1) {
+        return rest.split('`').next().map(str::to_string);
+    }
+    let detail = text.split("target type: ").nth(1)?;
+    let (path, _) = detail.split_once(": ")?;
+    let valid = !path.is_empty() && path.chars().all(|c| c.is_ascii_alphanumeric() || "_.[]".contains(c));
+    valid.then(|| path.to_string())
+}
+
+impl From<Error> for ApiError {
+    fn from(error: Error) -> Self {
+        use StatusCode as S;
+        let message = error.to_string();
+        let (status, code, field): (S, &str, Option<&str>) = match &error {
+            Error::InvalidRequest { field, .. } => (S::BAD_REQUEST, "invalid_request", Some(field)),
+            Error::ConflictingRequest { field, .. } => (S::BAD_REQUEST, "conflicting_request", Some(field)),
+            Error::ImageNotFound(_) => (S::NOT_FOUND, "image_not_found", None),
+            Error::InstanceNotFound(_) => (S::NOT_FOUND, "instance_not_found", None),
+            Error::ImageNotReady { .. } => (S::CONFLICT, "image_not_ready", Some("source_image_id")),
+            Error::NameTaken(_) => (S::CONFLICT, "name_taken", Some("name")),
+            Error::InvalidTransition { .. } | Error::StateConflict { .. } => (S::CONFLICT, "state_conflict", None),
+            Error::ChecksumMismatch { .. } | Error::ImageIncomplete { .. } => (S::CONFLICT, "image_corrupted", None),
+            Error::Cancelled { .. } => (S::CONFLICT, "cancelled", None),
+            Error::Timeout { .. } => (S::GATEWAY_TIMEOUT, "timeout", None),
+            Error::Backend { .. } => (S::SERVICE_UNAVAILABLE, "backend_unavailable", None),
+            _ => (S::INTERNAL_SERVER_ERROR, "internal", None),
+        };
+        if status.is_server_error() {
+            tracing::warn!(%status, error = %message, "request failed");
+        }
+        let api = ApiError::new(status, code, message);
+        match field {
+            Some(field) => api.with_field(field),
+            None => api,
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let unauthorized = self.status == StatusCode::UNAUTHORIZED;
+        let mut response = (self.status, Json(ErrorBody { error: self.detail })).into_response();
+        if unauthorized {
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}
+
+/// A JSON body whose rejections are [`ApiError`]s (400 naming the field) instead of axum's text.
+pub struct Body<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match Json::<T>::from_request(req, state).await {
+            Ok(Json(value)) => Ok(Body(value)),
+            Err(rejection) => Err(ApiError::body(rejection)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_the_field_of_serde_errors() {
+        assert_eq!(field_of("Failed to deserialize: missing field `name` at line 1").as_deref(), Some("name"));
+        let typed = "Failed to deserialize the JSON body into the target type: instance_id: UUID parsing failed";
+        assert_eq!(field_of(typed).as_deref(), Some("instance_id"));
+        assert_eq!(field_of("Failed to parse the request body as JSON: EOF at line 1"), None);
+    }
+
+    #[test]
+    fn maps_core_errors_to_statuses() {
+        let e: ApiError = Error::InvalidRequest { field: "name", reason: "bad".into() }.into();
+        assert_eq!((e.status, e.detail.field.as_deref()), (StatusCode::BAD_REQUEST, Some("name")));
+        let e: ApiError = Error::NameTaken("x".into()).into();
+        assert_eq!((e.status, e.detail.code.as_str()), (StatusCode::CONFLICT, "name_taken"));
+        let e: ApiError = Error::ImageNotFound(toygres_core::ImageId::new()).into();
+        assert_eq!(e.status, StatusCode::NOT_FOUND);
+    }
+}

@@ -1,0 +1,84 @@
+//! `/api/instances`: create (fresh or restored), list, get, delete.
+
+use super::error::{ApiError, Body, ErrorBody};
+use super::types::{CreateInstanceBody, Created, Instance};
+use super::{accepted, operation_of, Shared};
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use axum::Json;
+use toygres_core::{Error, InstanceId, InstanceRecord, InstanceState, Subject};
+
+/// Creates an instance: a fresh empty one, or a restore of `source_image_id` (which then uses the
+/// source image's password, never the request's). The work goes on in the background.
+#[utoipa::path(post, operation_id = "create_instance", path = "/api/instances", tag = "instances", request_body = CreateInstanceBody,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Any string; a retry with the same key returns the same instance")),
+    responses(
+        (status = 202, description = "Accepted; follow Location", body = Created,
+            headers(("Location" = String, description = "URL of the new instance"))),
+        (status = 400, description = "Invalid body or field (named in `field`); nothing was created", body = ErrorBody),
+        (status = 401, description = "Missing or wrong token", body = ErrorBody),
+        (status = 404, description = "Unknown source image", body = ErrorBody),
+        (status = 409, description = "Image not ready, or name taken", body = ErrorBody),
+    ))]
+pub async fn create(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+    Body(body): Body<CreateInstanceBody>,
+) -> Result<Response, ApiError> {
+    body.validate()?;
+    let operation = operation_of(&headers);
+    let record = state.engine.create_instance(operation, body.into()).await?;
+    Ok(accepted(format!("/api/instances/{}", record.id), record.id.as_uuid(), record.state.to_string()))
+}
+
+/// Every instance that is not deleted, oldest first.
+#[utoipa::path(get, operation_id = "list_instances", path = "/api/instances", tag = "instances",
+    responses((status = 200, body = Vec<Instance>), (status = 401, body = ErrorBody)))]
+pub async fn list(State(state): State<Shared>) -> Result<Json<Vec<Instance>>, ApiError> {
+    let records = state.engine.toygres().catalog.list_instances(&Default::default()).await?;
+    let mut out = Vec::with_capacity(records.len());
+    for record in records {
+        out.push(view(&state, record).await);
+    }
+    Ok(Json(out))
+}
+
+/// One instance, by id or name.
+#[utoipa::path(get, operation_id = "get_instance", path = "/api/instances/{id}", tag = "instances",
+    params(("id" = String, Path, description = "Instance id (or name)")),
+    responses((status = 200, body = Instance), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn get(State(state): State<Shared>, Path(id): Path<String>) -> Result<Json<Instance>, ApiError> {
+    let record = lookup(&state, &id).await?;
+    Ok(Json(view(&state, record).await))
+}
+
+/// Deletes an instance and everything created for it. Refused (409) while it is provisioning.
+#[utoipa::path(delete, operation_id = "delete_instance", path = "/api/instances/{id}", tag = "instances",
+    params(("id" = String, Path, description = "Instance id (or name)")),
+    responses((status = 204, description = "Deleted"), (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 409, description = "Still provisioning", body = ErrorBody)))]
+pub async fn delete(State(state): State<Shared>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+    let record = lookup(&state, &id).await?;
+    state.engine.toygres().delete_instance(record.id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn lookup(state: &Shared, id: &str) -> Result<InstanceRecord, ApiError> {
+    let catalog = &state.engine.toygres().catalog;
+    Ok(match id.parse::<InstanceId>() {
+        Ok(id) => catalog.get_instance(id).await?,
+        Err(_) if toygres_core::request::validate_dns1123_label("id", id).is_ok() => {
+            catalog.get_instance_by_name(id).await?
+        }
+        Err(_) => return Err(Error::InstanceNotFound(id.chars().take(80).collect()).into()),
+    })
+}
+
+async fn view(state: &Shared, record: InstanceRecord) -> Instance {
+    let progress = match record.state {
+        InstanceState::Provisioning => state.progress(Subject::Instance(record.id)).await,
+        _ => None,
+    };
+    Instance::new(record, progress)
+}

@@ -1,0 +1,95 @@
+//! The REST API: routes, shared state, authentication, errors and the OpenAPI document.
+
+pub mod auth;
+pub mod error;
+mod images;
+mod instances;
+pub mod openapi;
+pub mod progress;
+mod schema;
+pub mod types;
+
+use crate::engine::Engine;
+use axum::http::HeaderMap;
+use axum::routing::get;
+use axum::{Json, Router};
+use error::ApiError;
+use progress::EtaTracker;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use toygres_core::{ImageId, OperationId, Subject};
+use types::{Health, ManifestSummary, Progress};
+
+/// What every handler shares.
+pub struct AppState {
+    /// Where long work runs; also holds the library handle.
+    pub engine: Engine,
+    /// ETA estimates of running operations.
+    pub eta: EtaTracker,
+    /// Manifest summaries of ready images (immutable once ready).
+    pub manifests: Mutex<HashMap<ImageId, ManifestSummary>>,
+}
+
+/// Shared state of the handlers.
+pub type Shared = Arc<AppState>;
+
+impl AppState {
+    /// State over `engine`.
+    pub fn new(engine: Engine) -> Shared {
+        Arc::new(Self { engine, eta: EtaTracker::default(), manifests: Mutex::default() })
+    }
+
+    /// The progress of the operation on `subject`, if one runs.
+    async fn progress(&self, subject: Subject) -> Option<Progress> {
+        match self.engine.status(subject).await {
+            Ok(status) => self.eta.progress(&status),
+            Err(e) => {
+                tracing::warn!(?subject, error = %e, "cannot read the operation's status");
+                None
+            }
+        }
+    }
+}
+
+/// The whole application: API, web page and health check, behind authentication.
+pub fn router(state: Shared, auth: auth::Auth) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/api/openapi.json", get(openapi::document))
+        .route("/api/instances", get(instances::list).post(instances::create))
+        .route("/api/instances/{id}", get(instances::get).delete(instances::delete))
+        .route("/api/images", get(images::list).post(images::create))
+        .route("/api/images/{id}", get(images::get).delete(images::delete))
+        .merge(crate::web::routes())
+        .fallback(|| async { ApiError::no_route() })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(axum::http::StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "method not allowed here")
+        })
+        .with_state(state)
+        .layer(axum::middleware::from_fn_with_state(Arc::new(auth), auth::require))
+}
+
+/// Liveness: answers without authentication.
+#[utoipa::path(get, path = "/healthz", tag = "health", security(()),
+    responses((status = 200, description = "The server answers", body = Health)))]
+async fn healthz() -> Json<Health> {
+    Json(Health { status: "ok".into() })
+}
+
+/// The operation id of a creation: derived from the `Idempotency-Key` header when given (any
+/// string; a retried request with the same key returns the same record), otherwise a new one.
+fn operation_of(headers: &HeaderMap) -> OperationId {
+    use sha2::{Digest, Sha256};
+    let Some(key) = headers.get("idempotency-key") else { return OperationId::new() };
+    let digest = Sha256::digest([b"toygres-idempotency-key:".as_slice(), key.as_bytes()].concat());
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    OperationId(uuid::Builder::from_custom_bytes(bytes).into_uuid())
+}
+
+/// 202 with `Location` and `{"id", "state"}`.
+fn accepted(location: String, id: uuid::Uuid, state: String) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let headers = [(axum::http::header::LOCATION, location)];
+    (axum::http::StatusCode::ACCEPTED, headers, Json(types::Created { id, state })).into_response()
+}

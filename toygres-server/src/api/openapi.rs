@@ -1,0 +1,44 @@
+//! `GET /api/openapi.json`: the OpenAPI 3.1 document, generated from the handlers and types.
+
+use super::error::{ErrorBody, ErrorDetail};
+use super::types::{Connection, CreateImageBody, CreateInstanceBody, Created, Health, Image, Instance, Progress};
+use axum::Json;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+/// The API's document.
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "toygres", description = "Images of PostgreSQL instances and instances restored from them."),
+    paths(
+        super::healthz,
+        super::instances::create, super::instances::list, super::instances::get, super::instances::delete,
+        super::images::create, super::images::list, super::images::get, super::images::delete,
+        document,
+    ),
+    components(schemas(
+        CreateInstanceBody, CreateImageBody, Created, Instance, Image, Connection, Progress, ErrorBody,
+        ErrorDetail, Health,
+    )),
+    modifiers(&BearerAuth),
+    security(("bearer" = [])),
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        let scheme = HttpBuilder::new().scheme(HttpAuthScheme::Bearer).description(Some("TOYGRES_TOKEN")).build();
+        components.add_security_scheme("bearer", SecurityScheme::Http(scheme));
+    }
+}
+
+/// This document.
+#[utoipa::path(get, path = "/api/openapi.json", tag = "meta",
+    responses((status = 200, description = "OpenAPI 3.1 document", content_type = "application/json"),
+        (status = 401, body = ErrorBody)))]
+pub async fn document() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
+}

@@ -1,0 +1,221 @@
+//! The command line: `toygres serve` and the client subcommands of the API.
+
+mod client;
+mod output;
+mod wait;
+
+use crate::serve::{ServeArgs, TOKEN_ENV};
+use clap::{Parser, Subcommand};
+use client::Client;
+use serde_json::{json, Value};
+use std::process::ExitCode;
+
+/// Images of PostgreSQL instances and instances restored from them.
+#[derive(Debug, Parser)]
+#[command(name = "toygres", version, about)]
+pub struct Cli {
+    /// Server URL.
+    #[arg(long, global = true, env = "TOYGRES_SERVER", default_value = "http://127.0.0.1:7070")]
+    pub server: String,
+    /// Print the server's JSON instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server (token from TOYGRES_TOKEN).
+    Serve(ServeArgs),
+    /// PostgreSQL instances.
+    #[command(subcommand)]
+    Instances(InstanceCommand),
+    /// Images of instances.
+    #[command(subcommand)]
+    Images(ImageCommand),
+}
+
+/// `toygres instances …`
+#[derive(Debug, Subcommand)]
+pub enum InstanceCommand {
+    /// Create an empty instance, or restore one with --from-image.
+    Create {
+        /// Instance name (a-z, 0-9, -).
+        name: String,
+        /// Restore from this image (the instance then uses the image's password).
+        #[arg(long)]
+        from_image: Option<String>,
+        /// DNS label of the public endpoint.
+        #[arg(long)]
+        dns_label: Option<String>,
+        /// Environment variable holding the password of an empty instance (never an argument).
+        #[arg(long, default_value = "TOYGRES_INSTANCE_PASSWORD")]
+        password_env: String,
+        /// Read the password of an empty instance from the first line of stdin instead.
+        #[arg(long)]
+        password_stdin: bool,
+        /// Wait until it runs (or fails), with a progress bar.
+        #[arg(long)]
+        wait: bool,
+    },
+    /// List instances.
+    List,
+    /// Show one instance (id or name).
+    Get {
+        /// Id or name.
+        id: String,
+        /// Wait until it is no longer provisioning.
+        #[arg(long)]
+        wait: bool,
+    },
+    /// Delete an instance (id or name).
+    Delete {
+        /// Id or name.
+        id: String,
+    },
+}
+
+/// `toygres images …`
+#[derive(Debug, Subcommand)]
+pub enum ImageCommand {
+    /// Take an image of a running instance.
+    Create {
+        /// Image name (a-z, 0-9, -).
+        name: String,
+        /// The instance (id) to image.
+        #[arg(long)]
+        instance: String,
+        /// Free text.
+        #[arg(long)]
+        description: Option<String>,
+        /// Wait until it is ready (or failed), with a progress bar.
+        #[arg(long)]
+        wait: bool,
+    },
+    /// List images.
+    List,
+    /// Show one image.
+    Get {
+        /// Id.
+        id: String,
+        /// Wait until it is no longer creating.
+        #[arg(long)]
+        wait: bool,
+    },
+    /// Delete an image.
+    Delete {
+        /// Id.
+        id: String,
+    },
+}
+
+/// Runs the command line; the exit code is failure when a waited-for operation failed.
+pub async fn run(cli: Cli) -> Result<ExitCode, Box<dyn std::error::Error>> {
+    let token = std::env::var(TOKEN_ENV).ok();
+    let client = || Client::new(&cli.server, token.as_deref());
+    let json = cli.json;
+    match cli.command {
+        Command::Serve(args) => crate::serve::run(args).await.map(|_| ExitCode::SUCCESS),
+        Command::Instances(command) => instances(client()?, command, json).await,
+        Command::Images(command) => images(client()?, command, json).await,
+    }
+}
+
+async fn instances(
+    client: Client,
+    command: InstanceCommand,
+    json: bool,
+) -> Result<ExitCode, Box<dyn std::error::Error>> {
+    let kind = wait::Kind::Instance;
+    match command {
+        InstanceCommand::Create { name, from_image, dns_label, password_env, password_stdin, wait } => {
+            let mut body = json!({ "name": name });
+            if let Some(image) = from_image {
+                body["source_image_id"] = json!(image);
+            } else {
+                body["password"] = json!(read_password(&password_env, password_stdin)?);
+            }
+            if let Some(label) = dns_label {
+                body["dns_label"] = json!(label);
+            }
+            let created = client.post("/api/instances", &body).await?;
+            finish(&client, kind, created, wait, json).await
+        }
+        InstanceCommand::List => {
+            let list = client.get("/api/instances").await?;
+            output::print_list(kind, &list, json);
+            Ok(ExitCode::SUCCESS)
+        }
+        InstanceCommand::Get { id, wait } => {
+            let record = client.get(&format!("/api/instances/{id}")).await?;
+            finish(&client, kind, record, wait, json).await
+        }
+        InstanceCommand::Delete { id } => {
+            client.delete(&format!("/api/instances/{id}")).await?;
+            output::deleted(kind, &id, json);
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+async fn images(client: Client, command: ImageCommand, json: bool) -> Result<ExitCode, Box<dyn std::error::Error>> {
+    let kind = wait::Kind::Image;
+    match command {
+        ImageCommand::Create { name, instance, description, wait } => {
+            let body = json!({ "name": name, "instance_id": instance, "description": description });
+            let created = client.post("/api/images", &body).await?;
+            finish(&client, kind, created, wait, json).await
+        }
+        ImageCommand::List => {
+            let list = client.get("/api/images").await?;
+            output::print_list(kind, &list, json);
+            Ok(ExitCode::SUCCESS)
+        }
+        ImageCommand::Get { id, wait } => {
+            let record = client.get(&format!("/api/images/{id}")).await?;
+            finish(&client, kind, record, wait, json).await
+        }
+        ImageCommand::Delete { id } => {
+            client.delete(&format!("/api/images/{id}")).await?;
+            output::deleted(kind, &id, json);
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// Prints `record` (after waiting for it to settle with `wait`); failure exit code when it failed.
+async fn finish(
+    client: &Client,
+    kind: wait::Kind,
+    record: Value,
+    wait: bool,
+    json: bool,
+) -> Result<ExitCode, Box<dyn std::error::Error>> {
+    let record = if wait {
+        let id = record["id"].as_str().ok_or("the server's answer has no id")?.to_string();
+        wait::until_settled(client, kind, &id, json).await?
+    } else {
+        record
+    };
+    output::print_one(kind, &record, json);
+    Ok(if record["state"] == "failed" { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+}
+
+fn read_password(env: &str, stdin: bool) -> Result<String, Box<dyn std::error::Error>> {
+    if stdin {
+        let mut line = String::new();
+        std::io::stdin().read_line(&mut line)?;
+        let password = line.trim_end_matches(['\r', '\n']).to_string();
+        if password.is_empty() {
+            return Err("the first line of stdin is empty; write the password there".into());
+        }
+        return Ok(password);
+    }
+    std::env::var(env).map_err(|_| {
+        format!("an empty instance needs a password: set {env} (or pass --password-stdin); restores use --from-image")
+            .into()
+    })
+}

@@ -1,0 +1,57 @@
+//! Printing records: the server's JSON with `--json`, otherwise short text.
+
+use super::wait::Kind;
+use serde_json::Value;
+
+/// Prints a list of records.
+pub fn print_list(kind: Kind, list: &Value, json: bool) {
+    if json {
+        println!("{}", serde_json::to_string_pretty(list).unwrap_or_default());
+        return;
+    }
+    let empty = Vec::new();
+    let records = list.as_array().unwrap_or(&empty);
+    if records.is_empty() {
+        println!("no {}", if kind == Kind::Instance { "instances" } else { "images" });
+    }
+    for record in records {
+        println!("{}", line(kind, record));
+    }
+}
+
+/// Prints one record.
+pub fn print_one(kind: Kind, record: &Value, json: bool) {
+    if json {
+        println!("{}", serde_json::to_string_pretty(record).unwrap_or_default());
+        return;
+    }
+    println!("{}", line(kind, record));
+    if let Some(reason) = record["failure_reason"].as_str() {
+        println!("  failed: {reason}");
+    }
+}
+
+/// Confirms a deletion.
+pub fn deleted(kind: Kind, id: &str, json: bool) {
+    if json {
+        println!("{}", serde_json::json!({ "id": id, "deleted": true }));
+    } else {
+        println!("deleted {} {id}", if kind == Kind::Instance { "instance" } else { "image" });
+    }
+}
+
+fn line(kind: Kind, r: &Value) -> String {
+    let s = |v: &Value| v.as_str().unwrap_or("-").to_string();
+    let detail = match kind {
+        Kind::Instance => match r["connection"].as_object() {
+            Some(c) => format!("postgresql://{}@{}:{}/{}", s(&c["user"]), s(&c["host"]), c["port"], s(&c["database"])),
+            None => String::new(),
+        },
+        Kind::Image => match r["size_bytes"].as_u64() {
+            Some(size) => format!("{size} bytes {}", s(&r["checksum"])),
+            None => String::new(),
+        },
+    };
+    let name = if r["name"].is_string() { s(&r["name"]) } else { String::new() };
+    format!("{}  {:<24} {:<13} {detail}", s(&r["id"]), name, s(&r["state"]))
+}

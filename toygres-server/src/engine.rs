@@ -1,0 +1,94 @@
+//! Where long work runs: the durable runtime of `toygres-duroxide` on a SQLite store in the data
+//! directory, so that a server killed in the middle of an image or a restore finishes it after a
+//! restart. Deletions are short and run directly on the library.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Mutex;
+use toygres_core::{CreateImageRequest, CreateInstanceRequest, ImageRecord, InstanceRecord, OperationId};
+use toygres_core::{Result, Subject, Toygres};
+use toygres_duroxide::{DurableClient, ToygresRuntime};
+
+pub use toygres_duroxide::{OperationState, OperationStatus};
+
+/// How long a killed server's orchestration turn stays locked before a restarted one takes it.
+const ORCHESTRATION_LOCK: Duration = Duration::from_secs(5);
+/// How long a killed server's running step stays locked (live locks are renewed).
+const ACTIVITY_LOCK: Duration = Duration::from_secs(10);
+
+/// Where the durable runtime keeps its history.
+#[derive(Clone)]
+pub enum DurableStore {
+    /// A SQLite file (the embedded default: `<data-dir>/durable.sqlite`).
+    Sqlite(PathBuf),
+    /// The PostgreSQL database of the catalog (schema `toygres_durable`), for several servers.
+    #[cfg(feature = "postgres")]
+    Postgres(String),
+}
+
+impl std::fmt::Debug for DurableStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DurableStore::Sqlite(path) => write!(f, "Sqlite({})", path.display()),
+            #[cfg(feature = "postgres")]
+            DurableStore::Postgres(_) => f.write_str("Postgres(..)"),
+        }
+    }
+}
+
+/// The durable runtime and a client of it.
+#[derive(Clone)]
+pub struct Engine {
+    toygres: Toygres,
+    client: DurableClient,
+    runtime: Arc<Mutex<Option<ToygresRuntime>>>,
+}
+
+impl Engine {
+    /// Starts the durable runtime over `toygres` on `store`; operations a previous process left
+    /// unfinished resume.
+    pub async fn start(toygres: Toygres, store: &DurableStore) -> Result<Self> {
+        let builder = ToygresRuntime::builder(toygres.clone()).lock_timeouts(ORCHESTRATION_LOCK, ACTIVITY_LOCK);
+        let builder = match store {
+            DurableStore::Sqlite(path) => builder.sqlite(path),
+            #[cfg(feature = "postgres")]
+            DurableStore::Postgres(url) => builder.postgres(url, "toygres_durable"),
+        };
+        let runtime = builder.start().await?;
+        let client = runtime.client();
+        Ok(Self { toygres, client, runtime: Arc::new(Mutex::new(Some(runtime))) })
+    }
+
+    /// The library handle (catalog, blobs, executor).
+    pub fn toygres(&self) -> &Toygres {
+        &self.toygres
+    }
+
+    /// Validates, reserves the image record (`creating`) and starts the backup.
+    pub async fn create_image(&self, operation: OperationId, request: CreateImageRequest) -> Result<ImageRecord> {
+        self.client.create_image(operation, request).await
+    }
+
+    /// Validates, creates the instance record (`provisioning`) and starts the restore, or the
+    /// provisioning of a fresh instance without `source_image_id`.
+    pub async fn create_instance(
+        &self,
+        operation: OperationId,
+        request: CreateInstanceRequest,
+    ) -> Result<InstanceRecord> {
+        self.client.create_instance(operation, request).await
+    }
+
+    /// The operation's state, step and bytes.
+    pub async fn status(&self, subject: Subject) -> Result<OperationStatus> {
+        self.client.status(subject).await
+    }
+
+    /// Stops polling; unfinished work resumes in the next process on the same store.
+    pub async fn shutdown(&self) {
+        if let Some(runtime) = self.runtime.lock().await.take() {
+            runtime.shutdown().await;
+        }
+    }
+}

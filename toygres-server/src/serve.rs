@@ -1,0 +1,64 @@
+//! `toygres serve`: the control plane process.
+
+use crate::api::{self, auth::Auth, AppState};
+use crate::engine::Engine;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// Environment variable holding the bearer token every request must carry.
+pub const TOKEN_ENV: &str = "TOYGRES_TOKEN";
+
+/// Options of `toygres serve`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServeArgs {
+    /// Where the catalog, the images, the instances and the durable store live.
+    #[arg(long, env = "TOYGRES_DATA_DIR", default_value = "toygres-data")]
+    pub data_dir: PathBuf,
+    /// Address to listen on (port 0 picks a free one; the address is printed).
+    #[arg(long, env = "TOYGRES_LISTEN", default_value = "127.0.0.1:7070")]
+    pub listen: SocketAddr,
+    /// Serve without authentication (TOYGRES_TOKEN is otherwise required).
+    #[arg(long)]
+    pub insecure_no_auth: bool,
+    /// Directory of PostgreSQL's server binaries (default: discovered).
+    #[arg(long, env = "TOYGRES_PG_BIN_DIR")]
+    pub pg_bin_dir: Option<PathBuf>,
+}
+
+/// Runs the server until SIGINT or SIGTERM.
+pub async fn run(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
+    let auth = match (std::env::var(TOKEN_ENV), args.insecure_no_auth) {
+        (Ok(token), false) if !token.trim().is_empty() => Auth::token(token.trim()),
+        (_, true) => {
+            tracing::warn!(
+                "authentication is disabled (--insecure-no-auth): anyone reaching the port has full control"
+            );
+            Auth::disabled()
+        }
+        _ => {
+            return Err(
+                format!("set {TOKEN_ENV} to the bearer token clients must send (or pass --insecure-no-auth)").into()
+            )
+        }
+    };
+    let backends = crate::backends::open(&args.data_dir, args.pg_bin_dir.as_deref()).await?;
+    let engine = Engine::start(backends.toygres, &backends.durable_store).await?;
+    let app = api::router(AppState::new(engine.clone()), auth);
+    let listener = tokio::net::TcpListener::bind(args.listen).await?;
+    let addr = listener.local_addr()?;
+    println!("toygres listening on http://{addr}");
+    tracing::info!(%addr, data_dir = %args.data_dir.display(), "serving");
+    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
+    engine.shutdown().await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("installing the SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,123 @@
+// toygres web page: lists instances and images with live progress, and starts images and restores.
+'use strict';
+
+const $ = (sel) => document.querySelector(sel);
+let last = '';
+
+async function api(method, path, body) {
+  const init = { method, headers: { 'Accept': 'application/json' }, credentials: 'same-origin' };
+  if (body !== undefined) {
+    init.headers['Content-Type'] = 'application/json';
+    init.body = JSON.stringify(body);
+  }
+  const response = await fetch(path, init);
+  if (response.status === 401) { location.reload(); throw new Error('signed out'); }
+  const text = await response.text();
+  const data = text ? JSON.parse(text) : null;
+  if (!response.ok) throw new Error(data && data.error ? data.error.message : response.statusText);
+  return data;
+}
+
+function text(value) {
+  const span = document.createElement('span');
+  span.textContent = value == null ? '' : String(value);
+  return span.innerHTML;
+}
+
+function size(bytes) {
+  if (bytes == null) return '';
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let i = 0, n = bytes;
+  while (n >= 1024 && i < units.length - 1) { n /= 1024; i++; }
+  return n.toFixed(i ? 1 : 0) + ' ' + units[i];
+}
+
+function progress(p) {
+  if (!p) return '';
+  const step = text(p.step || 'starting');
+  if (p.bytes_total) {
+    const eta = p.eta_seconds != null ? ` · ETA ${p.eta_seconds}s` : '';
+    return `${step} <progress max="${p.bytes_total}" value="${p.bytes_done}"></progress> ` +
+      `${size(p.bytes_done)} / ${size(p.bytes_total)}${eta}`;
+  }
+  return `${step} ${p.bytes_done ? size(p.bytes_done) : ''} <progress></progress>`;
+}
+
+function state(s) {
+  return `<span class="state state-${text(s)}">${text(s)}</span>`;
+}
+
+function uniqueName(base) {
+  return `${base.slice(0, 40).replace(/-+$/, '')}-${Date.now().toString(36)}`;
+}
+
+function instanceRow(i) {
+  const conn = i.connection ? `${text(i.connection.user)}@${text(i.connection.host)}:${i.connection.port}` : '';
+  const failure = i.failure_reason ? `<div class="failure">${text(i.failure_reason)}</div>` : '';
+  const button = i.state === 'running'
+    ? `<button class="image-button" data-id="${i.id}" data-name="${text(i.name)}">Image it</button>` : '';
+  const del = i.state === 'running' || i.state === 'failed'
+    ? ` <button class="delete-instance" data-id="${i.id}">Delete</button>` : '';
+  return `<tr data-name="${text(i.name)}" data-id="${i.id}"><td>${text(i.name)}</td><td>${state(i.state)}${failure}</td>` +
+    `<td>${text(i.image_type)}</td><td>${conn}</td><td>${progress(i.progress)}</td><td>${button}${del}</td></tr>`;
+}
+
+function imageRow(m) {
+  const failure = m.failure_reason ? `<div class="failure">${text(m.failure_reason)}</div>` : '';
+  const button = m.state === 'ready'
+    ? `<button class="restore-button" data-id="${m.id}" data-name="${text(m.name)}">Restore</button>` : '';
+  const del = m.state === 'ready' || m.state === 'failed'
+    ? ` <button class="delete-image" data-id="${m.id}">Delete</button>` : '';
+  return `<tr data-name="${text(m.name)}" data-id="${m.id}"><td>${text(m.name)}</td><td>${state(m.state)}${failure}</td>` +
+    `<td>${size(m.size_bytes)}</td><td>${text((m.databases || []).join(', '))}</td>` +
+    `<td>${progress(m.progress)}</td><td>${button}${del}</td></tr>`;
+}
+
+async function refresh() {
+  try {
+    const [instances, images] = await Promise.all([api('GET', '/api/instances'), api('GET', '/api/images')]);
+    const now = JSON.stringify([instances, images]);
+    if (now !== last) {
+      last = now;
+      $('#instances tbody').innerHTML = instances.map(instanceRow).join('');
+      $('#images tbody').innerHTML = images.map(imageRow).join('');
+    }
+    $('#status').textContent = `${instances.length} instance(s), ${images.length} image(s) · updated ${new Date().toLocaleTimeString()}`;
+  } catch (e) {
+    $('#status').textContent = 'cannot reach the server: ' + e.message;
+  }
+}
+
+async function act(work) {
+  $('#message').textContent = '';
+  try { await work(); } catch (e) { $('#message').textContent = e.message; }
+  await refresh();
+}
+
+document.addEventListener('click', (e) => {
+  const b = e.target.closest('button');
+  if (!b || !b.dataset.id) return;
+  b.disabled = true;
+  if (b.classList.contains('image-button')) {
+    act(() => api('POST', '/api/images', { name: uniqueName(b.dataset.name), instance_id: b.dataset.id }));
+  } else if (b.classList.contains('restore-button')) {
+    act(() => api('POST', '/api/instances', { name: uniqueName(b.dataset.name + '-copy'), source_image_id: b.dataset.id }));
+  } else if (b.classList.contains('delete-instance')) {
+    act(() => api('DELETE', '/api/instances/' + b.dataset.id));
+  } else if (b.classList.contains('delete-image')) {
+    act(() => api('DELETE', '/api/images/' + b.dataset.id));
+  }
+});
+
+$('#new-instance').addEventListener('submit', (e) => {
+  e.preventDefault();
+  const name = $('#new-instance-name').value.trim();
+  const password = $('#new-instance-password').value;
+  act(async () => {
+    await api('POST', '/api/instances', { name, password });
+    $('#new-instance').reset();
+  });
+});
+
+refresh();
+setInterval(refresh, 1000);

@@ -1,0 +1,88 @@
+//! The web page in a real headless Chromium (Debian's chromium + chromium-driver): sign in, create
+//! an instance with the form, image it with its button, restore the image with its button, see
+//! every state change on the page, and check a screenshot is not blank.
+
+mod support;
+
+use std::time::Duration;
+use support::webdriver::{tools, Browser};
+use support::{DataDir, Server, TOKEN};
+
+const STEP: Duration = Duration::from_secs(180);
+
+fn state_is(name_prefix: &str, table: &str, state: &str) -> String {
+    format!(
+        "return [...document.querySelectorAll('#{table} tbody tr')].some(r => r.dataset.name.startsWith('{name_prefix}') \
+         && r.querySelector('.state').textContent === '{state}')"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_page_images_an_instance_and_restores_the_image() {
+    let Some((chromium, chromedriver)) = tools() else {
+        eprintln!("skipped: chromium/chromedriver not installed (bash .ci/chromium.sh)");
+        return;
+    };
+    let data = DataDir::new();
+    let server = Server::start(&data);
+    let api = server.client();
+    let browser = Browser::start(&chromium, &chromedriver).await;
+
+    browser.goto(&server.url).await;
+    browser.type_into("#token", TOKEN).await;
+    browser.click("#sign-in-button").await;
+    browser.wait_for("#new-instance", Duration::from_secs(20)).await;
+
+    browser.type_into("#new-instance-name", "web-source").await;
+    browser.type_into("#new-instance-password", "web-Pw-2c").await;
+    browser.click("#new-instance-button").await;
+    browser.wait_until("web-source running", &state_is("web-source", "instances", "running"), STEP).await;
+
+    browser.click("tr[data-name='web-source'] button.image-button").await;
+    browser.wait_until("an image of web-source ready", &state_is("web-source-", "images", "ready"), STEP).await;
+    let images = api.get("/api/images").await.body;
+    let image = &images.as_array().unwrap()[0];
+    let instances = api.get("/api/instances").await.body;
+    assert_eq!(image["source_instance_id"], instances[0]["id"], "{images}");
+
+    browser.click("#images button.restore-button").await;
+    browser.wait_until("the restored instance running", &state_is("web-source-", "instances", "running"), STEP).await;
+    let copies = browser
+        .eval("return [...document.querySelectorAll('#instances tbody tr')].filter(r => r.dataset.name.includes('-copy')).length")
+        .await;
+    assert_eq!(copies, 1, "the restored instance is not on the page");
+    let instances = api.get("/api/instances").await.body;
+    let restored =
+        instances.as_array().unwrap().iter().find(|i| i["source_image_id"] == image["id"]).expect("restored");
+    assert_eq!(restored["state"], "running");
+
+    let png = browser.screenshot().await;
+    assert_not_blank(&png);
+    if let Ok(path) = std::env::var("TOYGRES_SCREENSHOT") {
+        std::fs::write(path, &png).unwrap();
+    }
+    browser.close().await;
+
+    for instance in instances.as_array().unwrap() {
+        assert_eq!(api.delete(&format!("/api/instances/{}", instance["id"].as_str().unwrap())).await.status, 204);
+    }
+    assert_eq!(api.delete(&format!("/api/images/{}", image["id"].as_str().unwrap())).await.status, 204);
+}
+
+/// Decodes the PNG and requires real content: many distinct colours and luminance variance.
+fn assert_not_blank(png_bytes: &[u8]) {
+    let decoder = png::Decoder::new(std::io::Cursor::new(png_bytes));
+    let mut reader = decoder.read_info().unwrap();
+    let mut buf = vec![0; reader.output_buffer_size().unwrap()];
+    let info = reader.next_frame(&mut buf).unwrap();
+    let channels = info.color_type.samples();
+    assert!(info.width >= 800 && info.height >= 600, "screenshot is {}x{}", info.width, info.height);
+    let pixels: Vec<&[u8]> = buf[..info.buffer_size()].chunks(channels).collect();
+    let luma: Vec<f64> =
+        pixels.iter().map(|p| 0.299 * p[0] as f64 + 0.587 * p[1] as f64 + 0.114 * p[2] as f64).collect();
+    let mean = luma.iter().sum::<f64>() / luma.len() as f64;
+    let variance = luma.iter().map(|l| (l - mean).powi(2)).sum::<f64>() / luma.len() as f64;
+    let colours: std::collections::HashSet<&[u8]> = pixels.iter().copied().collect();
+    assert!(variance > 100.0, "screenshot looks blank: luminance variance {variance:.1}");
+    assert!(colours.len() > 50, "screenshot looks blank: {} colours", colours.len());
+}
