@@ -120,15 +120,15 @@ impl Db {
         let c = update.columns();
         let connection =
             c.connection.map(serde_json::to_value).transpose().map_err(|e| Error::Corrupt(e.to_string()))?;
-        let (reason, erase) = (c.failure_reason, c.erase_password);
+        let (reason, erase, version) = (c.failure_reason, c.erase_password, c.pg_version);
         let sql = format!(
             "UPDATE {{s}}.instances SET state = $1, updated_at = GREATEST(updated_at, $2), \
              connection = COALESCE($3, connection), failure_reason = COALESCE($4, failure_reason), \
-             password = CASE WHEN $5 THEN NULL ELSE password END \
+             password = CASE WHEN $5 THEN NULL ELSE password END, pg_version = COALESCE($8, pg_version) \
              WHERE id = $6 AND state = $7 RETURNING {INSTANCE_COLUMNS}"
         );
-        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 7] =
-            [&target.as_str(), &now(), &connection, &reason, &erase, &id.0, &expected.as_str()];
+        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 8] =
+            [&target.as_str(), &now(), &connection, &reason, &erase, &id.0, &expected.as_str(), &version];
         if let Some(row) = self.query_opt("update an instance", &sql, &params).await? {
             return instance(&row);
         }

@@ -55,6 +55,9 @@ CREATE UNIQUE INDEX instances_live_name ON {s}.instances (name) WHERE state <> '
 CREATE INDEX instances_by_created ON {s}.instances (created_at, id);
 "#,
     r#"
+ALTER TABLE {s}.images ADD COLUMN format text NOT NULL DEFAULT 'logical' CHECK (format IN ('logical', 'physical'));
+"#,
+    r#"
 ALTER TABLE {s}.images ADD COLUMN labels jsonb NOT NULL DEFAULT '{}';
 ALTER TABLE {s}.images ADD COLUMN metadata jsonb;
 ALTER TABLE {s}.instances ADD COLUMN labels jsonb NOT NULL DEFAULT '{}';

@@ -109,14 +109,24 @@ pub fn update(
     expected.check_transition(target)?;
     let c = update.columns();
     let connection = c.connection.map(serde_json::to_string).transpose().map_err(|e| Error::Corrupt(e.to_string()))?;
-    let (reason, erase) = (c.failure_reason, c.erase_password);
+    let (reason, erase, version) = (c.failure_reason, c.erase_password, c.pg_version);
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).ctx("start a transaction")?;
     let changed = tx
         .execute(
             "UPDATE instances SET state = ?1, updated_at = MAX(updated_at, ?2), \
              connection = COALESCE(?3, connection), failure_reason = COALESCE(?4, failure_reason), \
-             password = CASE WHEN ?5 THEN NULL ELSE password END WHERE id = ?6 AND state = ?7",
-            params![target.as_str(), now_micros(), connection, reason, erase, id.to_string(), expected.as_str()],
+             password = CASE WHEN ?5 THEN NULL ELSE password END, pg_version = COALESCE(?8, pg_version) \
+             WHERE id = ?6 AND state = ?7",
+            params![
+                target.as_str(),
+                now_micros(),
+                connection,
+                reason,
+                erase,
+                id.to_string(),
+                expected.as_str(),
+                version
+            ],
         )
         .ctx("update an instance")?;
     let record = select(&tx, "id = ?1", &id.to_string())?.ok_or_else(|| Error::instance_not_found(id))?;

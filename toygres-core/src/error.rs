@@ -103,6 +103,16 @@ pub enum Error {
         detail: String,
     },
 
+    /// The image is sound but this executor cannot restore it (a newer PostgreSQL major than its
+    /// binaries, a physical image of another major, a locale provider it lacks). Nothing was created.
+    #[error("image {image} cannot be restored here: {reason}")]
+    UnsupportedImage {
+        /// The image.
+        image: ImageId,
+        /// Why, and what would restore it.
+        reason: String,
+    },
+
     /// A job (backup or restore) failed. `logs` is the tail of its output.
     #[error("{job} failed: {reason}\n--- job log (tail) ---\n{logs}")]
     JobFailed {
@@ -224,7 +234,7 @@ impl Error {
             Error::ConnectionTest { .. } => ErrorClass::Unavailable,
             Error::Cancelled { .. } => ErrorClass::Cancelled,
             Error::WrongKey => ErrorClass::Unauthorized,
-            Error::SchemaTooNew { .. } => ErrorClass::Unsupported,
+            Error::SchemaTooNew { .. } | Error::UnsupportedImage { .. } => ErrorClass::Unsupported,
             Error::Backend { class, .. } => *class,
         }
     }

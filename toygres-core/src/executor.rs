@@ -3,8 +3,9 @@
 use crate::blob::ImageLocation;
 use crate::error::Result;
 use crate::ids::{ImageId, InstanceId};
-use crate::image::ImageType;
+use crate::image::{ImageFormat, ImageType};
 use crate::instance::ConnectionInfo;
+use crate::manifest::Manifest;
 use crate::progress::{ProgressSink, Subject};
 use crate::secret::Password;
 use async_trait::async_trait;
@@ -48,6 +49,9 @@ pub struct BackupJobSpec {
     pub location: ImageLocation,
     /// Recorded in the manifest.
     pub image_type: ImageType,
+    /// Logical (`pg_dump`) or physical (`pg_basebackup`).
+    #[serde(default)]
+    pub format: ImageFormat,
 }
 
 /// The restore job's input: load the image at `location` into `instance`'s new volume.
@@ -137,6 +141,22 @@ pub trait ClusterExecutor: Send + Sync {
     /// Creates the instance's empty volume, its secret (holding `password`) and its config.
     async fn create_volume(&self, instance: &InstanceSpec, password: &Password) -> Result<()>;
 
+    /// Refuses, with [`crate::Error::InvalidRequest`] on `format`, a source this executor cannot
+    /// image in `format` (e.g. physically with `wal_level=minimal`). Called before the image is
+    /// reserved; the default accepts every source.
+    async fn check_source(&self, source: &InstanceSpec, password: &Password, format: ImageFormat) -> Result<()> {
+        let _ = (source, password, format);
+        Ok(())
+    }
+
+    /// Refuses, with [`crate::Error::UnsupportedImage`], an image this executor cannot restore (e.g.
+    /// from a newer PostgreSQL major than it runs). Called with the verified manifest before
+    /// anything is created; the default accepts every image.
+    async fn check_restorable(&self, manifest: &Manifest) -> Result<()> {
+        let _ = manifest;
+        Ok(())
+    }
+
     /// Starts PostgreSQL on the instance's (restored) volume.
     async fn deploy_from_volume(&self, instance: &InstanceSpec) -> Result<()>;
 
@@ -148,6 +168,14 @@ pub trait ClusterExecutor: Send + Sync {
 
     /// One connection attempt as the superuser with `password` (`SELECT 1`). The pipeline retries.
     async fn test_connection(&self, connection: &ConnectionInfo, password: &Password) -> Result<()>;
+
+    /// The PostgreSQL version the deployed instance's server runs, e.g. `"18.6"`, for its record: a
+    /// logical restore may run a newer major than the image's. `None` when the executor cannot tell
+    /// (the default); the record then keeps the image's version.
+    async fn server_version(&self, instance: &InstanceSpec) -> Result<Option<String>> {
+        let _ = instance;
+        Ok(None)
+    }
 
     /// Stops the instance and removes everything it owns (server, volume, secret, config, jobs).
     /// Idempotent.

@@ -80,6 +80,21 @@ impl ImageFormat {
     }
 }
 
+impl std::str::FromStr for ImageFormat {
+    type Err = crate::Error;
+
+    fn from_str(s: &str) -> crate::Result<Self> {
+        match s {
+            "logical" => Ok(ImageFormat::Logical),
+            "physical" => Ok(ImageFormat::Physical),
+            other => Err(crate::Error::InvalidRequest {
+                field: "format",
+                reason: format!("{other:?} is not an image format; use \"logical\" or \"physical\""),
+            }),
+        }
+    }
+}
+
 impl fmt::Display for ImageFormat {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
@@ -96,20 +111,35 @@ pub struct NewImage {
     pub description: Option<String>,
     /// The instance being imaged.
     pub source_instance_id: InstanceId,
+    /// Logical (the default) or physical.
+    #[serde(default)]
+    pub format: ImageFormat,
     /// Validated labels.
     #[serde(default)]
     pub labels: Labels,
 }
 
 impl NewImage {
-    /// An image named `name` of `source`, without description or labels.
+    /// A logical image named `name` of `source`, without description or labels.
     pub fn new(name: impl Into<String>, source: InstanceId) -> Self {
-        Self { name: name.into(), description: None, source_instance_id: source, labels: Labels::new() }
+        Self {
+            name: name.into(),
+            description: None,
+            source_instance_id: source,
+            format: ImageFormat::default(),
+            labels: Labels::new(),
+        }
     }
 
     /// With `description`.
     pub fn with_description(mut self, description: impl Into<String>) -> Self {
         self.description = Some(description.into());
+        self
+    }
+
+    /// In `format`.
+    pub fn with_format(mut self, format: ImageFormat) -> Self {
+        self.format = format;
         self
     }
 
@@ -134,6 +164,8 @@ pub struct ImageRecord {
     pub description: Option<String>,
     /// The instance it was taken from.
     pub source_instance_id: InstanceId,
+    /// Logical or physical.
+    pub format: ImageFormat,
     /// Lifecycle state.
     pub state: ImageState,
     /// PostgreSQL server version of the source (set when ready), e.g. `"15.18"`.
@@ -168,6 +200,7 @@ impl ImageRecord {
             name: new.name.clone(),
             description: new.description.clone(),
             source_instance_id: new.source_instance_id,
+            format: new.format,
             state: ImageState::Creating,
             pg_version: None,
             image_type: ImageType::Stock,

@@ -185,6 +185,8 @@ pub enum InstanceUpdate {
     Running {
         /// Where clients connect.
         connection: ConnectionInfo,
+        /// The version the server runs, when the executor reports it (replaces the image's).
+        pg_version: Option<String>,
     },
     /// `provisioning → failed`.
     Failed {
@@ -216,6 +218,8 @@ pub struct InstanceColumns<'a> {
     pub state: InstanceState,
     /// Where clients connect.
     pub connection: Option<&'a ConnectionInfo>,
+    /// The version the server runs.
+    pub pg_version: Option<&'a str>,
     /// Why provisioning failed.
     pub failure_reason: Option<&'a str>,
     /// Whether the stored password must be erased (the instance is deleted).
@@ -228,7 +232,11 @@ impl InstanceUpdate {
         InstanceColumns {
             state: self.target_state(),
             connection: match self {
-                InstanceUpdate::Running { connection } => Some(connection),
+                InstanceUpdate::Running { connection, .. } => Some(connection),
+                _ => None,
+            },
+            pg_version: match self {
+                InstanceUpdate::Running { pg_version, .. } => pg_version.as_deref(),
                 _ => None,
             },
             failure_reason: match self {

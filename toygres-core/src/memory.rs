@@ -166,7 +166,10 @@ impl CatalogStore for MemoryCatalog {
         record.state = update.target_state();
         record.updated_at = Utc::now();
         match update {
-            InstanceUpdate::Running { connection } => record.connection = Some(connection),
+            InstanceUpdate::Running { connection, pg_version } => {
+                record.connection = Some(connection);
+                record.pg_version = pg_version.or(record.pg_version.take());
+            }
             InstanceUpdate::Failed { reason } => record.failure_reason = Some(reason),
             InstanceUpdate::Deleting => {}
             InstanceUpdate::Deleted => *password = None,

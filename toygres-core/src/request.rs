@@ -2,6 +2,7 @@
 
 use crate::error::{Error, Result};
 use crate::ids::{ImageId, InstanceId};
+use crate::image::ImageFormat;
 use crate::labels::{validate_labels, Labels};
 use crate::secret::Password;
 use serde::{Deserialize, Serialize};
@@ -47,6 +48,10 @@ pub struct CreateImageRequest {
     /// Free text.
     #[serde(default)]
     pub description: Option<String>,
+    /// Logical (`pg_dump`, the default: portable, restores onto newer majors) or physical
+    /// (`pg_basebackup`: restores as fast as the disk, same major only).
+    #[serde(default)]
+    pub format: ImageFormat,
     /// Key/value labels (see [`validate_labels`]).
     #[serde(default)]
     pub labels: Labels,
@@ -55,7 +60,19 @@ pub struct CreateImageRequest {
 impl CreateImageRequest {
     /// An image named `name` of `instance`, without description or labels.
     pub fn new(name: impl Into<String>, instance: InstanceId) -> Self {
-        Self { name: name.into(), instance_id: instance, description: None, labels: Labels::new() }
+        Self {
+            name: name.into(),
+            instance_id: instance,
+            description: None,
+            format: ImageFormat::default(),
+            labels: Labels::new(),
+        }
+    }
+
+    /// In `format` (default logical).
+    pub fn with_format(mut self, format: ImageFormat) -> Self {
+        self.format = format;
+        self
     }
 
     /// With `description`.

@@ -61,6 +61,18 @@ async fn image_type_comes_from_the_source_image() {
     assert_eq!(ImageType::from_catalog("no-such-type"), ImageType::Stock);
 }
 
+#[tokio::test]
+async fn the_record_holds_the_version_the_server_runs_not_the_images() {
+    let fx = fixture(ImageType::Stock).await;
+    let image = fx.ready_image(ImageType::Stock).await;
+    assert_eq!(image.pg_version.as_deref(), Some("15.18"));
+    let toygres = fx.toygres(restoring_executor(None));
+    let record = toygres.create_instance(OperationId::new(), restore_request(image.id)).await.unwrap();
+    assert_eq!(record.pg_version.as_deref(), Some(RESTORED_VERSION));
+    let stored = fx.catalog.get_instance(record.id).await.unwrap();
+    assert_eq!(stored.pg_version.as_deref(), Some(RESTORED_VERSION));
+}
+
 /// An executor that panics on any call: proves nothing was created.
 fn untouchable() -> MockClusterExecutor {
     MockClusterExecutor::new()
@@ -69,6 +81,20 @@ fn untouchable() -> MockClusterExecutor {
 async fn assert_nothing_created(fx: &Fixture) {
     let instances = fx.catalog.list_instances(&InstanceFilter::new()).await.unwrap();
     assert_eq!(instances.len(), 1, "only the source instance may exist: {instances:?}");
+}
+
+#[tokio::test]
+async fn an_image_the_executor_cannot_restore_is_refused_before_anything_is_created() {
+    let fx = fixture(ImageType::Stock).await;
+    let image = fx.ready_image(ImageType::Stock).await;
+    let mut ex = untouchable();
+    ex.expect_check_restorable().times(1).returning(|m| {
+        assert_eq!(m.pg_version, "15.18");
+        Err(Error::UnsupportedImage { image: m.image_id, reason: "PostgreSQL 15 is newer than 14 here".into() })
+    });
+    let err = fx.toygres(ex).create_instance(OperationId::new(), restore_request(image.id)).await.unwrap_err();
+    assert!(matches!(err, Error::UnsupportedImage { image: i, .. } if i == image.id), "{err}");
+    assert_nothing_created(&fx).await;
 }
 
 #[tokio::test]

@@ -30,6 +30,7 @@ async fn no_password_in_debug_display_errors_or_events() {
         source_password: Password::new(SOURCE_PW),
         location: ImageLocation::for_image(image.id),
         image_type: ImageType::Stock,
+        format: Default::default(),
     };
     assert_hidden("backup spec", &format!("{spec:?} {spec:#?}"));
     let update = ImageUpdate::Ready {

@@ -64,6 +64,7 @@ async fn trace_logs_never_show_a_secret() {
             source_password: Password::new(PASSWORD),
             location: ImageLocation::for_image(ImageId::new()),
             image_type: ImageType::Stock,
+            format: Default::default(),
         })
         .await
         .unwrap();

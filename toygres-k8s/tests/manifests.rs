@@ -48,6 +48,7 @@ fn rendered(config: &K8sConfig) -> Vec<(&'static str, String)> {
         source_password: Password::new(PASSWORD),
         location: ImageLocation::for_image(image()),
         image_type: ImageType::Stock,
+        format: Default::default(),
     };
     let restore = RestoreJobSpec {
         image_id: image(),

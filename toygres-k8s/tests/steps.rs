@@ -40,6 +40,7 @@ fn backup_spec() -> BackupJobSpec {
         source_password: Password::new(PASSWORD),
         location: ImageLocation::for_image(image),
         image_type: ImageType::Stock,
+        format: Default::default(),
     }
 }
 

@@ -42,6 +42,11 @@ pub const MANIFEST_NAME: &str = "manifest.json";
 /// Name of the globals object.
 pub const GLOBALS_NAME: &str = "globals.sql.zst";
 
+/// Name of the `index`-th tar stream of a physical image.
+pub fn archive_object_name(index: usize) -> String {
+    format!("base-{index:02}.tar.zst")
+}
+
 /// Name of the dump object of the `index`-th database.
 pub fn database_object_name(index: usize) -> String {
     format!("db-{index:04}.dump.zst")
@@ -102,8 +107,12 @@ pub struct Manifest {
     pub compression: String,
     /// The roles dump.
     pub globals: ManifestObject,
-    /// Every non-template database.
+    /// Every database but `template0` (logical images; empty in physical ones).
     pub databases: Vec<ManifestDatabase>,
+    /// Physical images: the `pg_basebackup` tar streams (`base-NN.tar.zst`), each a valid tar of
+    /// part of the data directory; unpacked together they are the data directory.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub archives: Vec<ManifestObject>,
     /// When the backup finished.
     pub created_at: DateTime<Utc>,
     /// Format 2: the source cluster's default locale, for `initdb`. `None` in format-1 images
@@ -119,7 +128,7 @@ pub struct Manifest {
 impl Manifest {
     /// Every object except the manifest itself.
     pub fn objects(&self) -> impl Iterator<Item = &ManifestObject> {
-        std::iter::once(&self.globals).chain(self.databases.iter().map(|d| &d.object))
+        std::iter::once(&self.globals).chain(self.databases.iter().map(|d| &d.object)).chain(self.archives.iter())
     }
 
     /// Bytes stored, including the manifest (`manifest_len`).
@@ -205,6 +214,7 @@ mod tests {
                 sql: DatabaseSql::default(),
                 allow_connections: true,
             }],
+            archives: vec![],
             created_at: Utc::now(),
             cluster_locale: None,
             dump_version: Some("15.18".into()),

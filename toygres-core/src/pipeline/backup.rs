@@ -6,7 +6,7 @@ use crate::blob::ImageLocation;
 use crate::error::{Error, Result};
 use crate::executor::{BackupJobSpec, InstanceSpec, JobRef};
 use crate::ids::{ImageId, OperationId};
-use crate::image::{ImageRecord, ImageType, ImageUpdate, NewImage};
+use crate::image::{ImageFormat, ImageRecord, ImageType, ImageUpdate, NewImage};
 use crate::manifest::{sha256_hex, Manifest, MANIFEST_NAME};
 use crate::metadata::ImageMetadata;
 use crate::progress::{Phase, Subject};
@@ -22,6 +22,9 @@ pub struct SourceInstance {
     pub spec: InstanceSpec,
     /// Its superuser password; becomes the image's source password.
     pub password: Password,
+    /// The format the image is taken in.
+    #[serde(default)]
+    pub format: ImageFormat,
 }
 
 /// Output of [`Backup::run_backup_job`]: what the finished job stored.
@@ -64,6 +67,8 @@ impl Backup {
                 reason: format!("instance {} is {}, only running instances can be imaged", source.name, source.state),
             });
         }
+        let password = self.t.catalog.instance_password(source.id).await?;
+        self.t.executor.check_source(&source.spec(), &password, request.format).await?;
         let record = self.reserve_image(operation, &request).await?;
         self.continue_from(record).await
     }
@@ -109,7 +114,9 @@ impl Backup {
     /// Step 1: validates the request and reserves the image (`creating`). Idempotent on `operation`.
     pub async fn reserve_image(&self, operation: OperationId, request: &CreateImageRequest) -> Result<ImageRecord> {
         request.validate()?;
-        let mut new = NewImage::new(request.name.clone(), request.instance_id).with_labels(request.labels.clone());
+        let mut new = NewImage::new(request.name.clone(), request.instance_id)
+            .with_format(request.format)
+            .with_labels(request.labels.clone());
         new.description = request.description.clone();
         let subject = Subject::Instance(request.instance_id);
         step(&*self.t.progress, subject, Phase::ReserveImage, self.t.catalog.reserve_image(operation, &new)).await
@@ -120,7 +127,7 @@ impl Backup {
         step(&*self.t.progress, Subject::Image(image.id), Phase::LookupSource, async {
             let instance = self.t.catalog.get_instance(image.source_instance_id).await?;
             let password = self.t.catalog.instance_password(instance.id).await?;
-            Ok(SourceInstance { spec: instance.spec(), password })
+            Ok(SourceInstance { spec: instance.spec(), password, format: image.format })
         })
         .await
     }
@@ -134,6 +141,7 @@ impl Backup {
             source_password: source.password.clone(),
             location: location.clone(),
             image_type: source.spec.image_type,
+            format: source.format,
         };
         let subject = Subject::Image(image);
         step(&*self.t.progress, subject, Phase::BackupJob, async {

@@ -98,7 +98,8 @@ impl Restore {
         step(&*self.t.progress, Subject::Image(image), Phase::SourcePassword, work).await
     }
 
-    /// Before anything is created: the image's bytes against its checksum ([`crate::VerifyMode`]).
+    /// Before anything is created: the image's bytes against its checksum ([`crate::VerifyMode`]),
+    /// then whether the executor can restore it ([`crate::ClusterExecutor::check_restorable`]).
     pub async fn verify_image(&self, image: &ImageRecord) -> Result<()> {
         let checksum = image.checksum.clone().ok_or_else(|| Error::ImageIncomplete {
             image: image.id,
@@ -106,7 +107,8 @@ impl Restore {
         })?;
         let location = ImageLocation::for_image(image.id);
         step(&*self.t.progress, Subject::Image(image.id), Phase::VerifyImage, async {
-            verify_image(&*self.t.blobs, &location, &checksum, self.t.options.verify).await.map(|_| ())
+            let manifest = verify_image(&*self.t.blobs, &location, &checksum, self.t.options.verify).await?;
+            self.t.executor.check_restorable(&manifest).await
         })
         .await
     }
@@ -219,10 +221,13 @@ impl Restore {
         .await
     }
 
-    /// Records the instance as `running` with its connection info.
+    /// Records the instance as `running` with its connection info and the version its server
+    /// actually runs (newer than the image's after a logical upgrade), when the executor tells.
     pub async fn mark_running(&self, instance: InstanceId, connection: ConnectionInfo) -> Result<InstanceRecord> {
         step(&*self.t.progress, Subject::Instance(instance), Phase::MarkRunning, async {
-            let update = InstanceUpdate::Running { connection };
+            let spec = self.t.catalog.get_instance(instance).await?.spec();
+            let pg_version = self.t.executor.server_version(&spec).await?;
+            let update = InstanceUpdate::Running { connection, pg_version };
             match self.t.catalog.update_instance(instance, InstanceState::Provisioning, update).await {
                 // A re-run after the update landed, or a cancel that got there first.
                 Err(Error::StateConflict { .. }) => match self.t.catalog.get_instance(instance).await? {

@@ -55,7 +55,7 @@ pub use listing::{image_labels_and_metadata, images_page_in_order, instance_labe
 use crate::catalog::CatalogStore;
 use crate::error::Error;
 use crate::ids::InstanceId;
-use crate::image::{ImageType, ImageUpdate, NewImage};
+use crate::image::{ImageFormat, ImageType, ImageUpdate, NewImage};
 use crate::instance::{ConnectionInfo, InstanceUpdate, NewInstance};
 use crate::secret::Password;
 use crate::state::InstanceState;
@@ -135,7 +135,7 @@ macro_rules! catalog_conformance_tests {
 
 /// A new image of `source` named `name`.
 pub fn new_image(source: InstanceId, name: &str) -> NewImage {
-    NewImage::new(name, source).with_description(format!("suite image {name}"))
+    NewImage::new(name, source).with_description(format!("suite image {name}")).with_format(ImageFormat::Physical)
 }
 
 /// The `creating → ready` update the suite uses, sealing `password`.
@@ -165,6 +165,9 @@ pub fn new_instance(name: &str, state: InstanceState, password: &str) -> NewInst
     }
 }
 
+/// The server version [`running_update`] reports (newer than the new instances' `15.18`).
+pub const RUNNING_VERSION: &str = "18.6";
+
 /// The `provisioning → running` update the suite uses.
 pub fn running_update(port: u16) -> InstanceUpdate {
     InstanceUpdate::Running {
@@ -175,6 +178,7 @@ pub fn running_update(port: u16) -> InstanceUpdate {
             database: "postgres".to_string(),
             dns_name: Some("db.example.invalid".to_string()),
         },
+        pg_version: Some(RUNNING_VERSION.to_string()),
     }
 }
 

@@ -13,6 +13,8 @@ use toygres_core::*;
 pub const SOURCE_PW: &str = "source-pw-Zq81-secret";
 /// A password a restore request carries: it must be ignored.
 pub const REQUEST_PW: &str = "request-pw-Xy23-secret";
+/// The version the mock executor says a restored server runs (the images say 15.18).
+pub const RESTORED_VERSION: &str = "18.6";
 
 pub struct Fixture {
     pub catalog: Arc<MemoryCatalog>,
@@ -104,6 +106,7 @@ pub async fn write_image(blobs: &ObjectStoreBlobs, image: ImageId, image_type: I
             sql: Default::default(),
             allow_connections: true,
         }],
+        archives: vec![],
         created_at: chrono::Utc::now(),
         cluster_locale: None,
         dump_version: Some("15.18".into()),
@@ -171,6 +174,7 @@ pub fn restoring_executor_with(
 ) -> MockClusterExecutor {
     let mut ex = MockClusterExecutor::new();
     first(&mut ex);
+    ex.expect_check_restorable().returning(|_| Ok(()));
     ex.expect_create_volume().returning(move |_, pw| {
         assert_eq!(pw.expose(), SOURCE_PW);
         injected("create_volume", fail)
@@ -182,6 +186,7 @@ pub fn restoring_executor_with(
     ex.expect_deploy_from_volume().returning(move |_| injected("deploy", fail));
     ex.expect_wait_until_ready().returning(move |_, _| injected("wait_until_ready", fail));
     ex.expect_connection_info().returning(move |_| injected("connection_info", fail).map(|_| connection()));
+    ex.expect_server_version().returning(|_| Ok(Some(RESTORED_VERSION.into())));
     ex.expect_test_connection().returning(move |_, pw| {
         assert_eq!(pw.expose(), SOURCE_PW);
         injected("test_connection", fail)

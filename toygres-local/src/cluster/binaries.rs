@@ -76,6 +76,20 @@ impl PgBinaries {
     }
 }
 
+impl PgBinaries {
+    /// Whether these binaries are built with ICU (`pg_config --configure` lists `--with-icu`).
+    /// Without `pg_config` beside them, assumed yes: the server then reports a missing provider
+    /// itself.
+    pub async fn has_icu(&self) -> bool {
+        let mut cmd = tokio::process::Command::new(self.path("pg_config"));
+        cmd.arg("--configure");
+        match super::process::run(cmd, "pg_config --configure", &[]).await {
+            Ok(flags) => flags.contains("--with-icu"),
+            Err(_) => true,
+        }
+    }
+}
+
 /// The major version of a PostgreSQL version string (`"15.14"` → 15, `"9.6.24"` → 9).
 pub fn major_version(version: &str) -> Option<u32> {
     version.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()

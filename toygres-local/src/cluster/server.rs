@@ -6,6 +6,7 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use std::time::{Duration, Instant};
 use tokio::process::Command;
+use toygres_core::manifest::ClusterLocale;
 use toygres_core::{Error, Password, Result};
 
 /// Settings that make a brand-new cluster load a dump fast. Only safe while nothing but the load
@@ -45,9 +46,37 @@ impl LocalCluster {
     /// directory. The password reaches initdb through a 0600 file that is deleted afterwards.
     /// A no-op when the cluster is already initialised.
     pub async fn init(&self, password: &Password) -> Result<()> {
+        self.init_with_locale(password, None).await
+    }
+
+    /// [`LocalCluster::init`] with the encoding, collation and locale provider of `locale` (an
+    /// image's source cluster) instead of UTF8 and `C.UTF-8`.
+    pub async fn init_with_locale(&self, password: &Password, locale: Option<&ClusterLocale>) -> Result<()> {
         if self.is_initialized() {
             return Ok(());
         }
+        self.create_empty_data_dir()?;
+        let data = self.data_dir();
+        let pwfile = self.dir.join(".initdb-pwfile");
+        self.user.write_private_file(&pwfile, password.expose().as_bytes())?;
+        let mut cmd = self.server_cmd("initdb");
+        cmd.arg("-D").arg(&data).args(["-U", SUPERUSER, "--auth=scram-sha-256", "-N"]);
+        match locale {
+            Some(locale) => cmd.args(locale.initdb_args()),
+            None => cmd.args(["-E", "UTF8", "--locale=C.UTF-8"]),
+        };
+        cmd.arg(format!("--pwfile={}", pwfile.display()));
+        let result = run(cmd, "initdb", &[password.expose()]).await;
+        let _ = std::fs::remove_file(&pwfile);
+        result?;
+        self.write_conf()?;
+        nix::unistd::sync();
+        Ok(())
+    }
+
+    /// Creates the cluster's directories with an empty data directory (mode 0700, owned by the
+    /// server user), removing a partial one: for `initdb`, or for a physical image to unpack into.
+    pub fn create_empty_data_dir(&self) -> Result<()> {
         create_traversable_dir(&self.dir)?;
         let data = self.data_dir();
         if data.exists() {
@@ -55,18 +84,15 @@ impl LocalCluster {
         }
         self.user.create_owned_dir(&data, 0o700)?;
         self.user.create_owned_dir(&self.socket_dir(), 0o700)?;
-        self.user.create_owned_dir(self.log_file().parent().expect("log dir"), 0o700)?;
-        let pwfile = self.dir.join(".initdb-pwfile");
-        self.user.write_private_file(&pwfile, password.expose().as_bytes())?;
-        let mut cmd = self.server_cmd("initdb");
-        cmd.arg("-D").arg(&data).args(["-U", SUPERUSER, "--auth=scram-sha-256", "-E", "UTF8"]);
-        cmd.args(["--locale=C.UTF-8", "-N"]).arg(format!("--pwfile={}", pwfile.display()));
-        let result = run(cmd, "initdb", &[password.expose()]).await;
-        let _ = std::fs::remove_file(&pwfile);
-        result?;
-        self.write_conf()?;
-        nix::unistd::sync();
-        Ok(())
+        self.user.create_owned_dir(self.log_file().parent().expect("log dir"), 0o700)
+    }
+
+    /// A command running `program` (from `PATH`) as the server user in the cluster's directory.
+    pub fn command_as_server_user(&self, program: &str) -> Command {
+        let mut cmd = Command::new(program);
+        self.user.apply(&mut cmd);
+        cmd.current_dir(&self.dir);
+        cmd
     }
 
     /// Writes the listen address, port and socket directory into `postgresql.conf` (appended: the

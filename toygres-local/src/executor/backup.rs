@@ -1,8 +1,10 @@
-//! The backup job: `pg_dumpall --globals-only` and one `pg_dump -Fc -Z0` per database, each streamed
-//! through zstd and sha256 straight into the blob store, then the manifest, last.
+//! The backup job: `pg_dumpall --globals-only` and one `pg_dump -Fc -Z0` per database (every one but
+//! `template0`), each streamed through zstd and sha256 straight into the blob store, each database's
+//! own SQL and the cluster's locale ([`super::source`]), then the manifest, last (image format 2).
 
 use super::codec::compress_into;
 use super::jobs::JobCtx;
+use super::source::{self, SourceDatabase};
 use super::transfer::{self, Sink};
 use super::Inner;
 use crate::cluster::LocalCluster;
@@ -12,7 +14,7 @@ use std::sync::Arc;
 use tokio::process::Command;
 use toygres_core::manifest::{database_object_name, ManifestDatabase, ManifestObject, FORMAT_VERSION};
 use toygres_core::manifest::{GLOBALS_NAME, MANIFEST_NAME};
-use toygres_core::{BackupJobSpec, Error, Manifest, Password, Result, Transfer};
+use toygres_core::{BackupJobSpec, Error, ImageFormat, Manifest, Password, Result, Transfer};
 
 const BACKEND: &str = "local executor";
 /// Databases dumped at the same time.
@@ -36,48 +38,72 @@ pub(crate) async fn run(inner: Arc<Inner>, spec: BackupJobSpec, ctx: JobCtx) -> 
     let client = cluster.connect("postgres", password).await?;
     let version: String = query_one(&client, "SELECT current_setting('server_version')").await?;
     let pg_version = version.split_whitespace().next().unwrap_or(&version).to_string();
-    let rows = client
-        .query(
-            "SELECT datname, pg_get_userbyid(datdba) FROM pg_database \
-             WHERE NOT datistemplate AND datallowconn ORDER BY datname",
-            &[],
-        )
-        .await
-        .map_err(|e| Error::backend(BACKEND, "listing the source's databases", e))?;
-    let databases: Vec<(String, String)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
-    ctx.log
-        .line(&format!("PostgreSQL {pg_version}, databases: {:?}", databases.iter().map(|d| &d.0).collect::<Vec<_>>()));
+    let databases = source::databases(&client).await?;
+    // Byte progress counts what the dump programs write; the databases' size estimates the total.
+    ctx.progress.set_total(source::total_size(&client).await?);
+    let cluster_locale = source::cluster_locale(&client).await?;
+    ctx.log.line(&format!(
+        "PostgreSQL {pg_version}, databases: {:?}",
+        databases.iter().map(|d| &d.name).collect::<Vec<_>>()
+    ));
 
     let mut globals = cluster.client("pg_dumpall", password);
     globals.arg("--globals-only");
     let globals = dump(globals, &transfer, GLOBALS_NAME, &inner, &ctx).await?;
 
-    let (cluster, ctx, transfer, inner) = (&cluster, &ctx, &transfer, &inner);
-    let dumps = futures::stream::iter(databases.into_iter().enumerate())
-        .map(|(i, (name, owner))| async move {
-            let object = dump_database(cluster, password, &name, i, transfer, inner, ctx).await?;
-            Ok::<_, Error>(ManifestDatabase { name, owner, object, sql: Default::default(), allow_connections: true })
-        })
-        .buffered(PARALLEL_DUMPS)
-        .try_collect::<Vec<_>>()
-        .await?;
+    let (cluster, ctx, transfer, inner, client) = (&cluster, &ctx, &transfer, &inner, &client);
+    let (dumps, archives) = match spec.format {
+        ImageFormat::Logical => {
+            (dump_databases(cluster, password, databases, transfer, inner, client, ctx).await?, vec![])
+        }
+        ImageFormat::Physical => (vec![], super::physical::base_backup(cluster, password, transfer, inner, ctx).await?),
+    };
 
     let manifest = Manifest {
         format_version: FORMAT_VERSION,
         image_id: spec.image_id,
         pg_version,
         image_type: spec.image_type,
-        format: Default::default(),
+        format: spec.format,
         compression: "zstd".into(),
         globals,
         databases: dumps,
+        archives,
         created_at: chrono::Utc::now(),
-        cluster_locale: None,
-        dump_version: None,
+        cluster_locale: Some(cluster_locale),
+        dump_version: Some(inner.bin.version().await?),
     };
     transfer::write_all(transfer, MANIFEST_NAME, &manifest.to_bytes(), &ctx.log).await?;
     ctx.log.line(&format!("manifest written: {} bytes stored", manifest.total_size(0)));
+    ctx.progress.complete();
     Ok(())
+}
+
+/// Dumps every database (two at a time); one that refuses connections is opened while it is dumped.
+async fn dump_databases(
+    cluster: &LocalCluster,
+    password: &Password,
+    databases: Vec<SourceDatabase>,
+    transfer: &Transfer,
+    inner: &Inner,
+    client: &tokio_postgres::Client,
+    ctx: &JobCtx,
+) -> Result<Vec<ManifestDatabase>> {
+    futures::stream::iter(databases.into_iter().enumerate())
+        .map(|(i, db)| async move {
+            if db.allow_connections {
+                return dump_database(cluster, password, &db, i, transfer, inner, ctx).await;
+            }
+            ctx.log.line(&format!("database {:?} refuses connections: allowing them while it is dumped", db.name));
+            source::set_allow_connections(client, &db.name, true).await?;
+            let dumped = dump_database(cluster, password, &db, i, transfer, inner, ctx).await;
+            let closed = source::set_allow_connections(client, &db.name, false).await;
+            let dumped = dumped?;
+            closed.map(|_| dumped)
+        })
+        .buffered(PARALLEL_DUMPS)
+        .try_collect::<Vec<_>>()
+        .await
 }
 
 async fn query_one(client: &tokio_postgres::Client, sql: &str) -> Result<String> {
@@ -85,24 +111,33 @@ async fn query_one(client: &tokio_postgres::Client, sql: &str) -> Result<String>
     Ok(row.get(0))
 }
 
+/// Dumps `db`'s own SQL and its contents (object `db-<index>`).
 async fn dump_database(
     cluster: &LocalCluster,
     password: &Password,
-    name: &str,
+    db: &SourceDatabase,
     index: usize,
     transfer: &Transfer,
     inner: &Inner,
     ctx: &JobCtx,
-) -> Result<ManifestObject> {
+) -> Result<ManifestDatabase> {
+    let sql = source::database_sql(cluster, password, db).await?;
     let mut cmd = cluster.client("pg_dump", password);
-    cmd.env("PGDATABASE", name).args(["--format=custom", "--compress=0", "--no-sync"]);
-    ctx.log.line(&format!("dumping database {name:?}"));
-    dump(cmd, transfer, &database_object_name(index), inner, ctx).await
+    cmd.env("PGDATABASE", &db.name).args(["--format=custom", "--compress=0", "--no-sync"]);
+    ctx.log.line(&format!("dumping database {:?}", db.name));
+    let object = dump(cmd, transfer, &database_object_name(index), inner, ctx).await?;
+    Ok(ManifestDatabase {
+        name: db.name.clone(),
+        owner: db.owner.clone(),
+        object,
+        sql,
+        allow_connections: db.allow_connections,
+    })
 }
 
 /// Runs a dump program and streams its standard output, compressed, into object `name`. The object
 /// is completed only when the program succeeded.
-async fn dump(
+pub(crate) async fn dump(
     mut cmd: Command,
     transfer: &Transfer,
     name: &str,

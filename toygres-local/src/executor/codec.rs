@@ -34,10 +34,11 @@ impl Default for Compression {
     }
 }
 
-/// Counts and hashes what is stored.
+/// Counts and hashes what is stored (and counts what it was before compression).
 struct Stored {
     hasher: Sha256,
     size: u64,
+    raw: Option<u64>,
 }
 
 impl Stored {
@@ -51,13 +52,14 @@ impl Stored {
             name: name.to_string(),
             size: self.size,
             sha256: format_sha256(self.hasher.finalize().into()),
-            raw_size: None,
+            raw_size: self.raw,
         }
     }
 }
 
 /// Compresses everything `input` yields into `sink` (left open: the caller finishes or aborts it
 /// after checking the producer's exit status). Returns the stored object's size and sha256.
+/// Progress counts the bytes read from `input` (what the dump program wrote).
 pub(crate) async fn compress_into<R: AsyncRead + Unpin>(
     mut input: R,
     sink: &mut Sink,
@@ -70,24 +72,24 @@ pub(crate) async fn compress_into<R: AsyncRead + Unpin>(
     if compression.workers > 0 {
         enc.multithread(compression.workers).map_err(|e| zstd_err("workers", e))?;
     }
-    let mut stored = Stored { hasher: Sha256::new(), size: 0 };
+    let mut stored = Stored { hasher: Sha256::new(), size: 0, raw: Some(0) };
     let mut buf = vec![0u8; CHUNK];
     loop {
         let n = input.read(&mut buf).await.map_err(|e| Error::backend(BACKEND, "reading the dump output", e))?;
         if n == 0 {
             break;
         }
+        stored.raw = stored.raw.map(|r| r + n as u64);
+        progress.add(n as u64);
         enc.write_all(&buf[..n]).map_err(|e| zstd_err("compress", e))?;
         let out = std::mem::take(enc.get_mut());
         if !out.is_empty() {
             stored.add(&out);
-            progress.add(out.len() as u64);
             sink.write(&out).await?;
         }
     }
     let out = enc.finish().map_err(|e| zstd_err("finish", e))?;
     stored.add(&out);
-    progress.add(out.len() as u64);
     sink.write(&out).await?;
     Ok(stored.object(name))
 }
@@ -102,7 +104,7 @@ pub(crate) async fn decompress_into<W: AsyncWrite + Unpin>(
     progress: &Progress,
 ) -> Result<()> {
     let mut dec = zstd::stream::write::Decoder::new(Vec::with_capacity(CHUNK)).map_err(|e| zstd_err("init", e))?;
-    let mut stored = Stored { hasher: Sha256::new(), size: 0 };
+    let mut stored = Stored { hasher: Sha256::new(), size: 0, raw: None };
     while let Some(chunk) = source.next().await? {
         stored.add(&chunk);
         progress.add(chunk.len() as u64);
@@ -122,7 +124,7 @@ pub(crate) async fn decompress_into<W: AsyncWrite + Unpin>(
 
 /// Reads object `expected` to its end, checking size and sha256 without keeping anything.
 pub(crate) async fn verify(mut source: Source, image: ImageId, expected: &ManifestObject) -> Result<()> {
-    let mut stored = Stored { hasher: Sha256::new(), size: 0 };
+    let mut stored = Stored { hasher: Sha256::new(), size: 0, raw: None };
     while let Some(chunk) = source.next().await? {
         stored.add(&chunk);
     }

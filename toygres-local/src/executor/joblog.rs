@@ -102,6 +102,11 @@ impl Progress {
         }
     }
 
+    /// Makes the count the total (an estimated total becomes exact once the work is done).
+    pub(crate) fn complete(&self) {
+        self.total.store(self.done.load(Ordering::Relaxed), Ordering::Relaxed);
+    }
+
     /// Emits the current count.
     pub(crate) fn flush(&self) {
         self.emit(self.done.load(Ordering::Relaxed));

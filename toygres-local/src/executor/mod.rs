@@ -7,10 +7,13 @@
 mod backup;
 mod builder;
 mod codec;
+mod compat;
 mod joblog;
 mod jobs;
 mod layout;
+mod physical;
 mod restore;
+mod source;
 mod transfer;
 
 pub use builder::LocalExecutorBuilder;
@@ -26,7 +29,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 use toygres_core::{BackupJobSpec, BlobStore, ClusterExecutor, ConnectionInfo, Error, InstanceSpec, JobRef};
-use toygres_core::{InstanceRecord, NewInstance, OperationId, Password, ProgressSink, RestoreJobSpec, Result, Toygres};
+use toygres_core::{
+    ImageFormat, InstanceRecord, Manifest, NewInstance, OperationId, Password, ProgressSink, RestoreJobSpec, Result,
+    Toygres,
+};
 
 /// Runs instances as local PostgreSQL clusters and jobs as tokio tasks. Build one with
 /// [`LocalExecutor::builder`].
@@ -132,6 +138,11 @@ impl LocalExecutor {
     /// The base directory.
     pub fn base_dir(&self) -> &Path {
         &self.inner.base_dir
+    }
+
+    /// The PostgreSQL binaries every instance and job of this executor runs.
+    pub fn binaries(&self) -> &PgBinaries {
+        &self.inner.bin
     }
 
     /// The cluster of an instance whose volume exists (to inspect or connect to it).
@@ -256,6 +267,22 @@ impl ClusterExecutor for LocalExecutor {
         let client = params.connect(&connection.database, password).await?;
         client.simple_query("SELECT 1").await.map_err(|e| Error::backend("local executor", "SELECT 1", e))?;
         Ok(())
+    }
+
+    async fn check_source(&self, source: &InstanceSpec, password: &Password, format: ImageFormat) -> Result<()> {
+        match format {
+            ImageFormat::Logical => Ok(()),
+            ImageFormat::Physical => physical::check_source(&self.inner, source, password).await,
+        }
+    }
+
+    async fn check_restorable(&self, manifest: &Manifest) -> Result<()> {
+        compat::check(&self.inner.bin, manifest).await
+    }
+
+    async fn server_version(&self, _instance: &InstanceSpec) -> Result<Option<String>> {
+        // Every instance of this executor runs its binaries.
+        self.inner.bin.version().await.map(Some)
     }
 
     async fn delete_instance(&self, instance: &InstanceSpec) -> Result<()> {

@@ -1,6 +1,8 @@
 //! The restore job: verify the manifest and every object, then initialise a fresh volume with the
-//! instance's password, load the globals and stream every database into `pg_restore` on a server
-//! started with load-only settings, stop it cleanly and mark the volume restored.
+//! instance's password and the source's default locale, load the globals, and per database run its
+//! own SQL (`CREATE DATABASE` with the source's locale), stream its dump into `pg_restore` on a
+//! server started with load-only settings and apply its properties (settings, ACL, comment, …);
+//! then stop it cleanly and mark the volume restored.
 //!
 //! Loading streams `zstd -d | pg_restore --single-transaction` per database (databases in
 //! parallel) instead of decompressing to a file for `pg_restore -j2`. Measured here on pgbench
@@ -11,16 +13,17 @@
 
 use super::codec::{self, decompress_into};
 use super::jobs::JobCtx;
+use super::source::quote_ident;
 use super::transfer::{self, Source};
 use super::Inner;
-use crate::cluster::{major_version, LocalCluster, LOAD_ONLY_SETTINGS, SUPERUSER};
+use crate::cluster::{LocalCluster, LOAD_ONLY_SETTINGS, SUPERUSER};
 use futures::{StreamExt, TryStreamExt};
 use std::process::Stdio;
 use std::sync::Arc;
 use tokio::io::AsyncWriteExt;
 use tokio::process::Command;
-use toygres_core::manifest::{ManifestDatabase, GLOBALS_NAME, MANIFEST_NAME};
-use toygres_core::{Error, ImageId, Manifest, Password, RestoreJobSpec, Result, Transfer};
+use toygres_core::manifest::{exists_in_fresh_cluster, ManifestDatabase, GLOBALS_NAME, MANIFEST_NAME};
+use toygres_core::{Error, ImageFormat, Manifest, Password, RestoreJobSpec, Result, Transfer};
 
 const BACKEND: &str = "local executor";
 /// Databases loaded at the same time.
@@ -42,25 +45,40 @@ pub(crate) async fn run(inner: Arc<Inner>, spec: RestoreJobSpec, ctx: JobCtx) ->
     let bytes = transfer::read_all(&transfer, image, MANIFEST_NAME, &ctx.log).await?;
     let manifest = Manifest::verified(image, &bytes, &spec.checksum)?;
     let total: u64 = manifest.objects().map(|o| o.size).sum();
-    ctx.progress.set_total(2 * total);
+    // Every object is read once to verify it, then what is loaded (physical: the archives only).
+    let loaded: u64 = match manifest.format {
+        ImageFormat::Physical => manifest.archives.iter().map(|o| o.size).sum(),
+        ImageFormat::Logical => total,
+    };
+    ctx.progress.set_total(total + loaded);
     ctx.log.line(&format!("verifying {} objects ({total} bytes)", manifest.objects().count()));
     for object in manifest.objects() {
         codec::verify(Source::open(&transfer, image, &object.name, &ctx.log).await?, image, object).await?;
         ctx.progress.add(object.size);
     }
 
-    check_version(cluster.binaries(), &manifest).await?;
+    super::compat::check(cluster.binaries(), &manifest).await?;
     ctx.log.line("image verified; initialising a fresh volume");
     dir.clear_restored()?;
     cluster.destroy_data().await?;
     let cluster = inner.cluster_on_free_port(&spec.instance).await?;
-    cluster.init(&password).await?;
+    if manifest.format == ImageFormat::Physical {
+        super::physical::unpack(&cluster, &transfer, &manifest, &ctx).await?;
+        nix::unistd::sync();
+        dir.mark_restored(&spec.checksum)?;
+        ctx.log.line("physical image unpacked; the server replays its WAL when it starts");
+        return Ok(());
+    }
+    cluster.init_with_locale(&password, manifest.cluster_locale.as_ref()).await?;
     cluster.start(LOAD_ONLY_SETTINGS).await?;
-    let (cluster_ref, password_ref, transfer_ref, ctx_ref) = (&cluster, &password, &transfer, &ctx);
+    let (cluster_ref, password_ref, transfer_ref, manifest_ref, ctx_ref) =
+        (&cluster, &password, &transfer, &manifest, &ctx);
     let loaded = async {
         apply_globals(cluster_ref, password_ref, transfer_ref, &manifest, ctx_ref).await?;
         futures::stream::iter(manifest.databases.clone())
-            .map(|db| async move { load_database(cluster_ref, password_ref, transfer_ref, image, &db, ctx_ref).await })
+            .map(|db| async move {
+                load_database(cluster_ref, password_ref, transfer_ref, manifest_ref, &db, ctx_ref).await
+            })
             .buffer_unordered(PARALLEL_LOADS)
             .try_collect::<Vec<()>>()
             .await
@@ -76,30 +94,6 @@ pub(crate) async fn run(inner: Arc<Inner>, spec: RestoreJobSpec, ctx: JobCtx) ->
     dir.mark_restored(&spec.checksum)?;
     ctx.log.line("restore complete; server stopped cleanly");
     Ok(())
-}
-
-/// Refuses an image taken from a newer major version than the local binaries (pg_restore cannot
-/// load it), before anything is initialised.
-async fn check_version(bin: &crate::cluster::PgBinaries, manifest: &Manifest) -> Result<()> {
-    let local = bin.version().await?;
-    match (major_version(&manifest.pg_version), major_version(&local)) {
-        (Some(image), Some(here)) if image > here => Err(Error::backend_msg(
-            BACKEND,
-            format!(
-                "image {} comes from PostgreSQL {}, newer than the local binaries ({local} in {}); \
-                 install PostgreSQL {image} or later and point TOYGRES_PG_BIN at it",
-                manifest.image_id,
-                manifest.pg_version,
-                bin.dir().display()
-            ),
-        )),
-        _ => Ok(()),
-    }
-}
-
-/// `ident` quoted for SQL.
-pub(crate) fn quote_ident(ident: &str) -> String {
-    format!("\"{}\"", ident.replace('"', "\"\""))
 }
 
 /// The globals without the bootstrap superuser's `CREATE ROLE` (it exists already); its `ALTER
@@ -120,32 +114,29 @@ async fn apply_globals(
     let source = Source::open(transfer, manifest.image_id, GLOBALS_NAME, &ctx.log).await?;
     decompress_into(source, &mut sql, manifest.image_id, &manifest.globals, &ctx.progress).await?;
     let sql = filter_globals(&String::from_utf8_lossy(&sql));
-    let mut psql = cluster.client("psql", password);
-    psql.args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", "postgres", "-f", "-"]);
     ctx.log.line("applying globals (roles and memberships)");
-    feed(psql, "psql (globals)", ctx, |mut stdin| async move {
-        stdin.write_all(sql.as_bytes()).await.map_err(|e| Error::backend(BACKEND, "feeding the globals to psql", e))
-    })
-    .await
+    run_sql(cluster, password, &sql, "psql (globals)", ctx).await
 }
 
+/// Loads one database: its `CREATE DATABASE` (format 2: the source's, with its locale), its dump,
+/// then its properties (which may refuse connections or make it a template, so they come last).
 async fn load_database(
     cluster: &LocalCluster,
     password: &Password,
     transfer: &Transfer,
-    image: ImageId,
+    manifest: &Manifest,
     db: &ManifestDatabase,
     ctx: &JobCtx,
 ) -> Result<()> {
-    let client = cluster.connect("postgres", password).await?;
-    let (name, owner) = (quote_ident(&db.name), quote_ident(&db.owner));
-    let sql = if db.name == "postgres" {
-        format!("ALTER DATABASE {name} OWNER TO {owner}")
-    } else {
-        format!("CREATE DATABASE {name} OWNER {owner} TEMPLATE template0")
+    let image = manifest.image_id;
+    let name = quote_ident(&db.name);
+    let create = match (manifest.format_version, exists_in_fresh_cluster(&db.name)) {
+        (1, true) => format!("ALTER DATABASE {name} OWNER TO {};\n", quote_ident(&db.owner)),
+        (1, false) => format!("CREATE DATABASE {name} OWNER {} TEMPLATE template0;\n", quote_ident(&db.owner)),
+        (_, true) => db.sql.create_for_existing(),
+        (_, false) => db.sql.create.clone(),
     };
-    client.batch_execute(&sql).await.map_err(|e| Error::backend(BACKEND, format!("creating database {name}"), e))?;
-    drop(client);
+    run_sql(cluster, password, &create, &format!("creating database {name}"), ctx).await?;
     ctx.log.line(&format!("loading database {name} from {}", db.object.name));
     let dbname = format!("dbname='{}'", db.name.replace('\\', "\\\\").replace('\'', "\\'"));
     let mut restore = cluster.client("pg_restore", password);
@@ -155,11 +146,27 @@ async fn load_database(
     feed(restore, &what, ctx, |mut stdin| async move {
         decompress_into(source, &mut stdin, image, &db.object, &ctx.progress).await
     })
+    .await?;
+    run_sql(cluster, password, &db.sql.properties, &format!("applying the properties of database {name}"), ctx).await
+}
+
+/// Runs `sql` with psql on the `postgres` database, statement by statement (`CREATE DATABASE`
+/// cannot run in a transaction), stopping at the first error. Empty `sql` runs nothing.
+async fn run_sql(cluster: &LocalCluster, password: &Password, sql: &str, what: &str, ctx: &JobCtx) -> Result<()> {
+    if sql.trim().is_empty() {
+        return Ok(());
+    }
+    let mut psql = cluster.client("psql", password);
+    psql.args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", "postgres", "-f", "-"]);
+    let sql = sql.to_string();
+    feed(psql, what, ctx, |mut stdin| async move {
+        stdin.write_all(sql.as_bytes()).await.map_err(|e| Error::backend(BACKEND, "feeding SQL to psql", e))
+    })
     .await
 }
 
 /// Runs `cmd` with its stdin fed by `write`; fails if either fails. Output goes to the job log.
-async fn feed<F, Fut>(mut cmd: Command, what: &str, ctx: &JobCtx, write: F) -> Result<()>
+pub(crate) async fn feed<F, Fut>(mut cmd: Command, what: &str, ctx: &JobCtx, write: F) -> Result<()>
 where
     F: FnOnce(tokio::process::ChildStdin) -> Fut,
     Fut: std::future::Future<Output = Result<()>>,

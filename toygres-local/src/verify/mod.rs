@@ -1,83 +1,83 @@
-//! Checking that a restored instance equals its source: per database, the schema dump and a row
-//! checksum of every table; the large objects; the roles with their password hashes and
-//! memberships. Also the [`sample`] data the tests and the example image.
+//! Checking that a restored instance equals its source — the project's fidelity comparator:
+//! - roles: every attribute, password hash, settings, memberships with their admin option;
+//! - databases (all but `template0`): every property a user can set ([`PROPERTY_NAMES`]: owner,
+//!   encoding, collation, locale provider and locale, ICU rules, connection limit, whether it
+//!   accepts connections or is a template, ACL, comment, security labels, its settings and its
+//!   per-role settings), its schema dump, a row checksum of every table, every sequence's state and
+//!   every large object (owner, ACL, comment, content).
+//!
+//! Also the data the tests image: the small [`sample`] and the [`corpus`] exercising every
+//! property above and the usual schema objects.
 
+pub mod corpus;
+mod database;
+mod roles;
 pub mod sample;
+
+pub use database::{schema_dump, DatabaseSnapshot, PROPERTY_NAMES};
 
 use crate::cluster::{ConnParams, PgBinaries};
 use std::collections::BTreeMap;
+use tokio_postgres::Client;
 use toygres_core::{Error, Password, Result};
 
 const WHO: &str = "verify";
 
-/// What one database holds.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DatabaseSnapshot {
-    /// Owning role.
-    pub owner: String,
-    /// `pg_dump --schema-only` output (without its random `\restrict` keys).
-    pub schema: String,
-    /// `schema.table` → (row count, md5 of every row as text, sorted).
-    pub tables: BTreeMap<String, (i64, String)>,
-    /// (oid, md5 of content) of every large object.
-    pub large_objects: Vec<(u32, String)>,
-}
-
-/// What an instance holds, for comparison.
+/// What an instance holds, for comparison. Take both sides with the same (the newer) binaries:
+/// the schema dumps come from their `pg_dump`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InstanceSnapshot {
-    /// Every non-template database by name.
+    /// Every database but `template0`, by name.
     pub databases: BTreeMap<String, DatabaseSnapshot>,
-    /// One line per role: name, attributes, md5 of its password hash, memberships.
+    /// One line per role: name, every attribute, md5 of its password hash, its settings.
     pub roles: Vec<String>,
+    /// One line per role membership, with its admin option.
+    pub memberships: Vec<String>,
+    /// `server_version` (not compared: a restore may run a newer major).
+    pub server_version: String,
 }
 
 impl InstanceSnapshot {
-    /// Takes a snapshot of the instance at `params`.
+    /// Takes a snapshot of the instance at `params`. A database that refuses connections is opened
+    /// for the time it takes to read it, then closed again (its properties are read before).
     pub async fn take(bin: &PgBinaries, params: &ConnParams, password: &Password) -> Result<Self> {
         let client = params.connect("postgres", password).await?;
-        let q = |e| Error::backend(WHO, "reading the catalog", e);
-        let dbs = client
-            .query("SELECT datname, pg_get_userbyid(datdba) FROM pg_database WHERE NOT datistemplate ORDER BY 1", &[])
+        let server_version = client
+            .query_one("SELECT current_setting('server_version')", &[])
             .await
-            .map_err(q)?;
-        let roles = client
-            .query(
-                "SELECT format('%s super=%s login=%s pw=%s in=%s', r.rolname, r.rolsuper, r.rolcanlogin, \
-                 md5(coalesce(r.rolpassword, '')), \
-                 (SELECT string_agg(g.rolname, ',' ORDER BY g.rolname) FROM pg_auth_members m \
-                  JOIN pg_roles g ON g.oid = m.roleid WHERE m.member = r.oid)) \
-                 FROM pg_authid r WHERE r.rolname NOT LIKE 'pg\\_%' ORDER BY r.rolname",
-                &[],
-            )
-            .await
-            .map_err(q)?
-            .iter()
-            .map(|r| r.get(0))
-            .collect();
+            .map_err(|e| Error::backend(WHO, "reading server_version", e))?
+            .get(0);
+        let (roles, memberships) = roles::roles(&client).await?;
         let mut databases = BTreeMap::new();
-        for row in dbs {
-            let (name, owner): (String, String) = (row.get(0), row.get(1));
-            let snapshot = database(bin, params, password, &name, owner).await?;
-            databases.insert(name, snapshot);
+        for (name, properties) in database::properties(&client).await? {
+            let closed = properties.get("allow_connections").map(String::as_str) == Some("false");
+            if closed {
+                allow_connections(&client, &name, true).await?;
+            }
+            let snapshot = database::contents(bin, params, password, &name, properties).await;
+            if closed {
+                allow_connections(&client, &name, false).await?;
+            }
+            databases.insert(name, snapshot?);
         }
-        Ok(Self { databases, roles })
+        Ok(Self { databases, roles, memberships, server_version })
     }
 
     /// Human-readable differences from `other` (empty when equal).
     pub fn diff(&self, other: &Self) -> Vec<String> {
         let mut out = Vec::new();
-        if self.roles != other.roles {
-            out.push(format!("roles differ:\n  {:?}\n  {:?}", self.roles, other.roles));
-        }
+        diff_lines(&mut out, "roles", &self.roles, &other.roles);
+        diff_lines(&mut out, "memberships", &self.memberships, &other.memberships);
         let names = |s: &Self| s.databases.keys().cloned().collect::<Vec<_>>();
         if names(self) != names(other) {
             out.push(format!("databases differ: {:?} vs {:?}", names(self), names(other)));
         }
         for (name, a) in &self.databases {
             let Some(b) = other.databases.get(name) else { continue };
-            if a.owner != b.owner {
-                out.push(format!("{name}: owner {} vs {}", a.owner, b.owner));
+            for (property, value) in &a.properties {
+                if b.properties.get(property) != Some(value) {
+                    out.push(format!("{name}: {property} {value:?} vs {:?}", b.properties.get(property)));
+                }
             }
             if a.schema != b.schema {
                 let first = a.schema.lines().zip(b.schema.lines()).find(|(x, y)| x != y);
@@ -91,9 +91,10 @@ impl InstanceSnapshot {
             if a.tables.len() != b.tables.len() {
                 out.push(format!("{name}: {} tables vs {}", a.tables.len(), b.tables.len()));
             }
-            if a.large_objects != b.large_objects {
-                out.push(format!("{name}: large objects differ"));
+            if a.sequences != b.sequences {
+                out.push(format!("{name}: sequences {:?} vs {:?}", a.sequences, b.sequences));
             }
+            diff_lines(&mut out, &format!("{name}: large objects"), &a.large_objects, &b.large_objects);
         }
         out
     }
@@ -107,43 +108,21 @@ impl InstanceSnapshot {
     }
 }
 
-async fn database(
-    bin: &PgBinaries,
-    params: &ConnParams,
-    password: &Password,
-    name: &str,
-    owner: String,
-) -> Result<DatabaseSnapshot> {
-    let mut dump = params.client(bin, "pg_dump", password);
-    dump.env("PGDATABASE", name).arg("--schema-only");
-    let schema = crate::cluster::process::run(dump, &format!("schema dump of {name}"), &[password.expose()]).await?;
-    let schema = schema.lines().filter(|l| !l.starts_with("\\restrict") && !l.starts_with("\\unrestrict"));
-    let schema = schema.collect::<Vec<_>>().join("\n");
-    let client = params.connect(name, password).await?;
-    let q = |e| Error::backend(WHO, format!("reading {name}"), e);
-    let tables = client
-        .query(
-            "SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
-             WHERE c.relkind IN ('r', 'p', 'm') AND n.nspname NOT IN ('pg_catalog', 'information_schema') \
-             AND n.nspname NOT LIKE 'pg\\_toast%' ORDER BY 1",
-            &[],
-        )
-        .await
-        .map_err(q)?;
-    let mut sums = BTreeMap::new();
-    for row in tables {
-        let table: String = row.get(0);
-        let sql =
-            format!("SELECT count(*), md5(coalesce(string_agg(t::text, ',' ORDER BY t::text), '')) FROM {table} t");
-        let sum = client.query_one(&sql, &[]).await.map_err(q)?;
-        sums.insert(table, (sum.get(0), sum.get(1)));
+fn diff_lines(out: &mut Vec<String>, what: &str, a: &[String], b: &[String]) {
+    if a != b {
+        let only_a: Vec<_> = a.iter().filter(|l| !b.contains(l)).collect();
+        let only_b: Vec<_> = b.iter().filter(|l| !a.contains(l)).collect();
+        out.push(format!("{what} differ: only in the first {only_a:?}, only in the second {only_b:?}"));
     }
-    let large_objects = client
-        .query("SELECT oid, md5(lo_get(oid)) FROM pg_largeobject_metadata ORDER BY oid", &[])
-        .await
-        .map_err(q)?
-        .iter()
-        .map(|r| (r.get::<_, u32>(0), r.get(1)))
-        .collect();
-    Ok(DatabaseSnapshot { owner, schema, tables: sums, large_objects })
+}
+
+async fn allow_connections(client: &Client, db: &str, allow: bool) -> Result<()> {
+    let sql = format!("ALTER DATABASE \"{}\" ALLOW_CONNECTIONS {allow}", db.replace('"', "\"\""));
+    client.batch_execute(&sql).await.map_err(|e| Error::backend(WHO, format!("running {sql}"), e))
+}
+
+/// The first column of every row of `sql`, as text.
+pub(crate) async fn query_lines(client: &Client, sql: &str, who: &'static str) -> Result<Vec<String>> {
+    let rows = client.query(sql, &[]).await.map_err(|e| Error::backend(who, "reading the catalog", e))?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
 }

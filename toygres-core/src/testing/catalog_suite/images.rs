@@ -126,6 +126,7 @@ pub async fn reserve_image_is_idempotent<C: CatalogStore + ?Sized + 'static>(cat
     let first = ok(catalog.reserve_image(op, &new_image(source, "nightly")).await, "reserve");
     assert_eq!((first.state, first.operation_id, first.source_instance_id), (Creating, op, source));
     assert_eq!(first.name, "nightly");
+    assert_eq!(first.format, crate::ImageFormat::Physical, "the catalog keeps the requested format");
     assert_eq!(ok(catalog.reserve_image(op, &new_image(source, "nightly")).await, "again"), first);
     let renamed = ok(catalog.reserve_image(op, &new_image(InstanceId::new(), "other")).await, "again, other fields");
     assert_eq!(renamed, first, "a retried operation must get the record it created, not a new one");

@@ -1,6 +1,6 @@
 //! Conformance properties of instances.
 
-use super::{new_instance, ok, running_update, ODD_PASSWORD, RACERS};
+use super::{new_instance, ok, running_update, ODD_PASSWORD, RACERS, RUNNING_VERSION};
 use crate::catalog::CatalogStore;
 use crate::error::Error;
 use crate::filter::InstanceFilter;
@@ -56,7 +56,14 @@ pub async fn instance_transitions<C: CatalogStore + ?Sized + 'static>(catalog: A
                 assert_eq!(after.created_at, before.created_at, "{what}: created_at must not change");
                 assert!(after.updated_at >= before.updated_at, "{what}: updated_at went back");
                 match to {
-                    Running => assert_eq!(after.connection, Some(conn(5432)), "{what}"),
+                    Running => {
+                        assert_eq!(after.connection, Some(conn(5432)), "{what}");
+                        assert_eq!(
+                            after.pg_version.as_deref(),
+                            Some(RUNNING_VERSION),
+                            "{what}: the running version replaces the image's"
+                        );
+                    }
                     Failed => assert_eq!(after.failure_reason.as_deref(), Some("restore job failed: bad checksum")),
                     _ => {}
                 }
@@ -88,7 +95,7 @@ pub async fn instance_transitions<C: CatalogStore + ?Sized + 'static>(catalog: A
 
 fn conn(port: u16) -> crate::instance::ConnectionInfo {
     match running_update(port) {
-        InstanceUpdate::Running { connection } => connection,
+        InstanceUpdate::Running { connection, .. } => connection,
         _ => unreachable!("running_update builds Running"),
     }
 }
