@@ -77,8 +77,8 @@ impl BlobStore for LocalBlobStore {
     async fn delete(&self, location: &ImageLocation) -> Result<()> {
         self.inner.delete(location).await?;
         self.remove_staging(location).await?;
-        // LocalFileSystem leaves the emptied directory behind; remove it so nothing remains.
-        let _ = std::fs::remove_dir(self.root.join(&location.prefix));
+        // LocalFileSystem leaves the emptied directories behind; remove them so nothing remains.
+        remove_empty_dirs(&self.root.join(&location.prefix));
         Ok(())
     }
 
@@ -117,6 +117,18 @@ impl BlobStore for LocalBlobStore {
     fn transfer(&self, location: &ImageLocation) -> Transfer {
         self.inner.transfer(location)
     }
+}
+
+/// Removes `dir` and the directories under it that are (then) empty; keeps any that hold a file.
+fn remove_empty_dirs(dir: &Path) {
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for entry in entries.flatten() {
+            if entry.path().is_dir() {
+                remove_empty_dirs(&entry.path());
+            }
+        }
+    }
+    let _ = std::fs::remove_dir(dir);
 }
 
 fn io_err(path: &Path, e: std::io::Error) -> Error {
