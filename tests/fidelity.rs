@@ -8,16 +8,17 @@
 
 #[path = "local/support.rs"]
 mod support;
+#[path = "local/world.rs"]
+mod world;
 
-use std::path::PathBuf;
-use std::sync::Arc;
-use support::{rt, StopAll};
+use support::rt;
 use toygres_core::{CreateImageRequest, CreateInstanceRequest, Error, InstanceRecord};
 use toygres_core::{OperationId, Password, Toygres};
 use toygres_local::cluster::process;
 use toygres_local::verify::corpus::CorpusOptions;
 use toygres_local::verify::{schema_dump, InstanceSnapshot};
 use toygres_local::{ConnParams, LocalExecutor, PgBinaries};
+use world::{corpus_source, pg18, World};
 
 /// Images `source`, restores it through `target` as `name`, and returns the restored record and
 /// its differences from `expected` (snapshots taken with `bin`).
@@ -101,12 +102,7 @@ fn an_image_from_a_newer_major_is_refused_by_an_older_executor_before_anything_i
         let (old, t_old) = world.executor("pg15", None);
         let password = Password::generate();
         let source = new.provision_source(&t_new, "new-source", &password).await.unwrap();
-        let request = CreateImageRequest {
-            name: "from-18".into(),
-            instance_id: source.id,
-            description: None,
-            format: Default::default(),
-        };
+        let request = CreateImageRequest::new("from-18", source.id);
         let image = t_new.create_image(OperationId::new(), request).await.unwrap();
         assert!(image.pg_version.as_deref().unwrap_or("").starts_with("18."));
 

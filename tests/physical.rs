@@ -19,7 +19,7 @@ use toygres_local::verify::InstanceSnapshot;
 use world::{corpus_source, pg18, World};
 
 fn physical(name: &str, source: &InstanceRecord) -> CreateImageRequest {
-    CreateImageRequest::new(name, source.id).with_format(ImageFormat::Physical)
+    CreateImageRequest::new(name, source.id).physical()
 }
 
 async fn physical_image(t: &Toygres, source: &InstanceRecord, name: &str) -> ImageRecord {
@@ -130,7 +130,7 @@ fn a_source_with_wal_level_minimal_is_refused_before_an_image_is_reserved() {
         assert!(matches!(err, Error::InvalidRequest { field: "format", ref reason } if reason.contains("wal_level=minimal")), "{err}");
         let images = t.catalog.list_images(&Default::default()).await.unwrap();
         assert!(images.iter().all(|i| i.source_instance_id != source.id), "no image may be reserved: {images:?}");
-        let logical = physical("logical-ok", &source).with_format(ImageFormat::Logical);
+        let logical = CreateImageRequest::new("logical-ok", source.id);
         assert_eq!(t.create_image(OperationId::new(), logical).await.unwrap().state, ImageState::Ready);
     });
 }

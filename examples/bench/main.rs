@@ -11,23 +11,30 @@
 //! (verification of every checksum included). Prints every sample, the medians and their ratios,
 //! and this process's peak RSS while imaging at two database sizes (`--memory-scale` and `--scale`).
 //!
-//! In the same runs, on the same source, it times pgBackRest, the physical backup tool a user would
-//! pick instead: a full backup (zst, process-max 2) vs the image, and restore + start + end of
-//! recovery vs the toygres restore. On by default when `pgbackrest` is on `PATH` (Debian:
+//! In the same runs it also takes a toygres **physical** image (`pg_basebackup` through zstd) and
+//! restores it to a ready instance, and times pgBackRest, the physical backup tool a user would
+//! pick instead: a full backup (zst, process-max 2) and restore + start + end of recovery, on the
+//! same source. pgBackRest is on by default when `pgbackrest` is on `PATH` (Debian:
 //! `apt-get install pgbackrest`); `--pgbackrest` requires it, `--no-pgbackrest` skips it.
+//!
+//! It ends with one machine-readable line per ratio (toygres time / other time, medians):
+//! `RATIO image_vs_pg_dump`, `RATIO restore_vs_naive`, `RATIO physical_backup_vs_pgbackrest`,
+//! `RATIO physical_restore_vs_pgbackrest`.
 
 mod pgbackrest;
 mod raw;
 mod stats;
 
 use stats::{list, median, mib, peak_rss_mib, reset_peak_rss};
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use toygres_cms_sqlite::SqliteCatalog;
 use toygres_core::crypto::CatalogKey;
 use toygres_core::{
-    CreateImageRequest, CreateInstanceRequest, InstanceRecord, InstanceSpec, OperationId, Password, Toygres,
+    CreateImageRequest, CreateInstanceRequest, ImageFormat, InstanceRecord, InstanceSpec, OperationId, Password,
+    Toygres,
 };
 use toygres_local::cluster::process::run;
 use toygres_local::{LocalBlobStore, LocalExecutor};
@@ -101,24 +108,48 @@ impl Stack {
         Ok((record, spec))
     }
 
-    /// One toygres image of `source`: (time, image id, stored bytes, peak RSS MiB).
-    async fn image(&self, source: &InstanceRecord) -> BoxResult<(Duration, toygres_core::ImageId, u64, f64)> {
-        let request = CreateImageRequest::new("bench", source.id);
+    /// One toygres image of `source` in `format`: (time, image id, stored bytes, peak RSS MiB).
+    async fn image(
+        &self,
+        source: &InstanceRecord,
+        format: ImageFormat,
+    ) -> BoxResult<(Duration, toygres_core::ImageId, u64, f64)> {
+        let mut request = CreateImageRequest::new(format!("bench-{format}"), source.id);
+        if format == ImageFormat::Physical {
+            request = request.physical();
+        }
         reset_peak_rss();
         let started = Instant::now();
         let image = self.toygres.create_image(OperationId::new(), request).await?;
         let elapsed = started.elapsed();
         Ok((elapsed, image.id, image.size_bytes.unwrap_or(0), peak_rss_mib()))
     }
+
+    /// Restores `image` to a ready instance (checksums verified), then removes instance and image.
+    async fn restore(&self, image: toygres_core::ImageId, name: String) -> BoxResult<Duration> {
+        let started = Instant::now();
+        let restored =
+            self.toygres.create_instance(OperationId::new(), CreateInstanceRequest::restore(name, image)).await?;
+        let elapsed = started.elapsed();
+        self.toygres.delete_instance(restored.id).await?;
+        self.toygres.delete_image(image).await?;
+        Ok(elapsed)
+    }
 }
 
-struct Samples {
-    raw_dump: Vec<Duration>,
-    image: Vec<Duration>,
-    raw_restore: Vec<Duration>,
-    restore: Vec<Duration>,
-    pgbr_backup: Vec<Duration>,
-    pgbr_restore: Vec<Duration>,
+/// Samples by measurement name.
+#[derive(Default)]
+struct Samples(BTreeMap<&'static str, Vec<Duration>>);
+
+impl Samples {
+    fn push(&mut self, what: &'static str, t: Duration) -> f64 {
+        self.0.entry(what).or_default().push(t);
+        t.as_secs_f64()
+    }
+
+    fn get(&self, what: &str) -> &[Duration] {
+        self.0.get(what).map(Vec::as_slice).unwrap_or(&[])
+    }
 }
 
 #[tokio::main]
@@ -151,91 +182,82 @@ async fn bench(args: &Args, stack: &Stack, dir: &Path, password: &Password) -> B
             None
         }
     };
-    let mut s = Samples {
-        raw_dump: vec![],
-        image: vec![],
-        raw_restore: vec![],
-        restore: vec![],
-        pgbr_backup: vec![],
-        pgbr_restore: vec![],
-    };
-    let (mut dump_size, mut image_size, mut pgbr_size, mut peak) = (0, 0, 0, 0.0f64);
+    let mut s = Samples::default();
+    let (mut dump_size, mut image_size, mut physical_size, mut pgbr_size, mut peak) = (0, 0, 0, 0, 0.0f64);
     for run_no in 1..=args.runs {
         let (t, size) = raw::pg_dump(&cluster, password, DATABASE, &dump_file).await?;
-        s.raw_dump.push(t);
+        let dump = s.push("pg_dump", t);
         dump_size = size;
-        let (t, image, size, rss) = stack.image(&source).await?;
-        s.image.push(t);
+        let (t, image, size, rss) = stack.image(&source, ImageFormat::Logical).await?;
+        let img = s.push("image", t);
         (image_size, peak) = (size, peak.max(rss));
+        let (t, physical, size, _) = stack.image(&source, ImageFormat::Physical).await?;
+        let phys = s.push("physical_image", t);
+        physical_size = size;
+        let mut line = format!("  run {run_no}: pg_dump {dump:.2} s, image {img:.2} s, physical image {phys:.2} s");
         if let Some(peer) = &peer {
             let (t, size) = peer.backup().await?;
-            s.pgbr_backup.push(t);
+            line += &format!(", pgBackRest backup {:.2} s", s.push("pgbackrest_backup", t));
             pgbr_size = size;
         }
 
-        s.raw_restore.push(raw::pg_restore(&dir.join(format!("raw-{run_no}")), password, DATABASE, &dump_file).await?);
-        let started = Instant::now();
-        let name = format!("restored-{run_no}");
-        let restored =
-            stack.toygres.create_instance(OperationId::new(), CreateInstanceRequest::restore(name, image)).await?;
-        s.restore.push(started.elapsed());
-        stack.toygres.delete_instance(restored.id).await?;
-        stack.toygres.delete_image(image).await?;
-        let mut peer_times = String::new();
+        let t = raw::pg_restore(&dir.join(format!("raw-{run_no}")), password, DATABASE, &dump_file).await?;
+        line += &format!("; raw restore {:.2} s", s.push("raw_restore", t));
+        let t = stack.restore(image, format!("restored-{run_no}")).await?;
+        line += &format!(", restore {:.2} s", s.push("restore", t));
+        let t = stack.restore(physical, format!("physical-{run_no}")).await?;
+        line += &format!(", physical restore {:.2} s", s.push("physical_restore", t));
         if let Some(peer) = &peer {
             let t = peer.restore(&dir.join(format!("pgbr-{run_no}")), DATABASE).await?;
-            s.pgbr_restore.push(t);
-            let backup = s.pgbr_backup[run_no - 1].as_secs_f64();
-            peer_times = format!("; pgBackRest backup {backup:.2} s, restore {:.2} s", t.as_secs_f64());
+            line += &format!(", pgBackRest restore {:.2} s", s.push("pgbackrest_restore", t));
         }
-        println!(
-            "  run {run_no}: pg_dump {:.2} s, image {:.2} s, raw restore {:.2} s, restore {:.2} s{peer_times}",
-            s.raw_dump[run_no - 1].as_secs_f64(),
-            s.image[run_no - 1].as_secs_f64(),
-            s.raw_restore[run_no - 1].as_secs_f64(),
-            s.restore[run_no - 1].as_secs_f64()
-        );
+        println!("{line}");
     }
-    report("image vs pg_dump -Fc", &s.image, &s.raw_dump);
-    report("restore-to-ready vs initdb+start+pg_restore -j2", &s.restore, &s.raw_restore);
-    println!("  sizes: pg_dump -Fc {:.1} MiB, toygres image {:.1} MiB", mib(dump_size), mib(image_size));
+    let mut ratios = vec![
+        ("image_vs_pg_dump", report("image vs pg_dump -Fc", s.get("image"), s.get("pg_dump"))),
+        (
+            "restore_vs_naive",
+            report("restore-to-ready vs initdb+start+pg_restore -j2", s.get("restore"), s.get("raw_restore")),
+        ),
+    ];
+    println!(
+        "  sizes: pg_dump -Fc {:.1} MiB, toygres image {:.1} MiB, toygres physical image {:.1} MiB",
+        mib(dump_size),
+        mib(image_size),
+        mib(physical_size)
+    );
     if peer.is_some() {
-        report_peer("pgBackRest backup vs toygres image", &s.pgbr_backup, &s.image);
-        report_peer("pgBackRest restore-to-ready vs toygres restore", &s.pgbr_restore, &s.restore);
+        let pgbr = |what: &'static str, ours: &str, theirs: &str| (what, report(what, s.get(ours), s.get(theirs)));
+        ratios.push(pgbr("physical_backup_vs_pgbackrest", "physical_image", "pgbackrest_backup"));
+        ratios.push(pgbr("physical_restore_vs_pgbackrest", "physical_restore", "pgbackrest_restore"));
+        report("logical image vs pgBackRest backup", s.get("image"), s.get("pgbackrest_backup"));
+        report("logical restore vs pgBackRest restore", s.get("restore"), s.get("pgbackrest_restore"));
         println!("  size: pgBackRest full backup (zst) {:.1} MiB", mib(pgbr_size));
     }
 
     let (small, _) = stack.source("bench-small", args.memory_scale, password).await?;
-    let (_, small_image, _, small_peak) = stack.image(&small).await?;
+    let (_, small_image, _, small_peak) = stack.image(&small, ImageFormat::Logical).await?;
     stack.toygres.delete_image(small_image).await?;
     println!(
         "  peak RSS of this process while imaging: scale {} → {:.0} MiB, scale {} → {:.0} MiB",
         args.memory_scale, small_peak, args.scale, peak
     );
+    for (name, ratio) in ratios {
+        println!("RATIO {name} {ratio:.2}");
+    }
     Ok(())
 }
 
-fn report(what: &str, ours: &[Duration], raw: &[Duration]) {
-    let (m_ours, m_raw) = (median(ours), median(raw));
+/// Prints the medians of `ours` and `theirs` and returns their ratio (toygres / other).
+fn report(what: &str, ours: &[Duration], theirs: &[Duration]) -> f64 {
+    let (m_ours, m_theirs) = (median(ours), median(theirs));
+    let ratio = m_ours.as_secs_f64() / m_theirs.as_secs_f64();
     println!(
-        "  {what}: {:.2} s vs {:.2} s → ratio {:.2}  [toygres: {}; raw: {}]",
+        "  {what}: {:.2} s vs {:.2} s → ratio {ratio:.2}  [toygres: {}; other: {}]",
         m_ours.as_secs_f64(),
-        m_raw.as_secs_f64(),
-        m_ours.as_secs_f64() / m_raw.as_secs_f64(),
+        m_theirs.as_secs_f64(),
         list(ours),
-        list(raw)
+        list(theirs)
     );
-}
-
-/// `peer` (pgBackRest) first, then toygres, ratio toygres / pgBackRest.
-fn report_peer(what: &str, peer: &[Duration], ours: &[Duration]) {
-    let (m_peer, m_ours) = (median(peer), median(ours));
-    println!(
-        "  {what}: {:.2} s vs {:.2} s → ratio toygres/pgBackRest {:.2}  [pgBackRest: {}; toygres: {}]",
-        m_peer.as_secs_f64(),
-        m_ours.as_secs_f64(),
-        m_ours.as_secs_f64() / m_peer.as_secs_f64(),
-        list(peer),
-        list(ours)
-    );
+    ratio
 }

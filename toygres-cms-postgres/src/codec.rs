@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 /// Image columns [`image`] reads (never the password).
 pub const IMAGE_COLUMNS: &str = "id, operation_id, name, description, source_instance_id, state, pg_version, \
-     image_type, size_bytes, checksum, failure_reason, created_at, updated_at, format, labels, metadata";
+     image_type, size_bytes, checksum, failure_reason, created_at, updated_at, labels, metadata, format";
 
 /// Instance columns [`instance`] reads (never the password).
 pub const INSTANCE_COLUMNS: &str = "id, operation_id, name, dns_label, state, image_type, pg_version, \
@@ -31,8 +31,7 @@ fn state<T: std::str::FromStr<Err = Error>>(row: &Row) -> Result<T> {
 /// An image from a row with [`IMAGE_COLUMNS`].
 pub fn image(row: &Row) -> Result<ImageRecord> {
     let size: Option<i64> = get(row, "size_bytes")?;
-    let new = NewImage::new(get::<String>(row, "name")?, get::<Uuid>(row, "source_instance_id")?.into())
-        .with_format(get::<&str>(row, "format")?.parse()?);
+    let new = NewImage::new(get::<String>(row, "name")?, get::<Uuid>(row, "source_instance_id")?.into());
     let mut r = ImageRecord::reserved(
         get::<Uuid>(row, "id")?.into(),
         get::<Uuid>(row, "operation_id")?.into(),
@@ -49,6 +48,7 @@ pub fn image(row: &Row) -> Result<ImageRecord> {
     r.updated_at = get(row, "updated_at")?;
     r.labels = json(row, "labels")?.unwrap_or_default();
     r.metadata = json(row, "metadata")?;
+    r.format = get::<&str>(row, "format")?.parse()?;
     Ok(r)
 }
 

@@ -55,9 +55,6 @@ CREATE UNIQUE INDEX instances_live_name ON {s}.instances (name) WHERE state <> '
 CREATE INDEX instances_by_created ON {s}.instances (created_at, id);
 "#,
     r#"
-ALTER TABLE {s}.images ADD COLUMN format text NOT NULL DEFAULT 'logical' CHECK (format IN ('logical', 'physical'));
-"#,
-    r#"
 ALTER TABLE {s}.images ADD COLUMN labels jsonb NOT NULL DEFAULT '{}';
 ALTER TABLE {s}.images ADD COLUMN metadata jsonb;
 ALTER TABLE {s}.instances ADD COLUMN labels jsonb NOT NULL DEFAULT '{}';
@@ -65,6 +62,9 @@ ALTER TABLE {s}.instances ADD COLUMN databases jsonb;
 CREATE INDEX images_by_name ON {s}.images (name, created_at, id);
 CREATE INDEX images_labels ON {s}.images USING gin (labels);
 CREATE INDEX instances_labels ON {s}.instances USING gin (labels);
+"#,
+    r#"
+ALTER TABLE {s}.images ADD COLUMN format text NOT NULL DEFAULT 'logical' CHECK (format IN ('logical', 'physical'));
 "#,
 ];
 

@@ -12,7 +12,7 @@ pub const BACKEND: &str = "sqlite catalog";
 
 /// Image columns in the order [`image_from_row`] reads them (never the password).
 pub const IMAGE_COLUMNS: &str = "id, operation_id, name, description, source_instance_id, state, pg_version, \
-     image_type, size_bytes, checksum, failure_reason, created_at, updated_at, format, labels, metadata";
+     image_type, size_bytes, checksum, failure_reason, created_at, updated_at, labels, metadata, format";
 
 /// Instance columns in the order [`instance_from_row`] reads them (never the password).
 pub const INSTANCE_COLUMNS: &str = "id, operation_id, name, dns_label, state, image_type, pg_version, \
@@ -116,7 +116,7 @@ pub fn to_json<T: serde::Serialize>(value: &T) -> Result<String> {
 /// An image from a row selected with [`IMAGE_COLUMNS`].
 pub fn image_from_row(row: &Row<'_>) -> rusqlite::Result<ImageRecord> {
     let size: Option<i64> = row.get(8)?;
-    let new = NewImage::new(row.get::<_, String>(2)?, parse(row, 4)?).with_format(parse(row, 13)?);
+    let new = NewImage::new(row.get::<_, String>(2)?, parse(row, 4)?);
     let mut r = ImageRecord::reserved(parse(row, 0)?, parse(row, 1)?, &new, time(row, 11)?);
     r.description = row.get(3)?;
     r.state = parse(row, 5)?;
@@ -126,8 +126,9 @@ pub fn image_from_row(row: &Row<'_>) -> rusqlite::Result<ImageRecord> {
     r.checksum = row.get(9)?;
     r.failure_reason = row.get(10)?;
     r.updated_at = time(row, 12)?;
-    r.labels = json_opt(row, 14)?.unwrap_or_default();
-    r.metadata = json_opt(row, 15)?;
+    r.labels = json_opt(row, 13)?.unwrap_or_default();
+    r.metadata = json_opt(row, 14)?;
+    r.format = parse(row, 15)?;
     Ok(r)
 }
 

@@ -53,14 +53,14 @@ CREATE UNIQUE INDEX instances_live_name ON instances (name) WHERE state <> 'dele
 CREATE INDEX instances_by_created ON instances (created_at, id);
 "#,
     r#"
-ALTER TABLE images ADD COLUMN format TEXT NOT NULL DEFAULT 'logical' CHECK (format IN ('logical', 'physical'));
-"#,
-    r#"
 ALTER TABLE images ADD COLUMN labels TEXT NOT NULL DEFAULT '{}';
 ALTER TABLE images ADD COLUMN metadata TEXT;
 ALTER TABLE instances ADD COLUMN labels TEXT NOT NULL DEFAULT '{}';
 ALTER TABLE instances ADD COLUMN databases TEXT;
 CREATE INDEX images_by_name ON images (name, created_at, id);
+"#,
+    r#"
+ALTER TABLE images ADD COLUMN format TEXT NOT NULL DEFAULT 'logical' CHECK (format IN ('logical', 'physical'));
 "#,
 ];
 

@@ -126,20 +126,20 @@ impl NewImage {
             name: name.into(),
             description: None,
             source_instance_id: source,
-            format: ImageFormat::default(),
+            format: ImageFormat::Logical,
             labels: Labels::new(),
         }
-    }
-
-    /// With `description`.
-    pub fn with_description(mut self, description: impl Into<String>) -> Self {
-        self.description = Some(description.into());
-        self
     }
 
     /// In `format`.
     pub fn with_format(mut self, format: ImageFormat) -> Self {
         self.format = format;
+        self
+    }
+
+    /// With `description`.
+    pub fn with_description(mut self, description: impl Into<String>) -> Self {
+        self.description = Some(description.into());
         self
     }
 

@@ -64,14 +64,14 @@ impl CreateImageRequest {
             name: name.into(),
             instance_id: instance,
             description: None,
-            format: ImageFormat::default(),
+            format: ImageFormat::Logical,
             labels: Labels::new(),
         }
     }
 
-    /// In `format` (default logical).
-    pub fn with_format(mut self, format: ImageFormat) -> Self {
-        self.format = format;
+    /// A physical image (`pg_basebackup`) instead of a logical one.
+    pub fn physical(mut self) -> Self {
+        self.format = ImageFormat::Physical;
         self
     }
 

@@ -115,8 +115,8 @@ impl Backup {
     pub async fn reserve_image(&self, operation: OperationId, request: &CreateImageRequest) -> Result<ImageRecord> {
         request.validate()?;
         let mut new = NewImage::new(request.name.clone(), request.instance_id)
-            .with_format(request.format)
-            .with_labels(request.labels.clone());
+            .with_labels(request.labels.clone())
+            .with_format(request.format);
         new.description = request.description.clone();
         let subject = Subject::Instance(request.instance_id);
         step(&*self.t.progress, subject, Phase::ReserveImage, self.t.catalog.reserve_image(operation, &new)).await
