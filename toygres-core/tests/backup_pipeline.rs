@@ -11,6 +11,7 @@ use toygres_core::*;
 /// An executor whose backup job writes a valid image (like a real job) unless `fail` names a step.
 fn backing_up_executor(blobs: Arc<ObjectStoreBlobs>, fail: Option<&'static str>) -> MockClusterExecutor {
     let mut ex = MockClusterExecutor::new();
+    ex.expect_check_source().returning(|_, _, _| Ok(()));
     ex.expect_start_backup_job().returning(move |spec| {
         assert_eq!(spec.source_password.expose(), SOURCE_PW);
         assert_eq!(spec.location, ImageLocation::for_image(spec.image_id));
