@@ -58,7 +58,10 @@ pub use manifest::Manifest;
 pub use memory::MemoryCatalog;
 pub use metadata::{ImageDatabase, ImageMetadata};
 pub use objstore::ObjectStoreBlobs;
-pub use pipeline::{Backup, BackupResult, Options, Provision, Restore, SourceInstance, Toygres};
+pub use pipeline::{
+    Backup, BackupResult, ExpireReport, Options, Provision, ReconcileReport, Restore, RetentionPolicy, SourceInstance,
+    Toygres,
+};
 pub use progress::{EventKind, NoProgress, Phase, ProgressEvent, ProgressSink, Subject};
 pub use request::{CreateImageRequest, CreateInstanceRequest};
 pub use retry::RetryPolicy;

@@ -76,8 +76,9 @@ impl BlobStore for LocalBlobStore {
 
     async fn delete(&self, location: &ImageLocation) -> Result<()> {
         self.inner.delete(location).await?;
-        // LocalFileSystem leaves the emptied directory behind; remove it so nothing remains.
-        let _ = std::fs::remove_dir(self.root.join(&location.prefix));
+        self.remove_staging(location).await?;
+        // LocalFileSystem leaves the emptied directories behind; remove them so nothing remains.
+        remove_empty_dirs(&self.root.join(&location.prefix));
         Ok(())
     }
 
@@ -85,9 +86,53 @@ impl BlobStore for LocalBlobStore {
         self.inner.list_images().await
     }
 
+    /// Removes `<object>#<n>` files (object_store's multipart staging, left by a killed upload)
+    /// anywhere under the image's directory.
+    async fn remove_staging(&self, location: &ImageLocation) -> Result<Vec<String>> {
+        let dir = self.root.join(&location.prefix);
+        let mut removed = Vec::new();
+        let mut pending = vec![dir.clone()];
+        while let Some(next) = pending.pop() {
+            let entries = match std::fs::read_dir(&next) {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                other => other.map_err(|e| io_err(&next, e))?,
+            };
+            for entry in entries {
+                let path = entry.map_err(|e| io_err(&next, e))?.path();
+                if path.is_dir() {
+                    pending.push(path);
+                } else if path.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.contains('#')) {
+                    match std::fs::remove_file(&path) {
+                        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io_err(&path, e)),
+                        _ => {}
+                    }
+                    removed.push(path.strip_prefix(&dir).unwrap_or(&path).to_string_lossy().into_owned());
+                }
+            }
+        }
+        removed.sort();
+        Ok(removed)
+    }
+
     fn transfer(&self, location: &ImageLocation) -> Transfer {
         self.inner.transfer(location)
     }
+}
+
+/// Removes `dir` and the directories under it that are (then) empty; keeps any that hold a file.
+fn remove_empty_dirs(dir: &Path) {
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for entry in entries.flatten() {
+            if entry.path().is_dir() {
+                remove_empty_dirs(&entry.path());
+            }
+        }
+    }
+    let _ = std::fs::remove_dir(dir);
+}
+
+fn io_err(path: &Path, e: std::io::Error) -> Error {
+    Error::backend("local blobs", format!("removing staging files under {}; check permissions", path.display()), e)
 }
 
 #[cfg(test)]
@@ -103,9 +148,15 @@ mod tests {
         assert_eq!(std::fs::read(blobs.object_path(&loc, "a")).unwrap(), b"abc");
         assert_eq!(blobs.list_images().await.unwrap(), vec![loc.image_id]);
         assert!(matches!(blobs.transfer(&loc), Transfer::ObjectStore { .. }));
+        let staged = blobs.object_path(&loc, "db-0000.dump.zst#1");
+        std::fs::write(&staged, b"half an upload").unwrap();
+        assert_eq!(blobs.stat(&loc).await.unwrap().len(), 1, "listings do not show staging files");
+        assert_eq!(blobs.remove_staging(&loc).await.unwrap(), vec!["db-0000.dump.zst#1".to_string()]);
+        assert!(!staged.exists() && blobs.object_path(&loc, "a").exists(), "only the staging file goes");
+        std::fs::write(&staged, b"half an upload").unwrap();
         blobs.delete(&loc).await.unwrap();
         blobs.delete(&loc).await.unwrap();
-        assert!(!blobs.root().join(&loc.prefix).exists());
+        assert!(!blobs.root().join(&loc.prefix).exists(), "delete removes staging files too");
         assert!(matches!(blobs.read(&loc, "a").await, Err(Error::ImageIncomplete { .. })));
     }
 }

@@ -6,4 +6,5 @@ pub use crate::catalog::MockCatalogStore;
 pub use crate::executor::MockClusterExecutor;
 pub use crate::memory::MemoryCatalog;
 pub use crate::objstore::ObjectStoreBlobs;
+pub mod blob_suite;
 pub mod catalog_suite;

@@ -28,7 +28,9 @@ use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
-use toygres_core::{BackupJobSpec, BlobStore, ClusterExecutor, ConnectionInfo, Error, InstanceSpec, JobRef};
+use toygres_core::{
+    BackupJobSpec, BlobStore, ClusterExecutor, ConnectionInfo, Error, InstanceId, InstanceSpec, JobRef,
+};
 use toygres_core::{
     ImageFormat, InstanceRecord, Manifest, NewInstance, OperationId, Password, ProgressSink, RestoreJobSpec, Result,
     Toygres,
@@ -287,6 +289,17 @@ impl ClusterExecutor for LocalExecutor {
     async fn server_version(&self, _instance: &InstanceSpec) -> Result<Option<String>> {
         // Every instance of this executor runs its binaries.
         self.inner.bin.version().await.map(Some)
+    }
+
+    /// Every `instances/pg-<id>` directory under the base directory, configured or not.
+    async fn list_instances(&self) -> Result<Vec<InstanceId>> {
+        let Ok(entries) = std::fs::read_dir(self.inner.base_dir.join("instances")) else { return Ok(vec![]) };
+        let mut ids: Vec<InstanceId> = entries
+            .filter_map(|e| e.ok())
+            .filter_map(|e| e.file_name().to_str()?.strip_prefix("pg-")?.parse().ok())
+            .collect();
+        ids.sort();
+        Ok(ids)
     }
 
     async fn delete_instance(&self, instance: &InstanceSpec) -> Result<()> {

@@ -75,7 +75,8 @@ pub(crate) async fn run(inner: Arc<Inner>, spec: RestoreJobSpec, ctx: JobCtx) ->
         (&cluster, &password, &transfer, &manifest, &ctx);
     let loaded = async {
         apply_globals(cluster_ref, password_ref, transfer_ref, &manifest, ctx_ref).await?;
-        futures::stream::iter(manifest.databases.clone())
+        let wanted: Vec<_> = manifest.databases.iter().filter(|d| spec.includes(&d.name)).cloned().collect();
+        futures::stream::iter(wanted)
             .map(|db| async move {
                 load_database(cluster_ref, password_ref, transfer_ref, manifest_ref, &db, ctx_ref).await
             })
