@@ -35,7 +35,7 @@ impl World {
     pub fn new() -> Self {
         let base = tempfile::Builder::new().prefix("toygres-fidelity-").tempdir().unwrap();
         let blobs = Arc::new(LocalBlobStore::open(base.path().join("blobs")).unwrap());
-        Self { base: base, catalog: Arc::new(MemoryCatalog::new()), blobs, stops: Vec::new() }
+        Self { base, catalog: Arc::new(MemoryCatalog::new()), blobs, stops: Vec::new() }
     }
 
     /// An executor named `name` running the binaries in `bin` (default: discovered).
