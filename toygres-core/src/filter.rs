@@ -98,6 +98,52 @@ impl<T> Page<T> {
     }
 }
 
+/// The builder methods [`ImageFilter`] and [`InstanceFilter`] share: `new`, `state`, `name`,
+/// `label`, `limit`, `after`.
+macro_rules! filter_builders {
+    ($filter:ident, $state:ty, $what:literal) => {
+        impl $filter {
+            #[doc = concat!("Every ", $what, " that is not deleted.")]
+            pub fn new() -> Self {
+                Self::default()
+            }
+
+            #[doc = concat!("Only ", $what, "s in `state`.")]
+            pub fn state(mut self, state: $state) -> Self {
+                self.state = Some(state);
+                self
+            }
+
+            #[doc = concat!("Only the ", $what, "s named `name`.")]
+            pub fn name(mut self, name: impl Into<String>) -> Self {
+                self.name = Some(name.into());
+                self
+            }
+
+            #[doc = concat!("Only ", $what, "s labelled `key=value` (calls add up: every label must match).")]
+            pub fn label(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+                self.labels.insert(key.into(), value.into());
+                self
+            }
+
+            #[doc = concat!("At most `limit` ", $what, "s.")]
+            pub fn limit(mut self, limit: usize) -> Self {
+                self.limit = Some(limit);
+                self
+            }
+
+            /// Continue after `token`.
+            pub fn after(mut self, token: Option<PageToken>) -> Self {
+                self.page_token = token;
+                self
+            }
+        }
+    };
+}
+
+filter_builders!(ImageFilter, ImageState, "image");
+filter_builders!(InstanceFilter, InstanceState, "instance");
+
 /// Which images a listing returns. Deleted images are never listed. Build one with the methods:
 /// `ImageFilter::new().source(id).state(ImageState::Ready).label("team", "a").limit(50)`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -125,44 +171,9 @@ pub struct ImageFilter {
 }
 
 impl ImageFilter {
-    /// Every image that is not deleted.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
     /// Only images of `instance`.
     pub fn source(mut self, instance: InstanceId) -> Self {
         self.source_instance_id = Some(instance);
-        self
-    }
-
-    /// Only images in `state`.
-    pub fn state(mut self, state: ImageState) -> Self {
-        self.state = Some(state);
-        self
-    }
-
-    /// Only images named `name`.
-    pub fn name(mut self, name: impl Into<String>) -> Self {
-        self.name = Some(name.into());
-        self
-    }
-
-    /// Only images labelled `key=value` (calls add up: every label must match).
-    pub fn label(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
-        self.labels.insert(key.into(), value.into());
-        self
-    }
-
-    /// At most `limit` images.
-    pub fn limit(mut self, limit: usize) -> Self {
-        self.limit = Some(limit);
-        self
-    }
-
-    /// Continue after `token`.
-    pub fn after(mut self, token: Option<PageToken>) -> Self {
-        self.page_token = token;
         self
     }
 
@@ -202,44 +213,9 @@ pub struct InstanceFilter {
 }
 
 impl InstanceFilter {
-    /// Every instance that is not deleted.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
     /// Only instances restored from `image`.
     pub fn source_image(mut self, image: ImageId) -> Self {
         self.source_image_id = Some(image);
-        self
-    }
-
-    /// Only instances in `state`.
-    pub fn state(mut self, state: InstanceState) -> Self {
-        self.state = Some(state);
-        self
-    }
-
-    /// Only the instance named `name`.
-    pub fn name(mut self, name: impl Into<String>) -> Self {
-        self.name = Some(name.into());
-        self
-    }
-
-    /// Only instances labelled `key=value` (calls add up: every label must match).
-    pub fn label(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
-        self.labels.insert(key.into(), value.into());
-        self
-    }
-
-    /// At most `limit` instances.
-    pub fn limit(mut self, limit: usize) -> Self {
-        self.limit = Some(limit);
-        self
-    }
-
-    /// Continue after `token`.
-    pub fn after(mut self, token: Option<PageToken>) -> Self {
-        self.page_token = token;
         self
     }
 
