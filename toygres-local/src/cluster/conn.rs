@@ -64,6 +64,22 @@ impl ConnParams {
     }
 }
 
+/// `ident` quoted for SQL.
+pub(crate) fn quote_ident(ident: &str) -> String {
+    format!("\"{}\"", ident.replace('"', "\"\""))
+}
+
+/// `ALTER DATABASE <db> ALLOW_CONNECTIONS <allow>` (`who` names the caller in errors).
+pub(crate) async fn set_allow_connections(
+    client: &tokio_postgres::Client,
+    db: &str,
+    allow: bool,
+    who: &'static str,
+) -> Result<()> {
+    let sql = format!("ALTER DATABASE {} ALLOW_CONNECTIONS {allow}", quote_ident(db));
+    client.batch_execute(&sql).await.map_err(|e| Error::backend(who, format!("running {sql}"), e))
+}
+
 impl LocalCluster {
     /// Connects to `database` as the superuser.
     pub async fn connect(&self, database: &str, password: &Password) -> Result<tokio_postgres::Client> {

@@ -29,6 +29,7 @@ mod user;
 
 pub use binaries::{major_version, PgBinaries, PG_BIN_ENV};
 pub use conn::ConnParams;
+pub(crate) use conn::{quote_ident, set_allow_connections};
 pub use server::{process_alive, LOAD_ONLY_SETTINGS};
 pub use temp::TempCluster;
 pub(crate) use user::io_err;

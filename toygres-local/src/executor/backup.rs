@@ -7,7 +7,7 @@ use super::jobs::JobCtx;
 use super::source::{self, SourceDatabase};
 use super::transfer::{self, Sink};
 use super::Inner;
-use crate::cluster::LocalCluster;
+use crate::cluster::{set_allow_connections, LocalCluster};
 use futures::{StreamExt, TryStreamExt};
 use std::process::Stdio;
 use std::sync::Arc;
@@ -95,9 +95,9 @@ async fn dump_databases(
                 return dump_database(cluster, password, &db, i, transfer, inner, ctx).await;
             }
             ctx.log.line(&format!("database {:?} refuses connections: allowing them while it is dumped", db.name));
-            source::set_allow_connections(client, &db.name, true).await?;
+            set_allow_connections(client, &db.name, true, BACKEND).await?;
             let dumped = dump_database(cluster, password, &db, i, transfer, inner, ctx).await;
-            let closed = source::set_allow_connections(client, &db.name, false).await;
+            let closed = set_allow_connections(client, &db.name, false, BACKEND).await;
             let dumped = dumped?;
             closed.map(|_| dumped)
         })

@@ -13,10 +13,9 @@
 
 use super::codec::{self, decompress_into};
 use super::jobs::JobCtx;
-use super::source::quote_ident;
 use super::transfer::{self, Source};
 use super::Inner;
-use crate::cluster::{LocalCluster, LOAD_ONLY_SETTINGS, SUPERUSER};
+use crate::cluster::{quote_ident, LocalCluster, LOAD_ONLY_SETTINGS, SUPERUSER};
 use futures::{StreamExt, TryStreamExt};
 use std::process::Stdio;
 use std::sync::Arc;

@@ -1,7 +1,7 @@
 //! What the backup job reads about its source besides the dumps: which databases there are, each
 //! database's own SQL (image format 2) and the cluster's default locale.
 
-use crate::cluster::LocalCluster;
+use crate::cluster::{quote_ident, LocalCluster};
 use tokio_postgres::Client;
 use toygres_core::manifest::{ClusterLocale, DatabaseSql};
 use toygres_core::{Error, Password, Result};
@@ -48,12 +48,6 @@ pub(crate) async fn cluster_locale(client: &Client) -> Result<ClusterLocale> {
     Ok(ClusterLocale::from_row(r.get(0), r.get(1), r.get(2), r.get(3), r.get(4)))
 }
 
-/// `ALTER DATABASE <db> ALLOW_CONNECTIONS <allow>`.
-pub(crate) async fn set_allow_connections(client: &Client, db: &str, allow: bool) -> Result<()> {
-    let sql = format!("ALTER DATABASE {} ALLOW_CONNECTIONS {allow}", quote_ident(db));
-    client.batch_execute(&sql).await.map_err(|e| Error::backend(BACKEND, format!("running {sql}"), e))
-}
-
 /// The database's own SQL: `pg_dump --create --schema-only --exclude-schema='*'` split by
 /// [`DatabaseSql::from_pg_dump`], ending by refusing connections again when the source did.
 pub(crate) async fn database_sql(
@@ -70,9 +64,4 @@ pub(crate) async fn database_sql(
         sql.properties.push_str(&format!("ALTER DATABASE {} ALLOW_CONNECTIONS false;\n", quote_ident(&db.name)));
     }
     Ok(sql)
-}
-
-/// `ident` quoted for SQL.
-pub(crate) fn quote_ident(ident: &str) -> String {
-    format!("\"{}\"", ident.replace('"', "\"\""))
 }

@@ -16,7 +16,7 @@ pub mod sample;
 
 pub use database::{schema_dump, DatabaseSnapshot, PROPERTY_NAMES};
 
-use crate::cluster::{ConnParams, PgBinaries};
+use crate::cluster::{set_allow_connections, ConnParams, PgBinaries};
 use std::collections::BTreeMap;
 use tokio_postgres::Client;
 use toygres_core::{Error, Password, Result};
@@ -52,11 +52,11 @@ impl InstanceSnapshot {
         for (name, properties) in database::properties(&client).await? {
             let closed = properties.get("allow_connections").map(String::as_str) == Some("false");
             if closed {
-                allow_connections(&client, &name, true).await?;
+                set_allow_connections(&client, &name, true, WHO).await?;
             }
             let snapshot = database::contents(bin, params, password, &name, properties).await;
             if closed {
-                allow_connections(&client, &name, false).await?;
+                set_allow_connections(&client, &name, false, WHO).await?;
             }
             databases.insert(name, snapshot?);
         }
@@ -114,11 +114,6 @@ fn diff_lines(out: &mut Vec<String>, what: &str, a: &[String], b: &[String]) {
         let only_b: Vec<_> = b.iter().filter(|l| !a.contains(l)).collect();
         out.push(format!("{what} differ: only in the first {only_a:?}, only in the second {only_b:?}"));
     }
-}
-
-async fn allow_connections(client: &Client, db: &str, allow: bool) -> Result<()> {
-    let sql = format!("ALTER DATABASE \"{}\" ALLOW_CONNECTIONS {allow}", db.replace('"', "\"\""));
-    client.batch_execute(&sql).await.map_err(|e| Error::backend(WHO, format!("running {sql}"), e))
 }
 
 /// The first column of every row of `sql`, as text.
