@@ -44,13 +44,16 @@ impl LocalCluster {
     /// Creates the directories and runs `initdb` with `password` for the superuser `postgres`
     /// (scram-sha-256 for every connection, UTF8), then configures 127.0.0.1:`port` and the socket
     /// directory. The password reaches initdb through a 0600 file that is deleted afterwards.
-    /// A no-op when the cluster is already initialised.
+    /// A no-op when the cluster is already initialised. The new files are durable when it returns.
     pub async fn init(&self, password: &Password) -> Result<()> {
-        self.init_with_locale(password, None).await
+        self.init_with_locale(password, None).await?;
+        self.sync_data()
     }
 
     /// [`LocalCluster::init`] with the encoding, collation and locale provider of `locale` (an
-    /// image's source cluster) instead of UTF8 and `C.UTF-8`.
+    /// image's source cluster) instead of UTF8 and `C.UTF-8`, and without making the new files
+    /// durable: for a restore, which loads the image, stops the server, then calls
+    /// [`LocalCluster::sync_data`] once.
     pub async fn init_with_locale(&self, password: &Password, locale: Option<&ClusterLocale>) -> Result<()> {
         if self.is_initialized() {
             return Ok(());
@@ -69,9 +72,14 @@ impl LocalCluster {
         let result = run(cmd, "initdb", &[password.expose()]).await;
         let _ = std::fs::remove_file(&pwfile);
         result?;
-        self.write_conf()?;
-        nix::unistd::sync();
-        Ok(())
+        self.write_conf()
+    }
+
+    /// Makes everything written to the data directory's filesystem durable (`syncfs`).
+    pub fn sync_data(&self) -> Result<()> {
+        let data = self.data_dir();
+        let dir = std::fs::File::open(&data).map_err(|e| io_err(format!("opening {}", data.display()), e))?;
+        nix::unistd::syncfs(&dir).map_err(|e| Error::backend("local cluster", format!("syncing {}", data.display()), e))
     }
 
     /// Creates the cluster's directories with an empty data directory (mode 0700, owned by the

@@ -3,6 +3,7 @@
 
 use super::joblog::Progress;
 use super::transfer::{Sink, Source};
+use bytes::Bytes;
 use sha2::{Digest, Sha256};
 use std::io::Write;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -94,20 +95,60 @@ pub(crate) async fn compress_into<R: AsyncRead + Unpin>(
     Ok(stored.object(name))
 }
 
+/// Object `expected` of `image` read from `source`, counting and hashing what is stored as it
+/// goes; [`Checked::finish`] checks size and sha256 once it has ended.
+pub(crate) struct Checked<'a> {
+    source: Source,
+    stored: Stored,
+    image: ImageId,
+    expected: &'a ManifestObject,
+    progress: Option<&'a Progress>,
+}
+
+impl<'a> Checked<'a> {
+    /// Reads `expected` from `source`; `progress` (if any) counts the stored bytes read.
+    pub(crate) fn new(
+        source: Source,
+        image: ImageId,
+        expected: &'a ManifestObject,
+        progress: Option<&'a Progress>,
+    ) -> Self {
+        let stored = Stored { hasher: Sha256::new(), size: 0, raw: None };
+        Self { source, stored, image, expected, progress }
+    }
+
+    /// The next stored (compressed) chunk, `None` at the end.
+    pub(crate) async fn next(&mut self) -> Result<Option<Bytes>> {
+        let chunk = self.source.next().await?;
+        if let Some(chunk) = &chunk {
+            self.stored.add(chunk);
+            if let Some(progress) = self.progress {
+                progress.add(chunk.len() as u64);
+            }
+        }
+        Ok(chunk)
+    }
+
+    /// Checks that the source ended cleanly with the manifest's size and sha256. A mismatch is
+    /// [`Error::ChecksumMismatch`] (the caller must discard whatever it did with the bytes).
+    pub(crate) async fn finish(self) -> Result<()> {
+        self.source.finish().await?;
+        check(self.image, self.expected, self.stored)
+    }
+}
+
 /// Decompresses object `expected` from `source` into `output`, checking its size and sha256 when
 /// it ends. A mismatch is [`Error::ChecksumMismatch`] (the caller must discard what was loaded).
 pub(crate) async fn decompress_into<W: AsyncWrite + Unpin>(
-    mut source: Source,
+    source: Source,
     output: &mut W,
     image: ImageId,
     expected: &ManifestObject,
     progress: &Progress,
 ) -> Result<()> {
     let mut dec = zstd::stream::write::Decoder::new(Vec::with_capacity(CHUNK)).map_err(|e| zstd_err("init", e))?;
-    let mut stored = Stored { hasher: Sha256::new(), size: 0, raw: None };
-    while let Some(chunk) = source.next().await? {
-        stored.add(&chunk);
-        progress.add(chunk.len() as u64);
+    let mut checked = Checked::new(source, image, expected, Some(progress));
+    while let Some(chunk) = checked.next().await? {
         dec.write_all(&chunk).map_err(|e| zstd_err(&format!("decompressing {}", expected.name), e))?;
         let out = std::mem::take(dec.get_mut());
         output
@@ -118,18 +159,14 @@ pub(crate) async fn decompress_into<W: AsyncWrite + Unpin>(
     dec.flush().map_err(|e| zstd_err("flush", e))?;
     let out = std::mem::take(dec.get_mut());
     output.write_all(&out).await.map_err(|e| Error::backend(BACKEND, "feeding the last bytes", e))?;
-    source.finish().await?;
-    check(image, expected, stored)
+    checked.finish().await
 }
 
 /// Reads object `expected` to its end, checking size and sha256 without keeping anything.
-pub(crate) async fn verify(mut source: Source, image: ImageId, expected: &ManifestObject) -> Result<()> {
-    let mut stored = Stored { hasher: Sha256::new(), size: 0, raw: None };
-    while let Some(chunk) = source.next().await? {
-        stored.add(&chunk);
-    }
-    source.finish().await?;
-    check(image, expected, stored)
+pub(crate) async fn verify(source: Source, image: ImageId, expected: &ManifestObject) -> Result<()> {
+    let mut checked = Checked::new(source, image, expected, None);
+    while checked.next().await?.is_some() {}
+    checked.finish().await
 }
 
 fn check(image: ImageId, expected: &ManifestObject, stored: Stored) -> Result<()> {

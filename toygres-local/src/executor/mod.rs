@@ -15,6 +15,7 @@ mod physical;
 mod restore;
 mod source;
 mod transfer;
+mod untar;
 
 pub use builder::LocalExecutorBuilder;
 pub use codec::Compression;

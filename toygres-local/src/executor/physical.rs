@@ -5,16 +5,17 @@
 //! restored instance takes the source's password by construction.
 
 use super::backup::dump;
-use super::codec::decompress_into;
+use super::codec::Checked;
 use super::jobs::JobCtx;
-use super::restore::feed;
 use super::transfer::Source;
-use super::Inner;
+use super::{untar, Inner};
 use crate::cluster::{major_version, LocalCluster};
 use toygres_core::manifest::{archive_object_name, ManifestObject};
 use toygres_core::{Error, ImageFormat, InstanceSpec, Manifest, Password, Result, Transfer};
 
 const BACKEND: &str = "local executor";
+/// Stored chunks queued for the unpacking thread.
+const CHANNEL_CHUNKS: usize = 8;
 
 /// Streams `pg_basebackup -Ft -X fetch` of `cluster` into the image: one archive holding the data
 /// directory and the WAL written while it was copied (`-c fast`: an immediate checkpoint).
@@ -32,8 +33,9 @@ pub(crate) async fn base_backup(
 }
 
 /// Unpacks every archive of a verified physical `manifest` into `cluster`'s new, empty data
-/// directory (as the server user, with the modes the tar holds), then points the configuration at
-/// this cluster's port and socket. The WAL replay happens when the server is started.
+/// directory (owned by the server user, with the modes the tar holds; see [`untar`]), points the
+/// configuration at this cluster's port and socket, and makes it durable. The WAL replay happens
+/// when the server is started.
 pub(crate) async fn unpack(
     cluster: &LocalCluster,
     transfer: &Transfer,
@@ -41,20 +43,38 @@ pub(crate) async fn unpack(
     ctx: &JobCtx,
 ) -> Result<()> {
     cluster.create_empty_data_dir()?;
+    let user = cluster.server_user();
+    let owner = Some(untar::Owner { uid: user.uid, gid: user.gid });
     for archive in &manifest.archives {
         ctx.log.line(&format!("unpacking {} ({} bytes)", archive.name, archive.size));
-        let mut tar = cluster.command_as_server_user("tar");
-        tar.args(["-x", "-f", "-", "-C"]).arg(cluster.data_dir());
         let source = Source::open(transfer, manifest.image_id, &archive.name, &ctx.log).await?;
-        let what = format!("unpacking {}", archive.name);
-        feed(tar, &what, ctx, |mut stdin| async move {
-            decompress_into(source, &mut stdin, manifest.image_id, archive, &ctx.progress).await
-        })
-        .await?;
+        let (tx, rx) = tokio::sync::mpsc::channel(CHANNEL_CHUNKS);
+        let (root, image) = (cluster.data_dir(), manifest.image_id);
+        let unpacked = tokio::task::spawn_blocking(move || {
+            let tar = zstd::stream::read::Decoder::new(untar::ChannelReader::new(rx))
+                .map_err(|e| Error::backend(BACKEND, "zstd init", e))?;
+            untar::unpack(tar, &root, owner, image)
+        });
+        let mut checked = Checked::new(source, image, archive, Some(&ctx.progress));
+        let fed = async {
+            while let Some(chunk) = checked.next().await? {
+                if tx.send(chunk).await.is_err() {
+                    return Ok(()); // the unpacker stopped: its error says why
+                }
+            }
+            drop(tx);
+            checked.finish().await
+        }
+        .await;
+        let unpacked = unpacked.await.map_err(|e| Error::backend(BACKEND, "the unpacking thread", e))?;
+        fed?;
+        let bytes = unpacked?;
+        ctx.log.line(&format!("unpacked {} bytes from {}", bytes, archive.name));
     }
     // The source's own settings stay (postgresql.conf, postgresql.auto.conf, pg_hba.conf); the
     // appended listen address, port and socket directory win.
-    cluster.write_conf()
+    cluster.write_conf()?;
+    cluster.sync_data()
 }
 
 /// Refuses a physical image of another major than the local binaries (data files are only

@@ -63,7 +63,6 @@ pub(crate) async fn run(inner: Arc<Inner>, spec: RestoreJobSpec, ctx: JobCtx) ->
     let cluster = inner.cluster_on_free_port(&spec.instance).await?;
     if manifest.format == ImageFormat::Physical {
         super::physical::unpack(&cluster, &transfer, &manifest, &ctx).await?;
-        nix::unistd::sync();
         dir.mark_restored(&spec.checksum)?;
         ctx.log.line("physical image unpacked; the server replays its WAL when it starts");
         return Ok(());
@@ -90,7 +89,7 @@ pub(crate) async fn run(inner: Arc<Inner>, spec: RestoreJobSpec, ctx: JobCtx) ->
         return Err(e);
     }
     cluster.stop().await?;
-    nix::unistd::sync();
+    cluster.sync_data()?;
     dir.mark_restored(&spec.checksum)?;
     ctx.log.line("restore complete; server stopped cleanly");
     Ok(())

@@ -8,12 +8,15 @@ use futures::stream::BoxStream;
 use futures::StreamExt;
 use object_store::buffered::BufWriter;
 use object_store::path::Path;
+use object_store::GetResultPayload;
 use std::process::Stdio;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 use toygres_core::{CommandTransfer, Error, ImageId, Result, Transfer};
 
 const BACKEND: &str = "local executor";
+/// Read size from a local blob file (tokio reads at most 2 MiB per blocking call).
+const FILE_CHUNK: usize = 2 << 20;
 
 /// The secrets a transfer carries (to redact from logs).
 pub(crate) fn transfer_secrets(transfer: &Transfer) -> Vec<String> {
@@ -162,7 +165,15 @@ impl Sink {
 #[allow(clippy::large_enum_variant)] // one per object being moved
 pub(crate) enum Source {
     Store(BoxStream<'static, object_store::Result<Bytes>>),
-    Command { proc: Proc, stdout: ChildStdout, program: String, name: String },
+    /// A local file of the blob store, read in large chunks (object_store's own stream of a local
+    /// file yields 8 KiB chunks, each a blocking task: 0.26 s to read 36 MiB here, 0.02 s this way).
+    File(tokio::fs::File),
+    Command {
+        proc: Proc,
+        stdout: ChildStdout,
+        program: String,
+        name: String,
+    },
 }
 
 impl Source {
@@ -172,6 +183,10 @@ impl Source {
             Transfer::ObjectStore { store, prefix } => {
                 let path = Path::from(format!("{prefix}/{name}"));
                 match store.get_opts(&path, Default::default()).await {
+                    Ok(got) if got.range.start == 0 => match got.payload {
+                        GetResultPayload::File(file, _) => Ok(Source::File(tokio::fs::File::from_std(file))),
+                        GetResultPayload::Stream(stream) => Ok(Source::Store(stream)),
+                    },
                     Ok(got) => Ok(Source::Store(got.into_stream())),
                     Err(object_store::Error::NotFound { .. }) => {
                         Err(Error::ImageIncomplete { image, detail: format!("object {name} is missing") })
@@ -196,6 +211,12 @@ impl Source {
             Source::Store(s) => {
                 s.next().await.transpose().map_err(|e| Error::backend(BACKEND, "reading from the blob store", e))
             }
+            Source::File(file) => {
+                let mut buf = BytesMut::with_capacity(FILE_CHUNK);
+                let n =
+                    file.read_buf(&mut buf).await.map_err(|e| Error::backend(BACKEND, "reading a local blob", e))?;
+                Ok((n > 0).then(|| buf.freeze()))
+            }
             Source::Command { stdout, program, name, .. } => {
                 let mut buf = BytesMut::with_capacity(1 << 20);
                 let n = stdout.read_buf(&mut buf).await.map_err(|e| {
@@ -209,7 +230,7 @@ impl Source {
     /// Checks that the source ended cleanly (the copy program succeeded).
     pub(crate) async fn finish(self) -> Result<()> {
         match self {
-            Source::Store(_) => Ok(()),
+            Source::Store(_) | Source::File(_) => Ok(()),
             Source::Command { mut proc, program, name, .. } => {
                 wait_ok(&mut proc, &program, &format!("download of {name}")).await
             }
