@@ -235,7 +235,8 @@ pub struct Image {
     pub checksum: Option<String>,
     /// `logical` or `physical`, as requested (known while creating too).
     pub format: ImageFormat,
-    /// Names of the databases it holds, once ready.
+    /// Names of the databases it holds, once ready. Logical images only: a physical image is the
+    /// whole cluster and its manifest lists none (empty).
     pub databases: Vec<String>,
     /// Source PostgreSQL version, once ready.
     pub pg_version: Option<String>,
