@@ -66,6 +66,77 @@ async fn seed_walk_restores_an_equal_instance_with_the_source_password() {
     assert!(!server.log_text().contains(source_password.expose()), "a password reached the log");
 }
 
+/// `"format": "physical"` through REST: the image says physical while creating and once ready,
+/// and restores through `POST /api/instances` to an instance equal to the source. A wrong format
+/// is refused naming `format`, with nothing created.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_physical_image_restores_an_equal_instance_and_a_wrong_format_is_refused() {
+    let data = DataDir::new();
+    let server = Server::start(&data);
+    let api = server.client();
+    let password = Password::new("physical-Pw-3a");
+    let source = api.running_instance("phys-source", password.expose()).await;
+    let source_id = source["id"].as_str().unwrap().to_string();
+    let source_params = params(&source);
+    load_sample_data(&source_params, &password).await.unwrap();
+    support::load_bulk(&source_params, &password, 20_000).await;
+
+    for format in [json!("Physical"), json!("incremental"), json!(""), json!(1), json!(null), json!(["physical"])] {
+        let body = json!({ "name": "phys-bad", "instance_id": source_id, "format": format });
+        let answer = api.post("/api/images", body).await;
+        assert_eq!(answer.status, 400, "format {format}: {answer:?}");
+        let error = &answer.body["error"];
+        assert_eq!((&error["code"], &error["field"]), (&json!("invalid_body"), &json!("format")), "{answer:?}");
+        assert!(error["message"].as_str().unwrap().contains("`format`"), "{answer:?}");
+    }
+    let unknown =
+        api.post("/api/images", json!({ "name": "phys-bad", "instance_id": source_id, "format": "tar" })).await;
+    let message = unknown.body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("`logical` or `physical`"), "the error does not say which formats exist: {message}");
+    assert_eq!(api.get("/api/images").await.body, json!([]), "a refused request created an image");
+    assert_eq!(data.image_dirs(), 0);
+
+    let bin = binaries();
+    let before = InstanceSnapshot::take(&bin, &source_params, &password).await.unwrap();
+    let ledger = "SELECT count(*)::text || ':' || md5(string_agg(digest || memo, ',' ORDER BY id)) FROM billing.ledger";
+    let source_ledger: String =
+        source_params.connect("appdb", &password).await.unwrap().query_one(ledger, &[]).await.unwrap().get(0);
+    assert!(source_ledger.starts_with("20000:"), "{source_ledger}");
+
+    let id = api
+        .create("/api/images", json!({ "name": "phys-image", "instance_id": source_id, "format": "physical" }))
+        .await;
+    let first = api.get(&format!("/api/images/{id}")).await.body;
+    assert_eq!(first["format"], "physical", "the format is not shown from the start: {first}");
+    let image = api.settle(&format!("/api/images/{id}"), "creating", LONG).await;
+    assert_eq!(image["state"], "ready", "{image}");
+    assert_eq!(image["format"], "physical", "{image}");
+    assert!(image["checksum"].as_str().unwrap().starts_with("sha256:"), "{image}");
+    let listed = api.get("/api/images").await.body;
+    assert_eq!(listed[0]["format"], "physical", "{listed}");
+    let manifest = std::fs::read(data.path().join(format!("images/images/{id}/manifest.json"))).unwrap();
+    let manifest: serde_json::Value = serde_json::from_slice(&manifest).unwrap();
+    assert_eq!(manifest["format"], "physical", "the stored image is not physical: {manifest}");
+
+    let body = json!({ "name": "phys-copy", "source_image_id": id });
+    let copy = api.create("/api/instances", body).await;
+    let restored = api.settle(&format!("/api/instances/{copy}"), "provisioning", LONG).await;
+    assert_eq!(restored["state"], "running", "{restored}");
+    assert_eq!(restored["source_image_id"], json!(id));
+    let restored_params = params(&restored);
+    let after = InstanceSnapshot::take(&bin, &restored_params, &password).await.unwrap();
+    assert_eq!(before.diff(&after), Vec::<String>::new());
+    let restored_ledger: String =
+        restored_params.connect("appdb", &password).await.unwrap().query_one(ledger, &[]).await.unwrap().get(0);
+    assert_eq!(restored_ledger, source_ledger);
+
+    for path in [format!("/api/instances/{copy}"), format!("/api/images/{id}"), format!("/api/instances/{source_id}")] {
+        assert_eq!(api.delete(&path).await.status, 204, "{path}");
+    }
+    assert_eq!((data.instance_volumes(), data.image_dirs()), (0, 0), "something was left behind");
+    assert!(!server.log_text().contains(password.expose()), "a password reached the log");
+}
+
 /// Every error status of the issue, each with nothing created.
 #[tokio::test(flavor = "multi_thread")]
 async fn errors_answer_typed_statuses_and_create_nothing() {
@@ -105,6 +176,8 @@ async fn errors_answer_typed_statuses_and_create_nothing() {
         ("/api/images", json!({ "name": "Bad Name", "instance_id": source_id }), 400, "name"),
         ("/api/images", json!({ "name": "i", "instance_id": 42 }), 400, "instance_id"),
         ("/api/images", json!({ "name": "i", "instance_id": source_id, "extra": 1 }), 400, "extra"),
+        ("/api/images", json!({ "name": "i", "instance_id": source_id, "format": "incremental" }), 400, "format"),
+        ("/api/images", json!({ "name": "i", "instance_id": source_id, "format": 2 }), 400, "format"),
     ];
     for (path, body, status, field) in cases {
         let answer = api.post(path, body.clone()).await;

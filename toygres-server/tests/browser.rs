@@ -1,6 +1,6 @@
 //! The web page in a real headless Chromium (Debian's chromium + chromium-driver): sign in, create
-//! an instance with the form, image it with its button, restore the image with its button, see
-//! every state change on the page, and check a screenshot is not blank.
+//! an instance with the form, image it (physical, chosen on the page) with its button, restore the
+//! image with its button, see every state change on the page, and check a screenshot is not blank.
 
 mod support;
 
@@ -38,12 +38,17 @@ async fn the_page_images_an_instance_and_restores_the_image() {
     browser.click("#new-instance-button").await;
     browser.wait_until("web-source running", &state_is("web-source", "instances", "running"), STEP).await;
 
+    assert_eq!(browser.eval("return document.querySelector('#image-format').value").await, "logical");
+    browser.click("#image-format option[value='physical']").await;
     browser.click("tr[data-name='web-source'] button.image-button").await;
     browser.wait_until("an image of web-source ready", &state_is("web-source-", "images", "ready"), STEP).await;
     let images = api.get("/api/images").await.body;
     let image = &images.as_array().unwrap()[0];
     let instances = api.get("/api/instances").await.body;
     assert_eq!(image["source_instance_id"], instances[0]["id"], "{images}");
+    assert_eq!(image["format"], "physical", "the page's format choice did not reach the request: {images}");
+    let shown = browser.eval("return document.querySelector('#images tbody tr').children[2].textContent").await;
+    assert_eq!(shown, "physical", "the images table does not show the format");
 
     browser.click("#images button.restore-button").await;
     browser.wait_until("the restored instance running", &state_is("web-source-", "instances", "running"), STEP).await;

@@ -80,7 +80,8 @@ impl ApiError {
     }
 }
 
-/// The field a serde error names: `missing field `x`` or a `x: ...` path prefix.
+/// The field a serde error names: `missing field `x`` or a `x: ...` path prefix (serde_json
+/// reports some wrong types, e.g. a number for an enum, as syntax errors, with the path too).
 fn field_of(text: &str) -> Option<String> {
     if let Some(rest) = text.split("missing field `").nth(1) {
         return rest.split('`').next().map(str::to_string);
@@ -88,7 +89,7 @@ fn field_of(text: &str) -> Option<String> {
     if let Some(rest) = text.split("unknown field `").nth(1) {
         return rest.split('`').next().map(str::to_string);
     }
-    let detail = text.split("target type: ").nth(1)?;
+    let detail = text.split("target type: ").nth(1).or_else(|| text.split("as JSON: ").nth(1))?;
     let (path, _) = detail.split_once(": ")?;
     let valid = !path.is_empty() && path.chars().all(|c| c.is_ascii_alphanumeric() || "_.[]".contains(c));
     valid.then(|| path.to_string())
@@ -158,6 +159,9 @@ mod tests {
         let typed = "Failed to deserialize the JSON body into the target type: instance_id: UUID parsing failed";
         assert_eq!(field_of(typed).as_deref(), Some("instance_id"));
         assert_eq!(field_of("Failed to parse the request body as JSON: EOF at line 1"), None);
+        assert_eq!(field_of("Failed to parse the request body as JSON: key must be a string at line 1 column 2"), None);
+        let syntax = "Failed to parse the request body as JSON: format: expected value at line 1 column 11";
+        assert_eq!(field_of(syntax).as_deref(), Some("format"));
     }
 
     #[test]

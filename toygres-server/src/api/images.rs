@@ -89,7 +89,7 @@ async fn view(state: &Shared, record: ImageRecord) -> Image {
     Image::new(record, summary, progress)
 }
 
-/// The format and databases of a ready image, from its manifest (read once, then cached).
+/// The databases of a ready image, from its manifest (read once, then cached).
 async fn manifest(state: &Shared, record: &ImageRecord) -> ManifestSummary {
     if let Some(summary) = state.manifests.lock().unwrap().get(&record.id) {
         return summary.clone();
@@ -100,10 +100,11 @@ async fn manifest(state: &Shared, record: &ImageRecord) -> ManifestSummary {
     };
     match read.await {
         Ok(manifest) => {
-            let summary = ManifestSummary {
-                format: Some(manifest.format.to_string()),
-                databases: manifest.databases.iter().map(|d| d.name.clone()).collect(),
-            };
+            if manifest.format != record.format {
+                tracing::warn!(image = %record.id, catalog = %record.format, manifest = %manifest.format,
+                    "the image's manifest and catalog record disagree on its format");
+            }
+            let summary = ManifestSummary { databases: manifest.databases.iter().map(|d| d.name.clone()).collect() };
             state.manifests.lock().unwrap().insert(record.id, summary.clone());
             summary
         }

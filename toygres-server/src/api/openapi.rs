@@ -1,7 +1,9 @@
 //! `GET /api/openapi.json`: the OpenAPI 3.1 document, generated from the handlers and types.
 
 use super::error::{ErrorBody, ErrorDetail};
-use super::types::{Connection, CreateImageBody, CreateInstanceBody, Created, Health, Image, Instance, Progress};
+use super::types::{
+    Connection, CreateImageBody, CreateInstanceBody, Created, Health, Image, ImageFormat, Instance, Progress,
+};
 use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
@@ -17,8 +19,8 @@ use utoipa::{Modify, OpenApi};
         document,
     ),
     components(schemas(
-        CreateInstanceBody, CreateImageBody, Created, Instance, Image, Connection, Progress, ErrorBody,
-        ErrorDetail, Health,
+        CreateInstanceBody, CreateImageBody, ImageFormat, Created, Instance, Image, Connection, Progress,
+        ErrorBody, ErrorDetail, Health,
     )),
     modifiers(&BearerAuth),
     security(("bearer" = [])),
@@ -41,4 +43,34 @@ impl Modify for BearerAuth {
         (status = 401, body = ErrorBody)))]
 pub async fn document() -> Json<utoipa::openapi::OpenApi> {
     Json(ApiDoc::openapi())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{json, Value};
+
+    fn schemas() -> Value {
+        serde_json::to_value(ApiDoc::openapi()).unwrap()["components"]["schemas"].clone()
+    }
+
+    #[test]
+    fn create_image_body_shows_the_optional_format_and_its_values() {
+        let schemas = schemas();
+        let body = &schemas["CreateImageBody"];
+        let format = &body["properties"]["format"];
+        assert_eq!(format["default"], "logical", "{body}");
+        assert_eq!(format["oneOf"][0]["$ref"], "#/components/schemas/ImageFormat", "{body}");
+        assert!(!body["required"].as_array().unwrap().contains(&json!("format")), "{body}");
+        assert_eq!(body["additionalProperties"], false, "{body}");
+        assert_eq!(schemas["ImageFormat"]["enum"], json!(["logical", "physical"]));
+        assert_eq!(schemas["ImageFormat"]["type"], "string");
+    }
+
+    #[test]
+    fn an_image_always_shows_its_format() {
+        let image = &schemas()["Image"];
+        assert_eq!(image["properties"]["format"]["$ref"], "#/components/schemas/ImageFormat", "{image}");
+        assert!(image["required"].as_array().unwrap().contains(&json!("format")), "{image}");
+    }
 }

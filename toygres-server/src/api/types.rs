@@ -87,17 +87,52 @@ pub struct CreateImageBody {
     pub name: String,
     /// The running instance to image.
     pub instance_id: Uuid,
-    /// Free text (at most 4096 bytes).
+    /// Free text (at most 1024 characters).
     #[schema(max_length = 1024)]
     #[serde(default)]
     pub description: Option<String>,
+    /// `logical` (the default) or `physical`; any other value is refused (400, `field` `format`).
+    #[schema(default = "logical")]
+    #[serde(default)]
+    pub format: ImageFormat,
 }
 
 impl From<CreateImageBody> for CreateImageRequest {
     fn from(body: CreateImageBody) -> Self {
         let mut request = CreateImageRequest::new(body.name, body.instance_id.into());
         request.description = body.description;
+        request.format = body.format.into();
         request
+    }
+}
+
+/// How an image holds its data, as the API spells it (`toygres_core::ImageFormat`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ImageFormat {
+    /// `pg_dump` of every database plus the globals: portable across executors and onto newer
+    /// PostgreSQL majors. The default.
+    #[default]
+    Logical,
+    /// `pg_basebackup` of the data files: restores as fast as the disk, onto the same major only.
+    Physical,
+}
+
+impl From<ImageFormat> for toygres_core::ImageFormat {
+    fn from(format: ImageFormat) -> Self {
+        match format {
+            ImageFormat::Logical => toygres_core::ImageFormat::Logical,
+            ImageFormat::Physical => toygres_core::ImageFormat::Physical,
+        }
+    }
+}
+
+impl From<toygres_core::ImageFormat> for ImageFormat {
+    fn from(format: toygres_core::ImageFormat) -> Self {
+        match format {
+            toygres_core::ImageFormat::Logical => ImageFormat::Logical,
+            toygres_core::ImageFormat::Physical => ImageFormat::Physical,
+        }
     }
 }
 
@@ -198,9 +233,10 @@ pub struct Image {
     pub size_bytes: Option<u64>,
     /// `sha256:<hex>` of its manifest, once ready.
     pub checksum: Option<String>,
-    /// `logical` or `physical`, once ready.
-    pub format: Option<String>,
-    /// Names of the databases it holds, once ready.
+    /// `logical` or `physical`, as requested (known while creating too).
+    pub format: ImageFormat,
+    /// Names of the databases it holds, once ready. Logical images only: a physical image is the
+    /// whole cluster and its manifest lists none (empty).
     pub databases: Vec<String>,
     /// Source PostgreSQL version, once ready.
     pub pg_version: Option<String>,
@@ -217,8 +253,6 @@ pub struct Image {
 /// What an image's manifest adds to its record.
 #[derive(Debug, Clone, Default)]
 pub struct ManifestSummary {
-    /// `logical` or `physical`.
-    pub format: Option<String>,
     /// Database names.
     pub databases: Vec<String>,
 }
@@ -234,7 +268,7 @@ impl Image {
             source_instance_id: record.source_instance_id.as_uuid(),
             size_bytes: record.size_bytes,
             checksum: record.checksum,
-            format: manifest.format,
+            format: record.format.into(),
             databases: manifest.databases,
             pg_version: record.pg_version,
             image_type: record.image_type.to_string(),
@@ -250,4 +284,58 @@ impl Image {
 pub struct Health {
     /// Always `ok` when the server answers.
     pub status: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::error::{ApiError, Body};
+    use axum::extract::FromRequest;
+    use serde_json::json;
+
+    async fn parse(body: serde_json::Value) -> Result<CreateImageBody, ApiError> {
+        let request = axum::http::Request::builder()
+            .method("POST")
+            .header("content-type", "application/json")
+            .body(axum::body::Body::from(body.to_string()))
+            .unwrap();
+        Body::<CreateImageBody>::from_request(request, &()).await.map(|Body(body)| body)
+    }
+
+    #[tokio::test]
+    async fn the_image_format_defaults_to_logical_and_reaches_the_request() {
+        let id = Uuid::new_v4();
+        let body = parse(json!({ "name": "n", "instance_id": id })).await.unwrap();
+        assert_eq!(CreateImageRequest::from(body).format, toygres_core::ImageFormat::Logical);
+        let body = parse(json!({ "name": "n", "instance_id": id, "format": "physical" })).await.unwrap();
+        assert_eq!(CreateImageRequest::from(body).format, toygres_core::ImageFormat::Physical);
+        let body = parse(json!({ "name": "n", "instance_id": id, "format": "logical" })).await.unwrap();
+        assert_eq!(CreateImageRequest::from(body).format, toygres_core::ImageFormat::Logical);
+    }
+
+    #[tokio::test]
+    async fn an_unknown_image_format_is_refused_naming_the_field() {
+        let id = Uuid::new_v4();
+        for format in [json!("Physical"), json!("incremental"), json!(1), json!(null)] {
+            let error = parse(json!({ "name": "n", "instance_id": id, "format": format })).await.unwrap_err();
+            assert_eq!(error.status, axum::http::StatusCode::BAD_REQUEST, "{format}");
+            let detail = &error.detail;
+            assert_eq!(
+                (detail.code.as_str(), detail.field.as_deref()),
+                ("invalid_body", Some("format")),
+                "{}",
+                detail.message
+            );
+            assert!(error.detail.message.contains("`format`"), "{}", error.detail.message);
+        }
+    }
+
+    #[test]
+    fn formats_match_the_libraries() {
+        for format in [toygres_core::ImageFormat::Logical, toygres_core::ImageFormat::Physical] {
+            let api = ImageFormat::from(format);
+            assert_eq!(serde_json::to_value(api).unwrap(), json!(format.as_str()));
+            assert_eq!(toygres_core::ImageFormat::from(api), format);
+        }
+    }
 }

@@ -91,6 +91,9 @@ pub enum ImageCommand {
         /// Free text.
         #[arg(long)]
         description: Option<String>,
+        /// How the image holds the data (when omitted, the server's default: logical).
+        #[arg(long, value_enum, value_name = "FORMAT")]
+        format: Option<ImageFormat>,
         /// Wait until it is ready (or failed), with a progress bar.
         #[arg(long)]
         wait: bool,
@@ -110,6 +113,25 @@ pub enum ImageCommand {
         /// Id.
         id: String,
     },
+}
+
+/// `toygres images create --format`: how an image holds its data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ImageFormat {
+    /// pg_dump of every database plus the globals: portable, restores onto newer majors.
+    Logical,
+    /// pg_basebackup of the data files: restores as fast as the disk, same major only.
+    Physical,
+}
+
+impl ImageFormat {
+    /// The API's spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ImageFormat::Logical => "logical",
+            ImageFormat::Physical => "physical",
+        }
+    }
 }
 
 /// Runs the command line; the exit code is failure when a waited-for operation failed.
@@ -164,8 +186,11 @@ async fn instances(
 async fn images(client: Client, command: ImageCommand, json: bool) -> Result<ExitCode, Box<dyn std::error::Error>> {
     let kind = wait::Kind::Image;
     match command {
-        ImageCommand::Create { name, instance, description, wait } => {
-            let body = json!({ "name": name, "instance_id": instance, "description": description });
+        ImageCommand::Create { name, instance, description, format, wait } => {
+            let mut body = json!({ "name": name, "instance_id": instance, "description": description });
+            if let Some(format) = format {
+                body["format"] = json!(format.as_str());
+            }
             let created = client.post("/api/images", &body).await?;
             finish(&client, kind, created, wait, json).await
         }
@@ -218,4 +243,35 @@ fn read_password(env: &str, stdin: bool) -> Result<String, Box<dyn std::error::E
         format!("an empty instance needs a password: set {env} (or pass --password-stdin); restores use --from-image")
             .into()
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn create(args: &[&str]) -> ImageCommand {
+        let cli =
+            Cli::try_parse_from([["toygres", "images", "create", "img", "--instance", "i"].as_slice(), args].concat())
+                .unwrap();
+        match cli.command {
+            Command::Images(command) => command,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn images_create_takes_an_optional_format() {
+        assert!(matches!(create(&[]), ImageCommand::Create { format: None, .. }));
+        assert!(matches!(
+            create(&["--format", "physical"]),
+            ImageCommand::Create { format: Some(ImageFormat::Physical), .. }
+        ));
+        assert!(matches!(
+            create(&["--format", "logical"]),
+            ImageCommand::Create { format: Some(ImageFormat::Logical), .. }
+        ));
+        let wrong = Cli::try_parse_from(["toygres", "images", "create", "img", "--instance", "i", "--format", "tar"]);
+        let message = wrong.unwrap_err().to_string();
+        assert!(message.contains("--format") && message.contains("physical"), "{message}");
+    }
 }

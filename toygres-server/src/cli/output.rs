@@ -48,8 +48,8 @@ fn line(kind: Kind, r: &Value) -> String {
             None => String::new(),
         },
         Kind::Image => match r["size_bytes"].as_u64() {
-            Some(size) => format!("{size} bytes {}", s(&r["checksum"])),
-            None => String::new(),
+            Some(size) => format!("{:<9} {size} bytes {}", s(&r["format"]), s(&r["checksum"])),
+            None => s(&r["format"]),
         },
     };
     let name = if r["name"].is_string() { s(&r["name"]) } else { String::new() };

@@ -69,7 +69,7 @@ function imageRow(m) {
   const del = m.state === 'ready' || m.state === 'failed'
     ? ` <button class="delete-image" data-id="${m.id}">Delete</button>` : '';
   return `<tr data-name="${text(m.name)}" data-id="${m.id}"><td>${text(m.name)}</td><td>${state(m.state)}${failure}</td>` +
-    `<td>${size(m.size_bytes)}</td><td>${text((m.databases || []).join(', '))}</td>` +
+    `<td>${text(m.format)}</td><td>${size(m.size_bytes)}</td><td>${text((m.databases || []).join(', '))}</td>` +
     `<td>${progress(m.progress)}</td><td>${button}${del}</td></tr>`;
 }
 
@@ -99,7 +99,8 @@ document.addEventListener('click', (e) => {
   if (!b || !b.dataset.id) return;
   b.disabled = true;
   if (b.classList.contains('image-button')) {
-    act(() => api('POST', '/api/images', { name: uniqueName(b.dataset.name), instance_id: b.dataset.id }));
+    const format = $('#image-format').value;
+    act(() => api('POST', '/api/images', { name: uniqueName(b.dataset.name), instance_id: b.dataset.id, format }));
   } else if (b.classList.contains('restore-button')) {
     act(() => api('POST', '/api/instances', { name: uniqueName(b.dataset.name + '-copy'), source_image_id: b.dataset.id }));
   } else if (b.classList.contains('delete-instance')) {
