@@ -2,7 +2,7 @@
 //! `template0`), each streamed through zstd and sha256 straight into the blob store, each database's
 //! own SQL and the cluster's locale ([`super::source`]), then the manifest, last (image format 2).
 
-use super::codec::compress_into;
+use super::codec::{compress_into, store_into};
 use super::jobs::JobCtx;
 use super::source::{self, SourceDatabase};
 use super::transfer::{self, Sink};
@@ -49,14 +49,16 @@ pub(crate) async fn run(inner: Arc<Inner>, spec: BackupJobSpec, ctx: JobCtx) -> 
 
     let mut globals = cluster.client("pg_dumpall", password);
     globals.arg("--globals-only");
-    let globals = dump(globals, &transfer, GLOBALS_NAME, &inner, &ctx).await?;
+    let globals = dump(globals, Output::Raw, &transfer, GLOBALS_NAME, &inner, &ctx).await?;
 
     let (cluster, ctx, transfer, inner, client) = (&cluster, &ctx, &transfer, &inner, &client);
     let (dumps, archives) = match spec.format {
         ImageFormat::Logical => {
             (dump_databases(cluster, password, databases, transfer, inner, client, ctx).await?, vec![])
         }
-        ImageFormat::Physical => (vec![], super::physical::base_backup(cluster, password, transfer, inner, ctx).await?),
+        ImageFormat::Physical => {
+            (vec![], super::physical::base_backup(cluster, password, client, transfer, inner, ctx).await?)
+        }
     };
 
     let manifest = Manifest {
@@ -125,7 +127,7 @@ async fn dump_database(
     let mut cmd = cluster.client("pg_dump", password);
     cmd.env("PGDATABASE", &db.name).args(["--format=custom", "--compress=0", "--no-sync"]);
     ctx.log.line(&format!("dumping database {:?}", db.name));
-    let object = dump(cmd, transfer, &database_object_name(index), inner, ctx).await?;
+    let object = dump(cmd, Output::Raw, transfer, &database_object_name(index), inner, ctx).await?;
     Ok(ManifestDatabase {
         name: db.name.clone(),
         owner: db.owner.clone(),
@@ -135,10 +137,21 @@ async fn dump_database(
     })
 }
 
-/// Runs a dump program and streams its standard output, compressed, into object `name`. The object
-/// is completed only when the program succeeded.
+/// What a dump program writes on its standard output.
+#[derive(Clone, Copy)]
+pub(crate) enum Output {
+    /// Uncompressed bytes: compressed here with the executor's settings, counted as progress.
+    Raw,
+    /// Already zstd-compressed (by the server): stored as is. `report` reads the program's own
+    /// `(done, total)` byte report from a line of its standard error (such lines are not logged).
+    Zstd { report: fn(&str) -> Option<(u64, u64)> },
+}
+
+/// Runs a dump program and streams its standard output into object `name` (compressed here unless
+/// it already is). The object is completed only when the program succeeded.
 pub(crate) async fn dump(
     mut cmd: Command,
+    output: Output,
     transfer: &Transfer,
     name: &str,
     inner: &Inner,
@@ -147,10 +160,27 @@ pub(crate) async fn dump(
     let program = cmd.as_std().get_program().to_string_lossy().into_owned();
     cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
     let mut child = cmd.spawn().map_err(|e| Error::backend(BACKEND, format!("cannot run {program}"), e))?;
-    let captured = child.stderr.take().map(|err| ctx.log.capture(err, &program)).unwrap_or_default();
+    let captured = match (child.stderr.take(), output) {
+        (Some(err), Output::Raw) => ctx.log.capture(err, &program),
+        (Some(err), Output::Zstd { report }) => {
+            let progress = ctx.progress.clone();
+            ctx.log.capture_with(err, &program, move |line| match report(line) {
+                Some((done, total)) => {
+                    progress.set_total(total);
+                    progress.advance_to(done);
+                    false
+                }
+                None => true,
+            })
+        }
+        (None, _) => Default::default(),
+    };
     let stdout = child.stdout.take().expect("piped stdout");
     let mut sink = Sink::open(transfer, name, &ctx.log)?;
-    let streamed = compress_into(stdout, &mut sink, name, inner.compression, &ctx.progress).await;
+    let streamed = match output {
+        Output::Raw => compress_into(stdout, &mut sink, name, inner.compression, &ctx.progress).await,
+        Output::Zstd { .. } => store_into(stdout, &mut sink, name).await,
+    };
     let status = child.wait().await;
     captured.done().await;
     let object = match (streamed, status) {
@@ -159,11 +189,12 @@ pub(crate) async fn dump(
             sink.abort().await;
             return Err(e);
         }
-        (_, status) => {
+        (Ok(object), status) => {
             sink.abort().await;
             let how = status.map(|s| s.to_string()).unwrap_or_else(|e| e.to_string());
             let short = program.rsplit('/').next().unwrap_or(&program).to_string();
-            return Err(Error::backend_msg(BACKEND, format!("{short} for {name} failed ({how}); see the job log")));
+            let what = format!("{short} for {name} failed ({how}) after {} bytes; see the job log", object.size);
+            return Err(Error::backend_msg(BACKEND, what));
         }
     };
     sink.finish().await?;

@@ -95,6 +95,26 @@ pub(crate) async fn compress_into<R: AsyncRead + Unpin>(
     Ok(stored.object(name))
 }
 
+/// Stores everything `input` yields (already zstd-compressed, e.g. by the server) into `sink` as is,
+/// left open like [`compress_into`]. Returns the stored object's size and sha256 (raw size unknown).
+pub(crate) async fn store_into<R: AsyncRead + Unpin>(
+    mut input: R,
+    sink: &mut Sink,
+    name: &str,
+) -> Result<ManifestObject> {
+    let mut stored = Stored { hasher: Sha256::new(), size: 0, raw: None };
+    let mut buf = vec![0u8; CHUNK];
+    loop {
+        let n = input.read(&mut buf).await.map_err(|e| Error::backend(BACKEND, "reading the dump output", e))?;
+        if n == 0 {
+            break;
+        }
+        stored.add(&buf[..n]);
+        sink.write(&buf[..n]).await?;
+    }
+    Ok(stored.object(name))
+}
+
 /// Object `expected` of `image` read from `source`, counting and hashing what is stored as it
 /// goes; [`Checked::finish`] checks size and sha256 once it has ended.
 pub(crate) struct Checked<'a> {

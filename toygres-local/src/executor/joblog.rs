@@ -40,12 +40,23 @@ impl JobLog {
     /// Copies a child's output stream into the log, line by line, on a background task. Await the
     /// handle after the child exits so its last words are in the log before anyone reads it.
     pub(crate) fn capture<R: AsyncRead + Unpin + Send + 'static>(&self, stream: R, program: &str) -> Captured {
+        self.capture_with(stream, program, |_| true)
+    }
+
+    /// [`JobLog::capture`], showing each line to `keep` first: only lines it keeps are logged.
+    pub(crate) fn capture_with<R, F>(&self, stream: R, program: &str, mut keep: F) -> Captured
+    where
+        R: AsyncRead + Unpin + Send + 'static,
+        F: FnMut(&str) -> bool + Send + 'static,
+    {
         let log = self.clone();
         let program = program.rsplit('/').next().unwrap_or(program).to_string();
         Captured(Some(tokio::spawn(async move {
             let mut lines = BufReader::new(stream).lines();
             while let Ok(Some(line)) = lines.next_line().await {
-                log.line(&format!("{program}: {line}"));
+                if keep(&line) {
+                    log.line(&format!("{program}: {line}"));
+                }
             }
         })))
     }
@@ -99,6 +110,14 @@ impl Progress {
         let last = self.last.load(Ordering::Relaxed);
         if done >= last + STEP && self.last.compare_exchange(last, done, Ordering::Relaxed, Ordering::Relaxed).is_ok() {
             self.emit(done);
+        }
+    }
+
+    /// Sets the count to `done` (a producer's own report) when that is more than counted so far.
+    pub(crate) fn advance_to(&self, done: u64) {
+        let before = self.done.fetch_max(done, Ordering::Relaxed);
+        if done > before {
+            self.add(0);
         }
     }
 

@@ -4,7 +4,7 @@
 //! recovery) before it accepts connections. Roles and password hashes are in the data files, so a
 //! restored instance takes the source's password by construction.
 
-use super::backup::dump;
+use super::backup::{dump, Output};
 use super::codec::Checked;
 use super::jobs::JobCtx;
 use super::transfer::Source;
@@ -19,17 +19,49 @@ const CHANNEL_CHUNKS: usize = 8;
 
 /// Streams `pg_basebackup -Ft -X fetch` of `cluster` into the image: one archive holding the data
 /// directory and the WAL written while it was copied (`-c fast`: an immediate checkpoint).
+///
+/// When the server can (PostgreSQL 15 and later, built with zstd) it compresses
+/// (`--compress=server-zstd`, with the executor's level and workers) and this process only hashes
+/// and stores, with pg_basebackup's own progress report and total. Measured here on pgbench scale
+/// 200 (3.2 GB, 2 cores): 2.4-5.7 s, against 10.0-11.6 s for the uncompressed stream compressed
+/// here, which is what other servers get.
 pub(crate) async fn base_backup(
     cluster: &LocalCluster,
     password: &Password,
+    client: &tokio_postgres::Client,
     transfer: &Transfer,
     inner: &Inner,
     ctx: &JobCtx,
 ) -> Result<Vec<ManifestObject>> {
     let mut cmd = cluster.client("pg_basebackup", password);
     cmd.args(["-D", "-", "-Ft", "-X", "fetch", "-c", "fast", "--no-manifest", "--no-sync"]);
-    ctx.log.line("streaming pg_basebackup of the data directory");
-    Ok(vec![dump(cmd, transfer, &archive_object_name(0), inner, ctx).await?])
+    let output = if server_compresses(client).await? {
+        let c = inner.compression;
+        cmd.arg("--progress").arg(format!("--compress=server-zstd:level={},workers={}", c.level, c.workers));
+        ctx.log.line("streaming pg_basebackup of the data directory, compressed by the server");
+        Output::Zstd { report: basebackup_progress }
+    } else {
+        ctx.log.line("streaming pg_basebackup of the data directory (the server cannot compress it)");
+        Output::Raw
+    };
+    Ok(vec![dump(cmd, output, transfer, &archive_object_name(0), inner, ctx).await?])
+}
+
+/// Whether the server can compress a base backup with zstd: PostgreSQL 15 or later, configured
+/// `--with-zstd` (what its `pg_config` view says).
+async fn server_compresses(client: &tokio_postgres::Client) -> Result<bool> {
+    let sql = "SELECT current_setting('server_version_num')::int >= 150000 AND EXISTS \
+               (SELECT FROM pg_config WHERE name = 'CONFIGURE' AND setting LIKE '%--with-zstd%')";
+    let row =
+        client.query_one(sql, &[]).await.map_err(|e| Error::backend(BACKEND, "asking the source about zstd", e))?;
+    Ok(row.get(0))
+}
+
+/// `(done, total)` bytes from a pg_basebackup `--progress` line (`123/4567 kB (2%), 0/1 tablespace`).
+fn basebackup_progress(line: &str) -> Option<(u64, u64)> {
+    let (counts, _) = line.trim().split_once(" kB")?;
+    let (done, total) = counts.split_once('/')?;
+    Some((done.trim().parse::<u64>().ok()? * 1024, total.trim().parse::<u64>().ok()? * 1024))
 }
 
 /// Unpacks every archive of a verified physical `manifest` into `cluster`'s new, empty data
@@ -129,4 +161,17 @@ pub(crate) async fn check_source(inner: &Inner, source: &InstanceSpec, password:
         ));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_pg_basebackups_progress_lines() {
+        assert_eq!(basebackup_progress("12/3117 kB (0%), 0/1 tablespace"), Some((12 * 1024, 3117 * 1024)));
+        assert_eq!(basebackup_progress("  3117/3117 kB (100%), 1/1 tablespace"), Some((3117 * 1024, 3117 * 1024)));
+        assert_eq!(basebackup_progress("pg_basebackup: error: connection failed"), None);
+        assert_eq!(basebackup_progress("WARNING: 12/ kB"), None);
+    }
 }

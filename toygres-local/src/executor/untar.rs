@@ -2,11 +2,13 @@
 //! decompresses and parses the tar, [`WRITERS`] threads create and write the files (a file's
 //! creation costs about a millisecond on some filesystems, and writes in 1 MiB pieces instead of
 //! tar's 10 KiB records). Measured here on pgbench scale 50 (794 MiB, 1,300 files, 2 cores):
-//! `zstd -d | tar -x` 2.3-2.7 s; this, see the bench.
+//! `zstd -d | tar -x` 2.3-2.7 s; this 0.6 s (scale 200, 3.2 GB: 3.4-4.9 s, bound by the disk). Each
+//! piece written is handed to the kernel's writeback at once (`sync_file_range`), so the final sync
+//! finds little left.
 //!
 //! Only directories and regular files are accepted, at relative paths without `..`: a physical
-//! image of a default-tablespace instance holds nothing else. The data is made durable
-//! (`syncfs`) before [`unpack`] returns.
+//! image of a default-tablespace instance holds nothing else. The caller makes the data directory
+//! durable once everything is in it.
 
 use bytes::Bytes;
 use std::fs::{DirBuilder, File, OpenOptions};
@@ -180,7 +182,7 @@ fn chown(path: &Path, owner: Option<Owner>) -> Result<()> {
 
 /// A writer: opens, fills and closes the files it is handed, in order. Stops at its first error.
 fn write_files(rx: Receiver<Op>, owner: Option<Owner>) -> Result<()> {
-    let mut current: Option<(File, PathBuf)> = None;
+    let mut current: Option<(File, PathBuf, u64)> = None;
     for op in rx {
         match op {
             Op::Open { path, mode } => {
@@ -191,16 +193,28 @@ fn write_files(rx: Receiver<Op>, owner: Option<Owner>) -> Result<()> {
                     .open(&path)
                     .map_err(|e| io(format!("creating {}", path.display()), e))?;
                 chown(&path, owner)?;
-                current = Some((file, path));
+                current = Some((file, path, 0u64));
             }
             Op::Data(piece) => {
-                let (file, path) = current.as_mut().expect("data follows an open");
+                let (file, path, offset) = current.as_mut().expect("data follows an open");
                 file.write_all(&piece).map_err(|e| io(format!("writing {}", path.display()), e))?;
+                start_writeback(file, *offset, piece.len());
+                *offset += piece.len() as u64;
             }
             Op::Close => current = None,
         }
     }
     Ok(())
+}
+
+/// Asks the kernel to start writing `len` bytes at `offset` of `file` to disk now, without waiting
+/// (`sync_file_range(SYNC_FILE_RANGE_WRITE)`), so the final sync finds little left to do.
+fn start_writeback(file: &File, offset: u64, len: usize) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: a plain syscall on an open descriptor; failure only loses the hint.
+    unsafe {
+        libc::sync_file_range(file.as_raw_fd(), offset as i64, len as i64, libc::SYNC_FILE_RANGE_WRITE);
+    }
 }
 
 #[cfg(test)]
