@@ -47,18 +47,30 @@ pub const COMMON_SH: &str = include_str!("../templates/common.sh");
 pub const TRANSFER_SH: &str = include_str!("../templates/transfer.sh");
 /// `split_database_sql`: `DatabaseSql::from_pg_dump` in awk.
 pub const DATABASE_SQL_SH: &str = include_str!("../templates/database-sql.sh");
-/// The backup job's `dump` container (source's PostgreSQL image).
+/// What the backup job's `dump` container records about the source, for both formats.
+pub const SOURCE_META_SH: &str = include_str!("../templates/source-meta.sh");
+/// The backup job's `dump` container of a logical image (source's PostgreSQL image): `pg_dump`.
 pub const BACKUP_DUMP_SH: &str = include_str!("../templates/backup-dump.sh");
+/// The backup job's `dump` container of a physical image (source's PostgreSQL image):
+/// `pg_basebackup` over a replication connection.
+pub const BACKUP_BASEBACKUP_SH: &str = include_str!("../templates/backup-basebackup.sh");
 /// The backup job's `upload` container (toolbox).
 pub const BACKUP_UPLOAD_SH: &str = include_str!("../templates/backup-upload.sh");
 /// The restore job's `fetch` container (toolbox).
 pub const RESTORE_FETCH_SH: &str = include_str!("../templates/restore-fetch.sh");
 /// The restore job's `load` container (instance's PostgreSQL image).
 pub const RESTORE_LOAD_SH: &str = include_str!("../templates/restore-load.sh");
+/// `unpack_physical`: the `load` container's restore of a physical image.
+pub const RESTORE_UNPACK_SH: &str = include_str!("../templates/restore-unpack.sh");
 
-/// The complete script of the backup job's `dump` container.
+/// The complete script of the backup job's `dump` container for a logical image.
 pub fn backup_dump_script() -> String {
-    format!("{COMMON_SH}\n{DATABASE_SQL_SH}\n{BACKUP_DUMP_SH}")
+    format!("{COMMON_SH}\n{SOURCE_META_SH}\n{DATABASE_SQL_SH}\n{BACKUP_DUMP_SH}")
+}
+
+/// The complete script of the backup job's `dump` container for a physical image.
+pub fn backup_basebackup_script() -> String {
+    format!("{COMMON_SH}\n{SOURCE_META_SH}\n{BACKUP_BASEBACKUP_SH}")
 }
 
 /// The complete script of the backup job's `upload` container.
@@ -71,9 +83,10 @@ pub fn restore_fetch_script() -> String {
     format!("{COMMON_SH}\n{TRANSFER_SH}\n{RESTORE_FETCH_SH}")
 }
 
-/// The complete script of the restore job's `load` container.
+/// The complete script of the restore job's `load` container (both formats: the verified plan
+/// says which).
 pub fn restore_load_script() -> String {
-    format!("{COMMON_SH}\n{RESTORE_LOAD_SH}")
+    format!("{COMMON_SH}\n{RESTORE_UNPACK_SH}\n{RESTORE_LOAD_SH}")
 }
 
 /// Substitutes `values` into `template` and returns the YAML text.
@@ -136,13 +149,23 @@ mod tests {
     #[test]
     fn the_dump_reads_the_cluster_locale_with_the_cores_query() {
         let query = toygres_core::manifest::ClusterLocale::QUERY;
-        assert!(BACKUP_DUMP_SH.contains(&format!("FROM ({query}) q(e, c, t, p, l)")), "backup-dump.sh lost the query");
+        assert!(SOURCE_META_SH.contains(&format!("FROM ({query}) q(e, c, t, p, l)")), "source-meta.sh lost the query");
+    }
+
+    #[test]
+    fn the_scripts_name_the_objects_as_the_core_does() {
+        let archive = toygres_core::manifest::archive_object_name(0);
+        for script in [BACKUP_BASEBACKUP_SH, BACKUP_UPLOAD_SH] {
+            assert!(script.contains(&archive), "{archive} missing");
+        }
+        assert!(RESTORE_FETCH_SH.contains(r"base-[0-9]{2}\.tar"), "the fetch accepts archive names");
     }
 
     #[test]
     fn scripts_are_valid_bash() {
         for (name, script) in [
             ("backup-dump", backup_dump_script()),
+            ("backup-basebackup", backup_basebackup_script()),
             ("backup-upload", backup_upload_script()),
             ("restore-fetch", restore_fetch_script()),
             ("restore-load", restore_load_script()),
