@@ -161,6 +161,28 @@ mod tests {
         assert!(RESTORE_FETCH_SH.contains(r"base-[0-9]{2}\.tar"), "the fetch accepts archive names");
     }
 
+    /// `meter` logs progress lines while a slow stream flows (dd's updates, every fifth), counting
+    /// from its base, and passes every byte through.
+    #[test]
+    fn the_meter_reports_progress_while_bytes_flow() {
+        let tmp = tempfile::tempdir().unwrap();
+        let feed = "for i in 1 2 3 4 5 6 7; do head -c 1000000 /dev/zero; sleep 1; done";
+        let script = format!("{COMMON_SH}\n{TRANSFER_SH}\n({feed}) | meter 100 5000000 | wc -c");
+        let out = std::process::Command::new("bash")
+            .args(["-c", &script])
+            .env("TOYGRES_EXCHANGE", tmp.path())
+            .envs([("TOYGRES_SIDE", "a"), ("TOYGRES_PEER", "b"), ("TOYGRES_TRANSFER_PROGRAM", "true")])
+            .env("TOYGRES_TRANSFER_BASE_URL", "fake://x")
+            .output()
+            .expect("bash runs");
+        let log = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{log}");
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "7000000");
+        let (done, total) = crate::progress::last_progress(&log).unwrap_or_else(|| panic!("no progress: {log}"));
+        assert!(done > 100 && done <= 7_000_100 && total.is_some_and(|t| t >= done.max(5_000_000)), "{log}");
+        assert!(!log.contains(" copied, ") && !log.contains("records"), "{log}");
+    }
+
     #[test]
     fn scripts_are_valid_bash() {
         for (name, script) in [

@@ -73,4 +73,6 @@ jq -n --arg id "$TOYGRES_IMAGE_ID" --argjson pg_version "$(cat "$meta/pg_version
     + {created_at: $created, cluster_locale: $locale, dump_version: $dump_version}' >"$work/manifest.json"
 # azcopy reads only from a pipe, never from a redirected file.
 cat "$work/manifest.json" | upload manifest.json
+# Complete: the total is what was written.
+progress "$raw_done" "$raw_done"
 log "image $TOYGRES_IMAGE_ID ($format) complete: $contents, manifest sha256:$(sha256sum <"$work/manifest.json" | cut -d' ' -f1)"

@@ -92,7 +92,7 @@ report_dd() {
   local chunk line seen=0 n
   while IFS= read -r -d $'\r' chunk || [[ -n "$chunk" ]]; do
     while IFS= read -r line; do
-      if [[ "$line" =~ ^([0-9]+)\ bytes\ .*\ copied ]]; then
+      if [[ "$line" =~ ^([0-9]+)\ bytes.*\ copied, ]]; then
         seen=$((seen + 1))
         ((seen % 5 == 0)) || continue
         n=$(($1 + BASH_REMATCH[1]))
