@@ -144,7 +144,9 @@ impl<'a> Manifests<'a> {
         self.secret(&instance.resource_name(), &names::instance_labels(instance.id, "postgres"), data)
     }
 
-    /// The instance's server configuration.
+    /// The instance's server configuration: `postgresql.conf` (included by the data directory's),
+    /// `pg_hba.conf` ([`PG_HBA_CONF`]) and `initdb.sh` ([`render::INITDB_CONFIG_SH`], for an empty
+    /// instance).
     pub fn config_map(&self, instance: &InstanceSpec) -> Result<ConfigMap> {
         check_instance(instance)?;
         let mut conf = String::from(
@@ -160,6 +162,7 @@ impl<'a> Manifests<'a> {
         let mut values = self.meta(&instance.resource_name(), &labels).to_vec();
         values.push(("postgresql_conf", json!(conf)));
         values.push(("pg_hba_conf", json!(hba)));
+        values.push(("initdb_script", json!(render::INITDB_CONFIG_SH)));
         render(render::CONFIG_MAP, &values)
     }
 

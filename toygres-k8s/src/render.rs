@@ -41,6 +41,9 @@ pub const RESTORE_JOB: Template = template!("restore-job.yaml");
 /// Every manifest template.
 pub const ALL: [Template; 7] = [PVC, SECRET, CONFIG_MAP, STATEFUL_SET, SERVICE, BACKUP_JOB, RESTORE_JOB];
 
+/// The ConfigMap's `initdb.sh`: run by the PostgreSQL image's entrypoint after it initialised an
+/// empty volume, it has the data directory include the ConfigMap's `postgresql.conf`.
+pub const INITDB_CONFIG_SH: &str = include_str!("../templates/initdb-config.sh");
 /// Helpers of every job script: strict mode, logging, the FIFO exchange between a job's two containers.
 pub const COMMON_SH: &str = include_str!("../templates/common.sh");
 /// Shell helpers of the toolbox containers, which move bytes (after [`COMMON_SH`]).
@@ -191,6 +194,7 @@ mod tests {
             ("backup-upload", backup_upload_script()),
             ("restore-fetch", restore_fetch_script()),
             ("restore-load", restore_load_script()),
+            ("initdb-config", INITDB_CONFIG_SH.to_string()),
         ] {
             let out = std::process::Command::new("bash").args(["-n", "-c", &script]).output().expect("bash runs");
             assert!(out.status.success(), "{name}: {}", String::from_utf8_lossy(&out.stderr));

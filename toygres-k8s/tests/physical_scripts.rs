@@ -37,7 +37,7 @@ struct Source {
 }
 
 impl Source {
-    /// A source with roles (a SCRAM and an MD5 password), a database with an index and a sequence,
+    /// A source created empty (`provision_empty`) with roles (a SCRAM and an MD5 password), a database with an index and a sequence,
     /// template1 and a database that refuses connections; `None` without the tools.
     fn start() -> Option<Self> {
         let Some(pg) = Postgres::find() else {
@@ -49,9 +49,10 @@ impl Source {
         let config = instance_config(&pg, tmp.path());
         let data = pg.dir(&tmp.path().join("source")).join("data");
         pg.initdb(PG15, &data, &pg::pwfile(&pg, tmp.path()), "");
-        // As in a restored instance's data directory: the ConfigMap's settings (its pg_hba.conf).
-        let include = format!("include_if_exists = '{}/postgresql.conf'\n", config.display());
-        append(&data.join("postgresql.conf"), &include);
+        // As the image's entrypoint does for an empty instance: initdb, then the ConfigMap's
+        // initdb.sh, so the server uses the ConfigMap's settings (its pg_hba.conf).
+        let init = format!("export PGDATA='{}'; source '{}/initdb.sh'", data.display(), config.display());
+        pg.bash(&init, PG15);
         let port = free_port();
         pg.start(PG15, &data, port);
         for sql in [
