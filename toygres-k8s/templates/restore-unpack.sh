@@ -32,6 +32,14 @@ unpack_physical() {
   grep -vxF -e "$include" -e '# toygres: the instance configuration' "$conf" >"$conf.tmp" || [[ $? == 1 ]]
   printf '%s\n%s\n' '# toygres: the instance configuration' "$include" >>"$conf.tmp"
   mv "$conf.tmp" "$conf"
+  # postgresql.auto.conf (the source's ALTER SYSTEM) is read last: it keeps every setting but those
+  # the instance's configuration owns (where the server listens, its pg_hba.conf).
+  local auto="$PGDATA/postgresql.auto.conf" owned='^[[:space:]]*(listen_addresses|port|hba_file)[[:space:]]*='
+  if [[ -f "$auto" ]] && grep -qE "$owned" "$auto"; then
+    log "dropping the source's ALTER SYSTEM settings the instance configures: $(grep -oE "$owned" "$auto" | tr -d ' =' | paste -sd' ')"
+    grep -vE "$owned" "$auto" >"$auto.tmp" || [[ $? == 1 ]]
+    mv "$auto.tmp" "$auto"
+  fi
   chmod 0700 "$PGDATA"
   mark_restored "${#archives[@]} archive(s) unpacked; the server replays their WAL when it starts"
 }

@@ -167,6 +167,9 @@ fn owner_only(dir: &Path) {
 #[tokio::test]
 async fn a_physical_image_round_trips_through_the_job_scripts() {
     let Some(s) = Source::start() else { return };
+    // Settings the source's postgresql.auto.conf holds (read last): the instance keeps its own port.
+    psql(s.port, "postgres", "ALTER SYSTEM SET port = 6543");
+    psql(s.port, "postgres", "ALTER SYSTEM SET work_mem = '5MB'");
     let before = snapshot(s.port).await;
     let image = ImageId::new();
     let (dump_log, upload_log) = succeeded(s.backup(image, "backup"));
@@ -213,6 +216,9 @@ async fn a_physical_image_round_trips_through_the_job_scripts() {
     let include = format!("include_if_exists = '{}/postgresql.conf'", s.config.display());
     assert_eq!(conf.matches(&include).count(), 1, "{conf}");
     assert!(conf.trim_end().ends_with(&include), "{conf}");
+    let auto = std::fs::read_to_string(volume.pgdata().join("postgresql.auto.conf")).unwrap();
+    assert!(auto.contains("work_mem = '5MB'") && !auto.contains("port"), "{auto}");
+    assert!(load_log.contains("dropping the source's ALTER SYSTEM settings the instance configures: port"));
     // A retried job finds the marker and leaves the volume alone.
     let (_, again) = succeeded(s.restore(image, &checksum, &volume, PG15, "again"));
     assert!(again.contains("volume already holds image"), "{again}");
