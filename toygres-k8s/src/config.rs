@@ -7,9 +7,9 @@ use toygres_core::{Error, ImageType, Result};
 /// The PostgreSQL container image of each [`ImageType`]. `{major}` in an image is replaced by the
 /// instance's major version (`"15"` for `pg_version = "15.18"`, [`PostgresImages::default_major`] when
 /// unknown). The image must run its server as [`K8sConfig::postgres_uid`] and ship bash, coreutils,
-/// sed, awk, `initdb`, `pg_ctl`, `psql`, `pg_dump`, `pg_dumpall` and `pg_restore` on `PATH` (the
-/// official `postgres` images do): the backup dumps in the source's image, the restore loads in the
-/// target's.
+/// sed, awk, tar, `postgres`, `initdb`, `pg_ctl`, `psql`, `pg_dump`, `pg_dumpall`, `pg_basebackup`
+/// and `pg_restore` on `PATH` (the official `postgres` images do): the backup dumps in the source's
+/// image, the restore loads (or unpacks) in the target's.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PostgresImages {
     /// Stock PostgreSQL, e.g. `postgres:{major}`.

@@ -106,7 +106,11 @@ impl K8sExecutor {
         let manifests = self.manifests();
         let secret = manifests.restore_secret(spec, &transfer)?;
         let object = manifests.restore_job(spec, &transfer)?;
-        self.size_volume(spec).await?;
+        // An unreadable manifest changes nothing here: the job reports it.
+        if let Some(manifest) = self.verified_manifest(spec).await {
+            crate::physical::check_restore(&self.config, spec, &manifest)?;
+            self.size_volume(spec, &manifest).await?;
+        }
         self.launch(&secret, &object, INSTANCE_LABEL, &spec.instance.id.to_string()).await?;
         Ok(job)
     }

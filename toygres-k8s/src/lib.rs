@@ -20,7 +20,8 @@
 //! - **Namespace** `toygres` (or [`K8sConfig::namespace`]) must exist.
 //! - **Toolbox image** ([`K8sConfig::toolbox_image`]) for the containers that move bytes: bash, coreutils,
 //!   sed, `zstd`, `jq` and the transfer program (`azcopy`). No PostgreSQL client: the backup job's `dump`
-//!   container runs the **source's** PostgreSQL image ([`PostgresImages`]), so `pg_dump` is of its major
+//!   container runs the **source's** PostgreSQL image ([`PostgresImages`]), so `pg_dump` (or
+//!   `pg_basebackup`) is of its major
 //!   (a newer one writes archives an older `pg_restore` refuses), and the restore job's `load` container
 //!   runs the instance's, so extensions such as pg_durable are present when the dumps are loaded. The two
 //!   containers of a job pod run side by side and pass the bytes through FIFOs in a shared emptyDir.
@@ -75,6 +76,17 @@
 //! `initdb`, then streams each into `pg_restore` (nothing staged), stops the server cleanly and leaves a
 //! marker, so a retried job converges. Stuck pods fail their step with the reason ([`diagnose`]); the
 //! jobs' progress lines become `Bytes` events ([`progress`]). `docs/azure-aks.md` is the AKS guide.
+//!
+//! **Physical images** ([`toygres_core::ImageFormat::Physical`], [`physical`]): the backup job's `dump`
+//! container runs `pg_basebackup -D - -Ft -X fetch -c fast` over a replication connection (the
+//! instances' pg_hba allows one for `postgres`: [`manifests::PG_HBA_CONF`]) and the `upload` container
+//! streams the tar through zstd and sha256 as `base-00.tar.zst` (`templates/backup-basebackup.sh`); a
+//! source with `wal_level=minimal`, no WAL sender or tablespaces fails the job with the reason. The
+//! restore job verifies every object before anything is unpacked, refuses another major than its
+//! server's, unpacks the tar into the empty data directory and has it include the instance's
+//! configuration; the server replays the archive's WAL when the StatefulSet starts it
+//! (`templates/restore-unpack.sh`). A restore of some databases only, or onto an instance whose
+//! image runs another major, is refused before the job exists ([`physical::check_restore`]).
 #![warn(missing_docs)]
 
 pub mod api;
@@ -86,6 +98,7 @@ pub mod instance;
 pub mod jobs;
 pub mod manifests;
 pub mod names;
+pub mod physical;
 pub mod progress;
 pub mod render;
 pub mod transfer;

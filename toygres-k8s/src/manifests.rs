@@ -10,7 +10,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, EnvVar, PersistentVolumeClaim, Secre
 use k8s_openapi::ByteString;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
-use toygres_core::{BackupJobSpec, Error, ImageType, InstanceSpec, JobRef, RestoreJobSpec, Result};
+use toygres_core::{BackupJobSpec, Error, ImageFormat, ImageType, InstanceSpec, JobRef, RestoreJobSpec, Result};
 
 /// The Azure annotation that gives a LoadBalancer's public IP a DNS label.
 pub const AZURE_DNS_LABEL_ANNOTATION: &str = "service.beta.kubernetes.io/azure-dns-label-name";
@@ -23,8 +23,15 @@ pub const BACKUP_PASSWORD_KEY: &str = "PGPASSWORD";
 /// for every role whose password is stored as SCRAM (all roles created with PostgreSQL 14's
 /// default), and roles restored from an older source with MD5 hashes can still log in; with
 /// `scram-sha-256` they could not, and no one would know their password to reset it.
+///
+/// The `replication` lines let the backup job of a physical image (`pg_basebackup`) reach the
+/// instance over a replication connection as the superuser `postgres`, which has the `REPLICATION`
+/// attribute, with its password; no other role may open one (a database entry `all` does not match
+/// replication connections). They open nothing the superuser could not already do over the
+/// `host all` lines.
 pub const PG_HBA_CONF: &str = "# Managed by toygres.\nlocal all all trust\nhost all all 0.0.0.0/0 md5\n\
-                               host all all ::/0 md5\n";
+                               host all all ::/0 md5\nhost replication postgres 0.0.0.0/0 md5\n\
+                               host replication postgres ::/0 md5\n";
 
 /// Renders the objects of instances and jobs. Pure: no API calls, so a caller can inspect exactly what
 /// the executor would send.
@@ -137,7 +144,9 @@ impl<'a> Manifests<'a> {
         self.secret(&instance.resource_name(), &names::instance_labels(instance.id, "postgres"), data)
     }
 
-    /// The instance's server configuration.
+    /// The instance's server configuration: `postgresql.conf` (included by the data directory's),
+    /// `pg_hba.conf` ([`PG_HBA_CONF`]) and `initdb.sh` ([`render::INITDB_CONFIG_SH`], for an empty
+    /// instance).
     pub fn config_map(&self, instance: &InstanceSpec) -> Result<ConfigMap> {
         check_instance(instance)?;
         let mut conf = String::from(
@@ -153,6 +162,7 @@ impl<'a> Manifests<'a> {
         let mut values = self.meta(&instance.resource_name(), &labels).to_vec();
         values.push(("postgresql_conf", json!(conf)));
         values.push(("pg_hba_conf", json!(hba)));
+        values.push(("initdb_script", json!(render::INITDB_CONFIG_SH)));
         render(render::CONFIG_MAP, &values)
     }
 
@@ -190,18 +200,17 @@ impl<'a> Manifests<'a> {
         render(render::SERVICE, &values)
     }
 
-    /// The backup job of `spec`; `transfer`'s secrets are in the Secret of the same name.
+    /// The backup job of `spec`; `transfer`'s secrets are in the Secret of the same name. Its `dump`
+    /// container runs `pg_dump` for a logical image, `pg_basebackup` over a replication connection
+    /// (see [`PG_HBA_CONF`]) for a physical one; a source that cannot be imaged physically
+    /// (`wal_level=minimal`, no WAL sender, tablespaces) fails the job with the reason, as only a
+    /// connection to it can tell.
     pub fn backup_job(&self, spec: &BackupJobSpec, transfer: &JobTransfer) -> Result<Job> {
         check_instance(&spec.source)?;
-        if spec.format != toygres_core::ImageFormat::Logical {
-            return Err(Error::InvalidRequest {
-                field: "format",
-                reason: format!(
-                    "the Kubernetes executor takes logical images only, not {}; image this instance as logical",
-                    spec.format
-                ),
-            });
-        }
+        let dump_script = match spec.format {
+            ImageFormat::Logical => render::backup_dump_script(),
+            ImageFormat::Physical => render::backup_basebackup_script(),
+        };
         let job = JobRef::backup(spec.image_id);
         let labels = names::image_labels(spec.image_id);
         let mut values = self.meta(&job.name, &labels).to_vec();
@@ -211,7 +220,7 @@ impl<'a> Manifests<'a> {
             ("toolbox_image", json!(self.config.toolbox_image)),
             ("dump_image", json!(self.postgres_image(&spec.source))),
             ("postgres_uid", json!(self.config.postgres_uid)),
-            ("dump_script", json!(render::backup_dump_script())),
+            ("dump_script", json!(dump_script)),
             ("upload_script", json!(render::backup_upload_script())),
             ("source_host", json!(self.config.cluster_host(&spec.source))),
             ("image_id", json!(spec.image_id.to_string())),

@@ -41,24 +41,39 @@ pub const RESTORE_JOB: Template = template!("restore-job.yaml");
 /// Every manifest template.
 pub const ALL: [Template; 7] = [PVC, SECRET, CONFIG_MAP, STATEFUL_SET, SERVICE, BACKUP_JOB, RESTORE_JOB];
 
+/// The ConfigMap's `initdb.sh`: run by the PostgreSQL image's entrypoint after it initialised an
+/// empty volume, it has the data directory include the ConfigMap's `postgresql.conf`.
+pub const INITDB_CONFIG_SH: &str = include_str!("../templates/initdb-config.sh");
 /// Helpers of every job script: strict mode, logging, the FIFO exchange between a job's two containers.
 pub const COMMON_SH: &str = include_str!("../templates/common.sh");
 /// Shell helpers of the toolbox containers, which move bytes (after [`COMMON_SH`]).
 pub const TRANSFER_SH: &str = include_str!("../templates/transfer.sh");
 /// `split_database_sql`: `DatabaseSql::from_pg_dump` in awk.
 pub const DATABASE_SQL_SH: &str = include_str!("../templates/database-sql.sh");
-/// The backup job's `dump` container (source's PostgreSQL image).
+/// What the backup job's `dump` container records about the source, for both formats.
+pub const SOURCE_META_SH: &str = include_str!("../templates/source-meta.sh");
+/// The backup job's `dump` container of a logical image (source's PostgreSQL image): `pg_dump`.
 pub const BACKUP_DUMP_SH: &str = include_str!("../templates/backup-dump.sh");
+/// The backup job's `dump` container of a physical image (source's PostgreSQL image):
+/// `pg_basebackup` over a replication connection.
+pub const BACKUP_BASEBACKUP_SH: &str = include_str!("../templates/backup-basebackup.sh");
 /// The backup job's `upload` container (toolbox).
 pub const BACKUP_UPLOAD_SH: &str = include_str!("../templates/backup-upload.sh");
 /// The restore job's `fetch` container (toolbox).
 pub const RESTORE_FETCH_SH: &str = include_str!("../templates/restore-fetch.sh");
 /// The restore job's `load` container (instance's PostgreSQL image).
 pub const RESTORE_LOAD_SH: &str = include_str!("../templates/restore-load.sh");
+/// `unpack_physical`: the `load` container's restore of a physical image.
+pub const RESTORE_UNPACK_SH: &str = include_str!("../templates/restore-unpack.sh");
 
-/// The complete script of the backup job's `dump` container.
+/// The complete script of the backup job's `dump` container for a logical image.
 pub fn backup_dump_script() -> String {
-    format!("{COMMON_SH}\n{DATABASE_SQL_SH}\n{BACKUP_DUMP_SH}")
+    format!("{COMMON_SH}\n{SOURCE_META_SH}\n{DATABASE_SQL_SH}\n{BACKUP_DUMP_SH}")
+}
+
+/// The complete script of the backup job's `dump` container for a physical image.
+pub fn backup_basebackup_script() -> String {
+    format!("{COMMON_SH}\n{SOURCE_META_SH}\n{BACKUP_BASEBACKUP_SH}")
 }
 
 /// The complete script of the backup job's `upload` container.
@@ -71,9 +86,10 @@ pub fn restore_fetch_script() -> String {
     format!("{COMMON_SH}\n{TRANSFER_SH}\n{RESTORE_FETCH_SH}")
 }
 
-/// The complete script of the restore job's `load` container.
+/// The complete script of the restore job's `load` container (both formats: the verified plan
+/// says which).
 pub fn restore_load_script() -> String {
-    format!("{COMMON_SH}\n{RESTORE_LOAD_SH}")
+    format!("{COMMON_SH}\n{RESTORE_UNPACK_SH}\n{RESTORE_LOAD_SH}")
 }
 
 /// Substitutes `values` into `template` and returns the YAML text.
@@ -136,16 +152,49 @@ mod tests {
     #[test]
     fn the_dump_reads_the_cluster_locale_with_the_cores_query() {
         let query = toygres_core::manifest::ClusterLocale::QUERY;
-        assert!(BACKUP_DUMP_SH.contains(&format!("FROM ({query}) q(e, c, t, p, l)")), "backup-dump.sh lost the query");
+        assert!(SOURCE_META_SH.contains(&format!("FROM ({query}) q(e, c, t, p, l)")), "source-meta.sh lost the query");
+    }
+
+    #[test]
+    fn the_scripts_name_the_objects_as_the_core_does() {
+        let archive = toygres_core::manifest::archive_object_name(0);
+        for script in [BACKUP_BASEBACKUP_SH, BACKUP_UPLOAD_SH] {
+            assert!(script.contains(&archive), "{archive} missing");
+        }
+        assert!(RESTORE_FETCH_SH.contains(r"base-[0-9]{2}\.tar"), "the fetch accepts archive names");
+    }
+
+    /// `meter` logs progress lines while a slow stream flows (dd's updates, every fifth), counting
+    /// from its base, and passes every byte through.
+    #[test]
+    fn the_meter_reports_progress_while_bytes_flow() {
+        let tmp = tempfile::tempdir().unwrap();
+        let feed = "for i in 1 2 3 4 5 6 7; do head -c 1000000 /dev/zero; sleep 1; done";
+        let script = format!("{COMMON_SH}\n{TRANSFER_SH}\n({feed}) | meter 100 5000000 | wc -c");
+        let out = std::process::Command::new("bash")
+            .args(["-c", &script])
+            .env("TOYGRES_EXCHANGE", tmp.path())
+            .envs([("TOYGRES_SIDE", "a"), ("TOYGRES_PEER", "b"), ("TOYGRES_TRANSFER_PROGRAM", "true")])
+            .env("TOYGRES_TRANSFER_BASE_URL", "fake://x")
+            .output()
+            .expect("bash runs");
+        let log = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{log}");
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "7000000");
+        let (done, total) = crate::progress::last_progress(&log).unwrap_or_else(|| panic!("no progress: {log}"));
+        assert!(done > 100 && done <= 7_000_100 && total.is_some_and(|t| t >= done.max(5_000_000)), "{log}");
+        assert!(!log.contains(" copied, ") && !log.contains("records"), "{log}");
     }
 
     #[test]
     fn scripts_are_valid_bash() {
         for (name, script) in [
             ("backup-dump", backup_dump_script()),
+            ("backup-basebackup", backup_basebackup_script()),
             ("backup-upload", backup_upload_script()),
             ("restore-fetch", restore_fetch_script()),
             ("restore-load", restore_load_script()),
+            ("initdb-config", INITDB_CONFIG_SH.to_string()),
         ] {
             let out = std::process::Command::new("bash").args(["-n", "-c", &script]).output().expect("bash runs");
             assert!(out.status.success(), "{name}: {}", String::from_utf8_lossy(&out.stderr));

@@ -32,25 +32,26 @@ pub fn quantity_bytes(q: &str) -> Option<u64> {
 }
 
 /// The volume an image needs, in whole GiB: twice its uncompressed dumps (indexes are rebuilt, not
-/// dumped; WAL and free space for the load) plus 1 GiB. A heuristic lower bound, never a guarantee.
+/// dumped; WAL and free space for the load) or its tar archives (the data directory and room to
+/// grow) plus 1 GiB. A heuristic lower bound, never a guarantee.
 pub fn needed_bytes(manifest: &Manifest) -> u64 {
     let raw: u64 = manifest.objects().map(|o| o.raw_size.unwrap_or(o.size * 4)).sum();
     (2 * raw + GIB).div_ceil(GIB) * GIB
 }
 
 impl K8sExecutor {
-    /// Grows the instance's PVC to what the image needs, when that is more than it requests: an
-    /// unbound PVC (nothing on it yet) is replaced, a bound one expanded (its storage class must allow
-    /// volume expansion). An unreadable manifest changes nothing (the job reports it).
-    pub(crate) async fn size_volume(&self, spec: &RestoreJobSpec) -> Result<()> {
-        let manifest = match self.blobs.read(&spec.location, MANIFEST_NAME).await {
-            Ok(bytes) => match Manifest::verified(spec.image_id, &bytes, &spec.checksum) {
-                Ok(m) => m,
-                Err(_) => return Ok(()),
-            },
-            Err(_) => return Ok(()),
-        };
-        let needed = needed_bytes(&manifest);
+    /// The image's manifest, verified against the catalog's checksum; `None` when it cannot be read
+    /// or does not verify (the restore job then reports why).
+    pub(crate) async fn verified_manifest(&self, spec: &RestoreJobSpec) -> Option<Manifest> {
+        let bytes = self.blobs.read(&spec.location, MANIFEST_NAME).await.ok()?;
+        Manifest::verified(spec.image_id, &bytes, &spec.checksum).ok()
+    }
+
+    /// Grows the instance's PVC to what the image of `manifest` needs, when that is more than it
+    /// requests: an unbound PVC (nothing on it yet) is replaced, a bound one expanded (its storage
+    /// class must allow volume expansion).
+    pub(crate) async fn size_volume(&self, spec: &RestoreJobSpec, manifest: &Manifest) -> Result<()> {
+        let needed = needed_bytes(manifest);
         let pvcs = self.api::<PersistentVolumeClaim>();
         let name = spec.instance.resource_name();
         let Some(pvc) = pvcs.get_opt(&name).await.map_err(|e| api::error(&format!("reading PVC {name}"), e))? else {

@@ -1,29 +1,20 @@
 # Backup job, container `dump` (the source instance's PostgreSQL image, so pg_dump is of the
 # source's major: a newer pg_dump writes archives an older pg_restore refuses). Dumps every database
 # but template0 into FIFOs the `upload` container reads (see common.sh):
-#   meta/            pg_version, dump_version, locale.json, databases.tsv, NNNN.create/.properties
+#   meta/            source_meta's files (source-meta.sh), databases.tsv, NNNN.create/.properties
 #   globals.sql.zst  pg_dumpall --globals-only
 #   db-NNNN.dump.zst pg_dump -Fc -Z0
 # A database that refuses connections (datallowconn=false) accepts them while it is dumped and
 # refuses them again at exit, whatever happens.
 # Needs: PGHOST/PGPORT/PGUSER/PGPASSWORD (from a Secret), TOYGRES_EXCHANGE.
 TOYGRES_STEP=backup-dump
-psql_q() { psql -X -q -At -v ON_ERROR_STOP=1 -d postgres "$@"; }
 hex_decode() { printf '%b' "$(sed 's/../\\x&/g' <<<"$1")"; }
 
 meta="$exchange/meta.tmp"
 rm -rf "$meta"
 mkdir -p "$meta"
-psql_q -c "SELECT to_json(split_part(current_setting('server_version'), ' ', 1))" >"$meta/pg_version"
-pg_dump --version | sed -E 's/^pg_dump \(PostgreSQL\) ([0-9][^ ]*).*/"\1"/' >"$meta/dump_version"
-log "source server version $(cat "$meta/pg_version"), pg_dump $(cat "$meta/dump_version")"
-# The cluster's default locale: toygres_core::manifest::ClusterLocale::QUERY, mapped as from_row does.
-psql_q <<'SQL' >"$meta/locale.json"
-SELECT json_build_object('encoding', e, 'lc_collate', c, 'lc_ctype', t,
-  'provider', CASE p WHEN 'i' THEN 'icu' WHEN 'b' THEN 'builtin' ELSE 'libc' END,
-  'locale', CASE WHEN p IN ('i', 'b') THEN l END)
-FROM (SELECT pg_encoding_to_char(d.encoding), d.datcollate, d.datctype, to_jsonb(d)->>'datlocprovider', coalesce(to_jsonb(d)->>'datlocale', to_jsonb(d)->>'daticulocale') FROM pg_database d WHERE d.datname = 'template1') q(e, c, t, p, l)
-SQL
+source_meta "$meta" logical pg_dump \
+  "SELECT sum(pg_database_size(oid))::bigint FROM pg_database WHERE datname <> 'template0'"
 # One line per database: hex of the name (for PGDATABASE), name and owner as JSON strings built by
 # PostgreSQL itself (no name can break the manifest), datallowconn, hex of the name quoted as %I.
 psql_q -F $'\t' -c "SELECT encode(convert_to(datname, 'UTF8'), 'hex'), to_json(datname::text),
@@ -54,16 +45,6 @@ while IFS=$'\t' read -r -u 3 name_hex _ _ allow quoted_hex; do
 done 3<"$meta/databases.tsv"
 rm -rf "$exchange/meta"
 mv "$meta" "$exchange/meta"
-
-# send NAME COMMAND...: runs COMMAND into NAME's FIFO once the upload side opened it.
-send() {
-  local name=$1 rc=0
-  shift
-  await "$exchange/$name.fifo"
-  "$@" >"$exchange/$name.fifo" || rc=$?
-  publish "$exchange/$name.done" "$rc"
-  ((rc == 0)) || fail "$1 failed (exit $rc) writing $name"
-}
 
 log "dumping roles and tablespaces"
 send globals.sql.zst pg_dumpall --globals-only -l postgres

@@ -51,4 +51,27 @@ trap on_exit EXIT
 
 # progress DONE TOTAL: a line the executor reads from the log for byte progress (TOTAL may be "-").
 progress() { log "toygres-progress: $1 ${2:--}"; }
+
+# send NAME COMMAND...: runs COMMAND into NAME's FIFO once the reading side opened it, then tells
+# the reader how it ended.
+send() {
+  local name=$1 rc=0
+  shift
+  await "$exchange/$name.fifo"
+  "$@" >"$exchange/$name.fifo" || rc=$?
+  publish "$exchange/$name.done" "$rc"
+  ((rc == 0)) || fail "$1 failed (exit $rc) writing $name"
+}
+
+# receive NAME COMMAND...: runs COMMAND on NAME's FIFO, then waits until the writing side has
+# checked NAME.
+receive() {
+  local name=$1
+  shift
+  rm -f "$exchange/$name.fifo"
+  mkfifo "$exchange/$name.fifo"
+  "$@" <"$exchange/$name.fifo"
+  await "$exchange/$name.done"
+  rm -f "$exchange/$name.fifo"
+}
 # --- end of job helpers ------------------------------------------------------------------------------

@@ -1,9 +1,10 @@
 # Restore job, container `load` (the instance's PostgreSQL image: its pg_restore reads archives of
-# its major and older). Waits for the verified plan of the `fetch` container, checks the versions and
-# the volume's free space, initialises PGDATA (the source's locale, the password from the instance's
-# Secret), starts the server for the load only (socket only, fsync off: safe because the volume is
-# new and a failed load starts over), then streams in the globals and every database (format 2: its
-# own CREATE DATABASE and, after its contents, its properties), stops cleanly and writes the marker.
+# its major and older). Waits for the verified plan of the `fetch` container and checks the volume's
+# free space; a physical image is unpacked (restore-unpack.sh); a logical one: checks the versions,
+# initialises PGDATA (the source's locale, the password from the instance's Secret), starts the
+# server for the load only (socket only, fsync off: safe because the volume is new and a failed load
+# starts over), then streams in the globals and every database (format 2: its own CREATE DATABASE
+# and, after its contents, its properties), stops cleanly and writes the marker.
 TOYGRES_STEP=restore-load
 : "${PGDATA:?missing}" "${TOYGRES_PASSWORD:?missing}" "${TOYGRES_IMAGE_ID:?missing}"
 : "${TOYGRES_MARKER:?missing}" "${TOYGRES_CONFIG_DIR:?missing}"
@@ -14,17 +15,31 @@ if [[ -f "$TOYGRES_MARKER" && "$(cat "$TOYGRES_MARKER")" == "$TOYGRES_IMAGE_ID" 
 fi
 await "$exchange/plan/plan.sh"
 plan="$exchange/plan"
-format_version=1 dump_major=0 raw_total=0 initdb_args=() db_names=() db_owners=() db_objects=()
+format_version=1 format=logical image_major=0 dump_major=0 raw_total=0 initdb_args=() db_names=() db_owners=()
+db_objects=() archives=()
 # shellcheck source=/dev/null
 source "$plan/plan.sh"
 
-restore_version=$(pg_restore --version | sed -E 's/^pg_restore \(PostgreSQL\) ([0-9]+).*/\1/')
-((restore_version >= dump_major)) ||
-  fail "image $TOYGRES_IMAGE_ID was dumped by PostgreSQL $dump_major, newer than this image's pg_restore ($restore_version): restore it onto PostgreSQL $dump_major or later"
 volume=$(dirname "$PGDATA")
 free=$(df -Pk "$volume" | awk 'NR == 2 { printf "%.0f", $4 * 1024 }')
 ((free >= raw_total)) ||
-  fail "the volume has $free bytes free but the image's dumps hold $raw_total bytes uncompressed (the data needs at least that); raise K8sConfig::volume_size"
+  fail "the volume has $free bytes free but the image holds $raw_total bytes uncompressed (the data needs at least that); raise K8sConfig::volume_size"
+
+# mark_restored WHAT: flushes the volume, then writes the marker a retried job finds.
+mark_restored() {
+  sync
+  printf '%s' "$TOYGRES_IMAGE_ID" >"$TOYGRES_MARKER"
+  sync
+  log "image $TOYGRES_IMAGE_ID restored: $1"
+}
+
+if [[ "$format" == physical ]]; then
+  unpack_physical
+  exit 0
+fi
+restore_version=$(pg_restore --version | sed -E 's/^pg_restore \(PostgreSQL\) ([0-9]+).*/\1/')
+((restore_version >= dump_major)) ||
+  fail "image $TOYGRES_IMAGE_ID was dumped by PostgreSQL $dump_major, newer than this image's pg_restore ($restore_version): restore it onto PostgreSQL $dump_major or later"
 
 rm -rf "$PGDATA"
 pwfile=$(mktemp)
@@ -43,17 +58,6 @@ pg_ctl -D "$PGDATA" -w -t 600 -l "$socket/server.log" -o "-c listen_addresses=''
 exit_steps+=('pg_ctl -D "$PGDATA" -m immediate stop >/dev/null 2>&1')
 export PGHOST="$socket" PGUSER=postgres
 psql_do() { psql -X -q -v ON_ERROR_STOP=1 -d postgres "$@"; }
-
-# receive NAME COMMAND...: runs COMMAND on NAME's FIFO, then waits until fetch has checked NAME.
-receive() {
-  local name=$1
-  shift
-  rm -f "$exchange/$name.fifo"
-  mkfifo "$exchange/$name.fifo"
-  "$@" <"$exchange/$name.fifo"
-  await "$exchange/$name.done"
-  rm -f "$exchange/$name.fifo"
-}
 
 log "applying roles and tablespaces"
 # The bootstrap superuser exists already; its ALTER ROLE (source password hash) still applies.
@@ -86,7 +90,4 @@ pg_ctl -D "$PGDATA" -m fast -w stop >/dev/null
 # The server refuses a group-writable data directory (fsGroup gives the volume g+rwx): 0700 now,
 # and fsGroupChangePolicy OnRootMismatch keeps the kubelet from changing it at each start.
 chmod 0700 "$PGDATA"
-sync
-printf '%s' "$TOYGRES_IMAGE_ID" >"$TOYGRES_MARKER"
-sync
-log "image $TOYGRES_IMAGE_ID restored: ${#db_names[@]} database(s)"
+mark_restored "${#db_names[@]} database(s)"

@@ -85,4 +85,34 @@ hash_stream() {
   tee "$1.sum.fifo" "$1.size.fifo"
   wait
 }
+# report_dd DONE TOTAL: reads the stderr of `dd status=progress` (updates end in CR) and logs every
+# fifth update as a progress line: DONE plus dd's count, of TOTAL (or of that sum, once it is more).
+# dd's other messages pass through, but its record counts.
+report_dd() {
+  local chunk line seen=0 n
+  while IFS= read -r -d $'\r' chunk || [[ -n "$chunk" ]]; do
+    while IFS= read -r line; do
+      if [[ "$line" =~ ^([0-9]+)\ bytes.*\ copied, ]]; then
+        seen=$((seen + 1))
+        ((seen % 5 == 0)) || continue
+        n=$(($1 + BASH_REMATCH[1]))
+        progress "$n" "$((n > $2 ? n : $2))"
+      elif [[ -n "$line" && ! "$line" =~ \ records\ (in|out)$ ]]; then
+        printf '%s\n' "$line" >&2
+      fi
+    done <<<"$chunk"
+  done
+}
+
+# meter DONE TOTAL: copies stdin to stdout, logging progress every few seconds while the bytes flow.
+meter() {
+  local fifo rc=0
+  fifo=$(mktemp -u "$work/meter.XXXXXX")
+  mkfifo "$fifo"
+  report_dd "$1" "$2" <"$fifo" &
+  LC_ALL=C dd bs=1M status=progress 2>"$fifo" || rc=$?
+  wait "$!"
+  rm -f "$fifo"
+  return "$rc"
+}
 # --- end of transfer helpers -------------------------------------------------------------------------

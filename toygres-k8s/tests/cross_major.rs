@@ -9,29 +9,7 @@ use pg::jobs::{self, Volume};
 use pg::{free_port, psql, succeeded, Postgres, PG15};
 use std::path::Path;
 use std::process::Command;
-use toygres_core::{CommandTransfer, ImageId, ImageLocation};
-
-const FAKE_COPY: &str = r#"#!/bin/bash
-set -euo pipefail
-path() { printf '%s' "${1#fake://}"; }
-case "$1" in
-  up) mkdir -p "$(dirname "$(path "$2")")"; cat >"$(path "$2")" ;;
-  down) cat "$(path "$2")" ;;
-esac
-"#;
-
-fn transfer(dir: &Path, image: ImageId) -> CommandTransfer {
-    CommandTransfer {
-        program: pg::executable(dir, "fake-copy", FAKE_COPY.as_bytes()),
-        login: None,
-        upload_from_stdin: vec!["up".into(), "{url}".into()],
-        download_to_stdout: vec!["down".into(), "{url}".into()],
-        base_url: format!("fake://{}/blobs/{}", dir.display(), ImageLocation::for_image(image).prefix),
-        url_query: None,
-        env: vec![],
-        secret_env: vec![],
-    }
-}
+use toygres_core::ImageId;
 
 /// A started server of `bin` with a table of 300 rows in database `app`.
 fn source(pg: &Postgres, dir: &Path, bin: &str, name: &str) -> (u16, std::path::PathBuf) {
@@ -45,7 +23,7 @@ fn source(pg: &Postgres, dir: &Path, bin: &str, name: &str) -> (u16, std::path::
 }
 
 fn checksum(dir: &Path, image: ImageId) -> String {
-    let manifest = dir.join("blobs").join(ImageLocation::for_image(image).prefix).join("manifest.json");
+    let manifest = pg::image_dir(dir, image).join("manifest.json");
     toygres_core::manifest::sha256_hex(&std::fs::read(manifest).unwrap())
 }
 
@@ -75,7 +53,7 @@ async fn dumps_use_the_sources_major_and_restores_refuse_an_older_one() {
 
     // The backup job: `dump` with the source's binaries (15), the toolbox with 18 first on PATH.
     let image = ImageId::new();
-    let t = transfer(dir, image);
+    let t = pg::fake_transfer(dir, image);
     succeeded(jobs::backup(&pg, &t, image, port15, (PG15, &pg18), &jobs::exchange(&pg, dir, "b15")));
     let sum = checksum(dir, image);
     // Restored by 15 (the same major) and by 18 (a newer one).
@@ -92,7 +70,7 @@ async fn dumps_use_the_sources_major_and_restores_refuse_an_older_one() {
     // An image of an 18 source, dumped with 18, is refused by a 15 load before anything is initialised.
     let (port18, data18) = source(&pg, dir, &pg18, "source18");
     let image = ImageId::new();
-    let t = transfer(dir, image);
+    let t = pg::fake_transfer(dir, image);
     succeeded(jobs::backup(&pg, &t, image, port18, (&pg18, PG15), &jobs::exchange(&pg, dir, "b18")));
     pg.stop(&pg18, &data18);
     let volume = Volume::new(&pg, dir, "refused");

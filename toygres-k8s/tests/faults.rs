@@ -304,17 +304,6 @@ async fn wait_for_job_reports_byte_progress_from_the_job_log() {
     assert_eq!(bytes, [(100, Some(400)), (400, Some(400))]);
 }
 
-/// Physical images (pg_basebackup) are the local executor's; the Kubernetes jobs refuse them before
-/// any call.
-#[tokio::test]
-async fn a_physical_backup_is_refused_before_any_call() {
-    let (fake, executor) = FakeApi::executor(blobs());
-    let spec = BackupJobSpec { format: toygres_core::ImageFormat::Physical, ..backup_spec() };
-    let err = executor.start_backup_job(&spec).await.unwrap_err();
-    assert!(matches!(&err, toygres_core::Error::InvalidRequest { field: "format", .. }), "{err}");
-    assert!(fake.take_calls().is_empty());
-}
-
 /// Defect 4: the restore's PVC is sized from the image (twice its raw dumps plus 1 GiB) when that is
 /// more than `volume_size`: an unbound PVC is replaced, a bound one expanded.
 #[tokio::test(start_paused = true)]

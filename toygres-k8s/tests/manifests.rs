@@ -8,7 +8,8 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use support::{command_transfer, PASSWORD, SAS};
 use toygres_core::{
-    BackupJobSpec, ImageId, ImageLocation, ImageType, InstanceId, InstanceSpec, Password, RestoreJobSpec, Transfer,
+    BackupJobSpec, ImageFormat, ImageId, ImageLocation, ImageType, InstanceId, InstanceSpec, Password, RestoreJobSpec,
+    Transfer,
 };
 use toygres_k8s::transfer::job_transfer;
 use toygres_k8s::{K8sConfig, Manifests, ServiceExposure};
@@ -67,8 +68,60 @@ fn rendered(config: &K8sConfig) -> Vec<(&'static str, String)> {
         ("statefulset", y(&m.stateful_set(&i).unwrap())),
         ("service", y(&m.service(&i).unwrap())),
         ("backup-job", y(&m.backup_job(&backup, &transfer()).unwrap())),
+        ("backup-job-physical", y(&m.backup_job(&physical(backup.clone()), &transfer()).unwrap())),
         ("restore-job", y(&m.restore_job(&restore, &transfer()).unwrap())),
     ]
+}
+
+fn physical(backup: BackupJobSpec) -> BackupJobSpec {
+    BackupJobSpec { format: ImageFormat::Physical, ..backup }
+}
+
+/// The physical backup Job: `pg_basebackup` in the source's image, over the replication connection
+/// the instances' pg_hba.conf allows (as `postgres`, with the password from the Job's Secret); it
+/// differs from the logical one in its `dump` script only.
+#[test]
+fn the_physical_backup_job_uses_a_replication_connection() {
+    let config = config();
+    let m = Manifests::new(&config);
+    let transfer = || job_transfer(Transfer::Command(command_transfer()), "job", "azure").unwrap();
+    let logical = BackupJobSpec {
+        image_id: image(),
+        source: instance(),
+        source_password: Password::new(PASSWORD),
+        location: ImageLocation::for_image(image()),
+        image_type: ImageType::Stock,
+        format: ImageFormat::Logical,
+    };
+    let job = m.backup_job(&physical(logical.clone()), &transfer()).unwrap();
+    let pod = job.spec.clone().unwrap().template.spec.unwrap();
+    let dump = &pod.containers[0];
+    assert_eq!(dump.image.as_deref(), Some("ghcr.io/toygres/pg-durable:16"), "the source's image and major");
+    let script = &dump.command.as_ref().unwrap()[2];
+    assert!(script.contains("pg_basebackup -D - -Ft -X fetch -c fast --no-manifest"), "{script}");
+    let env = dump.env.clone().unwrap();
+    let value = |name: &str| env.iter().find(|e| e.name == name).and_then(|e| e.value.clone());
+    assert_eq!(value("PGUSER").as_deref(), Some("postgres"));
+    assert_eq!(value("PGHOST"), Some(format!("pg-{}.toygres.svc", instance().id)));
+    let password = env.iter().find(|e| e.name == "PGPASSWORD").unwrap();
+    let reference = password.value_from.as_ref().unwrap().secret_key_ref.as_ref().unwrap();
+    assert_eq!(
+        (reference.name.as_str(), reference.key.as_str()),
+        (job.metadata.name.as_deref().unwrap(), "PGPASSWORD")
+    );
+    // The instances' pg_hba.conf lets exactly that role open a replication connection.
+    let hba = m.config_map(&instance()).unwrap().data.unwrap()["pg_hba.conf"].clone();
+    assert!(hba.contains("host replication postgres 0.0.0.0/0 md5\nhost replication postgres ::/0 md5\n"), "{hba}");
+    assert!(!hba.contains("replication all"), "{hba}");
+    // Everything but the dump script is the logical Job's.
+    let mut logical_job = m.backup_job(&logical, &transfer()).unwrap();
+    let strip = |job: &mut k8s_openapi::api::batch::v1::Job| {
+        job.spec.as_mut().unwrap().template.spec.as_mut().unwrap().containers[0].command = None;
+    };
+    let mut physical_job = job;
+    strip(&mut logical_job);
+    strip(&mut physical_job);
+    assert_eq!(physical_job, logical_job);
 }
 
 mod erased {

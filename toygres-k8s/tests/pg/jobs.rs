@@ -3,7 +3,7 @@
 use super::{job_env, succeeded, vars, Postgres, Side, PASSWORD};
 use std::path::{Path, PathBuf};
 use std::process::Output;
-use toygres_core::{CommandTransfer, ImageId};
+use toygres_core::{CommandTransfer, ImageFormat, ImageId};
 use toygres_k8s::render;
 
 /// Where a job pod's containers meet: a fresh exchange directory (the pod's emptyDir).
@@ -21,8 +21,8 @@ fn pod_env(exchange: &Path, side: &str, peer: &str) -> Vec<(String, String)> {
     ])
 }
 
-/// The backup job's two containers: `dump` with `dump_bin` (the source's image), `upload` with
-/// `upload_bin` on PATH (the toolbox).
+/// The backup job's two containers of a logical image: `dump` with `dump_bin` (the source's
+/// image), `upload` with `upload_bin` on PATH (the toolbox).
 pub fn backup(
     pg: &Postgres,
     transfer: &CommandTransfer,
@@ -31,6 +31,23 @@ pub fn backup(
     bins: (&str, &str),
     exchange: &Path,
 ) -> (Output, Output) {
+    backup_as(ImageFormat::Logical, pg, transfer, image, source_port, bins, exchange)
+}
+
+/// [`backup`] of an image in `format`: the `dump` container runs the script the Job would.
+pub fn backup_as(
+    format: ImageFormat,
+    pg: &Postgres,
+    transfer: &CommandTransfer,
+    image: ImageId,
+    source_port: u16,
+    bins: (&str, &str),
+    exchange: &Path,
+) -> (Output, Output) {
+    let dump_script = match format {
+        ImageFormat::Logical => render::backup_dump_script(),
+        ImageFormat::Physical => render::backup_basebackup_script(),
+    };
     let mut dump = pod_env(exchange, "dump", "upload");
     dump.extend(vars(&[
         ("PGHOST", "127.0.0.1".into()),
@@ -42,7 +59,7 @@ pub fn backup(
     upload.extend(pod_env(exchange, "upload", "dump"));
     upload.extend(vars(&[("TOYGRES_IMAGE_ID", image.to_string()), ("TOYGRES_IMAGE_TYPE", "pg_durable".into())]));
     pg.pod(
-        &Side { script: render::backup_dump_script(), env: dump, bin: bins.0 },
+        &Side { script: dump_script, env: dump, bin: bins.0 },
         &Side { script: render::backup_upload_script(), env: upload, bin: bins.1 },
     )
 }

@@ -7,7 +7,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use toygres_core::{CommandTransfer, Transfer};
+use toygres_core::{CommandTransfer, ImageId, ImageLocation, Transfer};
 use toygres_k8s::transfer::job_transfer;
 
 /// Debian's PostgreSQL 15.
@@ -153,6 +153,36 @@ pub fn job_env(transfer: CommandTransfer) -> Vec<(String, String)> {
             (e.name.clone(), value)
         })
         .collect()
+}
+
+/// A copy program on local files: `up URL` stores standard input at the URL's path, `down URL`
+/// writes it to standard output.
+pub const FAKE_COPY: &str = r#"#!/bin/bash
+set -euo pipefail
+path() { printf '%s' "${1#fake://}"; }
+case "$1" in
+  up) mkdir -p "$(dirname "$(path "$2")")"; cat >"$(path "$2")" ;;
+  down) cat "$(path "$2")" ;;
+esac
+"#;
+
+/// A transfer through [`FAKE_COPY`] storing `image` under [`image_dir`].
+pub fn fake_transfer(dir: &Path, image: ImageId) -> CommandTransfer {
+    CommandTransfer {
+        program: executable(dir, "fake-copy", FAKE_COPY.as_bytes()),
+        login: None,
+        upload_from_stdin: vec!["up".into(), "{url}".into()],
+        download_to_stdout: vec!["down".into(), "{url}".into()],
+        base_url: format!("fake://{}/blobs/{}", dir.display(), ImageLocation::for_image(image).prefix),
+        url_query: None,
+        env: vec![],
+        secret_env: vec![],
+    }
+}
+
+/// Where [`fake_transfer`] stores `image`'s objects.
+pub fn image_dir(dir: &Path, image: ImageId) -> PathBuf {
+    dir.join("blobs").join(ImageLocation::for_image(image).prefix)
 }
 
 /// `(name, value)` pairs as owned strings.
