@@ -15,7 +15,7 @@ use std::fs::{DirBuilder, File, OpenOptions};
 use std::io::{Read, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Component, Path, PathBuf};
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::mpsc::{channel, sync_channel, Receiver, Sender, SyncSender};
 use toygres_core::{Error, ImageId, Result};
 
 const BACKEND: &str = "local executor";
@@ -78,14 +78,18 @@ fn invalid(image: ImageId, detail: String) -> Error {
 /// number of bytes unpacked into files.
 pub(crate) fn unpack(tar: impl Read, root: &Path, owner: Option<Owner>, image: ImageId) -> Result<u64> {
     let mut archive = tar::Archive::new(tar);
+    // Pieces go back to the parser once written: a few buffers reused, not 1 MiB allocated and
+    // freed per piece (each free an munmap, whose TLB shootdowns cost dearly in a VM).
+    let (free_tx, free_rx) = channel::<Vec<u8>>();
     let bytes = std::thread::scope(|scope| {
         let (senders, workers): (Vec<_>, Vec<_>) = (0..WRITERS)
             .map(|_| {
                 let (tx, rx) = sync_channel::<Op>(QUEUE);
-                (tx, scope.spawn(move || write_files(rx, owner)))
+                let free = free_tx.clone();
+                (tx, scope.spawn(move || write_files(rx, free, owner)))
             })
             .unzip();
-        let parsed = parse(&mut archive, root, owner, image, &senders);
+        let parsed = parse(&mut archive, root, owner, image, &senders, &free_rx);
         drop(senders);
         let written = workers.into_iter().try_for_each(|w| w.join().expect("writer thread panicked"));
         // A writer's error explains a parser that could not hand it more work.
@@ -102,6 +106,7 @@ fn parse(
     owner: Option<Owner>,
     image: ImageId,
     writers: &[SyncSender<Op>],
+    free: &Receiver<Vec<u8>>,
 ) -> Result<u64> {
     let gone = || Error::backend_msg(BACKEND, "a file writer stopped");
     let entries = archive.entries().map_err(|e| invalid(image, format!("reading the tar: {e}")))?;
@@ -124,7 +129,8 @@ fn parse(
                 next += 1;
                 writer.send(Op::Open { path: path.clone(), mode }).map_err(|_| gone())?;
                 loop {
-                    let mut piece = Vec::with_capacity(PIECE);
+                    let mut piece = free.try_recv().unwrap_or_else(|_| Vec::with_capacity(PIECE));
+                    piece.clear();
                     let n = (&mut entry)
                         .take(PIECE as u64)
                         .read_to_end(&mut piece)
@@ -181,7 +187,7 @@ fn chown(path: &Path, owner: Option<Owner>) -> Result<()> {
 }
 
 /// A writer: opens, fills and closes the files it is handed, in order. Stops at its first error.
-fn write_files(rx: Receiver<Op>, owner: Option<Owner>) -> Result<()> {
+fn write_files(rx: Receiver<Op>, free: Sender<Vec<u8>>, owner: Option<Owner>) -> Result<()> {
     let mut current: Option<(File, PathBuf, u64)> = None;
     for op in rx {
         match op {
@@ -200,6 +206,7 @@ fn write_files(rx: Receiver<Op>, owner: Option<Owner>) -> Result<()> {
                 file.write_all(&piece).map_err(|e| io(format!("writing {}", path.display()), e))?;
                 start_writeback(file, *offset, piece.len());
                 *offset += piece.len() as u64;
+                let _ = free.send(piece);
             }
             Op::Close => current = None,
         }
