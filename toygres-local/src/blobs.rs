@@ -1,7 +1,8 @@
 //! [`LocalBlobStore`]: images as files under one directory.
 
 use async_trait::async_trait;
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
+use futures::StreamExt;
 use object_store::local::LocalFileSystem;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -52,6 +53,18 @@ impl LocalBlobStore {
     }
 }
 
+/// Bytes read from a local file at a time (tokio reads at most 2 MiB per blocking call).
+const FILE_CHUNK: usize = 2 << 20;
+
+/// The next chunk of `file`, `None` at its end. object_store's own stream of a local file yields
+/// 8 KiB chunks, each a blocking task: 0.26 s to read 36 MiB here, 0.02 s this way.
+pub(crate) async fn read_chunk(file: &mut tokio::fs::File) -> std::io::Result<Option<Bytes>> {
+    use tokio::io::AsyncReadExt;
+    let mut buf = BytesMut::with_capacity(FILE_CHUNK);
+    let n = file.read_buf(&mut buf).await?;
+    Ok((n > 0).then(|| buf.freeze()))
+}
+
 #[async_trait]
 impl BlobStore for LocalBlobStore {
     fn describe(&self) -> String {
@@ -67,7 +80,18 @@ impl BlobStore for LocalBlobStore {
     }
 
     async fn read_stream(&self, location: &ImageLocation, name: &str) -> Result<ByteStream> {
-        self.inner.read_stream(location, name).await
+        let path = self.object_path(location, name);
+        let Ok(file) = tokio::fs::File::open(&path).await else {
+            return self.inner.read_stream(location, name).await; // its error says what is missing
+        };
+        let stream = futures::stream::try_unfold(file, move |mut file| {
+            let path = path.clone();
+            async move {
+                let chunk = read_chunk(&mut file).await.map_err(|e| io_err(&path, e))?;
+                Ok(chunk.map(|c| (c, file)))
+            }
+        });
+        Ok(stream.boxed())
     }
 
     async fn write(&self, location: &ImageLocation, name: &str, bytes: Bytes) -> Result<()> {
