@@ -5,7 +5,9 @@
 //! cargo run --release --example bench -- --scale 10 --runs 5 --memory-scale 2
 //! ```
 //!
-//! Builds a pgbench database in a local source instance, then alternates, `--runs` times:
+//! Builds a pgbench database in a local source instance, then, `--runs` times, alternating which
+//! side of each pair goes first (odd runs toygres, even runs the other tool) and levelling the
+//! page cache before every timed step ([`level`]):
 //! raw `pg_dump -Fc` to a file vs a toygres image (catalog in SQLite, images on local disk), and
 //! raw `initdb + start + pg_restore -j2` of that file vs a toygres restore to a ready instance
 //! (verification of every checksum included). Prints every sample, the medians and their ratios,
@@ -21,6 +23,7 @@
 //! `RATIO image_vs_pg_dump`, `RATIO restore_vs_naive`, `RATIO physical_backup_vs_pgbackrest`,
 //! `RATIO physical_restore_vs_pgbackrest`.
 
+mod level;
 mod pgbackrest;
 mod raw;
 mod stats;
@@ -184,34 +187,58 @@ async fn bench(args: &Args, stack: &Stack, dir: &Path, password: &Password) -> B
     };
     let mut s = Samples::default();
     let (mut dump_size, mut image_size, mut physical_size, mut pgbr_size, mut peak) = (0, 0, 0, 0, 0.0f64);
+    let data_size = level::dir_size(&cluster.data_dir())?;
+    // Every timed step starts from the same warm, free page cache ([`level`]).
+    let level = || level::level(dir, data_size);
     for run_no in 1..=args.runs {
-        let (t, size) = raw::pg_dump(&cluster, password, DATABASE, &dump_file).await?;
-        let dump = s.push("pg_dump", t);
-        dump_size = size;
-        let (t, image, size, rss) = stack.image(&source, ImageFormat::Logical).await?;
-        let img = s.push("image", t);
-        (image_size, peak) = (size, peak.max(rss));
-        let (t, physical, size, _) = stack.image(&source, ImageFormat::Physical).await?;
-        let phys = s.push("physical_image", t);
-        physical_size = size;
-        let mut line = format!("  run {run_no}: pg_dump {dump:.2} s, image {img:.2} s, physical image {phys:.2} s");
-        if let Some(peer) = &peer {
-            let (t, size) = peer.backup().await?;
-            line += &format!(", pgBackRest backup {:.2} s", s.push("pgbackrest_backup", t));
-            pgbr_size = size;
+        // Odd runs time toygres first in each pair, even runs the other tool first.
+        let ours_first = run_no % 2 == 1;
+        let mut line = format!("  run {run_no} ({} first):", if ours_first { "toygres" } else { "others" });
+        let mut images = None;
+        for ours in [ours_first, !ours_first] {
+            level()?;
+            if ours {
+                let (t, image, size, rss) = stack.image(&source, ImageFormat::Logical).await?;
+                line += &format!(" image {:.2} s,", s.push("image", t));
+                (image_size, peak) = (size, peak.max(rss));
+                level()?;
+                let (t, physical, size, _) = stack.image(&source, ImageFormat::Physical).await?;
+                line += &format!(" physical image {:.2} s,", s.push("physical_image", t));
+                physical_size = size;
+                images = Some((image, physical));
+            } else {
+                let (t, size) = raw::pg_dump(&cluster, password, DATABASE, &dump_file).await?;
+                line += &format!(" pg_dump {:.2} s,", s.push("pg_dump", t));
+                dump_size = size;
+                if let Some(peer) = &peer {
+                    level()?;
+                    let (t, size) = peer.backup().await?;
+                    line += &format!(" pgBackRest backup {:.2} s,", s.push("pgbackrest_backup", t));
+                    pgbr_size = size;
+                }
+            }
         }
-
-        let t = raw::pg_restore(&dir.join(format!("raw-{run_no}")), password, DATABASE, &dump_file).await?;
-        line += &format!("; raw restore {:.2} s", s.push("raw_restore", t));
-        let t = stack.restore(image, format!("restored-{run_no}")).await?;
-        line += &format!(", restore {:.2} s", s.push("restore", t));
-        let t = stack.restore(physical, format!("physical-{run_no}")).await?;
-        line += &format!(", physical restore {:.2} s", s.push("physical_restore", t));
-        if let Some(peer) = &peer {
-            let t = peer.restore(&dir.join(format!("pgbr-{run_no}")), DATABASE).await?;
-            line += &format!(", pgBackRest restore {:.2} s", s.push("pgbackrest_restore", t));
+        let (image, physical) = images.expect("toygres imaged");
+        line = format!("{};", line.trim_end_matches(','));
+        for ours in [ours_first, !ours_first] {
+            level()?;
+            if ours {
+                let t = stack.restore(image, format!("restored-{run_no}")).await?;
+                line += &format!(" restore {:.2} s,", s.push("restore", t));
+                level()?;
+                let t = stack.restore(physical, format!("physical-{run_no}")).await?;
+                line += &format!(" physical restore {:.2} s,", s.push("physical_restore", t));
+            } else {
+                let t = raw::pg_restore(&dir.join(format!("raw-{run_no}")), password, DATABASE, &dump_file).await?;
+                line += &format!(" raw restore {:.2} s,", s.push("raw_restore", t));
+                if let Some(peer) = &peer {
+                    level()?;
+                    let t = peer.restore(&dir.join(format!("pgbr-{run_no}")), DATABASE).await?;
+                    line += &format!(" pgBackRest restore {:.2} s,", s.push("pgbackrest_restore", t));
+                }
+            }
         }
-        println!("{line}");
+        println!("{}", line.trim_end_matches(','));
     }
     let mut ratios = vec![
         ("image_vs_pg_dump", report("image vs pg_dump -Fc", s.get("image"), s.get("pg_dump"))),

@@ -97,7 +97,7 @@ impl PgBackRest {
         let started = Instant::now();
         self.pgbackrest("backup", &["--type=full".into()]).await?;
         let elapsed = started.elapsed();
-        Ok((elapsed, dir_size(&self.latest_backup()?)?))
+        Ok((elapsed, crate::level::dir_size(&self.latest_backup()?)?))
     }
 
     /// The newest full backup's directory in the repository.
@@ -178,19 +178,4 @@ async fn wait_writable(cluster: &LocalCluster, password: &Password) -> BoxResult
         tokio::time::sleep(delay).await;
         delay = (delay * 2).min(Duration::from_millis(100));
     }
-}
-
-/// Total bytes of the regular files under `dir`.
-fn dir_size(dir: &Path) -> BoxResult<u64> {
-    let mut total = 0;
-    for entry in std::fs::read_dir(dir).map_err(|e| format!("listing {}: {e}", dir.display()))? {
-        let entry = entry?;
-        let kind = entry.file_type()?;
-        if kind.is_dir() {
-            total += dir_size(&entry.path())?;
-        } else if kind.is_file() {
-            total += entry.metadata()?.len();
-        }
-    }
-    Ok(total)
 }
