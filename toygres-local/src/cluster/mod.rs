@@ -26,6 +26,7 @@ pub mod process;
 mod server;
 mod temp;
 mod user;
+pub(crate) mod writeback;
 
 pub use binaries::{major_version, PgBinaries, PG_BIN_ENV};
 pub use conn::ConnParams;

@@ -204,7 +204,7 @@ fn write_files(rx: Receiver<Op>, free: Sender<Vec<u8>>, owner: Option<Owner>) ->
             Op::Data(piece) => {
                 let (file, path, offset) = current.as_mut().expect("data follows an open");
                 file.write_all(&piece).map_err(|e| io(format!("writing {}", path.display()), e))?;
-                start_writeback(file, *offset, piece.len());
+                crate::cluster::writeback::start(file, *offset, piece.len() as u64);
                 *offset += piece.len() as u64;
                 let _ = free.send(piece);
             }
@@ -212,16 +212,6 @@ fn write_files(rx: Receiver<Op>, free: Sender<Vec<u8>>, owner: Option<Owner>) ->
         }
     }
     Ok(())
-}
-
-/// Asks the kernel to start writing `len` bytes at `offset` of `file` to disk now, without waiting
-/// (`sync_file_range(SYNC_FILE_RANGE_WRITE)`), so the final sync finds little left to do.
-fn start_writeback(file: &File, offset: u64, len: usize) {
-    use std::os::fd::AsRawFd;
-    // SAFETY: a plain syscall on an open descriptor; failure only loses the hint.
-    unsafe {
-        libc::sync_file_range(file.as_raw_fd(), offset as i64, len as i64, libc::SYNC_FILE_RANGE_WRITE);
-    }
 }
 
 #[cfg(test)]
