@@ -94,14 +94,20 @@ impl Progress {
         Self { subject, phase, sink, done: AtomicU64::new(0), total: AtomicU64::new(0), last: AtomicU64::new(0) }
     }
 
-    /// Sends later events to `sink`.
+    /// Sends later events to `sink`, and the current figures at once when the job has started
+    /// counting (a waiter that attaches mid-job would otherwise see nothing until the next step).
     pub(crate) fn attach(&self, sink: Arc<dyn ProgressSink>) {
         *self.sink.lock().expect("progress lock") = Some(sink);
+        if self.total.load(Ordering::Relaxed) > 0 || self.done.load(Ordering::Relaxed) > 0 {
+            self.flush();
+        }
     }
 
-    /// Sets the expected total.
+    /// Sets the expected total and reports it when it changed.
     pub(crate) fn set_total(&self, total: u64) {
-        self.total.store(total, Ordering::Relaxed);
+        if self.total.swap(total, Ordering::Relaxed) != total {
+            self.flush();
+        }
     }
 
     /// Counts `n` more bytes; emits an event every [`STEP`] bytes.
@@ -141,5 +147,47 @@ impl Progress {
                 kind: EventKind::Bytes { done, total },
             });
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use toygres_core::InstanceId;
+
+    #[derive(Default)]
+    struct Seen(Mutex<Vec<(u64, Option<u64>)>>);
+
+    impl ProgressSink for Seen {
+        fn emit(&self, event: &ProgressEvent) {
+            if let EventKind::Bytes { done, total } = event.kind {
+                self.0.lock().unwrap().push((done, total));
+            }
+        }
+    }
+
+    #[test]
+    fn a_sink_attached_mid_job_hears_the_current_figures_at_once() {
+        let progress = Progress::new(Subject::Instance(InstanceId::new()), Phase::WaitRestoreJob);
+        progress.set_total(100);
+        progress.add(40);
+        let seen = Arc::new(Seen::default());
+        progress.attach(seen.clone());
+        assert_eq!(*seen.0.lock().unwrap(), vec![(40, Some(100))]);
+        // A new total is reported; the same total again is not.
+        progress.set_total(120);
+        progress.set_total(120);
+        assert_eq!(seen.0.lock().unwrap().last(), Some(&(40, Some(120))));
+        assert_eq!(seen.0.lock().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn a_sink_attached_before_anything_was_counted_hears_nothing_yet() {
+        let progress = Progress::new(Subject::Instance(InstanceId::new()), Phase::WaitRestoreJob);
+        let seen = Arc::new(Seen::default());
+        progress.attach(seen.clone());
+        assert!(seen.0.lock().unwrap().is_empty());
+        progress.set_total(10);
+        assert_eq!(*seen.0.lock().unwrap(), vec![(0, Some(10))]);
     }
 }
