@@ -1,6 +1,7 @@
 //! Whole-instance fidelity: the corpus (every database- and cluster-level property, the usual
-//! schema objects) imaged and restored on the same executor, onto a second executor, and from
-//! PostgreSQL 15 onto 18, compared with the project's comparator (0 differences); an image from a
+//! schema objects) imaged and restored on the same executor (one `pg_restore` per database), onto
+//! a second executor and from PostgreSQL 15 onto 18 (both loading in sections over several
+//! connections), compared with the project's comparator (0 differences); an image from a
 //! newer major is refused by an older executor before anything is created.
 //!
 //! PostgreSQL 18 comes from `TOYGRES_PG18_BIN` (`eval "$(bash .ci/pg18.sh)"`); without it the
@@ -45,7 +46,8 @@ fn corpus_restores_equal_on_the_same_and_on_a_second_executor() {
     rt().block_on(async {
         let mut world = World::new();
         let (first, t1) = world.executor("first", None);
-        let (second, t2) = world.executor("second", None);
+        // The second executor loads every database in sections over several connections.
+        let (second, t2) = world.executor_with("second", None, |b| b.split_load_from(0));
         let bin = first.binaries().clone();
         let options = CorpusOptions { icu: bin.has_icu().await };
         let password = Password::generate();
@@ -67,7 +69,8 @@ fn corpus_restores_equal_from_15_onto_18_and_the_record_says_18() {
     rt().block_on(async {
         let mut world = World::new();
         let (old, t_old) = world.executor("pg15", None);
-        let (new, t_new) = world.executor("pg18", Some(&pg18));
+        // Onto 18 every database loads in sections over several connections.
+        let (new, t_new) = world.executor_with("pg18", Some(&pg18), |b| b.split_load_from(0));
         let bin18 = PgBinaries::at(&pg18).unwrap();
         let old_version = old.binaries().version().await.unwrap();
         assert!(old_version.starts_with("15."), "the old executor runs {old_version}");
@@ -98,7 +101,8 @@ fn an_image_from_a_newer_major_is_refused_by_an_older_executor_before_anything_i
     let Some(pg18) = pg18() else { return };
     rt().block_on(async {
         let mut world = World::new();
-        let (new, t_new) = world.executor("pg18", Some(&pg18));
+        // Onto 18 every database loads in sections over several connections.
+        let (new, t_new) = world.executor_with("pg18", Some(&pg18), |b| b.split_load_from(0));
         let (old, t_old) = world.executor("pg15", None);
         let password = Password::generate();
         let source = new.provision_source(&t_new, "new-source", &password).await.unwrap();

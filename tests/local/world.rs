@@ -7,7 +7,7 @@ use std::sync::Arc;
 use toygres_core::{BlobStore, InstanceRecord, MemoryCatalog, Password, Toygres};
 use toygres_local::verify::corpus::{exercised, load_corpus, CorpusOptions};
 use toygres_local::verify::InstanceSnapshot;
-use toygres_local::{LocalBlobStore, LocalExecutor, PgBinaries};
+use toygres_local::{LocalBlobStore, LocalExecutor, LocalExecutorBuilder, PgBinaries};
 
 /// The PostgreSQL 18 bin directory, or `None` (test skipped) outside CI.
 pub fn pg18() -> Option<PathBuf> {
@@ -40,12 +40,22 @@ impl World {
 
     /// An executor named `name` running the binaries in `bin` (default: discovered).
     pub fn executor(&mut self, name: &str, bin: Option<&PathBuf>) -> (LocalExecutor, Toygres) {
+        self.executor_with(name, bin, |b| b)
+    }
+
+    /// [`World::executor`], its builder adjusted by `configure` first.
+    pub fn executor_with(
+        &mut self,
+        name: &str,
+        bin: Option<&PathBuf>,
+        configure: impl FnOnce(LocalExecutorBuilder) -> LocalExecutorBuilder,
+    ) -> (LocalExecutor, Toygres) {
         let blobs: Arc<dyn BlobStore> = self.blobs.clone();
         let mut builder = LocalExecutor::builder(self.base.path().join(name), blobs.clone());
         if let Some(bin) = bin {
             builder = builder.bin_dir(bin);
         }
-        let executor = builder.build().unwrap();
+        let executor = configure(builder).build().unwrap();
         self.stops.push(StopAll(executor.clone()));
         let t = Toygres::new(self.catalog.clone(), blobs, Arc::new(executor.clone()));
         (executor, t)

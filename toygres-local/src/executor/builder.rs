@@ -7,6 +7,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use toygres_core::{BlobStore, Result};
 
+/// Default of [`LocalExecutorBuilder::split_load_from`].
+pub const DEFAULT_SPLIT_LOAD_FROM: u64 = 64 << 20;
+
 /// Configures a [`LocalExecutor`].
 pub struct LocalExecutorBuilder {
     base_dir: PathBuf,
@@ -15,6 +18,7 @@ pub struct LocalExecutorBuilder {
     os_user: String,
     ports: RangeInclusive<u16>,
     compression: Compression,
+    split_load_from: u64,
 }
 
 impl LocalExecutorBuilder {
@@ -26,6 +30,7 @@ impl LocalExecutorBuilder {
             os_user: "postgres".into(),
             ports: 15432..=16431,
             compression: Compression::default(),
+            split_load_from: DEFAULT_SPLIT_LOAD_FROM,
         }
     }
 
@@ -53,6 +58,15 @@ impl LocalExecutorBuilder {
         self
     }
 
+    /// A logical restore loads a database whose dump holds at least `bytes` (uncompressed) in
+    /// sections, its rows over several connections (default 64 MiB; `u64::MAX` loads every
+    /// database through one `pg_restore`, `0` splits them all). Smaller databases are faster
+    /// through one `pg_restore` in one transaction.
+    pub fn split_load_from(mut self, bytes: u64) -> Self {
+        self.split_load_from = bytes;
+        self
+    }
+
     /// Checks the binaries and the OS user, creates the base directory, and builds the executor.
     pub fn build(self) -> Result<LocalExecutor> {
         let bin = PgBinaries::discover(self.bin_dir.as_deref())?;
@@ -70,6 +84,7 @@ impl LocalExecutorBuilder {
             ports: self.ports,
             blobs: self.blobs,
             compression: self.compression,
+            split_load_from: self.split_load_from,
             jobs,
             allocate: tokio::sync::Mutex::new(()),
         };

@@ -182,6 +182,30 @@ pub(crate) async fn decompress_into<W: AsyncWrite + Unpin>(
     checked.finish().await
 }
 
+/// Decompresses object `expected` from `source` into `output` until `output` is closed: for a
+/// consumer that needs only the head of a dump (`pg_restore --section=pre-data` reads the table
+/// of contents and exits). Nothing is checked: the object was verified earlier in the same job.
+pub(crate) async fn decompress_head_into<W: AsyncWrite + Unpin>(
+    mut source: Source,
+    output: &mut W,
+    expected: &ManifestObject,
+) -> Result<()> {
+    let mut dec = zstd::stream::write::Decoder::new(Vec::with_capacity(CHUNK)).map_err(|e| zstd_err("init", e))?;
+    while let Some(chunk) = source.next().await? {
+        dec.write_all(&chunk).map_err(|e| zstd_err(&format!("decompressing {}", expected.name), e))?;
+        let out = std::mem::take(dec.get_mut());
+        match output.write_all(&out).await {
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(()),
+            written => written.map_err(|e| Error::backend(BACKEND, format!("feeding {}", expected.name), e))?,
+        }
+    }
+    dec.flush().map_err(|e| zstd_err("flush", e))?;
+    match output.write_all(&std::mem::take(dec.get_mut())).await {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        written => written.map_err(|e| Error::backend(BACKEND, "feeding the last bytes", e)),
+    }
+}
+
 /// Reads object `expected` to its end, checking size and sha256 without keeping anything.
 pub(crate) async fn verify(source: Source, image: ImageId, expected: &ManifestObject) -> Result<()> {
     let mut checked = Checked::new(source, image, expected, None);

@@ -13,6 +13,7 @@ mod jobs;
 mod layout;
 mod physical;
 mod restore;
+mod sections;
 mod source;
 mod transfer;
 mod untar;
@@ -57,6 +58,7 @@ pub(crate) struct Inner {
     ports: RangeInclusive<u16>,
     blobs: Arc<dyn BlobStore>,
     compression: Compression,
+    split_load_from: u64,
     jobs: Jobs,
     allocate: tokio::sync::Mutex<()>,
 }

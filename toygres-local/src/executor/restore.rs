@@ -9,10 +9,14 @@
 //! scale 30 into a fresh cluster with the load-only settings (2 cores, shared machine): streamed
 //! with `--single-transaction` 4.0-5.0 s, streamed without it 5.8 s, decompressed to a file then
 //! `pg_restore -j2` 7.7-8.4 s. The single transaction with `wal_level=minimal` lets `COPY` into
-//! the tables it creates skip WAL, and nothing is staged on disk.
+//! the tables it creates skip WAL, and nothing is staged on disk. A large database (see
+//! [`LocalExecutorBuilder::split_load_from`](super::LocalExecutorBuilder::split_load_from))
+//! loads in sections instead, its rows over several connections ([`sections`]): one backend
+//! parsing every row of the largest table was the critical path.
 
 use super::codec::{self, decompress_into};
 use super::jobs::JobCtx;
+use super::sections;
 use super::transfer::{self, Source};
 use super::Inner;
 use crate::cluster::writeback::Writeback;
@@ -75,6 +79,7 @@ pub(crate) async fn run(inner: Arc<Inner>, spec: RestoreJobSpec, ctx: JobCtx) ->
     let writeback = Writeback::every(cluster.data_dir());
     let (cluster_ref, password_ref, transfer_ref, manifest_ref, ctx_ref) =
         (&cluster, &password, &transfer, &manifest, &ctx);
+    let split_from = inner.split_load_from;
     let loaded = async {
         apply_globals(cluster_ref, password_ref, transfer_ref, &manifest, ctx_ref).await?;
         let mut wanted: Vec<_> = manifest.databases.iter().filter(|d| spec.includes(&d.name)).cloned().collect();
@@ -82,7 +87,7 @@ pub(crate) async fn run(inner: Arc<Inner>, spec: RestoreJobSpec, ctx: JobCtx) ->
         wanted.sort_by_key(|d| std::cmp::Reverse(d.object.raw_size.unwrap_or(d.object.size)));
         futures::stream::iter(wanted)
             .map(|db| async move {
-                load_database(cluster_ref, password_ref, transfer_ref, manifest_ref, &db, ctx_ref).await
+                load_database(cluster_ref, password_ref, transfer_ref, manifest_ref, &db, split_from, ctx_ref).await
             })
             .buffer_unordered(PARALLEL_LOADS)
             .try_collect::<Vec<()>>()
@@ -124,14 +129,17 @@ async fn apply_globals(
     run_sql(cluster, password, &sql, "psql (globals)", ctx).await
 }
 
-/// Loads one database: its `CREATE DATABASE` (format 2: the source's, with its locale), its dump,
-/// then its properties (which may refuse connections or make it a template, so they come last).
+/// Loads one database: its `CREATE DATABASE` (format 2: the source's, with its locale), its dump
+/// (in sections over several connections when it has `split_from` bytes or more, see
+/// [`sections`]), then its properties (which may refuse connections or make it a template, so
+/// they come last).
 async fn load_database(
     cluster: &LocalCluster,
     password: &Password,
     transfer: &Transfer,
     manifest: &Manifest,
     db: &ManifestDatabase,
+    split_from: u64,
     ctx: &JobCtx,
 ) -> Result<()> {
     let image = manifest.image_id;
@@ -143,17 +151,33 @@ async fn load_database(
         (_, false) => db.sql.create.clone(),
     };
     run_sql(cluster, password, &create, &format!("creating database {name}"), ctx).await?;
-    ctx.log.line(&format!("loading database {name} from {}", db.object.name));
-    let dbname = format!("dbname='{}'", db.name.replace('\\', "\\\\").replace('\'', "\\'"));
-    let mut restore = cluster.client("pg_restore", password);
-    restore.args(["--exit-on-error", "--single-transaction", "--no-password", "-d", &dbname]);
-    let source = Source::open(transfer, image, &db.object.name, &ctx.log).await?;
-    let what = format!("pg_restore of {name}");
-    feed(restore, &what, ctx, |mut stdin| async move {
-        decompress_into(source, &mut stdin, image, &db.object, &ctx.progress).await
-    })
-    .await?;
+    let dump_size = db.object.raw_size.unwrap_or(db.object.size);
+    if dump_size >= split_from && is_utf8(cluster, password, &db.name).await? {
+        let n = sections::COPY_CONNECTIONS;
+        ctx.log.line(&format!("loading database {name} from {} in sections, {n} connections", db.object.name));
+        sections::load(cluster, password, sections::Dump { transfer, image, db }, ctx).await?;
+    } else {
+        ctx.log.line(&format!("loading database {name} from {}", db.object.name));
+        let mut restore = cluster.client("pg_restore", password);
+        restore.args(["--exit-on-error", "--single-transaction", "--no-password", "-d"]);
+        restore.arg(sections::conninfo_dbname(&db.name));
+        let source = Source::open(transfer, image, &db.object.name, &ctx.log).await?;
+        let what = format!("pg_restore of {name}");
+        feed(restore, &what, ctx, |mut stdin| async move {
+            decompress_into(source, &mut stdin, image, &db.object, &ctx.progress).await
+        })
+        .await?;
+    }
     run_sql(cluster, password, &db.sql.properties, &format!("applying the properties of database {name}"), ctx).await
+}
+
+/// Whether database `name` is UTF-8 encoded: the only encoding the loading connections of
+/// [`sections`] speak (others load through one `pg_restore`).
+async fn is_utf8(cluster: &LocalCluster, password: &Password, name: &str) -> Result<bool> {
+    let client = cluster.connect("postgres", password).await?;
+    let sql = "SELECT pg_encoding_to_char(encoding) = 'UTF8' FROM pg_database WHERE datname = $1";
+    let row = client.query_one(sql, &[&name]).await.map_err(|e| Error::backend(BACKEND, "reading an encoding", e))?;
+    Ok(row.get(0))
 }
 
 /// Runs `sql` with psql on the `postgres` database, statement by statement (`CREATE DATABASE`
