@@ -1,194 +1,21 @@
-//! Loading one large database over several connections.
-//!
-//! `pg_restore` loads a database through one connection, so a single server backend parses every
-//! row of the largest table while the other cores wait. For a large database the restore runs
-//! the dump's three sections instead, each entry of the dump in exactly one of them:
-//!
-//! 1. the schema (`pg_restore --section=pre-data`), in one transaction;
-//! 2. the data: `pg_restore --section=data -f -` writes it as SQL; its `COPY` blocks are cut at
-//!    row boundaries into chunks that [`COPY_CONNECTIONS`] connections load at the same time,
-//!    and everything else (sequence values, large objects) runs in order on one more connection;
-//! 3. indexes, constraints and the rest (`--section=post-data`), in one transaction.
-//!
-//! The data is WAL-logged this way (a table created in the loading transaction is not, with
-//! the load-only `wal_level=minimal`), which the second core more than pays for on large tables.
+//! The data section as `pg_restore -f -` writes it (the path for archives [`super::archive`]
+//! does not read): session settings, `COPY` blocks cut into row chunks, other statements.
 
-use super::codec::{decompress_head_into, decompress_into};
-use super::jobs::JobCtx;
-use super::restore::feed;
-use super::transfer::Source;
-use crate::cluster::LocalCluster;
+use super::workers::CopyChunk;
+use super::{BACKEND, CHUNK};
 use bytes::Bytes;
-use futures::SinkExt;
-use std::process::Stdio;
 use std::sync::Arc;
-use tokio::io::{AsyncBufRead, AsyncBufReadExt, BufReader};
-use tokio::sync::{mpsc, Mutex};
-use toygres_core::manifest::ManifestDatabase;
-use toygres_core::{Error, ImageId, Password, Result, Transfer};
-
-const BACKEND: &str = "local executor";
-/// Connections loading `COPY` chunks of one database at the same time.
-pub(crate) const COPY_CONNECTIONS: usize = 2;
-/// Rows are handed to the connections in chunks of about this many bytes.
-const CHUNK: usize = 4 << 20;
-
-/// Where one database's dump comes from.
-pub(crate) struct Dump<'a> {
-    pub(crate) transfer: &'a Transfer,
-    pub(crate) image: ImageId,
-    pub(crate) db: &'a ManifestDatabase,
-}
-
-impl Dump<'_> {
-    async fn open(&self, ctx: &JobCtx) -> Result<Source> {
-        Source::open(self.transfer, self.image, &self.db.object.name, &ctx.log).await
-    }
-}
-
-/// Loads `dump` into its (existing, empty) database section by section.
-pub(crate) async fn load(cluster: &LocalCluster, password: &Password, dump: Dump<'_>, ctx: &JobCtx) -> Result<()> {
-    let started = std::time::Instant::now();
-    restore_section(cluster, password, &dump, "pre-data", ctx).await?;
-    let schema = started.elapsed();
-    load_data(cluster, password, &dump, ctx).await?;
-    let data = started.elapsed() - schema;
-    restore_section(cluster, password, &dump, "post-data", ctx).await?;
-    let (post, name) = (started.elapsed() - schema - data, &dump.db.name);
-    let secs = |d: std::time::Duration| d.as_secs_f64();
-    ctx.log.line(&format!(
-        "database {name:?} loaded: schema {:.2} s, data {:.2} s, indexes and constraints {:.2} s",
-        secs(schema),
-        secs(data),
-        secs(post)
-    ));
-    Ok(())
-}
-
-/// `pg_restore --section=<section>` into the database, in one transaction. `pg_restore` reads
-/// only the dump's table of contents for these sections and closes its input early.
-async fn restore_section(
-    cluster: &LocalCluster,
-    password: &Password,
-    dump: &Dump<'_>,
-    section: &str,
-    ctx: &JobCtx,
-) -> Result<()> {
-    let mut restore = cluster.client("pg_restore", password);
-    restore.args(["--exit-on-error", "--single-transaction", "--no-password", "--section", section]);
-    restore.args(["-d", &conninfo_dbname(&dump.db.name)]);
-    let source = dump.open(ctx).await?;
-    let what = format!("pg_restore --section={section} of {:?}", dump.db.name);
-    let object = &dump.db.object;
-    feed(restore, &what, ctx, |mut stdin| async move { decompress_head_into(source, &mut stdin, object).await }).await
-}
-
-/// `dbname='…'` for a libpq connection string.
-pub(crate) fn conninfo_dbname(name: &str) -> String {
-    format!("dbname='{}'", name.replace('\\', "\\\\").replace('\'', "\\'"))
-}
-
-/// The data section: `pg_restore -f -` fed with the dump, its SQL split by [`split`], and the
-/// pieces run by the loading connections.
-async fn load_data(cluster: &LocalCluster, password: &Password, dump: &Dump<'_>, ctx: &JobCtx) -> Result<()> {
-    let what = format!("pg_restore --section=data of {:?}", dump.db.name);
-    let mut cmd = cluster.client("pg_restore", password);
-    cmd.args(["--section=data", "-f", "-"]);
-    cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
-    let mut child = cmd.spawn().map_err(|e| Error::backend(BACKEND, format!("{what}: cannot start it"), e))?;
-    let captured = child.stderr.take().map(|e| ctx.log.capture(e, &what));
-    let (mut stdin, stdout) = (child.stdin.take().expect("piped stdin"), child.stdout.take().expect("piped stdout"));
-    let source = dump.open(ctx).await?;
-    let object = &dump.db.object;
-    let fed = async move {
-        let fed = decompress_into(source, &mut stdin, dump.image, object, &ctx.progress).await;
-        drop(stdin);
-        fed
-    };
-    let (copies_tx, copies_rx) = mpsc::channel(2 * COPY_CONNECTIONS);
-    let (sql_tx, sql_rx) = mpsc::channel(2);
-    let (preamble_tx, preamble_rx) = tokio::sync::watch::channel(None::<Arc<String>>);
-    let split = split(BufReader::with_capacity(1 << 20, stdout), preamble_tx, copies_tx, sql_tx);
-    let copies_rx = Arc::new(Mutex::new(copies_rx));
-    let workers = futures::future::try_join_all((0..COPY_CONNECTIONS).map(|_| {
-        let (rx, preamble) = (copies_rx.clone(), preamble_rx.clone());
-        async move { copy_worker(connect(cluster, password, dump, preamble).await?, rx).await }
-    }));
-    let statements = async { sql_worker(connect(cluster, password, dump, preamble_rx.clone()).await?, sql_rx).await };
-    let loaded = tokio::try_join!(fed, split, workers, statements).map(|_| ());
-    if loaded.is_err() {
-        let _ = child.start_kill();
-    }
-    let status = child.wait().await.map_err(|e| Error::backend(BACKEND, format!("{what}: waiting"), e))?;
-    if let Some(c) = captured {
-        c.done().await;
-    }
-    // pg_restore's own failure explains the others (a closed pipe, missing settings), except
-    // a checksum mismatch, which explains pg_restore's.
-    match (loaded, status.success()) {
-        (Err(e @ Error::ChecksumMismatch { .. }), _) | (Err(e), true) => Err(e),
-        (_, false) => Err(Error::backend_msg(BACKEND, format!("{what} failed ({status}); see the job log"))),
-        (Ok(()), true) => Ok(()),
-    }
-}
-
-/// A connection to the database with the dump's session settings applied.
-async fn connect(
-    cluster: &LocalCluster,
-    password: &Password,
-    dump: &Dump<'_>,
-    mut preamble: tokio::sync::watch::Receiver<Option<Arc<String>>>,
-) -> Result<tokio_postgres::Client> {
-    let client = cluster.connect(&dump.db.name, password).await?;
-    let settings = match preamble.wait_for(Option::is_some).await {
-        Ok(settings) => settings.clone().expect("waited for it"),
-        // The splitter failed before it read the settings; its error is the one reported.
-        Err(_) => return Err(Error::backend_msg(BACKEND, "the data section ended before its settings")),
-    };
-    client.batch_execute(&settings).await.map_err(|e| db_err("applying the dump's session settings", e))?;
-    Ok(client)
-}
-
-/// Rows of one `COPY` block: whole lines in COPY text format, without the `\.` terminator.
-struct CopyChunk {
-    statement: Arc<str>,
-    rows: Bytes,
-}
-
-/// Loads chunks until the splitter is done.
-async fn copy_worker(client: tokio_postgres::Client, chunks: Arc<Mutex<mpsc::Receiver<CopyChunk>>>) -> Result<()> {
-    loop {
-        let Some(chunk) = chunks.lock().await.recv().await else { return Ok(()) };
-        let what = || format!("loading rows ({})", chunk.statement.trim_end_matches(';'));
-        let sink = client.copy_in::<_, Bytes>(&*chunk.statement).await.map_err(|e| db_err(&what(), e))?;
-        futures::pin_mut!(sink);
-        sink.send(chunk.rows).await.map_err(|e| db_err(&what(), e))?;
-        sink.finish().await.map_err(|e| db_err(&what(), e))?;
-    }
-}
-
-/// Runs the data section's other statements, in order.
-async fn sql_worker(client: tokio_postgres::Client, mut statements: mpsc::Receiver<String>) -> Result<()> {
-    while let Some(sql) = statements.recv().await {
-        client.batch_execute(&sql).await.map_err(|e| db_err("running the data section's statements", e))?;
-    }
-    Ok(())
-}
-
-fn db_err(what: &str, e: tokio_postgres::Error) -> Error {
-    match e.as_db_error() {
-        Some(db) => Error::backend_msg(BACKEND, format!("{what}: {}: {}", db.code().code(), db.message())),
-        None => Error::backend(BACKEND, what.to_string(), e),
-    }
-}
+use tokio::io::{AsyncBufRead, AsyncBufReadExt};
+use tokio::sync::{mpsc, watch};
+use toygres_core::{Error, Result};
 
 /// Splits `pg_restore -f -` output: the session settings before the first entry go to every
 /// connection (`preamble`), `COPY` blocks are cut into [`CHUNK`]-sized row chunks (`copies`),
 /// the other statements go to `statements` in order. psql meta-commands (`\restrict`) are
 /// dropped: nothing here runs psql.
-async fn split<R: AsyncBufRead + Unpin>(
+pub(super) async fn split<R: AsyncBufRead + Unpin>(
     mut out: R,
-    preamble: tokio::sync::watch::Sender<Option<Arc<String>>>,
+    preamble: watch::Sender<Option<Arc<String>>>,
     copies: mpsc::Sender<CopyChunk>,
     statements: mpsc::Sender<String>,
 ) -> Result<()> {
