@@ -166,19 +166,12 @@ pub(crate) async fn decompress_into<W: AsyncWrite + Unpin>(
     expected: &ManifestObject,
     progress: &Progress,
 ) -> Result<()> {
-    let mut dec = zstd::stream::write::Decoder::new(Vec::with_capacity(CHUNK)).map_err(|e| zstd_err("init", e))?;
+    let mut inflate = Inflate::new()?;
     let mut checked = Checked::new(source, image, expected, Some(progress));
     while let Some(chunk) = checked.next().await? {
-        dec.write_all(&chunk).map_err(|e| zstd_err(&format!("decompressing {}", expected.name), e))?;
-        let out = std::mem::take(dec.get_mut());
-        output
-            .write_all(&out)
-            .await
-            .map_err(|e| Error::backend(BACKEND, format!("feeding {} to its consumer", expected.name), e))?;
+        inflate.write(&chunk, output).await.map_err(|e| e.into_error(&expected.name))?;
     }
-    dec.flush().map_err(|e| zstd_err("flush", e))?;
-    let out = std::mem::take(dec.get_mut());
-    output.write_all(&out).await.map_err(|e| Error::backend(BACKEND, "feeding the last bytes", e))?;
+    inflate.finish(output).await.map_err(|e| e.into_error(&expected.name))?;
     checked.finish().await
 }
 
@@ -190,19 +183,71 @@ pub(crate) async fn decompress_head_into<W: AsyncWrite + Unpin>(
     output: &mut W,
     expected: &ManifestObject,
 ) -> Result<()> {
-    let mut dec = zstd::stream::write::Decoder::new(Vec::with_capacity(CHUNK)).map_err(|e| zstd_err("init", e))?;
+    let mut inflate = Inflate::new()?;
+    let mut fed = Ok(());
     while let Some(chunk) = source.next().await? {
-        dec.write_all(&chunk).map_err(|e| zstd_err(&format!("decompressing {}", expected.name), e))?;
-        let out = std::mem::take(dec.get_mut());
-        match output.write_all(&out).await {
-            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(()),
-            written => written.map_err(|e| Error::backend(BACKEND, format!("feeding {}", expected.name), e))?,
+        fed = inflate.write(&chunk, output).await;
+        if fed.is_err() {
+            break;
         }
     }
-    dec.flush().map_err(|e| zstd_err("flush", e))?;
-    match output.write_all(&std::mem::take(dec.get_mut())).await {
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-        written => written.map_err(|e| Error::backend(BACKEND, "feeding the last bytes", e)),
+    if fed.is_ok() {
+        fed = inflate.finish(output).await;
+    }
+    match fed {
+        Err(Inflated::Output(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        fed => fed.map_err(|e| e.into_error(&expected.name)),
+    }
+}
+
+/// Output of zstd decompression in pieces of [`CHUNK`] bytes: one stored chunk of a dump that
+/// compresses well holds a hundred times as much (pgbench: 2 MiB held 170 MB), which a single
+/// buffer would allocate and fault in at once.
+struct Inflate {
+    dec: zstd::stream::raw::Decoder<'static>,
+    buf: Vec<u8>,
+}
+
+/// Which side of [`Inflate`] failed.
+enum Inflated {
+    Zstd(std::io::Error),
+    Output(std::io::Error),
+}
+
+impl Inflated {
+    fn into_error(self, object: &str) -> Error {
+        match self {
+            Inflated::Zstd(e) => zstd_err(&format!("decompressing {object}"), e),
+            Inflated::Output(e) => Error::backend(BACKEND, format!("feeding {object} to its consumer"), e),
+        }
+    }
+}
+
+impl Inflate {
+    fn new() -> Result<Self> {
+        let dec = zstd::stream::raw::Decoder::new().map_err(|e| zstd_err("init", e))?;
+        Ok(Self { dec, buf: vec![0; CHUNK] })
+    }
+
+    /// Decompresses `input` into `output`.
+    async fn write<W: AsyncWrite + Unpin>(&mut self, input: &[u8], output: &mut W) -> Result<(), Inflated> {
+        use zstd::stream::raw::{InBuffer, Operation, OutBuffer};
+        let mut input = InBuffer::around(input);
+        loop {
+            let mut out = OutBuffer::around(&mut self.buf[..]);
+            self.dec.run(&mut input, &mut out).map_err(Inflated::Zstd)?;
+            let (produced, full) = (out.pos(), out.pos() == CHUNK);
+            output.write_all(&self.buf[..produced]).await.map_err(Inflated::Output)?;
+            // A full buffer may leave output behind even once the input is consumed.
+            if input.pos() == input.src.len() && !full {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Writes what the decoder still holds.
+    async fn finish<W: AsyncWrite + Unpin>(&mut self, output: &mut W) -> Result<(), Inflated> {
+        self.write(&[], output).await
     }
 }
 
