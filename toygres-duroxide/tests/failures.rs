@@ -2,6 +2,7 @@
 
 mod support;
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use support::flaky::FlakyDeploy;
 use support::*;
@@ -119,6 +120,48 @@ async fn cancel_mid_restore_kills_pg_restore_and_cleans_up() {
     // Cancelling a finished operation changes nothing.
     client.cancel(subject).await.unwrap();
     assert_eq!(client.status(subject).await.unwrap().state, OperationState::Cancelled);
+    runtime.shutdown().await;
+}
+
+/// Loading connections of the restoring server that run a `COPY … FROM stdin` now.
+async fn copies_running(
+    executor: &toygres_local::LocalExecutor,
+    spec: &toygres_core::InstanceSpec,
+    source: &Source,
+) -> i64 {
+    let Ok(cluster) = executor.cluster(spec) else { return 0 };
+    let Ok(client) = cluster.connect("postgres", &source.password).await else { return 0 };
+    let sql = "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND query LIKE 'COPY % FROM stdin%'";
+    client.query_one(sql, &[]).await.map(|row| row.get(0)).unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_mid_sectioned_restore_stops_its_loading_connections_and_cleans_up() {
+    let env = Env::new();
+    let _stop = StopAll(env.base_dir());
+    // Every database loads in sections, its rows over several connections.
+    let (t, executor, _) = env.toygres_configured(|b| b.split_load_from(0), |e| Arc::new(e));
+    let source = source(&t, &executor, 1_500_000).await;
+    let image = image(&t, &source).await;
+    let runtime = env.runtime(t.clone()).start().await.unwrap();
+    let client = runtime.client();
+    let record = client.create_instance(OperationId::new(), CreateInstanceRequest::restore("r", image.id)).await;
+    let record = record.unwrap();
+    let (subject, spec) = (Subject::Instance(record.id), record.spec());
+    let deadline = Instant::now() + WAIT;
+    while copies_running(&executor, &spec, &source).await == 0 {
+        assert!(Instant::now() < deadline, "no rows were ever loading");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    client.cancel(subject).await.unwrap();
+    let done = client.wait(subject, WAIT).await.unwrap();
+    assert_eq!(done.state, OperationState::Cancelled, "{done:?}");
+    assert_eq!(done.step, Some(Phase::WaitRestoreJob), "{done:?}");
+    let failed = t.catalog.get_instance(record.id).await.unwrap();
+    assert_eq!(failed.state, InstanceState::Failed);
+    assert_eq!(volumes(&env.base_dir()), vec![source.record.spec().resource_name()], "the volume was removed");
+    let dir = env.base_dir().join("instances").join(spec.resource_name());
+    assert!(procs::under(&dir).is_empty(), "the load-only server (and with it its backends) was stopped");
     runtime.shutdown().await;
 }
 

@@ -15,7 +15,7 @@ use toygres_core::crypto::CatalogKey;
 use toygres_core::{ClusterExecutor, InstanceRecord, Options, Password, RetryPolicy, Toygres};
 use toygres_duroxide::{RuntimeBuilder, ToygresRuntime};
 use toygres_local::verify::{sample::load_sample_data, InstanceSnapshot};
-use toygres_local::{LocalBlobStore, LocalExecutor};
+use toygres_local::{LocalBlobStore, LocalExecutor, LocalExecutorBuilder};
 
 /// One test's world, all under `root`.
 pub struct Env {
@@ -63,10 +63,19 @@ impl Env {
         &self,
         wrap: impl FnOnce(LocalExecutor) -> Arc<dyn ClusterExecutor>,
     ) -> (Toygres, LocalExecutor, Arc<LocalBlobStore>) {
+        self.toygres_configured(|b| b, wrap)
+    }
+
+    /// [`Env::toygres_with`], the executor's builder adjusted by `configure` first.
+    pub fn toygres_configured(
+        &self,
+        configure: impl FnOnce(LocalExecutorBuilder) -> LocalExecutorBuilder,
+        wrap: impl FnOnce(LocalExecutor) -> Arc<dyn ClusterExecutor>,
+    ) -> (Toygres, LocalExecutor, Arc<LocalBlobStore>) {
         let key = CatalogKey::from_hex(std::fs::read_to_string(self.root.join("catalog.key")).unwrap().trim()).unwrap();
         let catalog = Arc::new(SqliteCatalog::open(self.root.join("catalog.db"), key).unwrap());
         let blobs = Arc::new(LocalBlobStore::open(self.blobs_dir()).unwrap());
-        let executor = LocalExecutor::builder(self.base_dir(), blobs.clone()).build().unwrap();
+        let executor = configure(LocalExecutor::builder(self.base_dir(), blobs.clone())).build().unwrap();
         let t = Toygres::new(catalog, blobs.clone(), wrap(executor.clone())).with_options(options());
         (t, executor, blobs)
     }
