@@ -7,10 +7,11 @@ use std::time::{Duration, Instant};
 use support::flaky::FlakyDeploy;
 use support::*;
 use toygres_core::{ClusterExecutor, CreateImageRequest, CreateInstanceRequest, ImageRecord, InstanceState};
-use toygres_core::{OperationId, Phase, Subject, Toygres};
+use toygres_core::{InstanceRecord, InstanceSpec, OperationId, Phase, Subject, Toygres};
 use toygres_duroxide::names::{activity, CREATE_INSTANCE};
 use toygres_duroxide::orchestrations::InstanceInput;
-use toygres_duroxide::{DurableClient, OperationState};
+use toygres_duroxide::{DurableClient, OperationState, OperationStatus, ToygresRuntime};
+use toygres_local::LocalExecutor;
 
 const WAIT: Duration = Duration::from_secs(120);
 
@@ -80,18 +81,58 @@ async fn a_permanent_failure_leaves_the_instance_failed_with_the_reason_and_noth
     runtime.shutdown().await;
 }
 
+/// A restore of a source with `bulk_rows` extra rows, started through a durable runtime.
+struct Restoring {
+    runtime: ToygresRuntime,
+    source: Source,
+    record: InstanceRecord,
+}
+
+impl Restoring {
+    async fn start(env: &Env, t: &Toygres, executor: &LocalExecutor, bulk_rows: u64) -> Self {
+        let source = source(t, executor, bulk_rows).await;
+        let image = image(t, &source).await;
+        let runtime = env.runtime(t.clone()).start().await.unwrap();
+        let request = CreateInstanceRequest::restore("r", image.id);
+        let record = runtime.client().create_instance(OperationId::new(), request).await.unwrap();
+        Self { runtime, source, record }
+    }
+
+    fn subject(&self) -> Subject {
+        Subject::Instance(self.record.id)
+    }
+
+    /// Cancels the restore and checks that it ends cancelled, the instance failed with the
+    /// reason, its volume removed and no process left on it, and that cancelling it again
+    /// changes nothing. Returns the final status.
+    async fn cancel_and_check(&self, env: &Env, t: &Toygres) -> OperationStatus {
+        let (client, subject) = (self.runtime.client(), self.subject());
+        let cancelled_at = Instant::now();
+        client.cancel(subject).await.unwrap();
+        let done = client.wait(subject, WAIT).await.unwrap();
+        eprintln!("cancel → cleaned up in {:?}", cancelled_at.elapsed());
+        assert_eq!(done.state, OperationState::Cancelled, "{done:?}");
+        assert!(done.error.as_deref().unwrap().contains("was cancelled"), "{done:?}");
+        let failed = t.catalog.get_instance(self.record.id).await.unwrap();
+        assert_eq!(failed.state, InstanceState::Failed);
+        assert!(failed.failure_reason.as_deref().unwrap().contains("was cancelled"), "{failed:?}");
+        let source_volume = self.source.record.spec().resource_name();
+        assert_eq!(volumes(&env.base_dir()), vec![source_volume], "the volume was removed");
+        let dir = env.base_dir().join("instances").join(self.record.spec().resource_name());
+        assert!(procs::under(&dir).is_empty(), "the load-only server (and with it its backends) was stopped");
+        client.cancel(subject).await.unwrap();
+        assert_eq!(client.status(subject).await.unwrap().state, OperationState::Cancelled);
+        done
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancel_mid_restore_kills_pg_restore_and_cleans_up() {
     let env = Env::new();
     let _stop = StopAll(env.base_dir());
     let (t, executor, _) = env.toygres();
-    let source = source(&t, &executor, 600_000).await;
-    let image = image(&t, &source).await;
-    let runtime = env.runtime(t.clone()).start().await.unwrap();
-    let client = runtime.client();
-    let record = client.create_instance(OperationId::new(), CreateInstanceRequest::restore("r", image.id)).await;
-    let record = record.unwrap();
-    let (subject, spec) = (Subject::Instance(record.id), record.spec());
+    let restoring = Restoring::start(&env, &t, &executor, 600_000).await;
+    let (client, subject, spec) = (restoring.runtime.client(), restoring.subject(), restoring.record.spec());
     let deadline = Instant::now() + WAIT;
     let port = loop {
         assert!(Instant::now() < deadline, "pg_restore never started");
@@ -104,31 +145,13 @@ async fn cancel_mid_restore_kills_pg_restore_and_cleans_up() {
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
-    let cancelled_at = Instant::now();
-    client.cancel(subject).await.unwrap();
-    let done = client.wait(subject, WAIT).await.unwrap();
-    eprintln!("cancel → cleaned up in {:?}", cancelled_at.elapsed());
-    assert_eq!(done.state, OperationState::Cancelled, "{done:?}");
-    assert!(done.error.as_deref().unwrap().contains("was cancelled"), "{done:?}");
+    restoring.cancel_and_check(&env, &t).await;
     assert!(procs::clients_of("pg_restore", port).is_empty(), "pg_restore was killed");
-    let failed = t.catalog.get_instance(record.id).await.unwrap();
-    assert_eq!(failed.state, InstanceState::Failed);
-    assert!(failed.failure_reason.as_deref().unwrap().contains("was cancelled"), "{failed:?}");
-    assert_eq!(volumes(&env.base_dir()), vec![source.record.spec().resource_name()], "the volume was removed");
-    let dir = env.base_dir().join("instances").join(spec.resource_name());
-    assert!(procs::under(&dir).is_empty(), "the load-only server was stopped");
-    // Cancelling a finished operation changes nothing.
-    client.cancel(subject).await.unwrap();
-    assert_eq!(client.status(subject).await.unwrap().state, OperationState::Cancelled);
-    runtime.shutdown().await;
+    restoring.runtime.shutdown().await;
 }
 
 /// Loading connections of the restoring server that run a `COPY … FROM stdin` now.
-async fn copies_running(
-    executor: &toygres_local::LocalExecutor,
-    spec: &toygres_core::InstanceSpec,
-    source: &Source,
-) -> i64 {
+async fn copies_running(executor: &LocalExecutor, spec: &InstanceSpec, source: &Source) -> i64 {
     let Ok(cluster) = executor.cluster(spec) else { return 0 };
     let Ok(client) = cluster.connect("postgres", &source.password).await else { return 0 };
     let sql = "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND query LIKE 'COPY % FROM stdin%'";
@@ -141,28 +164,15 @@ async fn cancel_mid_sectioned_restore_stops_its_loading_connections_and_cleans_u
     let _stop = StopAll(env.base_dir());
     // Every database loads in sections, its rows over several connections.
     let (t, executor, _) = env.toygres_configured(|b| b.split_load_from(0), |e| Arc::new(e));
-    let source = source(&t, &executor, 1_500_000).await;
-    let image = image(&t, &source).await;
-    let runtime = env.runtime(t.clone()).start().await.unwrap();
-    let client = runtime.client();
-    let record = client.create_instance(OperationId::new(), CreateInstanceRequest::restore("r", image.id)).await;
-    let record = record.unwrap();
-    let (subject, spec) = (Subject::Instance(record.id), record.spec());
+    let restoring = Restoring::start(&env, &t, &executor, 1_500_000).await;
     let deadline = Instant::now() + WAIT;
-    while copies_running(&executor, &spec, &source).await == 0 {
+    while copies_running(&executor, &restoring.record.spec(), &restoring.source).await == 0 {
         assert!(Instant::now() < deadline, "no rows were ever loading");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    client.cancel(subject).await.unwrap();
-    let done = client.wait(subject, WAIT).await.unwrap();
-    assert_eq!(done.state, OperationState::Cancelled, "{done:?}");
+    let done = restoring.cancel_and_check(&env, &t).await;
     assert_eq!(done.step, Some(Phase::WaitRestoreJob), "{done:?}");
-    let failed = t.catalog.get_instance(record.id).await.unwrap();
-    assert_eq!(failed.state, InstanceState::Failed);
-    assert_eq!(volumes(&env.base_dir()), vec![source.record.spec().resource_name()], "the volume was removed");
-    let dir = env.base_dir().join("instances").join(spec.resource_name());
-    assert!(procs::under(&dir).is_empty(), "the load-only server (and with it its backends) was stopped");
-    runtime.shutdown().await;
+    restoring.runtime.shutdown().await;
 }
 
 /// A newer `create-instance` that must never run for instances started on 1.0.5.

@@ -30,7 +30,7 @@ use std::collections::HashMap;
 use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncRead, BufReader};
+use tokio::io::{AsyncRead, AsyncWrite, BufReader};
 use tokio::sync::{mpsc, watch};
 use toygres_core::manifest::ManifestDatabase;
 use toygres_core::{Error, ImageId, Password, Result, Transfer};
@@ -110,13 +110,8 @@ async fn load_data(
     ctx: &JobCtx,
 ) -> Result<Option<String>> {
     let source = dump.open(ctx).await?;
-    let object = &dump.db.object;
-    let (mut writer, reader) = tokio::io::duplex(1 << 20);
-    let fed = async move {
-        let fed = decompress_into(source, &mut writer, dump.image, object, &ctx.progress).await;
-        drop(writer);
-        fed
-    };
+    let (writer, reader) = tokio::io::duplex(1 << 20);
+    let fed = pour(dump, source, writer, ctx);
     let read = async {
         let (mut archive, toc) = Archive::open(reader).await?;
         let (settings, copies, statements) = match toc {
@@ -142,6 +137,11 @@ async fn load_data(
         (_, Err(e @ Error::ChecksumMismatch { .. })) | (Err(e), _) => Err(e),
         (Ok(None), fed) => fed.map(|_| None),
     }
+}
+
+/// Decompresses the dump into `output`, checking its size and sha256, then closes `output`.
+async fn pour<W: AsyncWrite + Unpin>(dump: &Dump<'_>, source: Source, mut output: W, ctx: &JobCtx) -> Result<()> {
+    decompress_into(source, &mut output, dump.image, &dump.db.object, &ctx.progress).await
 }
 
 /// The end marker pg_dump writes after a table's rows.
@@ -206,14 +206,9 @@ async fn load_data_through_pg_restore(
     cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
     let mut child = cmd.spawn().map_err(|e| Error::backend(BACKEND, format!("{what}: cannot start it"), e))?;
     let captured = child.stderr.take().map(|e| ctx.log.capture(e, &what));
-    let (mut stdin, stdout) = (child.stdin.take().expect("piped stdin"), child.stdout.take().expect("piped stdout"));
+    let (stdin, stdout) = (child.stdin.take().expect("piped stdin"), child.stdout.take().expect("piped stdout"));
     let source = dump.open(ctx).await?;
-    let object = &dump.db.object;
-    let fed = async move {
-        let fed = decompress_into(source, &mut stdin, dump.image, object, &ctx.progress).await;
-        drop(stdin);
-        fed
-    };
+    let fed = pour(dump, source, stdin, ctx);
     let (copies_tx, copies_rx) = mpsc::channel(2 * COPY_CONNECTIONS);
     let (sql_tx, sql_rx) = mpsc::channel(2);
     let (settings_tx, settings_rx) = watch::channel(None::<Arc<String>>);
