@@ -21,6 +21,7 @@
 
 mod binaries;
 mod conn;
+mod pidfile;
 pub mod ports;
 pub mod process;
 mod server;

@@ -1,5 +1,6 @@
 //! `initdb`, `pg_ctl start/stop` and liveness of a [`LocalCluster`].
 
+use super::pidfile::{PidFile, POLL};
 use super::process::run;
 use super::{create_traversable_dir, io_err, LocalCluster, SUPERUSER};
 use nix::sys::signal::{kill, Signal};
@@ -20,6 +21,26 @@ pub const LOAD_ONLY_SETTINGS: &[(&str, &str)] = &[
     ("synchronous_commit", "off"),
     ("autovacuum", "off"),
 ];
+
+/// How long a clean stop may take before the postmaster is killed.
+const STOP_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Seconds since the epoch, as `postmaster.pid` records a start.
+fn unix_now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
+}
+
+/// Waits until process `pid` has exited, or `Err(Timeout)` after `timeout`.
+async fn wait_exit(pid: i32, timeout: Duration) -> Result<()> {
+    let deadline = Instant::now() + timeout;
+    while process_alive(pid) {
+        if Instant::now() >= deadline {
+            return Err(Error::Timeout { step: format!("postmaster {pid} to exit"), after: timeout });
+        }
+        tokio::time::sleep(POLL).await;
+    }
+    Ok(())
+}
 
 /// Whether process `pid` exists and is not a zombie waiting to be reaped.
 pub fn process_alive(pid: i32) -> bool {
@@ -134,8 +155,11 @@ impl LocalCluster {
         }
     }
 
-    /// Starts the server (`pg_ctl -w start`) with extra `-c` `settings` for this run only.
-    /// A no-op when it already runs.
+    /// Starts the server with extra `-c` `settings` for this run only and returns as soon as it
+    /// accepts connections. A no-op when it already runs.
+    ///
+    /// `pg_ctl -w start` launches it and reports a failed start (with the server log's tail); the
+    /// pid file says "ready" first ([`PidFile`]), and `pg_ctl` then finishes on its own.
     pub async fn start(&self, settings: &[(&str, &str)]) -> Result<()> {
         if self.is_running() {
             return Ok(());
@@ -146,7 +170,22 @@ impl LocalCluster {
         if !opts.is_empty() {
             cmd.arg("-o").arg(opts.join(" "));
         }
-        run(cmd, "starting PostgreSQL", &[]).await.map_err(|e| self.with_log_tail(e)).map(|_| ())
+        let asked = unix_now();
+        let mut pg_ctl = tokio::spawn(run(cmd, "starting PostgreSQL", &[]));
+        loop {
+            tokio::select! {
+                done = &mut pg_ctl => {
+                    let done = done.map_err(|e| Error::backend("local cluster", "waiting for pg_ctl start", e))?;
+                    return done.map_err(|e| self.with_log_tail(e)).map(|_| ());
+                }
+                _ = tokio::time::sleep(POLL) => {
+                    let pid_file = PidFile::read(&self.data_dir());
+                    if pid_file.is_some_and(|f| f.ready && f.started >= asked && process_alive(f.pid)) {
+                        return Ok(());
+                    }
+                }
+            }
+        }
     }
 
     /// Stops the server cleanly (`pg_ctl -m fast stop`: shutdown checkpoint), killing a postmaster
@@ -161,13 +200,19 @@ impl LocalCluster {
         self.stop_mode("immediate").await
     }
 
+    /// Signals the postmaster (`pg_ctl stop -W -m <mode>`) and waits for it to exit, killing one
+    /// that does not within [`STOP_TIMEOUT`].
     async fn stop_mode(&self, mode: &str) -> Result<()> {
-        if !self.is_running() {
+        let Some(pid) = self.postmaster_pid().filter(|pid| process_alive(*pid)) else {
             return Ok(());
-        }
+        };
         let mut cmd = self.server_cmd("pg_ctl");
-        cmd.args(["stop", "-w", "-t", "60", "-m", mode, "-D"]).arg(self.data_dir());
-        if let Err(e) = run(cmd, "stopping PostgreSQL", &[]).await {
+        cmd.args(["stop", "-W", "-m", mode, "-D"]).arg(self.data_dir());
+        let stopped = match run(cmd, "stopping PostgreSQL", &[]).await {
+            Ok(_) => wait_exit(pid, STOP_TIMEOUT).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = stopped {
             tracing::warn!(error = %e, "pg_ctl stop failed; killing the postmaster");
             self.kill_postmaster();
         }
@@ -176,8 +221,7 @@ impl LocalCluster {
 
     /// The postmaster's pid from `postmaster.pid`, if the file exists.
     pub fn postmaster_pid(&self) -> Option<i32> {
-        let text = std::fs::read_to_string(self.data_dir().join("postmaster.pid")).ok()?;
-        text.lines().next()?.trim().parse().ok()
+        PidFile::read(&self.data_dir()).map(|f| f.pid)
     }
 
     /// Whether a postmaster for this data directory is alive.
