@@ -49,17 +49,19 @@ pub(crate) async fn run(inner: Arc<Inner>, spec: BackupJobSpec, ctx: JobCtx) -> 
 
     let mut globals = cluster.client("pg_dumpall", password);
     globals.arg("--globals-only");
-    let globals = dump(globals, Output::Raw, &transfer, GLOBALS_NAME, &inner, &ctx).await?;
-
     let (cluster, ctx, transfer, inner, client) = (&cluster, &ctx, &transfer, &inner, &client);
-    let (dumps, archives) = match spec.format {
-        ImageFormat::Logical => {
-            (dump_databases(cluster, password, databases, transfer, inner, client, ctx).await?, vec![])
-        }
-        ImageFormat::Physical => {
-            (vec![], super::physical::base_backup(cluster, password, client, transfer, inner, ctx).await?)
+    let globals = dump(globals, Output::Raw, transfer, GLOBALS_NAME, inner, ctx);
+    let contents = async {
+        match spec.format {
+            ImageFormat::Logical => {
+                Ok((dump_databases(cluster, password, databases, transfer, inner, client, ctx).await?, vec![]))
+            }
+            ImageFormat::Physical => {
+                Ok((vec![], super::physical::base_backup(cluster, password, client, transfer, inner, ctx).await?))
+            }
         }
     };
+    let (globals, (dumps, archives)) = tokio::try_join!(globals, contents)?;
 
     let manifest = Manifest {
         format_version: FORMAT_VERSION,
@@ -81,7 +83,8 @@ pub(crate) async fn run(inner: Arc<Inner>, spec: BackupJobSpec, ctx: JobCtx) -> 
     Ok(())
 }
 
-/// Dumps every database (two at a time); one that refuses connections is opened while it is dumped.
+/// Dumps every database, two at a time, the largest first (it is the critical path); one that
+/// refuses connections is opened while it is dumped. The result is in `databases`' order.
 async fn dump_databases(
     cluster: &LocalCluster,
     password: &Password,
@@ -91,21 +94,25 @@ async fn dump_databases(
     client: &tokio_postgres::Client,
     ctx: &JobCtx,
 ) -> Result<Vec<ManifestDatabase>> {
-    futures::stream::iter(databases.into_iter().enumerate())
+    let mut order: Vec<_> = databases.into_iter().enumerate().collect();
+    order.sort_by_key(|(_, db)| std::cmp::Reverse(db.size));
+    let mut dumped = futures::stream::iter(order)
         .map(|(i, db)| async move {
             if db.allow_connections {
-                return dump_database(cluster, password, &db, i, transfer, inner, ctx).await;
+                return Ok((i, dump_database(cluster, password, &db, i, transfer, inner, ctx).await?));
             }
             ctx.log.line(&format!("database {:?} refuses connections: allowing them while it is dumped", db.name));
             set_allow_connections(client, &db.name, true, BACKEND).await?;
             let dumped = dump_database(cluster, password, &db, i, transfer, inner, ctx).await;
             let closed = set_allow_connections(client, &db.name, false, BACKEND).await;
             let dumped = dumped?;
-            closed.map(|_| dumped)
+            closed.map(|_| (i, dumped))
         })
-        .buffered(PARALLEL_DUMPS)
+        .buffer_unordered(PARALLEL_DUMPS)
         .try_collect::<Vec<_>>()
-        .await
+        .await?;
+    dumped.sort_by_key(|(i, _)| *i);
+    Ok(dumped.into_iter().map(|(_, db)| db).collect())
 }
 
 async fn query_one(client: &tokio_postgres::Client, sql: &str) -> Result<String> {
@@ -113,7 +120,7 @@ async fn query_one(client: &tokio_postgres::Client, sql: &str) -> Result<String>
     Ok(row.get(0))
 }
 
-/// Dumps `db`'s own SQL and its contents (object `db-<index>`).
+/// Dumps `db`'s own SQL and, at the same time, its contents (object `db-<index>`).
 async fn dump_database(
     cluster: &LocalCluster,
     password: &Password,
@@ -123,11 +130,12 @@ async fn dump_database(
     inner: &Inner,
     ctx: &JobCtx,
 ) -> Result<ManifestDatabase> {
-    let sql = source::database_sql(cluster, password, db).await?;
     let mut cmd = cluster.client("pg_dump", password);
     cmd.env("PGDATABASE", &db.name).args(["--format=custom", "--compress=0", "--no-sync"]);
     ctx.log.line(&format!("dumping database {:?}", db.name));
-    let object = dump(cmd, Output::Raw, transfer, &database_object_name(index), inner, ctx).await?;
+    let name = database_object_name(index);
+    let contents = dump(cmd, Output::Raw, transfer, &name, inner, ctx);
+    let (sql, object) = tokio::try_join!(source::database_sql(cluster, password, db), contents)?;
     Ok(ManifestDatabase {
         name: db.name.clone(),
         owner: db.owner.clone(),

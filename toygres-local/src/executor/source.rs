@@ -15,19 +15,27 @@ pub(crate) struct SourceDatabase {
     pub(crate) owner: String,
     /// `datallowconn`: the backup opens a database that refuses connections while it dumps it.
     pub(crate) allow_connections: bool,
+    /// `pg_database_size`: the backup dumps the largest databases first.
+    pub(crate) size: i64,
 }
 
 /// Every database but `template0` (which is never changed and which `initdb` recreates).
 pub(crate) async fn databases(client: &Client) -> Result<Vec<SourceDatabase>> {
     let rows = client
         .query(
-            "SELECT datname, pg_get_userbyid(datdba), datallowconn FROM pg_database \
+            "SELECT datname, pg_get_userbyid(datdba), datallowconn, pg_database_size(oid) FROM pg_database \
              WHERE datname <> 'template0' ORDER BY datname",
             &[],
         )
         .await
         .map_err(|e| Error::backend(BACKEND, "listing the source's databases", e))?;
-    Ok(rows.iter().map(|r| SourceDatabase { name: r.get(0), owner: r.get(1), allow_connections: r.get(2) }).collect())
+    let database = |r: &tokio_postgres::Row| SourceDatabase {
+        name: r.get(0),
+        owner: r.get(1),
+        allow_connections: r.get(2),
+        size: r.get(3),
+    };
+    Ok(rows.iter().map(database).collect())
 }
 
 /// The size of every database, in bytes: the estimated total of a backup's byte progress.
