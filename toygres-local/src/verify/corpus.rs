@@ -3,7 +3,7 @@
 //! not ship) and the usual schema objects — partitions, domains, enums, composite types, identity
 //! and generated columns, triggers, functions, procedures, views, materialized views, extensions,
 //! row-level security, unlogged tables, odd sequences, large objects, grants, default privileges,
-//! non-ASCII names. [`exercised`] checks that a snapshot of it really holds all of that, so a
+//! non-ASCII names, a LATIN1 database. [`exercised`] checks that a snapshot of it really holds all of that, so a
 //! comparison that passes has compared something.
 
 use super::InstanceSnapshot;
@@ -40,6 +40,7 @@ const GLOBALS: &[&str] = &[
     "GRANT CREATE ON DATABASE \"fidélité ü\" TO corpus_admin WITH GRANT OPTION",
     "CREATE DATABASE corpus_template OWNER corpus_owner IS_TEMPLATE true",
     "CREATE DATABASE corpus_closed OWNER corpus_owner",
+    "CREATE DATABASE corpus_latin1 TEMPLATE template0 ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C'",
     "ALTER DATABASE postgres SET work_mem = '3MB'",
     "COMMENT ON DATABASE postgres IS 'the maintenance database'",
 ];
@@ -126,6 +127,10 @@ pub async fn load_corpus(params: &ConnParams, password: &Password, options: Corp
     .await?;
     run("corpus_closed", "CREATE TABLE archive (id int, body text); INSERT INTO archive SELECT g, 'old ' || g FROM generate_series(1, 40) g;".into()).await?;
     run("postgres", "ALTER DATABASE corpus_closed ALLOW_CONNECTIONS false".into()).await?;
+    // Stored in LATIN1 (the server converts from the client's UTF-8).
+    let latin1 =
+        "CREATE TABLE \"mots_é\" (w text PRIMARY KEY); INSERT INTO \"mots_é\" VALUES ('café'), ('Ærø'), ('¿qué?');";
+    run("corpus_latin1", latin1.into()).await?;
     run(
         "template1",
         "CREATE TABLE public.from_template1 (k int); INSERT INTO public.from_template1 VALUES (1);".into(),
@@ -160,6 +165,7 @@ pub fn exercised(snapshot: &InstanceSnapshot, options: CorpusOptions) -> Vec<Str
     );
     expect(prop("corpus_closed", "allow_connections") == "false", "datallowconn false");
     expect(prop("corpus_template", "is_template") == "true", "datistemplate");
+    expect(prop("corpus_latin1", "encoding") == "LATIN1", "a database in another encoding than UTF-8");
     expect(prop("postgres", "settings").contains("work_mem=3MB"), "settings of postgres");
     expect(!prop("template1", "comment").is_empty(), "comment on template1");
     if options.icu {
@@ -203,5 +209,6 @@ pub fn exercised(snapshot: &InstanceSnapshot, options: CorpusOptions) -> Vec<Str
     expect(rows(MAIN_DB, "app.events_2025") > 0 && rows(MAIN_DB, "app.scratch") == 50, "partition and unlogged rows");
     expect(rows("corpus_closed", "public.archive") == 40, "rows of the database refusing connections");
     expect(rows("template1", "public.from_template1") == 1, "rows in template1");
+    expect(rows("corpus_latin1", "public.\"mots_é\"") == 3, "rows of the LATIN1 database");
     missing
 }
