@@ -38,6 +38,9 @@ use toygres_core::{
     Toygres,
 };
 
+/// How many ports an instance's server tries when another process takes them as it starts.
+const START_TRIES: usize = 3;
+
 /// Runs instances as local PostgreSQL clusters and jobs as tokio tasks. Build one with
 /// [`LocalExecutor::builder`].
 ///
@@ -122,6 +125,23 @@ impl Inner {
         Ok(cluster)
     }
 
+    /// Starts the instance's server with `settings` and returns its cluster. Another process may
+    /// bind the instance's port between the check and the server's own bind: then the server
+    /// starts on another free port (up to [`START_TRIES`] tries).
+    async fn start_on_free_port(&self, spec: &InstanceSpec, settings: &[(&str, &str)]) -> Result<LocalCluster> {
+        let mut tries = 1;
+        loop {
+            let cluster = self.cluster_on_free_port(spec).await?;
+            match cluster.start(settings).await {
+                Err(e) if tries < START_TRIES && !ports::is_free(cluster.port()) => {
+                    tracing::info!(instance = %spec.name, port = cluster.port(), error = %e, "port taken at start; moving");
+                    tries += 1;
+                }
+                started => return started.map(|_| cluster),
+            }
+        }
+    }
+
     /// Ports of every instance volume.
     fn taken_ports(&self) -> Vec<u16> {
         let Ok(entries) = std::fs::read_dir(self.base_dir.join("instances")) else { return vec![] };
@@ -174,9 +194,8 @@ impl LocalExecutor {
     /// Idempotent.
     pub async fn provision_empty(&self, instance: &InstanceSpec, password: &Password) -> Result<ConnectionInfo> {
         self.create_volume(instance, password).await?;
-        let cluster = self.inner.cluster_on_free_port(instance).await?;
-        cluster.init(password).await?;
-        cluster.start(&[]).await?;
+        self.inner.cluster_on_free_port(instance).await?.init(password).await?;
+        self.inner.start_on_free_port(instance, &[]).await?;
         self.connection_info(instance).await
     }
 
@@ -249,7 +268,7 @@ impl ClusterExecutor for LocalExecutor {
                 ),
             ));
         }
-        cluster.start(&[]).await
+        self.inner.start_on_free_port(instance, &[]).await.map(|_| ())
     }
 
     async fn wait_until_ready(&self, instance: &InstanceSpec, timeout: Duration) -> Result<()> {
