@@ -40,7 +40,7 @@ pub(crate) async fn run(inner: Arc<Inner>, spec: BackupJobSpec, ctx: JobCtx) -> 
     let pg_version = version.split_whitespace().next().unwrap_or(&version).to_string();
     let databases = source::databases(&client).await?;
     // Byte progress counts what the dump programs write; the databases' size estimates the total.
-    ctx.progress.set_total(source::total_size(&client).await?);
+    ctx.progress.set_total(source::total_size(&databases));
     let cluster_locale = source::cluster_locale(&client).await?;
     ctx.log.line(&format!(
         "PostgreSQL {pg_version}, databases: {:?}",

@@ -38,13 +38,10 @@ pub(crate) async fn databases(client: &Client) -> Result<Vec<SourceDatabase>> {
     Ok(rows.iter().map(database).collect())
 }
 
-/// The size of every database, in bytes: the estimated total of a backup's byte progress.
-pub(crate) async fn total_size(client: &Client) -> Result<u64> {
-    let row = client
-        .query_one("SELECT sum(pg_database_size(oid))::bigint FROM pg_database WHERE datallowconn", &[])
-        .await
-        .map_err(|e| Error::backend(BACKEND, "reading the source's size", e))?;
-    Ok(row.get::<_, Option<i64>>(0).unwrap_or(0).max(0) as u64)
+/// The size of the databases that allow connections, in bytes: the estimated total of a
+/// backup's byte progress.
+pub(crate) fn total_size(databases: &[SourceDatabase]) -> u64 {
+    databases.iter().filter(|d| d.allow_connections).map(|d| d.size.max(0) as u64).sum()
 }
 
 /// The source's default locale (its `template1`'s).
