@@ -26,11 +26,42 @@ if ! ldconfig -p | grep -q 'libsecret-1\.so\.0'; then
     apt_install libsecret-1-0
 fi
 
+# Pinned exactly: a tool that moves can change test results silently; bump them on purpose.
+AZURITE_VERSION=3.37.0
+AZCOPY_VERSION=10.32.2
+# The version of an npm package installed under $TOOLS, or nothing.
+installed_version() {
+    node -e 'try { console.log(require(process.argv[1]).version) } catch (e) {}' \
+        "$TOOLS/node_modules/$1/package.json" 2>/dev/null
+}
+# The Azurite this script started earlier from $TOOLS, if it still runs (its pid file, checked
+# against the process' command line so that a reused pid is left alone).
+our_azurite() {
+    local pid
+    pid="$(cat "$TOOLS/azurite.pid" 2>/dev/null)" || return 1
+    [[ "$pid" =~ ^[0-9]+$ ]] && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF "$AZURITE" && echo "$pid"
+}
+
 mkdir -p "$TOOLS"
-if [[ ! -x "$AZURITE" || ! -f "$AZCOPY" ]]; then
-    log "installing azurite and azcopy into $TOOLS"
-    npm install --prefix "$TOOLS" --no-audit --no-fund --loglevel=error \
-        'azurite@^3.35.0' '@azure-tools/azcopy-linux@^10.32.2' >&2
+HAVE_AZURITE="$(installed_version azurite || true)"
+HAVE_AZCOPY="$(installed_version @azure-tools/azcopy-linux || true)"
+if [[ ! -x "$AZURITE" || ! -f "$AZCOPY" || "$HAVE_AZURITE" != "$AZURITE_VERSION" || "$HAVE_AZCOPY" != "$AZCOPY_VERSION" ]]; then
+    log "installing azurite@$AZURITE_VERSION and azcopy@$AZCOPY_VERSION into $TOOLS" \
+        "(found: azurite ${HAVE_AZURITE:-nothing}, azcopy ${HAVE_AZCOPY:-nothing})"
+    if OLD="$(our_azurite)"; then
+        log "stopping the Azurite of the previous install (pid $OLD)"
+        kill "$OLD" 2>/dev/null || true
+        for _ in $(seq 1 50); do kill -0 "$OLD" 2>/dev/null || break; sleep 0.1; done
+    fi
+    rm -rf "$TOOLS/node_modules" "$TOOLS/package.json" "$TOOLS/package-lock.json"
+    npm install --prefix "$TOOLS" --save-exact --no-audit --no-fund --loglevel=error \
+        "azurite@$AZURITE_VERSION" "@azure-tools/azcopy-linux@$AZCOPY_VERSION" >&2
+    HAVE_AZURITE="$(installed_version azurite || true)"
+    HAVE_AZCOPY="$(installed_version @azure-tools/azcopy-linux || true)"
+    if [[ "$HAVE_AZURITE" != "$AZURITE_VERSION" || "$HAVE_AZCOPY" != "$AZCOPY_VERSION" ]]; then
+        log "installed azurite ${HAVE_AZURITE:-nothing} and azcopy ${HAVE_AZCOPY:-nothing}, not the pinned versions"
+        exit 1
+    fi
 fi
 chmod +x "$AZCOPY"
 "$AZCOPY" --version >&2

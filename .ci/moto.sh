@@ -9,15 +9,37 @@ ROOT="${TOYGRES_MOTO_ROOT:-${HOME:-/root}/.cache/toygres-moto}"
 PORT="${TOYGRES_MOTO_PORT:-5000}"
 log() { echo "moto.sh: $*" >&2; }
 
-if [[ ! -x "$ROOT/venv/bin/moto_server" ]]; then
-    log "installing moto[server] into $ROOT/venv"
+# Pinned exactly: a tool that moves can change test results silently; bump it on purpose.
+VERSION=5.2.5
+installed_version() {
+    "$ROOT/venv/bin/python" -c 'import importlib.metadata as m; print(m.version("moto"))' 2>/dev/null
+}
+# The server this script started earlier from $ROOT/venv, if it still runs (its pid file, checked
+# against the process' command line so that a reused pid is left alone).
+our_server() {
+    local pid
+    pid="$(cat "$ROOT/moto.pid" 2>/dev/null)" || return 1
+    [[ "$pid" =~ ^[0-9]+$ ]] && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF "$ROOT/venv/bin/moto_server" \
+        && echo "$pid"
+}
+
+HAVE="$(installed_version || true)"
+if [[ ! -x "$ROOT/venv/bin/moto_server" || "$HAVE" != "$VERSION" ]]; then
+    log "installing moto[server]==$VERSION into $ROOT/venv (found: ${HAVE:-nothing})"
+    if OLD="$(our_server)"; then
+        log "stopping the moto_server of the previous install (pid $OLD)"
+        kill "$OLD" 2>/dev/null || true
+        for _ in $(seq 1 50); do kill -0 "$OLD" 2>/dev/null || break; sleep 0.1; done
+    fi
     if ! python3 -m venv --help >/dev/null 2>&1; then
         DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3-venv >&2
     fi
     rm -rf "$ROOT/venv"
     mkdir -p "$ROOT"
     python3 -m venv "$ROOT/venv" >&2
-    "$ROOT/venv/bin/pip" install -q --disable-pip-version-check 'moto[server]>=5,<6' >&2
+    "$ROOT/venv/bin/pip" install -q --disable-pip-version-check "moto[server]==$VERSION" >&2
+    HAVE="$(installed_version || true)"
+    [[ "$HAVE" == "$VERSION" ]] || { log "installed moto ${HAVE:-nothing}, not $VERSION"; exit 1; }
 fi
 
 answers() { (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; }

@@ -2,6 +2,9 @@
 # Installs what toygres needs on a fresh Debian machine: PostgreSQL's server and client binaries
 # and zstd. Idempotent and quiet when everything is already there. Run as root (or with sudo).
 set -euo pipefail
+# Debian's PostgreSQL is deliberately NOT pinned (unlike the tools under .ci/): its security updates
+# must reach users, and a fresh machine gets the newest Debian minor. The tests name any difference
+# between minors they tolerate; `.ci/run` prints the version it got. Installed only when missing.
 
 need=()
 command -v pg_dump >/dev/null 2>&1 || need+=(postgresql postgresql-contrib)
