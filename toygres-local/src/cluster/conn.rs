@@ -80,6 +80,27 @@ pub(crate) async fn set_allow_connections(
     client.batch_execute(&sql).await.map_err(|e| Error::backend(who, format!("running {sql}"), e))
 }
 
+/// Runs `work` on database `db`, which refuses connections when `closed`: it is opened for the
+/// time `work` takes and closed again whatever `work` returns (`client` is connected to another
+/// database of the same server as a superuser; `who` names the caller in errors). This is how a
+/// backup dumps a `datallowconn = false` database, and how anything else reading one must do it.
+pub async fn with_connections_allowed<T>(
+    client: &tokio_postgres::Client,
+    db: &str,
+    closed: bool,
+    who: &'static str,
+    work: impl std::future::Future<Output = Result<T>>,
+) -> Result<T> {
+    if !closed {
+        return work.await;
+    }
+    set_allow_connections(client, db, true, who).await?;
+    let done = work.await;
+    let reclosed = set_allow_connections(client, db, false, who).await;
+    let done = done?;
+    reclosed.map(|_| done)
+}
+
 impl LocalCluster {
     /// Connects to `database` as the superuser.
     pub async fn connect(&self, database: &str, password: &Password) -> Result<tokio_postgres::Client> {

@@ -30,8 +30,8 @@ mod user;
 pub(crate) mod writeback;
 
 pub use binaries::{major_version, PgBinaries, PG_BIN_ENV};
-pub use conn::ConnParams;
-pub(crate) use conn::{quote_ident, set_allow_connections};
+pub(crate) use conn::quote_ident;
+pub use conn::{with_connections_allowed, ConnParams};
 pub use server::{process_alive, LOAD_ONLY_SETTINGS};
 pub use temp::TempCluster;
 pub(crate) use user::io_err;

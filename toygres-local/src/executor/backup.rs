@@ -7,7 +7,7 @@ use super::jobs::JobCtx;
 use super::source::{self, SourceDatabase};
 use super::transfer::{self, Sink};
 use super::Inner;
-use crate::cluster::{set_allow_connections, LocalCluster};
+use crate::cluster::{with_connections_allowed, LocalCluster};
 use futures::{StreamExt, TryStreamExt};
 use std::process::Stdio;
 use std::sync::Arc;
@@ -98,15 +98,12 @@ async fn dump_databases(
     order.sort_by_key(|(_, db)| std::cmp::Reverse(db.size));
     let mut dumped = futures::stream::iter(order)
         .map(|(i, db)| async move {
-            if db.allow_connections {
-                return Ok((i, dump_database(cluster, password, &db, i, transfer, inner, ctx).await?));
+            if !db.allow_connections {
+                ctx.log.line(&format!("database {:?} refuses connections: allowing them while it is dumped", db.name));
             }
-            ctx.log.line(&format!("database {:?} refuses connections: allowing them while it is dumped", db.name));
-            set_allow_connections(client, &db.name, true, BACKEND).await?;
-            let dumped = dump_database(cluster, password, &db, i, transfer, inner, ctx).await;
-            let closed = set_allow_connections(client, &db.name, false, BACKEND).await;
-            let dumped = dumped?;
-            closed.map(|_| (i, dumped))
+            let dump = dump_database(cluster, password, &db, i, transfer, inner, ctx);
+            let dumped = with_connections_allowed(client, &db.name, !db.allow_connections, BACKEND, dump).await?;
+            Ok::<_, Error>((i, dumped))
         })
         .buffer_unordered(PARALLEL_DUMPS)
         .try_collect::<Vec<_>>()

@@ -79,14 +79,15 @@ pub(super) async fn properties(client: &Client) -> Result<BTreeMap<String, BTree
 }
 
 /// `pg_dump --schema-only` of database `name` with `bin`'s `pg_dump`, without the lines that differ
-/// between two dumps of the same schema (random `\restrict` keys, version comments).
+/// between two dumps of the same schema (random `\restrict` keys, version comments) and without
+/// the attribute options a server sets by itself ([`super::tolerated`]).
 pub async fn schema_dump(bin: &PgBinaries, params: &ConnParams, password: &Password, name: &str) -> Result<String> {
     let mut dump = params.client(bin, "pg_dump", password);
     dump.env("PGDATABASE", name).arg("--schema-only");
     let schema = crate::cluster::process::run(dump, &format!("schema dump of {name}"), &[password.expose()]).await?;
     let noise = ["\\restrict", "\\unrestrict", "-- Dumped from", "-- Dumped by"];
     let schema = schema.lines().filter(|l| !noise.iter().any(|n| l.starts_with(n)));
-    Ok(schema.collect::<Vec<_>>().join("\n"))
+    Ok(super::tolerated::without_server_internal_options(&schema.collect::<Vec<_>>().join("\n")))
 }
 
 /// The contents of database `name`, read with `bin`'s `pg_dump`.
