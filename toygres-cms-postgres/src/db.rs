@@ -43,6 +43,23 @@ impl Db {
         client.query_opt(&statement, params).await.map_err(self.err(what))
     }
 
+    /// [`toygres_core::Error::OperationReused`] when `table`'s record of `operation` was made for
+    /// a request whose digest is not `digest` (either digest missing: nothing to compare).
+    pub async fn check_request_digest(
+        &self,
+        table: &str,
+        operation: toygres_core::OperationId,
+        digest: Option<&String>,
+    ) -> Result<()> {
+        let Some(digest) = digest else { return Ok(()) };
+        let sql = format!("SELECT request_digest FROM {{s}}.{table} WHERE operation_id = $1");
+        let row = self.query_opt("read a request digest", &sql, &[&operation.0]).await?;
+        match row.and_then(|r| r.get::<_, Option<String>>(0)) {
+            Some(kept) if kept != *digest => Err(toygres_core::Error::OperationReused { operation }),
+            _ => Ok(()),
+        }
+    }
+
     /// Runs `template` (prepared once per connection) and returns every row.
     pub async fn query(&self, what: &str, template: &str, params: Params<'_>) -> Result<Vec<Row>> {
         let client = self.client().await?;

@@ -12,16 +12,27 @@ impl Db {
     pub async fn reserve_image(&self, operation: OperationId, new: &NewImage) -> Result<ImageRecord> {
         let insert = format!(
             "INSERT INTO {{s}}.images (id, operation_id, name, description, source_instance_id, state, image_type, \
-             created_at, updated_at, labels, format) VALUES ($1, $2, $3, $4, $5, 'creating', 'stock', $6, $6, $7, $8) \
+             created_at, updated_at, labels, format, request_digest) \
+             VALUES ($1, $2, $3, $4, $5, 'creating', 'stock', $6, $6, $7, $8, $9) \
              ON CONFLICT (operation_id) DO NOTHING RETURNING {IMAGE_COLUMNS}"
         );
         let (id, op, source) = (ImageId::new().0, operation.0, new.source_instance_id.0);
         let labels = to_json(&new.labels)?;
-        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 8] =
-            [&id, &op, &new.name, &new.description, &source, &now(), &labels, &new.format.as_str()];
+        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 9] = [
+            &id,
+            &op,
+            &new.name,
+            &new.description,
+            &source,
+            &now(),
+            &labels,
+            &new.format.as_str(),
+            &new.request_digest,
+        ];
         if let Some(row) = self.query_opt("reserve an image", &insert, &params).await? {
             return image(&row);
         }
+        self.check_request_digest("images", operation, new.request_digest.as_ref()).await?;
         let select = format!("SELECT {IMAGE_COLUMNS} FROM {{s}}.images WHERE operation_id = $1");
         let row = self.query_opt("read a reserved image", &select, &[&op]).await?;
         image(&row.ok_or_else(|| Error::Corrupt(format!("operation {operation} reserved no image")))?)

@@ -23,14 +23,14 @@ impl Db {
     pub async fn create_instance(&self, operation: OperationId, new: &NewInstance) -> Result<InstanceRecord> {
         let insert = format!(
             "INSERT INTO {{s}}.instances (id, operation_id, name, dns_label, state, image_type, pg_version, \
-             source_image_id, password, created_at, updated_at, labels, databases) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $11, $12) \
+             source_image_id, password, created_at, updated_at, labels, databases, request_digest) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $11, $12, $13) \
              ON CONFLICT (operation_id) DO NOTHING RETURNING {INSTANCE_COLUMNS}"
         );
         let (id, op, source) = (InstanceId::new().0, operation.0, new.source_image_id.map(|i| i.0));
         let sealed = self.key.seal(&new.password);
         let (labels, databases) = (to_json(&new.labels)?, new.databases.as_ref().map(to_json).transpose()?);
-        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 12] = [
+        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 13] = [
             &id,
             &op,
             &new.name,
@@ -43,6 +43,7 @@ impl Db {
             &now(),
             &labels,
             &databases,
+            &new.request_digest,
         ];
         // One pooled connection at a time: holding one while taking another can starve the pool.
         let inserted = {
@@ -57,12 +58,16 @@ impl Db {
             // won the race, the name belongs to another operation.
             Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => {
                 return match self.instance_where("read an instance", "operation_id = $1", &op).await? {
-                    Some(record) => Ok(record),
+                    Some(record) => {
+                        self.check_request_digest("instances", operation, new.request_digest.as_ref()).await?;
+                        Ok(record)
+                    }
                     None => Err(Error::NameTaken(new.name.clone())),
                 };
             }
             Err(e) => return Err(self.err("create an instance")(e)),
         }
+        self.check_request_digest("instances", operation, new.request_digest.as_ref()).await?;
         self.instance_where("read an instance", "operation_id = $1", &op)
             .await?
             .ok_or_else(|| Error::Corrupt(format!("operation {operation} created no instance")))

@@ -66,6 +66,10 @@ CREATE INDEX instances_labels ON {s}.instances USING gin (labels);
     r#"
 ALTER TABLE {s}.images ADD COLUMN format text NOT NULL DEFAULT 'logical' CHECK (format IN ('logical', 'physical'));
 "#,
+    r#"
+ALTER TABLE {s}.images ADD COLUMN request_digest text;
+ALTER TABLE {s}.instances ADD COLUMN request_digest text;
+"#,
 ];
 
 /// A fixed text sealed with the catalog key on first connect, so that connecting with another

@@ -23,6 +23,25 @@ pub fn now_micros() -> i64 {
     Utc::now().timestamp_micros()
 }
 
+/// [`Error::OperationReused`] when `table`'s record of `operation` was made for a request whose
+/// digest is not `digest` (either digest missing: nothing to compare).
+pub fn check_request_digest(
+    conn: &rusqlite::Connection,
+    table: &str,
+    operation: toygres_core::OperationId,
+    digest: Option<&String>,
+) -> Result<()> {
+    use rusqlite::OptionalExtension;
+    let Some(digest) = digest else { return Ok(()) };
+    let sql = format!("SELECT request_digest FROM {table} WHERE operation_id = ?1");
+    let kept: Option<Option<String>> =
+        conn.query_row(&sql, [operation.to_string()], |r| r.get(0)).optional().ctx("read a request digest")?;
+    match kept.flatten() {
+        Some(kept) if kept != *digest => Err(Error::OperationReused { operation }),
+        _ => Ok(()),
+    }
+}
+
 /// Adds what the catalog was doing, and what to do about it, to a SQLite error.
 pub trait Ctx<T> {
     /// Converts the error, saying it happened while doing `what`.

@@ -1,6 +1,6 @@
 //! Image operations, each one SQLite transaction on one connection.
 
-use crate::codec::{image_from_row, now_micros, size_to_sql, to_json, Ctx, IMAGE_COLUMNS};
+use crate::codec::{check_request_digest, image_from_row, now_micros, size_to_sql, to_json, Ctx, IMAGE_COLUMNS};
 use crate::listing::Conditions;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use toygres_core::crypto::CatalogKey;
@@ -20,8 +20,8 @@ pub fn reserve(conn: &mut Connection, operation: OperationId, image: &NewImage) 
     let now = now_micros();
     tx.execute(
         "INSERT INTO images (id, operation_id, name, description, source_instance_id, state, image_type, \
-         created_at, updated_at, labels, format) VALUES (?1, ?2, ?3, ?4, ?5, 'creating', ?6, ?7, ?7, ?8, ?9) \
-         ON CONFLICT (operation_id) DO NOTHING",
+         created_at, updated_at, labels, format, request_digest) \
+         VALUES (?1, ?2, ?3, ?4, ?5, 'creating', ?6, ?7, ?7, ?8, ?9, ?10) ON CONFLICT (operation_id) DO NOTHING",
         params![
             ImageId::new().to_string(),
             operation.to_string(),
@@ -31,10 +31,12 @@ pub fn reserve(conn: &mut Connection, operation: OperationId, image: &NewImage) 
             ImageType::Stock.as_str(),
             now,
             to_json(&image.labels)?,
-            image.format.as_str()
+            image.format.as_str(),
+            image.request_digest
         ],
     )
     .ctx("reserve an image")?;
+    check_request_digest(&tx, "images", operation, image.request_digest.as_ref())?;
     let sql = format!("SELECT {IMAGE_COLUMNS} FROM images WHERE operation_id = ?1");
     let record = tx.query_row(&sql, [operation.to_string()], image_from_row).ctx("read the reserved image")?;
     tx.commit().ctx("commit the reservation")?;

@@ -1,6 +1,6 @@
 //! Instance operations, each one SQLite transaction on one connection.
 
-use crate::codec::{instance_from_row, now_micros, to_json, Ctx, INSTANCE_COLUMNS};
+use crate::codec::{check_request_digest, instance_from_row, now_micros, to_json, Ctx, INSTANCE_COLUMNS};
 use crate::listing::Conditions;
 use rusqlite::{params, Connection, ErrorCode, OptionalExtension, TransactionBehavior};
 use toygres_core::crypto::CatalogKey;
@@ -23,13 +23,14 @@ pub fn create(
 ) -> Result<InstanceRecord> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).ctx("start a transaction")?;
     if let Some(existing) = select(&tx, "operation_id = ?1", &operation.to_string())? {
+        check_request_digest(&tx, "instances", operation, new.request_digest.as_ref())?;
         return Ok(existing);
     }
     let id = InstanceId::new();
     let inserted = tx.execute(
         "INSERT INTO instances (id, operation_id, name, dns_label, state, image_type, pg_version, \
-         source_image_id, password, created_at, updated_at, labels, databases) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10, ?11, ?12)",
+         source_image_id, password, created_at, updated_at, labels, databases, request_digest) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10, ?11, ?12, ?13)",
         params![
             id.to_string(),
             operation.to_string(),
@@ -42,7 +43,8 @@ pub fn create(
             key.seal(&new.password),
             now_micros(),
             to_json(&new.labels)?,
-            new.databases.as_ref().map(to_json).transpose()?
+            new.databases.as_ref().map(to_json).transpose()?,
+            new.request_digest
         ],
     );
     match inserted {

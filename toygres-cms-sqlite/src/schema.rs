@@ -62,6 +62,10 @@ CREATE INDEX images_by_name ON images (name, created_at, id);
     r#"
 ALTER TABLE images ADD COLUMN format TEXT NOT NULL DEFAULT 'logical' CHECK (format IN ('logical', 'physical'));
 "#,
+    r#"
+ALTER TABLE images ADD COLUMN request_digest TEXT;
+ALTER TABLE instances ADD COLUMN request_digest TEXT;
+"#,
 ];
 
 /// A fixed text sealed with the catalog key on first open: a later open with another key fails

@@ -24,7 +24,9 @@ use async_trait::async_trait;
 #[async_trait]
 pub trait CatalogStore: Send + Sync {
     /// Reserves a new image in state `creating`. Idempotent on `operation`: reserving again with
-    /// the same operation id returns the record created the first time, whatever its state now.
+    /// the same operation id returns the record created the first time, whatever its state now
+    /// (deleted included), unless both carry a [`NewImage::request_digest`] and the two differ:
+    /// then [`crate::Error::OperationReused`], and nothing changes.
     async fn reserve_image(&self, operation: OperationId, image: &NewImage) -> Result<ImageRecord>;
 
     /// The image, unless unknown or deleted.
@@ -45,7 +47,9 @@ pub trait CatalogStore: Send + Sync {
     /// Fails with `ImageNotReady` when the image has none (not ready yet, or deleted).
     async fn image_source_password(&self, id: ImageId) -> Result<Password>;
 
-    /// Creates an instance record. Idempotent on `operation`; fails with `NameTaken` if another
+    /// Creates an instance record. Idempotent on `operation` like [`CatalogStore::reserve_image`]
+    /// (the same record whatever its state; [`crate::Error::OperationReused`] when both carry a
+    /// [`NewInstance::request_digest`] and the two differ); fails with `NameTaken` if another
     /// operation's instance (not deleted) has the same name.
     async fn create_instance(&self, operation: OperationId, instance: &NewInstance) -> Result<InstanceRecord>;
 

@@ -1,7 +1,7 @@
 //! The one error type of toygres. Every variant says what happened and what to do; none
 //! ever contains a password (backends redact secrets before building one).
 
-use crate::ids::{ImageId, InstanceId};
+use crate::ids::{ImageId, InstanceId, OperationId};
 use std::time::Duration;
 
 /// Boxed source error from a backend.
@@ -54,6 +54,30 @@ pub enum Error {
     /// An instance with that name already exists for another operation.
     #[error("an instance named {0:?} already exists; choose another name or delete it first")]
     NameTaken(String),
+
+    /// The operation id (over REST: the `Idempotency-Key`) was first used with another request.
+    /// Nothing was created or changed.
+    #[error(
+        "operation {operation} was first used with another request; send a new operation id (Idempotency-Key) for a different request, or repeat the first request exactly"
+    )]
+    OperationReused {
+        /// The operation id.
+        operation: OperationId,
+    },
+
+    /// The record the operation created has been deleted since, so the operation cannot be
+    /// answered with it again. Nothing was created.
+    #[error(
+        "operation {operation} created {entity} {id}, which has been deleted since; send a new operation id (Idempotency-Key) to create another"
+    )]
+    OperationSpent {
+        /// The operation id.
+        operation: OperationId,
+        /// `"image"` or `"instance"`.
+        entity: &'static str,
+        /// The deleted record's id.
+        id: String,
+    },
 
     /// The lifecycle does not allow this state change.
     #[error("{entity} cannot go from {from} to {to}")]
@@ -227,7 +251,9 @@ impl Error {
             Error::ImageNotReady { .. }
             | Error::NameTaken(_)
             | Error::InvalidTransition { .. }
-            | Error::StateConflict { .. } => ErrorClass::Conflict,
+            | Error::StateConflict { .. }
+            | Error::OperationReused { .. }
+            | Error::OperationSpent { .. } => ErrorClass::Conflict,
             Error::ChecksumMismatch { .. } | Error::ImageIncomplete { .. } | Error::Corrupt(_) => ErrorClass::Corrupt,
             Error::JobFailed { .. } => ErrorClass::Failed,
             Error::Timeout { .. } => ErrorClass::Timeout,

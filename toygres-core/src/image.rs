@@ -117,6 +117,11 @@ pub struct NewImage {
     /// Validated labels.
     #[serde(default)]
     pub labels: Labels,
+    /// The digest of the request that asked for it ([`crate::CreateImageRequest::digest`]),
+    /// kept with the record: reserving again under the same operation with another digest is
+    /// refused ([`crate::Error::OperationReused`]). `None` checks nothing.
+    #[serde(default)]
+    pub request_digest: Option<String>,
 }
 
 impl NewImage {
@@ -128,6 +133,7 @@ impl NewImage {
             source_instance_id: source,
             format: ImageFormat::Logical,
             labels: Labels::new(),
+            request_digest: None,
         }
     }
 

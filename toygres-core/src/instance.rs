@@ -34,6 +34,11 @@ pub struct NewInstance {
     /// For a restore: the databases to restore (`None`: all of the image's).
     #[serde(default)]
     pub databases: Option<Vec<String>>,
+    /// The digest of the request that asked for it ([`crate::CreateInstanceRequest::digest`]),
+    /// kept with the record: creating again under the same operation with another digest is
+    /// refused ([`crate::Error::OperationReused`]). `None` checks nothing.
+    #[serde(default)]
+    pub request_digest: Option<String>,
 }
 
 impl NewInstance {
@@ -50,6 +55,7 @@ impl NewInstance {
             state: InstanceState::Running,
             labels: Labels::new(),
             databases: None,
+            request_digest: None,
         }
     }
 
@@ -65,6 +71,7 @@ impl NewInstance {
             state: InstanceState::Provisioning,
             labels: Labels::new(),
             databases: None,
+            request_digest: None,
         }
     }
 

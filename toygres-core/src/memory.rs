@@ -19,6 +19,24 @@ use std::sync::Mutex;
 struct State {
     images: HashMap<ImageId, (ImageRecord, Option<Password>)>,
     instances: HashMap<InstanceId, (InstanceRecord, Option<Password>)>,
+    /// The request digest each operation was first used with, if it had one.
+    digests: HashMap<OperationId, String>,
+}
+
+impl State {
+    /// `OperationReused` when `operation` was first used with a digest other than `digest`.
+    fn check_digest(&self, operation: OperationId, digest: Option<&String>) -> Result<()> {
+        match (self.digests.get(&operation), digest) {
+            (Some(kept), Some(new)) if kept != new => Err(Error::OperationReused { operation }),
+            _ => Ok(()),
+        }
+    }
+
+    fn keep_digest(&mut self, operation: OperationId, digest: Option<&String>) {
+        if let Some(digest) = digest {
+            self.digests.insert(operation, digest.clone());
+        }
+    }
 }
 
 /// An in-memory catalog. Cheap to create; state is lost on drop.
@@ -47,10 +65,13 @@ impl CatalogStore for MemoryCatalog {
     async fn reserve_image(&self, operation: OperationId, image: &NewImage) -> Result<ImageRecord> {
         let mut s = self.lock();
         if let Some((r, _)) = s.images.values().find(|(r, _)| r.operation_id == operation) {
-            return Ok(r.clone());
+            let found = r.clone();
+            s.check_digest(operation, image.request_digest.as_ref())?;
+            return Ok(found);
         }
         let record = ImageRecord::reserved(ImageId::new(), operation, image, Utc::now());
         s.images.insert(record.id, (record.clone(), None));
+        s.keep_digest(operation, image.request_digest.as_ref());
         Ok(record)
     }
 
@@ -112,13 +133,16 @@ impl CatalogStore for MemoryCatalog {
     async fn create_instance(&self, operation: OperationId, new: &NewInstance) -> Result<InstanceRecord> {
         let mut s = self.lock();
         if let Some((r, _)) = s.instances.values().find(|(r, _)| r.operation_id == operation) {
-            return Ok(r.clone());
+            let found = r.clone();
+            s.check_digest(operation, new.request_digest.as_ref())?;
+            return Ok(found);
         }
         if s.instances.values().any(|(r, _)| r.name == new.name && r.state != InstanceState::Deleted) {
             return Err(Error::NameTaken(new.name.clone()));
         }
         let record = InstanceRecord::created(InstanceId::new(), operation, new, Utc::now());
         s.instances.insert(record.id, (record.clone(), Some(new.password.clone())));
+        s.keep_digest(operation, new.request_digest.as_ref());
         Ok(record)
     }
 

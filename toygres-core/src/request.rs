@@ -37,6 +37,16 @@ pub fn validate_dns1123_label(field: &'static str, value: &str) -> Result<()> {
     Ok(())
 }
 
+/// What a request asks for, as a digest kept with the record it creates, so that an operation id
+/// (an `Idempotency-Key`) is bound to one request: the sha256 (hex) of `kind` and the request's
+/// JSON. Secrets are never part of it (a digest of a password is a copy that can be guessed
+/// offline).
+fn digest_of(kind: &str, request: &impl Serialize) -> String {
+    use sha2::{Digest, Sha256};
+    let json = serde_json::to_vec(request).expect("a request always serializes");
+    hex::encode(Sha256::digest([format!("toygres-request/{kind}/v1:").as_bytes(), &json].concat()))
+}
+
 /// `POST /api/images`: take an image of an instance.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
@@ -85,6 +95,12 @@ impl CreateImageRequest {
     pub fn with_label(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
         self.labels.insert(key.into(), value.into());
         self
+    }
+
+    /// The digest kept with the image it reserves ([`crate::NewImage::request_digest`]): equal
+    /// for equal requests, different when any field differs.
+    pub fn digest(&self) -> String {
+        digest_of("image", self)
     }
 
     /// Validates every field; nothing is created when this fails.
@@ -147,6 +163,13 @@ impl CreateInstanceRequest {
     pub fn with_label(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
         self.labels.insert(key.into(), value.into());
         self
+    }
+
+    /// The digest kept with the instance it creates ([`crate::NewInstance::request_digest`]):
+    /// every field but the password (a restore ignores it; a fresh instance's is compared with
+    /// the sealed one instead, never digested).
+    pub fn digest(&self) -> String {
+        digest_of("instance", &Self { password: None, ..self.clone() })
     }
 
     /// Restores only `databases` of the image.
@@ -226,6 +249,32 @@ impl CreateInstanceRequest {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn digests_differ_with_any_field_but_the_password() {
+        let image = CreateImageRequest::new("nightly", InstanceId::new());
+        assert_eq!(image.digest(), image.clone().digest());
+        for other in [
+            CreateImageRequest { name: "other".into(), ..image.clone() },
+            CreateImageRequest { instance_id: InstanceId::new(), ..image.clone() },
+            image.clone().physical(),
+            image.clone().with_description("d"),
+            image.clone().with_label("k", "v"),
+        ] {
+            assert_ne!(other.digest(), image.digest(), "{other:?}");
+        }
+        let restore = CreateInstanceRequest::restore("copy", ImageId::new());
+        let with_password = CreateInstanceRequest { password: Some(Password::new("pw")), ..restore.clone() };
+        assert_eq!(with_password.digest(), restore.digest(), "the password is never digested");
+        for other in [
+            CreateInstanceRequest::restore("copy", ImageId::new()),
+            restore.clone().with_databases(["app"]),
+            restore.clone().with_dns_label("copy"),
+            restore.clone().with_label("k", "v"),
+        ] {
+            assert_ne!(other.digest(), restore.digest(), "{other:?}");
+        }
+    }
 
     #[test]
     fn dns1123_rules() {

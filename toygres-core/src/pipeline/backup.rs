@@ -111,15 +111,19 @@ impl Backup {
         }
     }
 
-    /// Step 1: validates the request and reserves the image (`creating`). Idempotent on `operation`.
+    /// Step 1: validates the request and reserves the image (`creating`). Idempotent on
+    /// `operation` for the same request; another request under it is [`Error::OperationReused`],
+    /// and after the image's deletion [`Error::OperationSpent`].
     pub async fn reserve_image(&self, operation: OperationId, request: &CreateImageRequest) -> Result<ImageRecord> {
         request.validate()?;
         let mut new = NewImage::new(request.name.clone(), request.instance_id)
             .with_labels(request.labels.clone())
             .with_format(request.format);
         new.description = request.description.clone();
+        new.request_digest = Some(request.digest());
         let subject = Subject::Instance(request.instance_id);
-        step(&*self.t.progress, subject, Phase::ReserveImage, self.t.catalog.reserve_image(operation, &new)).await
+        let work = async { super::replay::image(operation, self.t.catalog.reserve_image(operation, &new).await?) };
+        step(&*self.t.progress, subject, Phase::ReserveImage, work).await
     }
 
     /// Step 2: the source instance and its password.

@@ -10,6 +10,7 @@ mod listing;
 mod operations;
 mod provision;
 mod reconcile;
+mod replay;
 mod restore;
 mod retention;
 mod step;

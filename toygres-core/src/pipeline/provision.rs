@@ -75,17 +75,21 @@ impl Provision {
     }
 
     /// Validates the request and creates the record (`provisioning`, stock, the request's
-    /// password). Idempotent on `operation`.
+    /// password). Idempotent on `operation` for the same request (password included); another
+    /// request under it is [`Error::OperationReused`], and after the record's deletion
+    /// [`Error::OperationSpent`].
     pub async fn create_record(
         &self,
         operation: OperationId,
         request: &CreateInstanceRequest,
     ) -> Result<InstanceRecord> {
         let password = Self::validate(request)?;
-        let mut new = NewInstance::existing(request.name.clone(), password).with_labels(request.labels.clone());
+        let mut new = NewInstance::existing(request.name.clone(), password.clone()).with_labels(request.labels.clone());
         new.dns_label = request.dns_label.clone();
         new.state = InstanceState::Provisioning;
-        self.t.catalog.create_instance(operation, &new).await
+        new.request_digest = Some(request.digest());
+        let record = self.t.catalog.create_instance(operation, &new).await?;
+        super::replay::fresh_instance(&*self.t.catalog, operation, record, &password).await
     }
 
     /// Initialises the instance's empty volume with `password` ([`crate::ClusterExecutor::initialize_empty`]).

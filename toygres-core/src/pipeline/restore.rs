@@ -129,7 +129,8 @@ impl Restore {
     }
 
     /// Creates the instance record (`provisioning`) with the image's password and image type.
-    /// Idempotent on `operation`.
+    /// Idempotent on `operation` for the same request; another request under it is
+    /// [`Error::OperationReused`], and after the record's deletion [`Error::OperationSpent`].
     pub async fn create_record(
         &self,
         operation: OperationId,
@@ -141,7 +142,8 @@ impl Restore {
             .with_labels(request.labels.clone());
         new.dns_label = request.dns_label.clone();
         new.databases = request.databases.clone();
-        let work = self.t.catalog.create_instance(operation, &new);
+        new.request_digest = Some(request.digest());
+        let work = async { super::replay::instance(operation, self.t.catalog.create_instance(operation, &new).await?) };
         step(&*self.t.progress, Subject::Image(image.id), Phase::CreateRecord, work).await
     }
 

@@ -11,8 +11,9 @@
 //!   refused with [`Error::InvalidTransition`] and the record is unchanged;
 //! - a lost compare-and-set is [`Error::StateConflict`] (with the actual state); unknown ids are
 //!   [`Error::ImageNotFound`] / [`Error::InstanceNotFound`];
-//! - `reserve_image` and `create_instance` are idempotent on the operation id; a live instance
-//!   name belongs to one operation ([`Error::NameTaken`]);
+//! - `reserve_image` and `create_instance` are idempotent on the operation id and bound to the
+//!   request digest it was first used with ([`Error::OperationReused`]); a live instance name
+//!   belongs to one operation ([`Error::NameTaken`]);
 //! - of N tasks racing to move one image out of `creating`, exactly one wins;
 //! - `get`/`list` return exactly what was written, oldest first, filtered by source, state, name
 //!   and labels, in pages of `limit` after a `page_token`; labels and image metadata round-trip;
@@ -41,6 +42,7 @@ macro_rules! expect_err {
 mod images;
 mod instances;
 mod listing;
+mod requests;
 
 pub use images::{
     deleted_images_are_gone, image_compare_and_set_conflicts, image_source_password_round_trips, image_transitions,
@@ -51,6 +53,7 @@ pub use instances::{
     instance_password_round_trips, instance_transitions, list_and_get_instances, racing_instance_names,
 };
 pub use listing::{image_labels_and_metadata, images_page_in_order, instance_labels_and_filters, sample_metadata};
+pub use requests::{an_image_operation_is_bound_to_its_request, an_instance_operation_is_bound_to_its_request};
 
 use crate::catalog::CatalogStore;
 use crate::error::Error;
@@ -99,6 +102,8 @@ where
         image_labels_and_metadata,
         images_page_in_order,
         instance_labels_and_filters,
+        an_image_operation_is_bound_to_its_request,
+        an_instance_operation_is_bound_to_its_request,
     );
 }
 
@@ -122,7 +127,8 @@ macro_rules! catalog_conformance_tests {
             image_source_password_round_trips, instance_transitions, instance_compare_and_set_conflicts,
             create_instance_is_idempotent_and_names_are_unique, racing_instance_names,
             list_and_get_instances, deleted_instances_are_gone, instance_password_round_trips,
-            image_labels_and_metadata, images_page_in_order, instance_labels_and_filters);
+            image_labels_and_metadata, images_page_in_order, instance_labels_and_filters,
+            an_image_operation_is_bound_to_its_request, an_instance_operation_is_bound_to_its_request);
     };
     (@each $make:expr; $($property:ident),+) => {$(
         #[::tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -162,6 +168,7 @@ pub fn new_instance(name: &str, state: InstanceState, password: &str) -> NewInst
         state,
         labels: crate::labels::Labels::new(),
         databases: None,
+        request_digest: None,
     }
 }
 

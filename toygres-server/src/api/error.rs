@@ -106,6 +106,8 @@ impl From<Error> for ApiError {
             Error::InstanceNotFound(_) => (S::NOT_FOUND, "instance_not_found", None),
             Error::ImageNotReady { .. } => (S::CONFLICT, "image_not_ready", Some("source_image_id")),
             Error::NameTaken(_) => (S::CONFLICT, "name_taken", Some("name")),
+            Error::OperationReused { .. } => (S::UNPROCESSABLE_ENTITY, "idempotency_key_reused", None),
+            Error::OperationSpent { .. } => (S::CONFLICT, "idempotency_key_spent", None),
             Error::InvalidTransition { .. } | Error::StateConflict { .. } => (S::CONFLICT, "state_conflict", None),
             Error::ChecksumMismatch { .. } | Error::ImageIncomplete { .. } => (S::CONFLICT, "image_corrupted", None),
             Error::Cancelled { .. } => (S::CONFLICT, "cancelled", None),

@@ -12,14 +12,15 @@ use toygres_core::{Error, ImageFilter, ImageId, ImageLocation, ImageRecord, Imag
 
 /// Takes an image of a running instance. The backup goes on in the background.
 #[utoipa::path(post, operation_id = "create_image", path = "/api/images", tag = "images", request_body = CreateImageBody,
-    params(("Idempotency-Key" = Option<String>, Header, description = "Any string; a retry with the same key returns the same image")),
+    params(("Idempotency-Key" = Option<String>, Header, description = "Any string, bound to this body: a retry with the same key and body returns the same image as it is now; the key with another body is 422, and after the image's deletion 409")),
     responses(
         (status = 202, description = "Accepted; follow Location", body = Created,
             headers(("Location" = String, description = "URL of the new image"))),
         (status = 400, description = "Invalid body or field (named in `field`); nothing was created", body = ErrorBody),
         (status = 401, description = "Missing or wrong token", body = ErrorBody),
         (status = 404, description = "Unknown instance", body = ErrorBody),
-        (status = 409, description = "The instance is not running", body = ErrorBody),
+        (status = 409, description = "The instance is not running, or the Idempotency-Key's image was deleted since; nothing was created", body = ErrorBody),
+        (status = 422, description = "The Idempotency-Key was first used with another body; nothing was created", body = ErrorBody),
     ))]
 pub async fn create(
     State(state): State<Shared>,

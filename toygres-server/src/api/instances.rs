@@ -12,14 +12,15 @@ use toygres_core::{Error, InstanceId, InstanceRecord, InstanceState, Subject};
 /// Creates an instance: a fresh empty one, or a restore of `source_image_id` (which then uses the
 /// source image's password, never the request's). The work goes on in the background.
 #[utoipa::path(post, operation_id = "create_instance", path = "/api/instances", tag = "instances", request_body = CreateInstanceBody,
-    params(("Idempotency-Key" = Option<String>, Header, description = "Any string; a retry with the same key returns the same instance")),
+    params(("Idempotency-Key" = Option<String>, Header, description = "Any string, bound to this body: a retry with the same key and body returns the same instance as it is now; the key with another body is 422, and after the instance's deletion 409")),
     responses(
         (status = 202, description = "Accepted; follow Location", body = Created,
             headers(("Location" = String, description = "URL of the new instance"))),
         (status = 400, description = "Invalid body or field (named in `field`); nothing was created", body = ErrorBody),
         (status = 401, description = "Missing or wrong token", body = ErrorBody),
         (status = 404, description = "Unknown source image", body = ErrorBody),
-        (status = 409, description = "Image not ready, or name taken", body = ErrorBody),
+        (status = 409, description = "Image not ready, name taken, or the Idempotency-Key's instance was deleted since; nothing was created", body = ErrorBody),
+        (status = 422, description = "The Idempotency-Key was first used with another body; nothing was created", body = ErrorBody),
     ))]
 pub async fn create(
     State(state): State<Shared>,

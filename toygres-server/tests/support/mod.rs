@@ -154,9 +154,22 @@ impl Api {
 
     /// Sends a request with an optional JSON body.
     pub async fn send(&self, method: Method, path: &str, body: Option<&Value>) -> Answer {
+        self.send_keyed(method, path, body, None).await
+    }
+
+    /// `POST path` with an `Idempotency-Key`.
+    pub async fn post_keyed(&self, path: &str, key: &str, body: &Value) -> Answer {
+        self.send_keyed(Method::POST, path, Some(body), Some(key)).await
+    }
+
+    /// Sends a request with an optional JSON body and an optional `Idempotency-Key`.
+    pub async fn send_keyed(&self, method: Method, path: &str, body: Option<&Value>, key: Option<&str>) -> Answer {
         let mut request = self.http.request(method, format!("{}{path}", self.base));
         if let Some(token) = &self.token {
             request = request.bearer_auth(token);
+        }
+        if let Some(key) = key {
+            request = request.header("idempotency-key", key);
         }
         if let Some(body) = body {
             request = request.json(body);
