@@ -47,8 +47,7 @@ pub fn connect(path: Option<&Path>, options: &SqliteOptions) -> Result<Connectio
     .ctx("open the catalog database")?;
     conn.busy_timeout(options.busy_timeout).ctx("set the busy timeout")?;
     if path.is_some() {
-        let mode: String =
-            conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0)).ctx("switch to WAL mode")?;
+        let mode = switch_to_wal(&conn, options.busy_timeout)?;
         if !mode.eq_ignore_ascii_case("wal") {
             return Err(Error::backend_msg(
                 BACKEND,
@@ -58,6 +57,27 @@ pub fn connect(path: Option<&Path>, options: &SqliteOptions) -> Result<Connectio
     }
     conn.pragma_update(None, "foreign_keys", true).ctx("enable foreign keys")?;
     Ok(conn)
+}
+
+/// `PRAGMA journal_mode = WAL`, retried for up to `timeout` while the file is busy: two
+/// connections switching one fresh file at the same moment each hold a lock the other needs, so
+/// SQLite answers one of them "database is locked" at once, without its busy handler. Returns
+/// the journal mode the file ends in.
+fn switch_to_wal(conn: &Connection, timeout: Duration) -> Result<String> {
+    let deadline = std::time::Instant::now() + timeout;
+    let mut pause = Duration::from_millis(1);
+    loop {
+        let switched = conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get::<_, String>(0));
+        match switched {
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::DatabaseBusy && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(50));
+            }
+            other => return other.ctx("switch to WAL mode"),
+        }
+    }
 }
 
 impl Pool {

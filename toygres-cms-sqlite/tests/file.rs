@@ -121,6 +121,35 @@ async fn two_handles_on_one_file_race_safely() {
     assert_eq!(handles[0].list_instances(&InstanceFilter::new()).await.unwrap().len(), RACERS);
 }
 
+/// Processes that start together open one fresh file at the same moment: every open succeeds.
+/// (SQLite answers "database is locked" at once, without waiting, to a connection switching a
+/// file to WAL while another does the same; the open must retry instead of failing.)
+#[test]
+fn handles_opening_one_fresh_file_at_the_same_moment_all_succeed() {
+    const ROUNDS: usize = 20;
+    const OPENERS: usize = 4;
+    let dir = tempfile::tempdir().unwrap();
+    let key = CatalogKey::generate();
+    for round in 0..ROUNDS {
+        let path = dir.path().join(format!("catalog-{round}.db"));
+        let start = Arc::new(std::sync::Barrier::new(OPENERS));
+        let opens: Vec<_> = (0..OPENERS)
+            .map(|_| {
+                let (path, key, start) = (path.clone(), key.clone(), start.clone());
+                std::thread::spawn(move || {
+                    start.wait();
+                    SqliteCatalog::open(path, key)
+                })
+            })
+            .collect();
+        for open in opens {
+            if let Err(e) = open.join().unwrap() {
+                panic!("round {round}: a concurrent open failed: {e}");
+            }
+        }
+    }
+}
+
 #[test]
 fn an_unopenable_path_names_the_file_and_what_to_check() {
     let dir = tempfile::tempdir().unwrap();
