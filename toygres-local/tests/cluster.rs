@@ -66,3 +66,26 @@ async fn a_cluster_in_a_deep_directory_listens_on_tcp_only() {
     cluster.destroy().await.unwrap();
     assert!(!cluster.is_running());
 }
+
+/// A superuser runs programs as the server's OS user and reads the server's environment: it holds
+/// nothing of the control plane's (here the test runner's CARGO_* variables stand for its token
+/// and cloud keys), only the allowed variables and what PostgreSQL and toygres set for it.
+#[tokio::test]
+async fn the_server_inherits_nothing_of_the_control_planes_environment() {
+    let leaked = std::env::vars().find(|(k, _)| k.starts_with("CARGO_")).expect("cargo sets CARGO_* for tests");
+    let password = Password::generate();
+    let pg = LocalCluster::start_temporary(&password).await.unwrap();
+    let client = pg.cluster().connect("postgres", &password).await.unwrap();
+    client.batch_execute("CREATE TEMP TABLE e (l text); COPY e FROM PROGRAM 'env'").await.unwrap();
+    let env: Vec<String> = client.query("SELECT l FROM e", &[]).await.unwrap().iter().map(|r| r.get(0)).collect();
+    let names: Vec<&str> = env.iter().map(|l| l.split_once('=').map_or(l.as_str(), |(n, _)| n)).collect();
+    assert!(!names.contains(&leaked.0.as_str()), "{} reached the server: {names:?}", leaked.0);
+    // The postmaster sets the LC_* of its settings, PGDATA and its own paths; `sh` adds PWD.
+    let lc = ["LC_COLLATE", "LC_CTYPE", "LC_MESSAGES", "LC_MONETARY", "LC_NUMERIC", "LC_TIME", "LC_ALL"];
+    let server = ["PGDATA", "PG_GRANDPARENT_PID", "PGLOCALEDIR", "PGSYSCONFDIR", "PWD", "SHLVL", "_", "OLDPWD"];
+    let set_for_it: Vec<&str> = lc.into_iter().chain(server).collect();
+    for name in &names {
+        let allowed = toygres_local::cluster::process::INHERITED_ENV.contains(name) || set_for_it.contains(name);
+        assert!(allowed, "{name} reached the server's environment: {names:?}");
+    }
+}

@@ -66,7 +66,7 @@ impl PgBinaries {
 
     /// The server's version, e.g. `"15.14"` (from `postgres --version`).
     pub async fn version(&self) -> Result<String> {
-        let mut cmd = tokio::process::Command::new(self.path("postgres"));
+        let mut cmd = super::process::command(self.path("postgres"));
         cmd.arg("--version");
         let out = super::process::run(cmd, "postgres --version", &[]).await?;
         // "postgres (PostgreSQL) 15.14 (Debian 15.14-1.pgdg120+1)"
@@ -81,7 +81,7 @@ impl PgBinaries {
     /// Without `pg_config` beside them, assumed yes: the server then reports a missing provider
     /// itself.
     pub async fn has_icu(&self) -> bool {
-        let mut cmd = tokio::process::Command::new(self.path("pg_config"));
+        let mut cmd = super::process::command(self.path("pg_config"));
         cmd.arg("--configure");
         match super::process::run(cmd, "pg_config --configure", &[]).await {
             Ok(flags) => flags.contains("--with-icu"),
@@ -96,7 +96,7 @@ pub fn major_version(version: &str) -> Option<u32> {
 }
 
 fn pg_config_bindir() -> Option<PathBuf> {
-    let out = std::process::Command::new("pg_config").arg("--bindir").output().ok()?;
+    let out = super::process::std_command("pg_config").arg("--bindir").output().ok()?;
     out.status.success().then(|| PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()))
 }
 

@@ -51,7 +51,7 @@ impl ConnParams {
     /// A client program (`psql`, `pg_dump`, ...) from `bin` aimed at this server, with the password
     /// in the `PGPASSWORD` environment variable (never in its arguments).
     pub fn client(&self, bin: &PgBinaries, program: &str, password: &Password) -> Command {
-        let mut cmd = Command::new(bin.path(program));
+        let mut cmd = super::process::command(bin.path(program));
         cmd.env("PGHOST", &self.host)
             .env("PGPORT", self.port.to_string())
             .env("PGUSER", &self.user)

@@ -1,9 +1,37 @@
-//! Running PostgreSQL's programs and turning their failures into errors with a readable tail.
+//! Starting programs with a clean environment, and turning their failures into errors with a
+//! readable tail.
 
+use std::ffi::OsStr;
 use std::process::Stdio;
 use tokio::process::Command;
 use toygres_core::error::redact;
 use toygres_core::{Error, Result};
+
+/// The only variables a process toygres starts takes from the control plane's environment; none
+/// is a secret. Everything else stays behind: the control plane's environment holds its API
+/// token, cloud keys and catalog key, and whoever holds an instance's password reads that
+/// server's environment (`COPY … FROM PROGRAM 'env'`). What a child needs beyond these (locale,
+/// libpq's connection variables, a copy program's settings) is set where it is started.
+pub const INHERITED_ENV: &[&str] = &["PATH", "HOME", "TMPDIR", "TZ"];
+
+/// `program` with an environment of [`INHERITED_ENV`] only. Every process toygres starts is
+/// made here (or by [`std_command`]).
+pub fn command(program: impl AsRef<OsStr>) -> Command {
+    let mut cmd = Command::new(program);
+    cmd.env_clear().envs(inherited());
+    cmd
+}
+
+/// [`command`] for code that cannot wait asynchronously (`Drop`, discovery at start-up).
+pub fn std_command(program: impl AsRef<OsStr>) -> std::process::Command {
+    let mut cmd = std::process::Command::new(program);
+    cmd.env_clear().envs(inherited());
+    cmd
+}
+
+fn inherited() -> impl Iterator<Item = (&'static str, std::ffi::OsString)> {
+    INHERITED_ENV.iter().filter_map(|name| std::env::var_os(name).map(|value| (*name, value)))
+}
 
 /// How many trailing bytes of a program's output an error keeps.
 pub const TAIL_BYTES: usize = 4000;
@@ -52,6 +80,22 @@ mod tests {
         let t = tail(&long);
         assert!(t.ends_with("end") && t.len() <= TAIL_BYTES);
         assert_eq!(tail("short"), "short");
+    }
+
+    #[tokio::test]
+    async fn a_child_inherits_nothing_but_the_allowed_variables() {
+        // The test runner's environment holds CARGO_* variables (and, under CI, CI=true).
+        assert!(std::env::vars_os().any(|(k, _)| !INHERITED_ENV.iter().any(|i| OsStr::new(i) == k)));
+        let mut cmd = command("sh");
+        cmd.args(["-c", "env"]);
+        let env = run(cmd, "env", &[]).await.unwrap();
+        // `sh` sets PWD, SHLVL and `_` itself.
+        let shell = ["PWD", "SHLVL", "_", "OLDPWD"];
+        for line in env.lines() {
+            let name = line.split_once('=').map_or(line, |(name, _)| name);
+            assert!(INHERITED_ENV.contains(&name) || shell.contains(&name), "{name} reached the child");
+        }
+        assert!(env.lines().any(|l| l.starts_with("PATH=")), "PATH is kept: {env}");
     }
 
     #[tokio::test]

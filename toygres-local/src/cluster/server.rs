@@ -1,7 +1,7 @@
 //! `initdb`, `pg_ctl start/stop` and liveness of a [`LocalCluster`].
 
 use super::pidfile::{PidFile, POLL};
-use super::process::run;
+use super::process::{self, run};
 use super::{create_traversable_dir, io_err, LocalCluster, SUPERUSER};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
@@ -56,7 +56,7 @@ pub fn process_alive(pid: i32) -> bool {
 
 impl LocalCluster {
     fn server_cmd(&self, program: &str) -> Command {
-        let mut cmd = Command::new(self.bin.path(program));
+        let mut cmd = process::command(self.bin.path(program));
         self.user.apply(&mut cmd);
         cmd.env("LC_ALL", "C.UTF-8").current_dir(&self.dir);
         cmd
@@ -118,7 +118,7 @@ impl LocalCluster {
 
     /// A command running `program` (from `PATH`) as the server user in the cluster's directory.
     pub fn command_as_server_user(&self, program: &str) -> Command {
-        let mut cmd = Command::new(program);
+        let mut cmd = process::command(program);
         self.user.apply(&mut cmd);
         cmd.current_dir(&self.dir);
         cmd
@@ -245,7 +245,7 @@ impl LocalCluster {
         if !self.is_running() {
             return;
         }
-        let mut cmd = std::process::Command::new(self.bin.path("pg_ctl"));
+        let mut cmd = process::std_command(self.bin.path("pg_ctl"));
         self.user.apply_std(&mut cmd);
         cmd.args(["stop", "-w", "-t", "30", "-m", "immediate", "-D"]).arg(self.data_dir());
         cmd.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
@@ -259,7 +259,7 @@ impl LocalCluster {
         let deadline = Instant::now() + timeout;
         let mut delay = Duration::from_millis(20);
         loop {
-            let mut cmd = Command::new(self.bin.path("pg_isready"));
+            let mut cmd = process::command(self.bin.path("pg_isready"));
             cmd.args(["-q", "-h", "127.0.0.1", "-p", &self.port.to_string(), "-t", "5"]);
             if run(cmd, "pg_isready", &[]).await.is_ok() {
                 return Ok(());

@@ -31,7 +31,7 @@ pub(crate) fn transfer_secrets(transfer: &Transfer) -> Vec<String> {
 }
 
 fn command(c: &CommandTransfer, args: Vec<String>, log: &JobLog, what: &str) -> Command {
-    let mut cmd = Command::new(&c.program);
+    let mut cmd = crate::cluster::process::command(&c.program);
     cmd.args(args).kill_on_drop(true);
     for (k, v) in &c.env {
         cmd.env(k, v);
