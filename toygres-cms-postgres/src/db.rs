@@ -54,10 +54,8 @@ impl Db {
         let Some(digest) = digest else { return Ok(()) };
         let sql = format!("SELECT request_digest FROM {{s}}.{table} WHERE operation_id = $1");
         let row = self.query_opt("read a request digest", &sql, &[&operation.0]).await?;
-        match row.and_then(|r| r.get::<_, Option<String>>(0)) {
-            Some(kept) if kept != *digest => Err(toygres_core::Error::OperationReused { operation }),
-            _ => Ok(()),
-        }
+        let kept = row.and_then(|r| r.get::<_, Option<String>>(0));
+        toygres_core::catalog::check_request_digest(operation, kept.as_deref(), Some(digest))
     }
 
     /// Runs `template` (prepared once per connection) and returns every row.

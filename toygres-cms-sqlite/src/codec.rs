@@ -36,10 +36,7 @@ pub fn check_request_digest(
     let sql = format!("SELECT request_digest FROM {table} WHERE operation_id = ?1");
     let kept: Option<Option<String>> =
         conn.query_row(&sql, [operation.to_string()], |r| r.get(0)).optional().ctx("read a request digest")?;
-    match kept.flatten() {
-        Some(kept) if kept != *digest => Err(Error::OperationReused { operation }),
-        _ => Ok(()),
-    }
+    toygres_core::catalog::check_request_digest(operation, kept.flatten().as_deref(), Some(digest))
 }
 
 /// Adds what the catalog was doing, and what to do about it, to a SQLite error.

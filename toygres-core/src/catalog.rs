@@ -10,6 +10,16 @@ use crate::secret::Password;
 use crate::state::{ImageState, InstanceState};
 use async_trait::async_trait;
 
+/// The rule every [`CatalogStore`] applies when an operation id comes back: the request digest
+/// kept with its record (`kept`) and the new request's (`new`) must be equal when both are known
+/// ([`crate::NewImage::request_digest`]); otherwise [`crate::Error::OperationReused`].
+pub fn check_request_digest(operation: OperationId, kept: Option<&str>, new: Option<&str>) -> Result<()> {
+    match (kept, new) {
+        (Some(kept), Some(new)) if kept != new => Err(crate::Error::OperationReused { operation }),
+        _ => Ok(()),
+    }
+}
+
 /// The catalog ("CMS") of images and instances.
 ///
 /// Implementations must be safe to share between tasks and processes: every state change is an

@@ -26,10 +26,8 @@ struct State {
 impl State {
     /// `OperationReused` when `operation` was first used with a digest other than `digest`.
     fn check_digest(&self, operation: OperationId, digest: Option<&String>) -> Result<()> {
-        match (self.digests.get(&operation), digest) {
-            (Some(kept), Some(new)) if kept != new => Err(Error::OperationReused { operation }),
-            _ => Ok(()),
-        }
+        let kept = self.digests.get(&operation).map(String::as_str);
+        crate::catalog::check_request_digest(operation, kept, digest.map(String::as_str))
     }
 
     fn keep_digest(&mut self, operation: OperationId, digest: Option<&String>) {
