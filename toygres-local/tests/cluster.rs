@@ -89,3 +89,32 @@ async fn the_server_inherits_nothing_of_the_control_planes_environment() {
         assert!(allowed, "{name} reached the server's environment: {names:?}");
     }
 }
+
+/// `postmaster.pid` lies where the server (and so a tenant) can write. A planted `-1`, `1` or
+/// another process's pid is never signalled by a stop: the process stays alive, and so does
+/// everything else on the machine.
+#[tokio::test]
+async fn a_planted_pid_file_is_never_signalled() {
+    let password = Password::generate();
+    let pg = LocalCluster::start_temporary(&password).await.unwrap();
+    let cluster = pg.cluster();
+    let real = cluster.postmaster_pid().expect("the running server's own pid is trusted");
+    assert!(real > 1 && cluster.is_running());
+    let template = std::fs::read_to_string(cluster.data_dir().join("postmaster.pid")).unwrap();
+    cluster.stop_immediate().await.unwrap();
+    assert!(!cluster.is_running());
+
+    let mut bystander = std::process::Command::new("sleep").arg("60").spawn().unwrap();
+    let bystander_pid = bystander.id() as i32;
+    for planted in [-1, 1, bystander_pid] {
+        let text = template.replacen(&real.to_string(), &planted.to_string(), 1);
+        std::fs::write(cluster.data_dir().join("postmaster.pid"), text).unwrap();
+        // Checked before any signal could be sent: a regression fails here, not by killing -1.
+        assert_eq!(cluster.postmaster_pid(), None, "planted pid {planted} was trusted");
+        cluster.stop_immediate().await.unwrap();
+        cluster.kill_postmaster();
+        assert!(bystander.try_wait().unwrap().is_none(), "pid {planted}: the bystander was killed");
+    }
+    bystander.kill().unwrap();
+    bystander.wait().unwrap();
+}

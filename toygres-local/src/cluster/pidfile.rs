@@ -3,6 +3,7 @@
 //! `pg_ctl -w` looks only every 100 ms (measured here: a start took 0.12 s through `pg_ctl -w`,
 //! the server itself was ready after 0.015 s).
 
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::time::Duration;
 
@@ -30,10 +31,27 @@ impl PidFile {
         Some(Self { pid, started, ready })
     }
 
-    /// Reads `<data_dir>/postmaster.pid`, if it exists and parses.
-    pub(crate) fn read(data_dir: &Path) -> Option<Self> {
-        Self::parse(&std::fs::read_to_string(data_dir.join("postmaster.pid")).ok()?)
+    /// Reads `<data_dir>/postmaster.pid`, if it exists, parses, and names the live postmaster of
+    /// `data_dir` running as `uid` ([`is_postmaster_of`]). The file lies in a directory the
+    /// server, and so whoever holds the instance's password, can write: a pid from it is never
+    /// trusted before that check (a planted `-1` would make root signal every process).
+    pub(crate) fn read(data_dir: &Path, uid: u32) -> Option<Self> {
+        let file = Self::parse(&std::fs::read_to_string(data_dir.join("postmaster.pid")).ok()?)?;
+        is_postmaster_of(file.pid, data_dir, uid).then_some(file)
     }
+}
+
+/// Whether process `pid` is the postmaster of `data_dir` running as `uid`: a pid above 1, a live
+/// process owned by `uid` whose working directory is `data_dir` (a postmaster changes into its
+/// data directory when it starts, before it writes `postmaster.pid`).
+pub(crate) fn is_postmaster_of(pid: i32, data_dir: &Path, uid: u32) -> bool {
+    if pid <= 1 {
+        return false;
+    }
+    let proc = Path::new("/proc").join(pid.to_string());
+    let owned = std::fs::metadata(&proc).is_ok_and(|m| m.uid() == uid);
+    let cwd = std::fs::read_link(proc.join("cwd"));
+    owned && matches!((cwd, data_dir.canonicalize()), (Ok(cwd), Ok(dir)) if cwd == dir)
 }
 
 #[cfg(test)]
@@ -48,6 +66,25 @@ mod tests {
         let starting = READY.replace("ready   ", "starting");
         assert!(!PidFile::parse(&starting).unwrap().ready);
         assert!(PidFile::parse(&READY.replace("ready   ", "standby ")).unwrap().ready);
+    }
+
+    #[test]
+    fn only_the_data_directorys_own_postmaster_is_trusted() {
+        let dir = tempfile::tempdir().unwrap();
+        let uid = nix::unistd::Uid::effective().as_raw();
+        for planted in [-1, 0, 1, std::process::id() as i32] {
+            assert!(!is_postmaster_of(planted, dir.path(), uid), "pid {planted}");
+            std::fs::write(dir.path().join("postmaster.pid"), READY.replacen("4242", &planted.to_string(), 1)).unwrap();
+            assert_eq!(PidFile::read(dir.path(), uid), None, "pid {planted}");
+        }
+        // A process of `uid` working in the directory is its postmaster; of another uid, not.
+        let mut child = std::process::Command::new("sleep").arg("30").current_dir(dir.path()).spawn().unwrap();
+        let pid = child.id() as i32;
+        assert!(is_postmaster_of(pid, dir.path(), uid));
+        assert!(!is_postmaster_of(pid, dir.path(), uid + 1));
+        assert!(!is_postmaster_of(pid, &std::env::temp_dir(), uid));
+        child.kill().unwrap();
+        child.wait().unwrap();
     }
 
     #[test]

@@ -179,8 +179,8 @@ impl LocalCluster {
                     return done.map_err(|e| self.with_log_tail(e)).map(|_| ());
                 }
                 _ = tokio::time::sleep(POLL) => {
-                    let pid_file = PidFile::read(&self.data_dir());
-                    if pid_file.is_some_and(|f| f.ready && f.started >= asked && process_alive(f.pid)) {
+                    let pid_file = PidFile::read(&self.data_dir(), self.user.uid);
+                    if pid_file.is_some_and(|f| f.ready && f.started >= asked) {
                         return Ok(());
                     }
                 }
@@ -219,9 +219,11 @@ impl LocalCluster {
         Ok(())
     }
 
-    /// The postmaster's pid from `postmaster.pid`, if the file exists.
+    /// The pid of this data directory's live postmaster, from `postmaster.pid`: only a pid that
+    /// really is that postmaster, running as the server user (see `pidfile::is_postmaster_of`),
+    /// never whatever the file says.
     pub fn postmaster_pid(&self) -> Option<i32> {
-        PidFile::read(&self.data_dir()).map(|f| f.pid)
+        PidFile::read(&self.data_dir(), self.user.uid).map(|f| f.pid)
     }
 
     /// Whether a postmaster for this data directory is alive.
