@@ -152,3 +152,35 @@ fn a_physical_image_restores_only_onto_its_own_major() {
         assert!(new.instance_clusters().is_empty(), "nothing is created on the other major's executor");
     });
 }
+
+/// A physical image carries its source's `postgresql.auto.conf` (ALTER SYSTEM), which PostgreSQL
+/// reads last: the restored instance still listens on its own address and port with its own
+/// pg_hba.conf, and keeps the source's other settings.
+#[test]
+fn the_sources_alter_system_cannot_move_the_restored_instances_address_port_or_authentication() {
+    rt().block_on(async {
+        let mut world = World::new();
+        let (executor, t) = world.executor("auto-conf", None);
+        let password = Password::generate();
+        let source = executor.provision_source(&t, "altered-source", &password).await.unwrap();
+        let client = executor.cluster(&source.spec()).unwrap().connect("postgres", &password).await.unwrap();
+        for setting in
+            ["port = 1", "listen_addresses = '*'", "hba_file = '/nonexistent/pg_hba.conf'", "work_mem = '7MB'"]
+        {
+            client.batch_execute(&format!("ALTER SYSTEM SET {setting}")).await.unwrap();
+        }
+        let image = physical_image(&t, &source, "altered").await;
+        let restored = t.create_instance(OperationId::new(), CreateInstanceRequest::restore("unaltered", image.id));
+        let restored = restored.await.unwrap();
+        let cluster = executor.cluster(&restored.spec()).unwrap();
+        let client = cluster.connect("postgres", &password).await.unwrap();
+        let show = |name: &'static str| {
+            let client = &client;
+            async move { client.query_one(&format!("SHOW {name}"), &[]).await.unwrap().get::<_, String>(0) }
+        };
+        assert_eq!(show("port").await, cluster.port().to_string());
+        assert_eq!(show("listen_addresses").await, "127.0.0.1");
+        assert!(show("hba_file").await.starts_with(&cluster.data_dir().display().to_string()));
+        assert_eq!(show("work_mem").await, "7MB", "the source's other settings are kept");
+    });
+}

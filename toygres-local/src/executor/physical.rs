@@ -104,9 +104,59 @@ pub(crate) async fn unpack(
         ctx.log.line(&format!("unpacked {} bytes from {}", bytes, archive.name));
     }
     // The source's own settings stay (postgresql.conf, postgresql.auto.conf, pg_hba.conf); the
-    // appended listen address, port and socket directory win.
+    // appended listen address, port and socket directory win, and the source's ALTER SYSTEM
+    // (read after them) loses the settings the instance owns.
     cluster.write_conf()?;
+    drop_instance_owned_settings(&cluster.data_dir(), &ctx.log)?;
     cluster.sync_data()
+}
+
+/// Settings the instance owns: where it listens and how it authenticates. A physical image
+/// carries its source's `postgresql.auto.conf` (`ALTER SYSTEM`), which PostgreSQL reads after
+/// `postgresql.conf`: left there, one of these would move the restored server off its address or
+/// port, or swap its `pg_hba.conf`.
+pub(crate) const INSTANCE_OWNED_SETTINGS: &[&str] = &[
+    "listen_addresses",
+    "port",
+    "unix_socket_directories",
+    "unix_socket_group",
+    "unix_socket_permissions",
+    "hba_file",
+    "ident_file",
+];
+
+/// Removes the [`INSTANCE_OWNED_SETTINGS`] from the data directory's `postgresql.auto.conf`,
+/// keeping every other `ALTER SYSTEM` setting. The file is opened without following links (it
+/// comes from the image).
+fn drop_instance_owned_settings(data_dir: &std::path::Path, log: &super::joblog::JobLog) -> Result<()> {
+    use std::io::{Read, Write};
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = data_dir.join("postgresql.auto.conf");
+    let io = |what: &str, e| crate::cluster::io_err(format!("{what} {}", path.display()), e);
+    let mut text = String::new();
+    match std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW).open(&path) {
+        Ok(mut file) => file.read_to_string(&mut text).map_err(|e| io("reading", e))?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(io("opening", e)),
+    };
+    let owned = |line: &&str| {
+        let name = line.split('=').next().unwrap_or("").trim();
+        INSTANCE_OWNED_SETTINGS.iter().any(|s| s.eq_ignore_ascii_case(name))
+    };
+    let dropped: Vec<&str> = text.lines().filter(owned).collect();
+    if dropped.is_empty() {
+        return Ok(());
+    }
+    let names: Vec<&str> = dropped.iter().map(|l| l.split('=').next().unwrap_or("").trim()).collect();
+    log.line(&format!("dropping the source's ALTER SYSTEM settings the instance owns: {}", names.join(" ")));
+    let kept: String = text.lines().filter(|l| !owned(l)).map(|l| format!("{l}\n")).collect();
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(&path)
+        .map_err(|e| io("opening", e))?;
+    file.write_all(kept.as_bytes()).map_err(|e| io("writing", e))
 }
 
 /// Refuses a physical image of another major than the local binaries (data files are only
