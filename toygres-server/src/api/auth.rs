@@ -69,10 +69,12 @@ fn presented(headers: &HeaderMap) -> impl Iterator<Item = &str> {
     bearer.chain(cookies)
 }
 
-/// Middleware: 401 unless the request is for `/healthz` or carries the token. A browser asking
-/// for HTML gets the 401 as the sign-in page.
+/// Middleware: 401 unless the request is for `/healthz`, the sign-in page's assets
+/// ([`crate::web::PUBLIC_ASSETS`]), or carries the token. A browser asking for HTML gets the 401
+/// as the sign-in page.
 pub async fn require(State(auth): State<Arc<Auth>>, request: Request, next: Next) -> Response {
-    if request.uri().path() == "/healthz" || auth.allows(request.headers()) {
+    let path = request.uri().path();
+    if path == "/healthz" || crate::web::PUBLIC_ASSETS.contains(&path) || auth.allows(request.headers()) {
         return next.run(request).await;
     }
     let wants_html =

@@ -67,6 +67,7 @@ pub fn router(state: Shared, auth: auth::Auth) -> Router {
         })
         .with_state(state)
         .layer(axum::middleware::from_fn_with_state(Arc::new(auth), auth::require))
+        .layer(axum::middleware::map_response(crate::web::with_security_headers))
 }
 
 /// Liveness: answers without authentication.

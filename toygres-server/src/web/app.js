@@ -18,10 +18,10 @@ async function api(method, path, body) {
   return data;
 }
 
+// Escapes a value for HTML text and for attribute values in either quote.
 function text(value) {
-  const span = document.createElement('span');
-  span.textContent = value == null ? '' : String(value);
-  return span.innerHTML;
+  const escapes = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
+  return (value == null ? '' : String(value)).replace(/[&<>"']/g, (c) => escapes[c]);
 }
 
 function size(bytes) {

@@ -1,0 +1,9 @@
+// The sign-in page: stores the token in a SameSite=Strict cookie and reloads.
+'use strict';
+
+document.getElementById('sign-in').addEventListener('submit', (e) => {
+  e.preventDefault();
+  const token = document.getElementById('token').value.trim();
+  document.cookie = 'toygres_token=' + encodeURIComponent(token) + '; path=/; SameSite=Strict';
+  location.reload();
+});
