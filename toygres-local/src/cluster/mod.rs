@@ -24,6 +24,7 @@ mod conn;
 mod pidfile;
 pub mod ports;
 pub mod process;
+pub mod script;
 mod server;
 mod temp;
 mod user;

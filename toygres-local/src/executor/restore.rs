@@ -20,11 +20,10 @@ use super::sections;
 use super::transfer::{self, Source};
 use super::Inner;
 use crate::cluster::writeback::Writeback;
-use crate::cluster::{quote_ident, LocalCluster, LOAD_ONLY_SETTINGS, SUPERUSER};
+use crate::cluster::{quote_ident, script, LocalCluster, LOAD_ONLY_SETTINGS, SUPERUSER};
 use futures::{StreamExt, TryStreamExt};
 use std::process::Stdio;
 use std::sync::Arc;
-use tokio::io::AsyncWriteExt;
 use tokio::process::Command;
 use toygres_core::manifest::{exists_in_fresh_cluster, ManifestDatabase, GLOBALS_NAME, MANIFEST_NAME};
 use toygres_core::{Error, ImageFormat, Manifest, Password, RestoreJobSpec, Result, Transfer};
@@ -181,19 +180,16 @@ async fn is_utf8(cluster: &LocalCluster, password: &Password, name: &str) -> Res
     Ok(row.get(0))
 }
 
-/// Runs `sql` with psql on the `postgres` database, statement by statement (`CREATE DATABASE`
-/// cannot run in a transaction), stopping at the first error. Empty `sql` runs nothing.
+/// Runs the image's `sql` on the `postgres` database, statement by statement over a connection
+/// (never through psql: see [`script`]), stopping at the first error. Empty `sql` runs nothing.
 async fn run_sql(cluster: &LocalCluster, password: &Password, sql: &str, what: &str, ctx: &JobCtx) -> Result<()> {
-    if sql.trim().is_empty() {
-        return Ok(());
-    }
-    let mut psql = cluster.client("psql", password);
-    psql.args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", "postgres", "-f", "-"]);
-    let sql = sql.to_string();
-    feed(psql, what, ctx, |mut stdin| async move {
-        stdin.write_all(sql.as_bytes()).await.map_err(|e| Error::backend(BACKEND, "feeding SQL to psql", e))
+    script::run_script(&cluster.params(), password, "postgres", sql).await.map_err(|e| {
+        ctx.log.line(&format!("{what}: {e}"));
+        match e {
+            Error::Backend { message, .. } => Error::backend_msg(BACKEND, format!("{what}: {message}")),
+            other => other,
+        }
     })
-    .await
 }
 
 /// Runs `cmd` with its stdin fed by `write`; fails if either fails. Output goes to the job log.
