@@ -56,25 +56,35 @@ const FIXED_SETTINGS: &str = "SET statement_timeout = 0;\nSET lock_timeout = 0;\
 
 /// A custom-format archive read front to back through its own buffer (the data arrives in one
 /// small piece per row: reading them one by one from an async reader cost more than the rows).
+///
+/// Every length comes from the image, so none is trusted: a length longer than what is left of
+/// the archive is [`Error::Corrupt`], and memory grows only with bytes really read.
 pub(crate) struct Archive<R> {
     input: R,
     buf: Box<[u8]>,
     pos: usize,
     end: usize,
+    /// The archive's length when known (the manifest's `raw_size`), and the bytes taken so far.
+    size: Option<u64>,
+    taken: u64,
     int_size: usize,
     off_size: usize,
     version: u32,
 }
 
+/// The longest string an entry may hold even when the archive's size is unknown.
+const MAX_STRING: usize = 1 << 30;
+
 fn corrupt(what: &str) -> Error {
-    Error::backend_msg(BACKEND, format!("the dump is not a readable pg_dump archive: {what}"))
+    Error::Corrupt(format!("the dump is not a readable pg_dump archive: {what}"))
 }
 
 impl<R: AsyncRead + Unpin> Archive<R> {
-    /// Reads the header and the table of contents.
-    pub(crate) async fn open(input: R) -> Result<(Self, Toc)> {
+    /// Reads the header and the table of contents of an archive of `size` bytes (`None`:
+    /// unknown).
+    pub(crate) async fn open(input: R, size: Option<u64>) -> Result<(Self, Toc)> {
         let buf = vec![0u8; 1 << 20].into_boxed_slice();
-        let mut archive = Self { input, buf, pos: 0, end: 0, int_size: 4, off_size: 8, version: 0 };
+        let mut archive = Self { input, buf, pos: 0, end: 0, size, taken: 0, int_size: 4, off_size: 8, version: 0 };
         let head: [u8; 8] = archive.bytes(8).await?.try_into().expect("8 bytes");
         if &head[..5] != MAGIC {
             return Err(corrupt("no PGDMP header"));
@@ -184,16 +194,26 @@ impl<R: AsyncRead + Unpin> Archive<R> {
             if len == 0 {
                 return Ok(false);
             }
-            let available = (self.end - self.pos).min(len);
-            out.extend_from_slice(&self.buf[self.pos..self.pos + available]);
-            self.pos += available;
-            if available < len {
-                let start = out.len();
-                out.resize(start + len - available, 0);
-                read_exact(&mut self.input, &mut out[start..]).await?;
+            self.check_len(len, "a data piece")?;
+            let mut left = len;
+            while left > 0 {
+                let n = left.min(self.buf.len());
+                out.extend_from_slice(self.bytes(n).await?);
+                left -= n;
             }
         }
         Ok(true)
+    }
+
+    /// [`Error::Corrupt`] when `len` is longer than what is left of the archive (when its size
+    /// is known).
+    fn check_len(&self, len: usize, what: &str) -> Result<()> {
+        let Some(size) = self.size else { return Ok(()) };
+        let left = size.saturating_sub(self.taken) + (self.end - self.pos) as u64;
+        if len as u64 > left {
+            return Err(corrupt(&format!("{what} of {len} bytes, with {left} bytes left in the archive")));
+        }
+        Ok(())
     }
 
     /// Makes at least `n` bytes available in the buffer (`n` ≤ its size); `false` if the
@@ -209,7 +229,10 @@ impl<R: AsyncRead + Unpin> Archive<R> {
             match got.map_err(|e| Error::backend(BACKEND, "reading the dump", e))? {
                 0 if self.end == 0 => return Ok(false),
                 0 => return Err(corrupt("it ends early")),
-                got => self.end += got,
+                got => {
+                    self.end += got;
+                    self.taken += got as u64;
+                }
             }
         }
         Ok(true)
@@ -239,10 +262,11 @@ impl<R: AsyncRead + Unpin> Archive<R> {
     /// A string: its length (negative: none), then its bytes.
     async fn string(&mut self) -> Result<Option<String>> {
         let Ok(len) = usize::try_from(self.int().await?) else { return Ok(None) };
-        if len > 1 << 30 {
+        if len > MAX_STRING {
             return Err(corrupt("a string longer than 1 GiB"));
         }
-        let mut bytes = Vec::with_capacity(len);
+        self.check_len(len, "a string")?;
+        let mut bytes = Vec::with_capacity(len.min(self.buf.len()));
         while bytes.len() < len {
             let n = (len - bytes.len()).min(self.buf.len());
             bytes.extend_from_slice(self.bytes(n).await?);
@@ -258,12 +282,4 @@ struct Entry {
     section: i64,
     defn: String,
     copy: Option<String>,
-}
-
-async fn read_exact<R: AsyncRead + Unpin>(input: &mut R, buf: &mut [u8]) -> Result<()> {
-    match input.read_exact(buf).await {
-        Ok(_) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Err(corrupt("it ends early")),
-        Err(e) => Err(Error::backend(BACKEND, "reading the dump", e)),
-    }
 }

@@ -113,7 +113,7 @@ async fn load_data(
     let (writer, reader) = tokio::io::duplex(1 << 20);
     let fed = pour(dump, source, writer, ctx);
     let read = async {
-        let (mut archive, toc) = Archive::open(reader).await?;
+        let (mut archive, toc) = Archive::open(reader, dump.db.object.raw_size).await?;
         let (settings, copies, statements) = match toc {
             Toc::Unsupported(why) => return Ok(Some(why)),
             Toc::Data { settings, copies, statements } => (settings, copies, statements),

@@ -55,7 +55,7 @@ async fn compare(params: &crate::ConnParams, bin: &crate::PgBinaries, password: 
     let dump = dump.output().await.unwrap();
     assert!(dump.status.success(), "{}", String::from_utf8_lossy(&dump.stderr));
 
-    let (mut archive, toc) = Archive::open(&dump.stdout[..]).await.unwrap();
+    let (mut archive, toc) = Archive::open(&dump.stdout[..], Some(dump.stdout.len() as u64)).await.unwrap();
     let Toc::Data { settings, copies, statements } = toc else { panic!("unsupported: {toc:?}") };
     assert!(settings.contains("SET client_encoding = 'UTF8';") && settings.contains("search_path"), "{settings}");
     let (tx, rx) = mpsc::channel(1000);
@@ -94,10 +94,58 @@ async fn compare(params: &crate::ConnParams, bin: &crate::PgBinaries, password: 
 
 #[tokio::test]
 async fn archives_it_cannot_read_are_told_apart_from_corrupt_ones() {
-    let err = Archive::open(&b"PGDMX\x01\x0e\x00"[..]).await.err().unwrap().to_string();
+    let err = Archive::open(&b"PGDMX\x01\x0e\x00"[..], None).await.err().unwrap().to_string();
     assert!(err.contains("no PGDMP header"), "{err}");
-    let (_, toc) = Archive::open(&b"PGDMP\x01\x11\x00"[..]).await.unwrap();
+    let (_, toc) = Archive::open(&b"PGDMP\x01\x11\x00"[..], None).await.unwrap();
     assert_eq!(toc, Toc::Unsupported("archive format 1.17 is not read here".into()));
-    let err = Archive::open(&b"PGDMP\x01\x0e\x00\x04\x08\x01"[..]).await.err().unwrap().to_string();
+    let err = Archive::open(&b"PGDMP\x01\x0e\x00\x04\x08\x01"[..], None).await.err().unwrap().to_string();
     assert!(err.contains("ends early"), "{err}");
+}
+
+/// An integer as the archive writes it with 8-byte integers: a sign byte, then little-endian.
+fn int8(value: i64) -> Vec<u8> {
+    let mut out = vec![u8::from(value < 0)];
+    out.extend_from_slice(&value.unsigned_abs().to_le_bytes());
+    out
+}
+
+/// A version-1.14 header with 8-byte integers, no strings and an empty table of contents,
+/// followed by `tail`.
+fn crafted(tail: &[u8]) -> Vec<u8> {
+    let mut bytes = b"PGDMP\x01\x0e\x00\x08\x08\x01".to_vec();
+    bytes.extend(int8(0)); // no compression
+    (0..7).for_each(|_| bytes.extend(int8(0))); // creation time
+    (0..3).for_each(|_| bytes.extend(int8(-1))); // no database name, versions
+    bytes.extend(int8(0)); // no entries
+    bytes.extend_from_slice(tail);
+    bytes
+}
+
+/// Lengths come from the image: a data piece or a string of 2^40 bytes is a typed `Corrupt`
+/// error, with or without the archive's size, and nothing that large is ever allocated.
+#[tokio::test]
+async fn lengths_longer_than_the_archive_are_corrupt_not_allocated() {
+    let huge = 1i64 << 40;
+    let mut block = vec![1u8]; // a data block
+    block.extend(int8(7));
+    block.extend(int8(huge));
+    block.extend_from_slice(b"a few real bytes");
+    let archive = crafted(&block);
+    for size in [Some(archive.len() as u64), None] {
+        let (mut reader, toc) = Archive::open(&archive[..], size).await.unwrap();
+        assert_eq!(toc, Toc::Unsupported("the archive names no encoding".into()));
+        assert_eq!(reader.next_block().await.unwrap(), Some(7));
+        let mut out = Vec::new();
+        let err = reader.read_data(&mut out, CHUNK).await.unwrap_err();
+        assert!(matches!(err, Error::Corrupt(_)), "{size:?}: {err:?}");
+        assert!(out.capacity() < 1 << 20, "{size:?}: {} bytes reserved", out.capacity());
+    }
+    let mut header = b"PGDMP\x01\x0e\x00\x08\x08\x01".to_vec();
+    header.extend(int8(0));
+    (0..7).for_each(|_| header.extend(int8(0)));
+    header.extend(int8(huge)); // the database name's length
+    for size in [Some(header.len() as u64), None] {
+        let err = Archive::open(&header[..], size).await.err().unwrap();
+        assert!(matches!(err, Error::Corrupt(_)), "{size:?}: {err:?}");
+    }
 }
