@@ -79,3 +79,41 @@ fn an_image_whose_sql_carries_a_psql_meta_command_runs_nothing_and_is_refused() 
         assert_eq!(volumes.len(), 1, "only the source's volume is left: {volumes:?}");
     });
 }
+
+/// A process of the server's OS user (which any tenant can run, `COPY … FROM PROGRAM`) plants
+/// links in every instance's data directory, over and over, while a physical image is restored
+/// by root: the unpack never writes through one (the data directory is root's until the image is
+/// in), the restore completes, and the link's target stays empty.
+#[test]
+fn links_planted_while_a_physical_restore_unpacks_are_never_followed() {
+    use std::os::unix::process::CommandExt;
+    rt().block_on(async {
+        let mut world = World::new();
+        let (executor, t) = world.executor("planted", None);
+        let password = Password::generate();
+        let source = executor.provision_source(&t, "linked-source", &password).await.unwrap();
+        let image = t.create_image(OperationId::new(), CreateImageRequest::new("phys", source.id).physical());
+        let image = image.await.unwrap();
+
+        let user = executor.cluster(&source.spec()).unwrap().server_user().clone();
+        let target = world.base.path().join("attacker");
+        std::fs::create_dir(&target).unwrap();
+        std::os::unix::fs::chown(&target, Some(user.uid), Some(user.gid)).unwrap();
+        let instances = world.base.path().join("planted").join("instances");
+        let script = format!(
+            "while :; do for d in {}/*/*/data; do for n in base global pg_wal; do ln -s {} \"$d/$n\" 2>/dev/null; done; done; done",
+            instances.display(),
+            target.display()
+        );
+        let mut attacker = std::process::Command::new("sh").args(["-c", &script]).uid(user.uid).gid(user.gid).spawn().unwrap();
+        let restored = t.create_instance(OperationId::new(), CreateInstanceRequest::restore("linked-copy", image.id)).await;
+        attacker.kill().unwrap();
+        attacker.wait().unwrap();
+
+        let planted: Vec<_> = std::fs::read_dir(&target).unwrap().map(|e| e.unwrap().path()).collect();
+        assert!(planted.is_empty(), "the unpack wrote through a planted link: {planted:?}");
+        let restored = restored.expect("the restore completes");
+        let client = executor.cluster(&restored.spec()).unwrap().connect("postgres", &password).await.unwrap();
+        client.simple_query("SELECT 1").await.unwrap();
+    });
+}

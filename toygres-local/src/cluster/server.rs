@@ -104,14 +104,35 @@ impl LocalCluster {
     }
 
     /// Creates the cluster's directories with an empty data directory (mode 0700, owned by the
-    /// server user), removing a partial one: for `initdb`, or for a physical image to unpack into.
+    /// server user), removing a partial one: for `initdb`.
     pub fn create_empty_data_dir(&self) -> Result<()> {
+        self.create_data_dir()?;
+        self.user.chown(&self.data_dir())
+    }
+
+    /// [`LocalCluster::create_empty_data_dir`] for a physical image to unpack into: the data
+    /// directory stays this process's (0700) until [`LocalCluster::take_data_dir`], so nobody
+    /// else, in particular a process of the server user (which any tenant can run), can plant a
+    /// link in it while this process writes there.
+    pub fn create_private_data_dir(&self) -> Result<()> {
+        self.create_data_dir()
+    }
+
+    /// Gives the data directory filled by this process to the server user
+    /// ([`ServerUser::take_tree`](super::ServerUser::take_tree): children first, never through a
+    /// link).
+    pub fn take_data_dir(&self) -> Result<()> {
+        self.user.take_tree(&self.data_dir())
+    }
+
+    fn create_data_dir(&self) -> Result<()> {
         create_traversable_dir(&self.dir)?;
         let data = self.data_dir();
         if data.exists() {
             std::fs::remove_dir_all(&data).map_err(|e| io_err(format!("removing partial {}", data.display()), e))?;
         }
-        self.user.create_owned_dir(&data, 0o700)?;
+        std::fs::create_dir(&data).map_err(|e| io_err(format!("creating {}", data.display()), e))?;
+        super::set_mode(&data, 0o700)?;
         self.user.create_owned_dir(&self.socket_dir(), 0o700)?;
         self.user.create_owned_dir(self.log_file().parent().expect("log dir"), 0o700)
     }

@@ -90,6 +90,32 @@ impl ServerUser {
     }
 }
 
+impl ServerUser {
+    /// Gives the tree at `root`, built by this (root) process while only root could write in it,
+    /// to this user: children before their directory, and never through a link (`lchown`), so
+    /// that what the user may change once it owns a directory is never acted on again.
+    pub fn take_tree(&self, root: &Path) -> Result<()> {
+        if !self.switch {
+            return Ok(());
+        }
+        for entry in std::fs::read_dir(root).map_err(|e| io_err(format!("listing {}", root.display()), e))? {
+            let entry = entry.map_err(|e| io_err(format!("listing {}", root.display()), e))?;
+            let kind = entry.file_type().map_err(|e| io_err(format!("reading {}", entry.path().display()), e))?;
+            if kind.is_dir() {
+                self.take_tree(&entry.path())?;
+            } else {
+                self.lchown(&entry.path())?;
+            }
+        }
+        self.lchown(root)
+    }
+
+    fn lchown(&self, path: &Path) -> Result<()> {
+        std::os::unix::fs::lchown(path, Some(self.uid), Some(self.gid))
+            .map_err(|e| io_err(format!("chown {} to {}", path.display(), self.name), e))
+    }
+}
+
 /// Creates `dir` (and parents) that other users may traverse but not list (mode 0711), so a
 /// server running as another user reaches the directories below it.
 pub fn create_traversable_dir(dir: &Path) -> Result<()> {

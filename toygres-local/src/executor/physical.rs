@@ -65,7 +65,8 @@ fn basebackup_progress(line: &str) -> Option<(u64, u64)> {
 }
 
 /// Unpacks every archive of a verified physical `manifest` into `cluster`'s new, empty data
-/// directory (owned by the server user, with the modes the tar holds; see [`untar`]), points the
+/// directory (this process's while it unpacks, then the server user's, with the modes the tar
+/// holds; see [`untar`]), points the
 /// configuration at this cluster's port and socket, and makes it durable. The WAL replay happens
 /// when the server is started.
 pub(crate) async fn unpack(
@@ -74,9 +75,8 @@ pub(crate) async fn unpack(
     manifest: &Manifest,
     ctx: &JobCtx,
 ) -> Result<()> {
-    cluster.create_empty_data_dir()?;
-    let user = cluster.server_user();
-    let owner = Some(untar::Owner { uid: user.uid, gid: user.gid });
+    // Root's until every archive is in: nothing can be planted in it meanwhile.
+    cluster.create_private_data_dir()?;
     for archive in &manifest.archives {
         ctx.log.line(&format!("unpacking {} ({} bytes)", archive.name, archive.size));
         let source = Source::open(transfer, manifest.image_id, &archive.name, &ctx.log).await?;
@@ -85,7 +85,7 @@ pub(crate) async fn unpack(
         let unpacked = tokio::task::spawn_blocking(move || {
             let tar = zstd::stream::read::Decoder::new(untar::ChannelReader::new(rx))
                 .map_err(|e| Error::backend(BACKEND, "zstd init", e))?;
-            untar::unpack(tar, &root, owner, image)
+            untar::unpack(tar, &root, image)
         });
         let mut checked = Checked::new(source, image, archive, Some(&ctx.progress));
         let fed = async {
@@ -108,6 +108,7 @@ pub(crate) async fn unpack(
     // (read after them) loses the settings the instance owns.
     cluster.write_conf()?;
     drop_instance_owned_settings(&cluster.data_dir(), &ctx.log)?;
+    cluster.take_data_dir()?;
     cluster.sync_data()
 }
 

@@ -26,13 +26,6 @@ const PIECE: usize = 1 << 20;
 /// Pieces queued per writer.
 const QUEUE: usize = 8;
 
-/// Who owns what is unpacked (the server user, when this process is root).
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Owner {
-    pub(crate) uid: u32,
-    pub(crate) gid: u32,
-}
-
 /// Reads the chunks a channel delivers, as one byte stream (ends when the sender is dropped).
 pub(crate) struct ChannelReader {
     rx: tokio::sync::mpsc::Receiver<Bytes>,
@@ -74,9 +67,10 @@ fn invalid(image: ImageId, detail: String) -> Error {
 }
 
 /// Unpacks the tar read from `tar` (decompressed) into the existing, empty directory `root`,
-/// with the modes the tar holds (`& 0o777`) and `owner`. Returns the
-/// number of bytes unpacked into files.
-pub(crate) fn unpack(tar: impl Read, root: &Path, owner: Option<Owner>, image: ImageId) -> Result<u64> {
+/// with the modes the tar holds (`& 0o777`), owned by this process: the caller makes `root`
+/// writable by nobody else while this runs (nothing is ever followed or chowned by path here),
+/// then gives the tree away. Returns the number of bytes unpacked into files.
+pub(crate) fn unpack(tar: impl Read, root: &Path, image: ImageId) -> Result<u64> {
     let mut archive = tar::Archive::new(tar);
     // Pieces go back to the parser once written: a few buffers reused, not 1 MiB allocated and
     // freed per piece (each free an munmap, whose TLB shootdowns cost dearly in a VM).
@@ -86,10 +80,10 @@ pub(crate) fn unpack(tar: impl Read, root: &Path, owner: Option<Owner>, image: I
             .map(|_| {
                 let (tx, rx) = sync_channel::<Op>(QUEUE);
                 let free = free_tx.clone();
-                (tx, scope.spawn(move || write_files(rx, free, owner)))
+                (tx, scope.spawn(move || write_files(rx, free)))
             })
             .unzip();
-        let parsed = parse(&mut archive, root, owner, image, &senders, &free_rx);
+        let parsed = parse(&mut archive, root, image, &senders, &free_rx);
         drop(senders);
         let written = workers.into_iter().try_for_each(|w| w.join().expect("writer thread panicked"));
         // A writer's error explains a parser that could not hand it more work.
@@ -103,7 +97,6 @@ pub(crate) fn unpack(tar: impl Read, root: &Path, owner: Option<Owner>, image: I
 fn parse(
     archive: &mut tar::Archive<impl Read>,
     root: &Path,
-    owner: Option<Owner>,
     image: ImageId,
     writers: &[SyncSender<Op>],
     free: &Receiver<Vec<u8>>,
@@ -123,7 +116,7 @@ fn parse(
             _ => 0,
         };
         match kind {
-            tar::EntryType::Directory => create_dir(&path, mode, owner)?,
+            tar::EntryType::Directory => create_dir(&path, mode)?,
             tar::EntryType::Regular | tar::EntryType::Continuous => {
                 let writer = &writers[next % writers.len()];
                 next += 1;
@@ -171,23 +164,15 @@ fn checked_path(name: &Path, image: ImageId) -> Result<PathBuf> {
     Ok(out)
 }
 
-fn create_dir(path: &Path, mode: u32, owner: Option<Owner>) -> Result<()> {
+fn create_dir(path: &Path, mode: u32) -> Result<()> {
     if path.is_dir() {
         return Ok(());
     }
-    DirBuilder::new().mode(mode).create(path).map_err(|e| io(format!("creating {}", path.display()), e))?;
-    chown(path, owner)
-}
-
-fn chown(path: &Path, owner: Option<Owner>) -> Result<()> {
-    let Some(o) = owner else { return Ok(()) };
-    let (uid, gid) = (nix::unistd::Uid::from_raw(o.uid), nix::unistd::Gid::from_raw(o.gid));
-    nix::unistd::chown(path, Some(uid), Some(gid))
-        .map_err(|e| Error::backend(BACKEND, format!("giving {} to the server user", path.display()), e))
+    DirBuilder::new().mode(mode).create(path).map_err(|e| io(format!("creating {}", path.display()), e))
 }
 
 /// A writer: opens, fills and closes the files it is handed, in order. Stops at its first error.
-fn write_files(rx: Receiver<Op>, free: Sender<Vec<u8>>, owner: Option<Owner>) -> Result<()> {
+fn write_files(rx: Receiver<Op>, free: Sender<Vec<u8>>) -> Result<()> {
     let mut current: Option<(File, PathBuf, u64)> = None;
     for op in rx {
         match op {
@@ -198,7 +183,6 @@ fn write_files(rx: Receiver<Op>, free: Sender<Vec<u8>>, owner: Option<Owner>) ->
                     .mode(mode)
                     .open(&path)
                     .map_err(|e| io(format!("creating {}", path.display()), e))?;
-                chown(&path, owner)?;
                 current = Some((file, path, 0u64));
             }
             Op::Data(piece) => {
@@ -246,7 +230,7 @@ mod tests {
         let tar =
             tar_of(&[("base", None), ("base/1", None), ("base/1/big", Some(&big)), ("PG_VERSION", Some(b"15\n"))]);
         let root = tempfile::tempdir().unwrap();
-        let n = unpack(&tar[..], root.path(), None, ImageId::new()).unwrap();
+        let n = unpack(&tar[..], root.path(), ImageId::new()).unwrap();
         assert_eq!(n, big.len() as u64 + 3);
         assert_eq!(std::fs::read(root.path().join("base/1/big")).unwrap(), big);
         assert_eq!(std::fs::read(root.path().join("PG_VERSION")).unwrap(), b"15\n");
@@ -268,7 +252,7 @@ mod tests {
         let mut raw = h.as_bytes().to_vec();
         raw.push(b'x');
         raw.resize(512 * 4, 0);
-        let err = unpack(&raw[..], root.path(), None, ImageId::new()).unwrap_err();
+        let err = unpack(&raw[..], root.path(), ImageId::new()).unwrap_err();
         assert!(err.to_string().contains("leaves the data directory"), "{err}");
         assert!(!root.path().parent().unwrap().join("evil").exists());
 
@@ -277,7 +261,7 @@ mod tests {
         h.set_entry_type(tar::EntryType::Symlink);
         h.set_size(0);
         b.append_link(&mut h, "pg_tblspc/16400", "/elsewhere").unwrap();
-        let err = unpack(&b.into_inner().unwrap()[..], root.path(), None, ImageId::new()).unwrap_err();
+        let err = unpack(&b.into_inner().unwrap()[..], root.path(), ImageId::new()).unwrap_err();
         assert!(err.to_string().contains("tablespaces are not supported"), "{err}");
     }
 }
