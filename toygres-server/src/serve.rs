@@ -46,6 +46,13 @@ pub async fn run(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
     let app = api::router(AppState::new(engine.clone()), auth);
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
     let addr = listener.local_addr()?;
+    if !addr.ip().is_loopback() {
+        tracing::warn!(
+            %addr,
+            "listening beyond loopback without TLS: the bearer token and the instances' passwords cross the \
+             network in clear text; listen on 127.0.0.1 behind a TLS-terminating proxy"
+        );
+    }
     println!("toygres listening on http://{addr}");
     tracing::info!(%addr, data_dir = %args.data_dir.display(), "serving");
     axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;

@@ -10,7 +10,7 @@ mod schema;
 pub mod types;
 
 use crate::engine::Engine;
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, StatusCode};
 use axum::routing::get;
 use axum::{Json, Router};
 use error::ApiError;
@@ -67,8 +67,13 @@ pub fn router(state: Shared, auth: auth::Auth) -> Router {
         })
         .with_state(state)
         .layer(axum::middleware::from_fn_with_state(Arc::new(auth), auth::require))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, REQUEST_TIMEOUT))
         .layer(axum::middleware::map_response(crate::web::with_security_headers))
 }
+
+/// How long one request may take before it is answered 408 (long work runs as orchestrations;
+/// every request only starts, reads or deletes, so a hung backend never holds a connection).
+pub const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Liveness: answers without authentication.
 #[utoipa::path(get, path = "/healthz", tag = "health", security(()),
