@@ -54,9 +54,10 @@ read -r schema_passed schema_failed < <(plain "$schema_log" | awk '
             else if (w[2] == "skipped") s += w[1]
         }
         if (!known || (g < 0 && p < 0)) { print "unparsed"; exit }
-        # schemathesis prints "<generated> passed" when nothing failed, errored and skipped included.
-        if (g >= 0) passed = g - f - e - s
-        else passed = p
+        # Its own "N passed" when it prints one (skipped cases are counted apart from it);
+        # otherwise what was generated less what failed, errored or was skipped.
+        if (p >= 0) passed = p
+        else passed = g - f - e - s
         if (passed < 0) passed = 0
         printf "%d %d\n", passed, f + e
     }')
