@@ -45,6 +45,13 @@ pub fn connect(path: Option<&Path>, options: &SqliteOptions) -> Result<Connectio
         None => Connection::open_in_memory(),
     }
     .ctx("open the catalog database")?;
+    if let Some(path) = path {
+        // Sealed passwords and every record: this process's user only. SQLite gives its -wal and
+        // -shm files the database file's mode.
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+            .map_err(|e| Error::backend(BACKEND, format!("making {} private (mode 0600)", path.display()), e))?;
+    }
     conn.busy_timeout(options.busy_timeout).ctx("set the busy timeout")?;
     if path.is_some() {
         let mode = switch_to_wal(&conn, options.busy_timeout)?;

@@ -35,6 +35,9 @@ impl LocalBlobStore {
         std::fs::create_dir_all(root).map_err(|e| {
             Error::backend("local blobs", format!("creating {}; check the path and permissions", root.display()), e)
         })?;
+        // Images hold every row and every role's password hash: only this process's user may
+        // enter the store (in particular not the instances' servers, which tenants drive).
+        crate::cluster::set_mode(root, 0o700)?;
         let root = root.canonicalize().map_err(|e| Error::backend("local blobs", format!("{}", root.display()), e))?;
         let fs = LocalFileSystem::new_with_prefix(&root)
             .map_err(|e| Error::backend("local blobs", format!("opening {}", root.display()), e))?;

@@ -25,8 +25,12 @@ pub struct ServeArgs {
     pub pg_bin_dir: Option<PathBuf>,
 }
 
-/// Runs the server until SIGINT or SIGTERM.
+/// Runs the server until SIGINT or SIGTERM. Everything it creates is private to its OS user
+/// (umask 077): the catalog, its key, the durable store, images and job logs. What the instances'
+/// servers must reach is opened on purpose (the directories they traverse, 0711).
 pub async fn run(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
+    // SAFETY: umask(2) cannot fail; it sets this process's mask before any file is created.
+    unsafe { libc::umask(0o077) };
     let auth = match (std::env::var(TOKEN_ENV), args.insecure_no_auth) {
         (Ok(token), false) if !token.trim().is_empty() => Auth::token(token.trim()),
         (_, true) => {

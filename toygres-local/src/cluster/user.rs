@@ -117,8 +117,12 @@ impl ServerUser {
 }
 
 /// Creates `dir` (and parents) that other users may traverse but not list (mode 0711), so a
-/// server running as another user reaches the directories below it.
+/// server running as another user reaches the directories below it. Parents it creates get the
+/// same mode whatever the umask; existing ones are left as they are.
 pub fn create_traversable_dir(dir: &Path) -> Result<()> {
+    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty() && !p.exists()) {
+        create_traversable_dir(parent)?;
+    }
     std::fs::create_dir_all(dir).map_err(|e| io_err(format!("creating {}", dir.display()), e))?;
     let mode =
         std::fs::metadata(dir).map_err(|e| io_err(format!("reading {}", dir.display()), e))?.permissions().mode();

@@ -18,7 +18,14 @@ pub(crate) struct JobLog {
 impl JobLog {
     /// Creates (truncating) the log at `path`; `secrets` never reach it.
     pub(crate) fn create(path: &Path, secrets: Vec<String>) -> Result<Self> {
-        let file = std::fs::File::create(path)
+        use std::os::unix::fs::OpenOptionsExt;
+        // 0600: a job's log names databases, roles and failures of an instance.
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(path)
             .map_err(|e| crate::cluster::io_err(format!("creating job log {}", path.display()), e))?;
         let secrets = secrets.into_iter().filter(|s| !s.is_empty()).collect();
         Ok(Self { file: Arc::new(Mutex::new(file)), secrets: Arc::new(secrets) })
