@@ -52,10 +52,17 @@ cleanup() {
     local pgbin
     # shellcheck disable=SC2012  # Debian's directories, plain names
     pgbin="$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)"
-    for data in "$WORK"/data/local/instances/*/data; do
+    local owner user
+    # Each instance's server runs as an OS user of its own (toygres-local's identity module).
+    for data in "$WORK"/data/local/instances/*/pg/data; do
         if [[ -f "$data/postmaster.pid" ]]; then
-            runuser -u postgres -- "$pgbin/pg_ctl" -D "$data" -m immediate stop >/dev/null 2>&1 || true
+            owner="$(stat -c %U "$data")"
+            runuser -u "$owner" -- "$pgbin/pg_ctl" -D "$data" -m immediate stop >/dev/null 2>&1 || true
         fi
+    done
+    for config in "$WORK"/data/local/instances/*/config.json; do
+        user="$(jq -r '.os_user.name // empty' "$config" 2>/dev/null || true)"
+        if [[ -n "$user" ]]; then userdel "$user" >/dev/null 2>&1 || true; fi
     done
     rm -rf "$WORK"
 }

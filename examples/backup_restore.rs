@@ -72,9 +72,7 @@ struct StopAll(LocalExecutor);
 
 impl Drop for StopAll {
     fn drop(&mut self) {
-        for cluster in self.0.instance_clusters() {
-            cluster.stop_blocking();
-        }
+        self.0.discard_blocking();
     }
 }
 

@@ -163,9 +163,7 @@ async fn main() -> BoxResult<()> {
     let stack = Stack::new(dir.path())?;
     let password = Password::generate();
     let result = bench(&args, &stack, dir.path(), &password).await;
-    for cluster in stack.executor.instance_clusters() {
-        cluster.stop_blocking();
-    }
+    stack.executor.discard_blocking();
     result
 }
 

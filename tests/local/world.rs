@@ -25,17 +25,19 @@ pub fn pg18() -> Option<PathBuf> {
 
 /// Executors sharing one catalog and one blob store, each over its own base directory.
 pub struct World {
+    // Dropped first (fields drop in order): the servers stop and their OS users go while the base
+    // directory still tells where they are.
+    stops: Vec<StopAll>,
     pub base: tempfile::TempDir,
     pub catalog: Arc<MemoryCatalog>,
     pub blobs: Arc<LocalBlobStore>,
-    stops: Vec<StopAll>,
 }
 
 impl World {
     pub fn new() -> Self {
         let base = tempfile::Builder::new().prefix("toygres-fidelity-").tempdir().unwrap();
         let blobs = Arc::new(LocalBlobStore::open(base.path().join("blobs")).unwrap());
-        Self { base, catalog: Arc::new(MemoryCatalog::new()), blobs, stops: Vec::new() }
+        Self { stops: Vec::new(), base, catalog: Arc::new(MemoryCatalog::new()), blobs }
     }
 
     /// An executor named `name` running the binaries in `bin` (default: discovered).

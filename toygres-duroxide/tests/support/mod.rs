@@ -98,6 +98,7 @@ pub struct StopAll(pub PathBuf);
 impl Drop for StopAll {
     fn drop(&mut self) {
         procs::kill_servers_under(&self.0);
+        toygres_local::cluster::identity::remove_instance_users_under(&self.0);
     }
 }
 

@@ -21,6 +21,7 @@
 
 mod binaries;
 mod conn;
+pub mod identity;
 mod pidfile;
 pub mod ports;
 pub mod process;

@@ -9,7 +9,7 @@ use toygres_core::{Error, Result};
 ///
 /// PostgreSQL's server binaries refuse to run as root. When this process is root, they run as the
 /// named user (default `postgres`) through `Command::uid/gid`; otherwise as the current user.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ServerUser {
     /// User name.
     pub name: String,
@@ -40,6 +40,11 @@ impl ServerUser {
                 )
             })?;
         Ok(Self { name: name.to_string(), uid: user.uid.as_raw(), gid: user.gid.as_raw(), switch: true })
+    }
+
+    /// Whether commands switch to this user (this process is root).
+    pub fn switches(&self) -> bool {
+        self.switch
     }
 
     /// Makes `cmd` run as this user (a no-op unless we are root).

@@ -16,6 +16,7 @@ pub struct LocalExecutorBuilder {
     blobs: Arc<dyn BlobStore>,
     bin_dir: Option<PathBuf>,
     os_user: String,
+    isolate: bool,
     ports: RangeInclusive<u16>,
     compression: Compression,
     split_load_from: u64,
@@ -28,6 +29,7 @@ impl LocalExecutorBuilder {
             blobs,
             bin_dir: None,
             os_user: "postgres".into(),
+            isolate: true,
             ports: 15432..=16431,
             compression: Compression::default(),
             split_load_from: DEFAULT_SPLIT_LOAD_FROM,
@@ -43,6 +45,15 @@ impl LocalExecutorBuilder {
     /// OS user running the servers when this process is root (default `postgres`).
     pub fn os_user(mut self, name: impl Into<String>) -> Self {
         self.os_user = name.into();
+        self
+    }
+
+    /// Whether each instance's server runs as an OS user of its own, created with its volume and
+    /// removed with it (default `true`; only when this process is root, otherwise every server
+    /// runs as this process's user). See [`crate::cluster::identity`] for why: whoever holds an
+    /// instance's password runs programs as its server's OS user.
+    pub fn isolate_instances(mut self, isolate: bool) -> Self {
+        self.isolate = isolate;
         self
     }
 
@@ -71,6 +82,7 @@ impl LocalExecutorBuilder {
     pub fn build(self) -> Result<LocalExecutor> {
         let bin = PgBinaries::discover(self.bin_dir.as_deref())?;
         let user = ServerUser::resolve(&self.os_user)?;
+        let isolate = self.isolate && user.switches();
         create_traversable_dir(&self.base_dir.join("instances"))?;
         let base_dir = self
             .base_dir
@@ -85,6 +97,7 @@ impl LocalExecutorBuilder {
             blobs: self.blobs,
             compression: self.compression,
             split_load_from: self.split_load_from,
+            isolate,
             jobs,
             allocate: tokio::sync::Mutex::new(()),
         };

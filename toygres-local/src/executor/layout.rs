@@ -16,6 +16,10 @@ pub struct InstanceConfig {
     pub image_type: ImageType,
     /// Its name, for humans.
     pub name: String,
+    /// The OS user its server runs as, when it has one of its own
+    /// ([`crate::cluster::identity`]); otherwise the executor's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub os_user: Option<ServerUser>,
 }
 
 /// The directory of one instance.
@@ -84,8 +88,9 @@ impl InstanceDir {
             .map_err(|e| io_err(format!("reading the instance secret {}", self.secret_path().display()), e))
     }
 
-    /// The cluster on this volume.
+    /// The cluster on this volume, run by the instance's own OS user if it has one, else `user`.
     pub(crate) fn cluster(&self, bin: &PgBinaries, user: &ServerUser, config: &InstanceConfig) -> LocalCluster {
+        let user = config.os_user.as_ref().unwrap_or(user);
         LocalCluster::new(bin.clone(), user.clone(), self.path.join("pg"), config.port)
     }
 

@@ -62,6 +62,8 @@ pub(crate) struct Inner {
     blobs: Arc<dyn BlobStore>,
     compression: Compression,
     split_load_from: u64,
+    /// Whether each instance runs as an OS user of its own ([`crate::cluster::identity`]).
+    isolate: bool,
     jobs: Jobs,
     allocate: tokio::sync::Mutex<()>,
 }
@@ -175,6 +177,17 @@ impl LocalExecutor {
         self.inner.cluster_of(instance)
     }
 
+    /// For throw-away executors (tests, examples): stops every instance's server and removes its
+    /// OS user; the volumes stay for the caller to remove with the base directory. Best effort.
+    pub fn discard_blocking(&self) {
+        for cluster in self.instance_clusters() {
+            cluster.stop_blocking();
+        }
+        if self.inner.isolate {
+            crate::cluster::identity::remove_instance_users_under(&self.inner.base_dir);
+        }
+    }
+
     /// The clusters of every instance volume under the base directory (running or not), e.g. to
     /// stop leftovers.
     pub fn instance_clusters(&self) -> Vec<LocalCluster> {
@@ -248,7 +261,11 @@ impl ClusterExecutor for LocalExecutor {
             return Ok(());
         }
         let port = self.inner.free_port()?;
-        let config = InstanceConfig { port, image_type: instance.image_type, name: instance.name.clone() };
+        let os_user = match self.inner.isolate {
+            true => Some(crate::cluster::identity::ensure_instance_user(instance.id)?),
+            false => None,
+        };
+        let config = InstanceConfig { port, image_type: instance.image_type, name: instance.name.clone(), os_user };
         dir.write(&config, password)
     }
 
@@ -335,9 +352,17 @@ impl ClusterExecutor for LocalExecutor {
         }
         match std::fs::remove_dir_all(&dir.path) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                Err(crate::cluster::io_err(format!("removing {}", dir.path.display()), e))
+                return Err(crate::cluster::io_err(format!("removing {}", dir.path.display()), e))
             }
-            _ => Ok(()),
+            _ => {}
         }
+        // Last, by its deterministic name: a re-run after a crash between the two still removes it.
+        if self.inner.isolate {
+            let id = instance.id;
+            tokio::task::spawn_blocking(move || crate::cluster::identity::remove_instance_user(id))
+                .await
+                .map_err(|e| Error::backend("local executor", "removing the instance's OS user", e))??;
+        }
+        Ok(())
     }
 }

@@ -51,9 +51,7 @@ impl Drop for DataDir {
     fn drop(&mut self) {
         let Ok(blobs) = LocalBlobStore::open(self.path().join("images")) else { return };
         if let Ok(executor) = LocalExecutor::builder(self.path().join("local"), Arc::new(blobs)).build() {
-            for cluster in executor.instance_clusters() {
-                cluster.stop_blocking();
-            }
+            executor.discard_blocking();
         }
     }
 }
