@@ -63,5 +63,15 @@ async fn a_tenant_reads_none_of_the_control_planes_files_or_environment() {
     let env = try_sql(&client, "SELECT l FROM e").await.unwrap();
     assert!(!env.is_empty(), "the server's environment was read");
     assert!(env.iter().all(|l| !l.contains(TOKEN) && !l.starts_with("TOYGRES_")), "{env:?}");
+    // The control plane's own process: its environment in /proc, and a signal to it.
+    let control_plane = server.pid();
+    let environ = try_sql(&client, &format!("SELECT pg_read_binary_file('/proc/{control_plane}/environ')::text")).await;
+    assert!(environ.is_err(), "the control plane's environment was read");
+    let cat = try_sql(&client, &format!("COPY e FROM PROGRAM 'cat /proc/{control_plane}/environ'")).await;
+    assert!(cat.is_err(), "the control plane's environment was read by a program");
+    let kill = try_sql(&client, &format!("COPY e FROM PROGRAM 'kill -9 {control_plane}'")).await;
+    assert!(kill.is_err(), "the tenant signalled the control plane");
+    let lo = try_sql(&client, &format!("SELECT lo_import('{}')", data.path().join("catalog.key").display())).await;
+    assert!(lo.is_err(), "lo_import read the catalog key");
     assert_eq!(api.get("/healthz").await.status, 200, "the control plane is up");
 }

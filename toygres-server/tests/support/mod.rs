@@ -98,6 +98,11 @@ impl Server {
         self.child.wait().unwrap();
     }
 
+    /// The server process's id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// A client with the right token.
     pub fn client(&self) -> Api {
         Api::new(&self.url, Some(TOKEN))
