@@ -251,13 +251,6 @@ impl Inflate {
     }
 }
 
-/// Reads object `expected` to its end, checking size and sha256 without keeping anything.
-pub(crate) async fn verify(source: Source, image: ImageId, expected: &ManifestObject) -> Result<()> {
-    let mut checked = Checked::new(source, image, expected, None);
-    while checked.next().await?.is_some() {}
-    checked.finish().await
-}
-
 fn check(image: ImageId, expected: &ManifestObject, stored: Stored) -> Result<()> {
     let size = stored.size;
     let got = stored.object(&expected.name);

@@ -41,6 +41,11 @@ impl InstanceDir {
         self.path.join("secret")
     }
 
+    /// Where a restore keeps the verified copies of its image's objects while it loads them.
+    pub(crate) fn staging_dir(&self) -> PathBuf {
+        self.path.join("staged")
+    }
+
     fn marker_path(&self) -> PathBuf {
         self.path.join("restored")
     }

@@ -15,6 +15,7 @@ mod physical;
 mod restore;
 mod sections;
 mod source;
+mod staging;
 mod transfer;
 mod untar;
 

@@ -14,9 +14,10 @@
 //! loads in sections instead, its rows over several connections ([`sections`]): one backend
 //! parsing every row of the largest table was the critical path.
 
-use super::codec::{self, decompress_into};
+use super::codec::decompress_into;
 use super::jobs::JobCtx;
 use super::sections;
+use super::staging::Staged;
 use super::transfer::{self, Source};
 use super::Inner;
 use crate::cluster::writeback::Writeback;
@@ -54,11 +55,10 @@ pub(crate) async fn run(inner: Arc<Inner>, spec: RestoreJobSpec, ctx: JobCtx) ->
         ImageFormat::Logical => total,
     };
     ctx.progress.set_total(total + loaded);
-    ctx.log.line(&format!("verifying {} objects ({total} bytes)", manifest.objects().count()));
-    for object in manifest.objects() {
-        codec::verify(Source::open(&transfer, image, &object.name, &ctx.log).await?, image, object).await?;
-        ctx.progress.add(object.size);
-    }
+    ctx.log.line(&format!("verifying {} objects ({total} bytes) into private storage", manifest.objects().count()));
+    // From here on every byte comes from the verified copies, never from the blob store again.
+    let staged = Staged::copy(&transfer, &manifest, &dir.staging_dir(), &ctx).await?;
+    let transfer = staged.transfer.clone();
 
     super::compat::check(cluster.binaries(), &manifest).await?;
     ctx.log.line("image verified; initialising a fresh volume");
