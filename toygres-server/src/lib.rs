@@ -16,4 +16,5 @@ pub mod backends;
 pub mod cli;
 pub mod engine;
 pub mod serve;
+pub mod tls;
 pub mod web;

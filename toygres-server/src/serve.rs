@@ -23,6 +23,12 @@ pub struct ServeArgs {
     /// Directory of PostgreSQL's server binaries (default: discovered).
     #[arg(long, env = "TOYGRES_PG_BIN_DIR")]
     pub pg_bin_dir: Option<PathBuf>,
+    /// Serve HTTPS with this PEM certificate chain (with --tls-key).
+    #[arg(long, env = "TOYGRES_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, env = "TOYGRES_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
 }
 
 /// Runs the server until SIGINT or SIGTERM. Everything it creates is private to its OS user
@@ -45,21 +51,33 @@ pub async fn run(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
             )
         }
     };
+    // Read before anything starts: a wrong file fails the start, not the first client.
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(crate::tls::acceptor(cert, key)?),
+        _ => None,
+    };
     let backends = crate::backends::open(&args.data_dir, args.pg_bin_dir.as_deref()).await?;
     let engine = Engine::start(backends.toygres, &backends.durable_store).await?;
     let app = api::router(AppState::new(engine.clone()), auth);
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
     let addr = listener.local_addr()?;
-    if !addr.ip().is_loopback() {
+    if tls.is_none() && !addr.ip().is_loopback() {
         tracing::warn!(
             %addr,
             "listening beyond loopback without TLS: the bearer token and the instances' passwords cross the \
-             network in clear text; listen on 127.0.0.1 behind a TLS-terminating proxy"
+             network in clear text; pass --tls-cert and --tls-key, or listen on 127.0.0.1 behind a proxy"
         );
     }
-    println!("toygres listening on http://{addr}");
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    println!("toygres listening on {scheme}://{addr}");
     tracing::info!(%addr, data_dir = %args.data_dir.display(), "serving");
-    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
+    match tls {
+        Some(acceptor) => {
+            let listener = crate::tls::TlsListener::new(listener, acceptor);
+            axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?
+        }
+        None => axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?,
+    }
     engine.shutdown().await;
     Ok(())
 }

@@ -4,6 +4,8 @@
 document.getElementById('sign-in').addEventListener('submit', (e) => {
   e.preventDefault();
   const token = document.getElementById('token').value.trim();
-  document.cookie = 'toygres_token=' + encodeURIComponent(token) + '; path=/; SameSite=Strict';
+  // Over HTTPS the browser sends the token back over HTTPS only.
+  const secure = location.protocol === 'https:' ? '; Secure' : '';
+  document.cookie = 'toygres_token=' + encodeURIComponent(token) + '; path=/; SameSite=Strict' + secure;
   location.reload();
 });
