@@ -23,6 +23,10 @@ pub struct ServeArgs {
     /// Directory of PostgreSQL's server binaries (default: discovered).
     #[arg(long, env = "TOYGRES_PG_BIN_DIR")]
     pub pg_bin_dir: Option<PathBuf>,
+    /// How many images and instances may be in the making at once; a creation beyond it is
+    /// answered 429 with Retry-After.
+    #[arg(long, env = "TOYGRES_MAX_RUNNING_OPERATIONS", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_running_operations: u32,
     /// Serve HTTPS with this PEM certificate chain (with --tls-key).
     #[arg(long, env = "TOYGRES_TLS_CERT", requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,
@@ -58,7 +62,7 @@ pub async fn run(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
     };
     let backends = crate::backends::open(&args.data_dir, args.pg_bin_dir.as_deref()).await?;
     let engine = Engine::start(backends.toygres, &backends.durable_store).await?;
-    let app = api::router(AppState::new(engine.clone()), auth);
+    let app = api::router(AppState::new(engine.clone(), args.max_running_operations as usize), auth);
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
     let addr = listener.local_addr()?;
     if tls.is_none() && !addr.ip().is_loopback() {

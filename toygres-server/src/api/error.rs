@@ -128,14 +128,20 @@ impl From<Error> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let unauthorized = self.status == StatusCode::UNAUTHORIZED;
-        let mut response = (self.status, Json(ErrorBody { error: self.detail })).into_response();
-        if unauthorized {
+        let status = self.status;
+        let mut response = (status, Json(ErrorBody { error: self.detail })).into_response();
+        if status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECONDS));
         }
         response
     }
 }
+
+/// The `Retry-After` of a 429: how long a client waits before it asks again.
+pub const RETRY_AFTER_SECONDS: &str = "10";
 
 /// A JSON body whose rejections are [`ApiError`]s (400 naming the field) instead of axum's text.
 pub struct Body<T>(pub T);

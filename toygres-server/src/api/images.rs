@@ -21,6 +21,8 @@ use toygres_core::{Error, ImageFilter, ImageId, ImageLocation, ImageRecord, Imag
         (status = 404, description = "Unknown instance", body = ErrorBody),
         (status = 409, description = "The instance is not running, or the Idempotency-Key's image was deleted since; nothing was created", body = ErrorBody),
         (status = 422, description = "The Idempotency-Key was first used with another body; nothing was created", body = ErrorBody),
+        (status = 429, description = "Too many images and instances are being made; retry after Retry-After seconds", body = ErrorBody,
+            headers(("Retry-After" = String, description = "Seconds to wait"))),
     ))]
 pub async fn create(
     State(state): State<Shared>,
@@ -36,6 +38,7 @@ pub async fn create(
         );
         return Err(ApiError::new(StatusCode::CONFLICT, "instance_not_running", message).with_field("instance_id"));
     }
+    state.admit_long_job().await?;
     let operation = operation_of(&headers);
     let record = state.engine.create_image(operation, body.into()).await?;
     Ok(accepted(format!("/api/images/{}", record.id), record.id.as_uuid(), record.state.to_string()))

@@ -21,6 +21,8 @@ use toygres_core::{Error, InstanceId, InstanceRecord, InstanceState, Subject};
         (status = 404, description = "Unknown source image", body = ErrorBody),
         (status = 409, description = "Image not ready, name taken, or the Idempotency-Key's instance was deleted since; nothing was created", body = ErrorBody),
         (status = 422, description = "The Idempotency-Key was first used with another body; nothing was created", body = ErrorBody),
+        (status = 429, description = "Too many images and instances are being made; retry after Retry-After seconds", body = ErrorBody,
+            headers(("Retry-After" = String, description = "Seconds to wait"))),
     ))]
 pub async fn create(
     State(state): State<Shared>,
@@ -28,6 +30,7 @@ pub async fn create(
     Body(body): Body<CreateInstanceBody>,
 ) -> Result<Response, ApiError> {
     body.validate()?;
+    state.admit_long_job().await?;
     let operation = operation_of(&headers);
     let record = state.engine.create_instance(operation, body.into()).await?;
     Ok(accepted(format!("/api/instances/{}", record.id), record.id.as_uuid(), record.state.to_string()))

@@ -17,7 +17,7 @@ use error::ApiError;
 use progress::EtaTracker;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use toygres_core::{ImageId, OperationId, Subject};
+use toygres_core::{ImageFilter, ImageId, OperationId, Subject};
 use types::{Health, ManifestSummary, Progress};
 
 /// What every handler shares.
@@ -28,15 +28,40 @@ pub struct AppState {
     pub eta: EtaTracker,
     /// Manifest summaries of ready images (immutable once ready).
     pub manifests: Mutex<HashMap<ImageId, ManifestSummary>>,
+    /// How many images and instances may be in the making at once; a creation beyond it is 429.
+    pub max_running: usize,
 }
 
 /// Shared state of the handlers.
 pub type Shared = Arc<AppState>;
 
 impl AppState {
-    /// State over `engine`.
-    pub fn new(engine: Engine) -> Shared {
-        Arc::new(Self { engine, eta: EtaTracker::default(), manifests: Mutex::default() })
+    /// State over `engine`, with at most `max_running` images and instances in the making.
+    pub fn new(engine: Engine, max_running: usize) -> Shared {
+        Arc::new(Self { engine, eta: EtaTracker::default(), manifests: Mutex::default(), max_running })
+    }
+
+    /// 429 when [`AppState::max_running`] images and instances are being made already: each is a
+    /// long job (a dump, a load) that holds disk and CPU, and one client could otherwise start
+    /// thousands. Checked before a creation; a creation admitted here is not counted twice.
+    async fn admit_long_job(&self) -> Result<(), ApiError> {
+        use toygres_core::{ImageState, InstanceFilter, InstanceState};
+        let catalog = &self.engine.toygres().catalog;
+        let images = catalog.list_images(&ImageFilter::new().state(ImageState::Creating)).await?.len();
+        let instances = catalog.list_instances(&InstanceFilter::new().state(InstanceState::Provisioning)).await?;
+        let running = images + instances.len();
+        if running < self.max_running {
+            return Ok(());
+        }
+        Err(ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_operations",
+            format!(
+                "{running} images and instances are being made (at most {} at once); retry after {} s",
+                self.max_running,
+                error::RETRY_AFTER_SECONDS
+            ),
+        ))
     }
 
     /// The progress of the operation on `subject`, if one runs.
