@@ -2,19 +2,21 @@
 //! verification passes): the restore runs no client command from them, refuses them with a
 //! typed error, and leaves nothing behind.
 
+#[path = "local/command_blobs.rs"]
+mod command_blobs;
 #[path = "local/support.rs"]
 mod support;
 #[path = "local/world.rs"]
 mod world;
 
-use async_trait::async_trait;
 use bytes::Bytes;
+use command_blobs::CommandBlobs;
 use std::sync::Arc;
 use support::rt;
-use toygres_core::blob::{ByteStream, StoredObject};
+
 use toygres_core::manifest::{sha256_hex, MANIFEST_NAME};
 use toygres_core::{BlobStore, CatalogStore, CreateImageRequest, CreateInstanceRequest, Error, ImageLocation};
-use toygres_core::{CommandTransfer, ImageId, Result, Toygres, Transfer};
+use toygres_core::{CommandTransfer, Toygres, Transfer};
 use toygres_core::{ImageRecord, ImageState, ImageUpdate, Manifest, NewImage, OperationId, Password};
 use toygres_local::verify::{sample::load_sample_data, InstanceSnapshot};
 use toygres_local::{LocalBlobStore, LocalExecutor};
@@ -126,46 +128,23 @@ fn links_planted_while_a_physical_restore_unpacks_are_never_followed() {
 
 /// The local blob store, read by jobs through `sh`: the first download of an object gives its
 /// bytes, every later one gives 4 KiB of garbage (a blob writer rewriting it after it was read).
-struct RewrittenAfterFirstRead(LocalBlobStore);
-
-const REWRITING: &str = r#"f="${1%%\?*}"; n="$f.reads"; c=$(cat "$n" 2>/dev/null || echo 0); echo $((c + 1)) > "$n"; if [ "$c" -ge 1 ]; then head -c 4096 /dev/urandom; else cat "$f"; fi"#;
-
-#[async_trait]
-impl BlobStore for RewrittenAfterFirstRead {
-    fn describe(&self) -> String {
-        format!("{}, rewritten after its first read", self.0.describe())
-    }
-    async fn stat(&self, l: &ImageLocation) -> Result<Vec<StoredObject>> {
-        self.0.stat(l).await
-    }
-    async fn read(&self, l: &ImageLocation, n: &str) -> Result<Bytes> {
-        self.0.read(l, n).await
-    }
-    async fn read_stream(&self, l: &ImageLocation, n: &str) -> Result<ByteStream> {
-        self.0.read_stream(l, n).await
-    }
-    async fn write(&self, l: &ImageLocation, n: &str, b: Bytes) -> Result<()> {
-        self.0.write(l, n, b).await
-    }
-    async fn delete(&self, l: &ImageLocation) -> Result<()> {
-        self.0.delete(l).await
-    }
-    async fn list_images(&self) -> Result<Vec<ImageId>> {
-        self.0.list_images().await
-    }
-    fn transfer(&self, location: &ImageLocation) -> Transfer {
+fn rewritten_after_first_read(files: LocalBlobStore) -> CommandBlobs {
+    let make = |base_url: String| {
         Transfer::Command(CommandTransfer {
             program: "sh".into(),
             login: None,
             upload_from_stdin: vec!["-c".into(), "exit 1".into()],
             download_to_stdout: vec!["-c".into(), REWRITING.into(), "down".into(), "{url}".into()],
-            base_url: self.0.root().join(&location.prefix).display().to_string(),
+            base_url,
             url_query: None,
             env: vec![],
             secret_env: vec![],
         })
-    }
+    };
+    CommandBlobs { files, make: Box::new(make) }
 }
+
+const REWRITING: &str = r#"f="${1%%\?*}"; n="$f.reads"; c=$(cat "$n" 2>/dev/null || echo 0); echo $((c + 1)) > "$n"; if [ "$c" -ge 1 ]; then head -c 4096 /dev/urandom; else cat "$f"; fi"#;
 
 /// Every object changes after the restore job's first read of it: the restore loads the bytes
 /// it verified (each object is read from the store once) and the copy equals the source.
@@ -182,7 +161,7 @@ fn a_blob_rewritten_after_it_was_verified_is_never_loaded() {
         let before = InstanceSnapshot::take(&bin, &params, &password).await.unwrap();
         let image = t.create_image(OperationId::new(), CreateImageRequest::new("to-rewrite", source.id)).await.unwrap();
 
-        let blobs = Arc::new(RewrittenAfterFirstRead(world.blobs.as_ref().clone()));
+        let blobs = Arc::new(rewritten_after_first_read(world.blobs.as_ref().clone()));
         let restorer = LocalExecutor::builder(world.base.path().join("restorer"), blobs.clone()).build().unwrap();
         let t2 = Toygres::new(world.catalog.clone(), blobs, Arc::new(restorer.clone()));
         let restored =

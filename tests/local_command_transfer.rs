@@ -2,68 +2,45 @@
 //! "copy program" that writes and reads files named by the `{url}`: image → restore → equality,
 //! and no secret (URL query, secret environment) in the job logs.
 
+#[path = "local/command_blobs.rs"]
+mod command_blobs;
 #[path = "local/support.rs"]
 mod support;
 
-use async_trait::async_trait;
-use bytes::Bytes;
+use command_blobs::CommandBlobs;
 use std::sync::Arc;
 use support::*;
-use toygres_core::blob::{ByteStream, StoredObject};
 use toygres_core::{
-    BlobStore, CommandTransfer, CreateInstanceRequest, ImageId, ImageLocation, OperationId, Password, Result, Transfer,
+    BlobStore, CommandTransfer, CreateInstanceRequest, ImageId, ImageLocation, OperationId, Password, Transfer,
 };
 use toygres_local::LocalBlobStore;
 
-/// Local files, but jobs move bytes with `sh` instead of object_store. With `.1` set, every upload
+/// Local files, but jobs move bytes with `sh` instead of object_store. With `fail`, every upload
 /// fails the way a copy program does: a message on stderr and a non-zero exit.
-struct ShellCopyBlobs(LocalBlobStore, bool);
-
-const SCRIPT: &str = r#"f="${1%%\?*}"; echo "token $FAKE_TOKEN for $1" >&2; case "$0" in fail) echo "simulated: quota exceeded for $1" >&2; exit 3;; up) mkdir -p "$(dirname "$f")"; cat > "$f";; down) cat "$f";; esac"#;
-
-#[async_trait]
-impl BlobStore for ShellCopyBlobs {
-    fn describe(&self) -> String {
-        format!("shell copies into {}", self.0.describe())
-    }
-    async fn stat(&self, l: &ImageLocation) -> Result<Vec<StoredObject>> {
-        self.0.stat(l).await
-    }
-    async fn read(&self, l: &ImageLocation, n: &str) -> Result<Bytes> {
-        self.0.read(l, n).await
-    }
-    async fn read_stream(&self, l: &ImageLocation, n: &str) -> Result<ByteStream> {
-        self.0.read_stream(l, n).await
-    }
-    async fn write(&self, l: &ImageLocation, n: &str, b: Bytes) -> Result<()> {
-        self.0.write(l, n, b).await
-    }
-    async fn delete(&self, l: &ImageLocation) -> Result<()> {
-        self.0.delete(l).await
-    }
-    async fn list_images(&self) -> Result<Vec<ImageId>> {
-        self.0.list_images().await
-    }
-    fn transfer(&self, location: &ImageLocation) -> Transfer {
-        let args = |mode: &str| vec!["-c".to_string(), SCRIPT.to_string(), mode.to_string(), "{url}".to_string()];
+fn shell_copy_blobs(files: LocalBlobStore, fail: bool) -> CommandBlobs {
+    let args = |mode: &str| vec!["-c".to_string(), SCRIPT.to_string(), mode.to_string(), "{url}".to_string()];
+    let make = move |base_url: String| {
         Transfer::Command(CommandTransfer {
             program: "sh".into(),
             login: Some(vec!["-c".into(), "echo logged in with $FAKE_TOKEN".into()]),
-            upload_from_stdin: args(if self.1 { "fail" } else { "up" }),
+            upload_from_stdin: args(if fail { "fail" } else { "up" }),
             download_to_stdout: args("down"),
-            base_url: self.0.root().join(&location.prefix).display().to_string(),
+            base_url,
             url_query: Some(Password::new("sig=url-query-secret")),
             env: vec![("PLAIN".into(), "1".into())],
             secret_env: vec![("FAKE_TOKEN".into(), Password::new("env-token-secret"))],
         })
-    }
+    };
+    CommandBlobs { files, make: Box::new(make) }
 }
+
+const SCRIPT: &str = r#"f="${1%%\?*}"; echo "token $FAKE_TOKEN for $1" >&2; case "$0" in fail) echo "simulated: quota exceeded for $1" >&2; exit 3;; up) mkdir -p "$(dirname "$f")"; cat > "$f";; down) cat "$f";; esac"#;
 
 #[test]
 fn command_transfers_image_and_restore_without_leaking_secrets() {
     let f = fixture();
     rt().block_on(async {
-        let blobs = Arc::new(ShellCopyBlobs(f.blobs.as_ref().clone(), false));
+        let blobs = Arc::new(shell_copy_blobs(f.blobs.as_ref().clone(), false));
         // A second executor on the same base directory (it sees the source's volume) and catalog.
         let executor = toygres_local::LocalExecutor::builder(f.executor.base_dir(), blobs.clone()).build().unwrap();
         let t = toygres_core::Toygres::new(f.catalog.clone(), blobs.clone(), Arc::new(executor.clone()));
@@ -119,7 +96,7 @@ fn command_transfers_image_and_restore_without_leaking_secrets() {
 fn a_failing_copy_programs_stderr_reaches_the_images_failure_reason() {
     let f = fixture();
     rt().block_on(async {
-        let blobs = Arc::new(ShellCopyBlobs(f.blobs.as_ref().clone(), true));
+        let blobs = Arc::new(shell_copy_blobs(f.blobs.as_ref().clone(), true));
         let executor = toygres_local::LocalExecutor::builder(f.executor.base_dir(), blobs.clone()).build().unwrap();
         let t = toygres_core::Toygres::new(f.catalog.clone(), blobs.clone(), Arc::new(executor));
         let request = toygres_core::CreateImageRequest::new("doomed", f.source.id);
