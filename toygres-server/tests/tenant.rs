@@ -47,15 +47,15 @@ async fn a_tenant_reads_none_of_the_control_planes_files_or_environment() {
         assert!(file.exists(), "{} should exist for the test to mean something", file.display());
         let path = file.display().to_string().replace('\'', "''");
         let read = try_sql(&client, &format!("SELECT pg_read_binary_file('{path}')::text")).await;
-        assert!(read.is_err(), "pg_read_binary_file read {}", file.display());
+        assert!(read.as_ref().is_err_and(|e| e.contains("Permission denied")), "{} read: {read:?}", file.display());
         let cat = try_sql(&client, &format!("COPY e FROM PROGRAM 'cat {path}'")).await;
-        assert!(cat.is_err(), "cat read {}", file.display());
+        assert!(cat.as_ref().is_err_and(|e| e.contains("failed")), "cat read {}: {cat:?}", file.display());
     }
     // The images and the jobs' logs (a job's log lives there while it runs or after it failed).
     for private_dir in [dir.join("images"), dir.join("local/jobs")] {
         assert!(private_dir.is_dir(), "{}", private_dir.display());
         let listed = try_sql(&client, &format!("COPY e FROM PROGRAM 'ls {}'", private_dir.display())).await;
-        assert!(listed.is_err(), "{} is listable", private_dir.display());
+        assert!(listed.as_ref().is_err_and(|e| e.contains("failed")), "{} listed: {listed:?}", private_dir.display());
     }
 
     try_sql(&client, "TRUNCATE e").await.unwrap();
@@ -66,12 +66,12 @@ async fn a_tenant_reads_none_of_the_control_planes_files_or_environment() {
     // The control plane's own process: its environment in /proc, and a signal to it.
     let control_plane = server.pid();
     let environ = try_sql(&client, &format!("SELECT pg_read_binary_file('/proc/{control_plane}/environ')::text")).await;
-    assert!(environ.is_err(), "the control plane's environment was read");
+    assert!(environ.as_ref().is_err_and(|e| e.contains("Permission denied")), "environ read: {environ:?}");
     let cat = try_sql(&client, &format!("COPY e FROM PROGRAM 'cat /proc/{control_plane}/environ'")).await;
-    assert!(cat.is_err(), "the control plane's environment was read by a program");
+    assert!(cat.as_ref().is_err_and(|e| e.contains("failed")), "environ read by a program: {cat:?}");
     let kill = try_sql(&client, &format!("COPY e FROM PROGRAM 'kill -9 {control_plane}'")).await;
-    assert!(kill.is_err(), "the tenant signalled the control plane");
+    assert!(kill.as_ref().is_err_and(|e| e.contains("failed")), "the control plane was signalled: {kill:?}");
     let lo = try_sql(&client, &format!("SELECT lo_import('{}')", data.path().join("catalog.key").display())).await;
-    assert!(lo.is_err(), "lo_import read the catalog key");
+    assert!(lo.as_ref().is_err_and(|e| e.contains("Permission denied")), "lo_import read the key: {lo:?}");
     assert_eq!(api.get("/healthz").await.status, 200, "the control plane is up");
 }
