@@ -46,7 +46,9 @@ impl PgBackRest {
         }
         let user = source.server_user();
         let this = Self { source: source.clone(), password: password.clone(), dir: dir.to_path_buf() };
-        for sub in ["", "repo", "lock", "log"] {
+        // Everything under `dir`, owned by the source's OS user (Debian's default spool directory
+        // belongs to `postgres`, and each toygres instance runs as a user of its own).
+        for sub in ["", "repo", "lock", "log", "spool"] {
             user.create_owned_dir(&dir.join(sub), 0o700)?;
         }
         user.write_private_file(&this.config(), this.config_text().as_bytes())?;
@@ -73,7 +75,7 @@ impl PgBackRest {
         let s = &self.source;
         format!(
             "[global]\nrepo1-path={d}/repo\nrepo1-retention-full=9999\ncompress-type=zst\nprocess-max=2\n\
-             start-fast=y\nlog-level-console=warn\nlock-path={d}/lock\nlog-path={d}/log\n\n\
+             start-fast=y\nlog-level-console=warn\nlock-path={d}/lock\nlog-path={d}/log\nspool-path={d}/spool\n\n\
              [{STANZA}]\npg1-path={}\npg1-port={}\npg1-socket-path={}\npg1-user=postgres\n",
             s.data_dir().display(),
             s.port(),
