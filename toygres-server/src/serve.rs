@@ -23,9 +23,9 @@ pub struct ServeArgs {
     /// Directory of PostgreSQL's server binaries (default: discovered).
     #[arg(long, env = "TOYGRES_PG_BIN_DIR")]
     pub pg_bin_dir: Option<PathBuf>,
-    /// How many images and instances may be in the making at once; a creation beyond it is
-    /// answered 429 with Retry-After.
-    #[arg(long, env = "TOYGRES_MAX_RUNNING_OPERATIONS", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..))]
+    /// How many images and instances may be in the making at once (running or queued for the
+    /// durable runtime's workers); a creation beyond it is answered 429 with Retry-After.
+    #[arg(long, env = "TOYGRES_MAX_RUNNING_OPERATIONS", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_running_operations: u32,
     /// Serve HTTPS with this PEM certificate chain (with --tls-key).
     #[arg(long, env = "TOYGRES_TLS_CERT", requires = "tls_key")]
