@@ -263,7 +263,14 @@ impl ClusterExecutor for LocalExecutor {
         }
         let port = self.inner.free_port()?;
         let os_user = match self.inner.isolate {
-            true => Some(crate::cluster::identity::ensure_instance_user(instance.id)?),
+            true => {
+                let id = instance.id;
+                let user = tokio::task::spawn_blocking(move || crate::cluster::identity::ensure_instance_user(id));
+                Some(
+                    user.await
+                        .map_err(|e| Error::backend("local executor", "creating the instance's OS user", e))??,
+                )
+            }
             false => None,
         };
         let config = InstanceConfig { port, image_type: instance.image_type, name: instance.name.clone(), os_user };
