@@ -2,14 +2,12 @@
 //! duroxide-pg) store, running toygres' orchestrations and activities.
 
 use crate::client::DurableClient;
-use crate::names::{CREATE_IMAGE, CREATE_INSTANCE, CREATE_INSTANCE_VERSION};
-use crate::orchestrations::{create_image, create_instance_v1_0_5};
 use crate::progress::{BoardSink, ProgressBoard};
 use duroxide::providers::sqlite::SqliteProvider;
 use duroxide::providers::Provider;
 use duroxide::runtime::registry::OrchestrationRegistryBuilder;
 use duroxide::runtime::Runtime;
-use duroxide::{OrchestrationRegistry, RuntimeOptions};
+use duroxide::RuntimeOptions;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -145,9 +143,7 @@ impl RuntimeBuilder {
         let toygres = self.toygres.with_progress(sink);
         let env = crate::activities::Env { t: toygres.clone(), board: board.clone() };
         let activities = crate::activities::registry(&env);
-        let mut orchestrations = OrchestrationRegistry::builder()
-            .register_typed(CREATE_IMAGE, create_image)
-            .register_versioned_typed(CREATE_INSTANCE, CREATE_INSTANCE_VERSION, create_instance_v1_0_5);
+        let mut orchestrations = crate::orchestrations::registry();
         for extend in self.extensions {
             orchestrations = extend(orchestrations);
         }

@@ -9,12 +9,25 @@ pub use create_image::{create_image, ImageInput};
 pub use create_instance::{create_instance_v1_0_5, InstanceInput};
 
 use crate::names::activity::KILL_JOB;
+use crate::names::{CREATE_IMAGE, CREATE_INSTANCE, CREATE_INSTANCE_VERSION};
 use crate::status::{Failure, StepError, StepStatus};
+use duroxide::runtime::registry::OrchestrationRegistryBuilder;
+use duroxide::OrchestrationRegistry;
 use duroxide::{DurableFuture, Either2, OrchestrationContext};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::time::Duration;
 use toygres_core::{JobRef, Phase, RetryPolicy};
+
+/// Every version of every toygres orchestration, oldest first (an instance keeps the version it
+/// started with, so a version is never removed while instances may run on it).
+pub fn registry() -> OrchestrationRegistryBuilder {
+    OrchestrationRegistry::builder().register_typed(CREATE_IMAGE, create_image).register_versioned_typed(
+        CREATE_INSTANCE,
+        CREATE_INSTANCE_VERSION,
+        create_instance_v1_0_5,
+    )
+}
 
 /// How a step reacts to a cancellation that arrives while it runs.
 pub(crate) enum Kind {
