@@ -1,10 +1,9 @@
 //! [`ClusterExecutor`]: where PostgreSQL instances and backup/restore jobs run.
 
 use crate::blob::ImageLocation;
+use crate::domain::{ConnectionInfo, ImageFormat, ImageType};
 use crate::error::Result;
 use crate::ids::{ImageId, InstanceId};
-use crate::image::{ImageFormat, ImageType};
-use crate::instance::ConnectionInfo;
 use crate::manifest::Manifest;
 use crate::progress::{ProgressSink, Subject};
 use crate::secret::Password;
@@ -13,28 +12,7 @@ use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// What an executor needs to know about an instance. Resource names derive from `id` only
-/// (see [`InstanceSpec::resource_name`]), so every step is idempotent across re-runs.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct InstanceSpec {
-    /// The instance.
-    pub id: InstanceId,
-    /// Its name (DNS-1123 label), for labels and humans.
-    pub name: String,
-    /// Its image type (decides runtime configuration).
-    pub image_type: ImageType,
-    /// PostgreSQL version to run, e.g. `"15.18"` (the source image's, for a restore).
-    pub pg_version: Option<String>,
-    /// DNS label of its public endpoint.
-    pub dns_label: Option<String>,
-}
-
-impl InstanceSpec {
-    /// Deterministic name of the instance's resources: `pg-<id>` (39 characters, a DNS-1123 label).
-    pub fn resource_name(&self) -> String {
-        format!("pg-{}", self.id)
-    }
-}
+pub use crate::domain::InstanceSpec;
 
 /// The backup job's input: dump the whole `source` instance into `location`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -2,77 +2,15 @@
 //! ([`Page`], [`PageToken`]). Listings are ordered oldest first (`created_at`, then id), so that a
 //! continuation token is simply the position of the last record returned.
 
-use crate::error::{Error, Result};
 use crate::ids::{ImageId, InstanceId};
-use crate::image::ImageRecord;
-use crate::instance::InstanceRecord;
-use crate::labels::{has_all, Labels};
+use crate::labels::Labels;
 use crate::state::{ImageState, InstanceState};
-use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use uuid::Uuid;
+
+pub use crate::domain::PageToken;
 
 /// Most records one page holds, whatever limit is asked for.
 pub const MAX_PAGE: usize = 1000;
-
-/// Where a listing continues: after the record created at `created_at` with id `id`.
-/// Opaque to callers (its text form is `<microseconds>.<uuid>`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
-pub struct PageToken {
-    /// `created_at` of the last record returned, in microseconds since the epoch.
-    pub created_micros: i64,
-    /// Its id.
-    pub id: Uuid,
-}
-
-impl PageToken {
-    /// The token that continues after a record created at `created_at` with id `id`.
-    pub fn after(created_at: DateTime<Utc>, id: Uuid) -> Self {
-        Self { created_micros: created_at.timestamp_micros(), id }
-    }
-
-    /// `created_at` of the last record returned.
-    pub fn created_at(&self) -> DateTime<Utc> {
-        DateTime::from_timestamp_micros(self.created_micros).unwrap_or_default()
-    }
-
-    /// Whether a record created at `created_at` with id `id` comes after this token.
-    pub fn precedes(&self, created_at: DateTime<Utc>, id: Uuid) -> bool {
-        (created_at.timestamp_micros(), id) > (self.created_micros, self.id)
-    }
-}
-
-impl std::fmt::Display for PageToken {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}.{}", self.created_micros, self.id.simple())
-    }
-}
-
-impl std::str::FromStr for PageToken {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self> {
-        let invalid = || Error::InvalidRequest {
-            field: "page_token",
-            reason: format!("{s:?} is not a token a listing returned; pass `next` of the previous page unchanged"),
-        };
-        let (micros, id) = s.split_once('.').ok_or_else(invalid)?;
-        Ok(Self { created_micros: micros.parse().map_err(|_| invalid())?, id: id.parse().map_err(|_| invalid())? })
-    }
-}
-
-impl TryFrom<String> for PageToken {
-    type Error = Error;
-    fn try_from(s: String) -> Result<Self> {
-        s.parse()
-    }
-}
-
-impl From<PageToken> for String {
-    fn from(t: PageToken) -> String {
-        t.to_string()
-    }
-}
 
 /// One page of a listing.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -176,16 +114,6 @@ impl ImageFilter {
         self.source_instance_id = Some(instance);
         self
     }
-
-    /// Whether `record` passes every condition but the limit (in-memory catalogs and tests).
-    pub fn matches(&self, record: &ImageRecord) -> bool {
-        record.state != ImageState::Deleted
-            && self.source_instance_id.is_none_or(|i| i == record.source_instance_id)
-            && self.state.is_none_or(|s| s == record.state)
-            && self.name.as_ref().is_none_or(|n| *n == record.name)
-            && has_all(&record.labels, &self.labels)
-            && self.page_token.is_none_or(|t| t.precedes(record.created_at, record.id.0))
-    }
 }
 
 /// Which instances a listing returns. Deleted instances are never listed. Built like [`ImageFilter`].
@@ -217,16 +145,6 @@ impl InstanceFilter {
     pub fn source_image(mut self, image: ImageId) -> Self {
         self.source_image_id = Some(image);
         self
-    }
-
-    /// Whether `record` passes every condition but the limit (in-memory catalogs and tests).
-    pub fn matches(&self, record: &InstanceRecord) -> bool {
-        record.state != InstanceState::Deleted
-            && self.source_image_id.is_none_or(|i| Some(i) == record.source_image_id)
-            && self.state.is_none_or(|s| s == record.state)
-            && self.name.as_ref().is_none_or(|n| *n == record.name)
-            && has_all(&record.labels, &self.labels)
-            && self.page_token.is_none_or(|t| t.precedes(record.created_at, record.id.0))
     }
 }
 

@@ -1,105 +1,16 @@
 //! Image records as the catalog keeps them, and the image type carried to restored instances.
 
+use crate::domain::PageToken;
 use crate::ids::{ImageId, InstanceId, OperationId};
-use crate::labels::Labels;
+use crate::labels::{has_all, Labels};
 use crate::metadata::ImageMetadata;
 use crate::secret::Password;
 use crate::state::ImageState;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use std::fmt;
 
+pub use crate::domain::{ImageFormat, ImageType};
 pub use crate::filter::ImageFilter;
-
-/// The flavour of PostgreSQL an instance runs. A restored instance always takes the image
-/// type of its **source image**, never the one a request asks for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ImageType {
-    /// Stock PostgreSQL.
-    #[default]
-    Stock,
-    /// PostgreSQL with the pg_durable extension.
-    PgDurable,
-}
-
-impl ImageType {
-    /// The catalog's spelling.
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            ImageType::Stock => "stock",
-            ImageType::PgDurable => "pg_durable",
-        }
-    }
-
-    /// Parses the catalog's spelling. An unknown value falls back to [`ImageType::Stock`] with
-    /// a warning, as the original control plane does, so an old or hand-edited record still restores.
-    ///
-    /// ```
-    /// use toygres_core::ImageType;
-    /// assert_eq!(ImageType::from_catalog("pg_durable"), ImageType::PgDurable);
-    /// assert_eq!(ImageType::from_catalog("something-else"), ImageType::Stock);
-    /// ```
-    pub fn from_catalog(value: &str) -> Self {
-        match value {
-            "stock" => ImageType::Stock,
-            "pg_durable" => ImageType::PgDurable,
-            other => {
-                tracing::warn!(image_type = other, "unknown image_type in the catalog; using stock");
-                ImageType::Stock
-            }
-        }
-    }
-}
-
-impl fmt::Display for ImageType {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// How an image holds its data.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ImageFormat {
-    /// `pg_dump` of every database plus the globals: portable across executors and onto newer
-    /// majors. The default.
-    #[default]
-    Logical,
-    /// `pg_basebackup` of the data files: restores as fast as the disk, same major only.
-    Physical,
-}
-
-impl ImageFormat {
-    /// The catalog's spelling.
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            ImageFormat::Logical => "logical",
-            ImageFormat::Physical => "physical",
-        }
-    }
-}
-
-impl std::str::FromStr for ImageFormat {
-    type Err = crate::Error;
-
-    fn from_str(s: &str) -> crate::Result<Self> {
-        match s {
-            "logical" => Ok(ImageFormat::Logical),
-            "physical" => Ok(ImageFormat::Physical),
-            other => Err(crate::Error::InvalidRequest {
-                field: "format",
-                reason: format!("{other:?} is not an image format; use \"logical\" or \"physical\""),
-            }),
-        }
-    }
-}
-
-impl fmt::Display for ImageFormat {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
 
 /// What is known when an image is reserved (step 1 of the backup).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -221,8 +132,20 @@ impl ImageRecord {
     }
 
     /// Its position in listings, for continuation tokens.
-    pub fn page_token(&self) -> crate::filter::PageToken {
-        crate::filter::PageToken::after(self.created_at, self.id.0)
+    pub fn page_token(&self) -> PageToken {
+        PageToken::after(self.created_at, self.id.0)
+    }
+}
+
+impl ImageFilter {
+    /// Whether `record` passes every condition but the limit (in-memory catalogs and tests).
+    pub fn matches(&self, record: &ImageRecord) -> bool {
+        record.state != ImageState::Deleted
+            && self.source_instance_id.is_none_or(|i| i == record.source_instance_id)
+            && self.state.is_none_or(|s| s == record.state)
+            && self.name.as_ref().is_none_or(|n| *n == record.name)
+            && has_all(&record.labels, &self.labels)
+            && self.page_token.is_none_or(|t| t.precedes(record.created_at, record.id.0))
     }
 }
 

@@ -1,13 +1,16 @@
 //! Instance records as the catalog keeps them.
 
-use crate::executor::InstanceSpec;
+use crate::domain::{ImageType, InstanceSpec, PageToken};
+use crate::filter::InstanceFilter;
 use crate::ids::{ImageId, InstanceId, OperationId};
-use crate::image::ImageType;
-use crate::labels::Labels;
+use crate::image::ImageRecord;
+use crate::labels::{has_all, Labels};
 use crate::secret::Password;
 use crate::state::InstanceState;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+
+pub use crate::domain::ConnectionInfo;
 
 /// What is known when an instance record is created.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -60,7 +63,7 @@ impl NewInstance {
     }
 
     /// An instance being restored (`provisioning`) from `image`, whose type and version it takes.
-    pub fn restored(name: impl Into<String>, image: &crate::image::ImageRecord, password: Password) -> Self {
+    pub fn restored(name: impl Into<String>, image: &ImageRecord, password: Password) -> Self {
         Self {
             name: name.into(),
             dns_label: None,
@@ -79,33 +82,6 @@ impl NewInstance {
     pub fn with_labels(mut self, labels: Labels) -> Self {
         self.labels = labels;
         self
-    }
-}
-
-/// How to reach a running instance. Connection strings never contain the password.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ConnectionInfo {
-    /// Host name or address clients use.
-    pub host: String,
-    /// TCP port.
-    pub port: u16,
-    /// Superuser name.
-    pub user: String,
-    /// Database to connect to by default.
-    pub database: String,
-    /// Public DNS name, e.g. `<label>.<region>.cloudapp.azure.com`, when the executor has one.
-    pub dns_name: Option<String>,
-}
-
-impl ConnectionInfo {
-    /// `postgresql://user@host:port/database`, without the password.
-    pub fn connection_string(&self) -> String {
-        format!("postgresql://{}@{}:{}/{}", self.user, self.host, self.port, self.database)
-    }
-
-    /// The same, on the public DNS name when there is one.
-    pub fn external_connection_string(&self) -> Option<String> {
-        self.dns_name.as_ref().map(|dns| format!("postgresql://{}@{}:{}/{}", self.user, dns, self.port, self.database))
     }
 }
 
@@ -168,8 +144,8 @@ impl InstanceRecord {
     }
 
     /// Its position in listings, for continuation tokens.
-    pub fn page_token(&self) -> crate::filter::PageToken {
-        crate::filter::PageToken::after(self.created_at, self.id.0)
+    pub fn page_token(&self) -> PageToken {
+        PageToken::after(self.created_at, self.id.0)
     }
 
     /// The executor's view of this instance.
@@ -181,6 +157,18 @@ impl InstanceRecord {
             pg_version: self.pg_version.clone(),
             dns_label: self.dns_label.clone(),
         }
+    }
+}
+
+impl InstanceFilter {
+    /// Whether `record` passes every condition but the limit (in-memory catalogs and tests).
+    pub fn matches(&self, record: &InstanceRecord) -> bool {
+        record.state != InstanceState::Deleted
+            && self.source_image_id.is_none_or(|i| Some(i) == record.source_image_id)
+            && self.state.is_none_or(|s| s == record.state)
+            && self.name.as_ref().is_none_or(|n| *n == record.name)
+            && has_all(&record.labels, &self.labels)
+            && self.page_token.is_none_or(|t| t.precedes(record.created_at, record.id.0))
     }
 }
 

@@ -1,7 +1,7 @@
 //! [`ImageMetadata`]: what an image holds, taken from its manifest when it becomes `ready` and
 //! kept on its record, so that an embedder can see it without reading blob storage.
 
-use crate::image::ImageFormat;
+use crate::domain::ImageFormat;
 use crate::manifest::Manifest;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};

@@ -26,9 +26,9 @@ mod locale;
 pub use database_sql::{exists_in_fresh_cluster, DatabaseSql};
 pub use locale::ClusterLocale;
 
+use crate::domain::{ImageFormat, ImageType};
 use crate::error::{Error, Result};
 use crate::ids::ImageId;
-use crate::image::{ImageFormat, ImageType};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
