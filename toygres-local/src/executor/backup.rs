@@ -2,17 +2,15 @@
 //! `template0`), each streamed through zstd and sha256 straight into the blob store, each database's
 //! own SQL and the cluster's locale ([`super::source`]), then the manifest, last (image format 2).
 
-use super::codec::{compress_into, store_into};
+use super::dump::{dump, Output};
 use super::jobs::JobCtx;
 use super::source::{self, SourceDatabase};
-use super::transfer::{self, Sink};
+use super::transfer;
 use super::Inner;
 use crate::cluster::{with_connections_allowed, LocalCluster};
 use futures::{StreamExt, TryStreamExt};
-use std::process::Stdio;
 use std::sync::Arc;
-use tokio::process::Command;
-use toygres_core::manifest::{database_object_name, ManifestDatabase, ManifestObject, FORMAT_VERSION};
+use toygres_core::manifest::{database_object_name, ManifestDatabase, FORMAT_VERSION};
 use toygres_core::manifest::{GLOBALS_NAME, MANIFEST_NAME};
 use toygres_core::{BackupJobSpec, Error, ImageFormat, Manifest, Password, Result, Transfer};
 
@@ -140,69 +138,4 @@ async fn dump_database(
         sql,
         allow_connections: db.allow_connections,
     })
-}
-
-/// What a dump program writes on its standard output.
-#[derive(Clone, Copy)]
-pub(crate) enum Output {
-    /// Uncompressed bytes: compressed here with the executor's settings, counted as progress.
-    Raw,
-    /// Already zstd-compressed (by the server): stored as is. `report` reads the program's own
-    /// `(done, total)` byte report from a line of its standard error (such lines are not logged).
-    Zstd { report: fn(&str) -> Option<(u64, u64)> },
-}
-
-/// Runs a dump program and streams its standard output into object `name` (compressed here unless
-/// it already is). The object is completed only when the program succeeded.
-pub(crate) async fn dump(
-    mut cmd: Command,
-    output: Output,
-    transfer: &Transfer,
-    name: &str,
-    inner: &Inner,
-    ctx: &JobCtx,
-) -> Result<ManifestObject> {
-    let program = cmd.as_std().get_program().to_string_lossy().into_owned();
-    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
-    let mut child = cmd.spawn().map_err(|e| Error::backend(BACKEND, format!("cannot run {program}"), e))?;
-    let captured = match (child.stderr.take(), output) {
-        (Some(err), Output::Raw) => ctx.log.capture(err, &program),
-        (Some(err), Output::Zstd { report }) => {
-            let progress = ctx.progress.clone();
-            ctx.log.capture_with(err, &program, move |line| match report(line) {
-                Some((done, total)) => {
-                    progress.set_total(total);
-                    progress.advance_to(done);
-                    false
-                }
-                None => true,
-            })
-        }
-        (None, _) => Default::default(),
-    };
-    let stdout = child.stdout.take().expect("piped stdout");
-    let mut sink = Sink::open(transfer, name, &ctx.log)?;
-    let streamed = match output {
-        Output::Raw => compress_into(stdout, &mut sink, name, inner.compression, &ctx.progress).await,
-        Output::Zstd { .. } => store_into(stdout, &mut sink, name).await,
-    };
-    let status = child.wait().await;
-    captured.done().await;
-    let object = match (streamed, status) {
-        (Ok(object), Ok(status)) if status.success() => object,
-        (Err(e), _) => {
-            sink.abort().await;
-            return Err(e);
-        }
-        (Ok(object), status) => {
-            sink.abort().await;
-            let how = status.map(|s| s.to_string()).unwrap_or_else(|e| e.to_string());
-            let short = program.rsplit('/').next().unwrap_or(&program).to_string();
-            let what = format!("{short} for {name} failed ({how}) after {} bytes; see the job log", object.size);
-            return Err(Error::backend_msg(BACKEND, what));
-        }
-    };
-    sink.finish().await?;
-    ctx.log.line(&format!("stored {name}: {} bytes, {}", object.size, object.sha256));
-    Ok(object)
 }

@@ -8,6 +8,8 @@ mod backup;
 mod builder;
 mod codec;
 mod compat;
+mod dump;
+mod feed;
 mod joblog;
 mod jobs;
 mod layout;

@@ -4,8 +4,8 @@
 //! recovery) before it accepts connections. Roles and password hashes are in the data files, so a
 //! restored instance takes the source's password by construction.
 
-use super::backup::{dump, Output};
 use super::codec::Checked;
+use super::dump::{dump, Output};
 use super::jobs::JobCtx;
 use super::transfer::Source;
 use super::{untar, Inner};

@@ -15,6 +15,7 @@
 //! parsing every row of the largest table was the critical path.
 
 use super::codec::decompress_into;
+use super::feed::feed;
 use super::jobs::JobCtx;
 use super::sections;
 use super::staging::Staged;
@@ -23,9 +24,7 @@ use super::Inner;
 use crate::cluster::writeback::Writeback;
 use crate::cluster::{quote_ident, script, LocalCluster, LOAD_ONLY_SETTINGS, SUPERUSER};
 use futures::{StreamExt, TryStreamExt};
-use std::process::Stdio;
 use std::sync::Arc;
-use tokio::process::Command;
 use toygres_core::manifest::{exists_in_fresh_cluster, ManifestDatabase, GLOBALS_NAME, MANIFEST_NAME};
 use toygres_core::{Error, ImageFormat, Manifest, Password, RestoreJobSpec, Result, Transfer};
 
@@ -190,35 +189,6 @@ async fn run_sql(cluster: &LocalCluster, password: &Password, sql: &str, what: &
             other => other,
         }
     })
-}
-
-/// Runs `cmd` with its stdin fed by `write`; fails if either fails. Output goes to the job log.
-pub(crate) async fn feed<F, Fut>(mut cmd: Command, what: &str, ctx: &JobCtx, write: F) -> Result<()>
-where
-    F: FnOnce(tokio::process::ChildStdin) -> Fut,
-    Fut: std::future::Future<Output = Result<()>>,
-{
-    cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
-    let mut child = cmd.spawn().map_err(|e| Error::backend(BACKEND, format!("{what}: cannot start it"), e))?;
-    let captured: Vec<_> = [child.stdout.take().map(|o| ctx.log.capture(o, what))]
-        .into_iter()
-        .chain([child.stderr.take().map(|e| ctx.log.capture(e, what))])
-        .flatten()
-        .collect();
-    let written = write(child.stdin.take().expect("piped stdin")).await;
-    if written.is_err() {
-        let _ = child.start_kill();
-    }
-    let status = child.wait().await;
-    for c in captured {
-        c.done().await;
-    }
-    written?;
-    let status = status.map_err(|e| Error::backend(BACKEND, format!("{what}: waiting"), e))?;
-    if !status.success() {
-        return Err(Error::backend_msg(BACKEND, format!("{what} failed ({status}); see the job log")));
-    }
-    Ok(())
 }
 
 #[cfg(test)]

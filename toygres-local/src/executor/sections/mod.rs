@@ -20,8 +20,8 @@ mod split;
 mod workers;
 
 use super::codec::{decompress_head_into, decompress_into};
+use super::feed::feed;
 use super::jobs::JobCtx;
-use super::restore::feed;
 use super::transfer::Source;
 use crate::cluster::LocalCluster;
 use archive::{Archive, Toc};
