@@ -14,7 +14,7 @@
 //!   the azcopy child's arguments, visible in the process list of that machine: use them for
 //!   development and the emulator only. Workload identity has no secret at all.
 
-use crate::config::AzureAuth;
+use crate::auth::AzureAuth;
 use toygres_core::{CommandTransfer, Password};
 
 /// How jobs run azcopy. The defaults suit a Kubernetes job of one or two cores.

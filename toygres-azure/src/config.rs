@@ -2,10 +2,10 @@
 //! [`AzureBlobStoreBuilder::from_env`].
 
 use crate::azcopy::AzcopySettings;
-use crate::store::AzureBlobStore;
 use object_store::RetryConfig;
-use std::path::PathBuf;
 use toygres_core::{Error, Password, Result};
+
+pub use crate::auth::AzureAuth;
 
 /// The account name of the Azure Storage emulator (Azurite).
 pub const EMULATOR_ACCOUNT: &str = "devstoreaccount1";
@@ -17,41 +17,7 @@ pub const EMULATOR_URL: &str = "http://127.0.0.1:10000";
 /// Container used when none is configured.
 pub const DEFAULT_CONTAINER: &str = "images";
 
-/// How toygres and its azcopy jobs authenticate to the storage account. `Debug` never shows a secret.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum AzureAuth {
-    /// AKS workload identity (production): a federated token file projected into the pod, exchanged
-    /// for an Entra ID token. No secret is stored anywhere; copies authenticate with `AZCOPY_AUTO_LOGIN_TYPE=WORKLOAD`.
-    WorkloadIdentity {
-        /// `AZURE_CLIENT_ID`: client id of the user-assigned identity (or app registration).
-        client_id: String,
-        /// `AZURE_TENANT_ID`.
-        tenant_id: String,
-        /// `AZURE_FEDERATED_TOKEN_FILE`, e.g. `/var/run/secrets/azure/tokens/azure-identity-token`.
-        federated_token_file: PathBuf,
-        /// `AZURE_AUTHORITY_HOST`, when not the public cloud's.
-        authority_host: Option<String>,
-    },
-    /// A SAS token for the container (needs read, create, write, delete and list). Used by object_store
-    /// and appended to azcopy's URLs, which puts it in azcopy's arguments: development only.
-    Sas(Password),
-    /// The account's shared key. object_store signs with it; azcopy gets a short-lived container SAS
-    /// derived from it (in its arguments, see [`AzureAuth::Sas`]). The emulator uses its public key.
-    AccessKey(Password),
-}
-
-impl AzureAuth {
-    /// Short name for messages.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            AzureAuth::WorkloadIdentity { .. } => "workload identity",
-            AzureAuth::Sas(_) => "SAS token",
-            AzureAuth::AccessKey(_) => "account key",
-        }
-    }
-}
-
-/// Builds an [`AzureBlobStore`].
+/// Builds an [`AzureBlobStore`](crate::AzureBlobStore).
 ///
 /// ```
 /// use toygres_azure::{AzureBlobStore, AzureAuth};
@@ -181,12 +147,6 @@ impl AzureBlobStoreBuilder {
     /// [`AzureBlobStoreBuilder::from_vars`] over the process environment.
     pub fn from_env() -> Result<Self> {
         Self::from_vars(|name| std::env::var(name).ok())
-    }
-
-    /// Checks the configuration and builds the store. Makes no network call (see
-    /// [`AzureBlobStore::ensure_container`]).
-    pub fn build(self) -> Result<AzureBlobStore> {
-        AzureBlobStore::from_builder(self)
     }
 }
 

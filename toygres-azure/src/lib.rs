@@ -22,6 +22,7 @@
 //! ```
 #![warn(missing_docs)]
 
+mod auth;
 pub mod azcopy;
 pub mod config;
 mod container;

@@ -1,7 +1,8 @@
 //! [`AzureBlobStore`]: the [`BlobStore`] on an Azure Blob container.
 
+use crate::auth::AzureAuth;
 use crate::azcopy::AzcopySettings;
-use crate::config::{AzureAuth, AzureBlobStoreBuilder, DEFAULT_CONTAINER};
+use crate::config::{AzureBlobStoreBuilder, DEFAULT_CONTAINER};
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures::TryStreamExt;
@@ -55,6 +56,15 @@ impl std::fmt::Debug for AzureBlobStore {
     }
 }
 
+// The builder builds here, beside the store, so that `config` does not import `store`.
+impl AzureBlobStoreBuilder {
+    /// Checks the configuration and builds the store. Makes no network call (see
+    /// [`AzureBlobStore::ensure_container`]).
+    pub fn build(self) -> Result<AzureBlobStore> {
+        AzureBlobStore::from_builder(self)
+    }
+}
+
 impl AzureBlobStore {
     /// A builder; see [`AzureBlobStoreBuilder`].
     pub fn builder() -> AzureBlobStoreBuilder {
@@ -66,7 +76,7 @@ impl AzureBlobStore {
         AzureBlobStoreBuilder::from_env()?.build()
     }
 
-    pub(crate) fn from_builder(b: AzureBlobStoreBuilder) -> Result<Self> {
+    fn from_builder(b: AzureBlobStoreBuilder) -> Result<Self> {
         let invalid = |field, reason: &str| Error::InvalidRequest { field, reason: reason.into() };
         let account = b.account.ok_or_else(|| invalid("azure account", "is missing; set AZURE_STORAGE_ACCOUNT"))?;
         let container = b.container.unwrap_or_else(|| DEFAULT_CONTAINER.into());
