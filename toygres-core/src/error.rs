@@ -51,6 +51,17 @@ pub enum Error {
         state: String,
     },
 
+    /// Only a running instance can be imaged. Nothing was created.
+    #[error("instance {name} is {state}: only running instances can be imaged; wait for it or pick another")]
+    InstanceNotRunning {
+        /// The instance.
+        id: InstanceId,
+        /// Its name.
+        name: String,
+        /// Its state.
+        state: String,
+    },
+
     /// An instance with that name already exists for another operation.
     #[error("an instance named {0:?} already exists; choose another name or delete it first")]
     NameTaken(String),
@@ -249,6 +260,7 @@ impl Error {
             Error::InvalidRequest { .. } | Error::ConflictingRequest { .. } => ErrorClass::Invalid,
             Error::ImageNotFound(_) | Error::InstanceNotFound(_) => ErrorClass::NotFound,
             Error::ImageNotReady { .. }
+            | Error::InstanceNotRunning { .. }
             | Error::NameTaken(_)
             | Error::InvalidTransition { .. }
             | Error::StateConflict { .. }

@@ -60,8 +60,8 @@ pub use memory::MemoryCatalog;
 pub use metadata::{ImageDatabase, ImageMetadata};
 pub use objstore::ObjectStoreBlobs;
 pub use pipeline::{
-    Backup, BackupResult, ExpireReport, Options, Provision, ReconcileReport, Restore, RetentionPolicy, SourceInstance,
-    Toygres,
+    Backup, BackupResult, ExpireReport, Options, Provision, ReconcileReport, Restore, RestoreAdmission,
+    RetentionPolicy, SourceInstance, Toygres,
 };
 pub use progress::{EventKind, NoProgress, Phase, ProgressEvent, ProgressSink, Subject};
 pub use request::{CreateImageRequest, CreateInstanceRequest};

@@ -37,6 +37,12 @@ pub fn validate_dns1123_label(field: &'static str, value: &str) -> Result<()> {
     Ok(())
 }
 
+/// Longest image description, in characters.
+pub const MAX_DESCRIPTION: usize = 1024;
+
+/// Longest superuser password of a fresh instance, in characters.
+pub const MAX_PASSWORD: usize = 1024;
+
 /// What a request asks for, as a digest kept with the record it creates, so that an operation id
 /// (an `Idempotency-Key`) is bound to one request: the sha256 (hex) of `kind` and the request's
 /// JSON. Secrets are never part of it (a digest of a password is a copy that can be guessed
@@ -106,8 +112,9 @@ impl CreateImageRequest {
     /// Validates every field; nothing is created when this fails.
     pub fn validate(&self) -> Result<()> {
         validate_dns1123_label("name", &self.name)?;
-        if self.description.as_ref().is_some_and(|d| d.len() > 4096) {
-            return Err(Error::InvalidRequest { field: "description", reason: "longer than 4096 bytes".into() });
+        if self.description.as_ref().is_some_and(|d| d.chars().count() > MAX_DESCRIPTION) {
+            let reason = format!("longer than {MAX_DESCRIPTION} characters; shorten it");
+            return Err(Error::InvalidRequest { field: "description", reason });
         }
         validate_labels(&self.labels)
     }

@@ -1,14 +1,14 @@
 //! [`DurableClient`]: validates and records synchronously, then starts the orchestration.
 
 use crate::names::{self, CANCEL_QUEUE, CREATE_IMAGE, CREATE_IMAGE_VERSION, CREATE_INSTANCE, CREATE_INSTANCE_VERSION};
-use crate::orchestrations::{ImageInput, InstanceInput};
+use crate::orchestrations::{ImageInput, InstanceFlow};
 use crate::progress::ProgressBoard;
 use crate::status::{Failure, OperationState, OperationStatus, StepStatus};
 use duroxide::{Client, ClientError, ErrorDetails, OrchestrationStatus};
 use std::sync::Arc;
 use std::time::Duration;
 use toygres_core::{CreateImageRequest, CreateInstanceRequest, Error, ImageRecord, ImageState, InstanceRecord};
-use toygres_core::{InstanceState, OperationId, Provision, Result, Subject, Toygres};
+use toygres_core::{InstanceState, OperationId, Result, Subject, Toygres};
 
 /// How often [`DurableClient::wait`] reads the status.
 pub const WAIT_POLL: Duration = Duration::from_millis(5);
@@ -36,69 +36,62 @@ impl DurableClient {
         &self.client
     }
 
-    /// Synchronously: validates the request, checks the source instance exists and is running,
-    /// reserves the image record (`creating`, idempotent on `operation`); then starts orchestration
-    /// `create-image` 1.0.0 with instance id `create-image-<image-id>` (a duplicate start is a
-    /// no-op). Returns the reserved record at once. Errors are core's typed errors
-    /// (InvalidRequest, InstanceNotFound, ...) and nothing is created on them.
+    /// Synchronously: admits the request and reserves the image ([`toygres_core::Backup::begin`]:
+    /// every refusal, with core's typed error, comes before anything is created); then starts
+    /// orchestration `create-image` 1.1.0 with instance id `create-image-<image-id>` (a
+    /// duplicate start is a no-op). Returns the reserved record at once.
     pub async fn create_image(&self, operation: OperationId, request: CreateImageRequest) -> Result<ImageRecord> {
-        request.validate()?;
-        let source = self.toygres.catalog.get_instance(request.instance_id).await?;
-        if source.state != InstanceState::Running {
-            return Err(Error::InvalidRequest {
-                field: "instance_id",
-                reason: format!("instance {} is {}, only running instances can be imaged", source.name, source.state),
-            });
-        }
-        let record = self.toygres.backup().reserve_image(operation, &request).await?;
-        if record.state == ImageState::Creating {
-            let id = names::image_orchestration_id(record.id);
-            let input = ImageInput { image_id: record.id };
-            self.client
-                .start_orchestration_versioned_typed(id, CREATE_IMAGE, CREATE_IMAGE_VERSION, input)
-                .await
-                .map_err(client_error("starting create-image"))?;
-        }
+        let record = self.toygres.backup().begin(operation, &request).await?;
+        self.start_image(&record).await?;
         Ok(record)
     }
 
-    /// Synchronously: validates (ConflictingRequest for `source_image_id` with `runtime_image_id`
-    /// / `image_override`), fetches the image (ImageNotFound / ImageNotReady), creates the
-    /// instance record (`provisioning`, the image's password and image type, idempotent on
-    /// `operation`, NameTaken); then starts `create-instance` 1.0.5 with id
-    /// `create-instance-<instance-id>`. Returns the record at once. Without `source_image_id`: a
-    /// fresh empty instance with the request's password (same orchestration, the fresh path).
+    /// Synchronously: admits the request and creates the instance record
+    /// ([`toygres_core::Toygres::begin_instance`]: a restore takes the image's password and
+    /// image type; every refusal, with core's typed error, comes before anything is created);
+    /// then starts `create-instance` 1.1.0 with id `create-instance-<instance-id>`. Returns the
+    /// record at once. Without `source_image_id`: a fresh empty instance with the request's
+    /// password (same orchestration, the fresh path).
     pub async fn create_instance(
         &self,
         operation: OperationId,
         request: CreateInstanceRequest,
     ) -> Result<InstanceRecord> {
-        let record = match request.source_image_id {
-            Some(_) => {
-                let restore = self.toygres.restore();
-                let image_id = request.validate_restore()?;
-                let image = restore.fetch_image(image_id).await?;
-                let password = restore.source_password(image_id).await?;
-                restore.create_record(operation, &request, &image, &password).await?
-            }
-            None => {
-                Provision::validate(&request)?;
-                self.toygres.provision().create_record(operation, &request).await?
-            }
-        };
-        if record.state == InstanceState::Provisioning {
-            let id = names::instance_orchestration_id(record.id);
-            let input = InstanceInput {
-                spec: record.spec(),
-                image: record.source_image_id,
-                connection_test: self.toygres.options.connection_test.clone(),
-            };
-            self.client
-                .start_orchestration_versioned_typed(id, CREATE_INSTANCE, CREATE_INSTANCE_VERSION, input)
-                .await
-                .map_err(client_error("starting create-instance"))?;
-        }
+        let record = self.toygres.begin_instance(operation, &request).await?;
+        self.start_instance(&record).await?;
         Ok(record)
+    }
+
+    /// Starts the orchestration of a record that is still `creating` / `provisioning` but has
+    /// none (a crash between recording it and starting its orchestration): the same start as
+    /// the creation's, so for a record whose orchestration exists it is a no-op. A finished
+    /// record is left as it is; an unknown one is `ImageNotFound` / `InstanceNotFound`.
+    pub async fn resume(&self, subject: Subject) -> Result<()> {
+        match subject {
+            Subject::Image(id) => self.start_image(&self.toygres.get_image(id).await?).await,
+            Subject::Instance(id) => self.start_instance(&self.toygres.get_instance(id).await?).await,
+        }
+    }
+
+    async fn start_image(&self, record: &ImageRecord) -> Result<()> {
+        if record.state != ImageState::Creating {
+            return Ok(());
+        }
+        let id = names::image_orchestration_id(record.id);
+        let input = ImageInput { image_id: record.id };
+        let start = self.client.start_orchestration_versioned_typed(id, CREATE_IMAGE, CREATE_IMAGE_VERSION, input);
+        start.await.map_err(client_error("starting create-image"))
+    }
+
+    async fn start_instance(&self, record: &InstanceRecord) -> Result<()> {
+        if record.state != InstanceState::Provisioning {
+            return Ok(());
+        }
+        let id = names::instance_orchestration_id(record.id);
+        let input = InstanceFlow { instance: record.id, image: record.source_image_id };
+        let start =
+            self.client.start_orchestration_versioned_typed(id, CREATE_INSTANCE, CREATE_INSTANCE_VERSION, input);
+        start.await.map_err(client_error("starting create-instance"))
     }
 
     /// Time this process's activities spent working for `subject` so far; an operation's wall
@@ -120,7 +113,10 @@ impl DurableClient {
             bytes_total: bytes.total,
             error: None,
         };
-        let step = |custom: &Option<String>| StepStatus::parse(custom.as_deref()).map(|s| s.step);
+        // The board (this process's runtime) knows the core step inside a multi-step activity.
+        let step = |custom: &Option<String>| {
+            self.board.step(subject).or_else(|| StepStatus::parse(custom.as_deref()).map(|s| s.step))
+        };
         match status {
             // Started but not picked up yet: the record says whether it exists.
             OrchestrationStatus::NotFound => {

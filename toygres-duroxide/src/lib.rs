@@ -4,12 +4,19 @@
 //! a control plane that dies in the middle of a backup or a restore picks the work up again when
 //! it restarts:
 //!
-//! - `create-image` 1.0.0: look up the source → backup job → mark ready (cleanup on failure).
-//! - `create-instance` 1.0.5: the restore flow inlined, step by step (fetch image, source
-//!   password, verify, volume, restore job, wait, deploy, ready, connection strings, connection
-//!   test 5 × 120 s, running), or a fresh empty instance; cleanup on failure.
+//! - `create-image` 1.1.0: backup job → mark ready (cleanup on failure).
+//! - `create-instance` 1.1.0: volume → restore job (or an empty cluster) → core's
+//!   deploy-to-running tail ([`toygres_core::Restore::serve`]); cleanup on failure.
 //!
-//! Every pipeline step is a typed activity ([`activities`]); orchestration ids derive from the
+//! The client admits every request through core ([`toygres_core::Backup::begin`],
+//! [`toygres_core::Toygres::begin_instance`]) before it records anything and starts the
+//! orchestration, so the REST path refuses exactly as the library does. Every step is an
+//! activity that takes the image or instance id ([`activities`]) and calls core's step by id,
+//! which reads the rest from the catalog and unseals secrets where they are used: recorded
+//! inputs never embed core's records, so core can evolve without failing in-flight
+//! orchestrations on replay. `create-image` 1.0.0 and `create-instance` 1.0.5, which earlier
+//! builds started, stay registered with their activities ([`orchestrations::v1`]); recorded
+//! histories of every version replay in `tests/golden.rs`. Orchestration ids derive from the
 //! image or instance id (`create-image-<id>`, `create-instance-<id>`), so a duplicate start is a
 //! no-op. The custom status carries the current step; byte progress comes from the executors'
 //! progress events. [`DurableClient::cancel`] kills the running job and runs the cleanup.

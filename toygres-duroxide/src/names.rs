@@ -5,12 +5,18 @@ use toygres_core::{ImageId, InstanceId, Subject};
 
 /// Orchestration `create-image` (backup pipeline).
 pub const CREATE_IMAGE: &str = "create-image";
-/// Version of `create-image` this build starts.
-pub const CREATE_IMAGE_VERSION: &str = "1.0.0";
+/// Version of `create-image` this build starts: steps take the image id only.
+pub const CREATE_IMAGE_VERSION: &str = "1.1.0";
+/// The first `create-image`, kept registered for instances earlier builds started.
+pub const CREATE_IMAGE_V1_0_0: &str = "1.0.0";
 /// Orchestration `create-instance` (restore from an image, or a fresh empty instance).
 pub const CREATE_INSTANCE: &str = "create-instance";
-/// Version of `create-instance` this build starts (the restore flow inlined, as in the original).
-pub const CREATE_INSTANCE_VERSION: &str = "1.0.5";
+/// Version of `create-instance` this build starts: steps take the instance id only, and the
+/// deploy-to-running tail is core's [`toygres_core::Restore::serve`].
+pub const CREATE_INSTANCE_VERSION: &str = "1.1.0";
+/// The `create-instance` earlier builds started (the restore flow inlined step by step), kept
+/// registered so that their instances finish.
+pub const CREATE_INSTANCE_V1_0_5: &str = "1.0.5";
 /// Queue the orchestrations read cancellation requests from.
 pub const CANCEL_QUEUE: &str = "toygres.cancel";
 
@@ -32,8 +38,25 @@ pub fn instance_orchestration_id(id: InstanceId) -> String {
     format!("{CREATE_INSTANCE}-{id}")
 }
 
-/// Activity names: `toygres.<pipeline>.<step>`.
+/// Activity names of the current versions: `toygres.<subject>.<step>.v2`. Each takes an id (or a
+/// small input of this crate's own) and reads the rest from the catalog, so its recorded input
+/// never changes with core's types. A step whose input or meaning changes gets a new name.
 pub mod activity {
+    #![allow(missing_docs)]
+    pub const BACKUP_JOB: &str = "toygres.image.backup_job.v2";
+    pub const MARK_READY: &str = "toygres.image.mark_ready.v2";
+    pub const IMAGE_FAIL: &str = "toygres.image.fail.v2";
+    pub const CREATE_VOLUME: &str = "toygres.instance.create_volume.v2";
+    pub const RESTORE_JOB: &str = "toygres.instance.restore_job.v2";
+    pub const INITIALIZE_EMPTY: &str = "toygres.instance.initialize_empty.v2";
+    pub const SERVE: &str = "toygres.instance.serve.v2";
+    pub const INSTANCE_FAIL: &str = "toygres.instance.fail.v2";
+    pub const KILL_JOB: &str = "toygres.job.kill.v2";
+}
+
+/// Activity names of `create-image` 1.0.0 and `create-instance` 1.0.5 (frozen: their recorded
+/// inputs are core records).
+pub mod activity_v1 {
     #![allow(missing_docs)]
     pub const LOOKUP_SOURCE: &str = "toygres.backup.lookup_source";
     pub const RUN_BACKUP_JOB: &str = "toygres.backup.run_backup_job";

@@ -24,6 +24,7 @@ pub struct Bytes {
 #[derive(Debug, Default)]
 pub struct ProgressBoard {
     map: Mutex<HashMap<Subject, Bytes>>,
+    steps: Mutex<HashMap<Subject, Phase>>,
     work: Mutex<HashMap<String, Duration>>,
 }
 
@@ -43,7 +44,17 @@ impl ProgressBoard {
         self.map.lock().expect("progress lock").get(&subject).copied().unwrap_or_default()
     }
 
+    /// The core step that last started for `subject` in this process: finer than the
+    /// orchestration's step when one activity runs several of core's (e.g. the deploy-to-running
+    /// tail).
+    pub fn step(&self, subject: Subject) -> Option<Phase> {
+        self.steps.lock().expect("progress lock").get(&subject).copied()
+    }
+
     fn record(&self, event: &ProgressEvent) {
+        if event.kind == EventKind::Started {
+            self.steps.lock().expect("progress lock").insert(event.subject, event.phase);
+        }
         if let EventKind::Bytes { done, total } = event.kind {
             let bytes = Bytes { phase: Some(event.phase), done, total };
             self.map.lock().expect("progress lock").insert(event.subject, bytes);
@@ -84,5 +95,7 @@ mod tests {
         sink.emit(&ProgressEvent { subject, phase: Phase::BackupJob, kind: EventKind::Started });
         assert_eq!(board.get(subject), Bytes { phase: Some(Phase::BackupJob), done: 20, total: Some(40) });
         assert_eq!(board.get(Subject::Image(ImageId::new())).done, 0);
+        assert_eq!(board.step(subject), Some(Phase::BackupJob));
+        assert_eq!(board.step(Subject::Image(ImageId::new())), None);
     }
 }

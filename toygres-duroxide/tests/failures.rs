@@ -8,8 +8,8 @@ use support::flaky::FlakyDeploy;
 use support::*;
 use toygres_core::{ClusterExecutor, CreateImageRequest, CreateInstanceRequest, ImageRecord, InstanceState};
 use toygres_core::{InstanceRecord, InstanceSpec, OperationId, Phase, Subject, Toygres};
-use toygres_duroxide::names::{activity, CREATE_INSTANCE};
-use toygres_duroxide::orchestrations::InstanceInput;
+use toygres_duroxide::names::{activity, activity_v1, CREATE_INSTANCE, CREATE_INSTANCE_V1_0_5};
+use toygres_duroxide::orchestrations::v1::InstanceInput;
 use toygres_duroxide::{DurableClient, OperationState, OperationStatus, ToygresRuntime};
 use toygres_local::LocalExecutor;
 
@@ -49,7 +49,7 @@ async fn a_transiently_failing_step_is_retried_per_its_policy() {
     assert_eq!(done.state, OperationState::Completed, "{done:?}");
     // Two failures, then success on the third and last attempt of the short-step policy.
     assert_eq!(flaky.calls.load(std::sync::atomic::Ordering::SeqCst), 3);
-    assert_eq!(scheduled(&client, subject, activity::DEPLOY).await, 3);
+    assert_eq!(scheduled(&client, subject, activity::SERVE).await, 3);
     let Subject::Instance(id) = subject else { unreachable!() };
     assert_eq!(t.catalog.get_instance(id).await.unwrap().state, InstanceState::Running);
     runtime.shutdown().await;
@@ -70,7 +70,7 @@ async fn a_permanent_failure_leaves_the_instance_failed_with_the_reason_and_noth
     assert_eq!(done.state, OperationState::Failed, "{done:?}");
     assert_eq!(done.step, Some(Phase::Deploy));
     assert!(done.error.as_deref().unwrap().contains("the volume is unusable"), "{done:?}");
-    assert_eq!(scheduled(&client, Subject::Instance(record.id), activity::DEPLOY).await, 1, "not retried");
+    assert_eq!(scheduled(&client, Subject::Instance(record.id), activity::SERVE).await, 1, "not retried");
     let failed = t.catalog.get_instance(record.id).await.unwrap();
     assert_eq!(failed.state, InstanceState::Failed);
     assert!(failed.failure_reason.as_deref().unwrap().contains("Deploy failed: corrupt"), "{failed:?}");
@@ -180,8 +180,11 @@ async fn create_instance_v2(_ctx: duroxide::OrchestrationContext, _input: Instan
     Err("version 2.0.0 ran".into())
 }
 
+/// An instance an earlier build started on `create-instance` 1.0.5 (whole core records in its
+/// activity inputs), stopped mid-way, finishes on 1.0.5 after the upgrade to this build (which
+/// starts 1.1.0) and after an even newer version is registered.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_instance_started_on_1_0_5_replays_on_1_0_5_after_a_newer_version_is_registered() {
+async fn an_instance_started_on_1_0_5_finishes_on_1_0_5_after_an_upgrade() {
     let env = Env::new();
     let _stop = StopAll(env.base_dir());
     let (t, executor, _) = env.toygres();
@@ -189,8 +192,18 @@ async fn an_instance_started_on_1_0_5_replays_on_1_0_5_after_a_newer_version_is_
     let image = image(&t, &source).await;
     let old = env.runtime(t.clone()).start().await.unwrap();
     let client = old.client();
-    let record = client.create_instance(OperationId::new(), CreateInstanceRequest::restore("r", image.id)).await;
-    let subject = Subject::Instance(record.unwrap().id);
+    // What an earlier build's client did: the record, then a 1.0.5 start.
+    let record = t.begin_instance(OperationId::new(), &CreateInstanceRequest::restore("r", image.id)).await.unwrap();
+    let subject = Subject::Instance(record.id);
+    let input = InstanceInput {
+        spec: record.spec(),
+        image: Some(image.id),
+        connection_test: t.options.connection_test.clone(),
+    };
+    let id = toygres_duroxide::names::orchestration_id(subject);
+    let started =
+        client.duroxide().start_orchestration_versioned_typed(&id, CREATE_INSTANCE, CREATE_INSTANCE_V1_0_5, input);
+    started.await.unwrap();
     let deadline = Instant::now() + WAIT;
     while client.status(subject).await.unwrap().step.is_none_or(|s| s == Phase::FetchImage) {
         assert!(Instant::now() < deadline);
@@ -198,7 +211,6 @@ async fn an_instance_started_on_1_0_5_replays_on_1_0_5_after_a_newer_version_is_
     }
     old.shutdown().await;
 
-    // The upgraded control plane knows 2.0.0 as well; the running instance stays on 1.0.5.
     let new = env
         .runtime(t.clone())
         .orchestrations(|b| b.register_versioned_typed(CREATE_INSTANCE, "2.0.0", create_instance_v2))
@@ -208,11 +220,13 @@ async fn an_instance_started_on_1_0_5_replays_on_1_0_5_after_a_newer_version_is_
     let client = new.client();
     let done = client.wait(subject, WAIT).await.unwrap();
     assert_eq!(done.state, OperationState::Completed, "{done:?}");
-    let id = toygres_duroxide::names::orchestration_id(subject);
     let info = client.duroxide().get_instance_info(&id).await.unwrap();
     assert_eq!(info.orchestration_version, "1.0.5");
-    let Subject::Instance(instance) = subject else { unreachable!() };
-    assert_eq!(t.catalog.get_instance(instance).await.unwrap().state, InstanceState::Running);
+    assert_eq!(scheduled(&client, subject, activity_v1::DEPLOY).await, 1, "1.0.5's own steps ran");
+    let restored = t.catalog.get_instance(record.id).await.unwrap();
+    assert_eq!(restored.state, InstanceState::Running);
+    let diff = source.snapshot.diff(&snapshot(&executor, &restored, &source.password).await);
+    assert!(diff.is_empty(), "{}", diff.join("\n"));
     new.shutdown().await;
 }
 

@@ -19,7 +19,13 @@ use toygres_duroxide::{DurableClient, OperationState};
 
 const WAIT: Duration = Duration::from_secs(120);
 
-async fn save(client: &DurableClient, subject: Subject, dir: &Path, file: &str) {
+/// Saves the history of `subject`'s orchestration as `<name>-<version>-<outcome>.json`.
+async fn save(client: &DurableClient, subject: Subject, dir: &Path, outcome: &str) {
+    use toygres_duroxide::names::{CREATE_IMAGE, CREATE_IMAGE_VERSION, CREATE_INSTANCE, CREATE_INSTANCE_VERSION};
+    let file = match subject {
+        Subject::Image(_) => format!("{CREATE_IMAGE}-{CREATE_IMAGE_VERSION}-{outcome}.json"),
+        Subject::Instance(_) => format!("{CREATE_INSTANCE}-{CREATE_INSTANCE_VERSION}-{outcome}.json"),
+    };
     let id = toygres_duroxide::names::orchestration_id(subject);
     let history: Vec<Event> = client.duroxide().read_execution_history(&id, 1).await.unwrap();
     let json = serde_json::to_string_pretty(&history).unwrap();
@@ -42,13 +48,13 @@ async fn record_golden_histories() {
     let image = image.unwrap();
     let done = client.wait(Subject::Image(image.id), WAIT).await.unwrap();
     assert_eq!(done.state, OperationState::Completed, "{done:?}");
-    save(&client, Subject::Image(image.id), &dir, "create-image-ready.json").await;
+    save(&client, Subject::Image(image.id), &dir, "ready").await;
 
     let restored = client.create_instance(OperationId::new(), CreateInstanceRequest::restore("restored", image.id));
     let restored = restored.await.unwrap();
     let done = client.wait(Subject::Instance(restored.id), WAIT).await.unwrap();
     assert_eq!(done.state, OperationState::Completed, "{done:?}");
-    save(&client, Subject::Instance(restored.id), &dir, "create-instance-restored.json").await;
+    save(&client, Subject::Instance(restored.id), &dir, "restored").await;
 
     let mut fresh = CreateInstanceRequest::restore("fresh", image.id);
     fresh.source_image_id = None;
@@ -56,16 +62,21 @@ async fn record_golden_histories() {
     let fresh = client.create_instance(OperationId::new(), fresh).await.unwrap();
     let done = client.wait(Subject::Instance(fresh.id), WAIT).await.unwrap();
     assert_eq!(done.state, OperationState::Completed, "{done:?}");
-    save(&client, Subject::Instance(fresh.id), &dir, "create-instance-fresh.json").await;
+    save(&client, Subject::Instance(fresh.id), &dir, "fresh").await;
 
-    // A restore that fails and is cleaned up: one of the image's objects is truncated.
+    // A restore that fails and is cleaned up: an object of the image is truncated once the
+    // restore is admitted (admission verifies the image and would refuse it before).
     let object = env.blobs_dir().join("images").join(image.id.to_string()).join(database_object_name(0));
+    let failed = t.begin_instance(OperationId::new(), &CreateInstanceRequest::restore("broken", image.id)).await;
+    let failed = failed.unwrap();
     std::fs::write(&object, b"truncated").unwrap();
-    let failed = client.create_instance(OperationId::new(), CreateInstanceRequest::restore("broken", image.id));
-    let failed = failed.await.unwrap();
+    runtime.shutdown().await;
+    let runtime = env.runtime(t.clone()).start().await.unwrap();
+    let client = runtime.client();
+    client.resume(Subject::Instance(failed.id)).await.unwrap();
     let done = client.wait(Subject::Instance(failed.id), WAIT).await.unwrap();
     assert_eq!(done.state, OperationState::Failed, "{done:?}");
-    save(&client, Subject::Instance(failed.id), &dir, "create-instance-failed.json").await;
+    save(&client, Subject::Instance(failed.id), &dir, "failed").await;
     runtime.shutdown().await;
 }
 

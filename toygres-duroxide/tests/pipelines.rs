@@ -51,8 +51,8 @@ async fn image_then_restore_equals_the_source_and_duplicates_are_no_ops() {
         client.duroxide().read_execution_history(&format!("create-instance-{}", instance.id), 1).await.unwrap();
     let scheduled =
         |name: &str| history.iter().filter(|e| format!("{:?}", e.kind).contains(&format!("name: \"{name}\""))).count();
-    assert_eq!(scheduled(activity::WAIT_RESTORE_JOB), 1);
-    assert_eq!(scheduled(activity::MARK_RUNNING), 1);
+    assert_eq!(scheduled(activity::RESTORE_JOB), 1);
+    assert_eq!(scheduled(activity::SERVE), 1);
     assert_eq!(t.catalog.list_instances(&Default::default()).await.unwrap().len(), 2, "source and restored");
     assert_eq!(blob_files(&env.blobs_dir(), image.id), expected_blob_files(&source.snapshot));
     runtime.shutdown().await;

@@ -12,7 +12,7 @@ use crate::metadata::ImageMetadata;
 use crate::progress::{Phase, Subject};
 use crate::request::CreateImageRequest;
 use crate::secret::Password;
-use crate::state::{ImageState, InstanceState};
+use crate::state::ImageState;
 use serde::{Deserialize, Serialize};
 
 /// Output of [`Backup::lookup_source`]: the instance to dump and its password.
@@ -47,7 +47,7 @@ pub struct BackupResult {
 
 /// The backup pipeline's steps. Get one with [`Toygres::backup`].
 pub struct Backup {
-    t: Toygres,
+    pub(super) t: Toygres,
 }
 
 impl Backup {
@@ -55,21 +55,11 @@ impl Backup {
         Self { t }
     }
 
-    /// Runs the whole pipeline. Bad requests and unknown or non-running source instances are
-    /// refused before anything is recorded. On a failure after that, the image is left `failed`
-    /// with the reason (and the job's logs), its partial blobs are removed, and the error returned.
+    /// Runs the whole pipeline. Everything that can refuse the request ([`Backup::admit`]) runs
+    /// before anything is recorded. On a failure after that, the image is left `failed` with
+    /// the reason (and the job's logs), its partial blobs are removed, and the error returned.
     pub async fn run(&self, operation: OperationId, request: CreateImageRequest) -> Result<ImageRecord> {
-        request.validate()?;
-        let source = self.t.catalog.get_instance(request.instance_id).await?;
-        if source.state != InstanceState::Running {
-            return Err(Error::InvalidRequest {
-                field: "instance_id",
-                reason: format!("instance {} is {}, only running instances can be imaged", source.name, source.state),
-            });
-        }
-        let password = self.t.catalog.instance_password(source.id).await?;
-        self.t.executor.check_source(&source.spec(), &password, request.format).await?;
-        let record = self.reserve_image(operation, &request).await?;
+        let record = self.begin(operation, &request).await?;
         self.continue_from(record).await
     }
 
@@ -97,9 +87,8 @@ impl Backup {
         }
         let id = record.id;
         let outcome = async {
-            let source = self.lookup_source(&record).await?;
-            let result = self.run_backup_job(id, &source).await?;
-            self.mark_ready(id, &result, &source).await
+            self.backup_job(id).await?;
+            self.complete(id).await
         }
         .await;
         match outcome {
@@ -128,12 +117,13 @@ impl Backup {
 
     /// Step 2: the source instance and its password.
     pub async fn lookup_source(&self, image: &ImageRecord) -> Result<SourceInstance> {
-        step(&*self.t.progress, Subject::Image(image.id), Phase::LookupSource, async {
-            let instance = self.t.catalog.get_instance(image.source_instance_id).await?;
-            let password = self.t.catalog.instance_password(instance.id).await?;
-            Ok(SourceInstance { spec: instance.spec(), password, format: image.format })
-        })
-        .await
+        step(&*self.t.progress, Subject::Image(image.id), Phase::LookupSource, self.source_of(image)).await
+    }
+
+    async fn source_of(&self, image: &ImageRecord) -> Result<SourceInstance> {
+        let instance = self.t.catalog.get_instance(image.source_instance_id).await?;
+        let password = self.t.catalog.instance_password(instance.id).await?;
+        Ok(SourceInstance { spec: instance.spec(), password, format: image.format })
     }
 
     /// Step 3: runs the backup job and waits for it, then reads back what it stored.
@@ -152,19 +142,46 @@ impl Backup {
             let started_at = chrono::Utc::now();
             let job = self.t.executor.start_backup_job(&spec).await?;
             self.t.executor.wait_for_job(&job, self.t.options.backup_job_timeout, self.t.progress.clone()).await?;
-            let bytes = self.t.blobs.read(&location, MANIFEST_NAME).await?;
-            let manifest = Manifest::from_bytes(image, &bytes)?;
+            let result = self.stored_result(image, started_at).await?;
             let _ = self.t.executor.delete_job(&job).await;
-            Ok(BackupResult {
-                size_bytes: manifest.total_size(bytes.len() as u64),
-                checksum: sha256_hex(&bytes),
-                pg_version: manifest.pg_version.clone(),
-                image_type: manifest.image_type,
-                databases: manifest.databases.iter().map(|d| d.name.clone()).collect(),
-                metadata: Some(ImageMetadata::from_manifest(&manifest, bytes.len() as u64, Some(started_at))),
-            })
+            Ok(result)
         })
         .await
+    }
+
+    /// Steps 2 and 3 by id, for a durable engine: looks up the source (its password unsealed
+    /// here, where it is used) and runs the backup job.
+    pub async fn backup_job(&self, image: ImageId) -> Result<()> {
+        let source = self.lookup_source(&self.t.catalog.get_image(image).await?).await?;
+        self.run_backup_job(image, &source).await.map(|_| ())
+    }
+
+    /// Step 4 by id: reads what the finished backup job stored ([`Backup::stored_result`]) and
+    /// marks the image `ready` with the source's password. Idempotent.
+    pub async fn complete(&self, image: ImageId) -> Result<ImageRecord> {
+        let record = self.t.catalog.get_image(image).await?;
+        let source = self.source_of(&record).await?;
+        let result = self.stored_result(image, record.created_at).await?;
+        self.mark_ready(image, &result, &source).await
+    }
+
+    /// What the backup job of `image`, started at `started_at`, stored: read back from its
+    /// manifest (size, checksum, version, databases, metadata).
+    pub async fn stored_result(
+        &self,
+        image: ImageId,
+        started_at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<BackupResult> {
+        let bytes = self.t.blobs.read(&ImageLocation::for_image(image), MANIFEST_NAME).await?;
+        let manifest = Manifest::from_bytes(image, &bytes)?;
+        Ok(BackupResult {
+            size_bytes: manifest.total_size(bytes.len() as u64),
+            checksum: sha256_hex(&bytes),
+            pg_version: manifest.pg_version.clone(),
+            image_type: manifest.image_type,
+            databases: manifest.databases.iter().map(|d| d.name.clone()).collect(),
+            metadata: Some(ImageMetadata::from_manifest(&manifest, bytes.len() as u64, Some(started_at))),
+        })
     }
 
     /// Step 4: marks the image `ready` with its size, checksum and the source's password.

@@ -4,6 +4,7 @@
 //! engine can run each one as an activity. Every step is idempotent, and `resume` continues a
 //! pipeline from the catalog's state after a crash.
 
+mod admission;
 mod backup;
 mod cancel;
 mod listing;
@@ -14,7 +15,9 @@ mod replay;
 mod restore;
 mod retention;
 mod step;
+mod tail;
 
+pub use admission::RestoreAdmission;
 pub use backup::{Backup, BackupResult, SourceInstance};
 pub use provision::Provision;
 pub use reconcile::ReconcileReport;

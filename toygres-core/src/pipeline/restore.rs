@@ -8,7 +8,7 @@ use crate::error::{Error, Result};
 use crate::executor::{InstanceSpec, JobRef, RestoreJobSpec};
 use crate::ids::{ImageId, InstanceId, OperationId};
 use crate::image::ImageRecord;
-use crate::instance::{ConnectionInfo, InstanceRecord, InstanceUpdate, NewInstance};
+use crate::instance::{InstanceRecord, InstanceUpdate, NewInstance};
 use crate::manifest::{Manifest, MANIFEST_NAME};
 use crate::progress::{Phase, Subject};
 use crate::request::CreateInstanceRequest;
@@ -18,7 +18,7 @@ use crate::verify::verify_image;
 
 /// The restore pipeline's steps. Get one with [`Toygres::restore`].
 pub struct Restore {
-    t: Toygres,
+    pub(super) t: Toygres,
 }
 
 impl Restore {
@@ -26,58 +26,63 @@ impl Restore {
         Self { t }
     }
 
-    /// Runs the whole pipeline. The request is validated, the image fetched (it must be `ready`)
-    /// and verified against its checksum **before** anything is created. The new instance takes the
-    /// image's source password and image type, never the request's. On a later failure everything
-    /// created is removed, the instance is left `failed` with the reason, and the error returned.
+    /// Runs the whole pipeline. Everything that can refuse the request ([`Restore::admit`]:
+    /// validation, the image `ready` and verified against its checksum, restorable, the
+    /// databases it holds) runs **before** anything is created. The new instance takes the
+    /// image's source password and image type, never the request's. On a later failure
+    /// everything created is removed, the instance is left `failed` with the reason, and the
+    /// error returned.
     pub async fn run(&self, operation: OperationId, request: CreateInstanceRequest) -> Result<InstanceRecord> {
-        let image_id = request.validate_restore()?;
-        let image = self.fetch_image(image_id).await?;
-        let password = self.source_password(image_id).await?;
-        self.verify_image(&image).await?;
-        self.check_databases(&request, &image).await?;
-        let record = self.create_record(operation, &request, &image, &password).await?;
-        self.continue_from(record, password).await
+        let record = self.begin(operation, &request).await?;
+        self.continue_from(record).await
     }
 
     /// Continues an instance after a crash, from the catalog's state: a `provisioning` instance
     /// runs its steps again (each is idempotent); `running` or `failed` is returned as it is.
     pub async fn resume(&self, instance: InstanceId) -> Result<InstanceRecord> {
-        let record = self.t.catalog.get_instance(instance).await?;
-        if record.state != InstanceState::Provisioning {
-            return Ok(record);
-        }
-        let password = self.t.catalog.instance_password(instance).await?;
-        self.continue_from(record, password).await
+        self.continue_from(self.t.catalog.get_instance(instance).await?).await
     }
 
-    async fn continue_from(&self, record: InstanceRecord, password: Password) -> Result<InstanceRecord> {
+    async fn continue_from(&self, record: InstanceRecord) -> Result<InstanceRecord> {
         if record.state != InstanceState::Provisioning {
             return Ok(record);
         }
-        let spec = record.spec();
+        let id = record.id;
         let outcome = async {
-            let image_id = record.source_image_id.ok_or_else(|| {
-                Error::Corrupt(format!("instance {} is provisioning but has no source image", record.id))
-            })?;
-            let image = self.fetch_image(image_id).await?;
-            self.create_volume(&spec, &password).await?;
-            let job = self.start_restore_job_of(&spec, &image, record.databases.clone()).await?;
-            self.wait_restore_job(&job).await?;
-            self.deploy(&spec).await?;
-            self.wait_ready(&spec).await?;
-            let connection = self.connection_strings(&spec).await?;
-            self.test_connection(spec.id, &connection, &password).await?;
-            self.mark_running(spec.id, connection).await
+            self.prepare_volume(id).await?;
+            self.restore_job(id).await?;
+            self.serve(id).await
         }
         .await;
         match outcome {
             Ok(running) => Ok(running),
             Err(error) => {
-                self.fail(&spec, &error).await?;
+                self.fail(&record.spec(), &error).await?;
                 Err(error)
             }
         }
+    }
+
+    /// The instance's volume, secret and config, its password unsealed from the catalog: steps
+    /// of a durable engine take the instance's id only ([`Restore::create_volume`]).
+    pub async fn prepare_volume(&self, instance: InstanceId) -> Result<()> {
+        let spec = self.t.catalog.get_instance(instance).await?.spec();
+        let password = self.t.catalog.instance_password(instance).await?;
+        self.create_volume(&spec, &password).await
+    }
+
+    /// Starts (or finds) the instance's restore job from the image and databases its record
+    /// names, and waits for it ([`Restore::start_restore_job_of`], [`Restore::wait_restore_job`]).
+    /// Starting is idempotent: after a control-plane crash the job may be gone with the process
+    /// that ran it, and is started again.
+    pub async fn restore_job(&self, instance: InstanceId) -> Result<()> {
+        let record = self.t.catalog.get_instance(instance).await?;
+        let image_id = record
+            .source_image_id
+            .ok_or_else(|| Error::Corrupt(format!("instance {instance} is provisioning but has no source image")))?;
+        let image = self.fetch_image(image_id).await?;
+        let job = self.start_restore_job_of(&record.spec(), &image, record.databases.clone()).await?;
+        self.wait_restore_job(&job).await
     }
 
     /// Step 1: the image, which must be `ready`.
@@ -189,57 +194,9 @@ impl Restore {
         .await
     }
 
-    /// Step 6: starts PostgreSQL on the restored volume.
-    pub async fn deploy(&self, spec: &InstanceSpec) -> Result<()> {
-        let work = self.t.executor.deploy_from_volume(spec);
-        step(&*self.t.progress, Subject::Instance(spec.id), Phase::Deploy, work).await
-    }
-
-    /// Step 7: waits until the server accepts connections.
-    pub async fn wait_ready(&self, spec: &InstanceSpec) -> Result<()> {
-        let work = self.t.executor.wait_until_ready(spec, self.t.options.ready_timeout);
-        step(&*self.t.progress, Subject::Instance(spec.id), Phase::WaitReady, work).await
-    }
-
-    /// Step 8: where clients connect.
-    pub async fn connection_strings(&self, spec: &InstanceSpec) -> Result<ConnectionInfo> {
-        let work = self.t.executor.connection_info(spec);
-        step(&*self.t.progress, Subject::Instance(spec.id), Phase::ConnectionStrings, work).await
-    }
-
-    /// Step 9: connects with the source password, under [`super::Options::connection_test`].
-    pub async fn test_connection(
-        &self,
-        instance: InstanceId,
-        conn: &ConnectionInfo,
-        password: &Password,
-    ) -> Result<()> {
-        let policy = &self.t.options.connection_test;
-        step(&*self.t.progress, Subject::Instance(instance), Phase::TestConnection, async {
-            policy.run("connection test", |_| self.t.executor.test_connection(conn, password)).await.map_err(|e| {
-                Error::ConnectionTest { instance, attempts: e.attempts, last_error: e.last_error.to_string() }
-            })
-        })
-        .await
-    }
-
-    /// Records the instance as `running` with its connection info and the version its server
-    /// actually runs (newer than the image's after a logical upgrade), when the executor tells.
-    pub async fn mark_running(&self, instance: InstanceId, connection: ConnectionInfo) -> Result<InstanceRecord> {
-        step(&*self.t.progress, Subject::Instance(instance), Phase::MarkRunning, async {
-            let spec = self.t.catalog.get_instance(instance).await?.spec();
-            let pg_version = self.t.executor.server_version(&spec).await?;
-            let update = InstanceUpdate::Running { connection, pg_version };
-            match self.t.catalog.update_instance(instance, InstanceState::Provisioning, update).await {
-                // A re-run after the update landed, or a cancel that got there first.
-                Err(Error::StateConflict { .. }) => match self.t.catalog.get_instance(instance).await? {
-                    r if r.state == InstanceState::Running => Ok(r),
-                    _ => Err(Error::Cancelled { what: format!("restore of instance {instance}") }),
-                },
-                other => other,
-            }
-        })
-        .await
+    /// [`Restore::fail`] of the instance `instance`, its spec read from the catalog.
+    pub async fn fail_instance(&self, instance: InstanceId, error: &Error) -> Result<InstanceRecord> {
+        self.fail(&self.t.catalog.get_instance(instance).await?.spec(), error).await
     }
 
     /// On failure: deletes the restore job and everything the instance owns, then marks it

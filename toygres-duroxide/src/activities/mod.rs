@@ -1,15 +1,19 @@
-//! Every pipeline step as a typed duroxide activity. Inputs and outputs are the steps' own serde
-//! types; passwords never pass through the history: the activities that need one read it from
-//! the catalog (where it is sealed).
+//! Every pipeline step as a typed duroxide activity. The current ones ([`image`], [`instance`])
+//! take an id (or a small input of this crate's, [`inputs`]) and call core's steps by id, which
+//! read the rest from the catalog and unseal secrets where they are used: passwords never pass
+//! through the history, and no core record is part of a recorded input. [`v1`] keeps the
+//! activities of `create-image` 1.0.0 and `create-instance` 1.0.5 for the instances earlier
+//! builds started.
 //!
 //! Each activity races its work against [`ActivityContext::cancelled`]: a cancelled orchestration
 //! stops it, and the job activities kill their job (`ClusterExecutor::delete_job`) on the way out.
 
-mod backup;
-mod restore;
+pub mod image;
+pub mod inputs;
+pub mod instance;
+pub mod v1;
 
-pub use backup::MarkReadyInput;
-pub use restore::{FailInput, RestoreJobInput, RunningInput, TestConnectionInput};
+pub use inputs::{FailInput, JobOf};
 
 use crate::progress::ProgressBoard;
 use crate::status::StepError;
@@ -32,9 +36,14 @@ pub(crate) struct Env {
 /// Every toygres activity, bound to `env`.
 pub(crate) fn registry(env: &Env) -> ActivityRegistry {
     let b = ActivityRegistry::builder();
-    let b = backup::register(b, env);
-    let b = restore::register(b, env);
-    reg(b, env, crate::names::activity::KILL_JOB, |t, ctx, job: JobRef| async move {
+    let b = image::register(b, env);
+    let b = instance::register(b, env);
+    let b = v1::backup::register(b, env);
+    let b = v1::restore::register(b, env);
+    let b = reg(b, env, crate::names::activity::KILL_JOB, |t, ctx, job: JobOf| async move {
+        guard(&ctx, "killing a job", t.executor.delete_job(&job.job_ref())).await
+    });
+    reg(b, env, crate::names::activity_v1::KILL_JOB, |t, ctx, job: JobRef| async move {
         guard(&ctx, "killing a job", t.executor.delete_job(&job)).await
     })
     .build()

@@ -1,36 +1,35 @@
-//! `create-image` 1.0.0: the backup flow of the original control plane. The image record is
-//! reserved by the client before the start; then look up the source → backup job → mark ready,
-//! and on failure or cancellation `mark_failed` (job and partial blobs removed, image `failed`).
+//! `create-image` 1.1.0. The client has admitted the request and reserved the image
+//! ([`toygres_core::Backup::begin`]); then the backup job → mark ready, and on failure or
+//! cancellation the cleanup (job and partial blobs removed, image `failed` with the reason).
+//! Every step takes the image id only.
 
-use super::{job_policy, short_policy, Flow, Kind};
-use crate::activities::{FailInput, MarkReadyInput};
-use crate::names::activity::{LOOKUP_SOURCE, MARK_FAILED, MARK_READY, RUN_BACKUP_JOB};
+use super::{job_policy, short_policy, Flow, Kill, Kind};
+use crate::activities::{FailInput, JobOf};
+use crate::names::activity::{BACKUP_JOB, IMAGE_FAIL, MARK_READY};
 use duroxide::OrchestrationContext;
 use serde::{Deserialize, Serialize};
-use toygres_core::{BackupResult, ImageId, ImageRecord, InstanceSpec, JobRef, Phase};
+use toygres_core::{ImageId, Phase};
 
-/// Input of `create-image`.
+/// Input of `create-image` (every version).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ImageInput {
     /// The reserved (`creating`) image.
     pub image_id: ImageId,
 }
 
-/// The `create-image` orchestration (version 1.0.0).
-pub async fn create_image(ctx: OrchestrationContext, input: ImageInput) -> Result<ImageRecord, String> {
+/// The `create-image` orchestration, version 1.1.0. Its output is the image id.
+pub async fn create_image(ctx: OrchestrationContext, input: ImageInput) -> Result<ImageId, String> {
     let mut flow = Flow::new(&ctx);
     let id = input.image_id;
-    let short = short_policy();
     let outcome = async {
-        let _: InstanceSpec = flow.step(Phase::LookupSource, LOOKUP_SOURCE, &id, Kind::Short, &short).await?;
-        let job = Kind::Job(JobRef::backup(id));
-        let result: BackupResult = flow.step(Phase::BackupJob, RUN_BACKUP_JOB, &id, job, &job_policy()).await?;
-        let ready = MarkReadyInput { image: id, result };
-        flow.step(Phase::MarkReady, MARK_READY, &ready, Kind::Short, &short).await
+        let job = Kind::Job(Kill::Of(JobOf::Backup(id)));
+        let _: () = flow.step(Phase::BackupJob, BACKUP_JOB, &id, job, &job_policy()).await?;
+        let _: () = flow.step(Phase::MarkReady, MARK_READY, &id, Kind::Short, &short_policy()).await?;
+        Ok::<_, super::Stop>(id)
     }
     .await;
     match outcome {
-        Ok(record) => Ok(record),
+        Ok(id) => Ok(id),
         Err(stop) => {
             let input = FailInput {
                 subject: id,
@@ -39,7 +38,7 @@ pub async fn create_image(ctx: OrchestrationContext, input: ImageInput) -> Resul
                 cancelled: flow.was_cancelled(),
                 what: format!("backup of image {id}"),
             };
-            Err(flow.fail(MARK_FAILED, &input, &stop).await)
+            Err(flow.fail(IMAGE_FAIL, &input, &stop).await)
         }
     }
 }

@@ -1,84 +1,61 @@
-//! `create-instance` 1.0.5: the restore flow inlined, step by step as in the original control
-//! plane (fetch image, require ready → source password → verify → volume → restore job → wait →
-//! deploy → ready → connection strings → connection test → running), or, without a source image,
-//! a fresh empty instance (volume → initialise empty → deploy → …). On failure or cancellation:
-//! `fail` (job and everything the instance owns removed, instance `failed` with the reason).
+//! `create-instance` 1.1.0. The client has admitted the request and created the record
+//! ([`toygres_core::Toygres::begin_instance`]); then the volume → the restore job (or an empty
+//! cluster) → core's deploy-to-running tail ([`toygres_core::Restore::serve`]), and on failure or
+//! cancellation the cleanup (job and everything the instance owns removed, instance `failed`
+//! with the reason). Every step takes the instance id only.
 
-use super::{job_policy, short_policy, Flow, Kind, Stop};
-use crate::activities::{FailInput, RestoreJobInput, RunningInput, TestConnectionInput};
-use crate::names::activity::*;
+use super::{job_policy, short_policy, Flow, Kill, Kind, Stop};
+use crate::activities::{FailInput, JobOf};
+use crate::names::activity::{CREATE_VOLUME, INITIALIZE_EMPTY, INSTANCE_FAIL, RESTORE_JOB, SERVE};
 use duroxide::OrchestrationContext;
 use serde::{Deserialize, Serialize};
-use toygres_core::{ConnectionInfo, ImageId, ImageRecord, InstanceRecord, InstanceSpec, JobRef, Phase, RetryPolicy};
+use toygres_core::{ImageId, InstanceId, Phase};
 
-/// Input of `create-instance`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct InstanceInput {
+/// Input of `create-instance` 1.1.0.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstanceFlow {
     /// The new instance (its record is `provisioning`).
-    pub spec: InstanceSpec,
+    pub instance: InstanceId,
     /// The image it is restored from; none for a fresh empty instance.
     pub image: Option<ImageId>,
-    /// The connection test's attempts, limit and backoff (default 5 × 120 s).
-    pub connection_test: RetryPolicy,
 }
 
-/// The `create-instance` orchestration, version 1.0.5.
-pub async fn create_instance_v1_0_5(ctx: OrchestrationContext, input: InstanceInput) -> Result<InstanceRecord, String> {
+/// The `create-instance` orchestration, version 1.1.0. Its output is the instance id.
+pub async fn create_instance(ctx: OrchestrationContext, input: InstanceFlow) -> Result<InstanceId, String> {
     let mut flow = Flow::new(&ctx);
-    let spec = input.spec.clone();
-    let outcome = match input.image {
-        Some(image) => restore(&mut flow, &input, image).await,
-        None => fresh(&mut flow, &input).await,
-    };
-    match outcome {
-        Ok(record) => Ok(record),
+    let id = input.instance;
+    match steps(&mut flow, &input).await {
+        Ok(()) => Ok(id),
         Err(stop) => {
             let what = match input.image {
-                Some(image) => format!("restore of instance {} from image {image}", spec.id),
-                None => format!("creation of instance {}", spec.id),
+                Some(image) => format!("restore of instance {id} from image {image}"),
+                None => format!("creation of instance {id}"),
             };
-            let input = FailInput {
-                subject: spec,
+            let fail = FailInput {
+                subject: id,
                 step: Some(stop.step),
                 message: stop.error.message.clone(),
                 cancelled: flow.was_cancelled(),
                 what,
             };
-            Err(flow.fail(FAIL, &input, &stop).await)
+            Err(flow.fail(INSTANCE_FAIL, &fail, &stop).await)
         }
     }
 }
 
-async fn restore(flow: &mut Flow, input: &InstanceInput, image_id: ImageId) -> Result<InstanceRecord, Stop> {
-    let (spec, short) = (&input.spec, short_policy());
-    let image: ImageRecord = flow.step(Phase::FetchImage, FETCH_IMAGE, &image_id, Kind::Short, &short).await?;
-    let _: () = flow.step(Phase::SourcePassword, SOURCE_PASSWORD, &image_id, Kind::Short, &short).await?;
-    let _: () = flow.step(Phase::VerifyImage, VERIFY_IMAGE, &image, Kind::Poll, &short).await?;
-    let _: () = flow.step(Phase::CreateVolume, CREATE_VOLUME, spec, Kind::Short, &short).await?;
-    let job = RestoreJobInput { spec: spec.clone(), image };
-    let kill = || Kind::Job(JobRef::restore(spec.id));
-    let _: JobRef = flow.step(Phase::StartRestoreJob, START_RESTORE_JOB, &job, kill(), &short).await?;
-    let _: () = flow.step(Phase::WaitRestoreJob, WAIT_RESTORE_JOB, &job, kill(), &job_policy()).await?;
-    serve(flow, input).await
-}
-
-async fn fresh(flow: &mut Flow, input: &InstanceInput) -> Result<InstanceRecord, Stop> {
-    let (spec, short) = (&input.spec, short_policy());
-    let _: () = flow.step(Phase::CreateVolume, CREATE_VOLUME, spec, Kind::Short, &short).await?;
-    let _: () = flow.step(Phase::InitializeEmpty, INITIALIZE_EMPTY, spec, Kind::Short, &short).await?;
-    serve(flow, input).await
-}
-
-/// Deploy → ready → connection strings → connection test → running.
-async fn serve(flow: &mut Flow, input: &InstanceInput) -> Result<InstanceRecord, Stop> {
-    let (spec, short) = (&input.spec, short_policy());
-    let _: () = flow.step(Phase::Deploy, DEPLOY, spec, Kind::Short, &short).await?;
-    let _: () = flow.step(Phase::WaitReady, WAIT_READY, spec, Kind::Poll, &short).await?;
-    let connection: ConnectionInfo =
-        flow.step(Phase::ConnectionStrings, CONNECTION_STRINGS, spec, Kind::Short, &short).await?;
-    let policy = &input.connection_test;
-    let test = TestConnectionInput { instance: spec.id, connection: connection.clone(), timeout: policy.timeout };
-    let _: () = flow.step(Phase::TestConnection, TEST_CONNECTION, &test, Kind::Poll, policy).await?;
-    let running = RunningInput { instance: spec.id, connection };
-    flow.step(Phase::MarkRunning, MARK_RUNNING, &running, Kind::Short, &short).await
+async fn steps(flow: &mut Flow, input: &InstanceFlow) -> Result<(), Stop> {
+    let (id, short) = (&input.instance, short_policy());
+    let _: () = flow.step(Phase::CreateVolume, CREATE_VOLUME, id, Kind::Short, &short).await?;
+    match input.image {
+        Some(_) => {
+            let job = Kind::Job(Kill::Of(JobOf::Restore(*id)));
+            let _: () = flow.step(Phase::WaitRestoreJob, RESTORE_JOB, id, job, &job_policy()).await?;
+        }
+        None => {
+            let _: () = flow.step(Phase::InitializeEmpty, INITIALIZE_EMPTY, id, Kind::Short, &short).await?;
+        }
+    }
+    // Deploy → ready → connection strings → connection test → running, in one step that runs
+    // core's tail; the connection test retries inside it under the runtime's options.
+    flow.step(Phase::Deploy, SERVE, id, Kind::Poll, &short).await
 }

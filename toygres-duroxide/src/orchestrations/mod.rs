@@ -4,12 +4,14 @@
 
 mod create_image;
 mod create_instance;
+pub mod v1;
 
 pub use create_image::{create_image, ImageInput};
-pub use create_instance::{create_instance_v1_0_5, InstanceInput};
+pub use create_instance::{create_instance, InstanceFlow};
 
-use crate::names::activity::KILL_JOB;
-use crate::names::{CREATE_IMAGE, CREATE_INSTANCE, CREATE_INSTANCE_VERSION};
+use crate::activities::JobOf;
+use crate::names::{activity, activity_v1, CREATE_IMAGE, CREATE_INSTANCE};
+use crate::names::{CREATE_IMAGE_V1_0_0, CREATE_IMAGE_VERSION, CREATE_INSTANCE_V1_0_5, CREATE_INSTANCE_VERSION};
 use crate::status::{Failure, StepError, StepStatus};
 use duroxide::runtime::registry::OrchestrationRegistryBuilder;
 use duroxide::OrchestrationRegistry;
@@ -22,21 +24,29 @@ use toygres_core::{JobRef, Phase, RetryPolicy};
 /// Every version of every toygres orchestration, oldest first (an instance keeps the version it
 /// started with, so a version is never removed while instances may run on it).
 pub fn registry() -> OrchestrationRegistryBuilder {
-    OrchestrationRegistry::builder().register_typed(CREATE_IMAGE, create_image).register_versioned_typed(
-        CREATE_INSTANCE,
-        CREATE_INSTANCE_VERSION,
-        create_instance_v1_0_5,
-    )
+    OrchestrationRegistry::builder()
+        .register_versioned_typed(CREATE_IMAGE, CREATE_IMAGE_V1_0_0, v1::create_image_v1_0_0)
+        .register_versioned_typed(CREATE_IMAGE, CREATE_IMAGE_VERSION, create_image)
+        .register_versioned_typed(CREATE_INSTANCE, CREATE_INSTANCE_V1_0_5, v1::create_instance_v1_0_5)
+        .register_versioned_typed(CREATE_INSTANCE, CREATE_INSTANCE_VERSION, create_instance)
 }
 
 /// How a step reacts to a cancellation that arrives while it runs.
 pub(crate) enum Kind {
     /// A short step: it is let finish (so nothing it creates escapes the cleanup).
     Short,
-    /// A step that runs `job`: the job is killed, then the step is let finish (it fails fast).
-    Job(JobRef),
+    /// A step that runs a job: the job is killed, then the step is let finish (it fails fast).
+    Job(Kill),
     /// A step that only waits or reads: it is abandoned.
     Poll,
+}
+
+/// How a cancelled job step kills its job: the kill activity of the orchestration's version.
+pub(crate) enum Kill {
+    /// `create-image` 1.0.0 and `create-instance` 1.0.5: the executor's job reference.
+    V1(JobRef),
+    /// The current versions: the job's subject.
+    Of(JobOf),
 }
 
 /// Why a flow stopped before its end.
@@ -106,8 +116,12 @@ impl Flow {
                 Either2::Second(_reason) => {
                     match kind {
                         Kind::Short => drop(act.await),
-                        Kind::Job(job) => {
-                            drop(self.ctx.schedule_activity_typed::<JobRef, ()>(KILL_JOB, &job).await);
+                        Kind::Job(kill) => {
+                            let killed = match kill {
+                                Kill::V1(job) => self.ctx.schedule_activity_typed::<_, ()>(activity_v1::KILL_JOB, &job),
+                                Kill::Of(job) => self.ctx.schedule_activity_typed::<_, ()>(activity::KILL_JOB, &job),
+                            };
+                            drop(killed.await);
                             drop(act.await);
                         }
                         Kind::Poll => drop(act),

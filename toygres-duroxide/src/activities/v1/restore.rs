@@ -1,14 +1,15 @@
-//! The restore pipeline's steps ([`toygres_core::Restore`]) as activities, and the cleanup input.
+//! The activities of `create-instance` 1.0.5 (frozen: earlier builds recorded their inputs,
+//! whole core records among them).
 
-use super::{guard, guard_job, reg};
-use crate::names::activity;
+use crate::activities::{guard, guard_job, reg, Env, FailInput};
+use crate::names::activity_v1 as activity;
 use crate::status::StepError;
 use duroxide::runtime::registry::ActivityRegistryBuilder;
 use duroxide::ActivityContext;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 use toygres_core::RetryPolicy;
-use toygres_core::{ConnectionInfo, Error, ImageId, ImageRecord, InstanceId, InstanceSpec, JobRef, Phase};
+use toygres_core::{ConnectionInfo, Error, ImageId, ImageRecord, InstanceId, InstanceSpec, JobRef};
 
 /// Input of the restore job steps.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -39,38 +40,11 @@ pub struct RunningInput {
     pub connection: ConnectionInfo,
 }
 
-/// Input of the cleanup steps: what failed and why.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FailInput<S> {
-    /// The image id (backup) or instance spec (restore).
-    pub subject: S,
-    /// The step that failed.
-    pub step: Option<Phase>,
-    /// Its error.
-    pub message: String,
-    /// Whether a caller cancelled the operation.
-    pub cancelled: bool,
-    /// What was cancelled, e.g. "restore of instance <id>".
-    pub what: String,
-}
-
-impl<S> FailInput<S> {
-    /// The error recorded as the failure reason: [`Error::Cancelled`] for a cancellation,
-    /// otherwise the failed step's error.
-    pub fn error(&self) -> Error {
-        if self.cancelled {
-            return Error::Cancelled { what: self.what.clone() };
-        }
-        let step = self.step.map(|s| s.to_string()).unwrap_or_else(|| "a step".into());
-        Error::backend_msg("durable pipeline", format!("{step} failed: {}", self.message))
-    }
-}
-
 fn encode(e: Error) -> String {
     StepError::from_error(&e).encode()
 }
 
-pub(super) fn register(b: ActivityRegistryBuilder, t: &super::Env) -> ActivityRegistryBuilder {
+pub(crate) fn register(b: ActivityRegistryBuilder, t: &Env) -> ActivityRegistryBuilder {
     let b = reg(b, t, activity::FETCH_IMAGE, |t, ctx: ActivityContext, image: ImageId| async move {
         guard(&ctx, "fetching the image", t.restore().fetch_image(image)).await
     });

@@ -1,7 +1,7 @@
-//! The backup pipeline's steps ([`toygres_core::Backup`]) as activities.
+//! The activities of `create-image` 1.0.0 (frozen: earlier builds recorded their inputs).
 
-use super::{guard, guard_job, reg};
-use crate::names::activity;
+use crate::activities::{guard, guard_job, reg, Env, FailInput};
+use crate::names::activity_v1 as activity;
 use duroxide::runtime::registry::ActivityRegistryBuilder;
 use duroxide::ActivityContext;
 use serde::{Deserialize, Serialize};
@@ -17,9 +17,9 @@ pub struct MarkReadyInput {
 }
 
 /// Input of `mark_failed` (the image's id and the reason).
-pub type MarkFailedInput = super::FailInput<ImageId>;
+pub type MarkFailedInput = FailInput<ImageId>;
 
-pub(super) fn register(b: ActivityRegistryBuilder, t: &super::Env) -> ActivityRegistryBuilder {
+pub(crate) fn register(b: ActivityRegistryBuilder, t: &Env) -> ActivityRegistryBuilder {
     let b = reg(b, t, activity::LOOKUP_SOURCE, |t, ctx: ActivityContext, image: ImageId| async move {
         guard(&ctx, "looking up the source", async {
             let record = t.catalog.get_image(image).await?;

@@ -1,0 +1,140 @@
+//! Admission: every refusal that must happen before anything is created, in one place per
+//! pipeline. [`Backup::admit`], [`Restore::admit`] and [`Provision::admit`] only read; `begin`
+//! admits and then creates the record. The library's `run`, the durable client and the REST
+//! server all start a pipeline through `begin`, so each rule is enforced once, the same way.
+//!
+//! | refusal | error | over REST |
+//! |---|---|---|
+//! | invalid name, label, description, password | [`Error::InvalidRequest`] | 400 |
+//! | `source_image_id` with `runtime_image_id` / `image_override` | [`Error::ConflictingRequest`] | 400 |
+//! | unknown instance or image | [`Error::InstanceNotFound`], [`Error::ImageNotFound`] | 404 |
+//! | source instance not running | [`Error::InstanceNotRunning`] | 409 |
+//! | source the executor cannot image in that format | [`Error::InvalidRequest`] on `format` | 400 |
+//! | image not ready | [`Error::ImageNotReady`] | 409 |
+//! | image corrupted or incomplete | [`Error::ChecksumMismatch`], [`Error::ImageIncomplete`] | 409 |
+//! | image the executor cannot restore | [`Error::UnsupportedImage`] | 409 |
+//! | database the image lacks | [`Error::InvalidRequest`] on `databases` | 400 |
+
+use super::{Backup, Provision, Restore};
+use crate::error::{Error, Result};
+use crate::ids::OperationId;
+use crate::image::ImageRecord;
+use crate::instance::InstanceRecord;
+use crate::labels::validate_labels;
+use crate::request::{validate_dns1123_label, CreateImageRequest, CreateInstanceRequest, MAX_PASSWORD};
+use crate::secret::Password;
+use crate::state::InstanceState;
+
+/// What [`Restore::admit`] found: the ready, verified image and its source password, which the
+/// new instance takes.
+#[derive(Debug, Clone)]
+pub struct RestoreAdmission {
+    /// The image (`ready`, verified against its checksum, restorable by the executor).
+    pub image: ImageRecord,
+    /// Its source instance's password.
+    pub password: Password,
+}
+
+impl Backup {
+    /// Refuses, before anything is recorded, a request that cannot make an image: an invalid
+    /// request, an unknown source, a source that is not running ([`Error::InstanceNotRunning`]),
+    /// or one the executor cannot image in the requested format
+    /// ([`crate::ClusterExecutor::check_source`]).
+    pub async fn admit(&self, request: &CreateImageRequest) -> Result<()> {
+        request.validate()?;
+        let source = self.t.catalog.get_instance(request.instance_id).await?;
+        if source.state != InstanceState::Running {
+            return Err(Error::InstanceNotRunning {
+                id: source.id,
+                name: source.name,
+                state: source.state.to_string(),
+            });
+        }
+        let password = self.t.catalog.instance_password(source.id).await?;
+        self.t.executor.check_source(&source.spec(), &password, request.format).await
+    }
+
+    /// [`Backup::admit`], then [`Backup::reserve_image`]: the image exists (`creating`) only
+    /// when every rule passed. Idempotent on `operation`.
+    pub async fn begin(&self, operation: OperationId, request: &CreateImageRequest) -> Result<ImageRecord> {
+        self.admit(request).await?;
+        self.reserve_image(operation, request).await
+    }
+}
+
+impl Restore {
+    /// Refuses, before anything is created, a restore that cannot succeed: an invalid or
+    /// conflicting request, an unknown or unready image, an image that fails verification
+    /// ([`crate::VerifyMode`]) or that the executor cannot restore, and databases the image
+    /// lacks. Returns the image and its source password.
+    pub async fn admit(&self, request: &CreateInstanceRequest) -> Result<RestoreAdmission> {
+        let image_id = request.validate_restore()?;
+        let image = self.fetch_image(image_id).await?;
+        let password = self.source_password(image_id).await?;
+        self.verify_image(&image).await?;
+        self.check_databases(request, &image).await?;
+        Ok(RestoreAdmission { image, password })
+    }
+
+    /// [`Restore::admit`], then [`Restore::create_record`]: the instance exists
+    /// (`provisioning`, the image's password and type) only when every rule passed.
+    /// Idempotent on `operation`.
+    pub async fn begin(&self, operation: OperationId, request: &CreateInstanceRequest) -> Result<InstanceRecord> {
+        let admitted = self.admit(request).await?;
+        self.create_record(operation, request, &admitted.image, &admitted.password).await
+    }
+}
+
+impl Provision {
+    /// Refuses, before anything is created, a fresh-instance request that cannot succeed: a
+    /// `source_image_id` (that is a restore), an invalid name, DNS label or labels, and a
+    /// missing, empty, over-long (> [`MAX_PASSWORD`] characters) or multi-line password
+    /// (`initdb` reads it as one line). Returns the password.
+    pub fn admit(request: &CreateInstanceRequest) -> Result<Password> {
+        if request.source_image_id.is_some() {
+            return Err(Error::InvalidRequest {
+                field: "source_image_id",
+                reason: "a fresh instance has no source image; use the restore pipeline".into(),
+            });
+        }
+        validate_dns1123_label("name", &request.name)?;
+        if let Some(label) = &request.dns_label {
+            validate_dns1123_label("dns_label", label)?;
+        }
+        validate_labels(&request.labels)?;
+        let invalid = |reason: String| Error::InvalidRequest { field: "password", reason };
+        let password = match &request.password {
+            Some(p) if !p.is_empty() => p,
+            _ => return Err(invalid("a fresh instance needs the superuser password it is created with".into())),
+        };
+        let secret = password.expose();
+        if secret.chars().count() > MAX_PASSWORD {
+            return Err(invalid(format!("longer than {MAX_PASSWORD} characters")));
+        }
+        if secret.chars().any(char::is_control) {
+            return Err(invalid("contains control characters (newlines, tabs, NUL); use printable ones".into()));
+        }
+        Ok(password.clone())
+    }
+
+    /// [`Provision::admit`], then [`Provision::create_record`]. Idempotent on `operation`.
+    pub async fn begin(&self, operation: OperationId, request: &CreateInstanceRequest) -> Result<InstanceRecord> {
+        self.create_record(operation, request).await
+    }
+}
+
+impl super::Toygres {
+    /// Admits `request` and creates its instance record: a restore with `source_image_id`
+    /// ([`Restore::begin`]), otherwise a fresh instance ([`Provision::begin`]). Nothing exists
+    /// when this fails. A durable engine calls this, then runs the rest of the pipeline.
+    pub async fn begin_instance(
+        &self,
+        operation: OperationId,
+        request: &CreateInstanceRequest,
+    ) -> Result<InstanceRecord> {
+        match request.source_image_id {
+            Some(_) => self.restore().begin(operation, request).await,
+            None => self.provision().begin(operation, request).await,
+        }
+    }
+}
