@@ -1,8 +1,9 @@
 //! [`PostgresCatalog`]: connecting (pool, migrations, key check) and the [`CatalogStore`] impl.
 
+use crate::backend::BACKEND;
 use crate::config::{quoted_schema, PostgresCatalogConfig};
 use crate::db::Db;
-use crate::errors::{self, BACKEND};
+use crate::errors;
 use crate::schema;
 use crate::tls::{client_config, SslMode};
 use async_trait::async_trait;

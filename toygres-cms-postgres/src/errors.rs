@@ -1,12 +1,10 @@
 //! PostgreSQL and pool errors as toygres errors that say what to check. Never the password.
 
+use crate::backend::BACKEND;
 use crate::config::PostgresCatalogConfig;
 use deadpool_postgres::{PoolError, TimeoutType};
 use tokio_postgres::error::SqlState;
 use toygres_core::{Error, ErrorClass};
-
-/// Name of this backend in [`Error::Backend`].
-pub const BACKEND: &str = "postgres catalog";
 
 /// A failed statement while doing `what`.
 pub fn db(config: &PostgresCatalogConfig, what: &str, e: tokio_postgres::Error) -> Error {

@@ -35,6 +35,7 @@
 //! ```
 #![warn(missing_docs)]
 
+mod backend;
 mod catalog;
 mod codec;
 mod config;

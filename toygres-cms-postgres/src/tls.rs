@@ -1,6 +1,7 @@
 //! TLS to the catalog database with rustls (no OpenSSL): libpq's `sslmode`s and root certificates
 //! from a PEM file or the system store.
 
+use crate::backend::BACKEND;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::WebPkiServerVerifier;
 use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
@@ -84,7 +85,7 @@ pub(crate) fn client_config(mode: SslMode, roots: &RootCerts) -> Result<rustls::
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
-        .map_err(|e| Error::backend(crate::errors::BACKEND, "cannot set up TLS", e))?;
+        .map_err(|e| Error::backend(BACKEND, "cannot set up TLS", e))?;
     let verifier: Arc<dyn ServerCertVerifier> = match mode {
         SslMode::Disable | SslMode::Prefer | SslMode::Require => Arc::new(Unverified(provider)),
         SslMode::VerifyCa | SslMode::VerifyFull => {
