@@ -21,7 +21,7 @@ use toygres_core::{
     ClusterExecutor, CreateImageRequest, CreateInstanceRequest, EventKind, ImageState, InstanceRecord, OperationId,
     Password, ProgressEvent, Toygres,
 };
-use toygres_local::verify::{sample::load_sample_data, InstanceSnapshot};
+use toygres_local::fidelity::{sample::load_sample_data, InstanceSnapshot};
 use toygres_local::{LocalBlobStore, LocalExecutor};
 
 type BoxResult<T> = Result<T, Box<dyn std::error::Error>>;

@@ -18,7 +18,7 @@ use toygres_core::{
     BlobStore, ClusterExecutor, CreateInstanceRequest, Error, ImageLocation, ImageState, InstanceId, InstanceSpec,
     InstanceState, NoProgress, OperationId, Password, RestoreJobSpec,
 };
-use toygres_local::verify::sample::load_sample_data;
+use toygres_local::fidelity::sample::load_sample_data;
 
 #[test]
 fn image_in_azurite_via_azcopy_restores_equal_and_damaged_images_are_refused() {

@@ -16,8 +16,8 @@ use support::rt;
 use toygres_core::{CreateImageRequest, CreateInstanceRequest, Error, InstanceRecord};
 use toygres_core::{OperationId, Password, Toygres};
 use toygres_local::cluster::{process, with_connections_allowed};
-use toygres_local::verify::corpus::CorpusOptions;
-use toygres_local::verify::{schema_dump, tolerated, InstanceSnapshot};
+use toygres_local::fidelity::corpus::CorpusOptions;
+use toygres_local::fidelity::{schema_dump, tolerated, InstanceSnapshot};
 use toygres_local::{ConnParams, LocalExecutor, PgBinaries};
 use world::{corpus_source, pg18, World};
 

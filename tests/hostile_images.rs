@@ -18,7 +18,7 @@ use toygres_core::manifest::{sha256_hex, MANIFEST_NAME};
 use toygres_core::{BlobStore, CatalogStore, CreateImageRequest, CreateInstanceRequest, Error, ImageLocation};
 use toygres_core::{CommandTransfer, Toygres, Transfer};
 use toygres_core::{ImageRecord, ImageState, ImageUpdate, Manifest, NewImage, OperationId, Password};
-use toygres_local::verify::{sample::load_sample_data, InstanceSnapshot};
+use toygres_local::fidelity::{sample::load_sample_data, InstanceSnapshot};
 use toygres_local::{LocalBlobStore, LocalExecutor};
 use world::World;
 

@@ -14,8 +14,8 @@ use toygres_core::manifest::{archive_object_name, MANIFEST_NAME};
 use toygres_core::{BlobStore, CreateImageRequest, CreateInstanceRequest, Error, EventKind, ImageFormat};
 use toygres_core::{ImageLocation, ImageState, InstanceRecord, Manifest, OperationId, Password, ProgressEvent};
 use toygres_core::{ImageRecord, Toygres};
-use toygres_local::verify::corpus::{CorpusOptions, MAIN_DB};
-use toygres_local::verify::InstanceSnapshot;
+use toygres_local::fidelity::corpus::{CorpusOptions, MAIN_DB};
+use toygres_local::fidelity::InstanceSnapshot;
 use world::{corpus_source, pg18, World};
 
 fn physical(name: &str, source: &InstanceRecord) -> CreateImageRequest {

@@ -8,7 +8,7 @@ use toygres_core::{
     BlobStore, ClusterExecutor, ImageId, ImageRecord, InstanceRecord, InstanceSpec, MemoryCatalog, OperationId,
     Password, Toygres,
 };
-use toygres_local::verify::{sample::load_sample_data, InstanceSnapshot};
+use toygres_local::fidelity::{sample::load_sample_data, InstanceSnapshot};
 use toygres_local::{LocalBlobStore, LocalExecutor};
 
 pub fn rt() -> &'static tokio::runtime::Runtime {

@@ -5,8 +5,8 @@ use crate::support::StopAll;
 use std::path::PathBuf;
 use std::sync::Arc;
 use toygres_core::{BlobStore, InstanceRecord, MemoryCatalog, Password, Toygres};
-use toygres_local::verify::corpus::{exercised, load_corpus, CorpusOptions};
-use toygres_local::verify::InstanceSnapshot;
+use toygres_local::fidelity::corpus::{exercised, load_corpus, CorpusOptions};
+use toygres_local::fidelity::InstanceSnapshot;
 use toygres_local::{LocalBlobStore, LocalExecutor, LocalExecutorBuilder, PgBinaries};
 
 /// The PostgreSQL 18 bin directory, or `None` (test skipped) outside CI.

@@ -17,7 +17,7 @@ use toygres_core::crypto::CatalogKey;
 use toygres_core::{CreateImageRequest, CreateInstanceRequest, EventKind, OperationId, Password};
 use toygres_core::{ProgressEvent, Result, Subject, Toygres};
 use toygres_duroxide::{DurableClient, OperationState, ToygresRuntime};
-use toygres_local::verify::{sample::load_sample_data, InstanceSnapshot};
+use toygres_local::fidelity::{sample::load_sample_data, InstanceSnapshot};
 use toygres_local::{LocalBlobStore, LocalExecutor};
 
 /// Prints every step as it starts and ends, and bytes at most every 10%.

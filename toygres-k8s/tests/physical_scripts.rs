@@ -19,7 +19,7 @@ use toygres_core::{verify_image, BlobStore, ConnectionInfo, ImageFormat, ImageId
 use toygres_core::{InstanceId, InstanceSpec, Manifest, ObjectStoreBlobs, Password, VerifyMode};
 use toygres_k8s::manifests::PG_HBA_CONF;
 use toygres_k8s::progress::last_progress;
-use toygres_local::verify::InstanceSnapshot;
+use toygres_local::fidelity::InstanceSnapshot;
 use toygres_local::{ConnParams, PgBinaries};
 
 /// Every role's password hash, to compare source and restored server.

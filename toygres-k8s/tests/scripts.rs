@@ -14,7 +14,7 @@ use std::path::Path;
 use toygres_core::manifest::DatabaseSql;
 use toygres_core::{verify_image, BlobStore, CommandTransfer, ConnectionInfo, ImageId, ImageLocation, Manifest};
 use toygres_core::{ObjectStoreBlobs, Password, Transfer, VerifyMode};
-use toygres_local::verify::InstanceSnapshot;
+use toygres_local::fidelity::InstanceSnapshot;
 use toygres_local::{ConnParams, PgBinaries};
 
 const SAS: &str = "sig=fake-sas";

@@ -6,7 +6,7 @@ use serde_json::json;
 use std::time::Duration;
 use support::{binaries, params, Api, DataDir, Server, TOKEN};
 use toygres_core::Password;
-use toygres_local::verify::{sample::load_sample_data, InstanceSnapshot};
+use toygres_local::fidelity::{sample::load_sample_data, InstanceSnapshot};
 
 const LONG: Duration = Duration::from_secs(300);
 

@@ -7,7 +7,7 @@ use serde_json::json;
 use std::time::{Duration, Instant};
 use support::{binaries, params, DataDir, Server};
 use toygres_core::Password;
-use toygres_local::verify::{sample::load_sample_data, InstanceSnapshot};
+use toygres_local::fidelity::{sample::load_sample_data, InstanceSnapshot};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_server_killed_mid_restore_finishes_it_after_a_restart() {

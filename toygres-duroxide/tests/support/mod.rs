@@ -14,7 +14,7 @@ use toygres_cms_sqlite::SqliteCatalog;
 use toygres_core::crypto::CatalogKey;
 use toygres_core::{ClusterExecutor, InstanceRecord, Options, Password, RetryPolicy, Toygres};
 use toygres_duroxide::{RuntimeBuilder, ToygresRuntime};
-use toygres_local::verify::{sample::load_sample_data, InstanceSnapshot};
+use toygres_local::fidelity::{sample::load_sample_data, InstanceSnapshot};
 use toygres_local::{LocalBlobStore, LocalExecutor, LocalExecutorBuilder};
 
 /// One test's world, all under `root`.

@@ -22,7 +22,7 @@ pub const SERVER_INTERNAL_ATTRIBUTE_OPTIONS: &[&str] = &["pg_attver"];
 /// with no option goes away. Every other line is kept as it is.
 ///
 /// ```
-/// use toygres_local::verify::tolerated::without_server_internal_options;
+/// use toygres_local::fidelity::tolerated::without_server_internal_options;
 /// let dump = "ALTER TABLE ONLY public.t ALTER COLUMN a SET (pg_attver=7);\n\
 ///             ALTER TABLE ONLY public.t ALTER COLUMN b SET (n_distinct=5, pg_attver=7);";
 /// assert_eq!(without_server_internal_options(dump), "ALTER TABLE ONLY public.t ALTER COLUMN b SET (n_distinct=5);");
