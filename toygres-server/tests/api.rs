@@ -59,8 +59,8 @@ async fn seed_walk_restores_an_equal_instance_with_the_source_password() {
         assert_eq!(api.get(&path).await.status, 404, "{path}");
     }
     assert_eq!(api.delete(&format!("/api/instances/{}", source["id"].as_str().unwrap())).await.status, 204);
-    assert_eq!(api.get("/api/instances").await.body, json!([]));
-    assert_eq!(api.get("/api/images").await.body, json!([]));
+    assert_eq!(api.get("/api/instances").await.body, json!({ "items": [] }));
+    assert_eq!(api.get("/api/images").await.body, json!({ "items": [] }));
     assert_eq!((data.instance_volumes(), data.image_dirs()), (0, 0), "something was left behind");
     assert!(!server.log_text().contains(TOKEN), "the token reached the log");
     assert!(!server.log_text().contains(source_password.expose()), "a password reached the log");
@@ -93,7 +93,7 @@ async fn a_physical_image_restores_an_equal_instance_and_a_wrong_format_is_refus
         api.post("/api/images", json!({ "name": "phys-bad", "instance_id": source_id, "format": "tar" })).await;
     let message = unknown.body["error"]["message"].as_str().unwrap();
     assert!(message.contains("`logical` or `physical`"), "the error does not say which formats exist: {message}");
-    assert_eq!(api.get("/api/images").await.body, json!([]), "a refused request created an image");
+    assert_eq!(api.get("/api/images").await.body, json!({ "items": [] }), "a refused request created an image");
     assert_eq!(data.image_dirs(), 0);
 
     let bin = binaries();
@@ -113,7 +113,7 @@ async fn a_physical_image_restores_an_equal_instance_and_a_wrong_format_is_refus
     assert_eq!(image["format"], "physical", "{image}");
     assert!(image["checksum"].as_str().unwrap().starts_with("sha256:"), "{image}");
     let listed = api.get("/api/images").await.body;
-    assert_eq!(listed[0]["format"], "physical", "{listed}");
+    assert_eq!(listed["items"][0]["format"], "physical", "{listed}");
     let manifest = std::fs::read(data.path().join(format!("images/images/{id}/manifest.json"))).unwrap();
     let manifest: serde_json::Value = serde_json::from_slice(&manifest).unwrap();
     assert_eq!(manifest["format"], "physical", "the stored image is not physical: {manifest}");
@@ -205,10 +205,10 @@ async fn errors_answer_typed_statuses_and_create_nothing() {
 
     // Nothing was created: one instance, one image (the slow one), one volume.
     let instances = api.get("/api/instances").await.body;
-    assert_eq!(instances.as_array().unwrap().len(), 1, "{instances}");
+    assert_eq!(instances["items"].as_array().unwrap().len(), 1, "{instances}");
     let image = api.settle(&format!("/api/images/{creating}"), "creating", LONG).await;
     assert_eq!(image["state"], "ready", "{image}");
-    assert_eq!(api.get("/api/images").await.body.as_array().unwrap().len(), 1);
+    assert_eq!(api.get("/api/images").await.body["items"].as_array().unwrap().len(), 1);
     assert_eq!((data.instance_volumes(), data.image_dirs()), (1, 1));
     assert_eq!(api.delete(&format!("/api/instances/{source_id}")).await.status, 204);
     assert_eq!(api.delete(&format!("/api/images/{creating}")).await.status, 204);
@@ -246,7 +246,7 @@ async fn every_route_but_healthz_needs_the_token() {
         assert_eq!(api.get("/healthz").await.status, 200);
     }
     let api = server.client();
-    assert_eq!(api.get("/api/instances").await.body, json!([]), "a refused request created something");
+    assert_eq!(api.get("/api/instances").await.body, json!({ "items": [] }), "a refused request created something");
     assert_eq!(data.instance_volumes(), 0);
     let doc = api.get("/api/openapi.json").await.body;
     assert_eq!(doc["openapi"], "3.1.0");
@@ -306,7 +306,7 @@ async fn twenty_concurrent_images_complete_with_a_consistent_catalog() {
     }
     let listed = api.get("/api/images").await.body;
     let mut listed_ids: Vec<String> =
-        listed.as_array().unwrap().iter().map(|i| i["id"].as_str().unwrap().into()).collect();
+        listed["items"].as_array().unwrap().iter().map(|i| i["id"].as_str().unwrap().into()).collect();
     listed_ids.sort();
     let mut expected = ids.clone();
     expected.sort();

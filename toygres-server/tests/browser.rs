@@ -43,9 +43,9 @@ async fn the_page_images_an_instance_and_restores_the_image() {
     browser.click("tr[data-name='web-source'] button.image-button").await;
     browser.wait_until("an image of web-source ready", &state_is("web-source-", "images", "ready"), STEP).await;
     let images = api.get("/api/images").await.body;
-    let image = &images.as_array().unwrap()[0];
+    let image = &images["items"][0];
     let instances = api.get("/api/instances").await.body;
-    assert_eq!(image["source_instance_id"], instances[0]["id"], "{images}");
+    assert_eq!(image["source_instance_id"], instances["items"][0]["id"], "{images}");
     assert_eq!(image["format"], "physical", "the page's format choice did not reach the request: {images}");
     let shown = browser.eval("return document.querySelector('#images tbody tr').children[2].textContent").await;
     assert_eq!(shown, "physical", "the images table does not show the format");
@@ -58,7 +58,7 @@ async fn the_page_images_an_instance_and_restores_the_image() {
     assert_eq!(copies, 1, "the restored instance is not on the page");
     let instances = api.get("/api/instances").await.body;
     let restored =
-        instances.as_array().unwrap().iter().find(|i| i["source_image_id"] == image["id"]).expect("restored");
+        instances["items"].as_array().unwrap().iter().find(|i| i["source_image_id"] == image["id"]).expect("restored");
     assert_eq!(restored["state"], "running");
 
     let png = browser.screenshot().await;
@@ -68,7 +68,7 @@ async fn the_page_images_an_instance_and_restores_the_image() {
     }
     browser.close().await;
 
-    for instance in instances.as_array().unwrap() {
+    for instance in instances["items"].as_array().unwrap() {
         assert_eq!(api.delete(&format!("/api/instances/{}", instance["id"].as_str().unwrap())).await.status, 204);
     }
     assert_eq!(api.delete(&format!("/api/images/{}", image["id"].as_str().unwrap())).await.status, 204);

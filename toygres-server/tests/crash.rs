@@ -41,7 +41,7 @@ async fn a_server_killed_mid_restore_finishes_it_after_a_restart() {
     let image_it = api.post("/api/images", json!({ "name": "too-early", "instance_id": id })).await;
     assert_eq!((image_it.status.as_u16(), &image_it.body["error"]["code"]), (409, &json!("instance_not_running")));
     assert_eq!(api.delete(&path).await.status, 409);
-    assert_eq!(api.get("/api/images").await.body.as_array().unwrap().len(), 1);
+    assert_eq!(api.get("/api/images").await.body["items"].as_array().unwrap().len(), 1);
     server.kill9();
 
     let server = Server::start(&data);
@@ -50,7 +50,11 @@ async fn a_server_killed_mid_restore_finishes_it_after_a_restart() {
     assert_eq!(record["state"], "running", "after the restart: {record} (killed at {seen})");
     let after = InstanceSnapshot::take(&binaries(), &params(&record), &password).await.unwrap();
     assert_eq!(before.diff(&after), Vec::<String>::new());
-    assert_eq!(api.get("/api/instances").await.body.as_array().unwrap().len(), 2, "a duplicate instance appeared");
+    assert_eq!(
+        api.get("/api/instances").await.body["items"].as_array().unwrap().len(),
+        2,
+        "a duplicate instance appeared"
+    );
 
     for path in [path, format!("/api/instances/{}", source["id"].as_str().unwrap()), format!("/api/images/{image_id}")]
     {

@@ -30,7 +30,7 @@ async fn the_api_answers_over_https_and_plain_http_gets_nothing() {
     assert_eq!(health.status(), 200);
     let listed = https.get(format!("{}/api/instances", server.url)).bearer_auth(TOKEN).send().await.unwrap();
     assert_eq!(listed.status(), 200);
-    assert_eq!(listed.json::<serde_json::Value>().await.unwrap(), serde_json::json!([]));
+    assert_eq!(listed.json::<serde_json::Value>().await.unwrap(), serde_json::json!({ "items": [] }));
     let sign_in = https.get(format!("{}/sign-in.js", server.url)).send().await.unwrap().text().await.unwrap();
     assert!(sign_in.contains("'; Secure'"), "the cookie is Secure over HTTPS: {sign_in}");
 

@@ -26,7 +26,7 @@ async fn refused(api: &Api, path: &str, key: &str, body: &Value, status: u16, co
 }
 
 async fn listed(api: &Api, path: &str) -> usize {
-    api.get(path).await.body.as_array().unwrap().len()
+    api.get(path).await.body["items"].as_array().unwrap().len()
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -19,6 +19,11 @@ impl Toygres {
         self.catalog.get_instance(id).await
     }
 
+    /// The instance named `name`, unless unknown or deleted ([`crate::Error::InstanceNotFound`]).
+    pub async fn get_instance_by_name(&self, name: &str) -> Result<InstanceRecord> {
+        self.catalog.get_instance_by_name(name).await
+    }
+
     /// One page of the images passing `filter`, oldest first: at most `filter.limit` (default and
     /// at most [`MAX_PAGE`]). Pass the page's `next` as the next filter's page token
     /// ([`ImageFilter::after`]) until it is `None`.

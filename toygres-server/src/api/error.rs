@@ -105,6 +105,8 @@ impl From<Error> for ApiError {
             Error::ImageNotFound(_) => (S::NOT_FOUND, "image_not_found", None),
             Error::InstanceNotFound(_) => (S::NOT_FOUND, "instance_not_found", None),
             Error::ImageNotReady { .. } => (S::CONFLICT, "image_not_ready", Some("source_image_id")),
+            Error::InstanceNotRunning { .. } => (S::CONFLICT, "instance_not_running", Some("instance_id")),
+            Error::UnsupportedImage { .. } => (S::CONFLICT, "image_unsupported", Some("source_image_id")),
             Error::NameTaken(_) => (S::CONFLICT, "name_taken", Some("name")),
             Error::OperationReused { .. } => (S::UNPROCESSABLE_ENTITY, "idempotency_key_reused", None),
             Error::OperationSpent { .. } => (S::CONFLICT, "idempotency_key_spent", None),

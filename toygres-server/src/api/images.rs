@@ -1,14 +1,15 @@
 //! `/api/images`: create, list, get, delete.
 
 use super::error::{ApiError, Body, ErrorBody};
-use super::types::{CreateImageBody, Created, Image, ManifestSummary};
+use super::listing::ImageQuery;
+use super::requests::CreateImageBody;
+use super::responses::{next_token, Created, Image, ImagePage};
 use super::{accepted, operation_of, Shared};
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::Response;
 use axum::Json;
-use toygres_core::manifest::{Manifest, MANIFEST_NAME};
-use toygres_core::{Error, ImageFilter, ImageId, ImageLocation, ImageRecord, ImageState, InstanceState, Subject};
+use toygres_core::{ImageId, ImageRecord, ImageState, Subject};
 
 /// Takes an image of a running instance. The backup goes on in the background.
 #[utoipa::path(post, operation_id = "create_image", path = "/api/images", tag = "images", request_body = CreateImageBody,
@@ -16,7 +17,7 @@ use toygres_core::{Error, ImageFilter, ImageId, ImageLocation, ImageRecord, Imag
     responses(
         (status = 202, description = "Accepted; follow Location", body = Created,
             headers(("Location" = String, description = "URL of the new image"))),
-        (status = 400, description = "Invalid body or field (named in `field`); nothing was created", body = ErrorBody),
+        (status = 400, description = "Invalid body or field (named in `field`), or a source the executor cannot image in that format; nothing was created", body = ErrorBody),
         (status = 401, description = "Missing or wrong token", body = ErrorBody),
         (status = 404, description = "Unknown instance", body = ErrorBody),
         (status = 409, description = "The instance is not running, or the Idempotency-Key's image was deleted since; nothing was created", body = ErrorBody),
@@ -29,31 +30,25 @@ pub async fn create(
     headers: HeaderMap,
     Body(body): Body<CreateImageBody>,
 ) -> Result<Response, ApiError> {
-    body.validate()?;
-    let source = state.engine.toygres().catalog.get_instance(body.instance_id.into()).await?;
-    if source.state != InstanceState::Running {
-        let message = format!(
-            "instance {} is {}: only running instances can be imaged; wait or pick another",
-            source.name, source.state
-        );
-        return Err(ApiError::new(StatusCode::CONFLICT, "instance_not_running", message).with_field("instance_id"));
-    }
     state.admit_long_job().await?;
     let operation = operation_of(&headers);
     let record = state.engine.create_image(operation, body.into()).await?;
     Ok(accepted(format!("/api/images/{}", record.id), record.id.as_uuid(), record.state.to_string()))
 }
 
-/// Every image that is not deleted, oldest first.
-#[utoipa::path(get, operation_id = "list_images", path = "/api/images", tag = "images",
-    responses((status = 200, body = Vec<Image>), (status = 401, body = ErrorBody)))]
-pub async fn list(State(state): State<Shared>) -> Result<Json<Vec<Image>>, ApiError> {
-    let records = state.engine.toygres().catalog.list_images(&ImageFilter::default()).await?;
-    let mut out = Vec::with_capacity(records.len());
-    for record in records {
-        out.push(view(&state, record).await);
+/// One page of the images that are not deleted, oldest first, filtered by labels, state and
+/// source instance.
+#[utoipa::path(get, operation_id = "list_images", path = "/api/images", tag = "images", params(ImageQuery),
+    responses((status = 200, body = ImagePage), (status = 400, description = "A malformed query parameter (named in `field`)", body = ErrorBody),
+        (status = 401, body = ErrorBody)))]
+pub async fn list(State(state): State<Shared>, uri: Uri) -> Result<Json<ImagePage>, ApiError> {
+    let page = state.engine.toygres().list_images(&ImageQuery::from_uri(&uri)?).await?;
+    let next_page_token = next_token(&page);
+    let mut items = Vec::with_capacity(page.items.len());
+    for record in page.items {
+        items.push(view(&state, record).await);
     }
-    Ok(Json(out))
+    Ok(Json(ImagePage { items, next_page_token }))
 }
 
 /// One image: state, size, checksum, format, databases, progress.
@@ -61,7 +56,7 @@ pub async fn list(State(state): State<Shared>) -> Result<Json<Vec<Image>>, ApiEr
     params(("id" = String, Path, description = "Image id")),
     responses((status = 200, body = Image), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn get(State(state): State<Shared>, Path(id): Path<String>) -> Result<Json<Image>, ApiError> {
-    let record = state.engine.toygres().catalog.get_image(parse(&id)?).await?;
+    let record = state.engine.toygres().get_image(parse(&id)?).await?;
     Ok(Json(view(&state, record).await))
 }
 
@@ -73,7 +68,6 @@ pub async fn get(State(state): State<Shared>, Path(id): Path<String>) -> Result<
 pub async fn delete(State(state): State<Shared>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
     let id = parse(&id)?;
     state.engine.toygres().delete_image(id).await?;
-    state.manifests.lock().unwrap().remove(&id);
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -85,37 +79,9 @@ fn parse(id: &str) -> Result<ImageId, ApiError> {
 }
 
 async fn view(state: &Shared, record: ImageRecord) -> Image {
-    let (summary, progress) = match record.state {
-        ImageState::Creating => (ManifestSummary::default(), state.progress(Subject::Image(record.id)).await),
-        ImageState::Ready => (manifest(state, &record).await, None),
-        _ => (ManifestSummary::default(), None),
+    let progress = match record.state {
+        ImageState::Creating => state.progress(Subject::Image(record.id)).await,
+        _ => None,
     };
-    Image::new(record, summary, progress)
-}
-
-/// The databases of a ready image, from its manifest (read once, then cached).
-async fn manifest(state: &Shared, record: &ImageRecord) -> ManifestSummary {
-    if let Some(summary) = state.manifests.lock().unwrap().get(&record.id) {
-        return summary.clone();
-    }
-    let read = async {
-        let bytes = state.engine.toygres().blobs.read(&ImageLocation::for_image(record.id), MANIFEST_NAME).await?;
-        Manifest::from_bytes(record.id, &bytes)
-    };
-    match read.await {
-        Ok(manifest) => {
-            if manifest.format != record.format {
-                tracing::warn!(image = %record.id, catalog = %record.format, manifest = %manifest.format,
-                    "the image's manifest and catalog record disagree on its format");
-            }
-            let summary = ManifestSummary { databases: manifest.databases.iter().map(|d| d.name.clone()).collect() };
-            state.manifests.lock().unwrap().insert(record.id, summary.clone());
-            summary
-        }
-        Err(e) => {
-            let e: Error = e;
-            tracing::warn!(image = %record.id, error = %e, "cannot read the image's manifest");
-            ManifestSummary::default()
-        }
-    }
+    Image::new(record, progress)
 }

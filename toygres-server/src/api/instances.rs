@@ -1,10 +1,12 @@
 //! `/api/instances`: create (fresh or restored), list, get, delete.
 
 use super::error::{ApiError, Body, ErrorBody};
-use super::types::{CreateInstanceBody, Created, Instance};
+use super::listing::InstanceQuery;
+use super::requests::CreateInstanceBody;
+use super::responses::{next_token, Created, Instance, InstancePage};
 use super::{accepted, operation_of, Shared};
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::Response;
 use axum::Json;
 use toygres_core::{Error, InstanceId, InstanceRecord, InstanceState, Subject};
@@ -16,10 +18,10 @@ use toygres_core::{Error, InstanceId, InstanceRecord, InstanceState, Subject};
     responses(
         (status = 202, description = "Accepted; follow Location", body = Created,
             headers(("Location" = String, description = "URL of the new instance"))),
-        (status = 400, description = "Invalid body or field (named in `field`); nothing was created", body = ErrorBody),
+        (status = 400, description = "Invalid body or field (named in `field`), or a database the image lacks; nothing was created", body = ErrorBody),
         (status = 401, description = "Missing or wrong token", body = ErrorBody),
         (status = 404, description = "Unknown source image", body = ErrorBody),
-        (status = 409, description = "Image not ready, name taken, or the Idempotency-Key's instance was deleted since; nothing was created", body = ErrorBody),
+        (status = 409, description = "Image not ready, corrupted or not restorable here, name taken, or the Idempotency-Key's instance was deleted since; nothing was created", body = ErrorBody),
         (status = 422, description = "The Idempotency-Key was first used with another body; nothing was created", body = ErrorBody),
         (status = 429, description = "Too many images and instances are being made; retry after Retry-After seconds", body = ErrorBody,
             headers(("Retry-After" = String, description = "Seconds to wait"))),
@@ -29,23 +31,25 @@ pub async fn create(
     headers: HeaderMap,
     Body(body): Body<CreateInstanceBody>,
 ) -> Result<Response, ApiError> {
-    body.validate()?;
     state.admit_long_job().await?;
     let operation = operation_of(&headers);
     let record = state.engine.create_instance(operation, body.into()).await?;
     Ok(accepted(format!("/api/instances/{}", record.id), record.id.as_uuid(), record.state.to_string()))
 }
 
-/// Every instance that is not deleted, oldest first.
-#[utoipa::path(get, operation_id = "list_instances", path = "/api/instances", tag = "instances",
-    responses((status = 200, body = Vec<Instance>), (status = 401, body = ErrorBody)))]
-pub async fn list(State(state): State<Shared>) -> Result<Json<Vec<Instance>>, ApiError> {
-    let records = state.engine.toygres().catalog.list_instances(&Default::default()).await?;
-    let mut out = Vec::with_capacity(records.len());
-    for record in records {
-        out.push(view(&state, record).await);
+/// One page of the instances that are not deleted, oldest first, filtered by labels, state and
+/// source image.
+#[utoipa::path(get, operation_id = "list_instances", path = "/api/instances", tag = "instances", params(InstanceQuery),
+    responses((status = 200, body = InstancePage), (status = 400, description = "A malformed query parameter (named in `field`)", body = ErrorBody),
+        (status = 401, body = ErrorBody)))]
+pub async fn list(State(state): State<Shared>, uri: Uri) -> Result<Json<InstancePage>, ApiError> {
+    let page = state.engine.toygres().list_instances(&InstanceQuery::from_uri(&uri)?).await?;
+    let next_page_token = next_token(&page);
+    let mut items = Vec::with_capacity(page.items.len());
+    for record in page.items {
+        items.push(view(&state, record).await);
     }
-    Ok(Json(out))
+    Ok(Json(InstancePage { items, next_page_token }))
 }
 
 /// One instance, by id or name.
@@ -69,11 +73,11 @@ pub async fn delete(State(state): State<Shared>, Path(id): Path<String>) -> Resu
 }
 
 async fn lookup(state: &Shared, id: &str) -> Result<InstanceRecord, ApiError> {
-    let catalog = &state.engine.toygres().catalog;
+    let toygres = state.engine.toygres();
     Ok(match id.parse::<InstanceId>() {
-        Ok(id) => catalog.get_instance(id).await?,
+        Ok(id) => toygres.get_instance(id).await?,
         Err(_) if toygres_core::request::validate_dns1123_label("id", id).is_ok() => {
-            catalog.get_instance_by_name(id).await?
+            toygres.get_instance_by_name(id).await?
         }
         Err(_) => return Err(Error::InstanceNotFound(id.chars().take(80).collect()).into()),
     })

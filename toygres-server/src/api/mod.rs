@@ -4,10 +4,12 @@ pub mod auth;
 pub mod error;
 mod images;
 mod instances;
+pub mod listing;
 pub mod openapi;
 pub mod progress;
+pub mod requests;
+pub mod responses;
 mod schema;
-pub mod types;
 
 use crate::engine::Engine;
 use axum::http::{HeaderMap, StatusCode};
@@ -15,10 +17,9 @@ use axum::routing::get;
 use axum::{Json, Router};
 use error::ApiError;
 use progress::EtaTracker;
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use toygres_core::{ImageFilter, ImageId, OperationId, Subject};
-use types::{Health, ManifestSummary, Progress};
+use responses::{Health, Progress};
+use std::sync::Arc;
+use toygres_core::{ImageFilter, OperationId, Subject};
 
 /// What every handler shares.
 pub struct AppState {
@@ -26,8 +27,6 @@ pub struct AppState {
     pub engine: Engine,
     /// ETA estimates of running operations.
     pub eta: EtaTracker,
-    /// Manifest summaries of ready images (immutable once ready).
-    pub manifests: Mutex<HashMap<ImageId, ManifestSummary>>,
     /// How many images and instances may be in the making at once; a creation beyond it is 429.
     pub max_running: usize,
 }
@@ -38,7 +37,7 @@ pub type Shared = Arc<AppState>;
 impl AppState {
     /// State over `engine`, with at most `max_running` images and instances in the making.
     pub fn new(engine: Engine, max_running: usize) -> Shared {
-        Arc::new(Self { engine, eta: EtaTracker::default(), manifests: Mutex::default(), max_running })
+        Arc::new(Self { engine, eta: EtaTracker::default(), max_running })
     }
 
     /// 429 when [`AppState::max_running`] images and instances are being made already: each is a
@@ -46,10 +45,11 @@ impl AppState {
     /// thousands. Checked before a creation; a creation admitted here is not counted twice.
     async fn admit_long_job(&self) -> Result<(), ApiError> {
         use toygres_core::{ImageState, InstanceFilter, InstanceState};
-        let catalog = &self.engine.toygres().catalog;
-        let images = catalog.list_images(&ImageFilter::new().state(ImageState::Creating)).await?.len();
-        let instances = catalog.list_instances(&InstanceFilter::new().state(InstanceState::Provisioning)).await?;
-        let running = images + instances.len();
+        let toygres = self.engine.toygres();
+        let images =
+            toygres.list_images(&ImageFilter::new().state(ImageState::Creating).limit(self.max_running)).await?;
+        let filter = InstanceFilter::new().state(InstanceState::Provisioning).limit(self.max_running);
+        let running = images.items.len() + toygres.list_instances(&filter).await?.items.len();
         if running < self.max_running {
             return Ok(());
         }
@@ -122,5 +122,5 @@ fn operation_of(headers: &HeaderMap) -> OperationId {
 fn accepted(location: String, id: uuid::Uuid, state: String) -> axum::response::Response {
     use axum::response::IntoResponse;
     let headers = [(axum::http::header::LOCATION, location)];
-    (axum::http::StatusCode::ACCEPTED, headers, Json(types::Created { id, state })).into_response()
+    (axum::http::StatusCode::ACCEPTED, headers, Json(responses::Created { id, state })).into_response()
 }

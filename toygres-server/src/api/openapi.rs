@@ -1,9 +1,8 @@
 //! `GET /api/openapi.json`: the OpenAPI 3.1 document, generated from the handlers and types.
 
 use super::error::{ErrorBody, ErrorDetail};
-use super::types::{
-    Connection, CreateImageBody, CreateInstanceBody, Created, Health, Image, ImageFormat, Instance, Progress,
-};
+use super::requests::{CreateImageBody, CreateInstanceBody, ImageFormat};
+use super::responses::{Connection, Created, Health, Image, ImagePage, Instance, InstancePage, Progress};
 use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
@@ -19,7 +18,8 @@ use utoipa::{Modify, OpenApi};
         document,
     ),
     components(schemas(
-        CreateInstanceBody, CreateImageBody, ImageFormat, Created, Instance, Image, Connection, Progress,
+        CreateInstanceBody, CreateImageBody, ImageFormat, Created, Instance, Image, InstancePage, ImagePage, Connection,
+        Progress,
         ErrorBody, ErrorDetail, Health,
     )),
     modifiers(&BearerAuth),

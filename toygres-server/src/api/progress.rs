@@ -1,7 +1,7 @@
 //! Byte progress with an ETA: the engine reports bytes done and total; the server remembers when
 //! it first saw each operation move bytes and estimates the rest at the rate seen since.
 
-use crate::api::types::Progress;
+use crate::api::responses::Progress;
 use crate::engine::{OperationState, OperationStatus};
 use std::collections::HashMap;
 use std::sync::Mutex;

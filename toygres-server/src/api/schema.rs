@@ -2,7 +2,7 @@
 //! fresh instance (`password` required) or a restore (`source_image_id` required), never both
 //! with `runtime_image_id` / `image_override`.
 
-use super::types::CreateInstanceBody;
+use super::requests::CreateInstanceBody;
 use serde_json::json;
 use std::borrow::Cow;
 use utoipa::openapi::{RefOr, Schema};
@@ -15,6 +15,8 @@ impl utoipa::PartialSchema for CreateInstanceBody {
         let label = json!({ "type": "string", "pattern": DNS_LABEL, "minLength": 1, "maxLength": 63 });
         let optional_label =
             json!({ "type": ["string", "null"], "pattern": DNS_LABEL, "minLength": 1, "maxLength": 63 });
+        let labels = json!({ "type": "object", "additionalProperties": { "type": "string" },
+                             "description": "Labels to find the instance by (`GET /api/instances?labels=k=v`)." });
         let fresh = json!({
             "title": "Fresh instance",
             "description": "A new empty instance whose superuser has `password`.",
@@ -29,6 +31,8 @@ impl utoipa::PartialSchema for CreateInstanceBody {
                 "source_image_id": { "type": "null" },
                 "runtime_image_id": { "type": ["string", "null"] },
                 "image_override": { "type": ["string", "null"] },
+                "databases": { "type": "null" },
+                "labels": labels,
             },
         });
         let restore = json!({
@@ -45,6 +49,9 @@ impl utoipa::PartialSchema for CreateInstanceBody {
                 "password": { "type": ["string", "null"], "description": "Ignored." },
                 "runtime_image_id": { "type": "null" },
                 "image_override": { "type": "null" },
+                "databases": { "type": ["array", "null"], "items": { "type": "string" },
+                               "description": "Only these databases of the image (default: every one); each must be in it." },
+                "labels": labels,
             },
         });
         let schema = json!({ "oneOf": [fresh, restore], "examples": [

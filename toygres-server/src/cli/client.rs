@@ -22,6 +22,28 @@ impl Client {
         self.send(Method::GET, path, None).await
     }
 
+    /// Every record of the listing at `path` (`/api/images` or `/api/instances`) whose labels
+    /// include `labels` (`key=value,…`; empty: all), following the pages to the last.
+    pub async fn list_all(&self, path: &str, labels: &str) -> Result<Vec<Value>, Box<dyn std::error::Error>> {
+        let mut items = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let mut url = reqwest::Url::parse("http://query.invalid/")?;
+            if !labels.is_empty() {
+                url.query_pairs_mut().append_pair("labels", labels);
+            }
+            if let Some(token) = &token {
+                url.query_pairs_mut().append_pair("page_token", token);
+            }
+            let page = self.get(&format!("{path}?{}", url.query().unwrap_or_default())).await?;
+            items.extend(page["items"].as_array().cloned().unwrap_or_default());
+            match page["next_page_token"].as_str() {
+                Some(next) => token = Some(next.to_string()),
+                None => return Ok(items),
+            }
+        }
+    }
+
     /// `POST path` with a JSON body.
     pub async fn post(&self, path: &str, body: &Value) -> Result<Value, Box<dyn std::error::Error>> {
         self.send(Method::POST, path, Some(body)).await

@@ -57,12 +57,19 @@ pub enum InstanceCommand {
         /// Read the password of an empty instance from the first line of stdin instead.
         #[arg(long)]
         password_stdin: bool,
+        /// Labels, as `key=value` pairs joined by commas.
+        #[arg(long, value_name = "KEY=VALUE,...")]
+        labels: Option<String>,
         /// Wait until it runs (or fails), with a progress bar.
         #[arg(long)]
         wait: bool,
     },
-    /// List instances.
-    List,
+    /// List instances (every page), optionally only those with all of `--labels`.
+    List {
+        /// Only those with every one of these labels (`key=value,…`).
+        #[arg(long, value_name = "KEY=VALUE,...")]
+        labels: Option<String>,
+    },
     /// Show one instance (id or name).
     Get {
         /// Id or name.
@@ -94,12 +101,19 @@ pub enum ImageCommand {
         /// How the image holds the data (when omitted, the server's default: logical).
         #[arg(long, value_enum, value_name = "FORMAT")]
         format: Option<ImageFormat>,
+        /// Labels, as `key=value` pairs joined by commas.
+        #[arg(long, value_name = "KEY=VALUE,...")]
+        labels: Option<String>,
         /// Wait until it is ready (or failed), with a progress bar.
         #[arg(long)]
         wait: bool,
     },
-    /// List images.
-    List,
+    /// List images (every page), optionally only those with all of `--labels`.
+    List {
+        /// Only those with every one of these labels (`key=value,…`).
+        #[arg(long, value_name = "KEY=VALUE,...")]
+        labels: Option<String>,
+    },
     /// Show one image.
     Get {
         /// Id.
@@ -153,8 +167,8 @@ async fn instances(
 ) -> Result<ExitCode, Box<dyn std::error::Error>> {
     let kind = wait::Kind::Instance;
     match command {
-        InstanceCommand::Create { name, from_image, dns_label, password_env, password_stdin, wait } => {
-            let mut body = json!({ "name": name });
+        InstanceCommand::Create { name, from_image, dns_label, password_env, password_stdin, labels, wait } => {
+            let mut body = json!({ "name": name, "labels": labels_object(labels.as_deref())? });
             if let Some(image) = from_image {
                 body["source_image_id"] = json!(image);
             } else {
@@ -166,8 +180,8 @@ async fn instances(
             let created = client.post("/api/instances", &body).await?;
             finish(&client, kind, created, wait, json).await
         }
-        InstanceCommand::List => {
-            let list = client.get("/api/instances").await?;
+        InstanceCommand::List { labels } => {
+            let list = client.list_all("/api/instances", labels.as_deref().unwrap_or_default()).await?;
             output::print_list(kind, &list, json);
             Ok(ExitCode::SUCCESS)
         }
@@ -186,16 +200,18 @@ async fn instances(
 async fn images(client: Client, command: ImageCommand, json: bool) -> Result<ExitCode, Box<dyn std::error::Error>> {
     let kind = wait::Kind::Image;
     match command {
-        ImageCommand::Create { name, instance, description, format, wait } => {
-            let mut body = json!({ "name": name, "instance_id": instance, "description": description });
+        ImageCommand::Create { name, instance, description, format, labels, wait } => {
+            let labels = labels_object(labels.as_deref())?;
+            let mut body =
+                json!({ "name": name, "instance_id": instance, "description": description, "labels": labels });
             if let Some(format) = format {
                 body["format"] = json!(format.as_str());
             }
             let created = client.post("/api/images", &body).await?;
             finish(&client, kind, created, wait, json).await
         }
-        ImageCommand::List => {
-            let list = client.get("/api/images").await?;
+        ImageCommand::List { labels } => {
+            let list = client.list_all("/api/images", labels.as_deref().unwrap_or_default()).await?;
             output::print_list(kind, &list, json);
             Ok(ExitCode::SUCCESS)
         }
@@ -209,6 +225,16 @@ async fn images(client: Client, command: ImageCommand, json: bool) -> Result<Exi
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// `key=value,…` as a JSON object (the server checks the labels).
+fn labels_object(text: Option<&str>) -> Result<serde_json::Value, Box<dyn std::error::Error>> {
+    let mut labels = serde_json::Map::new();
+    for pair in text.unwrap_or_default().split(',').filter(|p| !p.is_empty()) {
+        let (key, value) = pair.split_once('=').ok_or_else(|| format!("--labels: {pair:?} is not key=value"))?;
+        labels.insert(key.to_string(), json!(value));
+    }
+    Ok(serde_json::Value::Object(labels))
 }
 
 /// Prints `record` (after waiting for it to settle with `wait`); failure exit code when it failed.

@@ -4,13 +4,11 @@ use super::wait::Kind;
 use serde_json::Value;
 
 /// Prints a list of records.
-pub fn print_list(kind: Kind, list: &Value, json: bool) {
+pub fn print_list(kind: Kind, records: &[Value], json: bool) {
     if json {
-        println!("{}", serde_json::to_string_pretty(list).unwrap_or_default());
+        println!("{}", serde_json::to_string_pretty(records).unwrap_or_default());
         return;
     }
-    let empty = Vec::new();
-    let records = list.as_array().unwrap_or(&empty);
     if records.is_empty() {
         println!("no {}", if kind == Kind::Instance { "instances" } else { "images" });
     }

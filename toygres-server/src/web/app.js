@@ -73,9 +73,21 @@ function imageRow(m) {
     `<td>${progress(m.progress)}</td><td>${button}${del}</td></tr>`;
 }
 
+// Every record of a listing, following its pages.
+async function listAll(path) {
+  const items = [];
+  let token = null;
+  do {
+    const page = await api('GET', token ? `${path}?page_token=${encodeURIComponent(token)}` : path);
+    items.push(...page.items);
+    token = page.next_page_token;
+  } while (token);
+  return items;
+}
+
 async function refresh() {
   try {
-    const [instances, images] = await Promise.all([api('GET', '/api/instances'), api('GET', '/api/images')]);
+    const [instances, images] = await Promise.all([listAll('/api/instances'), listAll('/api/images')]);
     const now = JSON.stringify([instances, images]);
     if (now !== last) {
       last = now;

@@ -1,0 +1,171 @@
+//! The request bodies of the API, as the OpenAPI document describes them. They only carry the
+//! request to the library: every rule on it is core's (`toygres_core`'s admission).
+
+use serde::{Deserialize, Serialize};
+use toygres_core::{CreateImageRequest, CreateInstanceRequest, Labels, Password};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+/// `POST /api/instances`: a fresh empty instance (`name`, `password`), or a restore
+/// (`name`, `source_image_id`, optional `dns_label`; `password` is then ignored: the restored
+/// instance uses the source image's password).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateInstanceBody {
+    /// Instance name: a DNS-1123 label (1-63 of `a-z`, `0-9`, `-`).
+    pub name: String,
+    /// Superuser password of a fresh instance; ignored for a restore.
+    #[serde(default)]
+    pub password: Option<Password>,
+    /// Restore from this ready image.
+    #[serde(default)]
+    pub source_image_id: Option<Uuid>,
+    /// DNS label of the public endpoint (DNS-1123 label).
+    #[serde(default)]
+    pub dns_label: Option<String>,
+    /// Runtime image of a fresh instance; refused with `source_image_id`.
+    #[serde(default)]
+    pub runtime_image_id: Option<String>,
+    /// Container image override; refused with `source_image_id`.
+    #[serde(default)]
+    pub image_override: Option<String>,
+    /// Restore only these databases of the image (default: every one); each must be in it.
+    #[serde(default)]
+    pub databases: Option<Vec<String>>,
+    /// Labels to find the instance by (`GET /api/instances?labels=k=v`).
+    #[serde(default)]
+    pub labels: Labels,
+}
+
+impl From<CreateInstanceBody> for CreateInstanceRequest {
+    fn from(body: CreateInstanceBody) -> Self {
+        // Starts from the constructor and sets the fields, as the request is `non_exhaustive`.
+        let mut request = CreateInstanceRequest::restore(body.name, toygres_core::ImageId::new());
+        request.source_image_id = body.source_image_id.map(Into::into);
+        request.password = body.password;
+        request.runtime_image_id = body.runtime_image_id;
+        request.image_override = body.image_override;
+        request.dns_label = body.dns_label;
+        request.databases = body.databases;
+        request.labels = body.labels;
+        request
+    }
+}
+
+/// `POST /api/images`: take an image of a running instance.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateImageBody {
+    /// Image name: a DNS-1123 label.
+    #[schema(example = "nightly", pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", min_length = 1, max_length = 63)]
+    pub name: String,
+    /// The running instance to image.
+    pub instance_id: Uuid,
+    /// Free text (at most 1024 characters).
+    #[schema(max_length = 1024)]
+    #[serde(default)]
+    pub description: Option<String>,
+    /// `logical` (the default) or `physical`; any other value is refused (400, `field` `format`).
+    #[schema(default = "logical")]
+    #[serde(default)]
+    pub format: ImageFormat,
+    /// Labels to find the image by (`GET /api/images?labels=k=v`): at most 64, keys of 1-63
+    /// characters, values of at most 256.
+    #[serde(default)]
+    #[schema(value_type = std::collections::BTreeMap<String, String>)]
+    pub labels: Labels,
+}
+
+impl From<CreateImageBody> for CreateImageRequest {
+    fn from(body: CreateImageBody) -> Self {
+        let mut request = CreateImageRequest::new(body.name, body.instance_id.into());
+        request.description = body.description;
+        request.format = body.format.into();
+        request.labels = body.labels;
+        request
+    }
+}
+
+/// How an image holds its data, as the API spells it (`toygres_core::ImageFormat`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ImageFormat {
+    /// `pg_dump` of every database plus the globals: portable across executors and onto newer
+    /// PostgreSQL majors. The default.
+    #[default]
+    Logical,
+    /// `pg_basebackup` of the data files: restores as fast as the disk, onto the same major only.
+    Physical,
+}
+
+impl From<ImageFormat> for toygres_core::ImageFormat {
+    fn from(format: ImageFormat) -> Self {
+        match format {
+            ImageFormat::Logical => toygres_core::ImageFormat::Logical,
+            ImageFormat::Physical => toygres_core::ImageFormat::Physical,
+        }
+    }
+}
+
+impl From<toygres_core::ImageFormat> for ImageFormat {
+    fn from(format: toygres_core::ImageFormat) -> Self {
+        match format {
+            toygres_core::ImageFormat::Logical => ImageFormat::Logical,
+            toygres_core::ImageFormat::Physical => ImageFormat::Physical,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::error::{ApiError, Body};
+    use axum::extract::FromRequest;
+    use serde_json::json;
+
+    async fn parse(body: serde_json::Value) -> Result<CreateImageBody, ApiError> {
+        let request = axum::http::Request::builder()
+            .method("POST")
+            .header("content-type", "application/json")
+            .body(axum::body::Body::from(body.to_string()))
+            .unwrap();
+        Body::<CreateImageBody>::from_request(request, &()).await.map(|Body(body)| body)
+    }
+
+    #[tokio::test]
+    async fn the_image_format_defaults_to_logical_and_reaches_the_request() {
+        let id = Uuid::new_v4();
+        let body = parse(json!({ "name": "n", "instance_id": id })).await.unwrap();
+        assert_eq!(CreateImageRequest::from(body).format, toygres_core::ImageFormat::Logical);
+        let body = parse(json!({ "name": "n", "instance_id": id, "format": "physical" })).await.unwrap();
+        assert_eq!(CreateImageRequest::from(body).format, toygres_core::ImageFormat::Physical);
+        let body = parse(json!({ "name": "n", "instance_id": id, "format": "logical" })).await.unwrap();
+        assert_eq!(CreateImageRequest::from(body).format, toygres_core::ImageFormat::Logical);
+    }
+
+    #[tokio::test]
+    async fn an_unknown_image_format_is_refused_naming_the_field() {
+        let id = Uuid::new_v4();
+        for format in [json!("Physical"), json!("incremental"), json!(1), json!(null)] {
+            let error = parse(json!({ "name": "n", "instance_id": id, "format": format })).await.unwrap_err();
+            assert_eq!(error.status, axum::http::StatusCode::BAD_REQUEST, "{format}");
+            let detail = &error.detail;
+            assert_eq!(
+                (detail.code.as_str(), detail.field.as_deref()),
+                ("invalid_body", Some("format")),
+                "{}",
+                detail.message
+            );
+            assert!(error.detail.message.contains("`format`"), "{}", error.detail.message);
+        }
+    }
+
+    #[test]
+    fn formats_match_the_libraries() {
+        for format in [toygres_core::ImageFormat::Logical, toygres_core::ImageFormat::Physical] {
+            let api = ImageFormat::from(format);
+            assert_eq!(serde_json::to_value(api).unwrap(), json!(format.as_str()));
+            assert_eq!(toygres_core::ImageFormat::from(api), format);
+        }
+    }
+}
