@@ -5,8 +5,11 @@
 #[path = "local/support.rs"]
 mod support;
 
+use std::sync::Arc;
+use std::time::Duration;
 use support::*;
-use toygres_core::{CreateInstanceRequest, ImageFormat, InstanceFilter, OperationId};
+use toygres_core::{ClusterExecutor, CreateInstanceRequest, Error, ImageFormat, ImageLocation, InstanceFilter};
+use toygres_core::{InstanceId, InstanceSpec, NoProgress, OperationId, RestoreJobSpec};
 
 #[test]
 fn image_metadata_and_a_restore_of_one_database() {
@@ -46,5 +49,32 @@ fn image_metadata_and_a_restore_of_one_database() {
         expected.databases.retain(|name, _| name == "appdb");
         assert_eq!(expected.diff(&compared), Vec::<String>::new(), "appdb and the roles equal the source's");
         delete_and_check(&f, &restored).await;
+
+        // The job itself refuses a database the image lacks, before it initialises anything
+        // (it never skips one silently, whoever started it).
+        let spec = InstanceSpec {
+            id: InstanceId::new(),
+            name: "unknown-db".into(),
+            image_type: Default::default(),
+            pg_version: None,
+            dns_label: None,
+        };
+        f.executor.create_volume(&spec, &f.password).await.unwrap();
+        let job = RestoreJobSpec {
+            image_id: image.id,
+            location: ImageLocation::for_image(image.id),
+            checksum: image.checksum.clone().unwrap(),
+            instance: spec.clone(),
+            databases: Some(vec!["appdb".into(), "nosuchdb".into()]),
+        };
+        let job = f.executor.start_restore_job(&job).await.unwrap();
+        let waited = f.executor.wait_for_job(&job, Duration::from_secs(60), Arc::new(NoProgress)).await;
+        match waited {
+            Err(Error::JobFailed { reason, .. }) => assert!(reason.contains("\"nosuchdb\""), "{reason}"),
+            other => panic!("expected JobFailed naming nosuchdb, got {other:?}"),
+        }
+        let cluster = f.executor.cluster(&spec).unwrap();
+        assert!(!cluster.is_initialized() && !cluster.is_running(), "nothing was loaded");
+        f.executor.delete_instance(&spec).await.unwrap();
     });
 }

@@ -55,6 +55,13 @@ impl RestoreJobSpec {
     pub fn includes(&self, name: &str) -> bool {
         self.databases.as_ref().is_none_or(|d| d.iter().any(|n| n == name))
     }
+
+    /// Refuses ([`crate::Error::InvalidRequest`] on `databases`) a job naming a database its
+    /// image's verified `manifest` lacks: a job must never skip one silently.
+    pub fn check_databases(&self, manifest: &Manifest) -> Result<()> {
+        let names = manifest.databases.iter().map(|d| d.name.as_str());
+        crate::request::check_databases(self.image_id, self.databases.as_deref(), names)
+    }
 }
 
 /// Which kind of job.

@@ -37,6 +37,30 @@ pub fn validate_dns1123_label(field: &'static str, value: &str) -> Result<()> {
     Ok(())
 }
 
+/// Refuses, with [`Error::InvalidRequest`] on `databases`, a `wanted` list (`None`: every
+/// database) that names a database `image` does not hold; the error names the unknown ones and
+/// what the image has.
+pub fn check_databases<'a>(
+    image: ImageId,
+    wanted: Option<&[String]>,
+    available: impl Iterator<Item = &'a str> + Clone,
+) -> Result<()> {
+    let Some(wanted) = wanted else { return Ok(()) };
+    let unknown: Vec<&str> =
+        wanted.iter().map(String::as_str).filter(|w| !available.clone().any(|a| a == *w)).collect();
+    if unknown.is_empty() {
+        return Ok(());
+    }
+    Err(Error::InvalidRequest {
+        field: "databases",
+        reason: format!(
+            "image {image} has no database {}; it holds {}",
+            unknown.iter().map(|u| format!("{u:?}")).collect::<Vec<_>>().join(", "),
+            available.map(|a| format!("{a:?}")).collect::<Vec<_>>().join(", ")
+        ),
+    })
+}
+
 /// Longest image description, in characters.
 pub const MAX_DESCRIPTION: usize = 1024;
 
@@ -194,20 +218,7 @@ impl CreateInstanceRequest {
     /// Checks `databases` against the databases an image holds: a typed error naming the unknown
     /// ones (and what the image has) before anything is created.
     pub fn check_databases<'a>(&self, image: ImageId, available: impl Iterator<Item = &'a str> + Clone) -> Result<()> {
-        let Some(wanted) = &self.databases else { return Ok(()) };
-        let unknown: Vec<&str> =
-            wanted.iter().map(String::as_str).filter(|w| !available.clone().any(|a| a == *w)).collect();
-        if unknown.is_empty() {
-            return Ok(());
-        }
-        Err(Error::InvalidRequest {
-            field: "databases",
-            reason: format!(
-                "image {image} has no database {}; it holds {}",
-                unknown.iter().map(|u| format!("{u:?}")).collect::<Vec<_>>().join(", "),
-                available.map(|a| format!("{a:?}")).collect::<Vec<_>>().join(", ")
-            ),
-        })
+        check_databases(image, self.databases.as_deref(), available)
     }
 
     /// Validates a restore request; nothing is created when this fails. Returns the image id.

@@ -47,6 +47,7 @@ pub(crate) async fn run(inner: Arc<Inner>, spec: RestoreJobSpec, ctx: JobCtx) ->
 
     let bytes = transfer::read_all(&transfer, image, MANIFEST_NAME, &ctx.log).await?;
     let manifest = Manifest::verified(image, &bytes, &spec.checksum)?;
+    spec.check_databases(&manifest)?;
     let total: u64 = manifest.objects().map(|o| o.size).sum();
     // Every object is read once to verify it, then what is loaded (physical: the archives only).
     let loaded: u64 = match manifest.format {
