@@ -100,7 +100,7 @@ async fn every_refusal_of_the_library_is_the_rest_paths_and_creates_nothing() {
     fresh.source_image_id = None;
     fresh.password = Some(Password::new("two\nlines"));
     let mut long = fresh.clone();
-    long.password = Some(Password::new(&"p".repeat(1025)));
+    long.password = Some(Password::new("p".repeat(1025)));
     let mut labelled = CreateImageRequest::new("front-labels", source_id);
     labelled.labels.insert("Bad Key".into(), "x".into());
     let unknown = uuid::Uuid::new_v4();

@@ -8,3 +8,4 @@ pub use crate::memory::MemoryCatalog;
 pub use crate::objstore::ObjectStoreBlobs;
 pub mod blob_suite;
 pub mod catalog_suite;
+pub mod executor_suite;

@@ -196,6 +196,17 @@ impl FakeApi {
         std::mem::take(&mut self.state.lock().unwrap().calls)
     }
 
+    /// Whether `call` (as [`FakeApi::take_calls`] shows it) was served, forgetting none.
+    pub fn served(&self, call: &str) -> bool {
+        self.state.lock().unwrap().calls.iter().any(|c| c == call)
+    }
+
+    /// Changes the object at `path` with `change`, if it exists; returns whether it did.
+    pub fn modify(&self, path: &str, change: impl FnOnce(&mut Value)) -> bool {
+        let mut state = self.state.lock().unwrap();
+        state.objects.get_mut(path).map(change).is_some()
+    }
+
     /// Every request body so far with its path.
     pub fn bodies(&self) -> Vec<(String, String)> {
         self.state.lock().unwrap().bodies.clone()
