@@ -33,6 +33,31 @@ pub struct ServeArgs {
     /// The PEM private key of --tls-cert.
     #[arg(long, env = "TOYGRES_TLS_KEY", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
+    /// How much of an image a restore's admission reads before anything is created: `full`
+    /// (every byte: a corrupted image is refused at once, but an image of tens of GB may outlast
+    /// the 60 s request limit) or `manifest-and-sizes` (the manifest's checksum and each object's
+    /// size; the restore job still hashes every byte before loading, and a corrupted image then
+    /// fails the instance it created).
+    #[arg(long, env = "TOYGRES_VERIFY", value_enum, default_value_t = Verify::Full)]
+    pub verify: Verify,
+}
+
+/// `--verify`: [`toygres_core::VerifyMode`] as the command line spells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Verify {
+    /// Every byte of the image.
+    Full,
+    /// The manifest's checksum and every object's size.
+    ManifestAndSizes,
+}
+
+impl From<Verify> for toygres_core::VerifyMode {
+    fn from(verify: Verify) -> Self {
+        match verify {
+            Verify::Full => toygres_core::VerifyMode::Full,
+            Verify::ManifestAndSizes => toygres_core::VerifyMode::ManifestAndSizes,
+        }
+    }
 }
 
 /// Runs the server until SIGINT or SIGTERM. Everything it creates is private to its OS user
@@ -61,7 +86,9 @@ pub async fn run(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
         _ => None,
     };
     let backends = crate::backends::open(&args.data_dir, args.pg_bin_dir.as_deref()).await?;
-    let engine = Engine::start(backends.toygres, &backends.durable_store).await?;
+    let mut options = backends.toygres.options.clone();
+    options.verify = args.verify.into();
+    let engine = Engine::start(backends.toygres.with_options(options), &backends.durable_store).await?;
     let app = api::router(AppState::new(engine.clone(), args.max_running_operations as usize), auth);
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
     let addr = listener.local_addr()?;
