@@ -20,12 +20,16 @@ pub struct ImageQuery {
     #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<usize>,
     /// The `next_page_token` of the previous page.
+    #[param(pattern = r"^-?[0-9]{1,18}\.[0-9a-f]{32}$")]
     pub page_token: Option<String>,
     /// Only images with every one of these labels: `key=value` pairs joined by commas.
-    #[param(example = "env=prod,team=db")]
+    #[param(
+        pattern = r"^([a-z0-9][-a-z0-9_./]{0,62}=[^,\x00-\x1f\x7f-\x9f]{0,64})?(,[a-z0-9][-a-z0-9_./]{0,62}=[^,\x00-\x1f\x7f-\x9f]{0,64}){0,63}$",
+        example = "env=prod,team=db"
+    )]
     pub labels: Option<String>,
     /// Only images in this state.
-    #[param(value_type = Option<String>, example = "ready")]
+    #[param(value_type = Option<String>, pattern = "^(creating|ready|failed|deleting|deleted)$", example = "ready")]
     pub state: Option<ImageState>,
     /// Only images of this instance.
     pub instance_id: Option<Uuid>,
@@ -40,12 +44,16 @@ pub struct InstanceQuery {
     #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<usize>,
     /// The `next_page_token` of the previous page.
+    #[param(pattern = r"^-?[0-9]{1,18}\.[0-9a-f]{32}$")]
     pub page_token: Option<String>,
     /// Only instances with every one of these labels: `key=value` pairs joined by commas.
-    #[param(example = "env=prod,team=db")]
+    #[param(
+        pattern = r"^([a-z0-9][-a-z0-9_./]{0,62}=[^,\x00-\x1f\x7f-\x9f]{0,64})?(,[a-z0-9][-a-z0-9_./]{0,62}=[^,\x00-\x1f\x7f-\x9f]{0,64}){0,63}$",
+        example = "env=prod,team=db"
+    )]
     pub labels: Option<String>,
     /// Only instances in this state.
-    #[param(value_type = Option<String>, example = "running")]
+    #[param(value_type = Option<String>, pattern = "^(provisioning|running|failed|deleting|deleted)$", example = "running")]
     pub state: Option<InstanceState>,
     /// Only instances restored from this image.
     pub source_image_id: Option<Uuid>,
@@ -89,12 +97,7 @@ fn paging(limit: Option<usize>, token: Option<String>, labels: Option<String>) -
     if let Some(limit) = limit.filter(|l| !(1..=MAX_PAGE).contains(l)) {
         return Err(invalid("limit", format!("{limit} is out of range; ask for 1 to {MAX_PAGE}")));
     }
-    let token = match token {
-        Some(text) => Some(text.parse::<PageToken>().map_err(|_| {
-            invalid("page_token", "not a token this server gave; pass a page's next_page_token as it is".into())
-        })?),
-        None => None,
-    };
+    let token = token.map(|text| text.parse::<PageToken>()).transpose()?;
     Ok((limit, token, selector(labels.as_deref().unwrap_or_default())?))
 }
 

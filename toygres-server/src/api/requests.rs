@@ -72,7 +72,7 @@ pub struct CreateImageBody {
     /// Labels to find the image by (`GET /api/images?labels=k=v`): at most 64, keys of 1-63
     /// characters, values of at most 256.
     #[serde(default)]
-    #[schema(value_type = std::collections::BTreeMap<String, String>)]
+    #[schema(schema_with = super::schema::labels)]
     pub labels: Labels,
 }
 

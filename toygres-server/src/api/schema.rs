@@ -10,13 +10,30 @@ use utoipa::openapi::{RefOr, Schema};
 /// A DNS-1123 label, as `toygres_core::request::validate_dns1123_label` checks it.
 pub const DNS_LABEL: &str = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$";
 
+/// Labels as `toygres_core::labels::validate_labels` checks them: at most 64; keys of 1-63 of
+/// `a-z 0-9 - _ . /` starting alphanumeric; values without control characters, at most 256 bytes
+/// (the schema says 64 characters, which any encoding keeps within 256 bytes).
+fn labels_json() -> serde_json::Value {
+    json!({
+        "type": "object",
+        "maxProperties": 64,
+        "propertyNames": { "type": "string", "pattern": r"^[a-z0-9][-a-z0-9_./]{0,62}$" },
+        "additionalProperties": { "type": "string", "maxLength": 64, "pattern": r"^[^\x00-\x1f\x7f-\x9f]*$" },
+        "description": "Labels to find the record by (`GET` with `labels=key=value,...`).",
+    })
+}
+
+/// [`labels_json`] as a schema, for the derived request bodies.
+pub fn labels() -> Schema {
+    serde_json::from_value(labels_json()).expect("a valid schema")
+}
+
 impl utoipa::PartialSchema for CreateInstanceBody {
     fn schema() -> RefOr<Schema> {
         let label = json!({ "type": "string", "pattern": DNS_LABEL, "minLength": 1, "maxLength": 63 });
         let optional_label =
             json!({ "type": ["string", "null"], "pattern": DNS_LABEL, "minLength": 1, "maxLength": 63 });
-        let labels = json!({ "type": "object", "additionalProperties": { "type": "string" },
-                             "description": "Labels to find the instance by (`GET /api/instances?labels=k=v`)." });
+        let labels = labels_json();
         let fresh = json!({
             "title": "Fresh instance",
             "description": "A new empty instance whose superuser has `password`.",
@@ -49,7 +66,7 @@ impl utoipa::PartialSchema for CreateInstanceBody {
                 "password": { "type": ["string", "null"], "description": "Ignored." },
                 "runtime_image_id": { "type": "null" },
                 "image_override": { "type": "null" },
-                "databases": { "type": ["array", "null"], "items": { "type": "string" },
+                "databases": { "type": ["array", "null"], "items": { "type": "string" }, "minItems": 1, "uniqueItems": true,
                                "description": "Only these databases of the image (default: every one); each must be in it." },
                 "labels": labels,
             },
