@@ -4,7 +4,7 @@
 //! Every step takes the image id only.
 
 use super::{job_policy, short_policy, Flow, Kill, Kind};
-use crate::activities::{FailInput, JobOf};
+use crate::activities::JobOf;
 use crate::names::activity::{BACKUP_JOB, IMAGE_FAIL, MARK_READY};
 use duroxide::OrchestrationContext;
 use serde::{Deserialize, Serialize};
@@ -30,15 +30,6 @@ pub async fn create_image(ctx: OrchestrationContext, input: ImageInput) -> Resul
     .await;
     match outcome {
         Ok(id) => Ok(id),
-        Err(stop) => {
-            let input = FailInput {
-                subject: id,
-                step: Some(stop.step),
-                message: stop.error.message.clone(),
-                cancelled: flow.was_cancelled(),
-                what: format!("backup of image {id}"),
-            };
-            Err(flow.fail(IMAGE_FAIL, &input, &stop).await)
-        }
+        Err(stop) => Err(flow.fail(IMAGE_FAIL, id, format!("backup of image {id}"), &stop).await),
     }
 }

@@ -5,7 +5,7 @@
 //! with the reason). Every step takes the instance id only.
 
 use super::{job_policy, short_policy, Flow, Kill, Kind, Stop};
-use crate::activities::{FailInput, JobOf};
+use crate::activities::JobOf;
 use crate::names::activity::{CREATE_VOLUME, INITIALIZE_EMPTY, INSTANCE_FAIL, RESTORE_JOB, SERVE};
 use duroxide::OrchestrationContext;
 use serde::{Deserialize, Serialize};
@@ -31,14 +31,7 @@ pub async fn create_instance(ctx: OrchestrationContext, input: InstanceFlow) -> 
                 Some(image) => format!("restore of instance {id} from image {image}"),
                 None => format!("creation of instance {id}"),
             };
-            let fail = FailInput {
-                subject: id,
-                step: Some(stop.step),
-                message: stop.error.message.clone(),
-                cancelled: flow.was_cancelled(),
-                what,
-            };
-            Err(flow.fail(INSTANCE_FAIL, &fail, &stop).await)
+            Err(flow.fail(INSTANCE_FAIL, id, what, &stop).await)
         }
     }
 }

@@ -9,7 +9,7 @@ pub mod v1;
 pub use create_image::{create_image, ImageInput};
 pub use create_instance::{create_instance, InstanceFlow};
 
-use crate::activities::JobOf;
+use crate::activities::{FailInput, JobOf};
 use crate::names::{activity, activity_v1, CREATE_IMAGE, CREATE_INSTANCE};
 use crate::names::{CREATE_IMAGE_V1_0_0, CREATE_IMAGE_VERSION, CREATE_INSTANCE_V1_0_5, CREATE_INSTANCE_VERSION};
 use crate::status::{Failure, StepError, StepStatus};
@@ -141,14 +141,22 @@ impl Flow {
         unreachable!("a policy has at least one attempt")
     }
 
-    /// Runs cleanup activity `name` (not cancellable), retrying transient errors; then the
+    /// Runs cleanup activity `name` (not cancellable) on `subject`, which `stop` ended (`what`
+    /// names the operation for a cancellation's reason), retrying transient errors; then the
     /// orchestration's error for `stop`.
-    pub(crate) async fn fail<In: Serialize>(&mut self, name: &str, input: &In, stop: &Stop) -> String {
+    pub(crate) async fn fail<S: Serialize>(&mut self, name: &str, subject: S, what: String, stop: &Stop) -> String {
+        let input = &FailInput {
+            subject,
+            step: Some(stop.step),
+            message: stop.error.message.clone(),
+            cancelled: self.cancelled,
+            what,
+        };
         let policy = short_policy();
         let mut cleanup_error = None;
         for attempt in 1..=policy.attempts {
             self.status(Phase::Cleanup, attempt);
-            match self.ctx.schedule_activity_typed::<In, serde_json::Value>(name, input).await {
+            match self.ctx.schedule_activity_typed::<FailInput<S>, serde_json::Value>(name, input).await {
                 Ok(_) => {
                     cleanup_error = None;
                     break;
@@ -169,10 +177,5 @@ impl Flow {
             reason = format!("{reason}; the cleanup failed too: {e}");
         }
         Failure { step: Some(stop.step), reason, cancelled: self.cancelled }.encode()
-    }
-
-    /// Whether a caller cancelled the operation.
-    pub(crate) fn was_cancelled(&self) -> bool {
-        self.cancelled
     }
 }

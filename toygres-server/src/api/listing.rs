@@ -11,53 +11,41 @@ use toygres_core::{Error, ImageFilter, ImageState, InstanceFilter, InstanceState
 use utoipa::IntoParams;
 use uuid::Uuid;
 
-/// `GET /api/images` query.
-#[derive(Debug, Default, Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub struct ImageQuery {
-    /// At most this many images (1-1000; default 1000).
-    #[param(minimum = 1, maximum = 1000)]
-    pub limit: Option<usize>,
-    /// The `next_page_token` of the previous page.
-    #[param(pattern = r"^-?[0-9]{1,18}\.[0-9a-f]{32}$")]
-    pub page_token: Option<String>,
-    /// Only images with every one of these labels: `key=value` pairs joined by commas.
-    #[param(
-        pattern = r"^([a-z0-9][-a-z0-9_./]{0,62}=[^,\x00-\x1f\x7f-\x9f]{0,64})?(,[a-z0-9][-a-z0-9_./]{0,62}=[^,\x00-\x1f\x7f-\x9f]{0,64}){0,63}$",
-        example = "env=prod,team=db"
-    )]
-    pub labels: Option<String>,
-    /// Only images in this state.
-    #[param(value_type = Option<String>, pattern = "^(creating|ready|failed|deleting|deleted)$", example = "ready")]
-    pub state: Option<ImageState>,
-    /// Only images of this instance.
-    pub instance_id: Option<Uuid>,
+/// A listing's query: paging, labels and state shared, and the field naming its source.
+macro_rules! list_query {
+    ($(#[$doc:meta])* $name:ident, $state:ty, $states:literal, $source:ident, $source_doc:literal) => {
+        $(#[$doc])*
+        #[derive(Debug, Default, Deserialize, IntoParams)]
+        #[serde(deny_unknown_fields)]
+        #[into_params(parameter_in = Query)]
+        pub struct $name {
+            /// At most this many records (1-1000; default 1000).
+            #[param(minimum = 1, maximum = 1000)]
+            pub limit: Option<usize>,
+            /// The `next_page_token` of the previous page.
+            #[param(pattern = r"^-?[0-9]{1,18}\.[0-9a-f]{32}$")]
+            pub page_token: Option<String>,
+            /// Only records with every one of these labels: `key=value` pairs joined by commas.
+            #[param(pattern = r"^([a-z0-9][-a-z0-9_./]{0,62}=[^,\x00-\x1f\x7f-\x9f]{0,64})?(,[a-z0-9][-a-z0-9_./]{0,62}=[^,\x00-\x1f\x7f-\x9f]{0,64}){0,63}$", example = "env=prod,team=db")]
+            pub labels: Option<String>,
+            /// Only records in this state.
+            #[param(value_type = Option<String>, pattern = $states)]
+            pub state: Option<$state>,
+            #[doc = $source_doc]
+            pub $source: Option<Uuid>,
+        }
+    };
 }
 
-/// `GET /api/instances` query.
-#[derive(Debug, Default, Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub struct InstanceQuery {
-    /// At most this many instances (1-1000; default 1000).
-    #[param(minimum = 1, maximum = 1000)]
-    pub limit: Option<usize>,
-    /// The `next_page_token` of the previous page.
-    #[param(pattern = r"^-?[0-9]{1,18}\.[0-9a-f]{32}$")]
-    pub page_token: Option<String>,
-    /// Only instances with every one of these labels: `key=value` pairs joined by commas.
-    #[param(
-        pattern = r"^([a-z0-9][-a-z0-9_./]{0,62}=[^,\x00-\x1f\x7f-\x9f]{0,64})?(,[a-z0-9][-a-z0-9_./]{0,62}=[^,\x00-\x1f\x7f-\x9f]{0,64}){0,63}$",
-        example = "env=prod,team=db"
-    )]
-    pub labels: Option<String>,
-    /// Only instances in this state.
-    #[param(value_type = Option<String>, pattern = "^(provisioning|running|failed|deleting|deleted)$", example = "running")]
-    pub state: Option<InstanceState>,
-    /// Only instances restored from this image.
-    pub source_image_id: Option<Uuid>,
-}
+list_query!(
+    /// `GET /api/images` query.
+    ImageQuery, ImageState, "^(creating|ready|failed|deleting|deleted)$", instance_id, "Only images of this instance."
+);
+list_query!(
+    /// `GET /api/instances` query.
+    InstanceQuery, InstanceState, "^(provisioning|running|failed|deleting|deleted)$", source_image_id,
+    "Only instances restored from this image."
+);
 
 impl ImageQuery {
     /// The library's filter for this query; 400 naming the parameter when one is malformed.
@@ -140,6 +128,18 @@ mod tests {
         let token = PageToken::after(chrono::Utc::now(), image);
         let filter = InstanceQuery::from_uri(&uri(&format!("page_token={token}&state=running"))).unwrap();
         assert_eq!((filter.page_token, filter.state), (Some(token), Some(InstanceState::Running)));
+    }
+
+    #[test]
+    fn the_document_describes_each_parameter() {
+        use utoipa::OpenApi;
+        let doc = serde_json::to_value(crate::api::openapi::ApiDoc::openapi()).unwrap();
+        let params = doc["paths"]["/api/images"]["get"]["parameters"].as_array().unwrap().clone();
+        let named = |name: &str| params.iter().find(|p| p["name"] == name).cloned().unwrap_or_default();
+        assert_eq!(named("instance_id")["description"], "Only images of this instance.");
+        assert_eq!(named("state")["schema"]["pattern"], "^(creating|ready|failed|deleting|deleted)$");
+        assert!(named("labels")["schema"]["pattern"].as_str().unwrap().starts_with("^([a-z0-9]"));
+        assert_eq!(named("limit")["schema"]["maximum"], 1000);
     }
 
     #[test]

@@ -3,7 +3,6 @@
 //! and on failure or cancellation `mark_failed` (job and partial blobs removed, image `failed`).
 
 use crate::activities::v1::MarkReadyInput;
-use crate::activities::FailInput;
 use crate::names::activity_v1::{LOOKUP_SOURCE, MARK_FAILED, MARK_READY, RUN_BACKUP_JOB};
 use crate::orchestrations::{job_policy, short_policy, Flow, ImageInput, Kill, Kind};
 use duroxide::OrchestrationContext;
@@ -24,15 +23,6 @@ pub async fn create_image_v1_0_0(ctx: OrchestrationContext, input: ImageInput) -
     .await;
     match outcome {
         Ok(record) => Ok(record),
-        Err(stop) => {
-            let input = FailInput {
-                subject: id,
-                step: Some(stop.step),
-                message: stop.error.message.clone(),
-                cancelled: flow.was_cancelled(),
-                what: format!("backup of image {id}"),
-            };
-            Err(flow.fail(MARK_FAILED, &input, &stop).await)
-        }
+        Err(stop) => Err(flow.fail(MARK_FAILED, id, format!("backup of image {id}"), &stop).await),
     }
 }

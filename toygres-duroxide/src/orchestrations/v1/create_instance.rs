@@ -5,7 +5,6 @@
 //! `fail` (job and everything the instance owns removed, instance `failed` with the reason).
 
 use crate::activities::v1::{RestoreJobInput, RunningInput, TestConnectionInput};
-use crate::activities::FailInput;
 use crate::names::activity_v1::*;
 use crate::orchestrations::{job_policy, short_policy, Flow, Kill, Kind, Stop};
 use duroxide::OrchestrationContext;
@@ -38,14 +37,7 @@ pub async fn create_instance_v1_0_5(ctx: OrchestrationContext, input: InstanceIn
                 Some(image) => format!("restore of instance {} from image {image}", spec.id),
                 None => format!("creation of instance {}", spec.id),
             };
-            let input = FailInput {
-                subject: spec,
-                step: Some(stop.step),
-                message: stop.error.message.clone(),
-                cancelled: flow.was_cancelled(),
-                what,
-            };
-            Err(flow.fail(FAIL, &input, &stop).await)
+            Err(flow.fail(FAIL, spec, what, &stop).await)
         }
     }
 }
