@@ -161,7 +161,7 @@ impl DurableClient {
     }
 
     /// Waits until the orchestration of `subject` completes, fails or is cancelled;
-    /// `Err(Timeout)` after `timeout`. Polls the store every [`WAIT_POLL`] (duroxide's own wait
+    /// `Err(Timeout)` after `timeout`. Polls the store every `WAIT_POLL` (duroxide's own wait
     /// backs off to 100 ms, which would add up to that much to every operation).
     pub async fn wait(&self, subject: Subject, timeout: Duration) -> Result<OperationStatus> {
         let deadline = tokio::time::Instant::now() + timeout;

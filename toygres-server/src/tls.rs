@@ -36,7 +36,7 @@ pub fn acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor, String> {
 }
 
 /// Accepts TCP connections and completes their TLS handshake; a connection that fails it (or
-/// takes longer than [`HANDSHAKE_TIMEOUT`]) is dropped and the next one accepted.
+/// takes longer than `HANDSHAKE_TIMEOUT`) is dropped and the next one accepted.
 pub struct TlsListener {
     tcp: TcpListener,
     acceptor: TlsAcceptor,

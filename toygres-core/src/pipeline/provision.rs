@@ -51,8 +51,8 @@ impl Provision {
 
     /// Validates the request and creates the record (`provisioning`, stock, the request's
     /// password). Idempotent on `operation` for the same request (password included); another
-    /// request under it is [`Error::OperationReused`], and after the record's deletion
-    /// [`Error::OperationSpent`].
+    /// request under it is [`crate::Error::OperationReused`], and after the record's deletion
+    /// [`crate::Error::OperationSpent`].
     pub async fn create_record(
         &self,
         operation: OperationId,

@@ -36,7 +36,7 @@ pub struct FailInput<S> {
     pub message: String,
     /// Whether a caller cancelled the operation.
     pub cancelled: bool,
-    /// What was cancelled, e.g. "restore of instance <id>".
+    /// What was cancelled, e.g. "restore of instance `<id>`".
     pub what: String,
 }
 

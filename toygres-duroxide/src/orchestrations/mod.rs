@@ -1,4 +1,4 @@
-//! The orchestrations, and [`Flow`]: how they run a step (custom status, retries with durable
+//! The orchestrations, and `Flow`: how they run a step (custom status, retries with durable
 //! timers, cancellation). Orchestration code is deterministic: it branches only on its input and
 //! on the activities' recorded results, and waits only on durable timers.
 

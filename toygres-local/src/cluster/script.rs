@@ -15,7 +15,7 @@ const SKIPPED_META_COMMANDS: &[&str] = &["\\restrict", "\\unrestrict"];
 /// `"…"`), dollar quotes and comments are respected, so a `;` inside them ends nothing.
 ///
 /// Errors with [`Error::Corrupt`] (before anything runs) on a psql meta-command other than
-/// [`SKIPPED_META_COMMANDS`] or an unterminated quote or comment: SQL from an image is
+/// `SKIPPED_META_COMMANDS` or an unterminated quote or comment: SQL from an image is
 /// authenticated data, and such a line means it was crafted.
 pub fn statements(script: &str) -> Result<Vec<String>> {
     let mut out = Vec::new();

@@ -180,7 +180,7 @@ impl LocalCluster {
     /// accepts connections. A no-op when it already runs.
     ///
     /// `pg_ctl -w start` launches it and reports a failed start (with the server log's tail); the
-    /// pid file says "ready" first ([`PidFile`]), and `pg_ctl` then finishes on its own.
+    /// pid file says "ready" first (`PidFile`), and `pg_ctl` then finishes on its own.
     pub async fn start(&self, settings: &[(&str, &str)]) -> Result<()> {
         if self.is_running() {
             return Ok(());

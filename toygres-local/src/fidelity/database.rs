@@ -25,7 +25,7 @@ const PROPERTIES: &str = "SELECT d.datname, pg_get_userbyid(d.datdba), pg_encodi
                WHERE s.setdatabase = d.oid AND s.setrole <> 0), '') \
      FROM pg_database d WHERE d.datname <> 'template0' ORDER BY 1";
 
-/// The names of the properties [`PROPERTIES`] reads, in its column order (after the name).
+/// The names of the properties `PROPERTIES` reads, in its column order (after the name).
 pub const PROPERTY_NAMES: &[&str] = &[
     "owner",
     "encoding",

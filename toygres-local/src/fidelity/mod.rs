@@ -25,7 +25,7 @@ use std::collections::BTreeMap;
 use tokio_postgres::Client;
 use toygres_core::{Error, Password, Result};
 
-const WHO: &str = "verify";
+const WHO: &str = "fidelity";
 
 /// What an instance holds, for comparison. Take both sides with the same (the newer) binaries:
 /// the schema dumps come from their `pg_dump`.

@@ -2,6 +2,7 @@
 
 pub mod auth;
 pub mod error;
+mod fields;
 mod images;
 mod instances;
 pub mod listing;

@@ -72,7 +72,7 @@ pub struct CreateImageBody {
     /// Labels to find the image by (`GET /api/images?labels=k=v`): at most 64, keys of 1-63
     /// characters, values of at most 256.
     #[serde(default)]
-    #[schema(schema_with = super::schema::labels)]
+    #[schema(schema_with = super::fields::labels)]
     pub labels: Labels,
 }
 
