@@ -10,8 +10,8 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 use toygres_core::{
-    BackupJobSpec, BlobStore, ClusterExecutor, ConnectionInfo, InstanceSpec, JobRef, Password, ProgressSink,
-    RestoreJobSpec, Result,
+    BackupJobSpec, BlobStore, ClusterExecutor, ConnectionInfo, InstanceId, InstanceSpec, JobRef, Password,
+    ProgressSink, RestoreJobSpec, Result,
 };
 
 /// Runs instances as StatefulSets on PVCs and images as Jobs, in one namespace.
@@ -112,5 +112,13 @@ impl ClusterExecutor for K8sExecutor {
 
     async fn delete_instance(&self, instance: &InstanceSpec) -> Result<()> {
         self.remove_instance(instance).await
+    }
+
+    /// Every instance of the namespace some StatefulSet, Service, restore Job, Secret, ConfigMap or
+    /// PVC is labelled for (`app.kubernetes.io/managed-by: toygres` and `toygres.io/instance: <id>`,
+    /// what `delete_instance` selects on), deployed or only a volume, sorted and once each. Objects
+    /// whose `toygres.io/instance` is not an instance id are ignored. One list call per kind.
+    async fn list_instances(&self) -> Result<Vec<InstanceId>> {
+        self.held_instances().await
     }
 }

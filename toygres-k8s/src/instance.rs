@@ -1,6 +1,6 @@
 //! Instance steps: volume, deployment, readiness, connection info and deletion.
 
-use crate::api;
+use crate::api::{self, Kind};
 use crate::config::ServiceExposure;
 use crate::diagnose::pod_problem;
 use crate::executor::K8sExecutor;
@@ -9,9 +9,10 @@ use crate::names::{self, INSTANCE_LABEL};
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Pod, Secret, Service};
-use kube::api::LogParams;
+use kube::api::{Api, LogParams};
+use std::collections::BTreeSet;
 use std::time::Duration;
-use toygres_core::{ConnectionInfo, Error, InstanceSpec, Password, Result};
+use toygres_core::{ConnectionInfo, Error, InstanceId, InstanceSpec, Password, Result};
 
 /// Port of every instance.
 pub const POSTGRES_PORT: u16 = 5432;
@@ -174,6 +175,19 @@ impl K8sExecutor {
         }
     }
 
+    /// Every instance some object of a kind [`K8sExecutor::remove_instance`] deletes is labelled
+    /// for, sorted, once each; objects whose label is no instance id are ignored.
+    pub(crate) async fn held_instances(&self) -> Result<Vec<InstanceId>> {
+        let mut ids = BTreeSet::new();
+        ids.extend(labelled_instances(&self.api::<StatefulSet>()).await?);
+        ids.extend(labelled_instances(&self.api::<Service>()).await?);
+        ids.extend(labelled_instances(&self.api::<Job>()).await?);
+        ids.extend(labelled_instances(&self.api::<Secret>()).await?);
+        ids.extend(labelled_instances(&self.api::<ConfigMap>()).await?);
+        ids.extend(labelled_instances(&self.api::<PersistentVolumeClaim>()).await?);
+        Ok(ids.into_iter().collect())
+    }
+
     pub(crate) async fn remove_instance(&self, instance: &InstanceSpec) -> Result<()> {
         let selector = names::instance_selector(instance.id);
         api::delete_labeled(&self.api::<StatefulSet>(), &selector).await?;
@@ -184,4 +198,10 @@ impl K8sExecutor {
         api::delete_labeled(&self.api::<PersistentVolumeClaim>(), &selector).await?;
         Ok(())
     }
+}
+
+/// The instances the objects of `api`'s kind carrying an instance label belong to.
+async fn labelled_instances<K: Kind>(api: &Api<K>) -> Result<Vec<InstanceId>> {
+    let objects = api::list(api, &names::instances_selector()).await?;
+    Ok(objects.iter().filter_map(|o| names::instance_of(o.meta().labels.as_ref())).collect())
 }

@@ -65,8 +65,10 @@
 //! | restore Job + its Secret (transfer secrets) | `restore-<instance-id>` | `start_restore_job` |
 //!
 //! Every object carries `app.kubernetes.io/managed-by: toygres` and `toygres.io/instance: <id>` (or
-//! `toygres.io/image: <id>` for a backup), which `delete_instance` selects on. Passwords and SAS tokens
-//! reach pods only through `secretKeyRef`; no other manifest holds them.
+//! `toygres.io/image: <id>` for a backup), which `delete_instance` selects on; `list_instances` lists
+//! the ids of the instance labels in the namespace, so `Toygres::reconcile` finds the instances
+//! without a record. Passwords and SAS tokens reach pods only through `secretKeyRef`; no other
+//! manifest holds them.
 //!
 //! The backup job dumps the source through its Service (`pg-<id>.<namespace>.svc:5432`, completed by the
 //! pod's DNS search path whatever the cluster domain, so the source must be an instance this executor

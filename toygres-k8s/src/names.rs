@@ -44,6 +44,25 @@ pub fn instance_selector(id: InstanceId) -> String {
     format!("{MANAGED_BY_LABEL}={MANAGED_BY},{INSTANCE_LABEL}={id}")
 }
 
+/// The selector of every object of some instance (its restore Job included, backups not): what
+/// `list_instances` lists.
+pub fn instances_selector() -> String {
+    format!("{MANAGED_BY_LABEL}={MANAGED_BY},{INSTANCE_LABEL}")
+}
+
+/// The instance whose object carries `labels`: `None` unless they mark it as toygres's and its
+/// [`INSTANCE_LABEL`] is an instance id as the executor writes it (the form [`instance_selector`]
+/// selects on, so the instance's objects can then be deleted by it).
+pub fn instance_of(labels: Option<&BTreeMap<String, String>>) -> Option<InstanceId> {
+    let labels = labels?;
+    if labels.get(MANAGED_BY_LABEL).map(String::as_str) != Some(MANAGED_BY) {
+        return None;
+    }
+    let value = labels.get(INSTANCE_LABEL)?;
+    let id: InstanceId = value.parse().ok()?;
+    (id.to_string() == *value).then_some(id)
+}
+
 /// The selector of the instance's server pod (used by its StatefulSet and Service).
 pub fn server_selector(id: InstanceId) -> BTreeMap<String, String> {
     instance_labels(id, "postgres")

@@ -3,8 +3,9 @@
 //! `support/fake_cluster.rs` running the Jobs (from the environment the executor gave their
 //! containers), the servers' pods and the garbage collector, and a blob store in memory.
 //!
-//! What is left of an instance or a job: every object of the fake API server whose name holds its
-//! id (or job name) or that is labelled as the instance's.
+//! What is left of an instance or a job: whether `list_instances` lists the instance, and every
+//! object of the fake API server whose name holds its id (or job name) or that is labelled as the
+//! instance's.
 
 #[path = "support/fake_cluster.rs"]
 mod fake_cluster;
@@ -70,7 +71,8 @@ impl ExecutorHarness for K8sHarness {
     }
 
     /// The fake cluster's jobs log progress lines as the job scripts do, so byte progress is
-    /// checked. Two things it cannot show are declared, not skipped silently.
+    /// checked, and list_instances lists by label what the fake API server holds. Connections,
+    /// which it cannot show, are declared, not skipped silently.
     fn capabilities(&self) -> Capabilities {
         Capabilities {
             connections: Support::No(
@@ -79,10 +81,7 @@ impl ExecutorHarness for K8sHarness {
                  connections, and tests/scripts.rs the job scripts against real servers",
             ),
             byte_progress: Support::Yes,
-            instance_listing: Support::No(
-                "K8sExecutor keeps the trait's default list_instances (it lists none); the harness finds an \
-                 instance's objects in the fake API server by name and label instead",
-            ),
+            instance_listing: Support::Yes,
         }
     }
 

@@ -1,6 +1,7 @@
 //! A fake Kubernetes API server behind kube's `Client` (a tower-test mock service): it keeps objects
-//! in memory, answers create (409 when the name exists), get, list by label selector, delete (404
-//! when absent), server-side apply and pod logs, and records every call.
+//! in memory, answers create (409 when the name exists), get, list by label selector (`key=value`
+//! and `key` terms), delete (404 when absent), server-side apply and pod logs, and records every
+//! call.
 #![allow(dead_code)]
 
 use http::{Method, Request, Response, StatusCode};
@@ -69,10 +70,13 @@ fn status(code: u16, reason: &str, message: String) -> (u16, Vec<u8>) {
     (code, body.to_string().into_bytes())
 }
 
+/// Whether `object` has every `key=value` of a label selector, and every label a bare `key` term
+/// names (whatever its value).
 fn matches(object: &Value, selector: &str) -> bool {
-    selector.split(',').filter(|s| !s.is_empty()).all(|term| {
-        let (k, v) = term.split_once('=').unwrap();
-        object["metadata"]["labels"][k].as_str() == Some(v)
+    let labels = &object["metadata"]["labels"];
+    selector.split(',').filter(|s| !s.is_empty()).all(|term| match term.split_once('=') {
+        Some((k, v)) => labels[k].as_str() == Some(v),
+        None => labels[term].is_string(),
     })
 }
 
