@@ -67,7 +67,7 @@ async fn a_key_is_bound_to_its_body_and_spent_once_its_record_is_deleted() {
     assert_eq!((listed(&api, "/api/images").await, data.image_dirs()), (0, 0));
     assert_eq!(accepted(&api, "/api/images", "key-image-2", &image_body).await.len(), image.len(), "a new key");
 
-    let settled = api.get("/api/images").await.body[0]["id"].as_str().unwrap().to_string();
+    let settled = api.get("/api/images").await.body["items"][0]["id"].as_str().unwrap().to_string();
     api.settle(&format!("/api/images/{settled}"), "creating", LONG).await;
     assert_eq!(api.delete(&format!("/api/images/{settled}")).await.status, 204);
     assert_eq!(api.delete(&format!("/api/instances/{instance}")).await.status, 204);
