@@ -9,9 +9,9 @@ mod support;
 use serde_json::{json, Value};
 use std::time::Duration;
 use support::{params, Api, DataDir, Server};
-use toygres_core::manifest::database_object_name;
+use toygres_core::manifest::{database_object_name, sha256_hex, MANIFEST_NAME};
 use toygres_core::{CreateImageRequest, CreateInstanceRequest, ImageFormat, ImageId, InstanceId, InstanceState};
-use toygres_core::{NewInstance, OperationId, Password, Toygres};
+use toygres_core::{ImageState, ImageUpdate, NewImage, NewInstance, OperationId, Password, Toygres};
 use toygres_local::fidelity::sample::load_sample_data;
 use toygres_server::api::error::ApiError;
 
@@ -81,6 +81,7 @@ async fn every_refusal_of_the_library_is_the_rest_paths_and_creates_nothing() {
     std::fs::write(&object, b"truncated").unwrap();
     let creating = t.backup().reserve_image(OperationId::new(), &CreateImageRequest::new("never", source_id)).await;
     let creating = creating.unwrap().id;
+    let newer = newer_major_copy(&t, &data, image, source_id, &password).await;
     let mut stopped = NewInstance::existing("front-stopped", Password::new("stopped-Pw"));
     stopped.state = InstanceState::Failed;
     let stopped = t.register_instance(OperationId::new(), stopped).await.unwrap().id;
@@ -124,6 +125,7 @@ async fn every_refusal_of_the_library_is_the_rest_paths_and_creates_nothing() {
         (restore("front-unknown", unknown.into()), json!({ "name": "front-unknown", "source_image_id": unknown })),
         (restore("front-creating", creating), json!({ "name": "front-creating", "source_image_id": creating })),
         (restore("front-broken", broken), json!({ "name": "front-broken", "source_image_id": broken })),
+        (restore("front-newer", newer), json!({ "name": "front-newer", "source_image_id": newer })),
         (missing_db, json!({ "name": "front-partial", "source_image_id": image, "databases": ["appdb", "nosuchdb"] })),
         (conflicting, json!({ "name": "front-conflict", "source_image_id": image, "runtime_image_id": "pg16" })),
         (restore("front-source", image), json!({ "name": "front-source", "source_image_id": image })),
@@ -138,7 +140,39 @@ async fn every_refusal_of_the_library_is_the_rest_paths_and_creates_nothing() {
         };
         same_refusal(&api, "/api/instances", body, library).await;
     }
+    // The forged and the broken images are refused by the rules they were made for.
+    let admitted = t.restore().admit(&restore("x", newer)).await;
+    assert!(matches!(admitted, Err(toygres_core::Error::UnsupportedImage { .. })), "{admitted:?}");
+    let admitted = t.restore().admit(&restore("x", broken)).await;
+    assert!(matches!(admitted, Err(toygres_core::Error::ImageIncomplete { .. })), "{admitted:?}");
     assert_eq!(world(&api, &data, &t).await, before, "a refused request created something");
+}
+
+/// A ready copy of `image` whose manifest says it comes from PostgreSQL 99: intact (its
+/// checksum verifies), but no executor here can restore it (`check_restorable`).
+async fn newer_major_copy(t: &Toygres, data: &DataDir, image: ImageId, source: InstanceId, pw: &Password) -> ImageId {
+    let copy = t.catalog.reserve_image(OperationId::new(), &NewImage::new("front-newer", source)).await.unwrap().id;
+    let (from, to) =
+        (data.path().join(format!("images/images/{image}")), data.path().join(format!("images/images/{copy}")));
+    std::fs::create_dir_all(&to).unwrap();
+    for entry in std::fs::read_dir(&from).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+    }
+    let mut manifest: Value = serde_json::from_slice(&std::fs::read(to.join(MANIFEST_NAME)).unwrap()).unwrap();
+    (manifest["image_id"], manifest["pg_version"]) = (json!(copy), json!("99.1"));
+    let bytes = serde_json::to_vec(&manifest).unwrap();
+    std::fs::write(to.join(MANIFEST_NAME), &bytes).unwrap();
+    let ready = ImageUpdate::Ready {
+        size_bytes: bytes.len() as u64,
+        checksum: sha256_hex(&bytes),
+        pg_version: "99.1".into(),
+        image_type: Default::default(),
+        source_password: pw.clone(),
+        metadata: None,
+    };
+    t.catalog.update_image(copy, ImageState::Creating, ready).await.unwrap();
+    copy
 }
 
 /// The listings page with the library's continuation tokens and filter by labels and state.

@@ -182,5 +182,13 @@ mod tests {
         assert_eq!((e.status, e.detail.code.as_str()), (StatusCode::CONFLICT, "name_taken"));
         let e: ApiError = Error::ImageNotFound(toygres_core::ImageId::new()).into();
         assert_eq!(e.status, StatusCode::NOT_FOUND);
+        let id = toygres_core::InstanceId::new();
+        let e: ApiError = Error::InstanceNotRunning { id, name: "n".into(), state: "failed".into() }.into();
+        let found = (e.status, e.detail.code.as_str(), e.detail.field.as_deref());
+        assert_eq!(found, (StatusCode::CONFLICT, "instance_not_running", Some("instance_id")));
+        let e: ApiError =
+            Error::UnsupportedImage { image: toygres_core::ImageId::new(), reason: "newer".into() }.into();
+        let found = (e.status, e.detail.code.as_str(), e.detail.field.as_deref());
+        assert_eq!(found, (StatusCode::CONFLICT, "image_unsupported", Some("source_image_id")));
     }
 }
