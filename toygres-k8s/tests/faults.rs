@@ -30,17 +30,6 @@ fn backup_spec() -> BackupJobSpec {
     }
 }
 
-fn restore_spec(instance: &InstanceSpec) -> RestoreJobSpec {
-    let image = ImageId::new();
-    RestoreJobSpec {
-        image_id: image,
-        location: ImageLocation::for_image(image),
-        checksum: format!("sha256:{}", "ab".repeat(32)),
-        instance: instance.clone(),
-        databases: None,
-    }
-}
-
 /// Defect 7: a 409 on an object that is being deleted is not "ours, already there".
 #[tokio::test]
 async fn an_object_being_deleted_is_not_taken_for_ours() {

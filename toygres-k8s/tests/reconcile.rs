@@ -8,7 +8,7 @@ use std::sync::Arc;
 use support::*;
 use toygres_core::{
     CatalogStore, ClusterExecutor, ImageId, ImageLocation, ImageType, InstanceId, InstanceSpec, InstanceState,
-    InstanceUpdate, MemoryCatalog, NewInstance, ObjectStoreBlobs, OperationId, Password, RestoreJobSpec, Toygres,
+    InstanceUpdate, MemoryCatalog, NewInstance, ObjectStoreBlobs, OperationId, Password, Toygres,
 };
 
 fn instance(name: &str) -> InstanceSpec {
@@ -23,17 +23,6 @@ fn instance(name: &str) -> InstanceSpec {
 
 fn password() -> Password {
     Password::new(PASSWORD)
-}
-
-fn restore_spec(instance: &InstanceSpec) -> RestoreJobSpec {
-    let image = ImageId::new();
-    RestoreJobSpec {
-        image_id: image,
-        location: ImageLocation::for_image(image),
-        checksum: format!("sha256:{}", "ab".repeat(32)),
-        instance: instance.clone(),
-        databases: None,
-    }
 }
 
 /// Everything the executor creates for an instance: volume, Secret, ConfigMap, restore Job and

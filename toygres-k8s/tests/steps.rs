@@ -8,7 +8,7 @@ use std::time::Duration;
 use support::*;
 use toygres_core::{
     BackupJobSpec, ClusterExecutor, Error, ImageId, ImageLocation, ImageType, InstanceId, InstanceSpec, JobRef,
-    NoProgress, Password, RestoreJobSpec, Transfer,
+    NoProgress, Password, Transfer,
 };
 
 fn instance() -> InstanceSpec {
@@ -18,17 +18,6 @@ fn instance() -> InstanceSpec {
         image_type: ImageType::PgDurable,
         pg_version: Some("15.18".into()),
         dns_label: Some("restored-db".into()),
-    }
-}
-
-fn restore_spec(instance: &InstanceSpec) -> RestoreJobSpec {
-    let image = ImageId::new();
-    RestoreJobSpec {
-        image_id: image,
-        location: ImageLocation::for_image(image),
-        checksum: format!("sha256:{}", "ab".repeat(32)),
-        instance: instance.clone(),
-        databases: None,
     }
 }
 

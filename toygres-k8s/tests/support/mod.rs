@@ -291,3 +291,15 @@ pub fn warn(fake: &FakeApi, kind: &str, name: &str, reason: &str, message: &str)
                "type": "Warning", "reason": reason, "message": message}),
     );
 }
+
+/// A restore job of a new image (an arbitrary checksum) into `instance`.
+pub fn restore_spec(instance: &toygres_core::InstanceSpec) -> toygres_core::RestoreJobSpec {
+    let image = toygres_core::ImageId::new();
+    toygres_core::RestoreJobSpec {
+        image_id: image,
+        location: toygres_core::ImageLocation::for_image(image),
+        checksum: format!("sha256:{}", "ab".repeat(32)),
+        instance: instance.clone(),
+        databases: None,
+    }
+}
