@@ -12,11 +12,11 @@ use bytes::Bytes;
 use object_store::ObjectStoreExt;
 use std::sync::Arc;
 use std::time::Duration;
-use support::{image_of, rt, snapshot, source_instance, spec, toygres, StopAll};
+use support::{image_of, rt, snapshot, source_instance, spec, toygres, unrecorded_spec, StopAll};
 use toygres_core::manifest::{database_object_name, MANIFEST_NAME};
 use toygres_core::{
-    BlobStore, ClusterExecutor, CreateInstanceRequest, Error, ImageLocation, ImageState, InstanceId, InstanceSpec,
-    InstanceState, NoProgress, OperationId, Password, RestoreJobSpec,
+    BlobStore, ClusterExecutor, CreateInstanceRequest, Error, ImageLocation, ImageState, InstanceState, NoProgress,
+    OperationId, Password, RestoreJobSpec,
 };
 use toygres_local::fidelity::sample::load_sample_data;
 
@@ -73,13 +73,7 @@ fn image_in_azurite_via_azcopy_restores_equal_and_damaged_images_are_refused() {
         let err = t.create_instance(OperationId::new(), CreateInstanceRequest::restore("az-corrupt", image.id)).await;
         assert!(matches!(err, Err(Error::ChecksumMismatch { ref object, .. }) if *object == victim), "{err:?}");
 
-        let target = InstanceSpec {
-            id: InstanceId::new(),
-            name: "az-corrupt-job".into(),
-            image_type: Default::default(),
-            pg_version: None,
-            dns_label: None,
-        };
+        let target = unrecorded_spec("az-corrupt-job");
         executor.create_volume(&target, &password).await.unwrap();
         let job = RestoreJobSpec {
             image_id: image.id,

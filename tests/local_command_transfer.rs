@@ -62,13 +62,7 @@ fn command_transfers_image_and_restore_without_leaking_secrets() {
         let bad = ImageLocation::for_image(ImageId::new());
         let transfer = blobs.transfer(&bad);
         assert!(format!("{transfer:?}").contains("***"), "Debug hides the URL query");
-        let spec = toygres_core::InstanceSpec {
-            id: toygres_core::InstanceId::new(),
-            name: "missing-image".into(),
-            image_type: Default::default(),
-            pg_version: None,
-            dns_label: None,
-        };
+        let spec = unrecorded_spec("missing-image");
         use toygres_core::ClusterExecutor;
         executor.create_volume(&spec, &f.password).await.unwrap();
         let job = toygres_core::RestoreJobSpec {

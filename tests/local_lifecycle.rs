@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use support::*;
 use toygres_core::{ClusterExecutor, CreateInstanceRequest, Error, ImageFormat, ImageLocation, InstanceFilter};
-use toygres_core::{InstanceId, InstanceSpec, NoProgress, OperationId, RestoreJobSpec};
+use toygres_core::{NoProgress, OperationId, RestoreJobSpec};
 
 #[test]
 fn image_metadata_and_a_restore_of_one_database() {
@@ -52,13 +52,7 @@ fn image_metadata_and_a_restore_of_one_database() {
 
         // The job itself refuses a database the image lacks, before it initialises anything
         // (it never skips one silently, whoever started it).
-        let spec = InstanceSpec {
-            id: InstanceId::new(),
-            name: "unknown-db".into(),
-            image_type: Default::default(),
-            pg_version: None,
-            dns_label: None,
-        };
+        let spec = unrecorded_spec("unknown-db");
         f.executor.create_volume(&spec, &f.password).await.unwrap();
         let job = RestoreJobSpec {
             image_id: image.id,

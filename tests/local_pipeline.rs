@@ -63,13 +63,7 @@ fn corrupted_image_is_refused_before_anything_is_created() {
         assert!(!volume_names(&f.executor).contains(&"corrupt-copy".to_string()), "no volume was created");
 
         // The restore job checks too, before it initialises anything.
-        let spec = toygres_core::InstanceSpec {
-            id: toygres_core::InstanceId::new(),
-            name: "corrupt-job".into(),
-            image_type: Default::default(),
-            pg_version: None,
-            dns_label: None,
-        };
+        let spec = unrecorded_spec("corrupt-job");
         f.executor.create_volume(&spec, &f.password).await.unwrap();
         let job = RestoreJobSpec {
             image_id: image.id,
@@ -164,13 +158,7 @@ fn image_from_a_newer_major_version_is_refused_before_loading() {
         manifest.pg_version = "99.1".into();
         let bytes = manifest.to_bytes();
         f.blobs.write(&location, MANIFEST_NAME, bytes.clone().into()).await.unwrap();
-        let spec = toygres_core::InstanceSpec {
-            id: toygres_core::InstanceId::new(),
-            name: "future-job".into(),
-            image_type: Default::default(),
-            pg_version: None,
-            dns_label: None,
-        };
+        let spec = unrecorded_spec("future-job");
         f.executor.create_volume(&spec, &f.password).await.unwrap();
         let job = RestoreJobSpec {
             image_id: image.id,
@@ -197,13 +185,7 @@ fn image_from_a_newer_major_version_is_refused_before_loading() {
 fn an_instance_whose_port_was_taken_moves_to_a_free_one() {
     let f = fixture();
     rt().block_on(async {
-        let spec = toygres_core::InstanceSpec {
-            id: toygres_core::InstanceId::new(),
-            name: "port-thief-victim".into(),
-            image_type: Default::default(),
-            pg_version: None,
-            dns_label: None,
-        };
+        let spec = unrecorded_spec("port-thief-victim");
         f.executor.create_volume(&spec, &f.password).await.unwrap();
         let planned = f.executor.connection_info(&spec).await.unwrap().port;
         let _thief = std::net::TcpListener::bind(("127.0.0.1", planned)).unwrap();
@@ -233,13 +215,7 @@ fn a_failing_pg_restore_reports_its_stderr_and_leaves_no_server() {
         let bytes = manifest.to_bytes();
         f.blobs.write(&location, MANIFEST_NAME, bytes.clone().into()).await.unwrap();
 
-        let spec = toygres_core::InstanceSpec {
-            id: toygres_core::InstanceId::new(),
-            name: "unloadable-job".into(),
-            image_type: Default::default(),
-            pg_version: None,
-            dns_label: None,
-        };
+        let spec = unrecorded_spec("unloadable-job");
         f.executor.create_volume(&spec, &f.password).await.unwrap();
         let job = RestoreJobSpec {
             image_id: image.id,

@@ -98,6 +98,17 @@ pub fn spec(record: &InstanceRecord) -> InstanceSpec {
     record.spec()
 }
 
+/// The spec of a new instance named `name` that has no record (a job driven by hand).
+pub fn unrecorded_spec(name: &str) -> InstanceSpec {
+    InstanceSpec {
+        id: toygres_core::InstanceId::new(),
+        name: name.into(),
+        image_type: Default::default(),
+        pg_version: None,
+        dns_label: None,
+    }
+}
+
 pub async fn snapshot(executor: &LocalExecutor, record: &InstanceRecord, password: &Password) -> InstanceSnapshot {
     let cluster = executor.cluster(&spec(record)).unwrap();
     InstanceSnapshot::take(cluster.binaries(), &cluster.params(), password).await.unwrap()
