@@ -129,6 +129,27 @@ pub enum Error {
         actual: String,
     },
 
+    /// An encrypted object failed authentication: its bytes were changed, cut off, or moved from
+    /// another object or image. Only authenticated bytes are ever loaded; nothing was created (or
+    /// what a restore had created is removed).
+    #[error("image {image} is not authentic: {object} {detail}; restore from another image")]
+    ImageNotAuthentic {
+        /// The image.
+        image: ImageId,
+        /// The object refused.
+        object: String,
+        /// What failed.
+        detail: String,
+    },
+
+    /// An image key cannot be used: none configured, the key-encryption key is missing or
+    /// unreachable, or a wrapped key does not unwrap. Nothing was created.
+    #[error("image key unavailable: {reason}")]
+    KeyUnavailable {
+        /// Why, and what to configure.
+        reason: String,
+    },
+
     /// An image's object is missing or unreadable in blob storage.
     #[error("image {image} is incomplete: {detail}; the image cannot be restored, delete it")]
     ImageIncomplete {
@@ -266,12 +287,15 @@ impl Error {
             | Error::StateConflict { .. }
             | Error::OperationReused { .. }
             | Error::OperationSpent { .. } => ErrorClass::Conflict,
-            Error::ChecksumMismatch { .. } | Error::ImageIncomplete { .. } | Error::Corrupt(_) => ErrorClass::Corrupt,
+            Error::ChecksumMismatch { .. }
+            | Error::ImageNotAuthentic { .. }
+            | Error::ImageIncomplete { .. }
+            | Error::Corrupt(_) => ErrorClass::Corrupt,
             Error::JobFailed { .. } => ErrorClass::Failed,
             Error::Timeout { .. } => ErrorClass::Timeout,
             Error::ConnectionTest { .. } => ErrorClass::Unavailable,
             Error::Cancelled { .. } => ErrorClass::Cancelled,
-            Error::WrongKey => ErrorClass::Unauthorized,
+            Error::WrongKey | Error::KeyUnavailable { .. } => ErrorClass::Unauthorized,
             Error::SchemaTooNew { .. } | Error::UnsupportedImage { .. } => ErrorClass::Unsupported,
             Error::Backend { class, .. } => *class,
         }

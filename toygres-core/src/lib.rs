@@ -25,6 +25,7 @@ pub mod blob;
 pub mod catalog;
 pub mod crypto;
 pub mod domain;
+pub mod envelope;
 pub mod error;
 pub mod executor;
 pub mod filter;

@@ -111,7 +111,10 @@ impl From<Error> for ApiError {
             Error::OperationReused { .. } => (S::UNPROCESSABLE_ENTITY, "idempotency_key_reused", None),
             Error::OperationSpent { .. } => (S::CONFLICT, "idempotency_key_spent", None),
             Error::InvalidTransition { .. } | Error::StateConflict { .. } => (S::CONFLICT, "state_conflict", None),
-            Error::ChecksumMismatch { .. } | Error::ImageIncomplete { .. } => (S::CONFLICT, "image_corrupted", None),
+            Error::ChecksumMismatch { .. } | Error::ImageIncomplete { .. } | Error::ImageNotAuthentic { .. } => {
+                (S::CONFLICT, "image_corrupted", None)
+            }
+            Error::KeyUnavailable { .. } => (S::CONFLICT, "image_key_unavailable", None),
             Error::Cancelled { .. } => (S::CONFLICT, "cancelled", None),
             Error::Timeout { .. } => (S::GATEWAY_TIMEOUT, "timeout", None),
             Error::Backend { .. } => (S::SERVICE_UNAVAILABLE, "backend_unavailable", None),
