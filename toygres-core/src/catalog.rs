@@ -1,5 +1,6 @@
 //! [`CatalogStore`]: the records of images and instances, with checked state transitions.
 
+use crate::envelope::WrappedKey;
 use crate::error::Result;
 use crate::filter::InstanceFilter;
 use crate::ids::{ImageId, InstanceId, OperationId};
@@ -52,6 +53,11 @@ pub trait CatalogStore: Send + Sync {
     /// Moves the image from `expected` to `update.target_state()` atomically, applying the
     /// update's fields. Fails with `StateConflict` if the image is not in `expected`.
     async fn update_image(&self, id: ImageId, expected: ImageState, update: ImageUpdate) -> Result<ImageRecord>;
+
+    /// Replaces the image's wrapped data key, if it is still `expected` (a compare-and-set, for
+    /// key rotation: the image's bytes stay as they are). Another key now: `StateConflict`;
+    /// unknown or deleted: `ImageNotFound`; a plaintext image: `InvalidRequest`.
+    async fn rewrap_image_key(&self, id: ImageId, expected: &WrappedKey, new: &WrappedKey) -> Result<ImageRecord>;
 
     /// The source instance's password recorded with a ready image.
     /// Fails with `ImageNotReady` when the image has none (not ready yet, or deleted).

@@ -6,12 +6,24 @@
 
 use crate::error::{Error, Result};
 use crate::secret::Password;
-use chacha20poly1305::aead::{Aead, AeadCore, KeyInit, OsRng};
+use chacha20poly1305::aead::{Aead, AeadCore, KeyInit, OsRng, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use std::fmt;
 
 const NONCE_LEN: usize = 24;
 const VERSION: u8 = 1;
+/// Sealed with the record it belongs to as associated data.
+const BOUND_VERSION: u8 = 2;
+
+/// The record name image `id`'s source password is sealed for.
+pub fn image_record(id: crate::ImageId) -> String {
+    format!("image {id} source password")
+}
+
+/// The record name instance `id`'s password is sealed for.
+pub fn instance_record(id: crate::InstanceId) -> String {
+    format!("instance {id} password")
+}
 
 /// A 256-bit key that seals catalog secrets.
 ///
@@ -58,13 +70,26 @@ impl CatalogKey {
         hex::encode(self.0)
     }
 
-    /// `version ‖ nonce ‖ ciphertext+tag`.
+    /// `version ‖ nonce ‖ ciphertext+tag`, not bound to any record (the catalogs' key check).
+    /// Secrets of records use [`CatalogKey::seal_for`].
     pub fn seal(&self, password: &Password) -> Vec<u8> {
+        self.seal_with(VERSION, password, b"")
+    }
+
+    /// Seals `password` bound to `record` (e.g. [`image_record`], [`instance_record`]): it opens
+    /// only with [`CatalogKey::open_for`] of the same record, so whoever can write the catalog
+    /// cannot move one record's sealed password to another.
+    pub fn seal_for(&self, password: &Password, record: &str) -> Vec<u8> {
+        self.seal_with(BOUND_VERSION, password, record.as_bytes())
+    }
+
+    fn seal_with(&self, version: u8, password: &Password, aad: &[u8]) -> Vec<u8> {
         let cipher = XChaCha20Poly1305::new(&self.0);
         let nonce = XChaCha20Poly1305::generate_nonce(&mut OsRng);
-        let ct = cipher.encrypt(&nonce, password.expose().as_bytes()).expect("encryption cannot fail");
+        let payload = Payload { msg: password.expose().as_bytes(), aad };
+        let ct = cipher.encrypt(&nonce, payload).expect("encryption cannot fail");
         let mut out = Vec::with_capacity(1 + NONCE_LEN + ct.len());
-        out.push(VERSION);
+        out.push(version);
         out.extend_from_slice(&nonce);
         out.extend_from_slice(&ct);
         out
@@ -72,12 +97,27 @@ impl CatalogKey {
 
     /// Opens what [`CatalogKey::seal`] produced.
     pub fn open(&self, sealed: &[u8]) -> Result<Password> {
-        if sealed.len() < 1 + NONCE_LEN || sealed[0] != VERSION {
+        self.open_with(VERSION, sealed, b"")
+    }
+
+    /// Opens what [`CatalogKey::seal_for`] produced for `record`. Values sealed unbound by
+    /// earlier releases (version 1) still open, so existing catalogs keep working; each is
+    /// bound the next time it is written.
+    pub fn open_for(&self, sealed: &[u8], record: &str) -> Result<Password> {
+        match sealed.first() {
+            Some(&VERSION) => self.open(sealed),
+            _ => self.open_with(BOUND_VERSION, sealed, record.as_bytes()),
+        }
+    }
+
+    fn open_with(&self, version: u8, sealed: &[u8], aad: &[u8]) -> Result<Password> {
+        if sealed.len() < 1 + NONCE_LEN || sealed[0] != version {
             return Err(Error::WrongKey);
         }
         let cipher = XChaCha20Poly1305::new(&self.0);
         let nonce = XNonce::from_slice(&sealed[1..1 + NONCE_LEN]);
-        let plain = cipher.decrypt(nonce, &sealed[1 + NONCE_LEN..]).map_err(|_| Error::WrongKey)?;
+        let payload = Payload { msg: &sealed[1 + NONCE_LEN..], aad };
+        let plain = cipher.decrypt(nonce, payload).map_err(|_| Error::WrongKey)?;
         String::from_utf8(plain).map(Password::new).map_err(|_| Error::WrongKey)
     }
 }
@@ -107,5 +147,17 @@ mod tests {
         assert_eq!(again.open(&b).unwrap(), pw);
         assert!(CatalogKey::from_hex("abcd").is_err());
         assert_eq!(format!("{key:?}"), "CatalogKey(***)");
+    }
+
+    #[test]
+    fn bound_values_open_only_for_their_record() {
+        let key = CatalogKey::generate();
+        let (a, b) = (crate::ImageId::new(), crate::ImageId::new());
+        let sealed = key.seal_for(&Password::new("pw-a"), &image_record(a));
+        assert_eq!(key.open_for(&sealed, &image_record(a)).unwrap().expose(), "pw-a");
+        assert!(matches!(key.open_for(&sealed, &image_record(b)), Err(Error::WrongKey)), "moved to another record");
+        assert!(key.open(&sealed).is_err(), "a bound value is not an unbound one");
+        let legacy = key.seal(&Password::new("old"));
+        assert_eq!(key.open_for(&legacy, &image_record(b)).unwrap().expose(), "old", "version 1 still opens");
     }
 }

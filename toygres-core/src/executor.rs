@@ -2,6 +2,7 @@
 
 use crate::blob::ImageLocation;
 use crate::domain::{ConnectionInfo, ImageFormat, ImageType};
+use crate::envelope::DataKey;
 use crate::error::Result;
 use crate::ids::{ImageId, InstanceId};
 use crate::manifest::Manifest;
@@ -30,6 +31,11 @@ pub struct BackupJobSpec {
     /// Logical (`pg_dump`) or physical (`pg_basebackup`).
     #[serde(default)]
     pub format: ImageFormat,
+    /// The image's data key: every object, the manifest included, is sealed under it as it
+    /// streams ([`crate::envelope::object`]). `None` only for an image recorded as plaintext.
+    /// Executors hand it to jobs in a file or Secret, never in arguments or environments.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_key: Option<DataKey>,
 }
 
 /// The restore job's input: load the image at `location` into `instance`'s new volume.
@@ -48,6 +54,10 @@ pub struct RestoreJobSpec {
     /// image holds each of them; the globals (roles) are always restored.
     #[serde(default)]
     pub databases: Option<Vec<String>>,
+    /// The image's data key (`None`: a plaintext image). The job authenticates every chunk
+    /// before handing it on; it is passed like [`BackupJobSpec::data_key`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_key: Option<DataKey>,
 }
 
 impl RestoreJobSpec {

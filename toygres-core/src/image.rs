@@ -1,6 +1,7 @@
 //! Image records as the catalog keeps them, and the image type carried to restored instances.
 
 use crate::domain::PageToken;
+use crate::envelope::WrappedKey;
 use crate::ids::{ImageId, InstanceId, OperationId};
 use crate::labels::{has_all, Labels};
 use crate::metadata::ImageMetadata;
@@ -16,6 +17,10 @@ pub use crate::filter::ImageFilter;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct NewImage {
+    /// The id to give it, chosen before it is recorded so that its data key can be bound to it
+    /// ([`crate::envelope::key_context`]); `None`: the catalog picks one.
+    #[serde(default)]
+    pub id: Option<ImageId>,
     /// Validated image name (DNS-1123 label).
     pub name: String,
     /// Free text.
@@ -33,18 +38,24 @@ pub struct NewImage {
     /// refused ([`crate::Error::OperationReused`]). `None` checks nothing.
     #[serde(default)]
     pub request_digest: Option<String>,
+    /// The image's data key as the key provider wrapped it (`None`: a plaintext image). Set by
+    /// [`crate::pipeline::Backup::reserve_image`], before anything is stored.
+    #[serde(default)]
+    pub encryption: Option<WrappedKey>,
 }
 
 impl NewImage {
     /// A logical image named `name` of `source`, without description or labels.
     pub fn new(name: impl Into<String>, source: InstanceId) -> Self {
         Self {
+            id: None,
             name: name.into(),
             description: None,
             source_instance_id: source,
             format: ImageFormat::Logical,
             labels: Labels::new(),
             request_digest: None,
+            encryption: None,
         }
     }
 
@@ -101,6 +112,10 @@ pub struct ImageRecord {
     /// What the image holds (set when ready): databases and sizes, format, backup times.
     #[serde(default)]
     pub metadata: Option<ImageMetadata>,
+    /// How its objects are encrypted: the data key wrapped by a key provider, which names the
+    /// key-encryption key it needs. `None`: stored unencrypted, as its creator asked.
+    #[serde(default)]
+    pub encryption: Option<WrappedKey>,
     /// When it was reserved.
     pub created_at: DateTime<Utc>,
     /// When it last changed state.
@@ -126,6 +141,7 @@ impl ImageRecord {
             failure_reason: None,
             labels: new.labels.clone(),
             metadata: None,
+            encryption: new.encryption.clone(),
             created_at,
             updated_at: created_at,
         }

@@ -2,6 +2,7 @@
 //! the conformance suite checks first, and the catalog of pipeline unit tests.
 
 use crate::catalog::CatalogStore;
+use crate::envelope::WrappedKey;
 use crate::error::{Error, Result};
 use crate::filter::{sort_and_limit, InstanceFilter};
 use crate::ids::{ImageId, InstanceId, OperationId};
@@ -67,7 +68,7 @@ impl CatalogStore for MemoryCatalog {
             s.check_digest(operation, image.request_digest.as_ref())?;
             return Ok(found);
         }
-        let record = ImageRecord::reserved(ImageId::new(), operation, image, Utc::now());
+        let record = ImageRecord::reserved(image.id.unwrap_or_default(), operation, image, Utc::now());
         s.images.insert(record.id, (record.clone(), None));
         s.keep_digest(operation, image.request_digest.as_ref());
         Ok(record)
@@ -89,6 +90,17 @@ impl CatalogStore for MemoryCatalog {
         match self.lock().images.get_mut(&id) {
             Some((r, _)) if r.state != ImageState::Deleted => {
                 r.labels = labels.clone();
+                Ok(r.clone())
+            }
+            _ => Err(Error::ImageNotFound(id)),
+        }
+    }
+
+    async fn rewrap_image_key(&self, id: ImageId, expected: &WrappedKey, new: &WrappedKey) -> Result<ImageRecord> {
+        match self.lock().images.get_mut(&id) {
+            Some((r, _)) if r.state != ImageState::Deleted => {
+                WrappedKey::check_rewrap(id, r.encryption.as_ref(), expected)?;
+                r.encryption = Some(new.clone());
                 Ok(r.clone())
             }
             _ => Err(Error::ImageNotFound(id)),

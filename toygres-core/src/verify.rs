@@ -1,6 +1,7 @@
 //! Checking an image against its recorded checksum before anything is restored from it.
 
 use crate::blob::{BlobStore, ImageLocation};
+use crate::envelope::DataKey;
 use crate::error::{Error, Result};
 use crate::manifest::{format_sha256, Manifest, MANIFEST_NAME};
 use futures::TryStreamExt;
@@ -20,17 +21,19 @@ pub enum VerifyMode {
     ManifestAndSizes,
 }
 
-/// Verifies the image at `location` against `checksum` (`sha256:<hex>` of its manifest) and returns
-/// its manifest. Errors: [`Error::ChecksumMismatch`] for changed bytes, [`Error::ImageIncomplete`]
+/// Verifies the image at `location` against `checksum` (`sha256:<hex>` of its stored manifest),
+/// authenticates the manifest under the image's data `key` when it is encrypted (so the sha256 of
+/// every object it lists is authentic too), and returns it. Errors: [`Error::ChecksumMismatch`] for changed bytes, [`Error::ImageIncomplete`]
 /// for missing or truncated objects.
 pub async fn verify_image(
     blobs: &dyn BlobStore,
     location: &ImageLocation,
     checksum: &str,
+    key: Option<&DataKey>,
     mode: VerifyMode,
 ) -> Result<Manifest> {
     let image = location.image_id;
-    let manifest = Manifest::verified(image, &blobs.read(location, MANIFEST_NAME).await?, checksum)?;
+    let manifest = Manifest::verified(image, &blobs.read(location, MANIFEST_NAME).await?, checksum, key)?;
     let stored = blobs.stat(location).await?;
     for object in manifest.objects() {
         let found = stored.iter().find(|s| s.name == object.name).ok_or_else(|| Error::ImageIncomplete {

@@ -22,7 +22,7 @@ fn backing_up_executor(blobs: Arc<ObjectStoreBlobs>, fail: Option<&'static str>)
             return Err(Error::backend_msg("mock executor", "injected failure in start"));
         }
         if fail != Some("no-manifest") {
-            block_on(write_image(&blobs, spec.image_id, spec.image_type));
+            block_on(write_image(&blobs, spec.image_id, spec.image_type, spec.data_key.as_ref()));
         }
         Ok(JobRef::backup(spec.image_id))
     });
@@ -50,7 +50,9 @@ async fn runs_every_step_in_order_and_records_size_and_checksum() {
 
     assert_eq!(image.state, ImageState::Ready);
     assert_eq!(image.image_type, ImageType::PgDurable);
-    let (checksum, size) = write_image(&ObjectStoreBlobs::in_memory(), image.id, ImageType::PgDurable).await;
+    let key = t.data_key(&image).await.unwrap().expect("images are encrypted by default");
+    let (checksum, size) =
+        write_image(&ObjectStoreBlobs::in_memory(), image.id, ImageType::PgDurable, Some(&key)).await;
     assert_eq!(image.size_bytes, Some(size));
     assert_ne!(image.checksum.as_deref(), Some(""));
     assert_eq!(image.checksum.as_ref().unwrap().len(), checksum.len());
@@ -59,7 +61,7 @@ async fn runs_every_step_in_order_and_records_size_and_checksum() {
     assert_eq!(fx.events.started(), vec![ReserveImage, LookupSource, BackupJob, MarkReady]);
     // The recorded checksum verifies the stored image.
     let loc = ImageLocation::for_image(image.id);
-    verify_image(&*fx.blobs, &loc, image.checksum.as_ref().unwrap(), VerifyMode::Full).await.unwrap();
+    verify_image(&*fx.blobs, &loc, image.checksum.as_ref().unwrap(), Some(&key), VerifyMode::Full).await.unwrap();
 }
 
 #[tokio::test]

@@ -31,8 +31,11 @@ async fn no_password_in_debug_display_errors_or_events() {
         location: ImageLocation::for_image(image.id),
         image_type: ImageType::Stock,
         format: Default::default(),
+        data_key: Some(envelope::DataKey::generate()),
     };
     assert_hidden("backup spec", &format!("{spec:?} {spec:#?}"));
+    let hex_key = spec.data_key.as_ref().unwrap().expose_hex();
+    assert!(!format!("{spec:?} {spec:#?}").contains(&hex_key[..16]), "the data key shows in Debug");
     let update = ImageUpdate::Ready {
         size_bytes: 1,
         checksum: "sha256:00".into(),

@@ -119,6 +119,27 @@ pub struct WrappedKey {
     pub ciphertext: Vec<u8>,
 }
 
+impl WrappedKey {
+    /// The catalogs' rule for [`crate::CatalogStore::rewrap_image_key`]: the image's `current`
+    /// key must still be `expected`. A plaintext image is [`Error::InvalidRequest`]; another key
+    /// (someone rotated it meanwhile) is [`Error::StateConflict`].
+    pub fn check_rewrap(image: ImageId, current: Option<&WrappedKey>, expected: &WrappedKey) -> Result<()> {
+        match current {
+            None => Err(Error::InvalidRequest {
+                field: "image",
+                reason: format!("image {image} is stored unencrypted; it has no data key to rewrap"),
+            }),
+            Some(current) if current == expected => Ok(()),
+            Some(current) => Err(Error::StateConflict {
+                entity: "image key",
+                id: image.to_string(),
+                expected: format!("wrapped under {}", expected.key_id),
+                actual: format!("wrapped under {}", current.key_id),
+            }),
+        }
+    }
+}
+
 mod base64_bytes {
     use base64::Engine;
     use serde::{Deserialize, Deserializer, Serializer};

@@ -27,6 +27,7 @@ pub use database_sql::{exists_in_fresh_cluster, DatabaseSql};
 pub use locale::ClusterLocale;
 
 use crate::domain::{ImageFormat, ImageType};
+use crate::envelope::{object, DataKey};
 use crate::error::{Error, Result};
 use crate::ids::ImageId;
 use chrono::{DateTime, Utc};
@@ -163,8 +164,19 @@ impl Manifest {
         Ok(m)
     }
 
-    /// Parses `bytes` after checking them against the image's recorded `checksum`.
-    pub fn verified(image: ImageId, bytes: &[u8], checksum: &str) -> Result<Self> {
+    /// What is stored as `manifest.json`: [`Manifest::to_bytes`], sealed under the image's data key
+    /// when it has one (an authenticated manifest: no blob writer can change or swap it).
+    pub fn stored_bytes(&self, key: Option<&DataKey>) -> Vec<u8> {
+        let plain = self.to_bytes();
+        match key {
+            Some(key) => object::seal_all(key, self.image_id, MANIFEST_NAME, &plain),
+            None => plain,
+        }
+    }
+
+    /// Parses the stored manifest `bytes` after checking them against the image's recorded
+    /// `checksum` and, for an encrypted image (`key`), authenticating them under its data key.
+    pub fn verified(image: ImageId, bytes: &[u8], checksum: &str, key: Option<&DataKey>) -> Result<Self> {
         let actual = sha256_hex(bytes);
         if actual != checksum {
             return Err(Error::ChecksumMismatch {
@@ -174,7 +186,16 @@ impl Manifest {
                 actual,
             });
         }
-        Self::from_bytes(image, bytes)
+        Self::from_stored(image, bytes, key)
+    }
+
+    /// Parses the stored manifest `bytes` of `image`, opening them under its data `key` when it is
+    /// encrypted ([`Error::ImageNotAuthentic`] if they do not open).
+    pub fn from_stored(image: ImageId, bytes: &[u8], key: Option<&DataKey>) -> Result<Self> {
+        match key {
+            Some(key) => Self::from_bytes(image, &object::open_all(key, image, MANIFEST_NAME, bytes)?),
+            None => Self::from_bytes(image, bytes),
+        }
     }
 }
 
@@ -226,12 +247,42 @@ mod tests {
         let id = ImageId::new();
         let bytes = sample(id).to_bytes();
         let sum = sha256_hex(&bytes);
-        let m = Manifest::verified(id, &bytes, &sum).unwrap();
+        let m = Manifest::verified(id, &bytes, &sum, None).unwrap();
         assert_eq!(m.total_size(bytes.len() as u64), 20 + bytes.len() as u64);
         let mut flipped = bytes.clone();
         flipped[10] ^= 1;
-        assert!(matches!(Manifest::verified(id, &flipped, &sum), Err(Error::ChecksumMismatch { .. })));
-        assert!(matches!(Manifest::verified(ImageId::new(), &bytes, &sum), Err(Error::ImageIncomplete { .. })));
+        assert!(matches!(Manifest::verified(id, &flipped, &sum, None), Err(Error::ChecksumMismatch { .. })));
+        assert!(matches!(Manifest::verified(ImageId::new(), &bytes, &sum, None), Err(Error::ImageIncomplete { .. })));
+    }
+}
+
+#[cfg(test)]
+mod sealed_tests {
+    use super::*;
+
+    /// An encrypted image's manifest opens only under its key and image, and hides its contents.
+    #[test]
+    fn sealed_manifest_is_authenticated() {
+        let (id, key) = (ImageId::new(), DataKey::generate());
+        let manifest = tests_sample(id);
+        let stored = manifest.stored_bytes(Some(&key));
+        assert!(!stored.windows(9).any(|w| w == b"databases"), "the manifest is not readable without the key");
+        let sum = sha256_hex(&stored);
+        assert_eq!(Manifest::verified(id, &stored, &sum, Some(&key)).unwrap(), manifest);
+        let other = DataKey::generate();
+        assert!(matches!(Manifest::verified(id, &stored, &sum, Some(&other)), Err(Error::ImageNotAuthentic { .. })));
+        assert!(Manifest::verified(id, &stored, &sum, None).is_err(), "sealed bytes never parse as plaintext");
+        let plain = manifest.stored_bytes(None);
+        assert!(Manifest::verified(id, &plain, &sha256_hex(&plain), Some(&key)).is_err(), "plaintext is refused");
+    }
+
+    fn tests_sample(id: ImageId) -> Manifest {
+        let json = format!(
+            r#"{{"format_version":2,"image_id":"{id}","pg_version":"15.18","image_type":"stock","compression":"zstd",
+            "globals":{{"name":"globals.sql.zst","size":1,"sha256":"sha256:00"}},
+            "databases":[],"created_at":"2026-11-01T00:00:00Z"}}"#
+        );
+        Manifest::from_bytes(id, json.as_bytes()).unwrap()
     }
 }
 

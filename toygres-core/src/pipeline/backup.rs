@@ -3,6 +3,7 @@
 use super::step::step;
 use super::Toygres;
 use crate::blob::ImageLocation;
+use crate::envelope::DataKey;
 use crate::error::{Error, Result};
 use crate::executor::{BackupJobSpec, InstanceSpec, JobRef};
 use crate::ids::{ImageId, OperationId};
@@ -25,6 +26,9 @@ pub struct SourceInstance {
     /// The format the image is taken in.
     #[serde(default)]
     pub format: ImageFormat,
+    /// The image's data key, unwrapped (`None`: a plaintext image).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_key: Option<DataKey>,
 }
 
 /// Output of [`Backup::run_backup_job`]: what the finished job stored.
@@ -111,7 +115,14 @@ impl Backup {
         new.description = request.description.clone();
         new.request_digest = Some(request.digest());
         let subject = Subject::Instance(request.instance_id);
-        let work = async { super::replay::image(operation, self.t.catalog.reserve_image(operation, &new).await?) };
+        let work = async {
+            // Fails closed before anything is recorded: no usable key, no image. A retry under
+            // the same operation keeps the key the catalog recorded first.
+            let id = ImageId::new();
+            new.id = Some(id);
+            new.encryption = self.t.keys.new_data_key(id).await?.map(|(_, wrapped)| wrapped);
+            super::replay::image(operation, self.t.catalog.reserve_image(operation, &new).await?)
+        };
         step(&*self.t.progress, subject, Phase::ReserveImage, work).await
     }
 
@@ -123,7 +134,8 @@ impl Backup {
     async fn source_of(&self, image: &ImageRecord) -> Result<SourceInstance> {
         let instance = self.t.catalog.get_instance(image.source_instance_id).await?;
         let password = self.t.catalog.instance_password(instance.id).await?;
-        Ok(SourceInstance { spec: instance.spec(), password, format: image.format })
+        let data_key = self.t.data_key(image).await?;
+        Ok(SourceInstance { spec: instance.spec(), password, format: image.format, data_key })
     }
 
     /// Step 3: runs the backup job and waits for it, then reads back what it stored.
@@ -136,13 +148,14 @@ impl Backup {
             location: location.clone(),
             image_type: source.spec.image_type,
             format: source.format,
+            data_key: source.data_key.clone(),
         };
         let subject = Subject::Image(image);
         step(&*self.t.progress, subject, Phase::BackupJob, async {
             let started_at = chrono::Utc::now();
             let job = self.t.executor.start_backup_job(&spec).await?;
             self.t.executor.wait_for_job(&job, self.t.options.backup_job_timeout, self.t.progress.clone()).await?;
-            let result = self.stored_result(image, started_at).await?;
+            let result = self.stored_result(image, started_at, source.data_key.as_ref()).await?;
             let _ = self.t.executor.delete_job(&job).await;
             Ok(result)
         })
@@ -161,19 +174,21 @@ impl Backup {
     pub async fn complete(&self, image: ImageId) -> Result<ImageRecord> {
         let record = self.t.catalog.get_image(image).await?;
         let source = self.source_of(&record).await?;
-        let result = self.stored_result(image, record.created_at).await?;
+        let result = self.stored_result(image, record.created_at, source.data_key.as_ref()).await?;
         self.mark_ready(image, &result, &source).await
     }
 
     /// What the backup job of `image`, started at `started_at`, stored: read back from its
-    /// manifest (size, checksum, version, databases, metadata).
+    /// manifest (size, checksum, version, databases, metadata), authenticated under the image's
+    /// data `key` when it is encrypted.
     pub async fn stored_result(
         &self,
         image: ImageId,
         started_at: chrono::DateTime<chrono::Utc>,
+        key: Option<&DataKey>,
     ) -> Result<BackupResult> {
         let bytes = self.t.blobs.read(&ImageLocation::for_image(image), MANIFEST_NAME).await?;
-        let manifest = Manifest::from_bytes(image, &bytes)?;
+        let manifest = Manifest::from_stored(image, &bytes, key)?;
         Ok(BackupResult {
             size_bytes: manifest.total_size(bytes.len() as u64),
             checksum: sha256_hex(&bytes),

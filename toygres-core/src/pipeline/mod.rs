@@ -26,7 +26,10 @@ pub use retention::{ExpireReport, RetentionPolicy};
 
 use crate::blob::BlobStore;
 use crate::catalog::CatalogStore;
+use crate::envelope::{DataKey, ImageKeys, KeyProvider};
+use crate::error::Result;
 use crate::executor::ClusterExecutor;
+use crate::image::ImageRecord;
 use crate::progress::{NoProgress, ProgressSink};
 use crate::retry::RetryPolicy;
 use crate::verify::VerifyMode;
@@ -85,12 +88,43 @@ pub struct Toygres {
     pub progress: Arc<dyn ProgressSink>,
     /// Limits and policies.
     pub options: Options,
+    /// Whether new images are encrypted, and under which keys. [`Toygres::new`] leaves it
+    /// [`ImageKeys::Unset`], which refuses to create images until the embedder chooses:
+    /// [`Toygres::with_image_keys`] (encrypted) or [`Toygres::with_plaintext_images`].
+    pub keys: ImageKeys,
 }
 
 impl Toygres {
     /// Default options and no progress sink.
     pub fn new(catalog: Arc<dyn CatalogStore>, blobs: Arc<dyn BlobStore>, executor: Arc<dyn ClusterExecutor>) -> Self {
-        Self { catalog, blobs, executor, progress: Arc::new(NoProgress), options: Options::default() }
+        Self {
+            catalog,
+            blobs,
+            executor,
+            progress: Arc::new(NoProgress),
+            options: Options::default(),
+            keys: ImageKeys::Unset,
+        }
+    }
+
+    /// Encrypts every new image under a fresh data key wrapped by `provider`, and opens
+    /// encrypted images with it ([`crate::envelope`]).
+    pub fn with_image_keys(mut self, provider: Arc<dyn KeyProvider>) -> Self {
+        self.keys = ImageKeys::Provider(provider);
+        self
+    }
+
+    /// Stores new images unencrypted, as asked explicitly; their records show `encryption: None`.
+    /// Encrypted images can then not be restored (no key).
+    pub fn with_plaintext_images(mut self) -> Self {
+        self.keys = ImageKeys::Plaintext;
+        self
+    }
+
+    /// The data key of `image` (`None` for a plaintext image), unwrapped by the configured
+    /// provider: [`Error::KeyUnavailable`] when it cannot be.
+    pub async fn data_key(&self, image: &ImageRecord) -> Result<Option<DataKey>> {
+        self.keys.data_key(image.id, image.encryption.as_ref()).await
     }
 
     /// Sends progress events to `sink`.

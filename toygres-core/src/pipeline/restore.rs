@@ -103,8 +103,9 @@ impl Restore {
         step(&*self.t.progress, Subject::Image(image), Phase::SourcePassword, work).await
     }
 
-    /// Before anything is created: the image's bytes against its checksum ([`crate::VerifyMode`]),
-    /// then whether the executor can restore it ([`crate::ClusterExecutor::check_restorable`]).
+    /// Before anything is created: the image's data key (unwrapped: [`Error::KeyUnavailable`]
+    /// when it cannot be), its bytes against its checksum and, when encrypted, its manifest
+    /// authenticated under that key ([`crate::VerifyMode`]), then whether the executor can restore it ([`crate::ClusterExecutor::check_restorable`]).
     pub async fn verify_image(&self, image: &ImageRecord) -> Result<()> {
         let checksum = image.checksum.clone().ok_or_else(|| Error::ImageIncomplete {
             image: image.id,
@@ -112,7 +113,9 @@ impl Restore {
         })?;
         let location = ImageLocation::for_image(image.id);
         step(&*self.t.progress, Subject::Image(image.id), Phase::VerifyImage, async {
-            let manifest = verify_image(&*self.t.blobs, &location, &checksum, self.t.options.verify).await?;
+            let key = self.t.data_key(image).await?;
+            let mode = self.t.options.verify;
+            let manifest = verify_image(&*self.t.blobs, &location, &checksum, key.as_ref(), mode).await?;
             self.t.executor.check_restorable(&manifest).await
         })
         .await
@@ -129,7 +132,7 @@ impl Restore {
         }
         let checksum = image.checksum.as_deref().unwrap_or_default();
         let bytes = self.t.blobs.read(&ImageLocation::for_image(image.id), MANIFEST_NAME).await?;
-        let manifest = Manifest::verified(image.id, &bytes, checksum)?;
+        let manifest = Manifest::verified(image.id, &bytes, checksum, self.t.data_key(image).await?.as_ref())?;
         request.check_databases(image.id, manifest.databases.iter().map(|d| d.name.as_str()))
     }
 
@@ -171,14 +174,17 @@ impl Restore {
         image: &ImageRecord,
         databases: Option<Vec<String>>,
     ) -> Result<JobRef> {
-        let job = RestoreJobSpec {
-            image_id: image.id,
-            location: ImageLocation::for_image(image.id),
-            checksum: image.checksum.clone().unwrap_or_default(),
-            instance: spec.clone(),
-            databases,
+        let work = async {
+            let job = RestoreJobSpec {
+                image_id: image.id,
+                location: ImageLocation::for_image(image.id),
+                checksum: image.checksum.clone().unwrap_or_default(),
+                instance: spec.clone(),
+                databases,
+                data_key: self.t.data_key(image).await?,
+            };
+            self.t.executor.start_restore_job(&job).await
         };
-        let work = self.t.executor.start_restore_job(&job);
         step(&*self.t.progress, Subject::Instance(spec.id), Phase::StartRestoreJob, work).await
     }
 

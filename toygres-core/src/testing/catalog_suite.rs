@@ -41,6 +41,7 @@ macro_rules! expect_err {
 
 mod images;
 mod instances;
+mod keys;
 mod listing;
 mod requests;
 
@@ -52,6 +53,7 @@ pub use instances::{
     create_instance_is_idempotent_and_names_are_unique, deleted_instances_are_gone, instance_compare_and_set_conflicts,
     instance_password_round_trips, instance_transitions, list_and_get_instances, racing_instance_names,
 };
+pub use keys::image_keys_are_recorded_and_rewrapped;
 pub use listing::{image_labels_and_metadata, images_page_in_order, instance_labels_and_filters, sample_metadata};
 pub use requests::{an_image_operation_is_bound_to_its_request, an_instance_operation_is_bound_to_its_request};
 
@@ -104,6 +106,7 @@ where
         instance_labels_and_filters,
         an_image_operation_is_bound_to_its_request,
         an_instance_operation_is_bound_to_its_request,
+        image_keys_are_recorded_and_rewrapped,
     );
 }
 
@@ -128,7 +131,8 @@ macro_rules! catalog_conformance_tests {
             create_instance_is_idempotent_and_names_are_unique, racing_instance_names,
             list_and_get_instances, deleted_instances_are_gone, instance_password_round_trips,
             image_labels_and_metadata, images_page_in_order, instance_labels_and_filters,
-            an_image_operation_is_bound_to_its_request, an_instance_operation_is_bound_to_its_request);
+            an_image_operation_is_bound_to_its_request, an_instance_operation_is_bound_to_its_request,
+            image_keys_are_recorded_and_rewrapped);
     };
     (@each $make:expr; $($property:ident),+) => {$(
         #[::tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -76,6 +76,7 @@ pub use steps::{
     restore_steps_are_idempotent, volumes_are_named_by_instance_id,
 };
 
+use crate::envelope::{object, DataKey};
 use crate::manifest::{sha256_hex, Manifest, MANIFEST_NAME};
 use crate::{BackupJobSpec, Error, ImageId, ImageLocation, InstanceSpec};
 use crate::{EventKind, JobRef, NoProgress, ProgressEvent, ProgressSink, RestoreJobSpec, Result};
@@ -122,8 +123,9 @@ fn ok<T>(result: Result<T>, what: &str) -> T {
     result.unwrap_or_else(|e: Error| panic!("{what}: {e}"))
 }
 
-/// The backup job's spec of a new image `image` of the harness's source.
-fn backup_spec(h: &dyn ExecutorHarness, image: ImageId) -> BackupJobSpec {
+/// The backup job's spec of a new image `image` of the harness's source, encrypted under `key`
+/// (every executor must seal what it stores).
+fn backup_spec(h: &dyn ExecutorHarness, image: ImageId, key: &DataKey) -> BackupJobSpec {
     let source = h.source();
     BackupJobSpec {
         image_id: image,
@@ -132,6 +134,7 @@ fn backup_spec(h: &dyn ExecutorHarness, image: ImageId) -> BackupJobSpec {
         source_password: h.source_password(),
         location: ImageLocation::for_image(image),
         format: Default::default(),
+        data_key: Some(key.clone()),
     }
 }
 
@@ -147,6 +150,8 @@ struct Taken {
     /// `sha256:<hex>` of its manifest: what the catalog would record.
     checksum: String,
     manifest: Manifest,
+    /// Its data key.
+    key: DataKey,
 }
 
 impl Taken {
@@ -162,6 +167,7 @@ impl Taken {
             checksum: self.checksum.clone(),
             instance: instance.clone(),
             databases: None,
+            data_key: Some(self.key.clone()),
         }
     }
 
@@ -174,13 +180,17 @@ impl Taken {
 /// Backs up the harness's source into a new image (events to `progress`) and reads its manifest.
 async fn take_image(h: &dyn ExecutorHarness, progress: Arc<dyn ProgressSink>) -> (Taken, JobRef) {
     let executor = h.executor();
-    let image = ImageId::new();
-    let job = ok(executor.start_backup_job(&backup_spec(h, image)).await, "start_backup_job");
+    let (image, key) = (ImageId::new(), DataKey::generate());
+    let job = ok(executor.start_backup_job(&backup_spec(h, image, &key)).await, "start_backup_job");
     ok(finish(h, &job, progress).await, "wait_for_job of a backup");
     let location = ImageLocation::for_image(image);
+    for object in ok(h.blobs().stat(&location).await, "listing the backup's objects") {
+        let bytes = ok(h.blobs().read(&location, &object.name).await, "reading a stored object");
+        assert!(bytes.starts_with(object::MAGIC), "{} is stored unencrypted although a key was given", object.name);
+    }
     let bytes = ok(h.blobs().read(&location, MANIFEST_NAME).await, "reading the backup's manifest");
-    let manifest = ok(Manifest::from_bytes(image, &bytes), "parsing the backup's manifest");
-    (Taken { location, checksum: sha256_hex(&bytes), manifest }, job)
+    let manifest = ok(Manifest::from_stored(image, &bytes, Some(&key)), "opening the backup's manifest");
+    (Taken { location, checksum: sha256_hex(&bytes), manifest, key }, job)
 }
 
 /// [`take_image`] without progress, its job deleted.

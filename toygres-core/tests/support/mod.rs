@@ -21,6 +21,8 @@ pub struct Fixture {
     pub blobs: Arc<ObjectStoreBlobs>,
     pub source: InstanceRecord,
     pub events: Arc<Recorder>,
+    /// The image keys every fixture's pipelines encrypt under.
+    pub keys: Arc<envelope::LocalKeys>,
 }
 
 /// Records progress events.
@@ -57,7 +59,8 @@ pub async fn fixture(image_type: ImageType) -> Fixture {
         })
         .await
         .unwrap();
-    Fixture { catalog, blobs: Arc::new(ObjectStoreBlobs::in_memory()), source, events: Arc::default() }
+    let keys = Arc::new(envelope::LocalKeys::from_hex(&hex::encode(rand::random::<[u8; 32]>())).unwrap());
+    Fixture { catalog, blobs: Arc::new(ObjectStoreBlobs::in_memory()), source, events: Arc::default(), keys }
 }
 
 /// Fast limits so failing tests finish quickly (paused time makes the defaults free too).
@@ -70,27 +73,47 @@ pub fn fast_options() -> Options {
 
 impl Fixture {
     pub fn toygres(&self, executor: MockClusterExecutor) -> Toygres {
-        Toygres::new(self.catalog.clone(), self.blobs.clone(), Arc::new(executor)).with_progress(self.events.clone())
+        Toygres::new(self.catalog.clone(), self.blobs.clone(), Arc::new(executor))
+            .with_progress(self.events.clone())
+            .with_image_keys(self.keys.clone())
     }
 
-    /// Writes a complete, valid image for `image` and returns its manifest checksum and size.
+    /// Writes a complete, valid image for `image`, sealed under the data key its record holds,
+    /// and returns its manifest checksum and size.
     pub async fn write_image(&self, image: ImageId, image_type: ImageType) -> (String, u64) {
-        write_image(&self.blobs, image, image_type).await
+        let record = self.catalog.get_image(image).await.ok();
+        let wrapped = record.and_then(|r| r.encryption);
+        let key = match &wrapped {
+            Some(w) => Some(envelope::KeyProvider::unwrap(&*self.keys, image, w).await.unwrap()),
+            None => None,
+        };
+        write_image(&self.blobs, image, image_type, key.as_ref()).await
     }
 }
 
-/// What a backup job writes: a complete, valid image. Returns its manifest checksum and size.
-pub async fn write_image(blobs: &ObjectStoreBlobs, image: ImageId, image_type: ImageType) -> (String, u64) {
+/// What a backup job writes: a complete, valid image, sealed under `key` when given. Returns its
+/// manifest checksum and size.
+pub async fn write_image(
+    blobs: &ObjectStoreBlobs,
+    image: ImageId,
+    image_type: ImageType,
+    key: Option<&envelope::DataKey>,
+) -> (String, u64) {
     let loc = ImageLocation::for_image(image);
-    let object = |name: String, body: &'static [u8]| ManifestObject {
-        name,
+    let stored = |name: &str, body: &[u8]| match key {
+        Some(key) => envelope::object::seal_all(key, image, name, body),
+        None => body.to_vec(),
+    };
+    let object = |name: String, body: &[u8]| ManifestObject {
         size: body.len() as u64,
         sha256: sha256_hex(body),
+        name,
         raw_size: None,
     };
-    let (globals, db) = (b"CREATE ROLE app;" as &[u8], b"PGDMP-custom-dump-bytes" as &[u8]);
-    blobs.write(&loc, GLOBALS_NAME, Bytes::from_static(globals)).await.unwrap();
-    blobs.write(&loc, &database_object_name(0), Bytes::from_static(db)).await.unwrap();
+    let globals = stored(GLOBALS_NAME, b"CREATE ROLE app;");
+    let db = stored(&database_object_name(0), b"PGDMP-custom-dump-bytes");
+    blobs.write(&loc, GLOBALS_NAME, Bytes::from(globals.clone())).await.unwrap();
+    blobs.write(&loc, &database_object_name(0), Bytes::from(db.clone())).await.unwrap();
     let manifest = Manifest {
         format_version: manifest::FORMAT_VERSION,
         image_id: image,
@@ -98,11 +121,11 @@ pub async fn write_image(blobs: &ObjectStoreBlobs, image: ImageId, image_type: I
         image_type,
         format: Default::default(),
         compression: "zstd".into(),
-        globals: object(GLOBALS_NAME.into(), globals),
+        globals: object(GLOBALS_NAME.into(), &globals),
         databases: vec![ManifestDatabase {
             name: "app".into(),
             owner: "app".into(),
-            object: object(database_object_name(0), db),
+            object: object(database_object_name(0), &db),
             sql: Default::default(),
             allow_connections: true,
         }],
@@ -111,7 +134,7 @@ pub async fn write_image(blobs: &ObjectStoreBlobs, image: ImageId, image_type: I
         cluster_locale: None,
         dump_version: Some("15.18".into()),
     };
-    let bytes = manifest.to_bytes();
+    let bytes = manifest.stored_bytes(key);
     blobs.write(&loc, manifest::MANIFEST_NAME, bytes.clone().into()).await.unwrap();
     (sha256_hex(&bytes), manifest.total_size(bytes.len() as u64))
 }
@@ -119,7 +142,11 @@ pub async fn write_image(blobs: &ObjectStoreBlobs, image: ImageId, image_type: I
 impl Fixture {
     /// A `ready` image of the source with a valid blob set.
     pub async fn ready_image(&self, image_type: ImageType) -> ImageRecord {
-        let new = NewImage::new("img", self.source.id);
+        let mut new = NewImage::new("img", self.source.id);
+        let id = ImageId::new();
+        new.id = Some(id);
+        let key = envelope::DataKey::generate();
+        new.encryption = Some(envelope::KeyProvider::wrap(&*self.keys, id, &key).await.unwrap());
         let image = self.catalog.reserve_image(OperationId::new(), &new).await.unwrap();
         let (checksum, size_bytes) = self.write_image(image.id, image_type).await;
         let update = ImageUpdate::Ready {

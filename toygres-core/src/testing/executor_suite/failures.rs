@@ -4,6 +4,7 @@ use super::{
     assert_job_gone, assert_nothing_left, backup_spec, delete_image, finish, image_of_source, ok, ExecutorHarness,
     JOB_TIMEOUT, SETTLE, SHORT_WAIT,
 };
+use crate::envelope::DataKey;
 use crate::manifest::sha256_hex;
 use crate::{ClusterExecutor, Error, ErrorClass, ImageId, InstanceId, JobRef, NoProgress};
 use std::sync::Arc;
@@ -73,7 +74,7 @@ pub async fn cancelled_jobs_never_succeed_and_leave_nothing(h: &dyn ExecutorHarn
     assert_nothing_left(h, &instance, "delete_instance after a cancelled restore").await;
     image.delete(h).await;
 
-    let spec = backup_spec(h, ImageId::new());
+    let spec = backup_spec(h, ImageId::new(), &DataKey::generate());
     let backup = ok(executor.start_backup_job(&spec).await, "start_backup_job");
     cancel(&*executor, &backup).await;
     delete_image(h, &spec.location).await;

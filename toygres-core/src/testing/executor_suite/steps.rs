@@ -4,6 +4,7 @@ use super::{
     assert_job_gone, assert_nothing_left, backup_spec, finish, image_of_source, ok, present, ExecutorHarness,
     READY_TIMEOUT,
 };
+use crate::envelope::DataKey;
 use crate::{ImageId, InstanceId, JobKind, JobRef, NoProgress, Subject};
 use std::sync::Arc;
 
@@ -48,7 +49,7 @@ pub async fn deleting_an_absent_instance_touches_nothing(h: &dyn ExecutorHarness
 pub async fn backup_jobs_are_named_by_image_and_start_once(h: &dyn ExecutorHarness) {
     let executor = h.executor();
     let image = ImageId::new();
-    let spec = backup_spec(h, image);
+    let spec = backup_spec(h, image, &DataKey::generate());
     let job = ok(executor.start_backup_job(&spec).await, "start_backup_job");
     assert_eq!(job, JobRef::backup(image), "the backup job's reference");
     assert_eq!(
