@@ -75,7 +75,8 @@ pub(crate) async fn run(inner: Arc<Inner>, spec: BackupJobSpec, ctx: JobCtx) -> 
         cluster_locale: Some(cluster_locale),
         dump_version: Some(inner.bin.version().await?),
     };
-    transfer::write_all(transfer, MANIFEST_NAME, &manifest.to_bytes(), &ctx.log).await?;
+    let stored = manifest.stored_bytes(ctx.sealing.as_ref().map(|s| s.key()));
+    transfer::write_all(transfer, MANIFEST_NAME, &stored, &ctx.log).await?;
     ctx.log.line(&format!("manifest written: {} bytes stored", manifest.total_size(0)));
     ctx.progress.complete();
     Ok(())

@@ -1,13 +1,14 @@
-//! Streaming zstd compression into a [`Sink`] and decompression out of a [`Source`], with the
-//! sha256 and size of the stored (compressed) bytes computed in the same pass.
+//! Streaming zstd compression into an [`ObjectSink`] and decompression out of a [`Source`], with
+//! the sha256 and size of the stored (compressed, sealed) bytes computed in the same pass.
 
 use super::joblog::Progress;
-use super::transfer::{Sink, Source};
+use super::jobs::JobCtx;
+use super::stored::{check, ObjectSink, Opening, Sealing, Stored};
+use super::transfer::Source;
 use bytes::Bytes;
-use sha2::{Digest, Sha256};
 use std::io::Write;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use toygres_core::manifest::{format_sha256, ManifestObject};
+use toygres_core::manifest::ManifestObject;
 use toygres_core::{Error, ImageId, Result};
 
 const BACKEND: &str = "local executor";
@@ -35,118 +36,104 @@ impl Default for Compression {
     }
 }
 
-/// Counts and hashes what is stored (and counts what it was before compression).
-struct Stored {
-    hasher: Sha256,
-    size: u64,
-    raw: Option<u64>,
-}
-
-impl Stored {
-    fn add(&mut self, data: &[u8]) {
-        self.hasher.update(data);
-        self.size += data.len() as u64;
-    }
-
-    fn object(self, name: &str) -> ManifestObject {
-        ManifestObject {
-            name: name.to_string(),
-            size: self.size,
-            sha256: format_sha256(self.hasher.finalize().into()),
-            raw_size: self.raw,
-        }
-    }
-}
-
 /// Compresses everything `input` yields into `sink` (left open: the caller finishes or aborts it
-/// after checking the producer's exit status). Returns the stored object's size and sha256.
-/// Progress counts the bytes read from `input` (what the dump program wrote).
+/// after checking the producer's exit status). Returns how many bytes `input` yielded, which
+/// progress counts too (what the dump program wrote).
 pub(crate) async fn compress_into<R: AsyncRead + Unpin>(
     mut input: R,
-    sink: &mut Sink,
-    name: &str,
+    sink: &mut ObjectSink,
     compression: Compression,
     progress: &Progress,
-) -> Result<ManifestObject> {
+) -> Result<u64> {
     let mut enc = zstd::stream::write::Encoder::new(Vec::with_capacity(CHUNK), compression.level)
         .map_err(|e| zstd_err("init", e))?;
     if compression.workers > 0 {
         enc.multithread(compression.workers).map_err(|e| zstd_err("workers", e))?;
     }
-    let mut stored = Stored { hasher: Sha256::new(), size: 0, raw: Some(0) };
+    let mut raw = 0u64;
     let mut buf = vec![0u8; CHUNK];
     loop {
         let n = input.read(&mut buf).await.map_err(|e| Error::backend(BACKEND, "reading the dump output", e))?;
         if n == 0 {
             break;
         }
-        stored.raw = stored.raw.map(|r| r + n as u64);
+        raw += n as u64;
         progress.add(n as u64);
         enc.write_all(&buf[..n]).map_err(|e| zstd_err("compress", e))?;
         let out = std::mem::take(enc.get_mut());
         if !out.is_empty() {
-            stored.add(&out);
             sink.write(&out).await?;
         }
     }
     let out = enc.finish().map_err(|e| zstd_err("finish", e))?;
-    stored.add(&out);
     sink.write(&out).await?;
-    Ok(stored.object(name))
+    Ok(raw)
 }
 
 /// Stores everything `input` yields (already zstd-compressed, e.g. by the server) into `sink` as is,
-/// left open like [`compress_into`]. Returns the stored object's size and sha256 (raw size unknown).
-pub(crate) async fn store_into<R: AsyncRead + Unpin>(
-    mut input: R,
-    sink: &mut Sink,
-    name: &str,
-) -> Result<ManifestObject> {
-    let mut stored = Stored { hasher: Sha256::new(), size: 0, raw: None };
+/// left open like [`compress_into`].
+pub(crate) async fn store_into<R: AsyncRead + Unpin>(mut input: R, sink: &mut ObjectSink) -> Result<()> {
     let mut buf = vec![0u8; CHUNK];
     loop {
         let n = input.read(&mut buf).await.map_err(|e| Error::backend(BACKEND, "reading the dump output", e))?;
         if n == 0 {
-            break;
+            return Ok(());
         }
-        stored.add(&buf[..n]);
         sink.write(&buf[..n]).await?;
     }
-    Ok(stored.object(name))
 }
 
 /// Object `expected` of `image` read from `source`, counting and hashing what is stored as it
-/// goes; [`Checked::finish`] checks size and sha256 once it has ended.
+/// goes and, for an encrypted image, handing on only authenticated plaintext;
+/// [`Checked::finish`] checks size and sha256 once it has ended.
 pub(crate) struct Checked<'a> {
     source: Source,
     stored: Stored,
+    opening: Opening,
+    ended: bool,
     image: ImageId,
     expected: &'a ManifestObject,
     progress: Option<&'a Progress>,
 }
 
 impl<'a> Checked<'a> {
-    /// Reads `expected` from `source`; `progress` (if any) counts the stored bytes read.
+    /// Reads `expected` from `source` as stored; `progress` (if any) counts the stored bytes read.
     pub(crate) fn new(
         source: Source,
         image: ImageId,
         expected: &'a ManifestObject,
         progress: Option<&'a Progress>,
     ) -> Self {
-        let stored = Stored { hasher: Sha256::new(), size: 0, raw: None };
-        Self { source, stored, image, expected, progress }
+        let opening = Opening::new(None, &expected.name);
+        Self { source, stored: Stored::new(), opening, ended: false, image, expected, progress }
     }
 
-    /// The next stored (compressed) chunk, `None` at the end.
+    /// Hands on the object's plaintext, opened under `sealing` (`None`: stored bytes as they are).
+    pub(crate) fn opened(mut self, sealing: Option<&Sealing>) -> Self {
+        self.opening = Opening::new(sealing, &self.expected.name);
+        self
+    }
+
+    /// The next chunk (authenticated plaintext when opened), `None` at the end. An encrypted
+    /// object whose chunks fail authentication is [`Error::ImageNotAuthentic`].
     pub(crate) async fn next(&mut self) -> Result<Option<Bytes>> {
-        let chunk = self.source.next().await?;
-        if let Some(chunk) = &chunk {
-            self.stored.add(chunk);
+        loop {
+            let Some(chunk) = self.source.next().await? else {
+                if std::mem::replace(&mut self.ended, true) {
+                    return Ok(None);
+                }
+                let last = self.opening.finish()?;
+                return Ok((!last.is_empty()).then_some(last));
+            };
+            self.stored.add(&chunk);
             if let Some(progress) = self.progress {
                 progress.add(chunk.len() as u64);
             }
+            let plain = self.opening.push(chunk)?;
+            if !plain.is_empty() {
+                return Ok(Some(plain));
+            }
         }
-        Ok(chunk)
     }
 
     /// Checks that the source ended cleanly with the manifest's size and sha256. A mismatch is
@@ -157,17 +144,18 @@ impl<'a> Checked<'a> {
     }
 }
 
-/// Decompresses object `expected` from `source` into `output`, checking its size and sha256 when
-/// it ends. A mismatch is [`Error::ChecksumMismatch`] (the caller must discard what was loaded).
+/// Decompresses object `expected` from `source` into `output` (opened under the job's key when the
+/// image is encrypted), checking its size and sha256 when it ends. A mismatch is
+/// [`Error::ChecksumMismatch`] (the caller must discard what was loaded).
 pub(crate) async fn decompress_into<W: AsyncWrite + Unpin>(
     source: Source,
     output: &mut W,
     image: ImageId,
     expected: &ManifestObject,
-    progress: &Progress,
+    ctx: &JobCtx,
 ) -> Result<()> {
     let mut inflate = Inflate::new()?;
-    let mut checked = Checked::new(source, image, expected, Some(progress));
+    let mut checked = Checked::new(source, image, expected, Some(&ctx.progress)).opened(ctx.sealing.as_ref());
     while let Some(chunk) = checked.next().await? {
         inflate.write(&chunk, output).await.map_err(|e| e.into_error(&expected.name))?;
     }
@@ -182,11 +170,13 @@ pub(crate) async fn decompress_head_into<W: AsyncWrite + Unpin>(
     mut source: Source,
     output: &mut W,
     expected: &ManifestObject,
+    sealing: Option<&Sealing>,
 ) -> Result<()> {
     let mut inflate = Inflate::new()?;
+    let mut opening = Opening::new(sealing, &expected.name);
     let mut fed = Ok(());
     while let Some(chunk) = source.next().await? {
-        fed = inflate.write(&chunk, output).await;
+        fed = inflate.write(&opening.push(chunk)?, output).await;
         if fed.is_err() {
             break;
         }
@@ -251,22 +241,3 @@ impl Inflate {
     }
 }
 
-fn check(image: ImageId, expected: &ManifestObject, stored: Stored) -> Result<()> {
-    let size = stored.size;
-    let got = stored.object(&expected.name);
-    if got.sha256 != expected.sha256 {
-        return Err(Error::ChecksumMismatch {
-            image,
-            object: expected.name.clone(),
-            expected: expected.sha256.clone(),
-            actual: got.sha256,
-        });
-    }
-    if size != expected.size {
-        return Err(Error::ImageIncomplete {
-            image,
-            detail: format!("object {} has {size} bytes, the manifest says {}", expected.name, expected.size),
-        });
-    }
-    Ok(())
-}

@@ -4,7 +4,7 @@
 
 use super::codec::{compress_into, store_into};
 use super::jobs::JobCtx;
-use super::transfer::Sink;
+use super::stored::ObjectSink;
 use super::Inner;
 use std::process::Stdio;
 use tokio::process::Command;
@@ -52,28 +52,29 @@ pub(crate) async fn dump(
         (None, _) => Default::default(),
     };
     let stdout = child.stdout.take().expect("piped stdout");
-    let mut sink = Sink::open(transfer, name, &ctx.log)?;
+    let mut sink = ObjectSink::open(transfer, name, ctx)?;
     let streamed = match output {
-        Output::Raw => compress_into(stdout, &mut sink, name, inner.compression, &ctx.progress).await,
-        Output::Zstd { .. } => store_into(stdout, &mut sink, name).await,
+        Output::Raw => compress_into(stdout, &mut sink, inner.compression, &ctx.progress).await.map(Some),
+        Output::Zstd { .. } => store_into(stdout, &mut sink).await.map(|()| None),
     };
     let status = child.wait().await;
     captured.done().await;
-    let object = match (streamed, status) {
-        (Ok(object), Ok(status)) if status.success() => object,
+    let raw_size = match (streamed, status) {
+        (Ok(raw_size), Ok(status)) if status.success() => raw_size,
         (Err(e), _) => {
             sink.abort().await;
             return Err(e);
         }
-        (Ok(object), status) => {
+        (Ok(_), status) => {
+            let stored = sink.stored_size();
             sink.abort().await;
             let how = status.map(|s| s.to_string()).unwrap_or_else(|e| e.to_string());
             let short = program.rsplit('/').next().unwrap_or(&program).to_string();
-            let what = format!("{short} for {name} failed ({how}) after {} bytes; see the job log", object.size);
+            let what = format!("{short} for {name} failed ({how}) after {stored} bytes; see the job log");
             return Err(Error::backend_msg(BACKEND, what));
         }
     };
-    sink.finish().await?;
+    let object = sink.finish(raw_size).await?;
     ctx.log.line(&format!("stored {name}: {} bytes, {}", object.size, object.sha256));
     Ok(object)
 }

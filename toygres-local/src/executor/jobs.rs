@@ -7,12 +7,16 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::watch;
+use super::stored::Sealing;
 use toygres_core::{Error, JobKind, JobRef, Phase, ProgressSink, Result};
 
 /// What a running job gets.
 pub(crate) struct JobCtx {
     pub(crate) log: JobLog,
     pub(crate) progress: Arc<Progress>,
+    /// The image's data key when it is encrypted: what the job stores is sealed, what it loads
+    /// is opened.
+    pub(crate) sealing: Option<Sealing>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -46,7 +50,13 @@ impl Jobs {
 
     /// Starts `work` as `job`, unless it is running or succeeded already (then returns it as is).
     /// A failed job is started again.
-    pub(crate) fn start<F, Fut>(&self, job: &JobRef, secrets: Vec<String>, work: F) -> Result<JobRef>
+    pub(crate) fn start<F, Fut>(
+        &self,
+        job: &JobRef,
+        secrets: Vec<String>,
+        sealing: Option<Sealing>,
+        work: F,
+    ) -> Result<JobRef>
     where
         F: FnOnce(JobCtx) -> Fut,
         Fut: Future<Output = Result<()>> + Send + 'static,
@@ -63,7 +73,7 @@ impl Jobs {
         let phase = if job.kind == JobKind::Backup { Phase::BackupJob } else { Phase::WaitRestoreJob };
         let progress = Arc::new(Progress::new(job.subject, phase));
         let (tx, rx) = watch::channel(Status::Running);
-        let ctx = JobCtx { log: log.clone(), progress: progress.clone() };
+        let ctx = JobCtx { log: log.clone(), progress: progress.clone(), sealing };
         let fut = work(ctx);
         let name = job.name.clone();
         let task = tokio::spawn(async move {

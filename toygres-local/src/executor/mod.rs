@@ -18,8 +18,11 @@ mod restore;
 mod sections;
 mod source;
 mod staging;
+mod stored;
 mod transfer;
 mod untar;
+
+use stored::Sealing;
 
 pub use builder::LocalExecutorBuilder;
 pub use codec::Compression;
@@ -231,8 +234,9 @@ impl ClusterExecutor for LocalExecutor {
         let job = JobRef::backup(spec.image_id);
         let mut secrets = transfer::transfer_secrets(&self.inner.blobs.transfer(&spec.location));
         secrets.push(spec.source_password.expose().to_string());
+        let sealing = Sealing::of(spec.data_key.as_ref(), spec.image_id);
         let (inner, spec) = (self.inner.clone(), spec.clone());
-        self.inner.jobs.start(&job, secrets, move |ctx| backup::run(inner, spec, ctx))
+        self.inner.jobs.start(&job, secrets, sealing, move |ctx| backup::run(inner, spec, ctx))
     }
 
     async fn start_restore_job(&self, spec: &RestoreJobSpec) -> Result<JobRef> {
@@ -241,8 +245,9 @@ impl ClusterExecutor for LocalExecutor {
         dir.require_config()?;
         let mut secrets = transfer::transfer_secrets(&self.inner.blobs.transfer(&spec.location));
         secrets.push(dir.password()?.expose().to_string());
+        let sealing = Sealing::of(spec.data_key.as_ref(), spec.image_id);
         let (inner, spec) = (self.inner.clone(), spec.clone());
-        self.inner.jobs.start(&job, secrets, move |ctx| restore::run(inner, spec, ctx))
+        self.inner.jobs.start(&job, secrets, sealing, move |ctx| restore::run(inner, spec, ctx))
     }
 
     async fn wait_for_job(&self, job: &JobRef, timeout: Duration, progress: Arc<dyn ProgressSink>) -> Result<()> {

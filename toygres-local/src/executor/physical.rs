@@ -87,7 +87,7 @@ pub(crate) async fn unpack(
                 .map_err(|e| Error::backend(BACKEND, "zstd init", e))?;
             untar::unpack(tar, &root, image)
         });
-        let mut checked = Checked::new(source, image, archive, Some(&ctx.progress));
+        let mut checked = Checked::new(source, image, archive, Some(&ctx.progress)).opened(ctx.sealing.as_ref());
         let fed = async {
             while let Some(chunk) = checked.next().await? {
                 if tx.send(chunk).await.is_err() {

@@ -46,7 +46,7 @@ pub(crate) async fn run(inner: Arc<Inner>, spec: RestoreJobSpec, ctx: JobCtx) ->
     transfer::login(&transfer, &ctx.log).await?;
 
     let bytes = transfer::read_all(&transfer, image, MANIFEST_NAME, &ctx.log).await?;
-    let manifest = Manifest::verified(image, &bytes, &spec.checksum)?;
+    let manifest = Manifest::verified(image, &bytes, &spec.checksum, spec.data_key.as_ref())?;
     spec.check_databases(&manifest)?;
     let total: u64 = manifest.objects().map(|o| o.size).sum();
     // Every object is read once to verify it, then what is loaded (physical: the archives only).
@@ -123,7 +123,7 @@ async fn apply_globals(
 ) -> Result<()> {
     let mut sql = Vec::new();
     let source = Source::open(transfer, manifest.image_id, GLOBALS_NAME, &ctx.log).await?;
-    decompress_into(source, &mut sql, manifest.image_id, &manifest.globals, &ctx.progress).await?;
+    decompress_into(source, &mut sql, manifest.image_id, &manifest.globals, ctx).await?;
     let sql = filter_globals(&String::from_utf8_lossy(&sql));
     ctx.log.line("applying globals (roles and memberships)");
     run_sql(cluster, password, &sql, "psql (globals)", ctx).await
@@ -164,7 +164,7 @@ async fn load_database(
         let source = Source::open(transfer, image, &db.object.name, &ctx.log).await?;
         let what = format!("pg_restore of {name}");
         feed(restore, &what, ctx, |mut stdin| async move {
-            decompress_into(source, &mut stdin, image, &db.object, &ctx.progress).await
+            decompress_into(source, &mut stdin, image, &db.object, ctx).await
         })
         .await?;
     }

@@ -93,7 +93,11 @@ async fn restore_section(
     let source = dump.open(ctx).await?;
     let what = format!("pg_restore --section={section} of {:?}", dump.db.name);
     let object = &dump.db.object;
-    feed(restore, &what, ctx, |mut stdin| async move { decompress_head_into(source, &mut stdin, object).await }).await
+    let sealing = ctx.sealing.as_ref();
+    feed(restore, &what, ctx, |mut stdin| async move {
+        decompress_head_into(source, &mut stdin, object, sealing).await
+    })
+    .await
 }
 
 /// `dbname='…'` for a libpq connection string.
@@ -141,7 +145,7 @@ async fn load_data(
 
 /// Decompresses the dump into `output`, checking its size and sha256, then closes `output`.
 async fn pour<W: AsyncWrite + Unpin>(dump: &Dump<'_>, source: Source, mut output: W, ctx: &JobCtx) -> Result<()> {
-    decompress_into(source, &mut output, dump.image, &dump.db.object, &ctx.progress).await
+    decompress_into(source, &mut output, dump.image, &dump.db.object, ctx).await
 }
 
 /// The end marker pg_dump writes after a table's rows.
