@@ -7,6 +7,7 @@
 mod admission;
 mod backup;
 mod cancel;
+mod keys;
 mod listing;
 mod operations;
 mod provision;
@@ -19,6 +20,7 @@ mod tail;
 
 pub use admission::RestoreAdmission;
 pub use backup::{Backup, BackupResult, SourceInstance};
+pub use keys::{RotationReport, RotationStep};
 pub use provision::Provision;
 pub use reconcile::ReconcileReport;
 pub use restore::Restore;
