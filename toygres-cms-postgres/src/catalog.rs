@@ -12,6 +12,7 @@ use std::fmt;
 use std::sync::Arc;
 use tokio_postgres_rustls::MakeRustlsConnect;
 use toygres_core::crypto::CatalogKey;
+use toygres_core::envelope::WrappedKey;
 use toygres_core::{
     CatalogStore, Error, ImageFilter, ImageId, ImageRecord, ImageState, ImageUpdate, InstanceFilter, InstanceId,
     InstanceRecord, InstanceState, InstanceUpdate, Labels, NewImage, NewInstance, OperationId, Password, Result,
@@ -104,6 +105,10 @@ impl CatalogStore for PostgresCatalog {
 
     async fn update_image(&self, id: ImageId, expected: ImageState, update: ImageUpdate) -> Result<ImageRecord> {
         self.db.update_image(id, expected, update).await
+    }
+
+    async fn rewrap_image_key(&self, id: ImageId, expected: &WrappedKey, new: &WrappedKey) -> Result<ImageRecord> {
+        self.db.rewrap_image_key(id, expected, new).await
     }
 
     async fn image_source_password(&self, id: ImageId) -> Result<Password> {

@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 /// Image columns [`image`] reads (never the password).
 pub const IMAGE_COLUMNS: &str = "id, operation_id, name, description, source_instance_id, state, pg_version, \
-     image_type, size_bytes, checksum, failure_reason, created_at, updated_at, labels, metadata, format";
+     image_type, size_bytes, checksum, failure_reason, created_at, updated_at, labels, metadata, format, encryption";
 
 /// Instance columns [`instance`] reads (never the password).
 pub const INSTANCE_COLUMNS: &str = "id, operation_id, name, dns_label, state, image_type, pg_version, \
@@ -49,11 +49,12 @@ pub fn image(row: &Row) -> Result<ImageRecord> {
     r.labels = json(row, "labels")?.unwrap_or_default();
     r.metadata = json(row, "metadata")?;
     r.format = get::<&str>(row, "format")?.parse()?;
+    r.encryption = json(row, "encryption")?;
     Ok(r)
 }
 
 /// A `jsonb` column as `T` (`None` when NULL).
-fn json<T: serde::de::DeserializeOwned>(row: &Row, column: &str) -> Result<Option<T>> {
+pub fn json<T: serde::de::DeserializeOwned>(row: &Row, column: &str) -> Result<Option<T>> {
     let value: Option<serde_json::Value> = get(row, column)?;
     value.map(serde_json::from_value).transpose().map_err(|e| Error::Corrupt(format!("catalog column {column}: {e}")))
 }

@@ -3,6 +3,7 @@
 use crate::codec::{instance, limit, now, position, to_json, INSTANCE_COLUMNS};
 use crate::db::Db;
 use tokio_postgres::error::SqlState;
+use toygres_core::crypto::instance_record;
 use toygres_core::{
     Error, InstanceFilter, InstanceId, InstanceRecord, InstanceState, InstanceUpdate, Labels, NewInstance, OperationId,
     Password, Result,
@@ -27,11 +28,11 @@ impl Db {
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $11, $12, $13) \
              ON CONFLICT (operation_id) DO NOTHING RETURNING {INSTANCE_COLUMNS}"
         );
-        let (id, op, source) = (InstanceId::new().0, operation.0, new.source_image_id.map(|i| i.0));
-        let sealed = self.key.seal(&new.password);
+        let (id, op, source) = (InstanceId::new(), operation.0, new.source_image_id.map(|i| i.0));
+        let sealed = self.key.seal_for(&new.password, &instance_record(id));
         let (labels, databases) = (to_json(&new.labels)?, new.databases.as_ref().map(to_json).transpose()?);
         let params: [&(dyn tokio_postgres::types::ToSql + Sync); 13] = [
-            &id,
+            &id.0,
             &op,
             &new.name,
             &new.dns_label,
@@ -154,7 +155,7 @@ impl Db {
         let sql = "SELECT password FROM {s}.instances WHERE id = $1 AND state <> 'deleted'";
         let row = self.query_opt("read an instance's password", sql, &[&id.0]).await?;
         match row.as_ref().and_then(|r| r.get::<_, Option<&[u8]>>(0)) {
-            Some(sealed) => self.key.open(sealed),
+            Some(sealed) => self.key.open_for(sealed, &instance_record(id)),
             None => Err(Error::instance_not_found(id)),
         }
     }

@@ -10,8 +10,14 @@
 //!   `UPDATE … WHERE id = $ AND state = $ RETURNING …`, so exactly one of any number of racing
 //!   callers wins and the others get [`Error::StateConflict`](toygres_core::Error::StateConflict).
 //! - **Passwords at rest**: sealed with the [`CatalogKey`](toygres_core::crypto::CatalogKey) you
-//!   pass (XChaCha20-Poly1305, random nonce per value). The key never enters the database;
-//!   connecting with another key fails with [`Error::WrongKey`](toygres_core::Error::WrongKey).
+//!   pass (XChaCha20-Poly1305, random nonce per value), each bound to its record
+//!   ([`CatalogKey::seal_for`](toygres_core::crypto::CatalogKey::seal_for)): copied into another
+//!   row it fails to open with [`Error::WrongKey`](toygres_core::Error::WrongKey). Values sealed
+//!   unbound by earlier releases still open. The key never enters the database; connecting with
+//!   another key fails with [`Error::WrongKey`](toygres_core::Error::WrongKey).
+//! - **Image keys**: an image's wrapped data key is stored with it (`images.encryption`, `jsonb`,
+//!   NULL for a plaintext image) and replaced only by the compare-and-set
+//!   [`rewrap_image_key`](toygres_core::CatalogStore::rewrap_image_key).
 //! - **Errors** name the host, port, database and user and say what to check; never the password.
 //!
 //! - **TLS** with rustls (no OpenSSL): `sslmode` `disable`, `prefer` (default), `require`, `verify-ca`

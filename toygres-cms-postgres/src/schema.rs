@@ -3,7 +3,7 @@
 
 use crate::config::PostgresCatalogConfig;
 use crate::errors::db;
-use deadpool_postgres::Client;
+use tokio_postgres::Client;
 use toygres_core::crypto::CatalogKey;
 use toygres_core::{Error, Password, Result};
 
@@ -70,6 +70,11 @@ ALTER TABLE {s}.images ADD COLUMN format text NOT NULL DEFAULT 'logical' CHECK (
 ALTER TABLE {s}.images ADD COLUMN request_digest text;
 ALTER TABLE {s}.instances ADD COLUMN request_digest text;
 "#,
+    // 5: the image's wrapped data key, a `WrappedKey` as JSON; NULL: stored unencrypted (every
+    // image recorded before this version).
+    r#"
+ALTER TABLE {s}.images ADD COLUMN encryption jsonb;
+"#,
 ];
 
 /// A fixed text sealed with the catalog key on first connect, so that connecting with another
@@ -87,6 +92,18 @@ fn lock_key(schema: &str) -> i64 {
 
 /// Brings `schema` to [`SCHEMA_VERSION`] and checks `key` against the catalog.
 pub async fn migrate(client: &mut Client, config: &PostgresCatalogConfig, s: &str, key: &CatalogKey) -> Result<()> {
+    migrate_to(client, config, s, key, SCHEMA_VERSION).await
+}
+
+/// Brings `schema` to version `target` (at most [`SCHEMA_VERSION`]; the tests build the
+/// catalogs of earlier releases with a lower one) and checks `key` against the catalog.
+async fn migrate_to(
+    client: &mut Client,
+    config: &PostgresCatalogConfig,
+    s: &str,
+    key: &CatalogKey,
+    target: i64,
+) -> Result<()> {
     let e = |what: &'static str| move |err| db(config, what, err);
     let tx = client.transaction().await.map_err(e("start the migration transaction"))?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&lock_key(s)]).await.map_err(e("take the migration lock"))?;
@@ -103,7 +120,7 @@ pub async fn migrate(client: &mut Client, config: &PostgresCatalogConfig, s: &st
     if found > SCHEMA_VERSION {
         return Err(Error::SchemaTooNew { found, supported: SCHEMA_VERSION });
     }
-    for (index, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+    for (index, sql) in MIGRATIONS.iter().enumerate().take(target as usize).skip(found as usize) {
         let version = index as i64 + 1;
         tx.batch_execute(&sql.replace("{s}", s)).await.map_err(e("apply a catalog migration"))?;
         tx.execute(&format!("INSERT INTO {s}.schema_version (version) VALUES ($1)"), &[&version])
@@ -130,3 +147,6 @@ pub async fn migrate(client: &mut Client, config: &PostgresCatalogConfig, s: &st
     }
     tx.commit().await.map_err(e("commit the migrations"))
 }
+
+#[cfg(test)]
+mod tests;

@@ -7,6 +7,7 @@ use std::fmt;
 use std::path::Path;
 use std::sync::Arc;
 use toygres_core::crypto::CatalogKey;
+use toygres_core::envelope::WrappedKey;
 use toygres_core::{
     CatalogStore, ImageFilter, ImageId, ImageRecord, ImageState, ImageUpdate, InstanceFilter, InstanceId,
     InstanceRecord, InstanceState, InstanceUpdate, Labels, NewImage, NewInstance, OperationId, Password, Result,
@@ -96,6 +97,11 @@ impl CatalogStore for SqliteCatalog {
 
     async fn update_image(&self, id: ImageId, expected: ImageState, update: ImageUpdate) -> Result<ImageRecord> {
         self.pool.run(move |c, key| images::update(c, key, id, expected, update)).await
+    }
+
+    async fn rewrap_image_key(&self, id: ImageId, expected: &WrappedKey, new: &WrappedKey) -> Result<ImageRecord> {
+        let (expected, new) = (expected.clone(), new.clone());
+        self.pool.run(move |c, _| images::rewrap_key(c, id, &expected, &new)).await
     }
 
     async fn image_source_password(&self, id: ImageId) -> Result<Password> {

@@ -12,7 +12,7 @@ pub const BACKEND: &str = "sqlite catalog";
 
 /// Image columns in the order [`image_from_row`] reads them (never the password).
 pub const IMAGE_COLUMNS: &str = "id, operation_id, name, description, source_instance_id, state, pg_version, \
-     image_type, size_bytes, checksum, failure_reason, created_at, updated_at, labels, metadata, format";
+     image_type, size_bytes, checksum, failure_reason, created_at, updated_at, labels, metadata, format, encryption";
 
 /// Instance columns in the order [`instance_from_row`] reads them (never the password).
 pub const INSTANCE_COLUMNS: &str = "id, operation_id, name, dns_label, state, image_type, pg_version, \
@@ -115,7 +115,7 @@ fn time(row: &Row<'_>, index: usize) -> rusqlite::Result<DateTime<Utc>> {
 }
 
 /// A JSON text column as `T` (`None` when NULL).
-fn json_opt<T: serde::de::DeserializeOwned>(row: &Row<'_>, index: usize) -> rusqlite::Result<Option<T>> {
+pub fn json_opt<T: serde::de::DeserializeOwned>(row: &Row<'_>, index: usize) -> rusqlite::Result<Option<T>> {
     match row.get::<_, Option<String>>(index)? {
         None => Ok(None),
         Some(json) => serde_json::from_str(&json)
@@ -145,6 +145,7 @@ pub fn image_from_row(row: &Row<'_>) -> rusqlite::Result<ImageRecord> {
     r.labels = json_opt(row, 13)?.unwrap_or_default();
     r.metadata = json_opt(row, 14)?;
     r.format = parse(row, 15)?;
+    r.encryption = json_opt(row, 16)?;
     Ok(r)
 }
 
@@ -163,6 +164,12 @@ pub fn instance_from_row(row: &Row<'_>) -> rusqlite::Result<InstanceRecord> {
     r.failure_reason = row.get(9)?;
     r.updated_at = time(row, 11)?;
     Ok(r)
+}
+
+/// Whether `e` is a unique constraint on `column` (`table.column`) refusing a row.
+pub fn is_unique_violation(e: &rusqlite::Error, column: &str) -> bool {
+    matches!(e, rusqlite::Error::SqliteFailure(f, Some(msg))
+        if f.code == ErrorCode::ConstraintViolation && msg.contains(column))
 }
 
 /// `size_bytes` as SQLite's signed 64-bit integer.

@@ -1,9 +1,13 @@
 //! Image operations, each one SQLite transaction on one connection.
 
-use crate::codec::{check_request_digest, image_from_row, now_micros, size_to_sql, to_json, Ctx, IMAGE_COLUMNS};
+use crate::codec::{
+    check_request_digest, image_from_row, is_unique_violation, json_opt, now_micros, size_to_sql, to_json, Ctx,
+    IMAGE_COLUMNS,
+};
 use crate::listing::Conditions;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
-use toygres_core::crypto::CatalogKey;
+use toygres_core::crypto::{image_record, CatalogKey};
+use toygres_core::envelope::WrappedKey;
 use toygres_core::{
     Error, ImageFilter, ImageId, ImageRecord, ImageState, ImageType, ImageUpdate, Labels, NewImage, OperationId,
     Password, Result,
@@ -14,16 +18,25 @@ fn by_id(conn: &Connection, id: ImageId) -> Result<Option<ImageRecord>> {
     conn.query_row(&sql, [id.to_string()], image_from_row).optional().ctx("read an image")
 }
 
-/// See [`toygres_core::CatalogStore::reserve_image`].
+/// See [`toygres_core::CatalogStore::reserve_image`]. The image gets `image.id` when set (the
+/// pipeline binds its data key to it), else a random id; a retry of `operation` returns the
+/// first record, whatever id and key the retry carries.
 pub fn reserve(conn: &mut Connection, operation: OperationId, image: &NewImage) -> Result<ImageRecord> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).ctx("start a transaction")?;
+    let by_operation = format!("SELECT {IMAGE_COLUMNS} FROM images WHERE operation_id = ?1");
+    let kept = tx.query_row(&by_operation, [operation.to_string()], image_from_row).optional();
+    if let Some(record) = kept.ctx("read a reserved image")? {
+        check_request_digest(&tx, "images", operation, image.request_digest.as_ref())?;
+        return Ok(record);
+    }
+    let id = image.id.unwrap_or_default();
     let now = now_micros();
-    tx.execute(
+    let inserted = tx.execute(
         "INSERT INTO images (id, operation_id, name, description, source_instance_id, state, image_type, \
-         created_at, updated_at, labels, format, request_digest) \
-         VALUES (?1, ?2, ?3, ?4, ?5, 'creating', ?6, ?7, ?7, ?8, ?9, ?10) ON CONFLICT (operation_id) DO NOTHING",
+         created_at, updated_at, labels, format, request_digest, encryption) \
+         VALUES (?1, ?2, ?3, ?4, ?5, 'creating', ?6, ?7, ?7, ?8, ?9, ?10, ?11)",
         params![
-            ImageId::new().to_string(),
+            id.to_string(),
             operation.to_string(),
             image.name,
             image.description,
@@ -32,15 +45,25 @@ pub fn reserve(conn: &mut Connection, operation: OperationId, image: &NewImage) 
             now,
             to_json(&image.labels)?,
             image.format.as_str(),
-            image.request_digest
+            image.request_digest,
+            image.encryption.as_ref().map(to_json).transpose()?
         ],
-    )
-    .ctx("reserve an image")?;
-    check_request_digest(&tx, "images", operation, image.request_digest.as_ref())?;
-    let sql = format!("SELECT {IMAGE_COLUMNS} FROM images WHERE operation_id = ?1");
-    let record = tx.query_row(&sql, [operation.to_string()], image_from_row).ctx("read the reserved image")?;
+    );
+    match inserted {
+        Err(e) if is_unique_violation(&e, "images.id") => return Err(id_taken(id)),
+        other => other.ctx("reserve an image")?,
+    };
+    let record = by_id(&tx, id)?.ok_or(Error::ImageNotFound(id))?;
     tx.commit().ctx("commit the reservation")?;
     Ok(record)
+}
+
+/// The id a new image asked for already belongs to an image of another operation.
+fn id_taken(id: ImageId) -> Error {
+    Error::InvalidRequest {
+        field: "image id",
+        reason: format!("image {id} is already recorded for another operation; reserve under a new id"),
+    }
 }
 
 /// See [`toygres_core::CatalogStore::get_image`].
@@ -91,7 +114,7 @@ pub fn update(
     expected.check_transition(target)?;
     let c = update.columns();
     let size = c.size_bytes.map(size_to_sql).transpose()?;
-    let sealed = c.source_password.map(|p| key.seal(p));
+    let sealed = c.source_password.map(|p| key.seal_for(p, &image_record(id)));
     let metadata = c.metadata.map(to_json).transpose()?;
     let (checksum, pg_version, image_type, reason, erase) =
         (c.checksum, c.pg_version, c.image_type, c.failure_reason, c.erase_password);
@@ -144,6 +167,25 @@ pub fn source_password(conn: &mut Connection, key: &CatalogKey, id: ImageId) -> 
     match row {
         None => Err(Error::ImageNotFound(id)),
         Some((state, None)) => Err(Error::ImageNotReady { id, state }),
-        Some((_, Some(sealed))) => key.open(&sealed),
+        Some((_, Some(sealed))) => key.open_for(&sealed, &image_record(id)),
     }
+}
+
+/// See [`toygres_core::CatalogStore::rewrap_image_key`]: in one `BEGIN IMMEDIATE` transaction,
+/// the key is read, checked with [`WrappedKey::check_rewrap`] and replaced.
+pub fn rewrap_key(conn: &mut Connection, id: ImageId, expected: &WrappedKey, new: &WrappedKey) -> Result<ImageRecord> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).ctx("start a transaction")?;
+    let current: Option<Option<WrappedKey>> = tx
+        .query_row("SELECT encryption FROM images WHERE id = ?1 AND state <> 'deleted'", [id.to_string()], |r| {
+            json_opt(r, 0)
+        })
+        .optional()
+        .ctx("read an image's key")?;
+    let current = current.ok_or(Error::ImageNotFound(id))?;
+    WrappedKey::check_rewrap(id, current.as_ref(), expected)?;
+    tx.execute("UPDATE images SET encryption = ?1 WHERE id = ?2", params![to_json(new)?, id.to_string()])
+        .ctx("rewrap an image's key")?;
+    let record = by_id(&tx, id)?.ok_or(Error::ImageNotFound(id))?;
+    tx.commit().ctx("commit the rewrap")?;
+    Ok(record)
 }

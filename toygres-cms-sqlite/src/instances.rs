@@ -3,7 +3,7 @@
 use crate::codec::{check_request_digest, instance_from_row, now_micros, to_json, Ctx, INSTANCE_COLUMNS};
 use crate::listing::Conditions;
 use rusqlite::{params, Connection, ErrorCode, OptionalExtension, TransactionBehavior};
-use toygres_core::crypto::CatalogKey;
+use toygres_core::crypto::{instance_record, CatalogKey};
 use toygres_core::{
     Error, InstanceFilter, InstanceId, InstanceRecord, InstanceState, InstanceUpdate, Labels, NewInstance, OperationId,
     Password, Result,
@@ -40,7 +40,7 @@ pub fn create(
             new.image_type.as_str(),
             new.pg_version,
             new.source_image_id.map(|i| i.to_string()),
-            key.seal(&new.password),
+            key.seal_for(&new.password, &instance_record(id)),
             now_micros(),
             to_json(&new.labels)?,
             new.databases.as_ref().map(to_json).transpose()?,
@@ -153,7 +153,7 @@ pub fn password(conn: &mut Connection, key: &CatalogKey, id: InstanceId) -> Resu
         .optional()
         .ctx("read an instance's password")?;
     match sealed.flatten() {
-        Some(sealed) => key.open(&sealed),
+        Some(sealed) => key.open_for(&sealed, &instance_record(id)),
         None => Err(Error::instance_not_found(id)),
     }
 }

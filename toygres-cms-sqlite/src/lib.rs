@@ -11,8 +11,14 @@
 //!   affected-row count decides between success and
 //!   [`Error::StateConflict`](toygres_core::Error::StateConflict).
 //! - **Passwords at rest**: sealed with the [`CatalogKey`](toygres_core::crypto::CatalogKey) you
-//!   pass (XChaCha20-Poly1305, random nonce per value). The key is never stored; opening a file
-//!   with another key fails with [`Error::WrongKey`](toygres_core::Error::WrongKey).
+//!   pass (XChaCha20-Poly1305, random nonce per value), each bound to its record
+//!   ([`CatalogKey::seal_for`](toygres_core::crypto::CatalogKey::seal_for)): copied into another
+//!   row it fails to open with [`Error::WrongKey`](toygres_core::Error::WrongKey). Values sealed
+//!   unbound by earlier releases still open. The key is never stored; opening a file with another
+//!   key fails with [`Error::WrongKey`](toygres_core::Error::WrongKey).
+//! - **Image keys**: an image's wrapped data key is stored with it (JSON in `images.encryption`,
+//!   NULL for a plaintext image) and replaced only by the compare-and-set
+//!   [`rewrap_image_key`](toygres_core::CatalogStore::rewrap_image_key).
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]

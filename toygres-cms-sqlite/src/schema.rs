@@ -66,6 +66,11 @@ ALTER TABLE images ADD COLUMN format TEXT NOT NULL DEFAULT 'logical' CHECK (form
 ALTER TABLE images ADD COLUMN request_digest TEXT;
 ALTER TABLE instances ADD COLUMN request_digest TEXT;
 "#,
+    // 5: the image's wrapped data key, as the JSON of a `WrappedKey`; NULL: stored unencrypted
+    // (every image recorded before this version).
+    r#"
+ALTER TABLE images ADD COLUMN encryption TEXT;
+"#,
 ];
 
 /// A fixed text sealed with the catalog key on first open: a later open with another key fails
@@ -74,6 +79,12 @@ const KEY_CHECK: &str = "toygres catalog key check";
 
 /// Brings the schema to [`SCHEMA_VERSION`] and checks `key` against the catalog.
 pub fn migrate(conn: &mut Connection, key: &CatalogKey) -> Result<()> {
+    migrate_to(conn, key, SCHEMA_VERSION)
+}
+
+/// Brings the schema to version `target` (at most [`SCHEMA_VERSION`]; the tests build the
+/// catalogs of earlier releases with a lower one) and checks `key` against the catalog.
+fn migrate_to(conn: &mut Connection, key: &CatalogKey, target: i64) -> Result<()> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).ctx("start the migration transaction")?;
     tx.execute_batch(
         "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)",
@@ -85,7 +96,7 @@ pub fn migrate(conn: &mut Connection, key: &CatalogKey) -> Result<()> {
     if found > SCHEMA_VERSION {
         return Err(Error::SchemaTooNew { found, supported: SCHEMA_VERSION });
     }
-    for (index, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+    for (index, sql) in MIGRATIONS.iter().enumerate().take(target as usize).skip(found as usize) {
         let version = index as i64 + 1;
         tx.execute_batch(sql).ctx(&format!("apply catalog migration {version}"))?;
         tx.execute(
@@ -113,3 +124,6 @@ pub fn migrate(conn: &mut Connection, key: &CatalogKey) -> Result<()> {
     }
     tx.commit().ctx("commit the migrations")
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,108 @@
+//! Upgrades: a catalog written by the previous release (schema version 4, passwords sealed
+//! unbound) connects with this one, gains the `encryption` column, and reads back as before.
+//! Against a throw-away PostgreSQL of toygres-local's harness (run as OS user `postgres` when
+//! the tests run as root).
+
+use super::{migrate_to, SCHEMA_VERSION};
+use crate::config::quoted_schema;
+use crate::{PostgresCatalog, PostgresCatalogConfig};
+use toygres_core::crypto::CatalogKey;
+use toygres_core::envelope::WrappedKey;
+use toygres_core::{
+    CatalogStore, Error, ImageFilter, ImageId, ImageState, InstanceId, InstanceState, NewImage, Password,
+};
+use toygres_local::{LocalCluster, TempCluster};
+use uuid::Uuid;
+
+/// The schema version of the release before image encryption.
+const PREVIOUS: i64 = 4;
+
+async fn has_column(raw: &tokio_postgres::Client, schema: &str, table: &str, column: &str) -> bool {
+    let sql = "SELECT count(*) FROM information_schema.columns \
+               WHERE table_schema = $1 AND table_name = $2 AND column_name = $3";
+    raw.query_one(sql, &[&schema, &table, &column]).await.unwrap().get::<_, i64>(0) == 1
+}
+
+/// A catalog in `schema` at version [`PREVIOUS`] holding a ready image and a running instance,
+/// as that release wrote them (version-1 sealed passwords, no key column).
+async fn previous_release_catalog(
+    pg: &TempCluster,
+    password: &Password,
+    schema: &str,
+    key: &CatalogKey,
+) -> (ImageId, InstanceId) {
+    let config = PostgresCatalogConfig::from_pg_config(pg.params().pg_config("postgres", password)).schema(schema);
+    let mut raw = pg.cluster().connect("postgres", password).await.unwrap();
+    migrate_to(&mut raw, &config, &quoted_schema(schema).unwrap(), key, PREVIOUS).await.unwrap();
+    assert!(!has_column(&raw, schema, "images", "encryption").await, "version 4 has no key column");
+    let (image, instance) = (ImageId::new(), InstanceId::new());
+    let sealed_image = key.seal(&Password::new("old-image-pw"));
+    raw.execute(
+        &format!(
+            "INSERT INTO {schema}.images (id, operation_id, name, source_instance_id, state, pg_version, \
+             image_type, size_bytes, checksum, source_password, created_at, updated_at, labels, format) \
+             VALUES ($1, $2, 'old', $3, 'ready', '17', 'stock', 42, 'sha256:00', $4, now(), now(), \
+             '{{\"team\":\"a\"}}', 'logical')"
+        ),
+        &[&image.0, &Uuid::new_v4(), &instance.0, &sealed_image],
+    )
+    .await
+    .unwrap();
+    let sealed_instance = key.seal(&Password::new("old-instance-pw"));
+    raw.execute(
+        &format!(
+            "INSERT INTO {schema}.instances (id, operation_id, name, state, image_type, pg_version, password, \
+             created_at, updated_at) VALUES ($1, $2, 'old-inst', 'running', 'stock', '17', $3, now(), now())"
+        ),
+        &[&instance.0, &Uuid::new_v4(), &sealed_instance],
+    )
+    .await
+    .unwrap();
+    (image, instance)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_catalog_of_the_previous_release_upgrades_and_reads_back() {
+    let password = Password::generate();
+    let pg = LocalCluster::start_temporary(&password)
+        .await
+        .expect("start a throw-away PostgreSQL (is PostgreSQL installed? see scripts/setup.sh)");
+    let key = CatalogKey::generate();
+    let schema = format!("prev_{}", Uuid::new_v4().simple());
+    let (image, instance) = previous_release_catalog(&pg, &password, &schema, &key).await;
+    let config = || PostgresCatalogConfig::from_pg_config(pg.params().pg_config("postgres", &password)).schema(&schema);
+
+    // Another key is still refused, and leaves the catalog as it was.
+    let refused = PostgresCatalog::connect(config(), CatalogKey::generate()).await;
+    assert!(matches!(refused, Err(Error::WrongKey)), "{refused:?}");
+    let raw = pg.cluster().connect("postgres", &password).await.unwrap();
+    let versions = format!("SELECT max(version), count(*) FROM {schema}.schema_version");
+    let (max, count): (i64, i64) = raw.query_one(&versions, &[]).await.map(|r| (r.get(0), r.get(1))).unwrap();
+    assert_eq!((max, count), (PREVIOUS, PREVIOUS), "a refused connect leaves the catalog un-upgraded");
+
+    let catalog = PostgresCatalog::connect(config(), key.clone()).await.unwrap();
+    let (max, count): (i64, i64) = raw.query_one(&versions, &[]).await.map(|r| (r.get(0), r.get(1))).unwrap();
+    assert_eq!((max, count), (SCHEMA_VERSION, SCHEMA_VERSION), "each later migration applied once");
+    assert_eq!(SCHEMA_VERSION, 5);
+    assert!(has_column(&raw, &schema, "images", "encryption").await, "the upgrade adds the key column");
+
+    let old = catalog.get_image(image).await.unwrap();
+    assert_eq!((old.state, old.encryption.as_ref(), old.name.as_str()), (ImageState::Ready, None, "old"));
+    assert_eq!((old.size_bytes, old.labels.get("team").map(String::as_str)), (Some(42), Some("a")));
+    assert_eq!(catalog.list_images(&ImageFilter::new()).await.unwrap(), vec![old.clone()], "listed as read");
+    assert_eq!(catalog.image_source_password(image).await.unwrap().expose(), "old-image-pw", "unbound still opens");
+    assert_eq!(catalog.get_instance(instance).await.unwrap().state, InstanceState::Running);
+    assert_eq!(catalog.instance_password(instance).await.unwrap().expose(), "old-instance-pw");
+    let some_key = WrappedKey { provider: "local".into(), key_id: "k1".into(), ciphertext: vec![1; 72] };
+    let plain = catalog.rewrap_image_key(image, &some_key, &some_key).await;
+    assert!(matches!(plain, Err(Error::InvalidRequest { .. })), "an old image is plaintext: {plain:?}");
+
+    // The upgraded catalog records new images with their id and key.
+    let mut new = NewImage::new("new", instance);
+    let id = ImageId::new();
+    (new.id, new.encryption) = (Some(id), Some(some_key.clone()));
+    let reserved = catalog.reserve_image(toygres_core::OperationId::new(), &new).await.unwrap();
+    assert_eq!((reserved.id, reserved.encryption), (id, Some(some_key)));
+    let again = PostgresCatalog::connect(config(), key).await.unwrap();
+    assert_eq!(again.get_image(image).await.unwrap(), old, "a second connect changes nothing");
+}

@@ -1,0 +1,94 @@
+//! Upgrades: a catalog written by the previous release (schema version 4, passwords sealed
+//! unbound) opens with this one, gains the `encryption` column, and reads back as before.
+
+use super::{migrate_to, SCHEMA_VERSION};
+use crate::pool::{connect, SqliteOptions};
+use crate::SqliteCatalog;
+use rusqlite::{params, Connection};
+use toygres_core::crypto::CatalogKey;
+use toygres_core::envelope::WrappedKey;
+use toygres_core::{
+    CatalogStore, Error, ImageFilter, ImageId, ImageState, InstanceId, InstanceState, NewImage, OperationId, Password,
+};
+
+/// The schema version of the release before image encryption.
+const PREVIOUS: i64 = 4;
+
+fn columns(conn: &Connection, table: &str) -> Vec<String> {
+    let mut stmt = conn.prepare(&format!("SELECT name FROM pragma_table_info('{table}')")).unwrap();
+    stmt.query_map([], |r| r.get(0)).unwrap().collect::<rusqlite::Result<_>>().unwrap()
+}
+
+/// A catalog file at version [`PREVIOUS`] holding a ready image and a running instance, as that
+/// release wrote them (version-1 sealed passwords, no key column).
+fn previous_release_catalog(path: &std::path::Path, key: &CatalogKey) -> (ImageId, InstanceId) {
+    let mut conn = connect(Some(path), &SqliteOptions::default()).unwrap();
+    migrate_to(&mut conn, key, PREVIOUS).unwrap();
+    assert!(!columns(&conn, "images").contains(&"encryption".to_string()), "version 4 has no key column");
+    let (image, instance) = (ImageId::new(), InstanceId::new());
+    conn.execute(
+        "INSERT INTO images (id, operation_id, name, source_instance_id, state, pg_version, image_type, size_bytes, \
+         checksum, source_password, created_at, updated_at, labels, format) \
+         VALUES (?1, ?2, 'old', ?3, 'ready', '17', 'stock', 42, 'sha256:00', ?4, 1000, 2000, '{\"team\":\"a\"}', 'logical')",
+        params![image.to_string(), OperationId::new().to_string(), instance.to_string(), key.seal(&Password::new("old-image-pw"))],
+    )
+    .unwrap();
+    conn.execute(
+        "INSERT INTO instances (id, operation_id, name, state, image_type, pg_version, password, created_at, updated_at) \
+         VALUES (?1, ?2, 'old-inst', 'running', 'stock', '17', ?3, 1000, 1000)",
+        params![instance.to_string(), OperationId::new().to_string(), key.seal(&Password::new("old-instance-pw"))],
+    )
+    .unwrap();
+    (image, instance)
+}
+
+#[tokio::test]
+async fn a_catalog_of_the_previous_release_upgrades_and_reads_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("catalog.db");
+    let key = CatalogKey::generate();
+    let (image, instance) = previous_release_catalog(&path, &key);
+
+    let catalog = SqliteCatalog::open(&path, key.clone()).unwrap();
+    let raw = Connection::open(&path).unwrap();
+    let (max, count): (i64, i64) =
+        raw.query_row("SELECT max(version), count(*) FROM schema_version", [], |r| Ok((r.get(0)?, r.get(1)?))).unwrap();
+    assert_eq!((max, count), (SCHEMA_VERSION, SCHEMA_VERSION), "each later migration applied once");
+    assert_eq!(SCHEMA_VERSION, 5);
+    assert!(columns(&raw, "images").contains(&"encryption".to_string()), "the upgrade adds the key column");
+
+    let old = catalog.get_image(image).await.unwrap();
+    assert_eq!((old.state, old.encryption.as_ref(), old.name.as_str()), (ImageState::Ready, None, "old"));
+    assert_eq!((old.size_bytes, old.labels.get("team").map(String::as_str)), (Some(42), Some("a")));
+    let listed = catalog.list_images(&ImageFilter::new()).await.unwrap();
+    assert_eq!(listed, vec![old.clone()], "listed as it is read");
+    assert_eq!(catalog.image_source_password(image).await.unwrap().expose(), "old-image-pw", "unbound still opens");
+    assert_eq!(catalog.get_instance(instance).await.unwrap().state, InstanceState::Running);
+    assert_eq!(catalog.instance_password(instance).await.unwrap().expose(), "old-instance-pw");
+    let some_key = WrappedKey { provider: "local".into(), key_id: "k1".into(), ciphertext: vec![1; 72] };
+    let refused = catalog.rewrap_image_key(image, &some_key, &some_key).await;
+    assert!(matches!(refused, Err(Error::InvalidRequest { .. })), "an old image is plaintext: {refused:?}");
+
+    // The upgraded catalog records new images with their id and key.
+    let mut new = NewImage::new("new", instance);
+    let id = ImageId::new();
+    (new.id, new.encryption) = (Some(id), Some(some_key.clone()));
+    let reserved = catalog.reserve_image(OperationId::new(), &new).await.unwrap();
+    assert_eq!((reserved.id, reserved.encryption), (id, Some(some_key)));
+    drop(catalog);
+    let again = SqliteCatalog::open(&path, key).unwrap();
+    assert_eq!(again.get_image(image).await.unwrap(), old, "a second open changes nothing");
+}
+
+#[test]
+fn a_catalog_of_the_previous_release_with_another_key_is_still_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("catalog.db");
+    previous_release_catalog(&path, &CatalogKey::generate());
+    assert!(matches!(SqliteCatalog::open(&path, CatalogKey::generate()), Err(Error::WrongKey)));
+    let max: i64 = Connection::open(&path)
+        .unwrap()
+        .query_row("SELECT max(version) FROM schema_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(max, PREVIOUS, "a refused open leaves the catalog un-upgraded");
+}
