@@ -17,6 +17,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use toygres_cms_sqlite::SqliteCatalog;
 use toygres_core::crypto::CatalogKey;
+use toygres_core::envelope::LocalKeys;
 use toygres_core::{
     ClusterExecutor, CreateImageRequest, CreateInstanceRequest, EventKind, ImageState, InstanceRecord, OperationId,
     Password, ProgressEvent, Toygres,
@@ -113,7 +114,11 @@ async fn main() -> BoxResult<()> {
     let executor = LocalExecutor::builder(dir.join("local"), blobs.clone()).build()?;
     let _stop_all = StopAll(executor.clone());
     let catalog = Arc::new(SqliteCatalog::open(dir.join("catalog.sqlite"), catalog_key(&dir)?)?);
-    let t = Toygres::new(catalog, blobs.clone(), Arc::new(executor.clone())).with_progress(Arc::new(progress));
+    // Images are encrypted under a key kept next to the catalog's, like the reference server's.
+    let keys = Arc::new(LocalKeys::open_or_create(dir.join("image-keys"))?);
+    let t = Toygres::new(catalog, blobs.clone(), Arc::new(executor.clone()))
+        .with_progress(Arc::new(progress))
+        .with_image_keys(keys);
     let mut timings: Vec<(&str, Duration)> = Vec::new();
 
     step("source instance");

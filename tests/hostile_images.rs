@@ -163,7 +163,7 @@ fn a_blob_rewritten_after_it_was_verified_is_never_loaded() {
 
         let blobs = Arc::new(rewritten_after_first_read(world.blobs.as_ref().clone()));
         let restorer = LocalExecutor::builder(world.base.path().join("restorer"), blobs.clone()).build().unwrap();
-        let t2 = Toygres::new(world.catalog.clone(), blobs, Arc::new(restorer.clone()));
+        let t2 = Toygres::new(world.catalog.clone(), blobs, Arc::new(restorer.clone())).with_image_keys(world.keys());
         let restored =
             t2.create_instance(OperationId::new(), CreateInstanceRequest::restore("rewritten-copy", image.id));
         let restored = restored.await;

@@ -32,7 +32,8 @@ fn open(base: &Path, key: &CatalogKey) -> (Toygres, Arc<LocalBlobStore>, LocalEx
     let blobs = Arc::new(LocalBlobStore::open(base.join("blobs")).unwrap());
     let executor = LocalExecutor::builder(base, blobs.clone()).build().unwrap();
     let catalog = Arc::new(SqliteCatalog::open(base.join("catalog.db"), key.clone()).unwrap());
-    (Toygres::new(catalog, blobs.clone(), Arc::new(executor.clone())), blobs, executor)
+    let keys = Arc::new(toygres_core::envelope::LocalKeys::open_or_create(base.join("image-keys")).unwrap());
+    (Toygres::new(catalog, blobs.clone(), Arc::new(executor.clone())).with_image_keys(keys), blobs, executor)
 }
 
 /// Not a test of its own: the child process's backup (does nothing unless `TOYGRES_CRASH_CHILD` is set).

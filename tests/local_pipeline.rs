@@ -71,6 +71,7 @@ fn corrupted_image_is_refused_before_anything_is_created() {
             checksum: image.checksum.clone().unwrap(),
             instance: spec.clone(),
             databases: None,
+            data_key: f.t.data_key(&image).await.unwrap(),
         };
         let job = f.executor.start_restore_job(&job).await.unwrap();
         let err =
@@ -134,7 +135,8 @@ fn two_instances_imaged_concurrently() {
             assert_eq!(image.state, ImageState::Ready);
             let loc = ImageLocation::for_image(image.id);
             let checksum = image.checksum.clone().unwrap();
-            toygres_core::verify_image(&*f.blobs, &loc, &checksum, Default::default()).await.unwrap();
+            let key = f.t.data_key(image).await.unwrap();
+            toygres_core::verify_image(&*f.blobs, &loc, &checksum, key.as_ref(), Default::default()).await.unwrap();
         }
         assert_ne!(a.checksum, b.checksum);
         let restored =
@@ -152,11 +154,12 @@ fn image_from_a_newer_major_version_is_refused_before_loading() {
     rt().block_on(async {
         let image = image_of(&f.t, &f.source, "from-the-future").await;
         let location = ImageLocation::for_image(image.id);
-        let mut manifest =
-            toygres_core::Manifest::from_bytes(image.id, &f.blobs.read(&location, MANIFEST_NAME).await.unwrap())
-                .unwrap();
+        // Forged by a key holder: the job's own check of the major is what is tested.
+        let key = f.t.data_key(&image).await.unwrap();
+        let stored = f.blobs.read(&location, MANIFEST_NAME).await.unwrap();
+        let mut manifest = toygres_core::Manifest::from_stored(image.id, &stored, key.as_ref()).unwrap();
         manifest.pg_version = "99.1".into();
-        let bytes = manifest.to_bytes();
+        let bytes = manifest.stored_bytes(key.as_ref());
         f.blobs.write(&location, MANIFEST_NAME, bytes.clone().into()).await.unwrap();
         let spec = unrecorded_spec("future-job");
         f.executor.create_volume(&spec, &f.password).await.unwrap();
@@ -166,6 +169,7 @@ fn image_from_a_newer_major_version_is_refused_before_loading() {
             checksum: toygres_core::manifest::sha256_hex(&bytes),
             instance: spec.clone(),
             databases: None,
+            data_key: key,
         };
         let job = f.executor.start_restore_job(&job).await.unwrap();
         let err =
@@ -204,15 +208,16 @@ fn a_failing_pg_restore_reports_its_stderr_and_leaves_no_server() {
         use toygres_core::manifest::sha256_hex;
         let image = image_of(&f.t, &f.source, "unloadable").await;
         let location = ImageLocation::for_image(image.id);
-        let mut manifest =
-            toygres_core::Manifest::from_bytes(image.id, &f.blobs.read(&location, MANIFEST_NAME).await.unwrap())
-                .unwrap();
-        // Checksums that match, content pg_restore refuses.
+        // Forged by a key holder: authentic bytes that pg_restore refuses.
+        let key = f.t.data_key(&image).await.unwrap().unwrap();
+        let stored = f.blobs.read(&location, MANIFEST_NAME).await.unwrap();
+        let mut manifest = toygres_core::Manifest::from_stored(image.id, &stored, Some(&key)).unwrap();
         let garbage = zstd::encode_all(&b"this is not a pg_dump archive"[..], 1).unwrap();
         let db = &mut manifest.databases[0].object;
+        let garbage = toygres_core::envelope::object::seal_all(&key, image.id, &db.name, &garbage);
         (db.size, db.sha256) = (garbage.len() as u64, sha256_hex(&garbage));
         f.blobs.write(&location, &db.name.clone(), garbage.into()).await.unwrap();
-        let bytes = manifest.to_bytes();
+        let bytes = manifest.stored_bytes(Some(&key));
         f.blobs.write(&location, MANIFEST_NAME, bytes.clone().into()).await.unwrap();
 
         let spec = unrecorded_spec("unloadable-job");
@@ -223,6 +228,7 @@ fn a_failing_pg_restore_reports_its_stderr_and_leaves_no_server() {
             checksum: sha256_hex(&bytes),
             instance: spec.clone(),
             databases: None,
+            data_key: Some(key),
         };
         let job = f.executor.start_restore_job(&job).await.unwrap();
         let timeout = std::time::Duration::from_secs(120);

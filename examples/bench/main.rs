@@ -91,7 +91,8 @@ impl Stack {
         let blobs = Arc::new(LocalBlobStore::open(dir.join("images"))?);
         let executor = LocalExecutor::builder(dir, blobs.clone()).build()?;
         let catalog = Arc::new(SqliteCatalog::open(dir.join("catalog.db"), CatalogKey::generate())?);
-        let toygres = Toygres::new(catalog, blobs, Arc::new(executor.clone()));
+        let keys = Arc::new(toygres_core::envelope::LocalKeys::open_or_create(dir.join("image-keys"))?);
+        let toygres = Toygres::new(catalog, blobs, Arc::new(executor.clone())).with_image_keys(keys);
         Ok(Self { toygres, executor })
     }
 

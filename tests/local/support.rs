@@ -72,8 +72,13 @@ pub fn fixture() -> Lease {
 pub fn toygres(base: &std::path::Path, blobs: Arc<dyn BlobStore>) -> (LocalExecutor, Arc<MemoryCatalog>, Toygres) {
     let executor = LocalExecutor::builder(base, blobs.clone()).build().unwrap();
     let catalog = Arc::new(MemoryCatalog::new());
-    let t = Toygres::new(catalog.clone(), blobs, Arc::new(executor.clone()));
+    let t = Toygres::new(catalog.clone(), blobs, Arc::new(executor.clone())).with_image_keys(image_keys(base));
     (executor, catalog, t)
+}
+
+/// The image keys of a test's base directory (created once, shared by every toygres over it).
+pub fn image_keys(base: &std::path::Path) -> Arc<toygres_core::envelope::LocalKeys> {
+    Arc::new(toygres_core::envelope::LocalKeys::open_or_create(base.join("image-keys")).unwrap())
 }
 
 async fn setup() -> Fixture {

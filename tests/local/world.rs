@@ -4,6 +4,7 @@
 use crate::support::StopAll;
 use std::path::PathBuf;
 use std::sync::Arc;
+use toygres_core::envelope::LocalKeys;
 use toygres_core::{BlobStore, InstanceRecord, MemoryCatalog, Password, Toygres};
 use toygres_local::fidelity::corpus::{exercised, load_corpus, CorpusOptions};
 use toygres_local::fidelity::InstanceSnapshot;
@@ -59,8 +60,13 @@ impl World {
         }
         let executor = configure(builder).build().unwrap();
         self.stops.push(StopAll(executor.clone()));
-        let t = Toygres::new(self.catalog.clone(), blobs, Arc::new(executor.clone()));
+        let t = Toygres::new(self.catalog.clone(), blobs, Arc::new(executor.clone())).with_image_keys(self.keys());
         (executor, t)
+    }
+
+    /// The image keys every executor of the world shares (images move between them).
+    pub fn keys(&self) -> Arc<LocalKeys> {
+        Arc::new(LocalKeys::open_or_create(self.base.path().join("image-keys")).unwrap())
     }
 }
 

@@ -85,7 +85,10 @@ async fn main() -> Result<()> {
     let blobs = Arc::new(LocalBlobStore::open(dir.path().join("blobs"))?);
     let executor = LocalExecutor::builder(dir.path().join("base"), blobs.clone()).build()?;
     let catalog = Arc::new(SqliteCatalog::open(dir.path().join("catalog.db"), CatalogKey::generate())?);
-    let toygres = Toygres::new(catalog, blobs, Arc::new(executor.clone())).with_progress(Arc::new(printer(runs > 1)));
+    let keys = Arc::new(toygres_core::envelope::LocalKeys::open_or_create(dir.path().join("image-keys"))?);
+    let toygres = Toygres::new(catalog, blobs, Arc::new(executor.clone()))
+        .with_progress(Arc::new(printer(runs > 1)))
+        .with_image_keys(keys);
 
     println!("source instance with sample data ...");
     let password = Password::generate();

@@ -3,7 +3,8 @@
 //! clusters (`local/`). With the `postgres` feature, `TOYGRES_CATALOG_URL=postgres://…` selects
 //! the PostgreSQL catalog and keeps the durable history in the same database; with the `azure`
 //! feature, `TOYGRES_BLOBS=azure` keeps the images in Azure Blob; with the `k8s` feature,
-//! `TOYGRES_EXECUTOR=kubernetes` runs instances and jobs on Kubernetes.
+//! `TOYGRES_EXECUTOR=kubernetes` runs instances and jobs on Kubernetes. Images are encrypted under
+//! the keys [`crate::keys`] configures (local key files under `<data-dir>/image-keys` by default).
 
 use crate::engine::DurableStore;
 use std::os::unix::fs::OpenOptionsExt;
@@ -31,6 +32,8 @@ pub struct Backends {
     pub toygres: Toygres,
     /// Where the durable runtime keeps its history.
     pub durable_store: DurableStore,
+    /// The local key directory, when images are encrypted under local keys ([`crate::keys`]).
+    pub local_keys: Option<toygres_core::envelope::LocalKeys>,
 }
 
 /// Opens the backends under `data_dir`; `pg_bin_dir` overrides PostgreSQL's binaries.
@@ -41,8 +44,9 @@ pub async fn open(data_dir: &Path, pg_bin_dir: Option<&Path>) -> Result<Backends
     let blobs = blob_store(data_dir).await?;
     let executor = executor(data_dir, pg_bin_dir, blobs.clone()).await?;
     let catalog = catalog(data_dir, key).await?;
-    let toygres = Toygres::new(catalog, blobs, executor);
-    Ok(Backends { toygres, durable_store: durable_store(data_dir) })
+    let (keys, local_keys) = crate::keys::image_keys(data_dir).await?;
+    let toygres = Toygres { keys, ..Toygres::new(catalog, blobs, executor) };
+    Ok(Backends { toygres, durable_store: durable_store(data_dir), local_keys })
 }
 
 /// Local clusters under `<data-dir>/local` (PostgreSQL's binaries from `pg_bin_dir` or

@@ -9,12 +9,14 @@
 //!   the bearer token of `TOYGRES_TOKEN`.
 //! - `toygres instances …`, `toygres images …`: a command line client of that API, with live
 //!   progress bars (`--wait`) and `--json` output.
+//! - `toygres keys list|rotate|remove`: the operator's image key commands ([`keys`]).
 #![warn(missing_docs)]
 
 pub mod api;
 pub mod backends;
 pub mod cli;
 pub mod engine;
+pub mod keys;
 pub mod serve;
 pub mod tls;
 pub mod web;

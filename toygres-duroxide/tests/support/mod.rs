@@ -76,7 +76,8 @@ impl Env {
         let catalog = Arc::new(SqliteCatalog::open(self.root.join("catalog.db"), key).unwrap());
         let blobs = Arc::new(LocalBlobStore::open(self.blobs_dir()).unwrap());
         let executor = configure(LocalExecutor::builder(self.base_dir(), blobs.clone())).build().unwrap();
-        let t = Toygres::new(catalog, blobs.clone(), wrap(executor.clone())).with_options(options());
+        let keys = Arc::new(toygres_core::envelope::LocalKeys::open_or_create(self.root.join("image-keys")).unwrap());
+        let t = Toygres::new(catalog, blobs.clone(), wrap(executor.clone())).with_options(options()).with_image_keys(keys);
         (t, executor, blobs)
     }
 

@@ -2,7 +2,7 @@
 
 use super::error::{ErrorBody, ErrorDetail};
 use super::requests::{CreateImageBody, CreateInstanceBody, ImageFormat};
-use super::responses::{Connection, Created, Health, Image, ImagePage, Instance, InstancePage, Progress};
+use super::responses::{Connection, Created, Encryption, Health, Image, ImagePage, Instance, InstancePage, Progress};
 use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
@@ -18,7 +18,7 @@ use utoipa::{Modify, OpenApi};
         document,
     ),
     components(schemas(
-        CreateInstanceBody, CreateImageBody, ImageFormat, Created, Instance, Image, InstancePage, ImagePage, Connection,
+        CreateInstanceBody, CreateImageBody, ImageFormat, Created, Instance, Image, Encryption, InstancePage, ImagePage, Connection,
         Progress,
         ErrorBody, ErrorDetail, Health,
     )),

@@ -129,8 +129,19 @@ pub struct Image {
     pub progress: Option<Progress>,
     /// Why it failed.
     pub failure_reason: Option<String>,
+    /// How its objects are encrypted; `null` for an image stored unencrypted, as its creator asked.
+    pub encryption: Option<Encryption>,
     /// When it was reserved (RFC 3339).
     pub created_at: String,
+}
+
+/// How an image is encrypted: its data key, wrapped by a key provider under one of its keys.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Encryption {
+    /// The key provider: `local` or `aws-kms`.
+    pub provider: String,
+    /// The key-encryption key its data key is wrapped under (rotation changes it).
+    pub key_id: String,
 }
 
 impl Image {
@@ -153,6 +164,7 @@ impl Image {
             labels: record.labels,
             progress,
             failure_reason: record.failure_reason,
+            encryption: record.encryption.map(|w| Encryption { provider: w.provider, key_id: w.key_id }),
             created_at: record.created_at.to_rfc3339(),
         }
     }

@@ -36,6 +36,9 @@ pub enum Command {
     /// Images of instances.
     #[command(subcommand)]
     Images(ImageCommand),
+    /// Image keys (operator commands, run beside the server with its data directory).
+    #[command(subcommand)]
+    Keys(crate::keys::KeysCommand),
 }
 
 /// `toygres instances …`
@@ -157,6 +160,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode, Box<dyn std::error::Error>> {
         Command::Serve(args) => crate::serve::run(args).await.map(|_| ExitCode::SUCCESS),
         Command::Instances(command) => instances(client()?, command, json).await,
         Command::Images(command) => images(client()?, command, json).await,
+        Command::Keys(command) => crate::keys::run(command).await,
     }
 }
 
