@@ -19,8 +19,12 @@
 //! shows and object_store cannot enumerate: give the bucket an `AbortIncompleteMultipartUpload`
 //! lifecycle rule (e.g. after 1 day). The Kubernetes executor's jobs need a command transfer
 //! (azcopy's counterpart for S3), which this crate does not provide yet.
+//!
+//! [`kms::AwsKms`]: a [`toygres_core::envelope::KeyProvider`] that wraps images' data keys under
+//! an AWS KMS key (envelope encryption), bound to their image by the KMS encryption context.
 #![warn(missing_docs)]
 
+pub mod kms;
 mod store;
 
 pub use store::{S3BlobStore, S3BlobStoreBuilder};
