@@ -86,10 +86,10 @@ impl AwsKmsBuilder {
     /// the endpoint from `AWS_ENDPOINT_URL_KMS` (or `AWS_ENDPOINT_URL`). Empty variables count
     /// as unset. Only static keys are read: no profiles, instance roles or web identity.
     pub fn with_env(self) -> Self {
-        self.with_lookup(|name| std::env::var(name).ok())
+        self.with_lookup(&|name| std::env::var(name).ok())
     }
 
-    pub(crate) fn with_lookup(mut self, lookup: impl Fn(&str) -> Option<String>) -> Self {
+    pub(crate) fn with_lookup(mut self, lookup: &dyn Fn(&str) -> Option<String>) -> Self {
         let var = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
         if self.credentials.is_none() {
             if let (Some(id), Some(secret)) = (var("AWS_ACCESS_KEY_ID"), var("AWS_SECRET_ACCESS_KEY")) {
@@ -166,6 +166,7 @@ mod tests {
             ("AWS_ENDPOINT_URL_KMS", "http://127.0.0.1:5000"),
         ]);
         let kms = AwsKms::builder("alias/toygres").with_lookup(&vars).build().unwrap();
+        assert_eq!(kms.key_id(), "alias/toygres");
         assert_eq!((kms.region(), kms.endpoint()), ("eu-west-1", "http://127.0.0.1:5000/"));
         let debug = format!("{kms:?}");
         assert!(debug.contains("AKIDENV") && !debug.contains("env-secret") && !debug.contains("env-token"), "{debug}");
@@ -181,6 +182,21 @@ mod tests {
         assert_eq!(kms.region(), "ap-south-1");
         assert_eq!(kms.inner.client.credentials.access_key_id, "AKIDGIVEN");
         assert!(kms.inner.client.credentials.session_token.is_none());
+    }
+
+    #[test]
+    fn from_env_needs_the_key_id_variable() {
+        let vars = [("AWS_ACCESS_KEY_ID", "AKIDENV"), ("AWS_SECRET_ACCESS_KEY", "env-secret-Zx1")];
+        match AwsKms::from_lookup(env(&vars)) {
+            Err(Error::InvalidRequest { field: "kms_key", reason }) => assert!(reason.contains("TOYGRES_KMS_KEY_ID")),
+            other => panic!("{other:?}"),
+        }
+        let kms = AwsKms::from_lookup(env(&[vars[0], vars[1], ("TOYGRES_KMS_KEY_ID", "alias/env-key")])).unwrap();
+        assert_eq!((kms.key_id(), kms.region()), ("alias/env-key", "us-east-1"));
+        assert!(matches!(
+            AwsKms::from_lookup(env(&[("TOYGRES_KMS_KEY_ID", "k")])),
+            Err(Error::InvalidRequest { field: "aws_credentials", .. })
+        ));
     }
 
     #[test]

@@ -8,6 +8,9 @@
 //! use it. The client speaks the KMS JSON API over HTTPS (reqwest, rustls), signed with AWS
 //! Signature Version 4; every failure is [`Error::KeyUnavailable`] saying what to fix.
 //!
+//! [`AwsKms::from_env`] takes everything from the environment: `TOYGRES_KMS_KEY_ID` and the
+//! standard `AWS_*` variables.
+//!
 //! The credentials need `kms:DescribeKey` and `kms:Encrypt` on the current key and
 //! `kms:Decrypt` on every key images were wrapped under.
 //!
@@ -48,6 +51,8 @@ use zeroize::{Zeroize, Zeroizing};
 pub const PROVIDER: &str = "aws-kms";
 /// The encryption context key whose value is the image id.
 pub const CONTEXT_KEY: &str = "toygres-image";
+/// The variable [`AwsKms::from_env`] reads the key id from.
+pub const KEY_ID_ENV: &str = "TOYGRES_KMS_KEY_ID";
 
 /// A [`KeyProvider`] over AWS KMS (see the [module docs](self)). Cheap to clone.
 ///
@@ -197,10 +202,25 @@ impl AwsKms {
         AwsKmsBuilder::new(key_id.into())
     }
 
-    /// The provider for `key_id` with region, credentials and endpoint from the environment
-    /// (see [`AwsKmsBuilder::with_env`]).
-    pub fn from_env(key_id: impl Into<String>) -> Result<Self> {
-        Self::builder(key_id).with_env().build()
+    /// The provider configured by the environment: the key from [`KEY_ID_ENV`]
+    /// (`TOYGRES_KMS_KEY_ID`), region, credentials and endpoint from the `AWS_*` variables
+    /// ([`AwsKmsBuilder::with_env`]). Unset key or credentials: [`Error::InvalidRequest`].
+    pub fn from_env() -> Result<Self> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    pub(crate) fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self> {
+        let key_id = lookup(KEY_ID_ENV).unwrap_or_default();
+        if key_id.trim().is_empty() {
+            return Err(Error::InvalidRequest {
+                field: "kms_key",
+                reason: format!(
+                    "{KEY_ID_ENV} is not set: name the KMS key new image keys are wrapped under (key ARN, \
+                     key id or alias/<name>)"
+                ),
+            });
+        }
+        Self::builder(key_id).with_lookup(&lookup).build()
     }
 
     /// The key new data keys are wrapped under, as configured.
