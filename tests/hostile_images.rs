@@ -1,6 +1,7 @@
 //! Images forged by whoever can write the blob store and the catalog (checksums recomputed, so
 //! verification passes): the restore runs no client command from them, refuses them with a
-//! typed error, and leaves nothing behind.
+//! typed error, and leaves nothing behind. Only plaintext images can be forged so (an encrypted
+//! one needs its key: `tests/encryption.rs`); these defences hold for both.
 
 #[path = "local/command_blobs.rs"]
 mod command_blobs;
@@ -70,7 +71,9 @@ fn an_image_whose_sql_carries_a_psql_meta_command_runs_nothing_and_is_refused() 
         let (executor, t) = world.executor("hostile", None);
         let password = Password::generate();
         let source = executor.provision_source(&t, "victim", &password).await.unwrap();
-        let image = t.create_image(OperationId::new(), CreateImageRequest::new("honest", source.id)).await.unwrap();
+        // A plaintext image: an encrypted one cannot be forged without its key (tests/encryption.rs).
+        let plain = t.clone().with_plaintext_images();
+        let image = plain.create_image(OperationId::new(), CreateImageRequest::new("honest", source.id)).await.unwrap();
         let marker = world.base.path().join("meta-command-ran");
         let forged =
             forge(&world, &image, &password, |globals| format!("\\! touch {}\n{globals}", marker.display())).await;

@@ -21,7 +21,7 @@ use toygres_core::crypto::CatalogKey;
 use toygres_core::manifest::MANIFEST_NAME;
 use toygres_core::{
     BlobStore, ClusterExecutor, CreateImageRequest, ImageFilter, ImageId, ImageLocation, ImageState, InstanceId,
-    InstanceSpec, Manifest, OperationId, Password, Toygres,
+    ImageRecord, InstanceSpec, OperationId, Password, Toygres,
 };
 use toygres_local::{LocalBlobStore, LocalExecutor};
 
@@ -127,7 +127,7 @@ fn a_killed_backup_leaves_nothing_after_resume_cancel_and_reconcile() {
         assert_eq!(creating.len(), 1, "the killed backup's image is still creating");
         let image = t.resume_image(creating[0].id).await.unwrap();
         assert_eq!(image.state, ImageState::Ready);
-        assert_eq!(files(&root), image_files(&*blobs, image.id).await, "after resume only the image's objects remain");
+        assert_eq!(files(&root), image_files(&t, &image).await, "after resume only the image's objects remain");
 
         // 2. Killed again, then cancelled: the second image is failed and has no bytes left.
         backup_killed_mid_upload(&base, &key, source.id, "killed-then-cancelled");
@@ -135,7 +135,7 @@ fn a_killed_backup_leaves_nothing_after_resume_cancel_and_reconcile() {
         let cancelled = t.cancel_image(doomed[0].id).await.unwrap();
         assert_eq!(cancelled.state, ImageState::Failed);
         assert!(cancelled.failure_reason.as_deref().unwrap_or_default().contains("cancelled"), "{cancelled:?}");
-        assert_eq!(files(&root), image_files(&*blobs, image.id).await, "cancel removes the killed upload's files");
+        assert_eq!(files(&root), image_files(&t, &image).await, "cancel removes the killed upload's files");
         t.delete_image(cancelled.id).await.unwrap();
 
         // 3. Killed a third time and its record lost (a catalog restored from an older backup):
@@ -152,16 +152,16 @@ fn a_killed_backup_leaves_nothing_after_resume_cancel_and_reconcile() {
         assert!(report.orphan_images.contains(&orphan.image_id), "{report:?}");
         assert_eq!(report.orphan_instances, vec![stray.id], "{report:?}");
         assert!(!executor.base_dir().join("instances").join(stray.resource_name()).exists());
-        assert_eq!(files(&root), image_files(&*blobs, image.id).await, "reconcile leaves only the ready image");
+        assert_eq!(files(&root), image_files(&t, &image).await, "reconcile leaves only the ready image");
         assert!(t.reconcile().await.unwrap().is_empty(), "a second reconcile finds nothing");
         assert!(executor.list_instances().await.unwrap().contains(&source.id), "the source is kept");
     });
 }
 
 /// The files a ready image consists of: its manifest and every object the manifest lists.
-async fn image_files(blobs: &dyn BlobStore, image: ImageId) -> BTreeSet<String> {
-    let location = ImageLocation::for_image(image);
-    let manifest = Manifest::from_bytes(image, &blobs.read(&location, MANIFEST_NAME).await.unwrap()).unwrap();
+async fn image_files(t: &Toygres, image: &ImageRecord) -> BTreeSet<String> {
+    let location = ImageLocation::for_image(image.id);
+    let manifest = support::manifest_of(t, image).await;
     let mut out: BTreeSet<String> = manifest.objects().map(|o| location.object(&o.name)).collect();
     out.insert(location.object(MANIFEST_NAME));
     out

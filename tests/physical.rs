@@ -10,9 +10,9 @@ mod world;
 
 use std::sync::{Arc, Mutex};
 use support::rt;
-use toygres_core::manifest::{archive_object_name, MANIFEST_NAME};
-use toygres_core::{BlobStore, CreateImageRequest, CreateInstanceRequest, Error, EventKind, ImageFormat};
-use toygres_core::{ImageLocation, ImageState, InstanceRecord, Manifest, OperationId, Password, ProgressEvent};
+use toygres_core::manifest::archive_object_name;
+use toygres_core::{CreateImageRequest, CreateInstanceRequest, Error, EventKind, ImageFormat};
+use toygres_core::{ImageLocation, ImageState, InstanceRecord, OperationId, Password, ProgressEvent};
 use toygres_core::{ImageRecord, Toygres};
 use toygres_local::fidelity::corpus::{CorpusOptions, MAIN_DB};
 use toygres_local::fidelity::InstanceSnapshot;
@@ -52,8 +52,7 @@ fn a_physical_image_restores_equal_to_the_source_with_byte_progress() {
         assert_eq!((image.state, image.format), (ImageState::Ready, ImageFormat::Physical));
         let backup_bytes = byte_events(&events);
         assert!(backup_bytes.last().is_some_and(|(done, total)| *done > 0 && total.is_some()), "{backup_bytes:?}");
-        let bytes = world.blobs.read(&ImageLocation::for_image(image.id), MANIFEST_NAME).await.unwrap();
-        let manifest = Manifest::from_bytes(image.id, &bytes).unwrap();
+        let manifest = support::manifest_of(&t, &image).await;
         assert_eq!(manifest.format, ImageFormat::Physical);
         assert!(manifest.databases.is_empty() && !manifest.archives.is_empty());
 

@@ -76,6 +76,14 @@ pub fn toygres(base: &std::path::Path, blobs: Arc<dyn BlobStore>) -> (LocalExecu
     (executor, catalog, t)
 }
 
+/// The stored manifest of `image`, opened under its data key (plaintext images as they are).
+pub async fn manifest_of(t: &Toygres, image: &toygres_core::ImageRecord) -> toygres_core::Manifest {
+    let location = toygres_core::ImageLocation::for_image(image.id);
+    let stored = t.blobs.read(&location, toygres_core::manifest::MANIFEST_NAME).await.unwrap();
+    let key = t.data_key(image).await.unwrap();
+    toygres_core::Manifest::from_stored(image.id, &stored, key.as_ref()).unwrap()
+}
+
 /// The image keys of a test's base directory (created once, shared by every toygres over it).
 pub fn image_keys(base: &std::path::Path) -> Arc<toygres_core::envelope::LocalKeys> {
     Arc::new(toygres_core::envelope::LocalKeys::open_or_create(base.join("image-keys")).unwrap())

@@ -182,6 +182,9 @@ pub(crate) async fn decompress_head_into<W: AsyncWrite + Unpin>(
         }
     }
     if fed.is_ok() {
+        fed = inflate.write(&opening.finish()?, output).await;
+    }
+    if fed.is_ok() {
         fed = inflate.finish(output).await;
     }
     match fed {
