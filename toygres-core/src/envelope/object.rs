@@ -17,9 +17,8 @@
 use super::DataKey;
 use crate::error::{Error, Result};
 use crate::ids::ImageId;
-use aes_gcm::aead::stream::{DecryptorBE32, EncryptorBE32};
-use aes_gcm::aead::KeyInit;
-use aes_gcm::Aes256Gcm;
+use aes_gcm::aead::{AeadInPlace, KeyInit, Nonce};
+use aes_gcm::{Aes256Gcm, Tag};
 use hkdf::Hkdf;
 use rand::RngCore;
 use sha2::Sha256;
@@ -52,10 +51,21 @@ fn object_cipher(key: &DataKey, salt: &[u8], image: ImageId, name: &str) -> Aes2
     Aes256Gcm::new_from_slice(okm.as_ref()).expect("32-byte key")
 }
 
+/// The STREAM nonce of chunk `position` (`StreamBE32` of the `aead` crate: prefix, 32-bit
+/// big-endian counter, last-chunk flag), so chunks are sealed and opened in place in the caller's
+/// buffer; `tests::the_format_is_aead_stream_be32` checks it against the crate's own encryptor.
+fn nonce(position: u32, last: bool) -> Nonce<Aes256Gcm> {
+    let mut nonce = Nonce::<Aes256Gcm>::default();
+    nonce[PREFIX.len()..PREFIX.len() + 4].copy_from_slice(&position.to_be_bytes());
+    nonce[PREFIX.len() + 4] = last as u8;
+    nonce
+}
+
 /// Encrypts one object as it streams: [`ObjectSealer::push`] what comes, then
 /// [`ObjectSealer::finish`]; append each call's output to the object in order.
 pub struct ObjectSealer {
-    stream: EncryptorBE32<Aes256Gcm>,
+    cipher: Aes256Gcm,
+    position: u32,
     pending: Vec<u8>,
     header: Option<[u8; HEADER]>,
 }
@@ -67,8 +77,7 @@ impl ObjectSealer {
         header[..MAGIC.len()].copy_from_slice(MAGIC);
         rand::rngs::OsRng.fill_bytes(&mut header[MAGIC.len()..]);
         let cipher = object_cipher(key, &header[MAGIC.len()..], image, name);
-        let stream = EncryptorBE32::from_aead(cipher, PREFIX.as_ref().into());
-        Self { stream, pending: Vec::with_capacity(2 * CHUNK), header: Some(header) }
+        Self { cipher, position: 0, pending: Vec::with_capacity(CHUNK), header: Some(header) }
     }
 
     fn start(&mut self, out: &mut Vec<u8>) {
@@ -77,13 +86,34 @@ impl ObjectSealer {
         }
     }
 
+    /// Appends `plain` to `out` sealed as chunk number `self.position`.
+    fn seal(&mut self, plain: &[u8], last: bool, out: &mut Vec<u8>) {
+        let at = out.len();
+        out.extend_from_slice(plain);
+        let tag = self
+            .cipher
+            .encrypt_in_place_detached(&nonce(self.position, last), b"", &mut out[at..])
+            .expect("a chunk of at most CHUNK bytes always seals");
+        out.extend_from_slice(&tag);
+        self.position = self.position.checked_add(1).expect("objects stay under 2^32 chunks (256 TiB)");
+    }
+
     /// Takes `data` and appends to `out` whatever is ready to store (whole chunks; a chunk is
     /// held back until more data shows it is not the last).
     pub fn push(&mut self, mut data: &[u8], out: &mut Vec<u8>) {
         self.start(out);
         while !data.is_empty() {
             if self.pending.len() == CHUNK {
-                self.seal_pending(out);
+                let full = std::mem::take(&mut self.pending);
+                self.seal(&full, false, out);
+                self.pending = full;
+                self.pending.clear();
+            }
+            if self.pending.is_empty() && data.len() > CHUNK {
+                // A whole chunk with more behind it: sealed straight from the input.
+                self.seal(&data[..CHUNK], false, out);
+                data = &data[CHUNK..];
+                continue;
             }
             let take = (CHUNK - self.pending.len()).min(data.len());
             self.pending.extend_from_slice(&data[..take]);
@@ -91,25 +121,19 @@ impl ObjectSealer {
         }
     }
 
-    fn seal_pending(&mut self, out: &mut Vec<u8>) {
-        self.stream.encrypt_next_in_place(b"", &mut self.pending).expect("a chunk of CHUNK bytes always seals");
-        out.extend_from_slice(&self.pending);
-        self.pending.clear();
-    }
-
     /// Seals the last chunk and appends it to `out`.
     pub fn finish(mut self, out: &mut Vec<u8>) {
         self.start(out);
-        let mut last = std::mem::take(&mut self.pending);
-        self.stream.encrypt_last_in_place(b"", &mut last).expect("the last chunk always seals");
-        out.extend_from_slice(&last);
+        let last = std::mem::take(&mut self.pending);
+        self.seal(&last, true, out);
     }
 }
 
 /// Decrypts one object as it streams, handing on only authenticated plaintext.
 pub struct ObjectOpener {
     key: Option<(DataKey, ImageId, String)>,
-    stream: Option<DecryptorBE32<Aes256Gcm>>,
+    cipher: Option<Aes256Gcm>,
+    position: u32,
     pending: Vec<u8>,
     image: ImageId,
     name: String,
@@ -120,7 +144,8 @@ impl ObjectOpener {
     pub fn new(key: &DataKey, image: ImageId, name: &str) -> Self {
         Self {
             key: Some((key.clone(), image, name.to_string())),
-            stream: None,
+            cipher: None,
+            position: 0,
             pending: Vec::with_capacity(2 * (CHUNK + TAG)),
             image,
             name: name.to_string(),
@@ -131,11 +156,33 @@ impl ObjectOpener {
         Error::ImageNotAuthentic { image: self.image, object: self.name.clone(), detail: why.to_string() }
     }
 
+    /// Appends the plaintext of `sealed` (one chunk, tag last) to `out` once it authenticates;
+    /// on failure `out` is left as it was.
+    fn open(&mut self, sealed: &[u8], last: bool, out: &mut Vec<u8>) -> Result<()> {
+        let cipher = self.cipher.as_ref().expect("cipher derived from the header");
+        let (body, tag) = sealed.split_at(sealed.len() - TAG);
+        let at = out.len();
+        out.extend_from_slice(body);
+        let nonce = nonce(self.position, last);
+        if cipher.decrypt_in_place_detached(&nonce, b"", &mut out[at..], Tag::from_slice(tag)).is_err() {
+            out.truncate(at);
+            return Err(match last {
+                false => self.refused("a chunk failed authentication (changed, moved or from another object)"),
+                true => self.refused("its last chunk failed authentication (changed or cut off)"),
+            });
+        }
+        self.position = self.position.checked_add(1).ok_or_else(|| self.refused("it has too many chunks"))?;
+        Ok(())
+    }
+
     /// Takes stored bytes and appends to `out` the plaintext of every chunk now known not to be
     /// the last and authenticated. Changed bytes: [`Error::ImageNotAuthentic`].
-    pub fn push(&mut self, data: &[u8], out: &mut Vec<u8>) -> Result<()> {
-        self.pending.extend_from_slice(data);
-        if self.stream.is_none() {
+    pub fn push(&mut self, mut data: &[u8], out: &mut Vec<u8>) -> Result<()> {
+        if self.cipher.is_none() {
+            let need = HEADER - self.pending.len();
+            let take = need.min(data.len());
+            self.pending.extend_from_slice(&data[..take]);
+            data = &data[take..];
             if self.pending.len() < HEADER {
                 return Ok(());
             }
@@ -143,36 +190,41 @@ impl ObjectOpener {
                 return Err(self.refused("it does not start like an encrypted toygres object"));
             }
             let (key, image, name) = self.key.take().expect("key kept until the header");
-            let cipher = object_cipher(&key, &self.pending[MAGIC.len()..HEADER], image, &name);
-            self.stream = Some(DecryptorBE32::from_aead(cipher, PREFIX.as_ref().into()));
-            self.pending.drain(..HEADER);
+            self.cipher = Some(object_cipher(&key, &self.pending[MAGIC.len()..HEADER], image, &name));
+            self.pending.clear();
         }
-        let mut start = 0;
-        while self.pending.len() - start > CHUNK + TAG {
-            let mut chunk = self.pending[start..start + CHUNK + TAG].to_vec();
-            let stream = self.stream.as_mut().expect("stream started");
-            if stream.decrypt_next_in_place(b"", &mut chunk).is_err() {
-                return Err(self.refused("a chunk failed authentication (changed, moved or from another object)"));
+        const SEALED: usize = CHUNK + TAG;
+        while !data.is_empty() {
+            if self.pending.len() == SEALED {
+                // More follows, so the held chunk is not the last.
+                let held = std::mem::take(&mut self.pending);
+                self.open(&held, false, out)?;
+                self.pending = held;
+                self.pending.clear();
             }
-            out.extend_from_slice(&chunk);
-            start += CHUNK + TAG;
+            if self.pending.is_empty() && data.len() > SEALED {
+                self.open(&data[..SEALED], false, out)?;
+                data = &data[SEALED..];
+                continue;
+            }
+            let take = (SEALED - self.pending.len()).min(data.len());
+            self.pending.extend_from_slice(&data[..take]);
+            data = &data[take..];
         }
-        self.pending.drain(..start);
         Ok(())
     }
 
     /// Authenticates the last chunk and appends its plaintext to `out`. A cut-off object:
     /// [`Error::ImageNotAuthentic`].
     pub fn finish(mut self, out: &mut Vec<u8>) -> Result<()> {
-        let Some(stream) = self.stream.take() else {
+        if self.cipher.is_none() {
             return Err(self.refused("it ends before its header"));
-        };
-        let mut last = std::mem::take(&mut self.pending);
-        if last.len() < TAG || stream.decrypt_last_in_place(b"", &mut last).is_err() {
+        }
+        let last = std::mem::take(&mut self.pending);
+        if last.len() < TAG {
             return Err(self.refused("its last chunk failed authentication (changed or cut off)"));
         }
-        out.extend_from_slice(&last);
-        Ok(())
+        self.open(&last, true, out)
     }
 }
 

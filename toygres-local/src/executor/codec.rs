@@ -109,8 +109,12 @@ impl<'a> Checked<'a> {
     }
 
     /// Hands on the object's plaintext, opened under `sealing` (`None`: stored bytes as they are).
+    /// Opened bytes are authenticated chunk by chunk, so they are counted but not hashed again.
     pub(crate) fn opened(mut self, sealing: Option<&Sealing>) -> Self {
         self.opening = Opening::new(sealing, &self.expected.name);
+        if sealing.is_some() {
+            self.stored = Stored::counting();
+        }
         self
     }
 
@@ -243,4 +247,3 @@ impl Inflate {
         self.write(&[], output).await
     }
 }
-

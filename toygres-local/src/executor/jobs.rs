@@ -1,13 +1,13 @@
 //! In-process jobs: tokio tasks keyed by their deterministic name, with a log file each.
 
 use super::joblog::{JobLog, Progress};
+use super::stored::Sealing;
 use std::collections::HashMap;
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::watch;
-use super::stored::Sealing;
 use toygres_core::{Error, JobKind, JobRef, Phase, ProgressSink, Result};
 
 /// What a running job gets.

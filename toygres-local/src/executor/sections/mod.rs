@@ -94,9 +94,12 @@ async fn restore_section(
     let what = format!("pg_restore --section={section} of {:?}", dump.db.name);
     let object = &dump.db.object;
     let sealing = ctx.sealing.as_ref();
-    feed(restore, &what, ctx, |mut stdin| async move {
-        decompress_head_into(source, &mut stdin, object, sealing).await
-    })
+    feed(
+        restore,
+        &what,
+        ctx,
+        |mut stdin| async move { decompress_head_into(source, &mut stdin, object, sealing).await },
+    )
     .await
 }
 
