@@ -20,8 +20,8 @@ use toygres_cms_sqlite::SqliteCatalog;
 use toygres_core::crypto::CatalogKey;
 use toygres_core::manifest::MANIFEST_NAME;
 use toygres_core::{
-    BlobStore, ClusterExecutor, CreateImageRequest, ImageFilter, ImageId, ImageLocation, ImageState, InstanceId,
-    ImageRecord, InstanceSpec, OperationId, Password, Toygres,
+    BlobStore, ClusterExecutor, CreateImageRequest, ImageFilter, ImageId, ImageLocation, ImageRecord, ImageState,
+    InstanceId, InstanceSpec, OperationId, Password, Toygres,
 };
 use toygres_local::{LocalBlobStore, LocalExecutor};
 
