@@ -5,6 +5,7 @@
 mod support;
 
 use std::sync::Arc;
+use std::time::Duration;
 use support::*;
 use toygres_core::envelope::{KeyProvider, LocalKeys};
 use toygres_core::testing::MockClusterExecutor;
@@ -34,7 +35,7 @@ async fn rotation_rewraps_every_image_and_frees_the_old_key() {
 
     let new = fx.keys.new_key().unwrap();
     let mut steps = Vec::new();
-    let report = t.rotate_keys(|step| steps.push(step.clone())).await.unwrap();
+    let report = t.rotate_keys(Duration::ZERO, |step| steps.push(step.clone())).await.unwrap();
     assert_eq!((report.key_id.as_str(), report.rewrapped, report.failed.len()), (new.as_str(), 5, 0));
     assert_eq!(steps.last().map(|s| (s.done, s.total)), Some((5, 5)));
     assert_eq!(t.key_usage().await.unwrap().into_iter().collect::<Vec<_>>(), vec![(new.clone(), 5)]);
@@ -47,7 +48,7 @@ async fn rotation_rewraps_every_image_and_frees_the_old_key() {
         // Still restorable: the admission's verification opens the manifest under the key.
         t.restore().verify_image(&record).await.unwrap_or_else(|e| panic!("image {} after rotation: {e}", image.id));
     }
-    let again = t.rotate_keys(|_| {}).await.unwrap();
+    let again = t.rotate_keys(Duration::ZERO, |_| {}).await.unwrap();
     assert_eq!((again.rewrapped, again.already_current), (0, 5), "a second run has nothing to do");
     std::fs::remove_dir_all(&dir).unwrap();
 }
@@ -64,7 +65,7 @@ async fn an_image_whose_key_is_gone_is_reported_and_the_rest_rotate() {
     fx.keys.new_key().unwrap();
     std::fs::remove_file(dir.join(format!("{first}.key"))).unwrap();
     let t = fx.toygres(MockClusterExecutor::new());
-    let report = t.rotate_keys(|_| {}).await.unwrap();
+    let report = t.rotate_keys(Duration::ZERO, |_| {}).await.unwrap();
     assert_eq!(report.rewrapped, 1);
     assert_eq!(report.failed.iter().map(|(id, _)| *id).collect::<Vec<_>>(), vec![lost.id]);
     assert!(report.failed[0].1.contains(&first), "the error names the missing key: {}", report.failed[0].1);

@@ -15,6 +15,7 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 use toygres_core::envelope::{ImageKeys, LocalKeys};
 use toygres_core::{Error, Result, Toygres};
 
@@ -68,7 +69,14 @@ pub enum KeysCommand {
     List(KeysArgs),
     /// Rewrap every image's data key under a new key-encryption key (resumes an interrupted
     /// rotation instead of starting another). Prints one line per image.
-    Rotate(KeysArgs),
+    Rotate {
+        /// At most this many images a second (a KMS's request quota is shared); 0: no limit.
+        #[arg(long, default_value_t = 0)]
+        max_per_second: u32,
+        /// Where the server keeps its data.
+        #[command(flatten)]
+        args: KeysArgs,
+    },
     /// Delete a local key-encryption key that no image needs any more.
     Remove {
         /// The key's id (`toygres keys list`).
@@ -93,18 +101,27 @@ pub struct KeysArgs {
 /// Runs `toygres keys …` against the catalog and keys of the server's data directory.
 pub async fn run(command: KeysCommand) -> std::result::Result<ExitCode, Box<dyn std::error::Error>> {
     let args = match &command {
-        KeysCommand::List(args) | KeysCommand::Rotate(args) | KeysCommand::Remove { args, .. } => args.clone(),
+        KeysCommand::List(args) | KeysCommand::Rotate { args, .. } | KeysCommand::Remove { args, .. } => args.clone(),
     };
     let backends = crate::backends::open(&args.data_dir, args.pg_bin_dir.as_deref()).await?;
     let (toygres, local) = (backends.toygres, backends.local_keys);
     match command {
         KeysCommand::List(_) => list(&toygres, local.as_ref()).await,
-        KeysCommand::Rotate(_) => rotate(&toygres, local.as_ref()).await,
+        KeysCommand::Rotate { max_per_second, .. } => {
+            let pace = match max_per_second {
+                0 => Duration::ZERO,
+                n => Duration::from_secs(1) / n,
+            };
+            rotate(&toygres, local.as_ref(), pace).await
+        }
         KeysCommand::Remove { key_id, .. } => remove(&toygres, local.as_ref(), &key_id).await,
     }
 }
 
-async fn list(toygres: &Toygres, local: Option<&LocalKeys>) -> std::result::Result<ExitCode, Box<dyn std::error::Error>> {
+async fn list(
+    toygres: &Toygres,
+    local: Option<&LocalKeys>,
+) -> std::result::Result<ExitCode, Box<dyn std::error::Error>> {
     let usage = toygres.key_usage().await?;
     let current = toygres.keys.provider()?.current_key_id().await?;
     let mut ids: Vec<String> = local.map(LocalKeys::key_ids).transpose()?.unwrap_or_default();
@@ -118,7 +135,11 @@ async fn list(toygres: &Toygres, local: Option<&LocalKeys>) -> std::result::Resu
     Ok(ExitCode::SUCCESS)
 }
 
-async fn rotate(toygres: &Toygres, local: Option<&LocalKeys>) -> std::result::Result<ExitCode, Box<dyn std::error::Error>> {
+async fn rotate(
+    toygres: &Toygres,
+    local: Option<&LocalKeys>,
+    pace: Duration,
+) -> std::result::Result<ExitCode, Box<dyn std::error::Error>> {
     let current = toygres.keys.provider()?.current_key_id().await?;
     let usage = toygres.key_usage().await?;
     let pending = usage.iter().filter(|(id, _)| **id != current).map(|(_, n)| n).sum::<usize>();
@@ -128,7 +149,7 @@ async fn rotate(toygres: &Toygres, local: Option<&LocalKeys>) -> std::result::Re
         _ => {}
     }
     let report = toygres
-        .rotate_keys(|step| println!("rotated {}/{} (image {})", step.done, step.total, step.image))
+        .rotate_keys(pace, |step| println!("rotated {}/{} (image {})", step.done, step.total, step.image))
         .await?;
     println!(
         "every image is under key {}: {} rewrapped, {} already were, {} unencrypted, {} failed",

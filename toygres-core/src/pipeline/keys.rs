@@ -13,6 +13,7 @@ use crate::filter::{ImageFilter, MAX_PAGE};
 use crate::ids::ImageId;
 use crate::image::ImageRecord;
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 /// One image rewrapped (or found done), for progress displays.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,10 +69,16 @@ impl Toygres {
     }
 
     /// Rewraps the data key of every image not yet under the provider's current key-encryption
-    /// key, reporting each image to `progress`. Idempotent and safe to interrupt (see the module
-    /// docs); an image that cannot be rewrapped is reported in [`RotationReport::failed`] and
-    /// the others still are. No key provider: [`Error::KeyUnavailable`].
-    pub async fn rotate_keys(&self, mut progress: impl FnMut(&RotationStep) + Send) -> Result<RotationReport> {
+    /// key, reporting each image to `progress`, at most one image per `pace` (a KMS's request
+    /// quota is shared with everything else using it; `Duration::ZERO`: as fast as the provider
+    /// answers). Idempotent and safe to interrupt (see the module docs); an image that cannot be
+    /// rewrapped is reported in [`RotationReport::failed`] and the others still are. No key
+    /// provider: [`Error::KeyUnavailable`].
+    pub async fn rotate_keys(
+        &self,
+        pace: Duration,
+        mut progress: impl FnMut(&RotationStep) + Send,
+    ) -> Result<RotationReport> {
         let provider = self.keys.provider()?;
         let key_id = provider.current_key_id().await?;
         let mut report = RotationReport { key_id: key_id.clone(), ..RotationReport::default() };
@@ -85,6 +92,7 @@ impl Toygres {
         }
         let total = todo.len();
         for (done, (image, wrapped)) in todo.into_iter().enumerate() {
+            let paced = tokio::time::sleep(pace);
             match self.rewrap(image, &wrapped).await {
                 Ok(true) => report.rewrapped += 1,
                 Ok(false) => report.already_current += 1,
@@ -94,6 +102,7 @@ impl Toygres {
                 }
             }
             progress(&RotationStep { done: done + 1, total, image });
+            paced.await;
         }
         Ok(report)
     }
