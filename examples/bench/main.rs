@@ -1,13 +1,14 @@
-//! Benchmark: toygres images and restores against the raw tools, measured side by side.
+//! Benchmark: toygres images and restores against the raw tools, and encrypted against
+//! plaintext toygres images, measured side by side.
 //!
 //! ```text
 //! cargo run --release --example bench                      # pgbench scale 50 (≈ 0.8 GB), 3 runs
 //! cargo run --release --example bench -- --scale 10 --runs 5 --memory-scale 2
 //! ```
 //!
-//! Builds a pgbench database in a local source instance, then, `--runs` times, alternating which
-//! side of each pair goes first (odd runs toygres, even runs the other tool) and levelling the
-//! page cache before every timed step ([`level`]):
+//! Builds a pgbench database in a local source instance, then, `--runs` times, levelling the page
+//! cache before every timed step ([`level`]) and alternating the order ([`order`]: odd runs
+//! encrypted toygres, plaintext toygres, the other tools; even runs the reverse):
 //! raw `pg_dump -Fc` to a file vs a toygres image (catalog in SQLite, images on local disk), and
 //! raw `initdb + start + pg_restore -j2` of that file vs a toygres restore to a ready instance
 //! (verification of every checksum included). Prints every sample, the medians and their ratios,
@@ -19,15 +20,24 @@
 //! same source. pgBackRest is on by default when `pgbackrest` is on `PATH` (Debian:
 //! `apt-get install pgbackrest`); `--pgbackrest` requires it, `--no-pgbackrest` skips it.
 //!
-//! It ends with one machine-readable line per ratio (toygres time / other time, medians):
+//! Toygres images are encrypted (a local key directory, as embedders set it up), so the ratios
+//! against the other tools measure encrypted toygres. Every toygres step is also timed on
+//! plaintext images (`Toygres::with_plaintext_images`, same catalog, executor and blobs), with
+//! each step's pipeline phases for both ([`encryption`]).
+//!
+//! It ends with one machine-readable line per ratio (medians): toygres time / other time,
 //! `RATIO image_vs_pg_dump`, `RATIO restore_vs_naive`, `RATIO physical_backup_vs_pgbackrest`,
-//! `RATIO physical_restore_vs_pgbackrest`.
+//! `RATIO physical_restore_vs_pgbackrest`; encrypted time / plaintext time,
+//! `RATIO encrypted_image_vs_plaintext`, `RATIO encrypted_restore_vs_plaintext`,
+//! `RATIO encrypted_physical_image_vs_plaintext`, `RATIO encrypted_physical_restore_vs_plaintext`.
 
+mod encryption;
 mod level;
 mod pgbackrest;
 mod raw;
 mod stats;
 
+use encryption::{plain, PhaseLog, Phases, StepPhases};
 use stats::{list, median, mib, peak_rss_mib, reset_peak_rss};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -36,8 +46,8 @@ use std::time::{Duration, Instant};
 use toygres_cms_sqlite::SqliteCatalog;
 use toygres_core::crypto::CatalogKey;
 use toygres_core::{
-    CreateImageRequest, CreateInstanceRequest, ImageFormat, InstanceRecord, InstanceSpec, OperationId, Password,
-    Toygres,
+    CreateImageRequest, CreateInstanceRequest, ImageFormat, ImageId, InstanceRecord, InstanceSpec, OperationId,
+    Password, Toygres,
 };
 use toygres_local::cluster::process::run;
 use toygres_local::{LocalBlobStore, LocalExecutor};
@@ -80,10 +90,61 @@ fn args() -> BoxResult<Args> {
     Ok(args)
 }
 
+/// Who a timed step belongs to.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Side {
+    /// Toygres with encrypted images (the default).
+    Encrypted,
+    /// Toygres with plaintext images.
+    Plaintext,
+    /// `pg_dump`/`pg_restore` and pgBackRest.
+    Others,
+}
+
+impl Side {
+    /// The sample key of `step` on this toygres side.
+    fn key(self, step: &str) -> String {
+        match self {
+            Side::Plaintext => plain(step),
+            _ => step.to_string(),
+        }
+    }
+
+    /// How the run's line names this toygres side's `step`.
+    fn label(self, step: &str) -> String {
+        match self {
+            Side::Plaintext => format!("plaintext {step}"),
+            _ => step.to_string(),
+        }
+    }
+}
+
+/// The order of the sides in run `run_no`: odd runs encrypted toygres first, even runs the other
+/// tools first, plaintext toygres between, so each pair compared alternates which goes first.
+fn order(run_no: usize) -> [Side; 3] {
+    match run_no % 2 {
+        1 => [Side::Encrypted, Side::Plaintext, Side::Others],
+        _ => [Side::Others, Side::Plaintext, Side::Encrypted],
+    }
+}
+
 /// The toygres stack under test, in `dir`.
 struct Stack {
+    /// Encrypts new images (local key directory).
     toygres: Toygres,
+    /// The same catalog, executor and blobs, storing new images unencrypted.
+    plaintext: Toygres,
     executor: LocalExecutor,
+    phases: PhaseLog,
+}
+
+/// One toygres image: its time, id, stored bytes, this process's peak RSS (MiB) and its phases.
+struct Imaged {
+    time: Duration,
+    id: ImageId,
+    size: u64,
+    rss: f64,
+    phases: StepPhases,
 }
 
 impl Stack {
@@ -92,8 +153,17 @@ impl Stack {
         let executor = LocalExecutor::builder(dir, blobs.clone()).build()?;
         let catalog = Arc::new(SqliteCatalog::open(dir.join("catalog.db"), CatalogKey::generate())?);
         let keys = Arc::new(toygres_core::envelope::LocalKeys::open_or_create(dir.join("image-keys"))?);
-        let toygres = Toygres::new(catalog, blobs, Arc::new(executor.clone())).with_image_keys(keys);
-        Ok(Self { toygres, executor })
+        let phases = PhaseLog::default();
+        let toygres = Toygres::new(catalog, blobs, Arc::new(executor.clone())).with_progress(Arc::new(phases.clone()));
+        let plaintext = toygres.clone().with_plaintext_images();
+        Ok(Self { toygres: toygres.with_image_keys(keys), plaintext, executor, phases })
+    }
+
+    fn handle(&self, side: Side) -> &Toygres {
+        match side {
+            Side::Plaintext => &self.plaintext,
+            _ => &self.toygres,
+        }
     }
 
     /// A running source instance holding a pgbench database of `scale`.
@@ -112,42 +182,47 @@ impl Stack {
         Ok((record, spec))
     }
 
-    /// One toygres image of `source` in `format`: (time, image id, stored bytes, peak RSS MiB).
-    async fn image(
-        &self,
-        source: &InstanceRecord,
-        format: ImageFormat,
-    ) -> BoxResult<(Duration, toygres_core::ImageId, u64, f64)> {
+    /// One toygres image of `source` in `format`, encrypted or not as `side` says.
+    async fn image(&self, source: &InstanceRecord, format: ImageFormat, side: Side) -> BoxResult<Imaged> {
         let mut request = CreateImageRequest::new(format!("bench-{format}"), source.id);
         if format == ImageFormat::Physical {
             request = request.physical();
         }
         reset_peak_rss();
+        self.phases.clear();
         let started = Instant::now();
-        let image = self.toygres.create_image(OperationId::new(), request).await?;
-        let elapsed = started.elapsed();
-        Ok((elapsed, image.id, image.size_bytes.unwrap_or(0), peak_rss_mib()))
+        let image = self.handle(side).create_image(OperationId::new(), request).await?;
+        let time = started.elapsed();
+        let phases = self.phases.take();
+        if image.encryption.is_some() != (side == Side::Encrypted) {
+            return Err(
+                format!("image {} is not stored as asked (encrypted: {})", image.id, side == Side::Encrypted).into()
+            );
+        }
+        Ok(Imaged { time, id: image.id, size: image.size_bytes.unwrap_or(0), rss: peak_rss_mib(), phases })
     }
 
     /// Restores `image` to a ready instance (checksums verified), then removes instance and image.
-    async fn restore(&self, image: toygres_core::ImageId, name: String) -> BoxResult<Duration> {
+    async fn restore(&self, image: ImageId, name: String, side: Side) -> BoxResult<(Duration, StepPhases)> {
+        let toygres = self.handle(side);
+        self.phases.clear();
         let started = Instant::now();
-        let restored =
-            self.toygres.create_instance(OperationId::new(), CreateInstanceRequest::restore(name, image)).await?;
+        let restored = toygres.create_instance(OperationId::new(), CreateInstanceRequest::restore(name, image)).await?;
         let elapsed = started.elapsed();
-        self.toygres.delete_instance(restored.id).await?;
-        self.toygres.delete_image(image).await?;
-        Ok(elapsed)
+        let phases = self.phases.take();
+        toygres.delete_instance(restored.id).await?;
+        toygres.delete_image(image).await?;
+        Ok((elapsed, phases))
     }
 }
 
 /// Samples by measurement name.
 #[derive(Default)]
-struct Samples(BTreeMap<&'static str, Vec<Duration>>);
+struct Samples(BTreeMap<String, Vec<Duration>>);
 
 impl Samples {
-    fn push(&mut self, what: &'static str, t: Duration) -> f64 {
-        self.0.entry(what).or_default().push(t);
+    fn push(&mut self, what: &str, t: Duration) -> f64 {
+        self.0.entry(what.to_string()).or_default().push(t);
         t.as_secs_f64()
     }
 
@@ -169,7 +244,10 @@ async fn main() -> BoxResult<()> {
 }
 
 async fn bench(args: &Args, stack: &Stack, dir: &Path, password: &Password) -> BoxResult<()> {
-    println!("toygres bench: pgbench scale {}, {} runs (medians; ratios toygres / raw)", args.scale, args.runs);
+    println!(
+        "toygres bench: pgbench scale {}, {} runs (medians; ratios toygres / raw and encrypted / plaintext)",
+        args.scale, args.runs
+    );
     let (source, spec) = stack.source("bench-source", args.scale, password).await?;
     let cluster = stack.executor.cluster(&spec)?;
     let dump_file = dir.join("raw.dump");
@@ -184,28 +262,22 @@ async fn bench(args: &Args, stack: &Stack, dir: &Path, password: &Password) -> B
             None
         }
     };
-    let mut s = Samples::default();
-    let (mut dump_size, mut image_size, mut physical_size, mut pgbr_size, mut peak) = (0, 0, 0, 0, 0.0f64);
+    let (mut s, mut phases) = (Samples::default(), Phases::default());
+    let (mut dump_size, mut pgbr_size, mut peak) = (0, 0, 0.0f64);
+    // (logical, physical) stored bytes of the last encrypted and plaintext images.
+    let mut sizes = [(0, 0); 2];
     let data_size = level::dir_size(&cluster.data_dir())?;
     // Every timed step starts from the same warm, free page cache ([`level`]).
     let level = || level::level(dir, data_size);
     for run_no in 1..=args.runs {
-        // Odd runs time toygres first in each pair, even runs the other tool first.
-        let ours_first = run_no % 2 == 1;
-        let mut line = format!("  run {run_no} ({} first):", if ours_first { "toygres" } else { "others" });
-        let mut images = None;
-        for ours in [ours_first, !ours_first] {
+        let sides = order(run_no);
+        let mut line =
+            format!("  run {run_no} ({} first):", if sides[0] == Side::Others { "others" } else { "toygres" });
+        // (side, logical image, physical image) of each toygres side.
+        let mut images = Vec::new();
+        for side in sides {
             level()?;
-            if ours {
-                let (t, image, size, rss) = stack.image(&source, ImageFormat::Logical).await?;
-                line += &format!(" image {:.2} s,", s.push("image", t));
-                (image_size, peak) = (size, peak.max(rss));
-                level()?;
-                let (t, physical, size, _) = stack.image(&source, ImageFormat::Physical).await?;
-                line += &format!(" physical image {:.2} s,", s.push("physical_image", t));
-                physical_size = size;
-                images = Some((image, physical));
-            } else {
+            if side == Side::Others {
                 let (t, size) = raw::pg_dump(&cluster, password, DATABASE, &dump_file).await?;
                 line += &format!(" pg_dump {:.2} s,", s.push("pg_dump", t));
                 dump_size = size;
@@ -215,19 +287,26 @@ async fn bench(args: &Args, stack: &Stack, dir: &Path, password: &Password) -> B
                     line += &format!(" pgBackRest backup {:.2} s,", s.push("pgbackrest_backup", t));
                     pgbr_size = size;
                 }
+                continue;
             }
-        }
-        let (image, physical) = images.expect("toygres imaged");
-        line = format!("{};", line.trim_end_matches(','));
-        for ours in [ours_first, !ours_first] {
+            let logical = stack.image(&source, ImageFormat::Logical, side).await?;
+            line += &format!(" {} {:.2} s,", side.label("image"), s.push(&side.key("image"), logical.time));
+            phases.push(&side.key("image"), logical.phases);
+            if side == Side::Encrypted {
+                peak = peak.max(logical.rss);
+            }
             level()?;
-            if ours {
-                let t = stack.restore(image, format!("restored-{run_no}")).await?;
-                line += &format!(" restore {:.2} s,", s.push("restore", t));
-                level()?;
-                let t = stack.restore(physical, format!("physical-{run_no}")).await?;
-                line += &format!(" physical restore {:.2} s,", s.push("physical_restore", t));
-            } else {
+            let physical = stack.image(&source, ImageFormat::Physical, side).await?;
+            let key = side.key("physical_image");
+            line += &format!(" {} {:.2} s,", side.label("physical image"), s.push(&key, physical.time));
+            phases.push(&key, physical.phases);
+            sizes[(side == Side::Plaintext) as usize] = (logical.size, physical.size);
+            images.push((side, logical.id, physical.id));
+        }
+        line = format!("{};", line.trim_end_matches(','));
+        for side in sides {
+            level()?;
+            if side == Side::Others {
                 let t = raw::pg_restore(&dir.join(format!("raw-{run_no}")), password, DATABASE, &dump_file).await?;
                 line += &format!(" raw restore {:.2} s,", s.push("raw_restore", t));
                 if let Some(peer) = &peer {
@@ -235,7 +314,18 @@ async fn bench(args: &Args, stack: &Stack, dir: &Path, password: &Password) -> B
                     let t = peer.restore(&dir.join(format!("pgbr-{run_no}")), DATABASE).await?;
                     line += &format!(" pgBackRest restore {:.2} s,", s.push("pgbackrest_restore", t));
                 }
+                continue;
             }
+            let &(_, image, physical) = images.iter().find(|(s, ..)| *s == side).expect("toygres imaged");
+            let prefix = if side == Side::Plaintext { "plain-" } else { "" };
+            let (t, p) = stack.restore(image, format!("{prefix}restored-{run_no}"), side).await?;
+            line += &format!(" {} {:.2} s,", side.label("restore"), s.push(&side.key("restore"), t));
+            phases.push(&side.key("restore"), p);
+            level()?;
+            let (t, p) = stack.restore(physical, format!("{prefix}physical-{run_no}"), side).await?;
+            let key = side.key("physical_restore");
+            line += &format!(" {} {:.2} s,", side.label("physical restore"), s.push(&key, t));
+            phases.push(&key, p);
         }
         println!("{}", line.trim_end_matches(','));
     }
@@ -246,11 +336,15 @@ async fn bench(args: &Args, stack: &Stack, dir: &Path, password: &Password) -> B
             report("restore-to-ready vs initdb+start+pg_restore -j2", s.get("restore"), s.get("raw_restore")),
         ),
     ];
+    let [(image_size, physical_size), (plain_size, plain_physical_size)] = sizes;
     println!(
-        "  sizes: pg_dump -Fc {:.1} MiB, toygres image {:.1} MiB, toygres physical image {:.1} MiB",
+        "  sizes: pg_dump -Fc {:.1} MiB, toygres image {:.1} MiB (plaintext {:.1}), toygres physical image \
+         {:.1} MiB (plaintext {:.1})",
         mib(dump_size),
         mib(image_size),
-        mib(physical_size)
+        mib(plain_size),
+        mib(physical_size),
+        mib(plain_physical_size)
     );
     if peer.is_some() {
         let pgbr = |what: &'static str, ours: &str, theirs: &str| (what, report(what, s.get(ours), s.get(theirs)));
@@ -260,13 +354,14 @@ async fn bench(args: &Args, stack: &Stack, dir: &Path, password: &Password) -> B
         report("logical restore vs pgBackRest restore", s.get("restore"), s.get("pgbackrest_restore"));
         println!("  size: pgBackRest full backup (zst) {:.1} MiB", mib(pgbr_size));
     }
+    ratios.extend(encryption::report(&s, &phases));
 
     let (small, _) = stack.source("bench-small", args.memory_scale, password).await?;
-    let (_, small_image, _, small_peak) = stack.image(&small, ImageFormat::Logical).await?;
-    stack.toygres.delete_image(small_image).await?;
+    let small_image = stack.image(&small, ImageFormat::Logical, Side::Encrypted).await?;
+    stack.toygres.delete_image(small_image.id).await?;
     println!(
         "  peak RSS of this process while imaging: scale {} → {:.0} MiB, scale {} → {:.0} MiB",
-        args.memory_scale, small_peak, args.scale, peak
+        args.memory_scale, small_image.rss, args.scale, peak
     );
     for (name, ratio) in ratios {
         println!("RATIO {name} {ratio:.2}");
@@ -276,13 +371,21 @@ async fn bench(args: &Args, stack: &Stack, dir: &Path, password: &Password) -> B
 
 /// Prints the medians of `ours` and `theirs` and returns their ratio (toygres / other).
 fn report(what: &str, ours: &[Duration], theirs: &[Duration]) -> f64 {
+    compare(what, ours, theirs, ("toygres", "other"))
+}
+
+/// Prints the medians of `ours` and `theirs` and returns their ratio (`ours` / `theirs`); `names`
+/// label the two sample lists.
+fn compare(what: &str, ours: &[Duration], theirs: &[Duration], names: (&str, &str)) -> f64 {
     let (m_ours, m_theirs) = (median(ours), median(theirs));
     let ratio = m_ours.as_secs_f64() / m_theirs.as_secs_f64();
     println!(
-        "  {what}: {:.2} s vs {:.2} s → ratio {ratio:.2}  [toygres: {}; other: {}]",
+        "  {what}: {:.2} s vs {:.2} s → ratio {ratio:.2}  [{}: {}; {}: {}]",
         m_ours.as_secs_f64(),
         m_theirs.as_secs_f64(),
+        names.0,
         list(ours),
+        names.1,
         list(theirs)
     );
     ratio
