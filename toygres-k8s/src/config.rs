@@ -80,9 +80,17 @@ pub struct K8sConfig {
     /// PostgreSQL images per image type.
     pub postgres_images: PostgresImages,
     /// Image of the toolbox containers of the jobs (backup `upload`, restore `fetch`): bash,
-    /// coreutils, sed, `jq` ≥ 1.6, `zstd` and the transfer program (`azcopy`), runnable as
-    /// [`K8sConfig::postgres_uid`]. No PostgreSQL client: dumps and loads run in [`PostgresImages`].
+    /// coreutils, sed, `jq` ≥ 1.6, `zstd`, the transfer program (`azcopy`) and `toygres-seal`
+    /// ([`K8sConfig::seal_program`]), runnable as [`K8sConfig::postgres_uid`]. No PostgreSQL client:
+    /// dumps and loads run in [`PostgresImages`].
     pub toolbox_image: String,
+    /// The `toygres-seal` program of the toolbox image (this crate's binary), which seals and opens
+    /// the objects of encrypted images in the jobs ([`crate::sealing`]): a name on the image's
+    /// `PATH` (the default, `toygres-seal`) or an absolute path. Copy the binary into the toolbox
+    /// image (`docs/azure-aks.md`); a job of an encrypted image without it fails before it moves a
+    /// byte.
+    #[serde(default = "default_seal_program")]
+    pub seal_program: String,
     /// Service type of the instances.
     pub exposure: ServiceExposure,
     /// Service account of the job pods (one federated with a managed identity for AKS workload identity).
@@ -128,6 +136,10 @@ fn default_stuck_grace() -> Duration {
     Duration::from_secs(180)
 }
 
+fn default_seal_program() -> String {
+    "toygres-seal".into()
+}
+
 fn default_job_deadline() -> Duration {
     Duration::from_secs(3 * 3600)
 }
@@ -155,6 +167,7 @@ impl Default for K8sConfig {
             volume_size: "10Gi".into(),
             postgres_images: PostgresImages::default(),
             toolbox_image: "ghcr.io/toygres/toolbox:latest".into(),
+            seal_program: default_seal_program(),
             exposure: ServiceExposure::LoadBalancer { region: None },
             job_service_account: None,
             workload_identity: true,
@@ -221,6 +234,19 @@ impl K8sConfig {
             if image.is_empty() || image.chars().any(char::is_whitespace) {
                 return Err(Error::InvalidRequest { field, reason: format!("{image:?} is not a container image") });
             }
+        }
+        let program = &self.seal_program;
+        if program.is_empty()
+            || program.chars().any(|c| c.is_whitespace() || c.is_control())
+            || (program.contains('/') && !program.starts_with('/'))
+        {
+            return Err(Error::InvalidRequest {
+                field: "seal_program",
+                reason: format!(
+                    "{program:?} is not a program of the toolbox image: use a name on its PATH (toygres-seal) or an \
+                     absolute path"
+                ),
+            });
         }
         if let Some(domain) = &self.cluster_domain {
             if domain.is_empty()

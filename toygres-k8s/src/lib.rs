@@ -19,7 +19,10 @@
 //! ```
 //! - **Namespace** `toygres` (or [`K8sConfig::namespace`]) must exist.
 //! - **Toolbox image** ([`K8sConfig::toolbox_image`]) for the containers that move bytes: bash, coreutils,
-//!   sed, `zstd`, `jq` and the transfer program (`azcopy`). No PostgreSQL client: the backup job's `dump`
+//!   sed, `zstd`, `jq`, the transfer program (`azcopy`) and **`toygres-seal`**, this crate's binary
+//!   ([`K8sConfig::seal_program`], on `PATH` by default; build it with
+//!   `cargo build --release -p toygres-k8s --bin toygres-seal` and copy it into the image, see
+//!   [`sealing`] and `docs/azure-aks.md`). No PostgreSQL client: the backup job's `dump`
 //!   container runs the **source's** PostgreSQL image ([`PostgresImages`]), so `pg_dump` (or
 //!   `pg_basebackup`) is of its major
 //!   (a newer one writes archives an older `pg_restore` refuses), and the restore job's `load` container
@@ -61,14 +64,14 @@
 //! | object | name | from |
 //! |---|---|---|
 //! | PVC, Secret (`password`), ConfigMap, StatefulSet, Service | `pg-<instance-id>` | `create_volume`, `deploy_from_volume` |
-//! | backup Job + its Secret (`PGPASSWORD`, transfer secrets) | `backup-<image-id>` | `start_backup_job` |
-//! | restore Job + its Secret (transfer secrets) | `restore-<instance-id>` | `start_restore_job` |
+//! | backup Job + its Secret (`PGPASSWORD`, transfer secrets, `data-key`) | `backup-<image-id>` | `start_backup_job` |
+//! | restore Job + its Secret (transfer secrets, `data-key`) | `restore-<instance-id>` | `start_restore_job` |
 //!
 //! Every object carries `app.kubernetes.io/managed-by: toygres` and `toygres.io/instance: <id>` (or
 //! `toygres.io/image: <id>` for a backup), which `delete_instance` selects on; `list_instances` lists
 //! the ids of the instance labels in the namespace, so `Toygres::reconcile` finds the instances
-//! without a record. Passwords and SAS tokens reach pods only through `secretKeyRef`; no other
-//! manifest holds them.
+//! without a record. Passwords and SAS tokens reach pods only through `secretKeyRef`, an image's data
+//! key only as a file mounted from the job's Secret; no other manifest holds them.
 //!
 //! The backup job dumps the source through its Service (`pg-<id>.<namespace>.svc:5432`, completed by the
 //! pod's DNS search path whatever the cluster domain, so the source must be an instance this executor
@@ -78,6 +81,19 @@
 //! `initdb`, then streams each into `pg_restore` (nothing staged), stops the server cleanly and leaves a
 //! marker, so a retried job converges. Stuck pods fail their step with the reason ([`diagnose`]); the
 //! jobs' progress lines become `Bytes` events ([`progress`]). `docs/azure-aks.md` is the AKS guide.
+//!
+//! **Encrypted images** ([`sealing`]): when the job spec carries the image's data key (the default
+//! for new images), the job's Secret holds it as `data-key`, mounted as a file into the backup's
+//! `upload` and the restore's `fetch` container only, whose environment says the image is encrypted
+//! and where the key file is (never the key). The upload pipes every object through
+//! `toygres-seal seal` before hashing and uploading it (the manifest's sizes and sha256 are those of
+//! the stored bytes) and seals `manifest.json` last, so the catalog's checksum is that of the sealed
+//! manifest. The fetch checks the stored manifest against the checksum, opens it, verifies every
+//! object's stored bytes against it, then streams each through `toygres-seal open` (only
+//! authenticated chunks reach `zstd`, `pg_restore` or `tar`; a failure fails the job, and the
+//! volume is never marked restored). The format is [`toygres_core::envelope::object`]'s, so an
+//! image taken by one executor restores on another; plaintext images restore as before. A job told
+//! to encrypt without a usable key or program fails before it moves a byte.
 //!
 //! **Physical images** ([`toygres_core::ImageFormat::Physical`], [`physical`]): the backup job's `dump`
 //! container runs `pg_basebackup -D - -Ft -X fetch -c fast` over a replication connection (the
@@ -103,6 +119,7 @@ pub mod names;
 pub mod physical;
 pub mod progress;
 pub mod render;
+pub mod sealing;
 pub mod transfer;
 pub mod volume;
 

@@ -3,6 +3,7 @@
 use crate::config::{K8sConfig, ServiceExposure};
 use crate::names::{self, WORKLOAD_IDENTITY_LABEL};
 use crate::render::{self, render};
+use crate::sealing;
 use crate::transfer::JobTransfer;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::batch::v1::Job;
@@ -70,7 +71,7 @@ pub fn check_azure_dns_label(label: &str) -> Result<()> {
 }
 
 /// A Job's container by name.
-fn container<'j>(job: &'j mut Job, name: &str) -> Result<&'j mut k8s_openapi::api::core::v1::Container> {
+pub(crate) fn container<'j>(job: &'j mut Job, name: &str) -> Result<&'j mut k8s_openapi::api::core::v1::Container> {
     let pod = job.spec.as_mut().and_then(|s| s.template.spec.as_mut());
     let mut all = pod.into_iter().flat_map(|p| p.containers.iter_mut().chain(p.init_containers.iter_mut().flatten()));
     all.find(|c| c.name == name)
@@ -229,13 +230,18 @@ impl<'a> Manifests<'a> {
         values.extend(self.job_values());
         let mut rendered: Job = render(render::BACKUP_JOB, &values)?;
         add_env(&mut rendered, "upload", &transfer.env)?;
+        if spec.data_key.is_some() {
+            sealing::mount_key(&mut rendered, "upload", &job.name, &self.config.seal_program)?;
+        }
         Ok(rendered)
     }
 
-    /// The backup job's Secret: the source password and the transfer's secrets.
+    /// The backup job's Secret: the source password, the transfer's secrets and the image's data
+    /// key, if it has one ([`sealing`]).
     pub fn backup_secret(&self, spec: &BackupJobSpec, transfer: &JobTransfer) -> Result<Secret> {
         let mut data = transfer.secret_data.clone();
         data.insert(BACKUP_PASSWORD_KEY.into(), ByteString(spec.source_password.expose().as_bytes().to_vec()));
+        data.extend(spec.data_key.as_ref().map(sealing::secret_entry));
         self.secret(&JobRef::backup(spec.image_id).name, &names::image_labels(spec.image_id), data)
     }
 
@@ -269,12 +275,18 @@ impl<'a> Manifests<'a> {
         values.extend(self.job_values());
         let mut rendered: Job = render(render::RESTORE_JOB, &values)?;
         add_env(&mut rendered, "fetch", &transfer.env)?;
+        if spec.data_key.is_some() {
+            sealing::mount_key(&mut rendered, "fetch", &job.name, &self.config.seal_program)?;
+        }
         Ok(rendered)
     }
 
-    /// The restore job's Secret: the transfer's secrets.
+    /// The restore job's Secret: the transfer's secrets and the image's data key, if it has one
+    /// ([`sealing`]).
     pub fn restore_secret(&self, spec: &RestoreJobSpec, transfer: &JobTransfer) -> Result<Secret> {
         let labels = names::instance_labels(spec.instance.id, "restore");
-        self.secret(&JobRef::restore(spec.instance.id).name, &labels, transfer.secret_data.clone())
+        let mut data = transfer.secret_data.clone();
+        data.extend(spec.data_key.as_ref().map(sealing::secret_entry));
+        self.secret(&JobRef::restore(spec.instance.id).name, &labels, data)
     }
 }

@@ -52,6 +52,9 @@ pub const TRANSFER_SH: &str = include_str!("../templates/transfer.sh");
 pub const DATABASE_SQL_SH: &str = include_str!("../templates/database-sql.sh");
 /// What the backup job's `dump` container records about the source, for both formats.
 pub const SOURCE_META_SH: &str = include_str!("../templates/source-meta.sh");
+/// Sealing and opening of encrypted images' objects in the toolbox containers (after
+/// [`TRANSFER_SH`]; see [`crate::sealing`]).
+pub const SEAL_SH: &str = include_str!("../templates/seal.sh");
 /// The backup job's `dump` container of a logical image (source's PostgreSQL image): `pg_dump`.
 pub const BACKUP_DUMP_SH: &str = include_str!("../templates/backup-dump.sh");
 /// The backup job's `dump` container of a physical image (source's PostgreSQL image):
@@ -78,12 +81,12 @@ pub fn backup_basebackup_script() -> String {
 
 /// The complete script of the backup job's `upload` container.
 pub fn backup_upload_script() -> String {
-    format!("{COMMON_SH}\n{TRANSFER_SH}\n{BACKUP_UPLOAD_SH}")
+    format!("{COMMON_SH}\n{TRANSFER_SH}\n{SEAL_SH}\n{BACKUP_UPLOAD_SH}")
 }
 
 /// The complete script of the restore job's `fetch` container.
 pub fn restore_fetch_script() -> String {
-    format!("{COMMON_SH}\n{TRANSFER_SH}\n{RESTORE_FETCH_SH}")
+    format!("{COMMON_SH}\n{TRANSFER_SH}\n{SEAL_SH}\n{RESTORE_FETCH_SH}")
 }
 
 /// The complete script of the restore job's `load` container (both formats: the verified plan
@@ -184,6 +187,26 @@ mod tests {
         let (done, total) = crate::progress::last_progress(&log).unwrap_or_else(|| panic!("no progress: {log}"));
         assert!(done > 100 && done <= 7_000_100 && total.is_some_and(|t| t >= done.max(5_000_000)), "{log}");
         assert!(!log.contains(" copied, ") && !log.contains("records"), "{log}");
+    }
+
+    /// Only the toolbox containers seal and open (the data key is mounted there only), and they
+    /// hash what is stored: sealed bytes on the way up, before opening on the way down.
+    #[test]
+    fn only_the_toolbox_scripts_seal_and_open() {
+        for script in [backup_upload_script(), restore_fetch_script()] {
+            assert!(script.contains("seal_stream() {") && script.contains("open_stream() {"));
+        }
+        for script in [backup_dump_script(), backup_basebackup_script(), restore_load_script()] {
+            assert!(!script.contains("TOYGRES_DATA_KEY_FILE") && !script.contains("toygres-seal"));
+        }
+        assert!(BACKUP_UPLOAD_SH.contains(
+            r#"zstd -q -3 -T0 |
+    seal_stream "$1" | hash_stream "$work/$1" | upload "$1""#
+        ));
+        assert!(RESTORE_FETCH_SH.contains(
+            r#"hash_stream "$work/$name" | open_stream "$name" |
+    zstd -q -d"#
+        ));
     }
 
     #[test]

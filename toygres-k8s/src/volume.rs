@@ -40,11 +40,12 @@ pub fn needed_bytes(manifest: &Manifest) -> u64 {
 }
 
 impl K8sExecutor {
-    /// The image's manifest, verified against the catalog's checksum; `None` when it cannot be read
-    /// or does not verify (the restore job then reports why).
+    /// The image's manifest, verified against the catalog's checksum and, for an encrypted image,
+    /// authenticated under its data key; `None` when it cannot be read, does not verify or does not
+    /// open (the restore job then reports why).
     pub(crate) async fn verified_manifest(&self, spec: &RestoreJobSpec) -> Option<Manifest> {
         let bytes = self.blobs.read(&spec.location, MANIFEST_NAME).await.ok()?;
-        Manifest::verified(spec.image_id, &bytes, &spec.checksum).ok()
+        Manifest::verified(spec.image_id, &bytes, &spec.checksum, spec.data_key.as_ref()).ok()
     }
 
     /// Grows the instance's PVC to what the image of `manifest` needs, when that is more than it

@@ -1,6 +1,8 @@
 # Backup job, container `upload` (toolbox): compresses what the `dump` container writes into the
-# FIFOs, uploads it with the transfer above and writes the toygres image format 2
-# (toygres_core::manifest): manifest.json, with the sha256, size and raw size of every object, last.
+# FIFOs, seals it when the image is encrypted (seal.sh), uploads it with the transfer above and
+# writes the toygres image format 2 (toygres_core::manifest): manifest.json, with the sha256, size
+# and raw size of every object, last. Sizes and checksums are those of the stored (sealed) bytes;
+# manifest.json is sealed too, and the catalog's checksum is that of its stored bytes.
 # Logical images (backup-dump.sh) hold the globals and one dump per database, physical ones
 # (backup-basebackup.sh) the globals and pg_basebackup's tar. Progress counts the bytes the dump
 # side writes, of the source's size estimate.
@@ -15,7 +17,7 @@ store() {
   rm -f "$exchange/$1.fifo"
   mkfifo "$exchange/$1.fifo"
   count_stream "$work/$1" <"$exchange/$1.fifo" | meter "$raw_done" "$estimate" | zstd -q -3 -T0 |
-    hash_stream "$work/$1" | upload "$1"
+    seal_stream "$1" | hash_stream "$work/$1" | upload "$1"
   await "$exchange/$1.done"
   rc=$(cat "$exchange/$1.done")
   [[ "$rc" == 0 ]] || fail "the dump of $1 failed (exit $rc); see the dump container's log"
@@ -71,8 +73,11 @@ jq -n --arg id "$TOYGRES_IMAGE_ID" --argjson pg_version "$(cat "$meta/pg_version
     compression: "zstd", globals: $globals, databases: $databases}
     + (if $archives == [] then {} else {archives: $archives} end)
     + {created_at: $created, cluster_locale: $locale, dump_version: $dump_version}' >"$work/manifest.json"
+seal_stream manifest.json <"$work/manifest.json" >"$work/manifest.stored"
 # azcopy reads only from a pipe, never from a redirected file.
-cat "$work/manifest.json" | upload manifest.json
+cat "$work/manifest.stored" | upload manifest.json
 # Complete: the total is what was written.
 progress "$raw_done" "$raw_done"
-log "image $TOYGRES_IMAGE_ID ($format) complete: $contents, manifest sha256:$(sha256sum <"$work/manifest.json" | cut -d' ' -f1)"
+sealed=unencrypted
+if ((encrypted)); then sealed=encrypted; fi
+log "image $TOYGRES_IMAGE_ID ($format, $sealed) complete: $contents, manifest sha256:$(sha256sum <"$work/manifest.stored" | cut -d' ' -f1)"

@@ -1,11 +1,15 @@
 # Restore job, container `fetch` (toolbox): downloads the image and verifies it before anything is
-# loaded (the manifest against TOYGRES_IMAGE_CHECKSUM from the catalog, then every object against the
-# manifest's sha256 and size, without storing it), writes the load plan for the `load` container,
-# then streams every object the load needs again, decompressed, into the FIFO the load container
-# reads, checking it again on the way: a logical image's globals and dumps, a physical image's tar
-# archives (nothing is unpacked before every byte of the image was verified). Nothing is staged on
-# the volume: it holds only the restored data.
-# Needs jq, zstd, sha256sum and the transfer program; reads the marker on the volume.
+# loaded (the stored manifest against TOYGRES_IMAGE_CHECKSUM from the catalog, opened and
+# authenticated when the image is encrypted, then every object's stored bytes against the
+# manifest's sha256 and size, without storing them), writes the load plan for the `load`
+# container, then streams every object the load needs again, opened (only authenticated chunks pass:
+# seal.sh) and decompressed, into the FIFO the load container reads, checking it again on the way:
+# a logical image's globals and dumps, a physical image's tar archives (nothing is unpacked before
+# every byte of the image was verified). A failure on the way fails this container, so the load
+# never completes nor marks the volume. Nothing is staged on the volume: it holds only the
+# restored data.
+# Needs jq, zstd, sha256sum, the transfer program and, for an encrypted image, toygres-seal; reads
+# the marker on the volume.
 TOYGRES_STEP=restore-fetch
 : "${TOYGRES_IMAGE_ID:?missing}" "${TOYGRES_IMAGE_CHECKSUM:?missing}" "${TOYGRES_MARKER:?missing}"
 
@@ -16,10 +20,18 @@ fi
 transfer_login
 
 manifest="$work/manifest.json"
-download manifest.json >"$manifest"
-actual="sha256:$(sha256sum <"$manifest" | cut -d' ' -f1)"
+download manifest.json >"$work/manifest.stored"
+actual="sha256:$(sha256sum <"$work/manifest.stored" | cut -d' ' -f1)"
 [[ "$actual" == "$TOYGRES_IMAGE_CHECKSUM" ]] ||
   fail "image $TOYGRES_IMAGE_ID is corrupted: manifest.json has checksum $actual, expected $TOYGRES_IMAGE_CHECKSUM; restore from another image"
+if ((encrypted)); then
+  open_stream manifest.json <"$work/manifest.stored" >"$manifest" ||
+    fail "image $TOYGRES_IMAGE_ID is not authentic: its manifest.json does not open under the image's data key (another key, or not written by toygres); restore from another image"
+else
+  [[ "$(head -c 6 "$work/manifest.stored")" != TGSEAL ]] ||
+    fail "image $TOYGRES_IMAGE_ID is encrypted, but this job was given no data key: restore it through toygres with the image's key provider"
+  mv "$work/manifest.stored" "$manifest"
+fi
 jq -e --arg id "$TOYGRES_IMAGE_ID" '.image_id == $id and .format_version >= 1 and .format_version <= 2 and
   .compression == "zstd" and ((.format // "logical") as $f | $f == "logical" or
     ($f == "physical" and (.archives // [] | length) > 0 and (.databases | length) == 0))' "$manifest" >/dev/null ||
@@ -88,7 +100,8 @@ log "image $TOYGRES_IMAGE_ID ($format) verified: $(wc -l <<<"$objects") object(s
 
 while IFS=$'\t' read -r -u 3 name sha256 size; do
   await "$exchange/$name.fifo"
-  download "$name" | meter "$done_bytes" "$grand" | hash_stream "$work/$name" | zstd -q -d >"$exchange/$name.fifo"
+  download "$name" | meter "$done_bytes" "$grand" | hash_stream "$work/$name" | open_stream "$name" |
+    zstd -q -d >"$exchange/$name.fifo"
   check "$name" "$sha256" "$size"
   publish "$exchange/$name.done" 0
   done_bytes=$((done_bytes + size))

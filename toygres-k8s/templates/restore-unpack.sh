@@ -1,7 +1,7 @@
 # Restore job, container `load`, physical images (before restore-load.sh, which calls
 # unpack_physical when the verified plan says the image is physical). Refuses another major than
 # this image's server before anything is touched (data files are read only by the major that wrote
-# them), then unpacks each archive the `fetch` container streams (verified, decompressed) into an
+# them), then unpacks each archive the `fetch` container streams (verified, opened, decompressed) into an
 # empty PGDATA as the server's user (modes 0700 and 0600: the umask of common.sh), and has the data
 # directory include the instance's configuration (listen address, port, pg_hba.conf) as a logical
 # restore does. The server replays the WAL the archive holds (end of recovery) when the

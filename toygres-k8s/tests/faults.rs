@@ -27,6 +27,7 @@ fn backup_spec() -> BackupJobSpec {
         location: ImageLocation::for_image(image),
         image_type: ImageType::Stock,
         format: toygres_core::ImageFormat::Logical,
+        data_key: None,
     }
 }
 
@@ -294,7 +295,8 @@ async fn wait_for_job_reports_byte_progress_from_the_job_log() {
 }
 
 /// Defect 4: the restore's PVC is sized from the image (twice its raw dumps plus 1 GiB) when that is
-/// more than `volume_size`: an unbound PVC is replaced, a bound one expanded.
+/// more than `volume_size`: an unbound PVC is replaced, a bound one expanded. The bound one's image
+/// is encrypted: its sealed manifest is opened with the spec's data key.
 #[tokio::test(start_paused = true)]
 async fn the_volume_is_sized_from_the_image() {
     for bound in [false, true] {
@@ -306,7 +308,12 @@ async fn the_volume_is_sized_from_the_image() {
             "image_type": "stock", "compression": "zstd", "globals": object("globals.sql.zst", 1000),
             "databases": [{"name": "app", "owner": "app", "object": object("db-0000.dump.zst", 15 * gib)}],
             "created_at": "2026-12-01T00:00:00Z"});
-        let bytes = serde_json::to_vec(&manifest).unwrap();
+        let plain = serde_json::to_vec(&manifest).unwrap();
+        let key = bound.then(data_key);
+        let bytes = match &key {
+            Some(key) => toygres_core::envelope::object::seal_all(key, image, "manifest.json", &plain),
+            None => plain,
+        };
         let checksum = toygres_core::manifest::sha256_hex(&bytes);
         let mut blobs = toygres_core::testing::MockBlobStore::new();
         blobs.expect_describe().returning(|| "azure".into());
@@ -327,6 +334,7 @@ async fn the_volume_is_sized_from_the_image() {
             checksum,
             instance: i,
             databases: None,
+            data_key: key,
         };
         executor.start_restore_job(&spec).await.unwrap();
         let calls = fake.take_calls();

@@ -54,6 +54,7 @@ async fn trace_logs_never_show_a_secret() {
             checksum: format!("sha256:{}", "ab".repeat(32)),
             instance: i.clone(),
             databases: None,
+            data_key: None,
         })
         .await
         .unwrap();
@@ -65,6 +66,7 @@ async fn trace_logs_never_show_a_secret() {
             location: ImageLocation::for_image(ImageId::new()),
             image_type: ImageType::Stock,
             format: Default::default(),
+            data_key: None,
         })
         .await
         .unwrap();

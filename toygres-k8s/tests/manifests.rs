@@ -7,6 +7,7 @@ mod support;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use support::{command_transfer, PASSWORD, SAS};
+use toygres_core::envelope::DataKey;
 use toygres_core::{
     BackupJobSpec, ImageFormat, ImageId, ImageLocation, ImageType, InstanceId, InstanceSpec, Password, RestoreJobSpec,
     Transfer,
@@ -50,6 +51,7 @@ fn rendered(config: &K8sConfig) -> Vec<(&'static str, String)> {
         location: ImageLocation::for_image(image()),
         image_type: ImageType::Stock,
         format: Default::default(),
+        data_key: None,
     };
     let restore = RestoreJobSpec {
         image_id: image(),
@@ -57,6 +59,7 @@ fn rendered(config: &K8sConfig) -> Vec<(&'static str, String)> {
         checksum: format!("sha256:{}", "0f".repeat(32)),
         instance: i.clone(),
         databases: None,
+        data_key: None,
     };
     let y = |v: &dyn erased::Yaml| v.yaml();
     let envelope =
@@ -70,7 +73,22 @@ fn rendered(config: &K8sConfig) -> Vec<(&'static str, String)> {
         ("backup-job", y(&m.backup_job(&backup, &transfer()).unwrap())),
         ("backup-job-physical", y(&m.backup_job(&physical(backup.clone()), &transfer()).unwrap())),
         ("restore-job", y(&m.restore_job(&restore, &transfer()).unwrap())),
+        // An encrypted image: the data key mounted from the Secret into `upload` and `fetch` only.
+        ("backup-job-encrypted", y(&m.backup_job(&encrypted(backup.clone()), &transfer()).unwrap())),
+        (
+            "restore-job-encrypted",
+            y(&m.restore_job(&RestoreJobSpec { data_key: Some(key()), ..restore }, &transfer()).unwrap()),
+        ),
     ]
+}
+
+/// The data key of the encrypted manifests: it must appear in no manifest but a Secret.
+fn key() -> DataKey {
+    DataKey::from_hex(&"5e".repeat(32)).unwrap()
+}
+
+fn encrypted(backup: BackupJobSpec) -> BackupJobSpec {
+    BackupJobSpec { data_key: Some(key()), ..backup }
 }
 
 fn physical(backup: BackupJobSpec) -> BackupJobSpec {
@@ -92,6 +110,7 @@ fn the_physical_backup_job_uses_a_replication_connection() {
         location: ImageLocation::for_image(image()),
         image_type: ImageType::Stock,
         format: ImageFormat::Logical,
+        data_key: None,
     };
     let job = m.backup_job(&physical(logical.clone()), &transfer()).unwrap();
     let pod = job.spec.clone().unwrap().template.spec.unwrap();
@@ -157,7 +176,8 @@ fn no_manifest_but_a_secret_holds_a_secret() {
     let cluster_ip = K8sConfig { exposure: ServiceExposure::ClusterIp, ..config() };
     let b64 = |s: &str| serde_json::to_string(&k8s_openapi::ByteString(s.as_bytes().to_vec())).unwrap();
     for (name, yaml) in rendered(&config()).into_iter().chain(rendered(&cluster_ip)) {
-        for secret in [PASSWORD.to_string(), SAS.to_string(), b64(PASSWORD), b64(SAS)] {
+        let hex = key().expose_hex();
+        for secret in [PASSWORD.to_string(), SAS.to_string(), b64(PASSWORD), b64(SAS), hex.clone(), b64(&hex)] {
             assert!(!yaml.contains(secret.trim_matches('"')), "{name} holds a secret:\n{yaml}");
         }
     }
@@ -217,6 +237,7 @@ fn a_restore_with_a_malformed_checksum_is_refused() {
         checksum: "md5:abc".into(),
         instance: instance(),
         databases: None,
+        data_key: None,
     };
     let err = Manifests::new(&config).restore_job(&spec, &transfer).unwrap_err();
     assert!(matches!(err, toygres_core::Error::ImageIncomplete { .. }), "{err}");
@@ -233,6 +254,7 @@ fn in_cluster_names_follow_the_cluster_domain() {
             location: ImageLocation::for_image(image()),
             image_type: ImageType::Stock,
             format: toygres_core::ImageFormat::Logical,
+            data_key: None,
         };
         let transfer = job_transfer(Transfer::Command(command_transfer()), "job", "azure").unwrap();
         let job = Manifests::new(config).backup_job(&backup, &transfer).unwrap();
@@ -263,6 +285,7 @@ fn volumes_are_not_rechowned_at_every_start() {
         checksum: format!("sha256:{}", "0f".repeat(32)),
         instance: instance(),
         databases: None,
+        data_key: None,
     };
     let transfer = job_transfer(Transfer::Command(command_transfer()), "job", "azure").unwrap();
     let job = m.restore_job(&restore, &transfer).unwrap();
@@ -284,6 +307,7 @@ fn job_pods_survive_evictions_and_end_by_a_deadline() {
         location: ImageLocation::for_image(image()),
         image_type: ImageType::Stock,
         format: toygres_core::ImageFormat::Logical,
+        data_key: None,
     };
     let restore = RestoreJobSpec {
         image_id: image(),
@@ -291,6 +315,7 @@ fn job_pods_survive_evictions_and_end_by_a_deadline() {
         checksum: format!("sha256:{}", "0f".repeat(32)),
         instance: instance(),
         databases: None,
+        data_key: None,
     };
     for job in [m.backup_job(&backup, &transfer()).unwrap(), m.restore_job(&restore, &transfer()).unwrap()] {
         let spec = job.spec.unwrap();

@@ -2,15 +2,16 @@
 //! backup Job's `dump` container streams `pg_basebackup` over a replication connection the
 //! instances' pg_hba.conf allows, the `upload` container writes an image `Manifest::verified` and
 //! `verify_image` accept, the restore Job unpacks it into a new data directory, and a server started
-//! on it (end of recovery) holds what the source held, roles and password hashes included. Every
+//! on it (end of recovery) holds what the source held, roles and password hashes included; the
+//! round trip's image is encrypted, and no stored byte shows a row or a password hash. Every
 //! rule: a damaged archive, a restore of some databases and another major are refused before
 //! anything is unpacked; a source without a replication entry or with `wal_level=minimal` fails
 //! the backup with the reason.
 
 mod pg;
 
-use pg::jobs::{self, Volume};
-use pg::{free_port, psql, succeeded, Postgres, PASSWORD, PG15};
+use pg::jobs::{self, BackupPod, Volume};
+use pg::{free_port, psql, succeeded, JobKey, Postgres, PASSWORD, PG15};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Output;
@@ -25,6 +26,8 @@ use toygres_local::{ConnParams, PgBinaries};
 /// Every role's password hash, to compare source and restored server.
 const ROLE_HASHES: &str = "SELECT rolname, rolpassword FROM pg_authid ORDER BY 1";
 const ITEMS: &str = "SELECT count(*), sum(hashtext(v)) FROM items";
+/// A row of the source no stored byte of an encrypted image may show.
+const CANARY: &str = "toygres-canary-physical-3b8e02d4-row";
 
 /// A running PostgreSQL 15 source configured as an instance of the Kubernetes executor.
 struct Source {
@@ -75,6 +78,7 @@ impl Source {
             "SET ROLE app; CREATE INDEX ON items (v); CREATE SEQUENCE s; SELECT nextval('s'), nextval('s')",
         );
         psql(port, "template1", "CREATE TABLE t1_marker AS SELECT 42 AS answer");
+        psql(port, "app", &format!("SET ROLE app; CREATE TABLE canary AS SELECT '{CANARY}'::text AS t"));
         psql(port, "closed", "CREATE TABLE kept AS SELECT 'closed rows' AS t");
         psql(port, "postgres", "ALTER DATABASE closed ALLOW_CONNECTIONS false");
         Some(Self { pg, tmp, port, data, config })
@@ -84,12 +88,18 @@ impl Source {
         self.tmp.path()
     }
 
-    /// Runs the physical backup Job's two containers for `image`.
+    /// Runs the physical backup Job's two containers for a plaintext `image`.
     fn backup(&self, image: ImageId, name: &str) -> (Output, Output) {
+        self.backup_with(image, name, None)
+    }
+
+    /// Runs the physical backup Job's two containers for `image`, encrypted under `key` if any.
+    fn backup_with(&self, image: ImageId, name: &str, key: Option<&JobKey>) -> (Output, Output) {
         let t = pg::fake_transfer(self.dir(), image);
         let exchange = jobs::exchange(&self.pg, self.dir(), name);
         // The toolbox carries no PostgreSQL: pg_basebackup runs in the source's image.
-        jobs::backup_as(ImageFormat::Physical, &self.pg, &t, image, self.port, (PG15, "/nonexistent"), &exchange)
+        let pod = BackupPod::new(ImageFormat::Physical, key);
+        pod.run(&self.pg, &t, image, self.port, (PG15, "/nonexistent"), &exchange)
     }
 
     /// A new, empty restore target whose configuration is the instance's ConfigMap.
@@ -172,8 +182,10 @@ async fn a_physical_image_round_trips_through_the_job_scripts() {
     psql(s.port, "postgres", "ALTER SYSTEM SET work_mem = '5MB'");
     let before = snapshot(s.port).await;
     let image = ImageId::new();
-    let (dump_log, upload_log) = succeeded(s.backup(image, "backup"));
+    let key = JobKey::new(&s.pg, s.dir(), "physical");
+    let (dump_log, upload_log) = succeeded(s.backup_with(image, "backup", Some(&key)));
     assert!(dump_log.contains("streaming pg_basebackup"), "{dump_log}");
+    assert!(upload_log.contains("(physical, encrypted) complete"), "{upload_log}");
     for log in [&dump_log, &upload_log] {
         assert!(!log.contains(PASSWORD), "{log}");
     }
@@ -182,7 +194,7 @@ async fn a_physical_image_round_trips_through_the_job_scripts() {
     let dir = pg::image_dir(s.dir(), image);
     let bytes = std::fs::read(dir.join("manifest.json")).unwrap();
     let checksum = sha256_hex(&bytes);
-    let manifest = Manifest::verified(image, &bytes, &checksum).unwrap();
+    let manifest = Manifest::verified(image, &bytes, &checksum, Some(&key.key)).unwrap();
     assert_eq!(manifest.format, ImageFormat::Physical);
     assert_eq!(manifest.pg_version.split('.').next(), Some("15"));
     assert_eq!(manifest.dump_version.as_deref().and_then(|v| v.split('.').next()), Some("15"));
@@ -197,12 +209,15 @@ async fn a_physical_image_round_trips_through_the_job_scripts() {
         let name = entry.file_name().into_string().unwrap();
         blobs.write(&location, &name, std::fs::read(entry.path()).unwrap().into()).await.unwrap();
     }
-    assert_eq!(verify_image(&blobs, &location, &checksum, VerifyMode::Full).await.unwrap(), manifest);
+    let verified = verify_image(&blobs, &location, &checksum, Some(&key.key), VerifyMode::Full).await.unwrap();
+    assert_eq!(verified, manifest);
+    let hash = psql(s.port, "postgres", "SELECT rolpassword FROM pg_authid WHERE rolname = 'app'");
+    pg::assert_sealed(&blobs, &location, &key.key, &[CANARY.to_string(), hash]).await;
     // Byte progress with a total: the last line counts every byte the dump side wrote.
     let raw: u64 = manifest.objects().map(|o| o.raw_size.unwrap()).sum();
     assert_eq!(last_progress(&upload_log), Some((raw, Some(raw))), "{upload_log}");
 
-    let volume = s.volume("restored");
+    let volume = Volume { key: Some(key.clone()), ..s.volume("restored") };
     let (fetch_log, load_log) = succeeded(s.restore(image, &checksum, &volume, PG15, "restore"));
     assert!(!load_log.contains(PASSWORD) && load_log.contains("1 archive(s) unpacked"), "{load_log}");
     let stored: u64 = manifest.objects().map(|o| o.size).sum::<u64>() + manifest.archives[0].size;
@@ -232,6 +247,7 @@ async fn a_physical_image_round_trips_through_the_job_scripts() {
     assert_eq!(psql(port, "postgres", ROLE_HASHES), psql(s.port, "postgres", ROLE_HASHES));
     assert_eq!(psql(port, "app", ITEMS), psql(s.port, "app", ITEMS));
     assert_eq!(psql(port, "template1", "SELECT answer FROM t1_marker"), "42");
+    assert_eq!(psql(port, "app", "SELECT t FROM canary"), CANARY);
     assert_eq!(psql(port, "postgres", "SELECT datallowconn FROM pg_database WHERE datname = 'closed'"), "f");
     logs_in(port, "app", "app-pass").await;
     logs_in(port, "old_app", "md5-pass").await;

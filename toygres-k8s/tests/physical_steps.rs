@@ -59,6 +59,7 @@ fn restore_of(manifest: &Manifest, instance: InstanceSpec) -> (FakeApi, toygres_
         checksum,
         instance,
         databases: None,
+        data_key: None,
     };
     (fake, executor, spec)
 }
@@ -74,6 +75,7 @@ async fn a_physical_backup_job_streams_pg_basebackup_in_the_sources_image() {
         location: ImageLocation::for_image(image),
         image_type: ImageType::Stock,
         format: ImageFormat::Physical,
+        data_key: None,
     };
     let job = executor.start_backup_job(&spec).await.unwrap();
     let stored = fake.get(&support::job(&job.name)).unwrap();

@@ -59,6 +59,7 @@ async fn list_instances_lists_every_labelled_instance_once_sorted() {
             location: ImageLocation::for_image(ImageId::new()),
             image_type: ImageType::Stock,
             format: Default::default(),
+            data_key: None,
         })
         .await
         .unwrap();

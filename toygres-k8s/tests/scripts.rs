@@ -4,21 +4,25 @@
 //! a new data directory that then holds what the source held (`InstanceSnapshot`), database
 //! properties, template1 and a database that refuses connections included. The transfer is
 //! configured exactly as a Job's environment would be: a fake copy program on local files, or the
-//! real azcopy against Azurite (whose login fails, as it does under RuntimeDefault seccomp).
+//! real azcopy against Azurite (whose login fails, as it does under RuntimeDefault seccomp). Images
+//! are encrypted (toygres-seal, the data key in a file as the job's Secret mounts it): no stored
+//! byte shows a row or a password hash of the source; a plaintext image still round trips.
 
 mod pg;
 
-use pg::jobs::{self, Volume};
-use pg::{free_port, psql, succeeded, Postgres, PASSWORD, PG15};
+use pg::jobs::{self, BackupPod, Volume};
+use pg::{free_port, psql, succeeded, JobKey, Postgres, PASSWORD, PG15};
 use std::path::Path;
 use toygres_core::manifest::DatabaseSql;
 use toygres_core::{verify_image, BlobStore, CommandTransfer, ConnectionInfo, ImageId, ImageLocation, Manifest};
-use toygres_core::{ObjectStoreBlobs, Password, Transfer, VerifyMode};
+use toygres_core::{ImageFormat, ObjectStoreBlobs, Password, Transfer, VerifyMode};
 use toygres_local::fidelity::InstanceSnapshot;
 use toygres_local::{ConnParams, PgBinaries};
 
 const SAS: &str = "sig=fake-sas";
 const WEIRD_DB: &str = "we\"ird db";
+/// A row of the source no stored byte of an encrypted image may show.
+const CANARY: &str = "toygres-canary-5d0c9a71-row-that-must-not-leak";
 
 const FAKE_COPY: &str = r#"#!/bin/bash
 set -euo pipefail
@@ -62,6 +66,7 @@ impl Fixture {
             "SET ROLE app; CREATE TABLE items AS SELECT g AS id, md5(g::text) AS v FROM generate_series(1, 500) g";
         psql(port, WEIRD_DB, table);
         psql(port, "postgres", "CREATE TABLE notes (t text); INSERT INTO notes VALUES ('hello')");
+        psql(port, WEIRD_DB, &format!("SET ROLE app; CREATE TABLE canary AS SELECT '{CANARY}'::text AS t"));
         psql(port, "template1", "CREATE TABLE t1_marker AS SELECT 42 AS answer");
         for sql in [
             "CREATE DATABASE described OWNER app",
@@ -120,10 +125,17 @@ fn check_manifest(manifest: &Manifest) {
     assert!(described.sql.properties.contains("COMMENT ON DATABASE described IS 'it''s described';"));
 }
 
-/// Backs the source up with `transfer`, verifies the image in `blobs` (after `sync` copies it there),
-/// restores it into a new data directory and compares the restored server with the source.
-async fn round_trip<F, Fut>(f: &Fixture, image: ImageId, transfer: CommandTransfer, blobs: &dyn BlobStore, sync: F)
-where
+/// Backs the source up with `transfer` (encrypted under `key`, if any), verifies the image in
+/// `blobs` (after `sync` copies it there), restores it into a new data directory and compares the
+/// restored server with the source.
+async fn round_trip<F, Fut>(
+    f: &Fixture,
+    image: ImageId,
+    transfer: CommandTransfer,
+    blobs: &dyn BlobStore,
+    sync: F,
+    key: Option<&JobKey>,
+) where
     F: FnOnce() -> Fut,
     Fut: std::future::Future<Output = ()>,
 {
@@ -132,8 +144,11 @@ where
     // The toolbox may carry any client (here PostgreSQL 18 when installed): the dump runs with the source's.
     let toolbox_bin = pg::pg18().unwrap_or_else(|| "/nonexistent".into());
     let exchange = jobs::exchange(pg, dir, "backup");
+    let pod = BackupPod::new(ImageFormat::Logical, key);
     let (dump_log, upload_log) =
-        succeeded(jobs::backup(pg, &transfer, image, f.source_port, (PG15, &toolbox_bin), &exchange));
+        succeeded(pod.run(pg, &transfer, image, f.source_port, (PG15, &toolbox_bin), &exchange));
+    let sealed = if key.is_some() { "encrypted" } else { "unencrypted" };
+    assert!(upload_log.contains(&format!("(logical, {sealed}) complete")), "{upload_log}");
     let sas = transfer.url_query.as_ref().map(|q| q.expose().to_string()).unwrap_or_else(|| PASSWORD.into());
     for log in [&dump_log, &upload_log] {
         assert!(!log.contains(PASSWORD) && !log.contains(&sas), "{log}");
@@ -146,11 +161,17 @@ where
     // The image is exactly toygres_core's format: verify it as the control plane does.
     let manifest_bytes = blobs.read(&location, "manifest.json").await.unwrap();
     let checksum = toygres_core::manifest::sha256_hex(&manifest_bytes);
-    let manifest: Manifest = verify_image(blobs, &location, &checksum, VerifyMode::Full).await.unwrap();
+    let data_key = key.map(|k| &k.key);
+    let manifest: Manifest = verify_image(blobs, &location, &checksum, data_key, VerifyMode::Full).await.unwrap();
     check_manifest(&manifest);
+    if let Some(data_key) = data_key {
+        let hash = psql(f.source_port, "postgres", "SELECT rolpassword FROM pg_authid WHERE rolname = 'app'");
+        assert!(hash.starts_with("SCRAM-SHA-256$"), "{hash}");
+        pg::assert_sealed(blobs, &location, data_key, &[CANARY.to_string(), hash]).await;
+    }
 
     // A wrong checksum is refused before anything is loaded.
-    let volume = Volume::new(pg, dir, &image.to_string());
+    let volume = Volume { key: key.cloned(), ..Volume::new(pg, dir, &image.to_string()) };
     let wrong = format!("sha256:{}", "0".repeat(64));
     let (fetch, load) = jobs::restore(pg, &transfer, image, &wrong, &volume, PG15, &jobs::exchange(pg, dir, "bad"));
     assert!(!fetch.status.success() && !load.status.success(), "both containers end");
@@ -179,6 +200,7 @@ async fn check_restored(f: &Fixture, port: u16, before: &InstanceSnapshot) {
     let after = f.snapshot(port).await;
     assert!(after.diff(before).is_empty(), "{:?}", after.diff(before));
     assert_eq!(psql(port, "template1", "SELECT answer FROM t1_marker"), "42");
+    assert_eq!(psql(port, WEIRD_DB, "SELECT t FROM canary"), CANARY);
     let connection = ConnectionInfo {
         host: "127.0.0.1".into(),
         port,
@@ -212,15 +234,29 @@ async fn copy_into(blobs: &ObjectStoreBlobs, dir: &Path, location: &ImageLocatio
     }
 }
 
+/// An encrypted image (the default) through the fake copy program.
 #[tokio::test]
 async fn round_trip_with_a_fake_copy_program() {
     let Some(f) = Fixture::start() else { return };
+    let key = JobKey::new(&f.pg, f.tmp.path(), "fake");
+    fake_round_trip(&f, Some(&key)).await;
+}
+
+/// A plaintext image, as images were stored before encryption and still may be: it round trips.
+#[tokio::test]
+async fn a_plaintext_image_still_round_trips() {
+    let Some(f) = Fixture::start() else { return };
+    fake_round_trip(&f, None).await;
+}
+
+async fn fake_round_trip(f: &Fixture, key: Option<&JobKey>) {
     let root = f.pg.dir(&f.tmp.path().join("blobs"));
     let image = ImageId::new();
     let location = ImageLocation::for_image(image);
     let blobs = ObjectStoreBlobs::in_memory();
     let dir = root.join(&location.prefix);
-    round_trip(&f, image, fake_transfer(&f, &root, image), &blobs, || copy_into(&blobs, &dir, &location)).await;
+    let sync = || copy_into(&blobs, &dir, &location);
+    round_trip(f, image, fake_transfer(f, &root, image), &blobs, sync, key).await;
     assert!(root.join("logged-in").exists(), "the login step ran");
     assert_eq!(std::fs::read_to_string(root.join("last-query")).unwrap(), SAS);
 }
@@ -248,7 +284,8 @@ async fn round_trip_with_azcopy_and_azurite() {
     let image = ImageId::new();
     let Transfer::Command(mut transfer) = store.transfer(&ImageLocation::for_image(image)) else { panic!("command") };
     transfer.login = Some(vec!["login".into(), "--login-type=workload".into()]);
-    round_trip(&f, image, transfer, &store, || async {}).await;
+    let key = JobKey::new(&f.pg, f.tmp.path(), "azure");
+    round_trip(&f, image, transfer, &store, || async {}, Some(&key)).await;
 }
 
 /// The script's splitter (awk, in the PostgreSQL image) and `DatabaseSql::from_pg_dump` split the same

@@ -30,6 +30,7 @@ fn backup_spec() -> BackupJobSpec {
         location: ImageLocation::for_image(image),
         image_type: ImageType::Stock,
         format: Default::default(),
+        data_key: Some(data_key()),
     }
 }
 
@@ -125,22 +126,29 @@ async fn secrets_travel_only_in_secret_requests() {
     let (fake, executor) = FakeApi::executor(blobs());
     let i = instance();
     executor.create_volume(&i, &password()).await.unwrap();
-    executor.start_restore_job(&restore_spec(&i)).await.unwrap();
+    let restore = toygres_core::RestoreJobSpec { data_key: Some(data_key()), ..restore_spec(&i) };
+    executor.start_restore_job(&restore).await.unwrap();
     executor.start_backup_job(&backup_spec()).await.unwrap();
     executor.deploy_from_volume(&i).await.unwrap();
     let bodies = fake.bodies();
     assert!(bodies.len() >= 7);
-    let encoded = [PASSWORD, SAS].map(|s| k8s_openapi::ByteString(s.as_bytes().to_vec()));
+    let encoded = [PASSWORD, SAS, DATA_KEY_HEX].map(|s| k8s_openapi::ByteString(s.as_bytes().to_vec()));
     let encoded: Vec<String> = encoded.iter().map(|b| serde_json::to_string(b).unwrap()).collect();
     for (path, body) in &bodies {
         if path.contains("/secrets") {
             continue;
         }
-        for secret in [PASSWORD, SAS, "SAS-S3CRET", &encoded[0], &encoded[1]] {
+        for secret in [PASSWORD, SAS, "SAS-S3CRET", DATA_KEY_HEX, &encoded[0], &encoded[1], &encoded[2]] {
             assert!(!body.contains(secret.trim_matches('"')), "{path} carries a secret: {body}");
         }
     }
     assert!(bodies.iter().any(|(p, b)| p.contains("/secrets") && b.contains(encoded[0].trim_matches('"'))));
+    // The data key of both jobs is in their Secrets only.
+    let key_b64 = encoded[2].trim_matches('"');
+    for job in ["restore-", "backup-"] {
+        let mut secrets = bodies.iter().filter(|(p, _)| p.contains(&format!("/secrets/{job}")));
+        assert!(secrets.any(|(_, b)| b.contains(key_b64)), "the {job} job's Secret holds the data key");
+    }
     assert!(!format!("{executor:?}").contains(PASSWORD));
 }
 
@@ -222,7 +230,8 @@ async fn a_failed_job_reports_its_pod_logs_with_secrets_redacted() {
     let (fake, executor) = FakeApi::executor(blobs());
     let i = instance();
     executor.create_volume(&i, &password()).await.unwrap();
-    let job = executor.start_restore_job(&restore_spec(&i)).await.unwrap();
+    let spec = toygres_core::RestoreJobSpec { data_key: Some(data_key()), ..restore_spec(&i) };
+    let job = executor.start_restore_job(&spec).await.unwrap();
     let failed = json!({"failed": 2, "conditions": [{"type": "Failed", "status": "True",
         "reason": "BackoffLimitExceeded", "message": "Job has reached the specified backoff limit"}]});
     let mut failed_job = job_with_status(&job.name, failed);
@@ -235,7 +244,7 @@ async fn a_failed_job_reports_its_pod_logs_with_secrets_redacted() {
         "spec": {"initContainers": [{"name": "fetch"}], "containers": [{"name": "load"}]}});
     fake.put(&core("pods", &pod_name), pod);
     fake.set_log(&pod_name, "fetch", &format!("restore-fetch: ERROR: image corrupted\nurl had {SAS}\n"));
-    fake.set_log(&pod_name, "load", &format!("psql: password {PASSWORD} rejected\n"));
+    fake.set_log(&pod_name, "load", &format!("psql: password {PASSWORD} rejected\nkey {DATA_KEY_HEX}\n"));
     fake.take_calls();
 
     let err = executor.wait_for_job(&job, Duration::from_secs(60), Arc::new(NoProgress)).await.unwrap_err();
@@ -245,6 +254,7 @@ async fn a_failed_job_reports_its_pod_logs_with_secrets_redacted() {
     assert!(logs.contains("restore-fetch: ERROR: image corrupted") && logs.contains("--- pod"), "{logs}");
     let text = err.to_string();
     assert!(!text.contains(PASSWORD) && !text.contains(SAS) && text.contains("password *** rejected"), "{text}");
+    assert!(!text.contains(DATA_KEY_HEX) && text.contains("key ***"), "the data key is redacted too: {text}");
     let expected = vec![
         format!("GET {}", support::job(&job.name)),
         format!("GET {}", support::job(&job.name)),

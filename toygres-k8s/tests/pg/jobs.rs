@@ -1,6 +1,6 @@
 //! The backup and restore Jobs as their containers' real processes.
 
-use super::{job_env, succeeded, vars, Postgres, Side, PASSWORD};
+use super::{job_env, succeeded, toolbox_path, vars, JobKey, Postgres, Side, PASSWORD};
 use std::path::{Path, PathBuf};
 use std::process::Output;
 use toygres_core::{CommandTransfer, ImageFormat, ImageId};
@@ -34,7 +34,7 @@ pub fn backup(
     backup_as(ImageFormat::Logical, pg, transfer, image, source_port, bins, exchange)
 }
 
-/// [`backup`] of an image in `format`: the `dump` container runs the script the Job would.
+/// [`backup`] of a plaintext image in `format`: the `dump` container runs the script the Job would.
 pub fn backup_as(
     format: ImageFormat,
     pg: &Postgres,
@@ -44,24 +44,55 @@ pub fn backup_as(
     bins: (&str, &str),
     exchange: &Path,
 ) -> (Output, Output) {
-    let dump_script = match format {
-        ImageFormat::Logical => render::backup_dump_script(),
-        ImageFormat::Physical => render::backup_basebackup_script(),
-    };
-    let mut dump = pod_env(exchange, "dump", "upload");
-    dump.extend(vars(&[
-        ("PGHOST", "127.0.0.1".into()),
-        ("PGPORT", source_port.to_string()),
-        ("PGUSER", "postgres".into()),
-        ("PGPASSWORD", PASSWORD.into()),
-    ]));
-    let mut upload = job_env(transfer.clone());
-    upload.extend(pod_env(exchange, "upload", "dump"));
-    upload.extend(vars(&[("TOYGRES_IMAGE_ID", image.to_string()), ("TOYGRES_IMAGE_TYPE", "pg_durable".into())]));
-    pg.pod(
-        &Side { script: dump_script, env: dump, bin: bins.0 },
-        &Side { script: render::backup_upload_script(), env: upload, bin: bins.1 },
-    )
+    BackupPod::new(format, None).run(pg, transfer, image, source_port, bins, exchange)
+}
+
+/// The backup job's pod: its format, the data key of an encrypted image, and variables a test
+/// adds to (or changes in) the `upload` container's environment.
+pub struct BackupPod<'a> {
+    pub format: ImageFormat,
+    pub key: Option<&'a JobKey>,
+    pub upload_env: Vec<(String, String)>,
+}
+
+impl<'a> BackupPod<'a> {
+    pub fn new(format: ImageFormat, key: Option<&'a JobKey>) -> Self {
+        Self { format, key, upload_env: vec![] }
+    }
+
+    /// Runs the two containers: `dump` with `bins.0` (the source's image), `upload` with `bins.1`
+    /// (the toolbox, with toygres-seal) on PATH.
+    pub fn run(
+        &self,
+        pg: &Postgres,
+        transfer: &CommandTransfer,
+        image: ImageId,
+        source_port: u16,
+        bins: (&str, &str),
+        exchange: &Path,
+    ) -> (Output, Output) {
+        let dump_script = match self.format {
+            ImageFormat::Logical => render::backup_dump_script(),
+            ImageFormat::Physical => render::backup_basebackup_script(),
+        };
+        let mut dump = pod_env(exchange, "dump", "upload");
+        dump.extend(vars(&[
+            ("PGHOST", "127.0.0.1".into()),
+            ("PGPORT", source_port.to_string()),
+            ("PGUSER", "postgres".into()),
+            ("PGPASSWORD", PASSWORD.into()),
+        ]));
+        let mut upload = job_env(transfer.clone());
+        upload.extend(pod_env(exchange, "upload", "dump"));
+        upload.extend(vars(&[("TOYGRES_IMAGE_ID", image.to_string()), ("TOYGRES_IMAGE_TYPE", "pg_durable".into())]));
+        upload.push(toolbox_path(bins.1));
+        upload.extend(self.key.iter().flat_map(|k| k.env()));
+        upload.extend(self.upload_env.iter().cloned());
+        pg.pod(
+            &Side { script: dump_script, env: dump, bin: bins.0 },
+            &Side { script: render::backup_upload_script(), env: upload, bin: bins.1 },
+        )
+    }
 }
 
 /// A restore target: its volume (PGDATA under it), marker and config directory.
@@ -70,6 +101,8 @@ pub struct Volume {
     pub config: PathBuf,
     /// `TOYGRES_DATABASES` of the restore job (a JSON list), if any.
     pub databases: Option<String>,
+    /// The data key the restore job gets (an encrypted image), if any.
+    pub key: Option<JobKey>,
 }
 
 impl Volume {
@@ -77,7 +110,7 @@ impl Volume {
         let root = pg.dir(&dir.join(format!("volume-{name}")));
         let config = pg.dir(&dir.join(format!("config-{name}")));
         std::fs::write(config.join("postgresql.conf"), "# test config\n").unwrap();
-        Self { root, config, databases: None }
+        Self { root, config, databases: None, key: None }
     }
 
     pub fn pgdata(&self) -> PathBuf {
@@ -106,6 +139,8 @@ pub fn restore(
     fetch.extend(common.clone());
     fetch.extend(vars(&[("TOYGRES_IMAGE_CHECKSUM", checksum.to_string())]));
     fetch.extend(volume.databases.iter().map(|d| ("TOYGRES_DATABASES".to_string(), d.clone())));
+    fetch.push(toolbox_path("/nonexistent"));
+    fetch.extend(volume.key.iter().flat_map(|k| k.env()));
     let mut load = pod_env(exchange, "load", "fetch");
     load.extend(common);
     load.extend(vars(&[

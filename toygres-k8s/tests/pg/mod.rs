@@ -198,6 +198,49 @@ pub fn executable(dir: &Path, name: &str, content: &[u8]) -> String {
     path.display().to_string()
 }
 
+/// The `toygres-seal` cargo built for these tests; its directory is on the toolbox containers'
+/// `PATH` ([`toolbox_path`]), as the program is in the toolbox image.
+pub const SEAL_PROGRAM: &str = env!("CARGO_BIN_EXE_toygres-seal");
+
+/// `PATH` of a toolbox container whose own programs are in `bin`: `toygres-seal` is there too.
+pub fn toolbox_path(bin: &str) -> (String, String) {
+    let seal_dir = Path::new(SEAL_PROGRAM).parent().unwrap().display().to_string();
+    ("PATH".into(), format!("{bin}:{seal_dir}:{}", std::env::var("PATH").unwrap_or_default()))
+}
+
+/// An encrypted image's data key as a job gets it: a file the job's user can read (the Secret's
+/// `data-key`, mounted) and the variables the executor gives the container that seals or opens.
+#[derive(Clone)]
+pub struct JobKey {
+    pub key: toygres_core::envelope::DataKey,
+    pub file: PathBuf,
+}
+
+impl JobKey {
+    /// A fresh key in the file `dir/data-key-NAME`.
+    pub fn new(pg: &Postgres, dir: &Path, name: &str) -> Self {
+        Self::of(pg, dir, name, toygres_core::envelope::DataKey::generate())
+    }
+
+    /// `key` in the file `dir/data-key-NAME`, readable by its owner (the job's user) only.
+    pub fn of(pg: &Postgres, dir: &Path, name: &str, key: toygres_core::envelope::DataKey) -> Self {
+        let file = dir.join(format!("data-key-{name}"));
+        std::fs::write(&file, key.expose_hex()).unwrap();
+        std::os::unix::fs::chown(&file, Some(pg.uid), Some(pg.gid)).unwrap();
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o400)).unwrap();
+        Self { key, file }
+    }
+
+    /// The variables of the container that seals or opens, exactly as the executor sets them but
+    /// for the key file's path; the program is the configuration's default (`toygres-seal`, on
+    /// [`toolbox_path`]).
+    pub fn env(&self) -> Vec<(String, String)> {
+        let program = toygres_k8s::K8sConfig::default().seal_program;
+        let env = toygres_k8s::sealing::env(&program, &self.file.display().to_string());
+        env.into_iter().map(|e| (e.name, e.value.unwrap_or_default())).collect()
+    }
+}
+
 /// A fresh temporary directory everyone can enter.
 pub fn tempdir() -> tempfile::TempDir {
     let tmp = tempfile::tempdir().unwrap();
@@ -213,3 +256,50 @@ pub fn pwfile(pg: &Postgres, dir: &Path) -> PathBuf {
     path
 }
 pub mod jobs;
+
+/// Every stored object of the encrypted image at `location` is sealed (starts with the format's
+/// magic) and holds none of the bytes of `secrets`; opened with `key` (and decompressed), the
+/// objects do hold each of them, so the test would see plaintext.
+pub async fn assert_sealed(
+    blobs: &dyn toygres_core::BlobStore,
+    location: &ImageLocation,
+    key: &toygres_core::envelope::DataKey,
+    secrets: &[String],
+) {
+    use toygres_core::envelope::object;
+    let mut opened = Vec::new();
+    let stored = blobs.stat(location).await.unwrap();
+    assert!(stored.len() >= 3, "{stored:?}");
+    for found in stored {
+        let bytes = blobs.read(location, &found.name).await.unwrap();
+        assert!(bytes.starts_with(object::MAGIC), "{} is stored unsealed", found.name);
+        for secret in secrets {
+            let hit = bytes.windows(secret.len()).any(|w| w == secret.as_bytes());
+            assert!(!hit, "{} holds {secret:?} in plaintext", found.name);
+        }
+        let plain = object::open_all(key, location.image_id, &found.name, &bytes).unwrap();
+        opened.push(if found.name == toygres_core::manifest::MANIFEST_NAME { plain } else { unzstd(&plain) });
+    }
+    for secret in secrets {
+        let present = opened.iter().any(|o| o.windows(secret.len()).any(|w| w == secret.as_bytes()));
+        assert!(present, "{secret:?} is in none of the opened objects: the check proves nothing");
+    }
+}
+
+/// `zstd -d` of `bytes`.
+pub fn unzstd(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut child = Command::new("zstd")
+        .args(["-q", "-d", "-c"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let input = bytes.to_vec();
+    let writer = std::thread::spawn(move || stdin.write_all(&input).unwrap());
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    assert!(out.status.success(), "zstd -d: {}", String::from_utf8_lossy(&out.stderr));
+    out.stdout
+}

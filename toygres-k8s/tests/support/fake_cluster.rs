@@ -6,7 +6,11 @@
 //!   them: a backup writes an image (objects, then the manifest, format 2) where its `upload`
 //!   container's `TOYGRES_IMAGE_ID` says; a restore checks the stored manifest against its `fetch`
 //!   container's `TOYGRES_IMAGE_CHECKSUM` and every object against the manifest, as
-//!   `restore-fetch.sh` does. A pod of the Job logs the byte-moving container's progress line in
+//!   `restore-fetch.sh` does. When the container is told the image is encrypted
+//!   (`TOYGRES_ENCRYPTED=1`), it reads the data key as the kubelet would mount it (the file the
+//!   container's `TOYGRES_DATA_KEY_FILE` names, from the volume of the Job's Secret's `data-key`):
+//!   the backup seals every object and the manifest, the restore authenticates them; a key that
+//!   is not mounted fails the Job, as `seal.sh` does. A pod of the Job logs the byte-moving container's progress line in
 //!   the scripts' format; the Job completes once the executor has read that line (a job that runs
 //!   while it is watched; at most [`READ_GRACE`] later), or fails at once with the script's error.
 //! - [`FakeCluster::run_server`]: the StatefulSet's pod becomes Ready and the Service gets a load
@@ -21,11 +25,12 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use toygres_core::blob::StoredObject;
+use toygres_core::envelope::{object, DataKey};
 use toygres_core::manifest::{database_object_name, sha256_hex, DatabaseSql, ManifestDatabase, ManifestObject};
 use toygres_core::manifest::{FORMAT_VERSION, GLOBALS_NAME, MANIFEST_NAME};
 use toygres_core::testing::MockBlobStore;
 use toygres_core::{Error, ImageFormat, ImageId, ImageType, InstanceSpec, JobKind, JobRef, Manifest, Transfer};
-use toygres_k8s::{K8sConfig, K8sExecutor};
+use toygres_k8s::{sealing, K8sConfig, K8sExecutor};
 
 /// The load balancer address the fake gives every Service (TEST-NET-3: nothing listens there).
 pub const LOAD_BALANCER_IP: &str = "203.0.113.7";
@@ -75,16 +80,20 @@ impl FakeCluster {
             value.unwrap_or_else(|| panic!("{}: container {container} has no {name}", job_ref.name))
         };
         let (container, step, outcome) = match job_ref.kind {
-            JobKind::Backup => (
-                "upload",
-                "backup-upload",
-                self.backup(&env("upload", "TOYGRES_IMAGE_ID"), &env("upload", "TOYGRES_IMAGE_TYPE")),
-            ),
-            JobKind::Restore => (
-                "fetch",
-                "restore-fetch",
-                self.restore(&env("fetch", "TOYGRES_IMAGE_ID"), &env("fetch", "TOYGRES_IMAGE_CHECKSUM")),
-            ),
+            JobKind::Backup => ("upload", "backup-upload", {
+                let key = self.mounted_key(&object, "upload");
+                key.and_then(|key| {
+                    let image = env("upload", "TOYGRES_IMAGE_ID");
+                    self.backup(&image, &env("upload", "TOYGRES_IMAGE_TYPE"), key.as_ref())
+                })
+            }),
+            JobKind::Restore => ("fetch", "restore-fetch", {
+                let key = self.mounted_key(&object, "fetch");
+                key.and_then(|key| {
+                    let image = env("fetch", "TOYGRES_IMAGE_ID");
+                    self.restore(&image, &env("fetch", "TOYGRES_IMAGE_CHECKSUM"), key.as_ref())
+                })
+            }),
         };
         let pod = format!("{}-fake0", job_ref.name);
         let names: Vec<Value> =
@@ -127,15 +136,53 @@ impl FakeCluster {
         }
     }
 
-    /// The backup's containers: an image of the fake source, its bytes moved.
-    fn backup(&self, image: &str, image_type: &str) -> Result<u64, String> {
+    /// The data key `container` of `job` reads, as the kubelet mounts it: `None` for a container
+    /// not told the image is encrypted; an error (the job fails closed) when the key file the
+    /// container names is not the mounted `data-key` of the Job's Secret.
+    fn mounted_key(&self, job: &Value, container: &str) -> Result<Option<DataKey>, String> {
+        let pod = &job["spec"]["template"]["spec"];
+        let all = pod["containers"].as_array().cloned().unwrap_or_default();
+        let c = all.iter().find(|c| c["name"] == container).ok_or_else(|| format!("no container {container}"))?;
+        let var = |name: &str| {
+            let env = c["env"].as_array().cloned().unwrap_or_default();
+            env.iter().find(|e| e["name"] == name).and_then(|e| e["value"].as_str().map(String::from))
+        };
+        if var(sealing::ENCRYPTED_VAR).as_deref() != Some("1") {
+            return Ok(None);
+        }
+        let missing = |why: &str| {
+            format!("the image is encrypted but its key file is missing or unreadable ({why}); nothing was moved")
+        };
+        let file = var(sealing::KEY_FILE_VAR).ok_or_else(|| missing("no TOYGRES_DATA_KEY_FILE"))?;
+        let (dir, item) = file.rsplit_once('/').ok_or_else(|| missing("not a path"))?;
+        let mounts = c["volumeMounts"].as_array().cloned().unwrap_or_default();
+        let mount = mounts.iter().find(|m| m["mountPath"] == dir).ok_or_else(|| missing("not mounted"))?;
+        let volumes = pod["volumes"].as_array().cloned().unwrap_or_default();
+        let volume = volumes.iter().find(|v| v["name"] == mount["name"]).ok_or_else(|| missing("no volume"))?;
+        let secret_name = volume["secret"]["secretName"].as_str().ok_or_else(|| missing("not a Secret"))?;
+        let items = volume["secret"]["items"].as_array().cloned().unwrap_or_default();
+        let key = items.iter().find(|i| i["path"] == item).ok_or_else(|| missing("no such item"))?;
+        let secret = self.api.get(&core("secrets", secret_name)).ok_or_else(|| missing("no Secret"))?;
+        let data = secret["data"][key["key"].as_str().unwrap_or_default()].clone();
+        let hex: k8s_openapi::ByteString = serde_json::from_value(data).map_err(|_| missing("no such key"))?;
+        let hex = String::from_utf8(hex.0).map_err(|_| missing("not text"))?;
+        DataKey::from_hex(&hex).map(Some).map_err(|e| format!("the key file does not hold a data key: {e}"))
+    }
+
+    /// The backup's containers: an image of the fake source, its bytes moved, every object and the
+    /// manifest sealed under `key` when it has one.
+    fn backup(&self, image: &str, image_type: &str, key: Option<&DataKey>) -> Result<u64, String> {
         let image: ImageId = image.parse().map_err(|e| format!("TOYGRES_IMAGE_ID {image}: {e:?}"))?;
         let image_type: ImageType = serde_json::from_value(json!(image_type)).map_err(|e| e.to_string())?;
         let mut objects = self.objects.lock().unwrap();
-        let mut store = |name: &str, bytes: &[u8]| {
-            objects.insert((image, name.to_string()), bytes.to_vec());
-            let size = bytes.len() as u64;
-            ManifestObject { name: name.into(), size, sha256: sha256_hex(bytes), raw_size: Some(size) }
+        let mut store = |name: &str, plain: &[u8]| {
+            let bytes = match key {
+                Some(key) => object::seal_all(key, image, name, plain),
+                None => plain.to_vec(),
+            };
+            let (size, sha256) = (bytes.len() as u64, sha256_hex(&bytes));
+            objects.insert((image, name.to_string()), bytes);
+            ManifestObject { name: name.into(), size, sha256, raw_size: Some(plain.len() as u64) }
         };
         let globals = store(GLOBALS_NAME, b"-- the roles of the fake source\n");
         let dump = store(&database_object_name(0), b"-- a fake dump of database postgres\n");
@@ -161,12 +208,13 @@ impl FakeCluster {
             cluster_locale: None,
             dump_version: Some(PG_VERSION.into()),
         };
-        store(MANIFEST_NAME, &manifest.to_bytes());
+        objects.insert((image, MANIFEST_NAME.to_string()), manifest.stored_bytes(key));
         Ok(moved)
     }
 
-    /// The restore's `fetch` container: verifies the image as `restore-fetch.sh` does.
-    fn restore(&self, image: &str, checksum: &str) -> Result<u64, String> {
+    /// The restore's `fetch` container: verifies the image as `restore-fetch.sh` does, and opens
+    /// every object under `key` when it has one, as its stream to the load does.
+    fn restore(&self, image: &str, checksum: &str, key: Option<&DataKey>) -> Result<u64, String> {
         let image: ImageId = image.parse().map_err(|e| format!("TOYGRES_IMAGE_ID {image}: {e:?}"))?;
         let objects = self.objects.lock().unwrap();
         let stored = |name: &str| objects.get(&(image, name.to_string()));
@@ -178,11 +226,17 @@ impl FakeCluster {
                 "image {image} is corrupted: manifest.json has checksum {actual}, expected {checksum}; restore from another image"
             ));
         }
-        let manifest = Manifest::from_bytes(image, bytes).map_err(|e| e.to_string())?;
-        for object in manifest.objects() {
-            let bytes = stored(&object.name).ok_or_else(|| incomplete(&object.name))?;
-            if sha256_hex(bytes) != object.sha256 {
-                return Err(format!("image {image} is corrupted: {} has another checksum", object.name));
+        let manifest = Manifest::from_stored(image, bytes, key).map_err(|e| e.to_string())?;
+        for entry in manifest.objects() {
+            let bytes = stored(&entry.name).ok_or_else(|| incomplete(&entry.name))?;
+            if sha256_hex(bytes) != entry.sha256 {
+                return Err(format!("image {image} is corrupted: {} has another checksum", entry.name));
+            }
+        }
+        if let Some(key) = key {
+            for entry in manifest.objects() {
+                let bytes = stored(&entry.name).ok_or_else(|| incomplete(&entry.name))?;
+                object::open_all(key, image, &entry.name, bytes).map_err(|e| e.to_string())?;
             }
         }
         Ok(manifest.objects().map(|o| o.size).sum())

@@ -16,6 +16,13 @@ use toygres_k8s::{K8sConfig, K8sExecutor, ServiceExposure};
 pub const NS: &str = "toygres";
 pub const PASSWORD: &str = "Sup3r-S3cret-Pa55word";
 pub const SAS: &str = "sv=2024-01-01&sig=SAS-S3CRET-TOKEN";
+/// The data key of the encrypted job specs of these tests (64 hex digits).
+pub const DATA_KEY_HEX: &str = "c4f1e5b20d9a7c3e8f6b1a0d2e4c6b8a9f7e5d3c1b0a29384756afbecd102938";
+
+/// [`DATA_KEY_HEX`] as a data key.
+pub fn data_key() -> toygres_core::envelope::DataKey {
+    toygres_core::envelope::DataKey::from_hex(DATA_KEY_HEX).unwrap()
+}
 
 #[derive(Default)]
 struct State {
@@ -301,5 +308,6 @@ pub fn restore_spec(instance: &toygres_core::InstanceSpec) -> toygres_core::Rest
         checksum: format!("sha256:{}", "ab".repeat(32)),
         instance: instance.clone(),
         databases: None,
+        data_key: None,
     }
 }
