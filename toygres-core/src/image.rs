@@ -113,8 +113,9 @@ pub struct ImageRecord {
     #[serde(default)]
     pub metadata: Option<ImageMetadata>,
     /// How its objects are encrypted: the data key wrapped by a key provider, which names the
-    /// key-encryption key it needs. `None`: stored unencrypted, as its creator asked.
-    #[serde(default)]
+    /// key-encryption key it needs. `None`: stored unencrypted, as its creator asked (and left
+    /// out of the serialized record, so records written before encryption read back the same).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub encryption: Option<WrappedKey>,
     /// When it was reserved.
     pub created_at: DateTime<Utc>,

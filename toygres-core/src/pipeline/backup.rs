@@ -26,9 +26,6 @@ pub struct SourceInstance {
     /// The format the image is taken in.
     #[serde(default)]
     pub format: ImageFormat,
-    /// The image's data key, unwrapped (`None`: a plaintext image).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub data_key: Option<DataKey>,
 }
 
 /// Output of [`Backup::run_backup_job`]: what the finished job stored.
@@ -134,12 +131,14 @@ impl Backup {
     async fn source_of(&self, image: &ImageRecord) -> Result<SourceInstance> {
         let instance = self.t.catalog.get_instance(image.source_instance_id).await?;
         let password = self.t.catalog.instance_password(instance.id).await?;
-        let data_key = self.t.data_key(image).await?;
-        Ok(SourceInstance { spec: instance.spec(), password, format: image.format, data_key })
+        Ok(SourceInstance { spec: instance.spec(), password, format: image.format })
     }
 
-    /// Step 3: runs the backup job and waits for it, then reads back what it stored.
+    /// Step 3: runs the backup job and waits for it, then reads back what it stored. The data
+    /// key is unwrapped here from the image's record (never carried between steps, so it never
+    /// enters a durable history); an encrypted image is never written without it.
     pub async fn run_backup_job(&self, image: ImageId, source: &SourceInstance) -> Result<BackupResult> {
+        let data_key = self.t.data_key(&self.t.catalog.get_image(image).await?).await?;
         let location = ImageLocation::for_image(image);
         let spec = BackupJobSpec {
             image_id: image,
@@ -148,14 +147,14 @@ impl Backup {
             location: location.clone(),
             image_type: source.spec.image_type,
             format: source.format,
-            data_key: source.data_key.clone(),
+            data_key,
         };
         let subject = Subject::Image(image);
         step(&*self.t.progress, subject, Phase::BackupJob, async {
             let started_at = chrono::Utc::now();
             let job = self.t.executor.start_backup_job(&spec).await?;
             self.t.executor.wait_for_job(&job, self.t.options.backup_job_timeout, self.t.progress.clone()).await?;
-            let result = self.stored_result(image, started_at, source.data_key.as_ref()).await?;
+            let result = self.stored_result(image, started_at, spec.data_key.as_ref()).await?;
             let _ = self.t.executor.delete_job(&job).await;
             Ok(result)
         })
@@ -174,7 +173,8 @@ impl Backup {
     pub async fn complete(&self, image: ImageId) -> Result<ImageRecord> {
         let record = self.t.catalog.get_image(image).await?;
         let source = self.source_of(&record).await?;
-        let result = self.stored_result(image, record.created_at, source.data_key.as_ref()).await?;
+        let key = self.t.data_key(&record).await?;
+        let result = self.stored_result(image, record.created_at, key.as_ref()).await?;
         self.mark_ready(image, &result, &source).await
     }
 
