@@ -4,8 +4,9 @@
 
 #[path = "azure_support.rs"]
 mod azure_support;
+#[path = "moto_support.rs"]
+mod moto_support;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use toygres_core::testing::blob_suite;
 use toygres_core::{BlobStore, ImageId, ImageLocation};
 use toygres_local::LocalBlobStore;
@@ -28,40 +29,15 @@ async fn azure_blob_on_azurite() {
     blob_suite::run_all(&store).await;
 }
 
-/// The moto server's URL, or `None` (after saying why) outside CI.
-fn s3_url() -> Option<String> {
-    match std::env::var("TOYGRES_S3_URL") {
-        Ok(url) => Some(url),
-        Err(_) if std::env::var("CI").is_ok_and(|v| v == "true") => {
-            panic!("TOYGRES_S3_URL is not set under CI; run `eval \"$(bash .ci/moto.sh)\"` first")
-        }
-        Err(_) => {
-            eprintln!("skipped: TOYGRES_S3_URL is not set (eval \"$(bash .ci/moto.sh)\")");
-            None
-        }
-    }
-}
-
-/// Creates `bucket` with a plain `PUT /<bucket>` (moto does not check signatures).
-async fn create_bucket(url: &str, bucket: &str) {
-    let host = url.trim_start_matches("http://").trim_end_matches('/');
-    let mut tcp = tokio::net::TcpStream::connect(host).await.unwrap();
-    let request = format!("PUT /{bucket} HTTP/1.1\r\nHost: {host}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
-    tcp.write_all(request.as_bytes()).await.unwrap();
-    let mut answer = String::new();
-    tcp.read_to_string(&mut answer).await.unwrap();
-    assert!(answer.starts_with("HTTP/1.1 200"), "creating bucket {bucket}: {answer}");
-}
-
 fn s3(url: &str, bucket: &str, secret: &str) -> S3BlobStore {
     S3BlobStore::builder(bucket).endpoint(url).credentials("testing", secret).build().unwrap()
 }
 
 #[tokio::test]
 async fn s3_on_moto() {
-    let Some(url) = s3_url() else { return };
+    let Some(url) = moto_support::url() else { return };
     let bucket = format!("toygres-{}", &ImageId::new().to_string()[..8]);
-    create_bucket(&url, &bucket).await;
+    moto_support::create_bucket(&url, &bucket).await;
     let store = s3(&url, &bucket, "moto-secret-Qz9");
     blob_suite::run_all(&store).await;
     assert!(!format!("{store:?}").contains("moto-secret-Qz9"), "the secret key never appears in Debug");
@@ -69,7 +45,7 @@ async fn s3_on_moto() {
 
 #[tokio::test]
 async fn s3_errors_are_typed() {
-    let Some(url) = s3_url() else { return };
+    let Some(url) = moto_support::url() else { return };
     let missing = s3(&url, &format!("missing-{}", &ImageId::new().to_string()[..8]), "x");
     let err = missing.stat(&ImageLocation::for_image(ImageId::new())).await.unwrap_err();
     assert_eq!(err.class(), toygres_core::ErrorClass::NotFound, "a missing bucket: {err}");

@@ -3,6 +3,8 @@
 //! never get a changed byte loaded; a missing or wrong key refuses before anything exists; and
 //! plaintext images are made only when asked for.
 
+#[path = "moto_support.rs"]
+mod moto_support;
 #[path = "local/support.rs"]
 mod support;
 
@@ -15,6 +17,7 @@ use toygres_core::{
     verify_image, ClusterExecutor, CreateImageRequest, CreateInstanceRequest, Error, ImageFormat, ImageLocation,
     ImageRecord, ImageState, NoProgress, OperationId, Password, RestoreJobSpec, Toygres, VerifyMode,
 };
+use toygres_s3::kms::AwsKms;
 
 const CANARY: &str = "toygres-canary-row-5c1e9d";
 
@@ -234,5 +237,38 @@ fn a_missing_or_wrong_key_refuses_before_anything_is_created() {
         let err = admission_refuses(&bare, &f, &image, "bare").await;
         assert!(matches!(err, Error::KeyUnavailable { .. }), "{err}");
         f.t.delete_image(image.id).await.unwrap();
+    });
+}
+
+/// The data key wrapped by AWS KMS (moto): the image is sealed, restores equal to its source,
+/// is unusable to a control plane with only local keys, and a disabled KMS key refuses to image.
+#[test]
+fn an_image_wrapped_by_aws_kms_restores_equal_and_fails_closed() {
+    let Some(url) = moto_support::url() else { return };
+    let f = fixture();
+    rt().block_on(async {
+        let created = moto_support::kms(&url, "CreateKey", r#"{"Description":"toygres e2e"}"#).await;
+        let arn = created["KeyMetadata"]["Arn"].as_str().unwrap().to_string();
+        let key_id = created["KeyMetadata"]["KeyId"].as_str().unwrap().to_string();
+        let kms = AwsKms::builder(&arn).endpoint(&url).credentials("testing", "moto-secret-e2e").build().unwrap();
+        let t = f.t.clone().with_image_keys(Arc::new(kms));
+        let image = image_of(&t, &f.source, "kms-image").await;
+        let wrapped = image.encryption.clone().expect("encrypted");
+        assert_eq!((wrapped.provider.as_str(), wrapped.key_id.as_str()), ("aws-kms", arn.as_str()));
+        assert!(stored_files(&f, &image).iter().all(|(_, b)| b.starts_with(object::MAGIC)));
+
+        let err = admission_refuses(&f.t, &f, &image, "kms-without-kms").await;
+        assert!(matches!(err, Error::KeyUnavailable { .. }) && err.to_string().contains("aws-kms"), "{err}");
+        let restored = t.create_instance(OperationId::new(), CreateInstanceRequest::restore("kms-copy", image.id));
+        let restored = restored.await.unwrap();
+        assert!(f.snapshot.diff(&snapshot(&f.executor, &restored, &f.password).await).is_empty());
+        delete_and_check(&f, &restored).await;
+
+        moto_support::kms(&url, "DisableKey", &format!(r#"{{"KeyId":"{key_id}"}}"#)).await;
+        let before = t.catalog.list_images(&Default::default()).await.unwrap().len();
+        let err = t.create_image(OperationId::new(), CreateImageRequest::new("kms-disabled", f.source.id)).await;
+        assert!(matches!(err, Err(Error::KeyUnavailable { .. })), "{err:?}");
+        assert_eq!(t.catalog.list_images(&Default::default()).await.unwrap().len(), before, "nothing recorded");
+        t.delete_image(image.id).await.unwrap();
     });
 }
