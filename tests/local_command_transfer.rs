@@ -44,7 +44,7 @@ fn command_transfers_image_and_restore_without_leaking_secrets() {
         // A second executor on the same base directory (it sees the source's volume) and catalog.
         let executor = toygres_local::LocalExecutor::builder(f.executor.base_dir(), blobs.clone()).build().unwrap();
         let t = toygres_core::Toygres::new(f.catalog.clone(), blobs.clone(), Arc::new(executor.clone()))
-            .with_image_keys(image_keys(&f.executor.base_dir()));
+            .with_image_keys(image_keys(f.executor.base_dir()));
         let source = f.source.clone();
         let image = image_of(&t, &source, "via-shell").await;
         let restored = t
@@ -95,7 +95,7 @@ fn a_failing_copy_programs_stderr_reaches_the_images_failure_reason() {
         let blobs = Arc::new(shell_copy_blobs(f.blobs.as_ref().clone(), true));
         let executor = toygres_local::LocalExecutor::builder(f.executor.base_dir(), blobs.clone()).build().unwrap();
         let t = toygres_core::Toygres::new(f.catalog.clone(), blobs.clone(), Arc::new(executor))
-            .with_image_keys(image_keys(&f.executor.base_dir()));
+            .with_image_keys(image_keys(f.executor.base_dir()));
         let request = toygres_core::CreateImageRequest::new("doomed", f.source.id);
         let image = t.backup().reserve_image(OperationId::new(), &request).await.unwrap();
         let err = t.resume_image(image.id).await.unwrap_err();
