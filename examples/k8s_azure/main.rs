@@ -122,7 +122,9 @@ async fn main() -> BoxResult<()> {
     let dir = tempfile::tempdir()?;
     let catalog = Arc::new(SqliteCatalog::open(dir.path().join("catalog.sqlite"), CatalogKey::generate())?);
     let keys = Arc::new(toygres_core::envelope::LocalKeys::open_or_create(dir.path().join("image-keys"))?);
-    let t = Toygres::new(catalog, blobs, Arc::new(executor.clone())).with_progress(Arc::new(progress)).with_image_keys(keys);
+    let t = Toygres::new(catalog, blobs, Arc::new(executor.clone()))
+        .with_progress(Arc::new(progress))
+        .with_image_keys(keys);
 
     let suffix = &OperationId::new().to_string()[..8];
     let password = Password::generate();

@@ -124,7 +124,7 @@ impl Toygres {
     }
 
     /// The data key of `image` (`None` for a plaintext image), unwrapped by the configured
-    /// provider: [`Error::KeyUnavailable`] when it cannot be.
+    /// provider: [`crate::Error::KeyUnavailable`] when it cannot be.
     pub async fn data_key(&self, image: &ImageRecord) -> Result<Option<DataKey>> {
         self.keys.data_key(image.id, image.encryption.as_ref()).await
     }

@@ -77,7 +77,8 @@ impl Env {
         let blobs = Arc::new(LocalBlobStore::open(self.blobs_dir()).unwrap());
         let executor = configure(LocalExecutor::builder(self.base_dir(), blobs.clone())).build().unwrap();
         let keys = Arc::new(toygres_core::envelope::LocalKeys::open_or_create(self.root.join("image-keys")).unwrap());
-        let t = Toygres::new(catalog, blobs.clone(), wrap(executor.clone())).with_options(options()).with_image_keys(keys);
+        let t =
+            Toygres::new(catalog, blobs.clone(), wrap(executor.clone())).with_options(options()).with_image_keys(keys);
         (t, executor, blobs)
     }
 
