@@ -68,7 +68,14 @@ impl CatalogStore for MemoryCatalog {
             s.check_digest(operation, image.request_digest.as_ref())?;
             return Ok(found);
         }
-        let record = ImageRecord::reserved(image.id.unwrap_or_default(), operation, image, Utc::now());
+        let id = image.id.unwrap_or_default();
+        if s.images.contains_key(&id) {
+            return Err(Error::InvalidRequest {
+                field: "image id",
+                reason: format!("image {id} already exists under another operation; choose a new id"),
+            });
+        }
+        let record = ImageRecord::reserved(id, operation, image, Utc::now());
         s.images.insert(record.id, (record.clone(), None));
         s.keep_digest(operation, image.request_digest.as_ref());
         Ok(record)

@@ -14,7 +14,8 @@ fn wrapped(key_id: &str, byte: u8) -> WrappedKey {
     WrappedKey { provider: "local".into(), key_id: key_id.into(), ciphertext: vec![byte; 72] }
 }
 
-/// An image reserved with an id and a wrapped key keeps both through its lifecycle; a rewrap
+/// An image reserved with an id and a wrapped key keeps both through its lifecycle (an id taken
+/// by another operation is refused, nothing overwritten); a rewrap
 /// applies only while the key is still the expected one; a plaintext image has none to rewrap;
 /// a deleted image is gone.
 pub async fn image_keys_are_recorded_and_rewrapped<C: CatalogStore + ?Sized + 'static>(catalog: Arc<C>) {
@@ -24,6 +25,10 @@ pub async fn image_keys_are_recorded_and_rewrapped<C: CatalogStore + ?Sized + 's
     new.encryption = Some(first.clone());
     let record = ok(catalog.reserve_image(OperationId::new(), &new).await, "reserve with an id and key");
     assert_eq!((record.id, record.encryption.as_ref()), (id, Some(&first)), "the id and key given are kept");
+    let again = ok(catalog.reserve_image(record.operation_id, &new).await, "reserve again");
+    assert_eq!(again, record, "a retried reservation returns the first record");
+    let taken = catalog.reserve_image(OperationId::new(), &new).await;
+    assert!(matches!(taken, Err(Error::InvalidRequest { .. })), "an id taken by another operation: {taken:?}");
     let ready = ok(catalog.update_image(id, ImageState::Creating, ready_update("pw")).await, "ready");
     assert_eq!(ready.encryption.as_ref(), Some(&first), "becoming ready keeps the key");
 
