@@ -11,7 +11,8 @@
 //! | source instance not running | [`Error::InstanceNotRunning`] | 409 |
 //! | source the executor cannot image in that format | [`Error::InvalidRequest`] on `format` | 400 |
 //! | image not ready | [`Error::ImageNotReady`] | 409 |
-//! | image corrupted or incomplete | [`Error::ChecksumMismatch`], [`Error::ImageIncomplete`] | 409 |
+//! | no usable image key (new image), or an image's key that does not unwrap | [`Error::KeyUnavailable`] | 409 |
+//! | image corrupted, incomplete or not authentic | [`Error::ChecksumMismatch`], [`Error::ImageIncomplete`], [`Error::ImageNotAuthentic`] | 409 |
 //! | image the executor cannot restore | [`Error::UnsupportedImage`] | 409 |
 //! | database the image lacks | [`Error::InvalidRequest`] on `databases` | 400 |
 
