@@ -49,6 +49,9 @@ async fn the_page_images_an_instance_and_restores_the_image() {
     assert_eq!(image["format"], "physical", "the page's format choice did not reach the request: {images}");
     let shown = browser.eval("return document.querySelector('#images tbody tr').children[2].textContent").await;
     assert_eq!(shown, "physical", "the images table does not show the format");
+    let key = image["encryption"]["key_id"].as_str().expect("images are encrypted by default");
+    let shown = browser.eval("return document.querySelector('#images tbody tr').children[5].textContent").await;
+    assert_eq!(shown, format!("local {key}"), "the images table does not show the image's key");
 
     browser.click("#images button.restore-button").await;
     browser.wait_until("the restored instance running", &state_is("web-source-", "instances", "running"), STEP).await;

@@ -70,6 +70,7 @@ function imageRow(m) {
     ? ` <button class="delete-image" data-id="${m.id}">Delete</button>` : '';
   return `<tr data-name="${text(m.name)}" data-id="${m.id}"><td>${text(m.name)}</td><td>${state(m.state)}${failure}</td>` +
     `<td>${text(m.format)}</td><td>${size(m.size_bytes)}</td><td>${text((m.databases || []).join(', '))}</td>` +
+    `<td>${m.encryption ? text(`${m.encryption.provider} ${m.encryption.key_id}`) : 'none'}</td>` +
     `<td>${progress(m.progress)}</td><td>${button}${del}</td></tr>`;
 }
 
