@@ -6,12 +6,14 @@
 //! Every toygres step also records the pipeline's phases (progress events' `Finished` times), so
 //! an overhead can be placed without a profiler: the backup job (dump, compress, seal, store), the
 //! control plane's verification, the restore job (verify into private storage, then load), and
-//! the server's start.
+//! the server's start. And [`rates`] times sealing and opening in this process, which bounds what
+//! the cipher itself can cost an image of a given stored size.
 
-use crate::{compare, Samples};
+use crate::{compare, BoxResult, Samples};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
-use toygres_core::{EventKind, Phase, ProgressEvent, ProgressSink};
+use std::time::{Duration, Instant};
+use toygres_core::envelope::{object, DataKey};
+use toygres_core::{EventKind, ImageId, Phase, ProgressEvent, ProgressSink};
 
 /// The compared steps: (sample key of the encrypted side, RATIO name, label).
 const STEPS: [(&str, &str, &str); 4] = [
@@ -123,4 +125,35 @@ pub fn report(s: &Samples, phases: &Phases) -> Vec<(&'static str, f64)> {
         ratios.push((name, ratio));
     }
     ratios
+}
+
+/// Sealing and opening rates of one core in this process (MiB/s of plaintext, best of three over
+/// 64 MiB), the streaming API the executors use, in 1 MiB pushes.
+pub fn rates() -> BoxResult<(f64, f64)> {
+    const LEN: usize = 64 << 20;
+    let (key, image, plain) = (DataKey::generate(), ImageId::new(), vec![0x5au8; LEN]);
+    let (mut seal, mut open) = (Duration::MAX, Duration::MAX);
+    for _ in 0..3 {
+        let started = Instant::now();
+        let mut sealed = Vec::with_capacity(object::sealed_len(LEN as u64) as usize);
+        let mut sealer = object::ObjectSealer::new(&key, image, "rate");
+        for piece in plain.chunks(1 << 20) {
+            sealer.push(piece, &mut sealed);
+        }
+        sealer.finish(&mut sealed);
+        seal = seal.min(started.elapsed());
+        let started = Instant::now();
+        let mut opened = Vec::with_capacity(LEN);
+        let mut opener = object::ObjectOpener::new(&key, image, "rate");
+        for piece in sealed.chunks(1 << 20) {
+            opener.push(piece, &mut opened)?;
+        }
+        opener.finish(&mut opened)?;
+        open = open.min(started.elapsed());
+        if opened != plain {
+            return Err("sealed and opened bytes differ".into());
+        }
+    }
+    let mib = LEN as f64 / (1 << 20) as f64;
+    Ok((mib / seal.as_secs_f64(), mib / open.as_secs_f64()))
 }

@@ -38,7 +38,7 @@ mod raw;
 mod stats;
 
 use encryption::{plain, PhaseLog, Phases, StepPhases};
-use stats::{list, median, mib, peak_rss_mib, reset_peak_rss};
+use stats::{list, load_average, median, mib, peak_rss_mib, reset_peak_rss};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
@@ -271,8 +271,8 @@ async fn bench(args: &Args, stack: &Stack, dir: &Path, password: &Password) -> B
     let level = || level::level(dir, data_size);
     for run_no in 1..=args.runs {
         let sides = order(run_no);
-        let mut line =
-            format!("  run {run_no} ({} first):", if sides[0] == Side::Others { "others" } else { "toygres" });
+        let first = if sides[0] == Side::Others { "others" } else { "toygres" };
+        let mut line = format!("  run {run_no} ({first} first, load {:.1}):", load_average());
         // (side, logical image, physical image) of each toygres side.
         let mut images = Vec::new();
         for side in sides {
@@ -355,6 +355,15 @@ async fn bench(args: &Args, stack: &Stack, dir: &Path, password: &Password) -> B
         println!("  size: pgBackRest full backup (zst) {:.1} MiB", mib(pgbr_size));
     }
     ratios.extend(encryption::report(&s, &phases));
+    let (seal, open) = encryption::rates()?;
+    println!(
+        "  AES-256-GCM on one core here: seals {seal:.0} MiB/s, opens {open:.0} MiB/s (image {:.2} s / {:.2} s, \
+         physical image {:.2} s / {:.2} s)",
+        mib(image_size) / seal,
+        mib(image_size) / open,
+        mib(physical_size) / seal,
+        mib(physical_size) / open
+    );
 
     let (small, _) = stack.source("bench-small", args.memory_scale, password).await?;
     let small_image = stack.image(&small, ImageFormat::Logical, Side::Encrypted).await?;
