@@ -2,16 +2,11 @@
 
 mod support;
 
-use std::sync::Arc;
 use support::{fresh_name, server};
-use tokio::sync::Barrier;
 use toygres_cms_postgres::{PostgresCatalog, PostgresCatalogConfig};
 use toygres_core::crypto::{image_record, instance_record, CatalogKey};
-use toygres_core::envelope::WrappedKey;
-use toygres_core::testing::catalog_suite::{self, new_image, new_instance, ready_update, RACERS};
-use toygres_core::{
-    CatalogStore, Error, ImageFilter, ImageId, ImageState, InstanceId, InstanceState, NewImage, OperationId,
-};
+use toygres_core::testing::catalog_suite::{self, new_image, new_instance, ready_update};
+use toygres_core::{CatalogStore, Error, ImageState, InstanceId, InstanceState, OperationId};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn conformance_suite() {
@@ -183,58 +178,4 @@ async fn a_sealed_password_moved_to_another_row_is_refused() {
     assert!(matches!(instance, Err(Error::WrongKey)), "instance B must refuse A's sealed password: {instance:?}");
     assert_eq!(catalog.image_source_password(images[0]).await.unwrap().expose(), "image-a-pw", "A's still opens");
     assert_eq!(catalog.instance_password(instances[0]).await.unwrap().expose(), "instance-a-pw", "A's still opens");
-}
-
-fn wrapped(key_id: &str, byte: u8) -> WrappedKey {
-    WrappedKey { provider: "local".into(), key_id: key_id.into(), ciphertext: vec![byte; 72] }
-}
-
-fn keyed(id: ImageId, key: WrappedKey) -> NewImage {
-    let mut new = new_image(InstanceId::new(), "keyed");
-    (new.id, new.encryption) = (Some(id), Some(key));
-    new.request_digest = Some("digest".into());
-    new
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn reserved_ids_retries_and_taken_ids() {
-    let server = server().await;
-    let catalog = server.fresh_catalog(CatalogKey::generate()).await;
-    let (operation, id) = (OperationId::new(), ImageId::new());
-    let reserved = catalog.reserve_image(operation, &keyed(id, wrapped("k1", 1))).await.unwrap();
-    // The pipeline's retry chooses a new id and key each time; the same id again also answers.
-    for retry in [keyed(ImageId::new(), wrapped("k2", 2)), keyed(id, wrapped("k1", 1))] {
-        assert_eq!(catalog.reserve_image(operation, &retry).await.unwrap(), reserved, "a retry keeps the first");
-    }
-    let taken = catalog.reserve_image(OperationId::new(), &keyed(id, wrapped("k3", 3))).await;
-    assert!(matches!(taken, Err(Error::InvalidRequest { field: "image id", .. })), "{taken:?}");
-    assert_eq!(catalog.list_images(&ImageFilter::new()).await.unwrap(), vec![reserved], "nothing else recorded");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn racing_rewraps_have_one_winner() {
-    let server = server().await;
-    let catalog = Arc::new(server.fresh_catalog(CatalogKey::generate()).await);
-    let (id, first) = (ImageId::new(), wrapped("k1", 1));
-    catalog.reserve_image(OperationId::new(), &keyed(id, first.clone())).await.unwrap();
-    let barrier = Arc::new(Barrier::new(RACERS));
-    let racers: Vec<_> = (0..RACERS)
-        .map(|i| {
-            let (catalog, barrier, first) = (catalog.clone(), barrier.clone(), first.clone());
-            tokio::spawn(async move {
-                barrier.wait().await;
-                catalog.rewrap_image_key(id, &first, &wrapped(&format!("racer-{i}"), i as u8)).await
-            })
-        })
-        .collect();
-    let mut winners = Vec::new();
-    for racer in racers {
-        match racer.await.unwrap() {
-            Ok(record) => winners.push(record.encryption.unwrap()),
-            Err(Error::StateConflict { .. }) => {}
-            Err(other) => panic!("a racer got {other:?} instead of StateConflict"),
-        }
-    }
-    assert_eq!(winners.len(), 1, "exactly one rewrap wins");
-    assert_eq!(catalog.get_image(id).await.unwrap().encryption, Some(winners.remove(0)), "and its key is kept");
 }

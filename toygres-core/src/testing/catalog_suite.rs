@@ -53,7 +53,7 @@ pub use instances::{
     create_instance_is_idempotent_and_names_are_unique, deleted_instances_are_gone, instance_compare_and_set_conflicts,
     instance_password_round_trips, instance_transitions, list_and_get_instances, racing_instance_names,
 };
-pub use keys::image_keys_are_recorded_and_rewrapped;
+pub use keys::{image_keys_are_recorded_and_rewrapped, racing_rewraps_have_one_winner};
 pub use listing::{image_labels_and_metadata, images_page_in_order, instance_labels_and_filters, sample_metadata};
 pub use requests::{an_image_operation_is_bound_to_its_request, an_instance_operation_is_bound_to_its_request};
 
@@ -107,6 +107,7 @@ where
         an_image_operation_is_bound_to_its_request,
         an_instance_operation_is_bound_to_its_request,
         image_keys_are_recorded_and_rewrapped,
+        racing_rewraps_have_one_winner,
     );
 }
 
@@ -132,7 +133,7 @@ macro_rules! catalog_conformance_tests {
             list_and_get_instances, deleted_instances_are_gone, instance_password_round_trips,
             image_labels_and_metadata, images_page_in_order, instance_labels_and_filters,
             an_image_operation_is_bound_to_its_request, an_instance_operation_is_bound_to_its_request,
-            image_keys_are_recorded_and_rewrapped);
+            image_keys_are_recorded_and_rewrapped, racing_rewraps_have_one_winner);
     };
     (@each $make:expr; $($property:ident),+) => {$(
         #[::tokio::test(flavor = "multi_thread", worker_threads = 4)]
