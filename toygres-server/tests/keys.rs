@@ -33,8 +33,8 @@ fn run_keys(data: &DataDir, args: &[&str]) -> (bool, String, String) {
     (out.status.success(), text(&out.stdout), text(&out.stderr))
 }
 
-/// A sum over every row of the table `t` of `instance`.
-async fn fingerprint(instance: &InstanceRecord, password: &Password) -> String {
+/// A connection to the `postgres` database of `instance` as its superuser.
+async fn connect(instance: &InstanceRecord, password: &Password) -> tokio_postgres::Client {
     let conn = instance.connection.clone().expect("a running instance has a connection");
     let (client, connection) = tokio_postgres::Config::new()
         .host(&conn.host)
@@ -46,6 +46,12 @@ async fn fingerprint(instance: &InstanceRecord, password: &Password) -> String {
         .await
         .unwrap();
     tokio::spawn(connection);
+    client
+}
+
+/// A sum over every row of the table `t` of `instance`.
+async fn fingerprint(instance: &InstanceRecord, password: &Password) -> String {
+    let client = connect(instance, password).await;
     client.query_one("SELECT md5(string_agg(v, ',' ORDER BY id)) FROM t", &[]).await.unwrap().get(0)
 }
 
@@ -74,17 +80,7 @@ fn a_rotation_killed_halfway_leaves_every_image_readable_and_finishes() {
         let mut fresh = CreateInstanceRequest::restore("rotation-source", toygres_core::ImageId::new());
         (fresh.source_image_id, fresh.password) = (None, Some(password.clone()));
         let source = t.create_empty_instance(OperationId::new(), fresh).await.unwrap();
-        let conn = source.connection.clone().unwrap();
-        let (client, connection) = tokio_postgres::Config::new()
-            .host(&conn.host)
-            .port(conn.port)
-            .user(&conn.user)
-            .password(password.expose())
-            .dbname("postgres")
-            .connect(tokio_postgres::NoTls)
-            .await
-            .unwrap();
-        tokio::spawn(connection);
+        let client = connect(&source, &password).await;
         client
             .batch_execute("CREATE TABLE t AS SELECT g AS id, md5(g::text) AS v FROM generate_series(1, 2000) g")
             .await
