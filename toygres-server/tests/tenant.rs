@@ -37,9 +37,12 @@ async fn a_tenant_reads_none_of_the_control_planes_files_or_environment() {
     let client = params(&instance).connect("postgres", &password).await.unwrap();
     try_sql(&client, "CREATE TEMP TABLE e (l text)").await.unwrap();
     let dir = data.path();
+    let image_key = std::fs::read_dir(dir.join("image-keys")).unwrap().map(|e| e.unwrap().path());
+    let image_key = image_key.filter(|p| p.extension().is_some_and(|x| x == "key")).next().expect("an image key");
     let private = [
         dir.join("catalog.sqlite"),
         dir.join("catalog.key"),
+        image_key,
         dir.join("durable.sqlite"),
         dir.join(format!("images/images/{image}/manifest.json")),
     ];
@@ -52,7 +55,7 @@ async fn a_tenant_reads_none_of_the_control_planes_files_or_environment() {
         assert!(cat.as_ref().is_err_and(|e| e.contains("failed")), "cat read {}: {cat:?}", file.display());
     }
     // The images and the jobs' logs (a job's log lives there while it runs or after it failed).
-    for private_dir in [dir.join("images"), dir.join("local/jobs")] {
+    for private_dir in [dir.join("images"), dir.join("local/jobs"), dir.join("image-keys")] {
         assert!(private_dir.is_dir(), "{}", private_dir.display());
         let listed = try_sql(&client, &format!("COPY e FROM PROGRAM 'ls {}'", private_dir.display())).await;
         assert!(listed.as_ref().is_err_and(|e| e.contains("failed")), "{} listed: {listed:?}", private_dir.display());
