@@ -37,7 +37,7 @@ async fn a_tenant_reads_none_of_the_control_planes_files_or_environment() {
     let client = params(&instance).connect("postgres", &password).await.unwrap();
     try_sql(&client, "CREATE TEMP TABLE e (l text)").await.unwrap();
     let dir = data.path();
-    let image_key = std::fs::read_dir(dir.join("image-keys")).unwrap().map(|e| e.unwrap().path());
+    let mut image_key = std::fs::read_dir(dir.join("image-keys")).unwrap().map(|e| e.unwrap().path());
     let image_key = image_key.find(|p| p.extension().is_some_and(|x| x == "key")).expect("an image key");
     let private = [
         dir.join("catalog.sqlite"),
