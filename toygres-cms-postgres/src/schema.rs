@@ -4,7 +4,7 @@
 use crate::config::PostgresCatalogConfig;
 use crate::errors::db;
 use tokio_postgres::Client;
-use toygres_core::crypto::CatalogKey;
+use toygres_core::crypto::{image_record, instance_record, CatalogKey};
 use toygres_core::{Error, Password, Result};
 
 /// The newest schema version this build knows; `MIGRATIONS[v - 1]` creates version `v`.
@@ -145,7 +145,34 @@ async fn migrate_to(
                 .map_err(e("store the key check"))?;
         }
     }
+    bind_legacy_secrets(&tx, config, s, key).await?;
     tx.commit().await.map_err(e("commit the migrations"))
+}
+
+/// Seals again, bound to their record ([`CatalogKey::seal_for`]), the passwords earlier releases
+/// sealed unbound, so that none of them can be moved to another row. Runs on every connect;
+/// finds nothing once they are all bound.
+async fn bind_legacy_secrets(
+    tx: &tokio_postgres::Transaction<'_>,
+    config: &PostgresCatalogConfig,
+    s: &str,
+    key: &CatalogKey,
+) -> Result<()> {
+    let e = |what: &'static str| move |err| db(config, what, err);
+    let image: fn(uuid::Uuid) -> String = |id| image_record(id.into());
+    let instance: fn(uuid::Uuid) -> String = |id| instance_record(id.into());
+    let tables = [("images", "source_password", image), ("instances", "password", instance)];
+    for (table, column, record) in tables {
+        let select = format!("SELECT id, {column} FROM {s}.{table} WHERE get_byte({column}, 0) = 1");
+        for row in tx.query(&select, &[]).await.map_err(e("find unbound sealed passwords"))? {
+            let (id, sealed): (uuid::Uuid, Vec<u8>) = (row.get(0), row.get(1));
+            if let Some(bound) = key.rebind(&sealed, &record(id))? {
+                let update = format!("UPDATE {s}.{table} SET {column} = $1 WHERE id = $2");
+                tx.execute(&update, &[&bound, &id]).await.map_err(e("bind a sealed password to its record"))?;
+            }
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 
 use crate::codec::Ctx;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
-use toygres_core::crypto::CatalogKey;
+use toygres_core::crypto::{image_record, instance_record, CatalogKey};
 use toygres_core::{Error, Password, Result};
 
 /// The newest schema version this build knows; [`MIGRATIONS`]`[v - 1]` creates version `v`.
@@ -122,7 +122,31 @@ fn migrate_to(conn: &mut Connection, key: &CatalogKey, target: i64) -> Result<()
                 .ctx("store the key check")?;
         }
     }
+    bind_legacy_secrets(&tx, key)?;
     tx.commit().ctx("commit the migrations")
+}
+
+/// Seals again, bound to their record ([`CatalogKey::seal_for`]), the passwords earlier releases
+/// sealed unbound, so that none of them can be moved to another row. Runs on every open; finds
+/// nothing once they are all bound.
+fn bind_legacy_secrets(tx: &rusqlite::Transaction<'_>, key: &CatalogKey) -> Result<()> {
+    let image: fn(&str) -> Option<String> = |id| id.parse().ok().map(image_record);
+    let instance: fn(&str) -> Option<String> = |id| id.parse().ok().map(instance_record);
+    let tables = [("images", "source_password", image), ("instances", "password", instance)];
+    for (table, column, record) in tables {
+        let select = format!("SELECT id, {column} FROM {table} WHERE substr({column}, 1, 1) = x'01'");
+        let mut statement = tx.prepare(&select).ctx("find unbound sealed passwords")?;
+        let rows = statement.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?)));
+        let rows: Vec<(String, Vec<u8>)> = rows.and_then(Iterator::collect).ctx("read unbound sealed passwords")?;
+        for (id, sealed) in rows {
+            let Some(record) = record(&id) else { continue };
+            if let Some(bound) = key.rebind(&sealed, &record)? {
+                tx.execute(&format!("UPDATE {table} SET {column} = ?1 WHERE id = ?2"), rusqlite::params![bound, id])
+                    .ctx("bind a sealed password to its record")?;
+            }
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

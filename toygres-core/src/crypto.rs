@@ -110,6 +110,15 @@ impl CatalogKey {
         }
     }
 
+    /// `sealed` bound to `record` when an earlier release sealed it unbound (version 1), for
+    /// catalogs to rewrite once; `None` when it is bound already. Wrong key: [`Error::WrongKey`].
+    pub fn rebind(&self, sealed: &[u8], record: &str) -> Result<Option<Vec<u8>>> {
+        match sealed.first() {
+            Some(&VERSION) => Ok(Some(self.seal_for(&self.open(sealed)?, record))),
+            _ => Ok(None),
+        }
+    }
+
     fn open_with(&self, version: u8, sealed: &[u8], aad: &[u8]) -> Result<Password> {
         if sealed.len() < 1 + NONCE_LEN || sealed[0] != version {
             return Err(Error::WrongKey);
@@ -159,5 +168,9 @@ mod tests {
         assert!(key.open(&sealed).is_err(), "a bound value is not an unbound one");
         let legacy = key.seal(&Password::new("old"));
         assert_eq!(key.open_for(&legacy, &image_record(b)).unwrap().expose(), "old", "version 1 still opens");
+        let bound = key.rebind(&legacy, &image_record(b)).unwrap().expect("version 1 is rebound");
+        assert_eq!(key.open_for(&bound, &image_record(b)).unwrap().expose(), "old");
+        assert!(key.open_for(&bound, &image_record(a)).is_err(), "rebound values are bound");
+        assert_eq!(key.rebind(&bound, &image_record(b)).unwrap(), None, "bound values are left as they are");
     }
 }

@@ -1,5 +1,6 @@
 //! Upgrades: a catalog written by the previous release (schema version 4, passwords sealed
-//! unbound) connects with this one, gains the `encryption` column, and reads back as before.
+//! unbound) connects with this one, gains the `encryption` column, has its passwords bound to
+//! their records, and reads back as before.
 //! Against a throw-away PostgreSQL of toygres-local's harness (run as OS user `postgres` when
 //! the tests run as root).
 
@@ -90,7 +91,13 @@ async fn a_catalog_of_the_previous_release_upgrades_and_reads_back() {
     assert_eq!((old.state, old.encryption.as_ref(), old.name.as_str()), (ImageState::Ready, None, "old"));
     assert_eq!((old.size_bytes, old.labels.get("team").map(String::as_str)), (Some(42), Some("a")));
     assert_eq!(catalog.list_images(&ImageFilter::new()).await.unwrap(), vec![old.clone()], "listed as read");
-    assert_eq!(catalog.image_source_password(image).await.unwrap().expose(), "old-image-pw", "unbound still opens");
+    assert_eq!(catalog.image_source_password(image).await.unwrap().expose(), "old-image-pw", "it still opens");
+    // ... now bound to its record: the upgrade sealed every unbound password again.
+    for (table, column) in [("images", "source_password"), ("instances", "password")] {
+        let sql = format!("SELECT get_byte({column}, 0) FROM {schema}.{table}");
+        let version: i32 = raw.query_one(&sql, &[]).await.unwrap().get(0);
+        assert_eq!(version, 2, "{table}.{column} is bound to its record");
+    }
     assert_eq!(catalog.get_instance(instance).await.unwrap().state, InstanceState::Running);
     assert_eq!(catalog.instance_password(instance).await.unwrap().expose(), "old-instance-pw");
     let some_key = WrappedKey { provider: "local".into(), key_id: "k1".into(), ciphertext: vec![1; 72] };

@@ -1,5 +1,6 @@
 //! Upgrades: a catalog written by the previous release (schema version 4, passwords sealed
-//! unbound) opens with this one, gains the `encryption` column, and reads back as before.
+//! unbound) opens with this one, gains the `encryption` column, has its passwords bound to their
+//! records, and reads back as before.
 
 use super::{migrate_to, SCHEMA_VERSION};
 use crate::pool::{connect, SqliteOptions};
@@ -62,7 +63,11 @@ async fn a_catalog_of_the_previous_release_upgrades_and_reads_back() {
     assert_eq!((old.size_bytes, old.labels.get("team").map(String::as_str)), (Some(42), Some("a")));
     let listed = catalog.list_images(&ImageFilter::new()).await.unwrap();
     assert_eq!(listed, vec![old.clone()], "listed as it is read");
-    assert_eq!(catalog.image_source_password(image).await.unwrap().expose(), "old-image-pw", "unbound still opens");
+    assert_eq!(catalog.image_source_password(image).await.unwrap().expose(), "old-image-pw", "it still opens");
+    // ... now bound to its record: the upgrade sealed every unbound password again.
+    let first = |sql: &str| raw.query_row(sql, [], |r| r.get::<_, Vec<u8>>(0)).unwrap()[0];
+    assert_eq!(first("SELECT source_password FROM images"), 2, "the image's password is bound");
+    assert_eq!(first("SELECT password FROM instances"), 2, "the instance's password is bound");
     assert_eq!(catalog.get_instance(instance).await.unwrap().state, InstanceState::Running);
     assert_eq!(catalog.instance_password(instance).await.unwrap().expose(), "old-instance-pw");
     let some_key = WrappedKey { provider: "local".into(), key_id: "k1".into(), ciphertext: vec![1; 72] };
