@@ -32,8 +32,8 @@ pub struct Backends {
     pub toygres: Toygres,
     /// Where the durable runtime keeps its history.
     pub durable_store: DurableStore,
-    /// The local key directory, when images are encrypted under local keys ([`crate::keys`]).
-    pub local_keys: Option<toygres_core::envelope::LocalKeys>,
+    /// How images are encrypted ([`crate::keys`]); the library's handle holds the keys already.
+    pub keys: crate::keys::ImageKeySetup,
 }
 
 /// Opens the backends under `data_dir`; `pg_bin_dir` overrides PostgreSQL's binaries.
@@ -44,9 +44,9 @@ pub async fn open(data_dir: &Path, pg_bin_dir: Option<&Path>) -> Result<Backends
     let blobs = blob_store(data_dir).await?;
     let executor = executor(data_dir, pg_bin_dir, blobs.clone()).await?;
     let catalog = catalog(data_dir, key).await?;
-    let (keys, local_keys) = crate::keys::image_keys(data_dir).await?;
-    let toygres = Toygres { keys, ..Toygres::new(catalog, blobs, executor) };
-    Ok(Backends { toygres, durable_store: durable_store(data_dir), local_keys })
+    let keys = crate::keys::image_keys(data_dir).await?;
+    let toygres = Toygres { keys: keys.keys.clone(), ..Toygres::new(catalog, blobs, executor) };
+    Ok(Backends { toygres, durable_store: durable_store(data_dir), keys })
 }
 
 /// Local clusters under `<data-dir>/local` (PostgreSQL's binaries from `pg_bin_dir` or

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
-use toygres_core::envelope::{ImageKeys, LocalKeys};
+use toygres_core::envelope::{ImageKeys, KeyChain, KeyProvider, LocalKeys};
 use toygres_core::{Error, Result, Toygres};
 
 /// Environment variable choosing the image key provider: `local` (default), `aws-kms`, `none`.
@@ -24,19 +24,43 @@ pub const IMAGE_KEYS_ENV: &str = "TOYGRES_IMAGE_KEYS";
 /// Environment variable holding a single local image key (64 hex digits).
 pub const IMAGE_KEY_ENV: &str = "TOYGRES_IMAGE_KEY";
 
-/// The provider `TOYGRES_IMAGE_KEYS` selects for the server under `data_dir`, and the local key
-/// directory when it uses one.
-pub async fn image_keys(data_dir: &Path) -> Result<(ImageKeys, Option<LocalKeys>)> {
+/// What `TOYGRES_IMAGE_KEYS` sets up.
+pub struct ImageKeySetup {
+    /// The keys the library encrypts and opens images with.
+    pub keys: ImageKeys,
+    /// The local keys in use or left from before (`toygres keys list|remove` manage them).
+    pub local: Option<LocalKeys>,
+    /// Whether new images are wrapped by `local` (then `toygres keys rotate` makes a new one).
+    pub local_is_primary: bool,
+}
+
+/// The provider `TOYGRES_IMAGE_KEYS` selects for the server under `data_dir`. With AWS KMS, a
+/// local key directory left from before still opens the images it wrapped ([`KeyChain`]), so
+/// `toygres keys rotate` moves them under KMS.
+pub async fn image_keys(data_dir: &Path) -> Result<ImageKeySetup> {
+    let existing = || LocalKeys::open(key_dir(data_dir)).ok();
     match std::env::var(IMAGE_KEYS_ENV).as_deref() {
         Err(_) | Ok("local") => {
             let keys = match std::env::var(IMAGE_KEY_ENV) {
                 Ok(hex) => LocalKeys::from_hex(&hex)?,
                 Err(_) => LocalKeys::open_or_create(key_dir(data_dir))?,
             };
-            Ok((ImageKeys::Provider(Arc::new(keys.clone())), Some(keys)))
+            let provider = ImageKeys::Provider(Arc::new(keys.clone()));
+            Ok(ImageKeySetup { keys: provider, local: Some(keys), local_is_primary: true })
         }
-        Ok("aws-kms") => Ok((ImageKeys::Provider(aws_kms().await?), None)),
-        Ok("none") => Ok((ImageKeys::Plaintext, None)),
+        Ok("aws-kms") => {
+            let local = existing();
+            let mut chain = KeyChain::new(aws_kms().await?);
+            if let Some(old) = &local {
+                chain = chain.with_fallback(Arc::new(old.clone()));
+            }
+            Ok(ImageKeySetup { keys: ImageKeys::Provider(Arc::new(chain)), local, local_is_primary: false })
+        }
+        Ok("none") => {
+            let local = existing();
+            let opening = local.clone().map(|old| Arc::new(old) as Arc<dyn KeyProvider>);
+            Ok(ImageKeySetup { keys: ImageKeys::Plaintext(opening), local, local_is_primary: false })
+        }
         Ok(other) => Err(Error::InvalidRequest {
             field: IMAGE_KEYS_ENV,
             reason: format!("{other:?} is not a key provider; use `local` (the default), `aws-kms` or `none`"),
@@ -104,17 +128,19 @@ pub async fn run(command: KeysCommand) -> std::result::Result<ExitCode, Box<dyn 
         KeysCommand::List(args) | KeysCommand::Rotate { args, .. } | KeysCommand::Remove { args, .. } => args.clone(),
     };
     let backends = crate::backends::open(&args.data_dir, args.pg_bin_dir.as_deref()).await?;
-    let (toygres, local) = (backends.toygres, backends.local_keys);
+    let (toygres, setup) = (backends.toygres, backends.keys);
+    let local = setup.local.as_ref();
+    let primary = setup.local_is_primary.then_some(()).and(local);
     match command {
-        KeysCommand::List(_) => list(&toygres, local.as_ref()).await,
+        KeysCommand::List(_) => list(&toygres, local).await,
         KeysCommand::Rotate { max_per_second, .. } => {
             let pace = match max_per_second {
                 0 => Duration::ZERO,
                 n => Duration::from_secs(1) / n,
             };
-            rotate(&toygres, local.as_ref(), pace).await
+            rotate(&toygres, primary, pace).await
         }
-        KeysCommand::Remove { key_id, .. } => remove(&toygres, local.as_ref(), &key_id).await,
+        KeysCommand::Remove { key_id, .. } => remove(&toygres, local, &key_id).await,
     }
 }
 
@@ -135,6 +161,7 @@ async fn list(
     Ok(ExitCode::SUCCESS)
 }
 
+/// `local`: the primary's key directory, when new images are wrapped by local keys.
 async fn rotate(
     toygres: &Toygres,
     local: Option<&LocalKeys>,
@@ -171,7 +198,7 @@ async fn remove(
     key_id: &str,
 ) -> std::result::Result<ExitCode, Box<dyn std::error::Error>> {
     let Some(keys) = local else {
-        return Err("only local keys are removed here; retire a KMS key in the KMS".into());
+        return Err("there is no local key directory; retire a KMS key in the KMS".into());
     };
     if let Some(n) = toygres.key_usage().await?.get(key_id) {
         return Err(format!("key {key_id} still wraps {n} images; run `toygres keys rotate` first").into());

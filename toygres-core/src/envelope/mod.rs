@@ -21,6 +21,7 @@
 //! assert!(object::open_all(&key, image, "db-0000.dump.zst", &sealed).is_err(), "bound to its name");
 //! ```
 
+pub mod chain;
 pub mod local;
 pub mod object;
 
@@ -33,6 +34,7 @@ use std::fmt;
 use std::sync::Arc;
 use zeroize::Zeroize;
 
+pub use chain::KeyChain;
 pub use local::LocalKeys;
 
 /// Length of a data key in bytes (AES-256).
@@ -191,8 +193,9 @@ pub enum ImageKeys {
     Unset,
     /// Encrypt every new image under this provider's current key.
     Provider(Arc<dyn KeyProvider>),
-    /// Store new images unencrypted, as the embedder explicitly asked; records show it.
-    Plaintext,
+    /// Store new images unencrypted, as the embedder explicitly asked; records show it. Encrypted
+    /// images still open with the provider given here, if any.
+    Plaintext(Option<Arc<dyn KeyProvider>>),
 }
 
 impl fmt::Debug for ImageKeys {
@@ -200,7 +203,8 @@ impl fmt::Debug for ImageKeys {
         match self {
             ImageKeys::Unset => f.write_str("Unset"),
             ImageKeys::Provider(p) => f.debug_tuple("Provider").field(&p.describe()).finish(),
-            ImageKeys::Plaintext => f.write_str("Plaintext"),
+            ImageKeys::Plaintext(None) => f.write_str("Plaintext"),
+            ImageKeys::Plaintext(Some(p)) => f.debug_tuple("Plaintext").field(&p.describe()).finish(),
         }
     }
 }
@@ -209,8 +213,8 @@ impl ImageKeys {
     /// The provider, or why there is none: [`Error::KeyUnavailable`].
     pub fn provider(&self) -> Result<&Arc<dyn KeyProvider>> {
         match self {
-            ImageKeys::Provider(p) => Ok(p),
-            ImageKeys::Unset | ImageKeys::Plaintext => Err(Error::KeyUnavailable {
+            ImageKeys::Provider(p) | ImageKeys::Plaintext(Some(p)) => Ok(p),
+            ImageKeys::Unset | ImageKeys::Plaintext(None) => Err(Error::KeyUnavailable {
                 reason: "no image key provider is configured; configure the key the image was written with".into(),
             }),
         }
@@ -220,7 +224,7 @@ impl ImageKeys {
     /// [`Error::KeyUnavailable`] when nothing was chosen or the provider cannot wrap.
     pub async fn new_data_key(&self, image: ImageId) -> Result<Option<(DataKey, WrappedKey)>> {
         match self {
-            ImageKeys::Plaintext => Ok(None),
+            ImageKeys::Plaintext(_) => Ok(None),
             ImageKeys::Unset => Err(Error::KeyUnavailable {
                 reason: "no image key is configured: give the library a KeyProvider (Toygres::with_image_keys) \
                          or ask for unencrypted images explicitly (Toygres::with_plaintext_images)"

@@ -117,9 +117,9 @@ impl Toygres {
     }
 
     /// Stores new images unencrypted, as asked explicitly; their records show `encryption: None`.
-    /// Encrypted images can then not be restored (no key).
+    /// Encrypted images still open with the key provider given before, if any.
     pub fn with_plaintext_images(mut self) -> Self {
-        self.keys = ImageKeys::Plaintext;
+        self.keys = ImageKeys::Plaintext(self.keys.provider().ok().cloned());
         self
     }
 
