@@ -6,7 +6,7 @@
 mod pg;
 
 use pg::jobs::{self, Volume};
-use pg::{free_port, psql, succeeded, Postgres, PG15};
+use pg::{free_port, psql, succeeded, JobKey, Postgres, PG15};
 use std::path::Path;
 use std::process::Command;
 use toygres_core::ImageId;
@@ -52,13 +52,19 @@ async fn dumps_use_the_sources_major_and_restores_refuse_an_older_one() {
     assert!(String::from_utf8_lossy(&listed.stderr).contains("unsupported version"), "{listed:?}");
 
     // The backup job: `dump` with the source's binaries (15), the toolbox with 18 first on PATH.
+    // Encrypted, as images are by default: the 18 restore opens what a 15 source's job sealed.
     let image = ImageId::new();
     let t = pg::fake_transfer(dir, image);
-    succeeded(jobs::backup(&pg, &t, image, port15, (PG15, &pg18), &jobs::exchange(&pg, dir, "b15")));
+    let key = JobKey::new(&pg, dir, "cross");
+    let pod = jobs::BackupPod::new(toygres_core::ImageFormat::Logical, Some(&key));
+    succeeded(pod.run(&pg, &t, image, port15, (PG15, &pg18), &jobs::exchange(&pg, dir, "b15")));
     let sum = checksum(dir, image);
+    let manifest = std::fs::read(pg::image_dir(dir, image).join("manifest.json")).unwrap();
+    assert!(manifest.starts_with(toygres_core::envelope::object::MAGIC), "the manifest is stored sealed");
     // Restored by 15 (the same major) and by 18 (a newer one).
     for (name, bin) in [("on15", PG15), ("on18", pg18.as_str())] {
-        let volume = Volume::new(&pg, dir, name);
+        let mut volume = Volume::new(&pg, dir, name);
+        volume.key = Some(key.clone());
         jobs::restore_ok(&pg, &t, image, &sum, &volume, bin, &jobs::exchange(&pg, dir, name));
         let port = free_port();
         pg.start(bin, &volume.pgdata(), port);
