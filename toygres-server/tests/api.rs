@@ -114,9 +114,11 @@ async fn a_physical_image_restores_an_equal_instance_and_a_wrong_format_is_refus
     assert!(image["checksum"].as_str().unwrap().starts_with("sha256:"), "{image}");
     let listed = api.get("/api/images").await.body;
     assert_eq!(listed["items"][0]["format"], "physical", "{listed}");
-    let manifest = std::fs::read(data.path().join(format!("images/images/{id}/manifest.json"))).unwrap();
-    let manifest: serde_json::Value = serde_json::from_slice(&manifest).unwrap();
-    assert_eq!(manifest["format"], "physical", "the stored image is not physical: {manifest}");
+    // Stored sealed (images are encrypted by default), as a physical image: a base backup archive.
+    let stored = data.path().join(format!("images/images/{id}"));
+    let manifest = std::fs::read(stored.join("manifest.json")).unwrap();
+    assert!(manifest.starts_with(toygres_core::envelope::object::MAGIC), "the manifest is not sealed");
+    assert!(stored.join(toygres_core::manifest::archive_object_name(0)).exists(), "the stored image is not physical");
 
     let body = json!({ "name": "phys-copy", "source_image_id": id });
     let copy = api.create("/api/instances", body).await;

@@ -9,9 +9,10 @@ mod support;
 use serde_json::{json, Value};
 use std::time::Duration;
 use support::{params, Api, DataDir, Server};
-use toygres_core::manifest::{database_object_name, sha256_hex, MANIFEST_NAME};
+use toygres_core::envelope::object;
+use toygres_core::manifest::{database_object_name, sha256_hex, ManifestObject, MANIFEST_NAME};
 use toygres_core::{CreateImageRequest, CreateInstanceRequest, ImageFormat, ImageId, InstanceId, InstanceState};
-use toygres_core::{ImageState, ImageUpdate, NewImage, NewInstance, OperationId, Password, Toygres};
+use toygres_core::{ImageState, ImageUpdate, Manifest, NewImage, NewInstance, OperationId, Password, Toygres};
 use toygres_local::fidelity::sample::load_sample_data;
 use toygres_server::api::error::ApiError;
 
@@ -70,12 +71,16 @@ async fn every_refusal_of_the_library_is_the_rest_paths_and_creates_nothing() {
     let source_id: InstanceId = source["id"].as_str().unwrap().parse().unwrap();
     load_sample_data(&params(&source), &password).await.unwrap();
     let mut ready = Vec::new();
-    for name in ["front-image", "front-broken"] {
+    for name in ["front-image", "front-broken", "front-keyless"] {
         let id = api.create("/api/images", json!({ "name": name, "instance_id": source_id })).await;
         assert_eq!(api.settle(&format!("/api/images/{id}"), "creating", LONG).await["state"], "ready");
         ready.push(id.parse::<ImageId>().unwrap());
     }
-    let (image, broken) = (ready[0], ready[1]);
+    let (image, broken, keyless) = (ready[0], ready[1], ready[2]);
+    // One image's data key is recorded as wrapped under a key the server does not hold.
+    let held = t.catalog.get_image(keyless).await.unwrap().encryption.expect("encrypted by default");
+    let gone = toygres_core::envelope::WrappedKey { key_id: "20250101-000000-abcdef".into(), ..held.clone() };
+    t.catalog.rewrap_image_key(keyless, &held, &gone).await.unwrap();
     // One image loses bytes; one is reserved and never taken (`creating`); one instance is not running.
     let object = data.path().join(format!("images/images/{broken}/{}", database_object_name(0)));
     std::fs::write(&object, b"truncated").unwrap();
@@ -126,6 +131,7 @@ async fn every_refusal_of_the_library_is_the_rest_paths_and_creates_nothing() {
         (restore("front-creating", creating), json!({ "name": "front-creating", "source_image_id": creating })),
         (restore("front-broken", broken), json!({ "name": "front-broken", "source_image_id": broken })),
         (restore("front-newer", newer), json!({ "name": "front-newer", "source_image_id": newer })),
+        (restore("front-keyless", keyless), json!({ "name": "front-keyless", "source_image_id": keyless })),
         (missing_db, json!({ "name": "front-partial", "source_image_id": image, "databases": ["appdb", "nosuchdb"] })),
         (conflicting, json!({ "name": "front-conflict", "source_image_id": image, "runtime_image_id": "pg16" })),
         (restore("front-source", image), json!({ "name": "front-source", "source_image_id": image })),
@@ -140,7 +146,9 @@ async fn every_refusal_of_the_library_is_the_rest_paths_and_creates_nothing() {
         };
         same_refusal(&api, "/api/instances", body, library).await;
     }
-    // The forged and the broken images are refused by the rules they were made for.
+    // The forged, the broken and the keyless images are refused by the rules they were made for.
+    let admitted = t.restore().admit(&restore("x", keyless)).await;
+    assert!(matches!(admitted, Err(toygres_core::Error::KeyUnavailable { .. })), "{admitted:?}");
     let admitted = t.restore().admit(&restore("x", newer)).await;
     assert!(matches!(admitted, Err(toygres_core::Error::UnsupportedImage { .. })), "{admitted:?}");
     let admitted = t.restore().admit(&restore("x", broken)).await;
@@ -149,19 +157,27 @@ async fn every_refusal_of_the_library_is_the_rest_paths_and_creates_nothing() {
 }
 
 /// A ready copy of `image` whose manifest says it comes from PostgreSQL 99: intact (its
-/// checksum verifies), but no executor here can restore it (`check_restorable`).
+/// checksum verifies), but no executor here can restore it (`check_restorable`). Made by a key
+/// holder as a plaintext image (an encrypted one cannot be forged without its key).
 async fn newer_major_copy(t: &Toygres, data: &DataDir, image: ImageId, source: InstanceId, pw: &Password) -> ImageId {
+    let key = t.data_key(&t.catalog.get_image(image).await.unwrap()).await.unwrap().expect("encrypted");
     let copy = t.catalog.reserve_image(OperationId::new(), &NewImage::new("front-newer", source)).await.unwrap().id;
     let (from, to) =
         (data.path().join(format!("images/images/{image}")), data.path().join(format!("images/images/{copy}")));
     std::fs::create_dir_all(&to).unwrap();
-    for entry in std::fs::read_dir(&from).unwrap() {
-        let entry = entry.unwrap();
-        std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+    let stored = std::fs::read(from.join(MANIFEST_NAME)).unwrap();
+    let mut manifest = Manifest::from_stored(image, &stored, Some(&key)).unwrap();
+    let mut objects: Vec<&mut ManifestObject> = vec![&mut manifest.globals];
+    objects.extend(manifest.databases.iter_mut().map(|d| &mut d.object));
+    objects.extend(manifest.archives.iter_mut());
+    for object in objects {
+        let sealed = std::fs::read(from.join(&object.name)).unwrap();
+        let plain = object::open_all(&key, image, &object.name, &sealed).unwrap();
+        (object.size, object.sha256) = (plain.len() as u64, sha256_hex(&plain));
+        std::fs::write(to.join(&object.name), plain).unwrap();
     }
-    let mut manifest: Value = serde_json::from_slice(&std::fs::read(to.join(MANIFEST_NAME)).unwrap()).unwrap();
-    (manifest["image_id"], manifest["pg_version"]) = (json!(copy), json!("99.1"));
-    let bytes = serde_json::to_vec(&manifest).unwrap();
+    (manifest.image_id, manifest.pg_version) = (copy, "99.1".into());
+    let bytes = manifest.to_bytes();
     std::fs::write(to.join(MANIFEST_NAME), &bytes).unwrap();
     let ready = ImageUpdate::Ready {
         size_bytes: bytes.len() as u64,
