@@ -5,15 +5,15 @@
 //!
 //! Every toygres step also records the pipeline's phases (progress events' `Finished` times), so
 //! an overhead can be placed without a profiler: the backup job (dump, compress, seal, store), the
-//! control plane's verification, the restore job (verify into private storage, then load), and
-//! the server's start. And [`rates`] times sealing and opening in this process, which bounds what
+//! control plane's verification, the restore job (verify into private storage, then load: split
+//! further by its log, [`crate::joblog`]), and the server's start. And [`rates`] times sealing and opening in this process, which bounds what
 //! the cipher itself can cost an image of a given stored size.
 
 use crate::{compare, BoxResult, Samples};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use toygres_core::envelope::{object, DataKey};
-use toygres_core::{EventKind, ImageId, Phase, ProgressEvent, ProgressSink};
+use toygres_core::{EventKind, ImageId, ProgressEvent, ProgressSink};
 
 /// The compared steps: (sample key of the encrypted side, RATIO name, label).
 const STEPS: [(&str, &str, &str); 4] = [
@@ -31,8 +31,8 @@ pub fn plain(step: &str) -> String {
     format!("plain_{step}")
 }
 
-/// One step's phases: (phase, time), in the order they finished.
-pub type StepPhases = Vec<(Phase, Duration)>;
+/// One step's phases: (phase or job segment, time), in the order they finished.
+pub type StepPhases = Vec<(String, Duration)>;
 
 /// A progress sink keeping the `Finished` time of every phase until [`PhaseLog::take`].
 #[derive(Clone, Default)]
@@ -53,13 +53,13 @@ impl PhaseLog {
 impl ProgressSink for PhaseLog {
     fn emit(&self, event: &ProgressEvent) {
         if let EventKind::Finished { elapsed } = event.kind {
-            self.0.lock().expect("phase log").push((event.phase, elapsed));
+            self.0.lock().expect("phase log").push((event.phase.to_string(), elapsed));
         }
     }
 }
 
 /// Each phase's samples over the runs of one step: (phase, times), in the order they first finished.
-type PhaseSamples = Vec<(Phase, Vec<Duration>)>;
+type PhaseSamples = Vec<(String, Vec<Duration>)>;
 
 /// Phase samples by step key.
 #[derive(Default)]
@@ -91,11 +91,11 @@ impl Phases {
         }
     }
 
-    fn of(&self, step: &str) -> &[(Phase, Vec<Duration>)] {
+    fn of(&self, step: &str) -> &[(String, Vec<Duration>)] {
         self.0.iter().find(|(s, _)| s == step).map(|(_, p)| p.as_slice()).unwrap_or(&[])
     }
 
-    fn median(&self, step: &str, phase: Phase) -> Duration {
+    fn median(&self, step: &str, phase: &str) -> Duration {
         let samples = self.of(step).iter().find(|(p, _)| *p == phase).map(|(_, ts)| ts.as_slice());
         crate::stats::median(samples.unwrap_or(&[]))
     }
@@ -108,10 +108,10 @@ pub fn report(s: &Samples, phases: &Phases) -> Vec<(&'static str, f64)> {
     let mut ratios = Vec::new();
     for (step, name, label) in STEPS {
         let ratio = compare(label, s.get(step), s.get(&plain(step)), ("encrypted", "plaintext"));
-        let mut names: Vec<Phase> = phases.of(step).iter().map(|(p, _)| *p).collect();
+        let mut names: Vec<&str> = phases.of(step).iter().map(|(p, _)| p.as_str()).collect();
         for (p, _) in phases.of(&plain(step)) {
-            if !names.contains(p) {
-                names.push(*p);
+            if !names.contains(&p.as_str()) {
+                names.push(p);
             }
         }
         let shown: Vec<String> = names

@@ -23,7 +23,7 @@
 //! Toygres images are encrypted (a local key directory, as embedders set it up), so the ratios
 //! against the other tools measure encrypted toygres. Every toygres step is also timed on
 //! plaintext images (`Toygres::with_plaintext_images`, same catalog, executor and blobs), with
-//! each step's pipeline phases for both ([`encryption`]).
+//! each step's pipeline phases for both ([`encryption`]) and the restore job's own steps ([`joblog`]).
 //!
 //! It ends with one machine-readable line per ratio (medians): toygres time / other time,
 //! `RATIO image_vs_pg_dump`, `RATIO restore_vs_naive`, `RATIO physical_backup_vs_pgbackrest`,
@@ -32,6 +32,7 @@
 //! `RATIO encrypted_physical_image_vs_plaintext`, `RATIO encrypted_physical_restore_vs_plaintext`.
 
 mod encryption;
+mod joblog;
 mod level;
 mod pgbackrest;
 mod raw;
@@ -40,7 +41,7 @@ mod stats;
 use encryption::{plain, PhaseLog, Phases, StepPhases};
 use stats::{list, load_average, median, mib, peak_rss_mib, reset_peak_rss};
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use toygres_cms_sqlite::SqliteCatalog;
@@ -136,6 +137,8 @@ struct Stack {
     plaintext: Toygres,
     executor: LocalExecutor,
     phases: PhaseLog,
+    /// The executor's job logs, and where the bench keeps a restore job's log ([`joblog`]).
+    jobs: (PathBuf, PathBuf),
 }
 
 /// One toygres image: its time, id, stored bytes, this process's peak RSS (MiB) and its phases.
@@ -156,7 +159,13 @@ impl Stack {
         let phases = PhaseLog::default();
         let toygres = Toygres::new(catalog, blobs, Arc::new(executor.clone())).with_progress(Arc::new(phases.clone()));
         let plaintext = toygres.clone().with_plaintext_images();
-        Ok(Self { toygres: toygres.with_image_keys(keys), plaintext, executor, phases })
+        Ok(Self {
+            toygres: toygres.with_image_keys(keys),
+            plaintext,
+            executor,
+            phases,
+            jobs: (dir.join("jobs"), dir.join("kept-job-logs")),
+        })
     }
 
     fn handle(&self, side: Side) -> &Toygres {
@@ -206,10 +215,14 @@ impl Stack {
     async fn restore(&self, image: ImageId, name: String, side: Side) -> BoxResult<(Duration, StepPhases)> {
         let toygres = self.handle(side);
         self.phases.clear();
+        let tail = joblog::Tail::start(self.jobs.0.clone(), self.jobs.1.clone());
         let started = Instant::now();
-        let restored = toygres.create_instance(OperationId::new(), CreateInstanceRequest::restore(name, image)).await?;
+        let restored = toygres.create_instance(OperationId::new(), CreateInstanceRequest::restore(name, image)).await;
         let elapsed = started.elapsed();
-        let phases = self.phases.take();
+        let log = tail.stop().await;
+        let restored = restored?;
+        let mut phases = self.phases.take();
+        phases.extend(joblog::segments(&log));
         toygres.delete_instance(restored.id).await?;
         toygres.delete_image(image).await?;
         Ok((elapsed, phases))
