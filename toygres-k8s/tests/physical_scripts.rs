@@ -11,7 +11,7 @@
 mod pg;
 
 use pg::jobs::{self, BackupPod, Volume};
-use pg::{free_port, psql, succeeded, JobKey, Postgres, PASSWORD, PG15};
+use pg::{free_port, psql, succeeded, JobKey, Postgres, Server15, PASSWORD, PG15};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Output;
@@ -29,35 +29,23 @@ const ITEMS: &str = "SELECT count(*), sum(hashtext(v)) FROM items";
 /// A row of the source no stored byte of an encrypted image may show.
 const CANARY: &str = "toygres-canary-physical-3b8e02d4-row";
 
-/// A running PostgreSQL 15 source configured as an instance of the Kubernetes executor.
-struct Source {
-    pg: Postgres,
-    tmp: tempfile::TempDir,
-    port: u16,
-    data: PathBuf,
-    /// The instance's ConfigMap (`/etc/toygres` in a pod).
-    config: PathBuf,
-}
+/// A running PostgreSQL 15 source configured as an instance of the Kubernetes executor; `extra`
+/// is the instance's ConfigMap (`/etc/toygres` in a pod).
+type Source = Server15<PathBuf>;
 
 impl Source {
     /// A source created empty (`provision_empty`) with roles (a SCRAM and an MD5 password), a database with an index and a sequence,
     /// template1 and a database that refuses connections; `None` without the tools.
     fn start() -> Option<Self> {
-        let Some(pg) = Postgres::find() else {
-            eprintln!("SKIPPED: needs root, the postgres user, PostgreSQL 15, jq and zstd");
-            return None;
-        };
-        let tmp = pg::tempdir();
-        pg.dir(&tmp.path().join("blobs"));
-        let config = instance_config(&pg, tmp.path());
-        let data = pg.dir(&tmp.path().join("source")).join("data");
-        pg.initdb(PG15, &data, &pg::pwfile(&pg, tmp.path()), "");
-        // As the image's entrypoint does for an empty instance: initdb, then the ConfigMap's
-        // initdb.sh, so the server uses the ConfigMap's settings (its pg_hba.conf).
-        let init = format!("export PGDATA='{}'; source '{}/initdb.sh'", data.display(), config.display());
-        pg.bash(&init, PG15);
-        let port = free_port();
-        pg.start(PG15, &data, port);
+        let server = Server15::create(|pg, dir, data| {
+            let config = instance_config(pg, dir);
+            // As the image's entrypoint does for an empty instance: initdb, then the ConfigMap's
+            // initdb.sh, so the server uses the ConfigMap's settings (its pg_hba.conf).
+            let init = format!("export PGDATA='{}'; source '{}/initdb.sh'", data.display(), config.display());
+            pg.bash(&init, PG15);
+            config
+        })?;
+        let port = server.port;
         for sql in [
             "CREATE ROLE app LOGIN PASSWORD 'app-pass'",
             "SET password_encryption = 'md5'; CREATE ROLE old_app LOGIN PASSWORD 'md5-pass'",
@@ -81,11 +69,12 @@ impl Source {
         psql(port, "app", &format!("SET ROLE app; CREATE TABLE canary AS SELECT '{CANARY}'::text AS t"));
         psql(port, "closed", "CREATE TABLE kept AS SELECT 'closed rows' AS t");
         psql(port, "postgres", "ALTER DATABASE closed ALLOW_CONNECTIONS false");
-        Some(Self { pg, tmp, port, data, config })
+        Some(server)
     }
 
-    fn dir(&self) -> &Path {
-        self.tmp.path()
+    /// The instance's ConfigMap.
+    fn config(&self) -> &Path {
+        &self.extra
     }
 
     /// Runs the physical backup Job's two containers for a plaintext `image`.
@@ -104,7 +93,7 @@ impl Source {
 
     /// A new, empty restore target whose configuration is the instance's ConfigMap.
     fn volume(&self, name: &str) -> Volume {
-        Volume { config: self.config.clone(), ..Volume::new(&self.pg, self.dir(), name) }
+        Volume { config: self.config().to_path_buf(), ..Volume::new(&self.pg, self.dir(), name) }
     }
 
     /// Runs the restore Job's two containers of `image` (manifest checksum `checksum`) into `volume`
@@ -112,12 +101,6 @@ impl Source {
     fn restore(&self, image: ImageId, checksum: &str, volume: &Volume, bin: &str, name: &str) -> (Output, Output) {
         let t = pg::fake_transfer(self.dir(), image);
         jobs::restore(&self.pg, &t, image, checksum, volume, bin, &jobs::exchange(&self.pg, self.dir(), name))
-    }
-}
-
-impl Drop for Source {
-    fn drop(&mut self) {
-        self.pg.stop(PG15, &self.data);
     }
 }
 
@@ -228,7 +211,7 @@ async fn a_physical_image_round_trips_through_the_job_scripts() {
     owner_only(&volume.pgdata());
     // The data directory includes the instance's configuration once, last.
     let conf = std::fs::read_to_string(volume.pgdata().join("postgresql.conf")).unwrap();
-    let include = format!("include_if_exists = '{}/postgresql.conf'", s.config.display());
+    let include = format!("include_if_exists = '{}/postgresql.conf'", s.config().display());
     assert_eq!(conf.matches(&include).count(), 1, "{conf}");
     assert!(conf.trim_end().ends_with(&include), "{conf}");
     let auto = std::fs::read_to_string(volume.pgdata().join("postgresql.auto.conf")).unwrap();
@@ -327,7 +310,7 @@ fn backup_fails(s: &Source, message: &str) {
 fn sources_that_cannot_be_imaged_physically_fail_the_backup_with_the_reason() {
     let Some(s) = Source::start() else { return };
     // An instance whose pg_hba.conf predates the replication entry.
-    let hba = s.config.join("pg_hba.conf");
+    let hba = s.config().join("pg_hba.conf");
     let without: String =
         PG_HBA_CONF.lines().filter(|l| !l.contains("replication")).map(|l| format!("{l}\n")).collect();
     std::fs::write(&hba, without).unwrap();

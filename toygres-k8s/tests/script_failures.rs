@@ -5,8 +5,8 @@
 mod pg;
 
 use pg::jobs::{self, Volume};
-use pg::{free_port, psql, succeeded, Postgres, PG15};
-use std::path::{Path, PathBuf};
+use pg::{free_port, psql, succeeded, Server15, PG15};
+use std::path::PathBuf;
 use toygres_core::{CommandTransfer, ImageId, ImageLocation};
 
 const FAKE_COPY: &str = r#"#!/bin/bash
@@ -19,31 +19,21 @@ case "$1" in
 esac
 "#;
 
-struct Source {
-    pg: Postgres,
-    tmp: tempfile::TempDir,
-    port: u16,
-    data: PathBuf,
-}
+/// The PostgreSQL 15 source of these tests.
+type Source = Server15;
 
 impl Source {
     fn start() -> Option<Self> {
-        let pg = Postgres::find()?;
-        let tmp = pg::tempdir();
-        pg.dir(&tmp.path().join("blobs"));
-        let data = pg.dir(&tmp.path().join("source")).join("data");
-        pg.initdb(PG15, &data, &pg::pwfile(&pg, tmp.path()), "");
-        let port = free_port();
-        pg.start(PG15, &data, port);
-        psql(port, "postgres", "CREATE DATABASE app");
-        psql(port, "app", "CREATE TABLE t AS SELECT g AS id FROM generate_series(1, 300) g");
-        psql(port, "postgres", "CREATE DATABASE closed");
-        psql(port, "postgres", "ALTER DATABASE closed ALLOW_CONNECTIONS false");
-        Some(Self { pg, tmp, port, data })
+        let server = Server15::create(|_, _, _| ())?;
+        psql(server.port, "postgres", "CREATE DATABASE app");
+        psql(server.port, "app", "CREATE TABLE t AS SELECT g AS id FROM generate_series(1, 300) g");
+        psql(server.port, "postgres", "CREATE DATABASE closed");
+        psql(server.port, "postgres", "ALTER DATABASE closed ALLOW_CONNECTIONS false");
+        Some(server)
     }
 
     fn transfer(&self, image: ImageId, fail_on: &str) -> CommandTransfer {
-        let dir = self.tmp.path();
+        let dir = self.dir();
         CommandTransfer {
             program: pg::executable(dir, "fake-copy", FAKE_COPY.as_bytes()),
             login: None,
@@ -57,17 +47,7 @@ impl Source {
     }
 
     fn image_dir(&self, image: ImageId) -> PathBuf {
-        self.tmp.path().join("blobs").join(ImageLocation::for_image(image).prefix)
-    }
-
-    fn dir(&self) -> &Path {
-        self.tmp.path()
-    }
-}
-
-impl Drop for Source {
-    fn drop(&mut self) {
-        self.pg.stop(PG15, &self.data);
+        self.dir().join("blobs").join(ImageLocation::for_image(image).prefix)
     }
 }
 

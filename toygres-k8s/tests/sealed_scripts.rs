@@ -8,7 +8,7 @@
 mod pg;
 
 use pg::jobs::{self, BackupPod, Volume};
-use pg::{free_port, psql, succeeded, JobKey, Postgres, PG15};
+use pg::{free_port, psql, succeeded, JobKey, Server15, PG15};
 use std::path::{Path, PathBuf};
 use std::process::Output;
 use toygres_core::manifest::{sha256_hex, GLOBALS_NAME, MANIFEST_NAME};
@@ -33,34 +33,19 @@ case "$1" in
 esac
 "#;
 
-struct Source {
-    pg: Postgres,
-    tmp: tempfile::TempDir,
-    port: u16,
-    data: PathBuf,
-}
+/// The PostgreSQL 15 source of these tests, with a canary row.
+type Source = Server15;
 
 impl Source {
     fn start() -> Option<Self> {
-        let Some(pg) = Postgres::find() else {
-            eprintln!("SKIPPED: needs root, the postgres user, PostgreSQL 15, jq and zstd");
-            return None;
-        };
-        let tmp = pg::tempdir();
-        pg.dir(&tmp.path().join("blobs"));
-        pg.dir(&tmp.path().join("state"));
-        let data = pg.dir(&tmp.path().join("source")).join("data");
-        pg.initdb(PG15, &data, &pg::pwfile(&pg, tmp.path()), "");
-        let port = free_port();
-        pg.start(PG15, &data, port);
+        let server = Server15::create(|pg, dir, _| {
+            pg.dir(&dir.join("state"));
+        })?;
+        let port = server.port;
         psql(port, "postgres", "CREATE ROLE app LOGIN PASSWORD 'app-pass'");
         psql(port, "postgres", "CREATE DATABASE app OWNER app");
         psql(port, "app", &format!("SET ROLE app; CREATE TABLE canary AS SELECT '{CANARY}'::text AS t"));
-        Some(Self { pg, tmp, port, data })
-    }
-
-    fn dir(&self) -> &Path {
-        self.tmp.path()
+        Some(server)
     }
 
     fn image_dir(&self, image: ImageId) -> PathBuf {
@@ -115,12 +100,6 @@ impl Source {
         assert!(logs.contains(message), "expected {message:?} in:\n{logs}");
         assert!(!volume.pgdata().exists() && !volume.marker().exists(), "something was loaded:\n{logs}");
         assert!(!logs.contains("applying roles") && !logs.contains("restoring database"), "{logs}");
-    }
-}
-
-impl Drop for Source {
-    fn drop(&mut self) {
-        self.pg.stop(PG15, &self.data);
     }
 }
 

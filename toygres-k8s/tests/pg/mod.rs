@@ -256,6 +256,10 @@ pub fn pwfile(pg: &Postgres, dir: &Path) -> PathBuf {
     path
 }
 pub mod jobs;
+pub mod server;
+
+#[allow(unused_imports)] // not every test file starts a source of its own
+pub use server::Server15;
 
 /// Every stored object of the encrypted image at `location` is sealed (starts with the format's
 /// magic) and holds none of the bytes of `secrets`; opened with `key` (and decompressed), the
