@@ -19,16 +19,7 @@ fn instance() -> InstanceSpec {
 }
 
 fn backup_spec() -> BackupJobSpec {
-    let image = ImageId::new();
-    BackupJobSpec {
-        image_id: image,
-        source: instance(),
-        source_password: Password::new(PASSWORD),
-        location: ImageLocation::for_image(image),
-        image_type: ImageType::Stock,
-        format: toygres_core::ImageFormat::Logical,
-        data_key: None,
-    }
+    support::backup_spec(instance(), toygres_core::ImageFormat::Logical, None)
 }
 
 /// Defect 7: a 409 on an object that is being deleted is not "ours, already there".

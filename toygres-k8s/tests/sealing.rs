@@ -6,11 +6,8 @@ mod support;
 
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Container, PodSpec};
-use support::{command_transfer, data_key, DATA_KEY_HEX, PASSWORD};
-use toygres_core::{
-    BackupJobSpec, ImageFormat, ImageId, ImageLocation, ImageType, InstanceId, InstanceSpec, JobRef, Password,
-    RestoreJobSpec, Transfer,
-};
+use support::{command_transfer, data_key, DATA_KEY_HEX};
+use toygres_core::{BackupJobSpec, ImageFormat, ImageType, InstanceId, InstanceSpec, JobRef, RestoreJobSpec, Transfer};
 use toygres_k8s::sealing::{self, DATA_KEY_SECRET_KEY, KEY_DIR, KEY_FILE, KEY_VOLUME};
 use toygres_k8s::transfer::job_transfer;
 use toygres_k8s::{K8sConfig, Manifests};
@@ -30,16 +27,7 @@ fn instance() -> InstanceSpec {
 }
 
 fn backup(format: ImageFormat) -> BackupJobSpec {
-    let image = ImageId::new();
-    BackupJobSpec {
-        image_id: image,
-        source: instance(),
-        source_password: Password::new(PASSWORD),
-        location: ImageLocation::for_image(image),
-        image_type: ImageType::Stock,
-        format,
-        data_key: Some(data_key()),
-    }
+    support::backup_spec(instance(), format, Some(data_key()))
 }
 
 fn restore() -> RestoreJobSpec {

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 use support::*;
 use toygres_core::{
-    BackupJobSpec, ClusterExecutor, Error, ImageId, ImageLocation, ImageType, InstanceId, InstanceSpec, JobRef,
-    NoProgress, Password, Transfer,
+    BackupJobSpec, ClusterExecutor, Error, ImageId, ImageType, InstanceId, InstanceSpec, JobRef, NoProgress, Password,
+    Transfer,
 };
 
 fn instance() -> InstanceSpec {
@@ -22,16 +22,7 @@ fn instance() -> InstanceSpec {
 }
 
 fn backup_spec() -> BackupJobSpec {
-    let image = ImageId::new();
-    BackupJobSpec {
-        image_id: image,
-        source: instance(),
-        source_password: Password::new(PASSWORD),
-        location: ImageLocation::for_image(image),
-        image_type: ImageType::Stock,
-        format: Default::default(),
-        data_key: Some(data_key()),
-    }
+    support::backup_spec(instance(), Default::default(), Some(data_key()))
 }
 
 fn password() -> Password {

@@ -299,6 +299,24 @@ pub fn warn(fake: &FakeApi, kind: &str, name: &str, reason: &str, message: &str)
     );
 }
 
+/// The backup job of a new image of `source` in `format`, encrypted under `data_key` if any.
+pub fn backup_spec(
+    source: toygres_core::InstanceSpec,
+    format: toygres_core::ImageFormat,
+    data_key: Option<toygres_core::envelope::DataKey>,
+) -> toygres_core::BackupJobSpec {
+    let image = toygres_core::ImageId::new();
+    toygres_core::BackupJobSpec {
+        image_id: image,
+        source,
+        source_password: toygres_core::Password::new(PASSWORD),
+        location: toygres_core::ImageLocation::for_image(image),
+        image_type: toygres_core::ImageType::Stock,
+        format,
+        data_key,
+    }
+}
+
 /// A restore job of a new image (an arbitrary checksum) into `instance`.
 pub fn restore_spec(instance: &toygres_core::InstanceSpec) -> toygres_core::RestoreJobSpec {
     let image = toygres_core::ImageId::new();
