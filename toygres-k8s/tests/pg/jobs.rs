@@ -21,8 +21,8 @@ fn pod_env(exchange: &Path, side: &str, peer: &str) -> Vec<(String, String)> {
     ])
 }
 
-/// The backup job's two containers of a logical image: `dump` with `dump_bin` (the source's
-/// image), `upload` with `upload_bin` on PATH (the toolbox).
+/// The backup job's two containers of a plaintext logical image: `dump` with `bins.0` (the
+/// source's image), `upload` with `bins.1` on PATH (the toolbox); [`BackupPod`] for the others.
 pub fn backup(
     pg: &Postgres,
     transfer: &CommandTransfer,
@@ -31,20 +31,7 @@ pub fn backup(
     bins: (&str, &str),
     exchange: &Path,
 ) -> (Output, Output) {
-    backup_as(ImageFormat::Logical, pg, transfer, image, source_port, bins, exchange)
-}
-
-/// [`backup`] of a plaintext image in `format`: the `dump` container runs the script the Job would.
-pub fn backup_as(
-    format: ImageFormat,
-    pg: &Postgres,
-    transfer: &CommandTransfer,
-    image: ImageId,
-    source_port: u16,
-    bins: (&str, &str),
-    exchange: &Path,
-) -> (Output, Output) {
-    BackupPod::new(format, None).run(pg, transfer, image, source_port, bins, exchange)
+    BackupPod::new(ImageFormat::Logical, None).run(pg, transfer, image, source_port, bins, exchange)
 }
 
 /// The backup job's pod: its format, the data key of an encrypted image, and variables a test
