@@ -2,6 +2,9 @@
 //! answers KMS on the same port and does not check signatures). Without it the tests are
 //! skipped, except under `CI=true`, where they fail.
 
+#[path = "../../tests/moto_support.rs"]
+mod moto_support;
+
 use serde_json::{json, Value};
 use toygres_core::envelope::{DataKey, KeyProvider, WrappedKey};
 use toygres_core::{Error, ImageId};
@@ -9,38 +12,9 @@ use toygres_s3::kms::{AwsKms, PROVIDER};
 
 const SECRET: &str = "moto-kms-secret-Vb7";
 
-/// The moto server's URL, or `None` (after saying why) outside CI.
-fn moto_url() -> Option<String> {
-    match std::env::var("TOYGRES_S3_URL") {
-        Ok(url) => Some(url),
-        Err(_) if std::env::var("CI").is_ok_and(|v| v == "true") => {
-            panic!("TOYGRES_S3_URL is not set under CI; run `eval \"$(bash .ci/moto.sh)\"` first")
-        }
-        Err(_) => {
-            eprintln!("skipped: TOYGRES_S3_URL is not set (eval \"$(bash .ci/moto.sh)\")");
-            None
-        }
-    }
-}
-
 /// A raw, unsigned KMS call (moto routes on the credential scope, so it carries a dummy one).
 async fn admin(url: &str, action: &str, body: Value) -> Value {
-    let response = reqwest::Client::new()
-        .post(url)
-        .header("X-Amz-Target", format!("TrentService.{action}"))
-        .header("Content-Type", "application/x-amz-json-1.1")
-        .header(
-            "Authorization",
-            "AWS4-HMAC-SHA256 Credential=testing/20250101/us-east-1/kms/aws4_request, SignedHeaders=host, Signature=0",
-        )
-        .body(body.to_string())
-        .send()
-        .await
-        .unwrap();
-    let status = response.status();
-    let text = response.text().await.unwrap();
-    assert!(status.is_success(), "{action}: {status} {text}");
-    serde_json::from_str(&text).unwrap_or(Value::Null)
+    moto_support::kms(url, action, &body.to_string()).await
 }
 
 /// A new symmetric key: (key id, ARN).
@@ -62,7 +36,7 @@ fn reason(e: Error) -> String {
 
 #[tokio::test]
 async fn wraps_and_unwraps_a_data_key() {
-    let Some(url) = moto_url() else { return };
+    let Some(url) = moto_support::url() else { return };
     let (id, arn) = create_key(&url).await;
     let kms = kms(&url, &id);
     assert_eq!(kms.current_key_id().await.unwrap(), arn);
@@ -83,7 +57,7 @@ async fn wraps_and_unwraps_a_data_key() {
 
 #[tokio::test]
 async fn unwrap_refuses_other_images_changed_bytes_and_other_keys() {
-    let Some(url) = moto_url() else { return };
+    let Some(url) = moto_support::url() else { return };
     let ((a, _), (_, b_arn)) = (create_key(&url).await, create_key(&url).await);
     let kms = kms(&url, &a);
     let (image, key) = (ImageId::new(), DataKey::generate());
@@ -114,7 +88,7 @@ async fn unwrap_refuses_other_images_changed_bytes_and_other_keys() {
 
 #[tokio::test]
 async fn disabled_deleted_and_missing_keys_wrap_nothing() {
-    let Some(url) = moto_url() else { return };
+    let Some(url) = moto_support::url() else { return };
     let (disabled, _) = create_key(&url).await;
     admin(&url, "DisableKey", json!({"KeyId": disabled})).await;
     let err = kms(&url, &disabled).wrap(ImageId::new(), &DataKey::generate()).await.unwrap_err();
@@ -136,7 +110,7 @@ async fn disabled_deleted_and_missing_keys_wrap_nothing() {
 
 #[tokio::test]
 async fn after_rotation_old_keys_still_unwrap_and_new_ones_use_the_new_key() {
-    let Some(url) = moto_url() else { return };
+    let Some(url) = moto_support::url() else { return };
     let ((a, a_arn), (b, b_arn)) = (create_key(&url).await, create_key(&url).await);
     let alias = format!("alias/toygres-{}", &ImageId::new().to_string()[..8]);
     admin(&url, "CreateAlias", json!({"AliasName": alias, "TargetKeyId": a})).await;
