@@ -130,7 +130,7 @@ pub async fn run(command: KeysCommand) -> std::result::Result<ExitCode, Box<dyn 
     let backends = crate::backends::open(&args.data_dir, args.pg_bin_dir.as_deref()).await?;
     let (toygres, setup) = (backends.toygres, backends.keys);
     let local = setup.local.as_ref();
-    let primary = setup.local_is_primary.then_some(()).and(local);
+    let primary = local.filter(|_| setup.local_is_primary);
     match command {
         KeysCommand::List(_) => list(&toygres, local).await,
         KeysCommand::Rotate { max_per_second, .. } => {
