@@ -220,9 +220,10 @@ impl ImageKeys {
         }
     }
 
-    /// A fresh data key for `image`, wrapped (`None` for plaintext images). Fails closed:
-    /// [`Error::KeyUnavailable`] when nothing was chosen or the provider cannot wrap.
-    pub async fn new_data_key(&self, image: ImageId) -> Result<Option<(DataKey, WrappedKey)>> {
+    /// A fresh data key for `image`, as its record keeps it: wrapped (`None` for plaintext
+    /// images). The jobs unwrap it when they need it. Fails closed: [`Error::KeyUnavailable`]
+    /// when nothing was chosen or the provider cannot wrap.
+    pub async fn new_data_key(&self, image: ImageId) -> Result<Option<WrappedKey>> {
         match self {
             ImageKeys::Plaintext(_) => Ok(None),
             ImageKeys::Unset => Err(Error::KeyUnavailable {
@@ -230,11 +231,7 @@ impl ImageKeys {
                          or ask for unencrypted images explicitly (Toygres::with_plaintext_images)"
                     .into(),
             }),
-            ImageKeys::Provider(p) => {
-                let key = DataKey::generate();
-                let wrapped = p.wrap(image, &key).await?;
-                Ok(Some((key, wrapped)))
-            }
+            ImageKeys::Provider(p) => Ok(Some(p.wrap(image, &DataKey::generate()).await?)),
         }
     }
 

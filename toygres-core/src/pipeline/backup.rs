@@ -117,7 +117,7 @@ impl Backup {
             // the same operation keeps the key the catalog recorded first.
             let id = ImageId::new();
             new.id = Some(id);
-            new.encryption = self.t.keys.new_data_key(id).await?.map(|(_, wrapped)| wrapped);
+            new.encryption = self.t.keys.new_data_key(id).await?;
             super::replay::image(operation, self.t.catalog.reserve_image(operation, &new).await?)
         };
         step(&*self.t.progress, subject, Phase::ReserveImage, work).await
