@@ -31,6 +31,11 @@ impl DurableClient {
         Self { client, toygres, board }
     }
 
+    /// The library handle it admits requests through.
+    pub fn toygres(&self) -> &Toygres {
+        &self.toygres
+    }
+
     /// The duroxide client underneath (management, history).
     pub fn duroxide(&self) -> &Client {
         &self.client
@@ -38,7 +43,7 @@ impl DurableClient {
 
     /// Synchronously: admits the request and reserves the image ([`toygres_core::Backup::begin`]:
     /// every refusal, with core's typed error, comes before anything is created); then starts
-    /// orchestration `create-image` 1.1.0 with instance id `create-image-<image-id>` (a
+    /// orchestration `create-image` 1.2.0 with instance id `create-image-<image-id>` (a
     /// duplicate start is a no-op). Returns the reserved record at once.
     pub async fn create_image(&self, operation: OperationId, request: CreateImageRequest) -> Result<ImageRecord> {
         let record = self.toygres.backup().begin(operation, &request).await?;
@@ -49,7 +54,7 @@ impl DurableClient {
     /// Synchronously: admits the request and creates the instance record
     /// ([`toygres_core::Toygres::begin_instance`]: a restore takes the image's password and
     /// image type; every refusal, with core's typed error, comes before anything is created);
-    /// then starts `create-instance` 1.1.0 with id `create-instance-<instance-id>`. Returns the
+    /// then starts `create-instance` 1.2.0 with id `create-instance-<instance-id>`. Returns the
     /// record at once. Without `source_image_id`: a fresh empty instance with the request's
     /// password (same orchestration, the fresh path).
     pub async fn create_instance(

@@ -4,8 +4,8 @@
 //! a control plane that dies in the middle of a backup or a restore picks the work up again when
 //! it restarts:
 //!
-//! - `create-image` 1.1.0: backup job → mark ready (cleanup on failure).
-//! - `create-instance` 1.1.0: volume → restore job (or an empty cluster) → core's
+//! - `create-image` 1.2.0: backup job (on the backup workers) → mark ready (cleanup on failure).
+//! - `create-instance` 1.2.0: volume → restore job (on the restore workers; or an empty cluster) → core's
 //!   deploy-to-running tail ([`toygres_core::Restore::serve`]); cleanup on failure.
 //!
 //! The client admits every request through core ([`toygres_core::Backup::begin`],
@@ -47,6 +47,7 @@ pub mod progress;
 mod runtime;
 pub mod status;
 
+pub use activities::sweep::{SweepReport, SweepSettings};
 pub use client::DurableClient;
-pub use runtime::{RuntimeBuilder, ToygresRuntime, DEFAULT_POLL_INTERVAL};
+pub use runtime::{RuntimeBuilder, ToygresRuntime, DEFAULT_POLL_INTERVAL, DEFAULT_SWEEP_INTERVAL};
 pub use status::{OperationState, OperationStatus};

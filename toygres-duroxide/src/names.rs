@@ -5,18 +5,34 @@ use toygres_core::{ImageId, InstanceId, Subject};
 
 /// Orchestration `create-image` (backup pipeline).
 pub const CREATE_IMAGE: &str = "create-image";
-/// Version of `create-image` this build starts: steps take the image id only.
-pub const CREATE_IMAGE_VERSION: &str = "1.1.0";
+/// Version of `create-image` this build starts: steps take the image id only, and the backup job
+/// runs on the [`queue::BACKUPS`] workers.
+pub const CREATE_IMAGE_VERSION: &str = "1.2.0";
+/// `create-image` with the backup job on the default queue, kept registered for instances
+/// earlier builds started.
+pub const CREATE_IMAGE_V1_1_0: &str = "1.1.0";
 /// The first `create-image`, kept registered for instances earlier builds started.
 pub const CREATE_IMAGE_V1_0_0: &str = "1.0.0";
 /// Orchestration `create-instance` (restore from an image, or a fresh empty instance).
 pub const CREATE_INSTANCE: &str = "create-instance";
 /// Version of `create-instance` this build starts: steps take the instance id only, and the
-/// deploy-to-running tail is core's [`toygres_core::Restore::serve`].
-pub const CREATE_INSTANCE_VERSION: &str = "1.1.0";
+/// deploy-to-running tail is core's [`toygres_core::Restore::serve`]; the restore job runs on the
+/// [`queue::RESTORES`] workers.
+pub const CREATE_INSTANCE_VERSION: &str = "1.2.0";
+/// `create-instance` with the restore job on the default queue, kept registered for instances
+/// earlier builds started.
+pub const CREATE_INSTANCE_V1_1_0: &str = "1.1.0";
 /// The `create-instance` earlier builds started (the restore flow inlined step by step), kept
 /// registered so that their instances finish.
 pub const CREATE_INSTANCE_V1_0_5: &str = "1.0.5";
+/// Orchestration `toygres-sweeper`: heals stuck records, prunes old histories, takes scheduled
+/// images. One instance, [`SWEEPER_ID`], whichever process starts it first.
+pub const SWEEPER: &str = "toygres-sweeper";
+/// Version of the sweeper this build starts.
+pub const SWEEPER_VERSION: &str = "1.0.0";
+/// The sweeper's fixed instance id: every process starts it, the duplicates are no-ops, so one
+/// runs without a leader election.
+pub const SWEEPER_ID: &str = "toygres-sweeper";
 /// Queue the orchestrations read cancellation requests from.
 pub const CANCEL_QUEUE: &str = "toygres.cancel";
 
@@ -52,6 +68,16 @@ pub mod activity {
     pub const SERVE: &str = "toygres.instance.serve.v2";
     pub const INSTANCE_FAIL: &str = "toygres.instance.fail.v2";
     pub const KILL_JOB: &str = "toygres.job.kill.v2";
+    pub const SWEEP: &str = "toygres.sweeper.sweep.v1";
+}
+
+/// Worker queues (duroxide activity tags) with their own capacity, so that a burst of one kind of
+/// job never starves the other: scheduled backups do not hold up a user's restore.
+pub mod queue {
+    /// Backup jobs of `create-image` 1.2.0.
+    pub const BACKUPS: &str = "toygres.backups";
+    /// Restore jobs of `create-instance` 1.2.0.
+    pub const RESTORES: &str = "toygres.restores";
 }
 
 /// Activity names of `create-image` 1.0.0 and `create-instance` 1.0.5 (frozen: their recorded

@@ -78,6 +78,13 @@ impl StepError {
         Self::from_error(&Error::Cancelled { what: what.to_string() })
     }
 
+    /// This process lost the step's lease; another runs it now. Never recorded in practice
+    /// (duroxide drops the result of a step whose lease was lost); transient should it be.
+    pub fn lease_lost() -> Self {
+        let message = "this process lost the step's lease; another process runs the step now".to_string();
+        Self { message, transient: true, cancelled: false }
+    }
+
     /// Encodes it for duroxide.
     pub fn encode(&self) -> String {
         serde_json::to_string(self).expect("StepError serializes")

@@ -1,4 +1,5 @@
-//! `create-image` 1.1.0. The client has admitted the request and reserved the image
+//! `create-image` 1.2.0 (and 1.1.0, the same steps with the backup job on the default worker
+//! queue). The client has admitted the request and reserved the image
 //! ([`toygres_core::Backup::begin`]); then the backup job → mark ready, and on failure or
 //! cancellation the cleanup (job and partial blobs removed, image `failed` with the reason).
 //! Every step takes the image id only.
@@ -17,9 +18,18 @@ pub struct ImageInput {
     pub image_id: ImageId,
 }
 
-/// The `create-image` orchestration, version 1.1.0. Its output is the image id.
+/// The `create-image` orchestration, version 1.2.0: the backup job runs on the backup queue's
+/// workers ([`crate::names::queue::BACKUPS`]). Its output is the image id.
 pub async fn create_image(ctx: OrchestrationContext, input: ImageInput) -> Result<ImageId, String> {
-    let mut flow = Flow::new(&ctx);
+    run(Flow::new(&ctx).jobs_on(crate::names::queue::BACKUPS), input).await
+}
+
+/// `create-image` 1.1.0, which earlier builds started: the backup job on the default queue.
+pub async fn create_image_v1_1_0(ctx: OrchestrationContext, input: ImageInput) -> Result<ImageId, String> {
+    run(Flow::new(&ctx), input).await
+}
+
+async fn run(mut flow: Flow, input: ImageInput) -> Result<ImageId, String> {
     let id = input.image_id;
     let outcome = async {
         let job = Kind::Job(Kill::Of(JobOf::Backup(id)));

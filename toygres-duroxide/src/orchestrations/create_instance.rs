@@ -1,4 +1,5 @@
-//! `create-instance` 1.1.0. The client has admitted the request and created the record
+//! `create-instance` 1.2.0 (and 1.1.0, the same steps with the restore job on the default worker
+//! queue). The client has admitted the request and created the record
 //! ([`toygres_core::Toygres::begin_instance`]); then the volume → the restore job (or an empty
 //! cluster) → core's deploy-to-running tail ([`toygres_core::Restore::serve`]), and on failure or
 //! cancellation the cleanup (job and everything the instance owns removed, instance `failed`
@@ -20,9 +21,18 @@ pub struct InstanceFlow {
     pub image: Option<ImageId>,
 }
 
-/// The `create-instance` orchestration, version 1.1.0. Its output is the instance id.
+/// The `create-instance` orchestration, version 1.2.0: the restore job runs on the restore
+/// queue's workers ([`crate::names::queue::RESTORES`]). Its output is the instance id.
 pub async fn create_instance(ctx: OrchestrationContext, input: InstanceFlow) -> Result<InstanceId, String> {
-    let mut flow = Flow::new(&ctx);
+    run(Flow::new(&ctx).jobs_on(crate::names::queue::RESTORES), input).await
+}
+
+/// `create-instance` 1.1.0, which earlier builds started: the restore job on the default queue.
+pub async fn create_instance_v1_1_0(ctx: OrchestrationContext, input: InstanceFlow) -> Result<InstanceId, String> {
+    run(Flow::new(&ctx), input).await
+}
+
+async fn run(mut flow: Flow, input: InstanceFlow) -> Result<InstanceId, String> {
     let id = input.instance;
     match steps(&mut flow, &input).await {
         Ok(()) => Ok(id),

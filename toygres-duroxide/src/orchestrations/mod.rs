@@ -4,14 +4,17 @@
 
 mod create_image;
 mod create_instance;
+mod sweeper;
 pub mod v1;
 
-pub use create_image::{create_image, ImageInput};
-pub use create_instance::{create_instance, InstanceFlow};
+pub use create_image::{create_image, create_image_v1_1_0, ImageInput};
+pub use create_instance::{create_instance, create_instance_v1_1_0, InstanceFlow};
+pub use sweeper::{sweeper, SweeperInput};
 
 use crate::activities::{FailInput, JobOf};
 use crate::names::{activity, activity_v1, CREATE_IMAGE, CREATE_INSTANCE};
-use crate::names::{CREATE_IMAGE_V1_0_0, CREATE_IMAGE_VERSION, CREATE_INSTANCE_V1_0_5, CREATE_INSTANCE_VERSION};
+use crate::names::{CREATE_IMAGE_V1_0_0, CREATE_IMAGE_V1_1_0, CREATE_IMAGE_VERSION};
+use crate::names::{CREATE_INSTANCE_V1_0_5, CREATE_INSTANCE_V1_1_0, CREATE_INSTANCE_VERSION, SWEEPER, SWEEPER_VERSION};
 use crate::status::{Failure, StepError, StepStatus};
 use duroxide::runtime::registry::OrchestrationRegistryBuilder;
 use duroxide::OrchestrationRegistry;
@@ -26,9 +29,12 @@ use toygres_core::{JobRef, Phase, RetryPolicy};
 pub fn registry() -> OrchestrationRegistryBuilder {
     OrchestrationRegistry::builder()
         .register_versioned_typed(CREATE_IMAGE, CREATE_IMAGE_V1_0_0, v1::create_image_v1_0_0)
+        .register_versioned_typed(CREATE_IMAGE, CREATE_IMAGE_V1_1_0, create_image_v1_1_0)
         .register_versioned_typed(CREATE_IMAGE, CREATE_IMAGE_VERSION, create_image)
         .register_versioned_typed(CREATE_INSTANCE, CREATE_INSTANCE_V1_0_5, v1::create_instance_v1_0_5)
+        .register_versioned_typed(CREATE_INSTANCE, CREATE_INSTANCE_V1_1_0, create_instance_v1_1_0)
         .register_versioned_typed(CREATE_INSTANCE, CREATE_INSTANCE_VERSION, create_instance)
+        .register_versioned_typed(SWEEPER, SWEEPER_VERSION, sweeper)
 }
 
 /// How a step reacts to a cancellation that arrives while it runs.
@@ -66,17 +72,27 @@ pub(crate) fn job_policy() -> RetryPolicy {
     RetryPolicy::new(2).with_backoff(Duration::from_secs(2), Duration::from_secs(2))
 }
 
-/// One orchestration's run: its context and its cancellation mailbox.
+/// One orchestration's run: its context, its cancellation mailbox, and the worker queue its job
+/// steps go to.
 pub(crate) struct Flow {
     ctx: OrchestrationContext,
     cancel: DurableFuture<String>,
     cancelled: bool,
+    job_queue: Option<&'static str>,
 }
 
 impl Flow {
     pub(crate) fn new(ctx: &OrchestrationContext) -> Self {
         let cancel = ctx.dequeue_event(crate::names::CANCEL_QUEUE);
-        Self { ctx: ctx.clone(), cancel, cancelled: false }
+        Self { ctx: ctx.clone(), cancel, cancelled: false, job_queue: None }
+    }
+
+    /// Sends the job steps to the workers of `queue` (a duroxide activity tag), which have their
+    /// own capacity ([`crate::names::queue`]). Part of an orchestration version's history: a
+    /// version that starts tagging is a new version.
+    pub(crate) fn jobs_on(mut self, queue: &'static str) -> Self {
+        self.job_queue = Some(queue);
+        self
     }
 
     fn cancelled(&mut self, step: Phase, what: &str) -> Stop {
@@ -110,6 +126,9 @@ impl Flow {
             }
             self.status(step, attempt);
             let mut act: DurableFuture<Result<Out, String>> = self.ctx.schedule_activity_typed(name, input);
+            if let (Kind::Job(_), Some(queue)) = (&kind, self.job_queue) {
+                act = act.with_tag(queue);
+            }
             let error = match self.ctx.select2(&mut act, &mut self.cancel).await {
                 Either2::First(Ok(out)) => return Ok(out),
                 Either2::First(Err(e)) => StepError::decode(&e),
