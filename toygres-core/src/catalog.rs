@@ -3,13 +3,16 @@
 use crate::envelope::WrappedKey;
 use crate::error::Result;
 use crate::filter::InstanceFilter;
-use crate::ids::{ImageId, InstanceId, OperationId};
+use crate::ids::{ImageId, InstanceId, OperationId, ScheduleId};
 use crate::image::{ImageFilter, ImageRecord, ImageUpdate, NewImage};
 use crate::instance::{InstanceRecord, InstanceUpdate, NewInstance};
 use crate::labels::Labels;
+use crate::progress::{StoredProgress, Subject};
+use crate::schedule::{NewSchedule, Schedule};
 use crate::secret::Password;
 use crate::state::{ImageState, InstanceState};
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 
 /// The rule every [`CatalogStore`] applies when an operation id comes back: the request digest
 /// kept with its record (`kept`) and the new request's (`new`) must be equal when both are known
@@ -21,7 +24,8 @@ pub fn check_request_digest(operation: OperationId, kept: Option<&str>, new: Opt
     }
 }
 
-/// The catalog ("CMS") of images and instances.
+/// The catalog ("CMS") of images, instances and schedules, and the byte progress of their
+/// operations.
 ///
 /// Implementations must be safe to share between tasks and processes: every state change is an
 /// atomic compare-and-set on the current state, checked against the lifecycle in [`crate::state`].
@@ -92,4 +96,61 @@ pub trait CatalogStore: Send + Sync {
 
     /// The instance's superuser password.
     async fn instance_password(&self, id: InstanceId) -> Result<Password>;
+
+    /// Records a schedule (validated by the caller; the catalog does not check that its instance
+    /// exists). Idempotent on `operation` like [`CatalogStore::reserve_image`]: the same record
+    /// whatever happened to it since (deleted included, with `deleted_at` set), or
+    /// [`crate::Error::OperationReused`] when both carry a [`NewSchedule::request_digest`] and
+    /// the two differ; [`crate::Error::ScheduleNameTaken`] if another operation's schedule (not
+    /// deleted) has the same name.
+    async fn create_schedule(&self, operation: OperationId, schedule: &NewSchedule) -> Result<Schedule>;
+
+    /// The schedule, unless unknown or deleted ([`crate::Error::ScheduleNotFound`]).
+    async fn get_schedule(&self, id: ScheduleId) -> Result<Schedule>;
+
+    /// Every schedule that is not deleted, oldest first (by `created_at`, then id).
+    async fn list_schedules(&self) -> Result<Vec<Schedule>>;
+
+    /// Deletes the schedule (its images are not touched). Unknown or already deleted:
+    /// [`crate::Error::ScheduleNotFound`].
+    async fn delete_schedule(&self, id: ScheduleId) -> Result<()>;
+
+    /// Sets the schedule's last slot to `new` if it is still `expected` (a compare-and-set:
+    /// otherwise [`crate::Error::StateConflict`] with the actual last slot, nothing changed).
+    /// Unknown or deleted: [`crate::Error::ScheduleNotFound`].
+    async fn advance_schedule(
+        &self,
+        id: ScheduleId,
+        expected: Option<DateTime<Utc>>,
+        new: DateTime<Utc>,
+    ) -> Result<Schedule>;
+
+    /// Records (replacing what was recorded) the byte progress of the operation on `subject`.
+    /// Its record must exist and not be deleted: otherwise [`crate::Error::ImageNotFound`] /
+    /// [`crate::Error::InstanceNotFound`] and nothing is kept. Moving the record to `deleted`
+    /// ([`CatalogStore::update_image`], [`CatalogStore::update_instance`]) removes it.
+    async fn record_progress(&self, subject: Subject, progress: &StoredProgress) -> Result<()>;
+
+    /// The byte progress last recorded for `subject` (`None`: none, or it was cleared).
+    async fn get_progress(&self, subject: Subject) -> Result<Option<StoredProgress>>;
+
+    /// Removes the byte progress of `subject` (none recorded: nothing to do).
+    async fn clear_progress(&self, subject: Subject) -> Result<()>;
+}
+
+/// The [`crate::Error::StateConflict`] of a lost [`CatalogStore::advance_schedule`].
+pub fn schedule_conflict(
+    id: ScheduleId,
+    expected: Option<DateTime<Utc>>,
+    actual: Option<DateTime<Utc>>,
+) -> crate::Error {
+    let slot = |s: Option<DateTime<Utc>>| {
+        s.map_or("at no slot yet".to_string(), |s| format!("at slot {}", crate::schedule::slot_text(s)))
+    };
+    crate::Error::StateConflict {
+        entity: "schedule",
+        id: id.to_string(),
+        expected: slot(expected),
+        actual: slot(actual),
+    }
 }

@@ -1,7 +1,7 @@
 //! The one error type of toygres. Every variant says what happened and what to do; none
 //! ever contains a password (backends redact secrets before building one).
 
-use crate::ids::{ImageId, InstanceId, OperationId};
+use crate::ids::{ImageId, InstanceId, OperationId, ScheduleId};
 use std::time::Duration;
 
 /// Boxed source error from a backend.
@@ -41,6 +41,14 @@ pub enum Error {
     /// No instance with that id or name exists (or it was deleted).
     #[error("instance {0} not found; check the id or name")]
     InstanceNotFound(String),
+
+    /// No schedule with that id exists (or it was deleted).
+    #[error("schedule {0} not found; list schedules to see which exist")]
+    ScheduleNotFound(ScheduleId),
+
+    /// A schedule with that name already exists for another operation.
+    #[error("a schedule named {0:?} already exists; choose another name or delete it first")]
+    ScheduleNameTaken(String),
 
     /// The image cannot be restored in its current state.
     #[error("image {id} is {state}, not ready; wait for its backup to finish or pick a ready image")]
@@ -84,7 +92,7 @@ pub enum Error {
     OperationSpent {
         /// The operation id.
         operation: OperationId,
-        /// `"image"` or `"instance"`.
+        /// `"image"`, `"instance"` or `"schedule"`.
         entity: &'static str,
         /// The deleted record's id.
         id: String,
@@ -104,7 +112,7 @@ pub enum Error {
     /// A compare-and-set lost: the record was not in the expected state (another task moved it).
     #[error("{entity} {id} is {actual}, expected {expected}: another task changed it; re-read and retry")]
     StateConflict {
-        /// `"image"` or `"instance"`.
+        /// `"image"`, `"instance"` or `"schedule"` (whose "state" is its last slot).
         entity: &'static str,
         /// Its id.
         id: String,
@@ -279,10 +287,11 @@ impl Error {
     pub fn class(&self) -> ErrorClass {
         match self {
             Error::InvalidRequest { .. } | Error::ConflictingRequest { .. } => ErrorClass::Invalid,
-            Error::ImageNotFound(_) | Error::InstanceNotFound(_) => ErrorClass::NotFound,
+            Error::ImageNotFound(_) | Error::InstanceNotFound(_) | Error::ScheduleNotFound(_) => ErrorClass::NotFound,
             Error::ImageNotReady { .. }
             | Error::InstanceNotRunning { .. }
             | Error::NameTaken(_)
+            | Error::ScheduleNameTaken(_)
             | Error::InvalidTransition { .. }
             | Error::StateConflict { .. }
             | Error::OperationReused { .. }

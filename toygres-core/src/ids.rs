@@ -1,4 +1,4 @@
-//! Identifiers: UUID newtypes for images, instances and the operations that create them.
+//! Identifiers: UUID newtypes for images, instances, schedules and the operations that create them.
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -71,6 +71,11 @@ uuid_id!(
     /// Identifies a PostgreSQL instance.
     InstanceId,
     "InstanceId"
+);
+uuid_id!(
+    /// Identifies a schedule of images ([`crate::schedule::Schedule`]).
+    ScheduleId,
+    "ScheduleId"
 );
 uuid_id!(
     /// Identifies one request to create something. Reserving a record twice with the same

@@ -18,6 +18,9 @@
 //! `image_override` is refused before anything is created; images are verified against their
 //! checksum before a restore; passwords never appear in `Debug`, `Display`, logs or errors.
 //!
+//! [`Schedule`]s take images on a cron schedule with retention: a control plane's sweeper calls
+//! [`Toygres::due_schedule_images`] and [`Toygres::schedule_fired`] ([`schedule`]).
+//!
 //! The `testing` feature exports mockall mocks of the traits and the conformance suites.
 #![warn(missing_docs)]
 
@@ -41,6 +44,7 @@ pub mod pipeline;
 pub mod progress;
 pub mod request;
 pub mod retry;
+pub mod schedule;
 pub mod secret;
 pub mod state;
 #[cfg(feature = "testing")]
@@ -52,7 +56,7 @@ pub use catalog::CatalogStore;
 pub use error::{Error, ErrorClass, Result};
 pub use executor::{BackupJobSpec, ClusterExecutor, InstanceSpec, JobKind, JobRef, RestoreJobSpec};
 pub use filter::{InstanceFilter, Page, PageToken};
-pub use ids::{ImageId, InstanceId, OperationId};
+pub use ids::{ImageId, InstanceId, OperationId, ScheduleId};
 pub use image::{ImageColumns, ImageFilter, ImageFormat, ImageRecord, ImageType, ImageUpdate, NewImage};
 pub use instance::{ConnectionInfo, InstanceColumns, InstanceRecord, InstanceUpdate, NewInstance};
 pub use labels::Labels;
@@ -61,12 +65,13 @@ pub use memory::MemoryCatalog;
 pub use metadata::{ImageDatabase, ImageMetadata};
 pub use objstore::ObjectStoreBlobs;
 pub use pipeline::{
-    Backup, BackupResult, ExpireReport, Options, Provision, ReconcileReport, Restore, RestoreAdmission,
+    Backup, BackupResult, DueImage, ExpireReport, Options, Provision, ReconcileReport, Restore, RestoreAdmission,
     RetentionPolicy, SourceInstance, Toygres,
 };
-pub use progress::{EventKind, NoProgress, Phase, ProgressEvent, ProgressSink, Subject};
+pub use progress::{EventKind, NoProgress, Phase, ProgressEvent, ProgressSink, StoredProgress, Subject};
 pub use request::{CreateImageRequest, CreateInstanceRequest};
 pub use retry::RetryPolicy;
+pub use schedule::{CreateScheduleRequest, NewSchedule, Schedule, ScheduleRetention};
 pub use secret::Password;
 pub use state::{ImageState, InstanceState};
 pub use verify::{verify_image, VerifyMode};

@@ -5,14 +5,16 @@ use crate::catalog::CatalogStore;
 use crate::envelope::WrappedKey;
 use crate::error::{Error, Result};
 use crate::filter::{sort_and_limit, InstanceFilter};
-use crate::ids::{ImageId, InstanceId, OperationId};
+use crate::ids::{ImageId, InstanceId, OperationId, ScheduleId};
 use crate::image::{ImageFilter, ImageRecord, ImageUpdate, NewImage};
 use crate::instance::{InstanceRecord, InstanceUpdate, NewInstance};
 use crate::labels::Labels;
+use crate::progress::{StoredProgress, Subject};
+use crate::schedule::{NewSchedule, Schedule};
 use crate::secret::Password;
 use crate::state::{ImageState, InstanceState};
 use async_trait::async_trait;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use std::collections::HashMap;
 use std::sync::Mutex;
 
@@ -22,6 +24,10 @@ struct State {
     instances: HashMap<InstanceId, (InstanceRecord, Option<Password>)>,
     /// The request digest each operation was first used with, if it had one.
     digests: HashMap<OperationId, String>,
+    /// Schedules (deleted ones too) with their request digests.
+    schedules: HashMap<ScheduleId, (Schedule, Option<String>)>,
+    /// Byte progress by subject.
+    progress: HashMap<Subject, StoredProgress>,
 }
 
 impl State {
@@ -136,7 +142,11 @@ impl CatalogStore for MemoryCatalog {
             ImageUpdate::Deleting => {}
             ImageUpdate::Deleted => *password = None,
         }
-        Ok(record.clone())
+        let record = record.clone();
+        if record.state == ImageState::Deleted {
+            s.progress.remove(&Subject::Image(id));
+        }
+        Ok(record)
     }
 
     async fn image_source_password(&self, id: ImageId) -> Result<Password> {
@@ -215,7 +225,11 @@ impl CatalogStore for MemoryCatalog {
             InstanceUpdate::Deleting => {}
             InstanceUpdate::Deleted => *password = None,
         }
-        Ok(record.clone())
+        let record = record.clone();
+        if record.state == InstanceState::Deleted {
+            s.progress.remove(&Subject::Instance(id));
+        }
+        Ok(record)
     }
 
     async fn instance_password(&self, id: InstanceId) -> Result<Password> {
@@ -223,5 +237,85 @@ impl CatalogStore for MemoryCatalog {
             Some((_, Some(p))) => Ok(p.clone()),
             _ => Err(Error::instance_not_found(id)),
         }
+    }
+
+    async fn create_schedule(&self, operation: OperationId, new: &NewSchedule) -> Result<Schedule> {
+        let mut s = self.lock();
+        if let Some((found, kept)) = s.schedules.values().find(|(r, _)| r.operation_id == operation) {
+            crate::catalog::check_request_digest(operation, kept.as_deref(), new.request_digest.as_deref())?;
+            return Ok(found.clone());
+        }
+        if s.schedules.values().any(|(r, _)| r.name == new.name && r.deleted_at.is_none()) {
+            return Err(Error::ScheduleNameTaken(new.name.clone()));
+        }
+        let record = Schedule::created(ScheduleId::new(), operation, new, Utc::now());
+        s.schedules.insert(record.id, (record.clone(), new.request_digest.clone()));
+        Ok(record)
+    }
+
+    async fn get_schedule(&self, id: ScheduleId) -> Result<Schedule> {
+        match self.lock().schedules.get(&id) {
+            Some((r, _)) if r.deleted_at.is_none() => Ok(r.clone()),
+            _ => Err(Error::ScheduleNotFound(id)),
+        }
+    }
+
+    async fn list_schedules(&self) -> Result<Vec<Schedule>> {
+        let s = self.lock();
+        let live = s.schedules.values().map(|(r, _)| r.clone()).filter(|r| r.deleted_at.is_none()).collect();
+        Ok(sort_and_limit(live, None, Schedule::page_token))
+    }
+
+    async fn delete_schedule(&self, id: ScheduleId) -> Result<()> {
+        match self.lock().schedules.get_mut(&id) {
+            Some((r, _)) if r.deleted_at.is_none() => {
+                r.deleted_at = Some(Utc::now());
+                Ok(())
+            }
+            _ => Err(Error::ScheduleNotFound(id)),
+        }
+    }
+
+    async fn advance_schedule(
+        &self,
+        id: ScheduleId,
+        expected: Option<DateTime<Utc>>,
+        new: DateTime<Utc>,
+    ) -> Result<Schedule> {
+        match self.lock().schedules.get_mut(&id) {
+            Some((r, _)) if r.deleted_at.is_none() => {
+                if r.last_slot != expected {
+                    return Err(crate::catalog::schedule_conflict(id, expected, r.last_slot));
+                }
+                r.last_slot = Some(new);
+                Ok(r.clone())
+            }
+            _ => Err(Error::ScheduleNotFound(id)),
+        }
+    }
+
+    async fn record_progress(&self, subject: Subject, progress: &StoredProgress) -> Result<()> {
+        let mut s = self.lock();
+        let live = match subject {
+            Subject::Image(id) => s.images.get(&id).is_some_and(|(r, _)| r.state != ImageState::Deleted),
+            Subject::Instance(id) => s.instances.get(&id).is_some_and(|(r, _)| r.state != InstanceState::Deleted),
+        };
+        if !live {
+            return Err(match subject {
+                Subject::Image(id) => Error::ImageNotFound(id),
+                Subject::Instance(id) => Error::instance_not_found(id),
+            });
+        }
+        s.progress.insert(subject, progress.clone());
+        Ok(())
+    }
+
+    async fn get_progress(&self, subject: Subject) -> Result<Option<StoredProgress>> {
+        Ok(self.lock().progress.get(&subject).cloned())
+    }
+
+    async fn clear_progress(&self, subject: Subject) -> Result<()> {
+        self.lock().progress.remove(&subject);
+        Ok(())
     }
 }

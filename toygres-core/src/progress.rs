@@ -1,6 +1,8 @@
-//! Progress events sent to a caller-supplied [`ProgressSink`].
+//! Progress events sent to a caller-supplied [`ProgressSink`], and the byte progress a catalog
+//! keeps for every replica to read ([`StoredProgress`]).
 
 use crate::ids::{ImageId, InstanceId};
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::time::Duration;
@@ -12,6 +14,33 @@ pub enum Subject {
     Image(ImageId),
     /// An instance being created or deleted.
     Instance(InstanceId),
+}
+
+impl Subject {
+    /// `"image"` or `"instance"`: how catalogs spell the kind of record.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Subject::Image(_) => "image",
+            Subject::Instance(_) => "instance",
+        }
+    }
+
+    /// The record's id.
+    pub fn uuid(&self) -> uuid::Uuid {
+        match self {
+            Subject::Image(id) => id.0,
+            Subject::Instance(id) => id.0,
+        }
+    }
+
+    /// The subject of `kind` ([`Subject::kind`]) and `id`, as catalogs read it back.
+    pub fn from_parts(kind: &str, id: uuid::Uuid) -> crate::Result<Self> {
+        match kind {
+            "image" => Ok(Subject::Image(id.into())),
+            "instance" => Ok(Subject::Instance(id.into())),
+            other => Err(crate::Error::Corrupt(format!("unknown progress subject kind {other:?} in the catalog"))),
+        }
+    }
 }
 
 /// A pipeline step. Backup: `ReserveImage → LookupSource → BackupJob → MarkReady`.
@@ -46,6 +75,38 @@ pub enum Phase {
 impl fmt::Display for Phase {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Debug::fmt(self, f)
+    }
+}
+
+impl std::str::FromStr for Phase {
+    type Err = crate::Error;
+
+    /// Parses the spelling of [`Phase`]'s `Display` (and serde), e.g. `BackupJob`.
+    fn from_str(s: &str) -> crate::Result<Self> {
+        serde_json::from_value(serde_json::Value::String(s.to_string()))
+            .map_err(|_| crate::Error::Corrupt(format!("unknown phase {s:?} in the catalog")))
+    }
+}
+
+/// The byte progress of the operation on a subject, as a catalog keeps it
+/// ([`crate::CatalogStore::record_progress`]) so that every replica can show it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct StoredProgress {
+    /// The step moving the bytes.
+    pub phase: Phase,
+    /// Bytes done.
+    pub done: u64,
+    /// Total, when known.
+    pub total: Option<u64>,
+    /// When it was recorded (catalogs keep microseconds).
+    pub updated_at: DateTime<Utc>,
+}
+
+impl StoredProgress {
+    /// `done` of `total` bytes in `phase`, recorded at `updated_at`.
+    pub fn new(phase: Phase, done: u64, total: Option<u64>, updated_at: DateTime<Utc>) -> Self {
+        Self { phase, done, total, updated_at }
     }
 }
 
@@ -103,4 +164,22 @@ pub struct NoProgress;
 
 impl ProgressSink for NoProgress {
     fn emit(&self, _: &ProgressEvent) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn phases_and_subjects_round_trip_through_their_catalog_spelling() {
+        use Phase::*;
+        for phase in [ReserveImage, BackupJob, WaitRestoreJob, Cleanup, Delete, InitializeEmpty] {
+            assert_eq!(phase.to_string().parse::<Phase>().unwrap(), phase);
+        }
+        assert!("Nope".parse::<Phase>().is_err());
+        for subject in [Subject::Image(ImageId::new()), Subject::Instance(InstanceId::new())] {
+            assert_eq!(Subject::from_parts(subject.kind(), subject.uuid()).unwrap(), subject);
+        }
+        assert!(Subject::from_parts("schedule", uuid::Uuid::nil()).is_err());
+    }
 }

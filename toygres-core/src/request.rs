@@ -71,7 +71,7 @@ pub const MAX_PASSWORD: usize = 1024;
 /// (an `Idempotency-Key`) is bound to one request: the sha256 (hex) of `kind` and the request's
 /// JSON. Secrets are never part of it (a digest of a password is a copy that can be guessed
 /// offline).
-fn digest_of(kind: &str, request: &impl Serialize) -> String {
+pub(crate) fn digest_of(kind: &str, request: &impl Serialize) -> String {
     use sha2::{Digest, Sha256};
     let json = serde_json::to_vec(request).expect("a request always serializes");
     hex::encode(Sha256::digest([format!("toygres-request/{kind}/v1:").as_bytes(), &json].concat()))

@@ -15,6 +15,7 @@ mod reconcile;
 mod replay;
 mod restore;
 mod retention;
+mod schedules;
 mod step;
 mod tail;
 
@@ -25,6 +26,7 @@ pub use provision::Provision;
 pub use reconcile::ReconcileReport;
 pub use restore::Restore;
 pub use retention::{ExpireReport, RetentionPolicy};
+pub use schedules::{retention_of, DueImage};
 
 use crate::blob::BlobStore;
 use crate::catalog::CatalogStore;

@@ -16,6 +16,9 @@ use std::time::Duration;
 /// Which images of one source instance to keep. An image is kept when **any** rule keeps it;
 /// `ready` and `failed` images no rule keeps expire. Images still `creating` or `deleting` are
 /// never touched, and neither is an image a `provisioning` instance is being restored from.
+/// With [`RetentionPolicy::only_labelled`] the policy covers only the source's images carrying
+/// those labels (a schedule's retention covers only its own images); the others are untouched
+/// and do not count towards `keep_last`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct RetentionPolicy {
@@ -30,12 +33,21 @@ pub struct RetentionPolicy {
     /// Keep images carrying every one of these labels (ignored when empty).
     #[serde(default)]
     pub keep_labelled: Labels,
+    /// Cover only images carrying every one of these labels (empty: every image of the source).
+    #[serde(default)]
+    pub only_labelled: Labels,
 }
 
 impl RetentionPolicy {
     /// A policy for the images of `source` that keeps nothing yet: add rules with the methods.
     pub fn for_source(source: InstanceId) -> Self {
-        Self { source_instance_id: source, keep_last: None, keep_younger_than: None, keep_labelled: Labels::new() }
+        Self {
+            source_instance_id: source,
+            keep_last: None,
+            keep_younger_than: None,
+            keep_labelled: Labels::new(),
+            only_labelled: Labels::new(),
+        }
     }
 
     /// Keep the newest `n` ready images.
@@ -56,6 +68,13 @@ impl RetentionPolicy {
         self
     }
 
+    /// Cover only the images labelled `key=value` (calls add up: an image needs every label);
+    /// the source's other images are neither expired nor counted.
+    pub fn only_labelled(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.only_labelled.insert(key.into(), value.into());
+        self
+    }
+
     /// A policy without any rule would expire every image: refused.
     fn validate(&self) -> Result<()> {
         if self.keep_last.is_none() && self.keep_younger_than.is_none() && self.keep_labelled.is_empty() {
@@ -66,18 +85,21 @@ impl RetentionPolicy {
                     .into(),
             });
         }
-        validate_labels(&self.keep_labelled)
+        validate_labels(&self.keep_labelled)?;
+        validate_labels(&self.only_labelled)
     }
 
-    /// The images of `images` (all of the source's, oldest first) the policy does not keep.
+    /// The images of `images` (all of the source's, oldest first) the policy covers and does
+    /// not keep.
     pub fn expired<'a>(&self, images: &'a [ImageRecord]) -> Vec<&'a ImageRecord> {
+        let covered: Vec<&ImageRecord> = images.iter().filter(|i| has_all(&i.labels, &self.only_labelled)).collect();
         let newest_ready: BTreeSet<ImageId> = match self.keep_last {
-            Some(n) => images.iter().rev().filter(|i| i.state == ImageState::Ready).take(n).map(|i| i.id).collect(),
+            Some(n) => covered.iter().rev().filter(|i| i.state == ImageState::Ready).take(n).map(|i| i.id).collect(),
             None => BTreeSet::new(),
         };
         let now = Utc::now();
-        images
-            .iter()
+        covered
+            .into_iter()
             .filter(|i| matches!(i.state, ImageState::Ready | ImageState::Failed))
             .filter(|i| !newest_ready.contains(&i.id))
             .filter(|i| {
@@ -104,7 +126,9 @@ pub struct ExpireReport {
 impl Toygres {
     /// Deletes the images of `policy.source_instance_id` that the policy does not keep (their blobs,
     /// then their records), except images a `provisioning` instance is restored from. With
-    /// `dry_run`, deletes nothing and reports what it would delete.
+    /// `dry_run`, deletes nothing and reports what it would delete. Safe to run on several
+    /// replicas at once: an image another caller deleted (or is deleting) meanwhile counts as
+    /// deleted.
     pub async fn expire(&self, policy: &RetentionPolicy, dry_run: bool) -> Result<ExpireReport> {
         policy.validate()?;
         let images = self.catalog.list_images(&ImageFilter::new().source(policy.source_instance_id)).await?;
@@ -117,7 +141,12 @@ impl Toygres {
                 continue;
             }
             if !dry_run {
-                self.delete_image(image.id).await?;
+                match self.delete_image(image.id).await {
+                    Ok(()) | Err(Error::ImageNotFound(_)) => {}
+                    // Another caller moved it to `deleting` first: it finishes the deletion.
+                    Err(Error::StateConflict { .. }) => {}
+                    Err(e) => return Err(e),
+                }
             }
             report.deleted.push(image.id);
         }

@@ -15,6 +15,10 @@
 //!   request digest it was first used with ([`Error::OperationReused`]); a live instance name
 //!   belongs to one operation ([`Error::NameTaken`]);
 //! - of N tasks racing to move one image out of `creating`, exactly one wins;
+//! - schedules: `create_schedule` is idempotent and bound to its request like images, live names
+//!   are unique ([`Error::ScheduleNameTaken`]), `advance_schedule` is a compare-and-set with one
+//!   winner among racers;
+//! - byte progress is kept per subject, replaced, cleared, and removed with its record;
 //! - `get`/`list` return exactly what was written, oldest first, filtered by source, state, name
 //!   and labels, in pages of `limit` after a `page_token`; labels and image metadata round-trip;
 //!   deleted records are gone; passwords round-trip and are unavailable when they should be.
@@ -43,7 +47,9 @@ mod images;
 mod instances;
 mod keys;
 mod listing;
+mod progress;
 mod requests;
+mod schedules;
 
 pub use images::{
     deleted_images_are_gone, image_compare_and_set_conflicts, image_source_password_round_trips, image_transitions,
@@ -55,7 +61,12 @@ pub use instances::{
 };
 pub use keys::{image_keys_are_recorded_and_rewrapped, racing_rewraps_have_one_winner};
 pub use listing::{image_labels_and_metadata, images_page_in_order, instance_labels_and_filters, sample_metadata};
+pub use progress::{progress_goes_with_its_record, progress_is_recorded_replaced_and_cleared};
 pub use requests::{an_image_operation_is_bound_to_its_request, an_instance_operation_is_bound_to_its_request};
+pub use schedules::{
+    advance_schedule_is_a_compare_and_set, create_schedule_is_idempotent_and_names_are_unique, new_schedule,
+    racing_schedule_advances_have_one_winner, schedules_read_list_and_delete,
+};
 
 use crate::catalog::CatalogStore;
 use crate::error::Error;
@@ -108,6 +119,12 @@ where
         an_instance_operation_is_bound_to_its_request,
         image_keys_are_recorded_and_rewrapped,
         racing_rewraps_have_one_winner,
+        create_schedule_is_idempotent_and_names_are_unique,
+        schedules_read_list_and_delete,
+        advance_schedule_is_a_compare_and_set,
+        racing_schedule_advances_have_one_winner,
+        progress_is_recorded_replaced_and_cleared,
+        progress_goes_with_its_record,
     );
 }
 
@@ -133,7 +150,10 @@ macro_rules! catalog_conformance_tests {
             list_and_get_instances, deleted_instances_are_gone, instance_password_round_trips,
             image_labels_and_metadata, images_page_in_order, instance_labels_and_filters,
             an_image_operation_is_bound_to_its_request, an_instance_operation_is_bound_to_its_request,
-            image_keys_are_recorded_and_rewrapped, racing_rewraps_have_one_winner);
+            image_keys_are_recorded_and_rewrapped, racing_rewraps_have_one_winner,
+            create_schedule_is_idempotent_and_names_are_unique, schedules_read_list_and_delete,
+            advance_schedule_is_a_compare_and_set, racing_schedule_advances_have_one_winner,
+            progress_is_recorded_replaced_and_cleared, progress_goes_with_its_record);
     };
     (@each $make:expr; $($property:ident),+) => {$(
         #[::tokio::test(flavor = "multi_thread", worker_threads = 4)]
