@@ -7,6 +7,7 @@ use crate::errors;
 use crate::schema;
 use crate::tls::{client_config, SslMode};
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use std::fmt;
 use std::sync::Arc;
@@ -15,7 +16,8 @@ use toygres_core::crypto::CatalogKey;
 use toygres_core::envelope::WrappedKey;
 use toygres_core::{
     CatalogStore, Error, ImageFilter, ImageId, ImageRecord, ImageState, ImageUpdate, InstanceFilter, InstanceId,
-    InstanceRecord, InstanceState, InstanceUpdate, Labels, NewImage, NewInstance, OperationId, Password, Result,
+    InstanceRecord, InstanceState, InstanceUpdate, Labels, NewImage, NewInstance, NewSchedule, OperationId, Password,
+    Result, Schedule, ScheduleId, StoredProgress, Subject,
 };
 
 /// A [`CatalogStore`] in a PostgreSQL schema, shared safely by several control-plane processes.
@@ -146,5 +148,42 @@ impl CatalogStore for PostgresCatalog {
 
     async fn instance_password(&self, id: InstanceId) -> Result<Password> {
         self.db.instance_password(id).await
+    }
+
+    async fn create_schedule(&self, operation: OperationId, schedule: &NewSchedule) -> Result<Schedule> {
+        self.db.create_schedule(operation, schedule).await
+    }
+
+    async fn get_schedule(&self, id: ScheduleId) -> Result<Schedule> {
+        self.db.get_schedule(id).await
+    }
+
+    async fn list_schedules(&self) -> Result<Vec<Schedule>> {
+        self.db.list_schedules().await
+    }
+
+    async fn delete_schedule(&self, id: ScheduleId) -> Result<()> {
+        self.db.delete_schedule(id).await
+    }
+
+    async fn advance_schedule(
+        &self,
+        id: ScheduleId,
+        expected: Option<DateTime<Utc>>,
+        new: DateTime<Utc>,
+    ) -> Result<Schedule> {
+        self.db.advance_schedule(id, expected, new).await
+    }
+
+    async fn record_progress(&self, subject: Subject, progress: &StoredProgress) -> Result<()> {
+        self.db.record_progress(subject, progress).await
+    }
+
+    async fn get_progress(&self, subject: Subject) -> Result<Option<StoredProgress>> {
+        self.db.get_progress(subject).await
+    }
+
+    async fn clear_progress(&self, subject: Subject) -> Result<()> {
+        self.db.clear_progress(subject).await
     }
 }

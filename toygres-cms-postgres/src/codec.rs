@@ -3,7 +3,8 @@
 use chrono::{DateTime, SubsecRound, Utc};
 use tokio_postgres::Row;
 use toygres_core::{
-    ConnectionInfo, Error, ImageRecord, ImageType, InstanceRecord, NewImage, NewInstance, PageToken, Password, Result,
+    ConnectionInfo, Error, ImageRecord, ImageType, InstanceRecord, NewImage, NewInstance, NewSchedule, PageToken,
+    Password, Result, Schedule, ScheduleRetention, StoredProgress,
 };
 use uuid::Uuid;
 
@@ -14,6 +15,10 @@ pub const IMAGE_COLUMNS: &str = "id, operation_id, name, description, source_ins
 /// Instance columns [`instance`] reads (never the password).
 pub const INSTANCE_COLUMNS: &str = "id, operation_id, name, dns_label, state, image_type, pg_version, \
      source_image_id, connection, failure_reason, created_at, updated_at, labels, databases";
+
+/// Schedule columns [`schedule`] reads.
+pub const SCHEDULE_COLUMNS: &str =
+    "id, operation_id, name, instance_id, cron, format, keep_last, keep_younger_than, last_slot, created_at, deleted_at";
 
 /// Now, at the microsecond precision `timestamptz` keeps, so records read back equal records written.
 pub fn now() -> DateTime<Utc> {
@@ -80,6 +85,31 @@ pub fn instance(row: &Row) -> Result<InstanceRecord> {
     r.failure_reason = get(row, "failure_reason")?;
     r.updated_at = get(row, "updated_at")?;
     Ok(r)
+}
+
+/// A schedule from a row with [`SCHEDULE_COLUMNS`].
+pub fn schedule(row: &Row) -> Result<Schedule> {
+    let keep_last: i32 = get(row, "keep_last")?;
+    let keep_last = u32::try_from(keep_last).map_err(|e| Error::Corrupt(format!("catalog column keep_last: {e}")))?;
+    let mut retention = ScheduleRetention::keep_last(keep_last);
+    retention.keep_younger_than =
+        get::<Option<i64>>(row, "keep_younger_than")?.map(|s| std::time::Duration::from_secs(s.max(0) as u64));
+    let instance: Uuid = get(row, "instance_id")?;
+    let mut new = NewSchedule::unchecked(get::<String>(row, "name")?, instance.into(), get::<String>(row, "cron")?);
+    new.format = get::<&str>(row, "format")?.parse()?;
+    new.retention = retention;
+    let (id, operation): (Uuid, Uuid) = (get(row, "id")?, get(row, "operation_id")?);
+    let mut r = Schedule::created(id.into(), operation.into(), &new, get(row, "created_at")?);
+    r.last_slot = get(row, "last_slot")?;
+    r.deleted_at = get(row, "deleted_at")?;
+    Ok(r)
+}
+
+/// Byte progress from a row of `phase, done, total, updated_at`.
+pub fn progress(row: &Row) -> Result<StoredProgress> {
+    let (done, total): (i64, Option<i64>) = (get(row, "done")?, get(row, "total")?);
+    let phase = get::<&str>(row, "phase")?.parse()?;
+    Ok(StoredProgress::new(phase, done.max(0) as u64, total.map(|t| t.max(0) as u64), get(row, "updated_at")?))
 }
 
 /// `size_bytes` as PostgreSQL's `bigint`.

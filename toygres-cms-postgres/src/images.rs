@@ -136,6 +136,9 @@ impl Db {
             &metadata,
         ];
         if let Some(row) = self.query_opt("update an image", &sql, &params).await? {
+            if target == ImageState::Deleted {
+                self.clear_progress(toygres_core::Subject::Image(id)).await?;
+            }
             return image(&row);
         }
         let row =

@@ -136,6 +136,9 @@ impl Db {
         let params: [&(dyn tokio_postgres::types::ToSql + Sync); 8] =
             [&target.as_str(), &now(), &connection, &reason, &erase, &id.0, &expected.as_str(), &version];
         if let Some(row) = self.query_opt("update an instance", &sql, &params).await? {
+            if target == InstanceState::Deleted {
+                self.clear_progress(toygres_core::Subject::Instance(id)).await?;
+            }
             return instance(&row);
         }
         let sql = "SELECT state FROM {s}.instances WHERE id = $1";

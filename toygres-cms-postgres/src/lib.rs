@@ -18,6 +18,10 @@
 //! - **Image keys**: an image's wrapped data key is stored with it (`images.encryption`, `jsonb`,
 //!   NULL for a plaintext image) and replaced only by the compare-and-set
 //!   [`rewrap_image_key`](toygres_core::CatalogStore::rewrap_image_key).
+//! - **Schedules and progress**: `schedules` rows (a deleted one keeps its row with `deleted_at`,
+//!   so a retry of its operation is answered; live names are unique by a partial index), the last
+//!   slot advanced by one `UPDATE … WHERE last_slot IS NOT DISTINCT FROM $expected`; byte
+//!   progress in `progress`, one row per image or instance, removed when its record is deleted.
 //! - **Errors** name the host, port, database and user and say what to check; never the password.
 //!
 //! - **TLS** with rustls (no OpenSSL): `sslmode` `disable`, `prefer` (default), `require`, `verify-ca`
@@ -49,6 +53,7 @@ mod db;
 mod errors;
 mod images;
 mod instances;
+mod schedules;
 mod schema;
 mod tls;
 

@@ -75,6 +75,35 @@ ALTER TABLE {s}.instances ADD COLUMN request_digest text;
     r#"
 ALTER TABLE {s}.images ADD COLUMN encryption jsonb;
 "#,
+    // 6: schedules of images (deleted ones kept, with `deleted_at`, for their operation's
+    // retries), and the byte progress of the operation on an image or instance.
+    r#"
+CREATE TABLE {s}.schedules (
+    id                uuid PRIMARY KEY,
+    operation_id      uuid NOT NULL UNIQUE,
+    name              text NOT NULL,
+    instance_id       uuid NOT NULL,
+    cron              text NOT NULL,
+    format            text NOT NULL CHECK (format IN ('logical', 'physical')),
+    keep_last         integer NOT NULL CHECK (keep_last >= 1),
+    keep_younger_than bigint CHECK (keep_younger_than >= 0),
+    last_slot         timestamptz,
+    request_digest    text,
+    created_at        timestamptz NOT NULL,
+    deleted_at        timestamptz
+);
+CREATE UNIQUE INDEX schedules_live_name ON {s}.schedules (name) WHERE deleted_at IS NULL;
+CREATE INDEX schedules_by_created ON {s}.schedules (created_at, id);
+CREATE TABLE {s}.progress (
+    subject_kind text NOT NULL CHECK (subject_kind IN ('image', 'instance')),
+    subject_id   uuid NOT NULL,
+    phase        text NOT NULL,
+    done         bigint NOT NULL CHECK (done >= 0),
+    total        bigint CHECK (total >= 0),
+    updated_at   timestamptz NOT NULL,
+    PRIMARY KEY (subject_kind, subject_id)
+);
+"#,
 ];
 
 /// A fixed text sealed with the catalog key on first connect, so that connecting with another

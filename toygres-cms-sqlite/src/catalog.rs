@@ -1,8 +1,9 @@
 //! [`SqliteCatalog`]: the handle, how it opens, and its [`CatalogStore`] implementation.
 
 use crate::pool::{connect, Pool, SqliteOptions};
-use crate::{images, instances, schema};
+use crate::{images, instances, progress, schedules, schema};
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use std::fmt;
 use std::path::Path;
 use std::sync::Arc;
@@ -10,7 +11,8 @@ use toygres_core::crypto::CatalogKey;
 use toygres_core::envelope::WrappedKey;
 use toygres_core::{
     CatalogStore, ImageFilter, ImageId, ImageRecord, ImageState, ImageUpdate, InstanceFilter, InstanceId,
-    InstanceRecord, InstanceState, InstanceUpdate, Labels, NewImage, NewInstance, OperationId, Password, Result,
+    InstanceRecord, InstanceState, InstanceUpdate, Labels, NewImage, NewInstance, NewSchedule, OperationId, Password,
+    Result, Schedule, ScheduleId, StoredProgress, Subject,
 };
 
 /// A [`CatalogStore`] in one SQLite file. Cheap to clone (clones share the connections); safe to
@@ -143,5 +145,44 @@ impl CatalogStore for SqliteCatalog {
 
     async fn instance_password(&self, id: InstanceId) -> Result<Password> {
         self.pool.run(move |c, key| instances::password(c, key, id)).await
+    }
+
+    async fn create_schedule(&self, operation: OperationId, schedule: &NewSchedule) -> Result<Schedule> {
+        let schedule = schedule.clone();
+        self.pool.run(move |c, _| schedules::create(c, operation, &schedule)).await
+    }
+
+    async fn get_schedule(&self, id: ScheduleId) -> Result<Schedule> {
+        self.pool.run(move |c, _| schedules::get(c, id)).await
+    }
+
+    async fn list_schedules(&self) -> Result<Vec<Schedule>> {
+        self.pool.run(move |c, _| schedules::list(c)).await
+    }
+
+    async fn delete_schedule(&self, id: ScheduleId) -> Result<()> {
+        self.pool.run(move |c, _| schedules::delete(c, id)).await
+    }
+
+    async fn advance_schedule(
+        &self,
+        id: ScheduleId,
+        expected: Option<DateTime<Utc>>,
+        new: DateTime<Utc>,
+    ) -> Result<Schedule> {
+        self.pool.run(move |c, _| schedules::advance(c, id, expected, new)).await
+    }
+
+    async fn record_progress(&self, subject: Subject, progress: &StoredProgress) -> Result<()> {
+        let progress = progress.clone();
+        self.pool.run(move |c, _| progress::record(c, subject, &progress)).await
+    }
+
+    async fn get_progress(&self, subject: Subject) -> Result<Option<StoredProgress>> {
+        self.pool.run(move |c, _| progress::get(c, subject)).await
+    }
+
+    async fn clear_progress(&self, subject: Subject) -> Result<()> {
+        self.pool.run(move |c, _| progress::remove(c, subject)).await
     }
 }

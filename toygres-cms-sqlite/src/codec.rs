@@ -103,7 +103,7 @@ where
     }
 }
 
-fn time(row: &Row<'_>, index: usize) -> rusqlite::Result<DateTime<Utc>> {
+pub fn time(row: &Row<'_>, index: usize) -> rusqlite::Result<DateTime<Utc>> {
     let micros: i64 = row.get(index)?;
     DateTime::from_timestamp_micros(micros).ok_or_else(|| {
         rusqlite::Error::FromSqlConversionFailure(

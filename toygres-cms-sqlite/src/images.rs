@@ -10,7 +10,7 @@ use toygres_core::crypto::{image_record, CatalogKey};
 use toygres_core::envelope::WrappedKey;
 use toygres_core::{
     Error, ImageFilter, ImageId, ImageRecord, ImageState, ImageType, ImageUpdate, Labels, NewImage, OperationId,
-    Password, Result,
+    Password, Result, Subject,
 };
 
 fn by_id(conn: &Connection, id: ImageId) -> Result<Option<ImageRecord>> {
@@ -151,6 +151,9 @@ pub fn update(
             expected: expected.to_string(),
             actual: record.state.to_string(),
         });
+    }
+    if target == ImageState::Deleted {
+        crate::progress::remove(&tx, Subject::Image(id))?;
     }
     tx.commit().ctx("commit the image update")?;
     Ok(record)

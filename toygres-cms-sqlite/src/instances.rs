@@ -6,7 +6,7 @@ use rusqlite::{params, Connection, ErrorCode, OptionalExtension, TransactionBeha
 use toygres_core::crypto::{instance_record, CatalogKey};
 use toygres_core::{
     Error, InstanceFilter, InstanceId, InstanceRecord, InstanceState, InstanceUpdate, Labels, NewInstance, OperationId,
-    Password, Result,
+    Password, Result, Subject,
 };
 
 fn select(conn: &Connection, filter: &str, value: &str) -> Result<Option<InstanceRecord>> {
@@ -139,6 +139,9 @@ pub fn update(
             expected: expected.to_string(),
             actual: record.state.to_string(),
         });
+    }
+    if target == InstanceState::Deleted {
+        crate::progress::remove(&tx, Subject::Instance(id))?;
     }
     tx.commit().ctx("commit the instance update")?;
     Ok(record)

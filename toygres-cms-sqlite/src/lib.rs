@@ -20,6 +20,11 @@
 //!   NULL for a plaintext image) and replaced only by the compare-and-set
 //!   [`rewrap_image_key`](toygres_core::CatalogStore::rewrap_image_key).
 //!
+//! - **Schedules and progress**: `schedules` rows (a deleted one keeps its row with `deleted_at`,
+//!   so a retry of its operation is answered; live names are unique by a partial index), the last
+//!   slot advanced by `UPDATE … WHERE last_slot IS ?` ([`advance_schedule`](toygres_core::CatalogStore::advance_schedule));
+//!   byte progress in `progress`, one row per image or instance, removed with its record.
+//!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> toygres_core::Result<()> {
@@ -47,6 +52,8 @@ mod images;
 mod instances;
 mod listing;
 mod pool;
+mod progress;
+mod schedules;
 mod schema;
 
 pub use catalog::SqliteCatalog;

@@ -71,6 +71,35 @@ ALTER TABLE instances ADD COLUMN request_digest TEXT;
     r#"
 ALTER TABLE images ADD COLUMN encryption TEXT;
 "#,
+    // 6: schedules of images (deleted ones kept, with `deleted_at`, for their operation's
+    // retries), and the byte progress of the operation on an image or instance.
+    r#"
+CREATE TABLE schedules (
+    id                TEXT PRIMARY KEY,
+    operation_id      TEXT NOT NULL UNIQUE,
+    name              TEXT NOT NULL,
+    instance_id       TEXT NOT NULL,
+    cron              TEXT NOT NULL,
+    format            TEXT NOT NULL CHECK (format IN ('logical', 'physical')),
+    keep_last         INTEGER NOT NULL CHECK (keep_last >= 1),
+    keep_younger_than INTEGER CHECK (keep_younger_than >= 0),
+    last_slot         INTEGER,
+    request_digest    TEXT,
+    created_at        INTEGER NOT NULL,
+    deleted_at        INTEGER
+);
+CREATE UNIQUE INDEX schedules_live_name ON schedules (name) WHERE deleted_at IS NULL;
+CREATE INDEX schedules_by_created ON schedules (created_at, id);
+CREATE TABLE progress (
+    subject_kind TEXT NOT NULL CHECK (subject_kind IN ('image', 'instance')),
+    subject_id   TEXT NOT NULL,
+    phase        TEXT NOT NULL,
+    done         INTEGER NOT NULL CHECK (done >= 0),
+    total        INTEGER CHECK (total >= 0),
+    updated_at   INTEGER NOT NULL,
+    PRIMARY KEY (subject_kind, subject_id)
+);
+"#,
 ];
 
 /// A fixed text sealed with the catalog key on first open: a later open with another key fails

@@ -1,6 +1,7 @@
-//! Upgrades: a catalog written by the previous release (schema version 4, passwords sealed
-//! unbound) connects with this one, gains the `encryption` column, has its passwords bound to
-//! their records, and reads back as before.
+//! Upgrades: a catalog written by the release before image encryption (schema version 4,
+//! passwords sealed unbound) connects with this one, gains the `encryption` column, has its
+//! passwords bound to their records, and reads back as before; a catalog of the previous release
+//! (version 5) gains the schedules and progress tables and keeps its records.
 //! Against a throw-away PostgreSQL of toygres-local's harness (run as OS user `postgres` when
 //! the tests run as root).
 
@@ -10,7 +11,8 @@ use crate::{PostgresCatalog, PostgresCatalogConfig};
 use toygres_core::crypto::CatalogKey;
 use toygres_core::envelope::WrappedKey;
 use toygres_core::{
-    CatalogStore, Error, ImageFilter, ImageId, ImageState, InstanceId, InstanceState, NewImage, Password,
+    CatalogStore, CreateScheduleRequest, Error, ImageFilter, ImageId, ImageState, InstanceId, InstanceState, NewImage,
+    OperationId, Password, Phase, StoredProgress, Subject,
 };
 use toygres_local::{LocalCluster, TempCluster};
 use uuid::Uuid;
@@ -84,7 +86,7 @@ async fn a_catalog_of_the_previous_release_upgrades_and_reads_back() {
     let catalog = PostgresCatalog::connect(config(), key.clone()).await.unwrap();
     let (max, count): (i64, i64) = raw.query_one(&versions, &[]).await.map(|r| (r.get(0), r.get(1))).unwrap();
     assert_eq!((max, count), (SCHEMA_VERSION, SCHEMA_VERSION), "each later migration applied once");
-    assert_eq!(SCHEMA_VERSION, 5);
+    assert_eq!(SCHEMA_VERSION, 6);
     assert!(has_column(&raw, &schema, "images", "encryption").await, "the upgrade adds the key column");
 
     let old = catalog.get_image(image).await.unwrap();
@@ -108,8 +110,49 @@ async fn a_catalog_of_the_previous_release_upgrades_and_reads_back() {
     let mut new = NewImage::new("new", instance);
     let id = ImageId::new();
     (new.id, new.encryption) = (Some(id), Some(some_key.clone()));
-    let reserved = catalog.reserve_image(toygres_core::OperationId::new(), &new).await.unwrap();
+    let reserved = catalog.reserve_image(OperationId::new(), &new).await.unwrap();
     assert_eq!((reserved.id, reserved.encryption), (id, Some(some_key)));
     let again = PostgresCatalog::connect(config(), key).await.unwrap();
     assert_eq!(again.get_image(image).await.unwrap(), old, "a second connect changes nothing");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_catalog_of_version_5_gains_schedules_and_progress() {
+    let password = Password::generate();
+    let pg = LocalCluster::start_temporary(&password)
+        .await
+        .expect("start a throw-away PostgreSQL (is PostgreSQL installed? see scripts/setup.sh)");
+    let key = CatalogKey::generate();
+    let schema = format!("v5_{}", Uuid::new_v4().simple());
+    let (image, instance) = previous_release_catalog(&pg, &password, &schema, &key).await;
+    let config = || PostgresCatalogConfig::from_pg_config(pg.params().pg_config("postgres", &password)).schema(&schema);
+    let mut raw = pg.cluster().connect("postgres", &password).await.unwrap();
+    migrate_to(&mut raw, &config(), &quoted_schema(&schema).unwrap(), &key, 5).await.unwrap();
+    let table = |name: &'static str| format!("SELECT to_regclass('{schema}.{name}') IS NOT NULL");
+    assert!(!raw.query_one(&table("schedules"), &[]).await.unwrap().get::<_, bool>(0), "version 5 has none");
+
+    let catalog = PostgresCatalog::connect(config(), key.clone()).await.unwrap();
+    let versions = format!("SELECT max(version) FROM {schema}.schema_version");
+    assert_eq!(raw.query_one(&versions, &[]).await.unwrap().get::<_, i64>(0), SCHEMA_VERSION);
+    for name in ["schedules", "progress"] {
+        assert!(raw.query_one(&table(name), &[]).await.unwrap().get::<_, bool>(0), "{name} created");
+    }
+    let old = catalog.get_image(image).await.unwrap();
+    assert_eq!((old.name.as_str(), old.state), ("old", ImageState::Ready), "records read back");
+    assert_eq!(catalog.instance_password(instance).await.unwrap().expose(), "old-instance-pw");
+
+    let new = CreateScheduleRequest::new("nightly", instance, "0 3 * * *").to_new().unwrap();
+    let schedule = catalog.create_schedule(OperationId::new(), &new).await.unwrap();
+    assert_eq!(catalog.list_schedules().await.unwrap(), vec![schedule]);
+    let progress = StoredProgress::new(Phase::BackupJob, 1, Some(2), toygres_core_now());
+    catalog.record_progress(Subject::Image(image), &progress).await.unwrap();
+    assert_eq!(catalog.get_progress(Subject::Image(image)).await.unwrap(), Some(progress));
+    let again = PostgresCatalog::connect(config(), key).await.unwrap();
+    assert_eq!(again.list_schedules().await.unwrap().len(), 1, "a second connect changes nothing");
+}
+
+/// Now at the microseconds `timestamptz` keeps.
+fn toygres_core_now() -> chrono::DateTime<chrono::Utc> {
+    use chrono::SubsecRound;
+    chrono::Utc::now().trunc_subsecs(6)
 }

@@ -1,6 +1,7 @@
-//! Upgrades: a catalog written by the previous release (schema version 4, passwords sealed
-//! unbound) opens with this one, gains the `encryption` column, has its passwords bound to their
-//! records, and reads back as before.
+//! Upgrades: a catalog written by the release before image encryption (schema version 4,
+//! passwords sealed unbound) opens with this one, gains the `encryption` column, has its
+//! passwords bound to their records, and reads back as before; a catalog of the previous release
+//! (version 5) gains the schedules and progress tables and keeps its records.
 
 use super::{migrate_to, SCHEMA_VERSION};
 use crate::pool::{connect, SqliteOptions};
@@ -9,7 +10,8 @@ use rusqlite::{params, Connection};
 use toygres_core::crypto::CatalogKey;
 use toygres_core::envelope::WrappedKey;
 use toygres_core::{
-    CatalogStore, Error, ImageFilter, ImageId, ImageState, InstanceId, InstanceState, NewImage, OperationId, Password,
+    CatalogStore, CreateScheduleRequest, Error, ImageFilter, ImageId, ImageState, InstanceId, InstanceState, NewImage,
+    OperationId, Password, Phase, StoredProgress, Subject,
 };
 
 /// The schema version of the release before image encryption.
@@ -55,7 +57,7 @@ async fn a_catalog_of_the_previous_release_upgrades_and_reads_back() {
     let (max, count): (i64, i64) =
         raw.query_row("SELECT max(version), count(*) FROM schema_version", [], |r| Ok((r.get(0)?, r.get(1)?))).unwrap();
     assert_eq!((max, count), (SCHEMA_VERSION, SCHEMA_VERSION), "each later migration applied once");
-    assert_eq!(SCHEMA_VERSION, 5);
+    assert_eq!(SCHEMA_VERSION, 6);
     assert!(columns(&raw, "images").contains(&"encryption".to_string()), "the upgrade adds the key column");
 
     let old = catalog.get_image(image).await.unwrap();
@@ -96,4 +98,39 @@ fn a_catalog_of_the_previous_release_with_another_key_is_still_refused() {
         .query_row("SELECT max(version) FROM schema_version", [], |r| r.get(0))
         .unwrap();
     assert_eq!(max, PREVIOUS, "a refused open leaves the catalog un-upgraded");
+}
+
+#[tokio::test]
+async fn a_catalog_of_version_5_gains_schedules_and_progress() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("catalog.db");
+    let key = CatalogKey::generate();
+    let (image, instance) = previous_release_catalog(&path, &key);
+    let mut conn = connect(Some(&path), &SqliteOptions::default()).unwrap();
+    migrate_to(&mut conn, &key, 5).unwrap();
+    let tables = |conn: &Connection| -> Vec<String> {
+        let mut stmt = conn.prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").unwrap();
+        stmt.query_map([], |r| r.get(0)).unwrap().collect::<rusqlite::Result<_>>().unwrap()
+    };
+    assert!(!tables(&conn).contains(&"schedules".to_string()), "version 5 has no schedules");
+    drop(conn);
+
+    let catalog = SqliteCatalog::open(&path, key.clone()).unwrap();
+    let raw = Connection::open(&path).unwrap();
+    let max: i64 = raw.query_row("SELECT max(version) FROM schema_version", [], |r| r.get(0)).unwrap();
+    assert_eq!(max, SCHEMA_VERSION);
+    assert!(tables(&raw).contains(&"schedules".to_string()) && tables(&raw).contains(&"progress".to_string()));
+    let old = catalog.get_image(image).await.unwrap();
+    assert_eq!((old.name.as_str(), old.state), ("old", ImageState::Ready), "records read back");
+    assert_eq!(catalog.instance_password(instance).await.unwrap().expose(), "old-instance-pw");
+
+    let new = CreateScheduleRequest::new("nightly", instance, "0 3 * * *").to_new().unwrap();
+    let schedule = catalog.create_schedule(OperationId::new(), &new).await.unwrap();
+    assert_eq!(catalog.list_schedules().await.unwrap(), vec![schedule]);
+    let progress = StoredProgress::new(Phase::BackupJob, 1, Some(2), chrono::Utc::now());
+    catalog.record_progress(Subject::Image(image), &progress).await.unwrap();
+    assert!(catalog.get_progress(Subject::Image(image)).await.unwrap().is_some());
+    drop(catalog);
+    let again = SqliteCatalog::open(&path, key).unwrap();
+    assert_eq!(again.list_schedules().await.unwrap().len(), 1, "a second open changes nothing");
 }
