@@ -22,6 +22,7 @@
 mod binaries;
 mod conn;
 pub mod identity;
+pub(crate) mod lockfile;
 mod pidfile;
 pub mod ports;
 pub mod process;

@@ -139,6 +139,11 @@ impl Progress {
         self.total.store(self.done.load(Ordering::Relaxed), Ordering::Relaxed);
     }
 
+    /// The bytes counted so far and the expected total (0: not known yet).
+    pub(crate) fn figures(&self) -> (u64, u64) {
+        (self.done.load(Ordering::Relaxed), self.total.load(Ordering::Relaxed))
+    }
+
     /// Emits the current count.
     pub(crate) fn flush(&self) {
         self.emit(self.done.load(Ordering::Relaxed));

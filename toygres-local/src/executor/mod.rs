@@ -1,8 +1,13 @@
 //! [`LocalExecutor`]: a [`ClusterExecutor`] whose instances are local PostgreSQL clusters and whose
-//! jobs are in-process tasks.
+//! jobs are tokio tasks of the process that started them.
 //!
-//! Layout under the base directory: `instances/pg-<id>/` per instance (see [`InstanceConfig`]) and
-//! `jobs/<job-name>.log` per job (secrets redacted).
+//! Layout under the base directory: `instances/pg-<id>/` per instance (see [`InstanceConfig`]),
+//! `jobs/<job-name>.{log,lock,state,cancel}` per job (see [`jobs`]), and `ports.lock`.
+//!
+//! Several processes (replicas) and executors may share one base directory: a job runs in one
+//! process at a time and is awaited, cancelled and taken over from any other ([`jobs`]), and
+//! instance ports are chosen under an exclusive `flock` on `ports.lock`, among the ports that no
+//! instance's `config.json` records ([`Inner::allocating`]).
 
 mod backup;
 mod builder;
@@ -28,6 +33,7 @@ pub use builder::LocalExecutorBuilder;
 pub use codec::Compression;
 pub use layout::InstanceConfig;
 
+use crate::cluster::lockfile::{self, FileLock};
 use crate::cluster::{ports, LocalCluster, PgBinaries, ServerUser, SUPERUSER};
 use async_trait::async_trait;
 use jobs::Jobs;
@@ -47,8 +53,12 @@ use toygres_core::{
 /// How many ports an instance's server tries when another process takes them as it starts.
 const START_TRIES: usize = 3;
 
+/// How long choosing a port waits for another process choosing one (and creating its volume).
+const PORTS_PATIENCE: Duration = Duration::from_secs(120);
+
 /// Runs instances as local PostgreSQL clusters and jobs as tokio tasks. Build one with
-/// [`LocalExecutor::builder`].
+/// [`LocalExecutor::builder`]. Several executors, in one process or several, may share a base
+/// directory: a job runs in one of them and is awaited, cancelled or taken over from any other.
 ///
 /// ```no_run
 /// # fn demo(blobs: std::sync::Arc<dyn toygres_core::BlobStore>) -> toygres_core::Result<()> {
@@ -71,6 +81,7 @@ pub(crate) struct Inner {
     /// Whether each instance runs as an OS user of its own ([`crate::cluster::identity`]).
     isolate: bool,
     jobs: Jobs,
+    /// Held (with `ports.lock`, see [`Inner::allocating`]) while a port is chosen and recorded.
     allocate: tokio::sync::Mutex<()>,
 }
 
@@ -97,7 +108,18 @@ impl Inner {
         Ok(dir.cluster(&self.bin, &self.user, &config))
     }
 
-    /// A free port no other volume of this executor uses. Probing starts at an offset derived from
+    /// While held, nobody else over this base directory (this or another executor, in this or
+    /// another process) chooses a port: hold it from choosing a port until the instance's
+    /// `config.json` records it. The `flock` on `ports.lock` dies with the process.
+    async fn allocating(&self) -> Result<(tokio::sync::MutexGuard<'_, ()>, FileLock)> {
+        let guard = self.allocate.lock().await;
+        let path = self.base_dir.join("ports.lock");
+        let lock = lockfile::lock(&path, PORTS_PATIENCE, "choosing a port for an instance").await?;
+        Ok((guard, lock))
+    }
+
+    /// A free port no volume under the base directory records (call it [`Inner::allocating`]).
+    /// Probing starts at an offset derived from
     /// the base directory, so executors with different base directories rarely race for a port.
     fn free_port(&self) -> Result<u16> {
         use std::hash::{Hash, Hasher};
@@ -115,7 +137,7 @@ impl Inner {
     /// The instance's cluster, moved to another free port first if something else took its port
     /// since the volume was created (it is not running, so nobody is connected to it).
     async fn cluster_on_free_port(&self, spec: &InstanceSpec) -> Result<LocalCluster> {
-        let _guard = self.allocate.lock().await;
+        let _guard = self.allocating().await?;
         let dir = self.dir(spec);
         let mut config = dir.require_config()?;
         let cluster = dir.cluster(&self.bin, &self.user, &config);
@@ -150,7 +172,7 @@ impl Inner {
         }
     }
 
-    /// Ports of every instance volume.
+    /// Ports that every instance volume's `config.json` records (whichever process wrote it).
     fn taken_ports(&self) -> Vec<u16> {
         let Ok(entries) = std::fs::read_dir(self.base_dir.join("instances")) else { return vec![] };
         entries
@@ -236,7 +258,7 @@ impl ClusterExecutor for LocalExecutor {
         secrets.push(spec.source_password.expose().to_string());
         let sealing = Sealing::of(spec.data_key.as_ref(), spec.image_id);
         let (inner, spec) = (self.inner.clone(), spec.clone());
-        self.inner.jobs.start(&job, secrets, sealing, move |ctx| backup::run(inner, spec, ctx))
+        self.inner.jobs.start(&job, secrets, sealing, move |ctx| backup::run(inner, spec, ctx)).await
     }
 
     async fn start_restore_job(&self, spec: &RestoreJobSpec) -> Result<JobRef> {
@@ -247,7 +269,7 @@ impl ClusterExecutor for LocalExecutor {
         secrets.push(dir.password()?.expose().to_string());
         let sealing = Sealing::of(spec.data_key.as_ref(), spec.image_id);
         let (inner, spec) = (self.inner.clone(), spec.clone());
-        self.inner.jobs.start(&job, secrets, sealing, move |ctx| restore::run(inner, spec, ctx))
+        self.inner.jobs.start(&job, secrets, sealing, move |ctx| restore::run(inner, spec, ctx)).await
     }
 
     async fn wait_for_job(&self, job: &JobRef, timeout: Duration, progress: Arc<dyn ProgressSink>) -> Result<()> {
@@ -259,11 +281,11 @@ impl ClusterExecutor for LocalExecutor {
     }
 
     async fn delete_job(&self, job: &JobRef) -> Result<()> {
-        self.inner.jobs.delete(job)
+        self.inner.jobs.delete(job).await
     }
 
     async fn create_volume(&self, instance: &InstanceSpec, password: &Password) -> Result<()> {
-        let _guard = self.inner.allocate.lock().await;
+        let _guard = self.inner.allocating().await?;
         let dir = self.inner.dir(instance);
         if dir.config()?.is_some() {
             return Ok(());
@@ -357,7 +379,7 @@ impl ClusterExecutor for LocalExecutor {
     }
 
     async fn delete_instance(&self, instance: &InstanceSpec) -> Result<()> {
-        self.inner.jobs.delete(&JobRef::restore(instance.id))?;
+        self.inner.jobs.delete(&JobRef::restore(instance.id)).await?;
         let dir = self.inner.dir(instance);
         if let Some(config) = dir.config()? {
             let cluster = dir.cluster(&self.inner.bin, &self.inner.user, &config);
