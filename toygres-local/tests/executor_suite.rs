@@ -2,8 +2,8 @@
 //! loaded with the sample data), real backup and restore jobs, a blob store on local files.
 //!
 //! What is left of an instance: its volume directory, its OS user and every process running as
-//! that user, its restore job's log. Of a job: its log, and the processes it started (children of
-//! this test process).
+//! that user, its restore job's files. Of a job: its files (log, lock, state, cancel marker), and
+//! the processes it started (children of this test process).
 
 use async_trait::async_trait;
 use std::path::PathBuf;
@@ -59,8 +59,15 @@ impl LocalHarness {
         Self { _discard: discard, executor, blobs, source, password, _base: base }
     }
 
-    fn job_log(&self, job: &JobRef) -> PathBuf {
-        self.executor.base_dir().join("jobs").join(format!("{}.log", job.name))
+    /// The job's files in the jobs directory: `<name>.log`, `.lock`, `.state`, `.cancel`, …
+    fn job_files(&self, job: &JobRef) -> Vec<PathBuf> {
+        let Ok(entries) = std::fs::read_dir(self.executor.base_dir().join("jobs")) else { return vec![] };
+        let prefix = format!("{}.", job.name);
+        entries
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_str().is_some_and(|n| n.starts_with(&prefix)))
+            .map(|e| e.path())
+            .collect()
     }
 }
 
@@ -137,9 +144,8 @@ impl ExecutorHarness for LocalHarness {
         if volume.exists() {
             found.push(format!("volume {}", volume.display()));
         }
-        let log = self.job_log(&JobRef::restore(instance.id));
-        if log.exists() {
-            found.push(format!("restore job log {}", log.display()));
+        for file in self.job_files(&JobRef::restore(instance.id)) {
+            found.push(format!("restore job file {}", file.display()));
         }
         let name = instance_user_name(instance.id);
         if let Some(user) = nix::unistd::User::from_name(&name).ok().flatten() {
@@ -153,9 +159,8 @@ impl ExecutorHarness for LocalHarness {
 
     async fn resources_of_job(&self, job: &JobRef) -> Vec<String> {
         let mut found = Vec::new();
-        let log = self.job_log(job);
-        if log.exists() {
-            found.push(format!("job log {}", log.display()));
+        for file in self.job_files(job) {
+            found.push(format!("job file {}", file.display()));
         }
         // The suite runs one job at a time: any child of this process is the job's.
         let me = std::process::id();
