@@ -38,7 +38,7 @@ case "${1:-}" in
     *) log "unknown argument: $1 (usage: $0 [--install-only])"; exit 2 ;;
 esac
 
-cargo build -p toygres-server --bin toygres --locked
+cargo build -p toygres-server --features postgres --bin toygres --locked
 BIN="${CARGO_TARGET_DIR:-target}/debug/toygres"
 WORK="$(mktemp -d /tmp/toygres-schemathesis.XXXXXX)"
 chmod 711 "$WORK"

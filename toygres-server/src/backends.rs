@@ -165,15 +165,29 @@ fn catalog_key(data_dir: &Path) -> Result<CatalogKey> {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io("reading", &file, e)),
         Err(_) => {}
     }
+    // Written aside, then linked into place: replicas starting together on one data directory
+    // all end up with the one key that was linked first.
     let key = CatalogKey::generate();
+    let aside = data_dir.join(format!(".catalog.key.{}", std::process::id()));
     let mut f = std::fs::OpenOptions::new()
         .write(true)
-        .create_new(true)
+        .create(true)
+        .truncate(true)
         .mode(0o600)
-        .open(&file)
-        .map_err(|e| io("creating", &file, e))?;
-    std::io::Write::write_all(&mut f, key.to_hex().as_bytes()).map_err(|e| io("writing", &file, e))?;
-    Ok(key)
+        .open(&aside)
+        .map_err(|e| io("creating", &aside, e))?;
+    std::io::Write::write_all(&mut f, key.to_hex().as_bytes()).map_err(|e| io("writing", &aside, e))?;
+    f.sync_all().map_err(|e| io("writing", &aside, e))?;
+    let linked = std::fs::hard_link(&aside, &file);
+    let _ = std::fs::remove_file(&aside);
+    match linked {
+        Ok(()) => Ok(key),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            let hex = std::fs::read_to_string(&file).map_err(|e| io("reading", &file, e))?;
+            CatalogKey::from_hex(hex.trim())
+        }
+        Err(e) => Err(io("creating", &file, e)),
+    }
 }
 
 fn io(what: &str, path: &Path, e: std::io::Error) -> Error {

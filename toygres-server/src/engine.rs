@@ -2,20 +2,15 @@
 //! directory, so that a server killed in the middle of an image or a restore finishes it after a
 //! restart. Deletions are short and run directly on the library.
 
+use crate::replica::ReplicaArgs;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::sync::Mutex;
 use toygres_core::{CreateImageRequest, CreateInstanceRequest, ImageRecord, InstanceRecord, OperationId};
 use toygres_core::{Result, Subject, Toygres};
 use toygres_duroxide::{DurableClient, ToygresRuntime};
 
 pub use toygres_duroxide::{OperationState, OperationStatus};
-
-/// How long a killed server's orchestration turn stays locked before a restarted one takes it.
-const ORCHESTRATION_LOCK: Duration = Duration::from_secs(5);
-/// How long a killed server's running step stays locked (live locks are renewed).
-const ACTIVITY_LOCK: Duration = Duration::from_secs(10);
 
 /// Where the durable runtime keeps its history.
 #[derive(Clone)]
@@ -46,10 +41,10 @@ pub struct Engine {
 }
 
 impl Engine {
-    /// Starts the durable runtime over `toygres` on `store`; operations a previous process left
-    /// unfinished resume.
-    pub async fn start(toygres: Toygres, store: &DurableStore) -> Result<Self> {
-        let builder = ToygresRuntime::builder(toygres.clone()).lock_timeouts(ORCHESTRATION_LOCK, ACTIVITY_LOCK);
+    /// Starts the durable runtime over `toygres` on `store`, configured by `replica`; operations
+    /// a previous process (or another replica) left unfinished resume.
+    pub async fn start(toygres: Toygres, store: &DurableStore, replica: &ReplicaArgs) -> Result<Self> {
+        let builder = replica.configure(ToygresRuntime::builder(toygres.clone()));
         let builder = match store {
             DurableStore::Sqlite(path) => builder.sqlite(path),
             #[cfg(feature = "postgres")]

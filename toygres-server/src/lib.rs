@@ -17,6 +17,7 @@ pub mod backends;
 pub mod cli;
 pub mod engine;
 pub mod keys;
+pub mod replica;
 pub mod serve;
 pub mod tls;
 pub mod web;

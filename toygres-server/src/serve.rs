@@ -40,6 +40,9 @@ pub struct ServeArgs {
     /// fails the instance it created).
     #[arg(long, env = "TOYGRES_VERIFY", value_enum, default_value_t = Verify::Full)]
     pub verify: Verify,
+    /// Sharing the work with other replicas.
+    #[command(flatten)]
+    pub replica: crate::replica::ReplicaArgs,
 }
 
 /// `--verify`: [`toygres_core::VerifyMode`] as the command line spells it.
@@ -88,7 +91,7 @@ pub async fn run(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
     let backends = crate::backends::open(&args.data_dir, args.pg_bin_dir.as_deref()).await?;
     let mut options = backends.toygres.options.clone();
     options.verify = args.verify.into();
-    let engine = Engine::start(backends.toygres.with_options(options), &backends.durable_store).await?;
+    let engine = Engine::start(backends.toygres.with_options(options), &backends.durable_store, &args.replica).await?;
     let app = api::router(AppState::new(engine.clone(), args.max_running_operations as usize), auth);
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
     let addr = listener.local_addr()?;
@@ -101,7 +104,7 @@ pub async fn run(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
     }
     let scheme = if tls.is_some() { "https" } else { "http" };
     println!("toygres listening on {scheme}://{addr}");
-    tracing::info!(%addr, data_dir = %args.data_dir.display(), "serving");
+    tracing::info!(%addr, data_dir = %args.data_dir.display(), replica = %args.replica.id(), "serving");
     match tls {
         Some(acceptor) => {
             let listener = crate::tls::TlsListener::new(listener, acceptor);

@@ -1,6 +1,8 @@
 //! A real `toygres serve` process on loopback for the tests, and a small HTTP client of it.
 #![allow(dead_code)]
 
+pub mod procs;
+pub mod replicas;
 pub mod webdriver;
 
 use reqwest::{Method, StatusCode};
@@ -73,10 +75,15 @@ impl Server {
 
     /// Starts it with extra arguments and an optional token.
     pub fn start_with(data: &DataDir, extra: &[&str], token: Option<&str>) -> Self {
+        Self::start_env(data, extra, token, &[])
+    }
+
+    /// Starts it with extra arguments, an optional token and extra environment variables.
+    pub fn start_env(data: &DataDir, extra: &[&str], token: Option<&str>, env: &[(&str, &str)]) -> Self {
         let log = data.temp.path().join(format!("server-{}.log", uuid::Uuid::new_v4().simple()));
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_toygres"));
         cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"]).arg(data.path()).args(extra);
-        cmd.env_remove("TOYGRES_TOKEN").env("TOYGRES_LOG", "info,toygres=debug");
+        cmd.env_remove("TOYGRES_TOKEN").env("TOYGRES_LOG", "info,toygres=debug").envs(env.iter().copied());
         if let Some(token) = token {
             cmd.env("TOYGRES_TOKEN", token);
         }
@@ -101,6 +108,11 @@ impl Server {
     /// The server process's id.
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// Sends `signal` to the server process (SIGSTOP / SIGCONT to pause it past its leases).
+    pub fn signal(&self, signal: nix::sys::signal::Signal) {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.child.id() as i32), signal).unwrap();
     }
 
     /// A client with the right token.
