@@ -2,7 +2,7 @@
 
 use crate::names::{self, CANCEL_QUEUE, CREATE_IMAGE, CREATE_IMAGE_VERSION, CREATE_INSTANCE, CREATE_INSTANCE_VERSION};
 use crate::orchestrations::{ImageInput, InstanceFlow};
-use crate::progress::ProgressBoard;
+use crate::progress::{Bytes, ProgressBoard};
 use crate::status::{Failure, OperationState, OperationStatus, StepStatus};
 use duroxide::{Client, ClientError, ErrorDetails, OrchestrationStatus};
 use std::sync::Arc;
@@ -109,7 +109,13 @@ impl DurableClient {
     pub async fn status(&self, subject: Subject) -> Result<OperationStatus> {
         let id = names::orchestration_id(subject);
         let status = self.client.get_orchestration_status(&id).await.map_err(client_error("reading a status"))?;
-        let bytes = self.board.get(subject);
+        let mut bytes = self.board.get(subject);
+        if bytes == Bytes::default() && matches!(status, OrchestrationStatus::Running { .. }) {
+            // Not running in this process: the figures another replica recorded.
+            if let Ok(Some(stored)) = self.toygres.catalog.get_progress(subject).await {
+                bytes = Bytes { phase: Some(stored.phase), done: stored.done, total: stored.total };
+            }
+        }
         let mut out = OperationStatus {
             subject,
             state: OperationState::NotFound,

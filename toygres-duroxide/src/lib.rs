@@ -45,6 +45,7 @@ pub mod names;
 pub mod orchestrations;
 pub mod progress;
 mod runtime;
+mod schedules;
 pub mod status;
 
 pub use activities::sweep::{SweepReport, SweepSettings};

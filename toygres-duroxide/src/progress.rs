@@ -1,12 +1,18 @@
 //! Byte progress of the running jobs. The executors report bytes through a [`ProgressSink`];
 //! the runtime's sink keeps the latest figures per subject on a [`ProgressBoard`], which the
-//! clients of the same runtime read. Byte counts are not part of the orchestrations' history:
+//! clients of the same runtime read, and records them in the catalog at most every
+//! [`STORE_EVERY`] ([`toygres_core::CatalogStore::record_progress`]), where the clients of every
+//! other process (replica) read them. Byte counts are not part of the orchestrations' history:
 //! they change many times a second and replaying them would be pointless.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
-use toygres_core::{EventKind, Phase, ProgressEvent, ProgressSink, Subject};
+use std::time::{Duration, Instant};
+use toygres_core::{CatalogStore, EventKind, Phase, ProgressEvent, ProgressSink, StoredProgress, Subject};
+
+/// How often the byte figures of one subject are written to the catalog (and when they are
+/// complete).
+pub const STORE_EVERY: Duration = Duration::from_millis(500);
 
 /// Latest byte figures of one subject.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -62,15 +68,49 @@ impl ProgressBoard {
     }
 }
 
-/// A sink that records bytes on a board and forwards every event to the embedder's sink.
+/// A sink that records bytes on a board and in the catalog, and forwards every event to the
+/// embedder's sink.
 pub(crate) struct BoardSink {
     pub(crate) board: Arc<ProgressBoard>,
     pub(crate) inner: Arc<dyn ProgressSink>,
+    pub(crate) catalog: Option<Arc<dyn CatalogStore>>,
+    pub(crate) stored: Mutex<HashMap<Subject, Instant>>,
+}
+
+impl BoardSink {
+    pub(crate) fn new(board: Arc<ProgressBoard>, inner: Arc<dyn ProgressSink>, catalog: Arc<dyn CatalogStore>) -> Self {
+        Self { board, inner, catalog: Some(catalog), stored: Mutex::default() }
+    }
+
+    /// Writes the figures to the catalog in the background when the last write is older than
+    /// [`STORE_EVERY`] or they are complete; a failed write is only logged (the next one comes).
+    fn store(&self, event: &ProgressEvent, done: u64, total: Option<u64>) {
+        let (Some(catalog), Ok(runtime)) = (&self.catalog, tokio::runtime::Handle::try_current()) else { return };
+        let now = Instant::now();
+        {
+            let mut stored = self.stored.lock().expect("progress lock");
+            let due = stored.get(&event.subject).is_none_or(|at| now.duration_since(*at) >= STORE_EVERY);
+            if !due && total != Some(done) {
+                return;
+            }
+            stored.insert(event.subject, now);
+        }
+        let (catalog, subject) = (catalog.clone(), event.subject);
+        let progress = StoredProgress::new(event.phase, done, total, chrono::Utc::now());
+        runtime.spawn(async move {
+            if let Err(e) = catalog.record_progress(subject, &progress).await {
+                tracing::debug!(error = %e, ?subject, "recording byte progress in the catalog");
+            }
+        });
+    }
 }
 
 impl ProgressSink for BoardSink {
     fn emit(&self, event: &ProgressEvent) {
         self.board.record(event);
+        if let EventKind::Bytes { done, total } = event.kind {
+            self.store(event, done, total);
+        }
         self.inner.emit(event);
     }
 }
@@ -83,7 +123,8 @@ mod tests {
     #[test]
     fn keeps_the_latest_bytes_per_subject() {
         let board = Arc::new(ProgressBoard::default());
-        let sink = BoardSink { board: board.clone(), inner: Arc::new(NoProgress) };
+        let sink =
+            BoardSink { board: board.clone(), inner: Arc::new(NoProgress), catalog: None, stored: Mutex::default() };
         let subject = Subject::Image(ImageId::new());
         for done in [10, 20] {
             sink.emit(&ProgressEvent {
@@ -97,5 +138,26 @@ mod tests {
         assert_eq!(board.get(Subject::Image(ImageId::new())).done, 0);
         assert_eq!(board.step(subject), Some(Phase::BackupJob));
         assert_eq!(board.step(Subject::Image(ImageId::new())), None);
+    }
+
+    #[tokio::test]
+    async fn records_the_bytes_in_the_catalog_at_most_every_interval_and_when_complete() {
+        use toygres_core::{InstanceId, MemoryCatalog, NewImage, OperationId};
+        let catalog = Arc::new(MemoryCatalog::new());
+        let image = catalog.reserve_image(OperationId::new(), &NewImage::new("n", InstanceId::new())).await.unwrap();
+        let subject = Subject::Image(image.id);
+        let sink = BoardSink::new(Arc::new(ProgressBoard::default()), Arc::new(NoProgress), catalog.clone());
+        let bytes =
+            |done| ProgressEvent { subject, phase: Phase::BackupJob, kind: EventKind::Bytes { done, total: Some(40) } };
+        let stored = || async { catalog.get_progress(subject).await.unwrap().map(|p| (p.phase, p.done, p.total)) };
+        sink.emit(&bytes(10));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(stored().await, Some((Phase::BackupJob, 10, Some(40))));
+        sink.emit(&bytes(20));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(stored().await.map(|s| s.1), Some(10), "not again within the interval");
+        sink.emit(&bytes(40));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(stored().await.map(|s| s.1), Some(40), "complete figures are always recorded");
     }
 }

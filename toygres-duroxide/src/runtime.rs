@@ -192,7 +192,7 @@ impl RuntimeBuilder {
     pub async fn start(self) -> Result<ToygresRuntime> {
         let store = open(&self.store).await?;
         let board = Arc::new(ProgressBoard::default());
-        let sink = Arc::new(BoardSink { board: board.clone(), inner: self.toygres.progress.clone() });
+        let sink = Arc::new(BoardSink::new(board.clone(), self.toygres.progress.clone(), self.toygres.catalog.clone()));
         let toygres = self.toygres.with_progress(sink);
         let mut options = self.options;
         // duroxide panics unless sessions outlive an activity lock's renewal interval.

@@ -57,7 +57,8 @@ pub async fn sweep(client: &DurableClient, settings: SweepSettings) -> Result<Sw
     let mut report = SweepReport::default();
     let healed = heal(client, &mut report).await;
     let pruned = prune(client, settings, &mut report).await;
-    healed.and(pruned)?;
+    let scheduled = crate::schedules::take_due(client, &mut report.scheduled).await;
+    healed.and(pruned).and(scheduled)?;
     if report != SweepReport::default() {
         tracing::info!(?report, "sweep");
     }
