@@ -1,6 +1,7 @@
 //! The web page in a real headless Chromium (Debian's chromium + chromium-driver): sign in, create
 //! an instance with the form, image it (physical, chosen on the page) with its button, restore the
-//! image with its button, see every state change on the page, and check a screenshot is not blank.
+//! image with its button, see every state change on the page, schedule images of the instance with
+//! the schedules form and delete the schedule, and check a screenshot is not blank.
 
 mod support;
 
@@ -37,6 +38,22 @@ async fn the_page_images_an_instance_and_restores_the_image() {
     browser.type_into("#new-instance-password", "web-Pw-2c").await;
     browser.click("#new-instance-button").await;
     browser.wait_until("web-source running", &state_is("web-source", "instances", "running"), STEP).await;
+
+    // A schedule of the instance, made with the form (its instance chosen by default), then deleted.
+    browser.type_into("#new-schedule-name", "web-nightly").await;
+    browser.type_into("#new-schedule-cron", "0 3 * * *").await;
+    browser.click("#new-schedule-button").await;
+    let shown = "return [...document.querySelectorAll('#schedules tbody tr')].some(r => r.dataset.name === 'web-nightly' \
+                 && r.querySelector('.next-run').textContent.endsWith('T03:00:00Z') && r.textContent.includes('web-source'))";
+    browser.wait_until("the schedule listed with its next run", shown, Duration::from_secs(20)).await;
+    let schedules = api.get("/api/schedules").await.body;
+    let instances = api.get("/api/instances").await.body;
+    assert_eq!(schedules["items"][0]["instance_id"], instances["items"][0]["id"], "{schedules}");
+    assert_eq!(schedules["items"][0]["keep_last"], 7, "{schedules}");
+    browser.click("tr[data-name='web-nightly'] button.delete-schedule").await;
+    let gone = "return document.querySelectorAll('#schedules tbody tr').length === 0";
+    browser.wait_until("the schedule deleted", gone, Duration::from_secs(20)).await;
+    assert_eq!(api.get("/api/schedules").await.body["items"], serde_json::json!([]));
 
     assert_eq!(browser.eval("return document.querySelector('#image-format').value").await, "logical");
     browser.click("#image-format option[value='physical']").await;

@@ -104,10 +104,11 @@ impl From<Error> for ApiError {
             Error::ConflictingRequest { field, .. } => (S::BAD_REQUEST, "conflicting_request", Some(field)),
             Error::ImageNotFound(_) => (S::NOT_FOUND, "image_not_found", None),
             Error::InstanceNotFound(_) => (S::NOT_FOUND, "instance_not_found", None),
+            Error::ScheduleNotFound(_) => (S::NOT_FOUND, "schedule_not_found", None),
             Error::ImageNotReady { .. } => (S::CONFLICT, "image_not_ready", Some("source_image_id")),
             Error::InstanceNotRunning { .. } => (S::CONFLICT, "instance_not_running", Some("instance_id")),
             Error::UnsupportedImage { .. } => (S::CONFLICT, "image_unsupported", Some("source_image_id")),
-            Error::NameTaken(_) => (S::CONFLICT, "name_taken", Some("name")),
+            Error::NameTaken(_) | Error::ScheduleNameTaken(_) => (S::CONFLICT, "name_taken", Some("name")),
             Error::OperationReused { .. } => (S::UNPROCESSABLE_ENTITY, "idempotency_key_reused", None),
             Error::OperationSpent { .. } => (S::CONFLICT, "idempotency_key_spent", None),
             Error::InvalidTransition { .. } | Error::StateConflict { .. } => (S::CONFLICT, "state_conflict", None),
@@ -183,6 +184,13 @@ mod tests {
         assert_eq!((e.status, e.detail.field.as_deref()), (StatusCode::BAD_REQUEST, Some("name")));
         let e: ApiError = Error::NameTaken("x".into()).into();
         assert_eq!((e.status, e.detail.code.as_str()), (StatusCode::CONFLICT, "name_taken"));
+        let e: ApiError = Error::ScheduleNameTaken("x".into()).into();
+        assert_eq!(
+            (e.status, e.detail.code.as_str(), e.detail.field.as_deref()),
+            (StatusCode::CONFLICT, "name_taken", Some("name"))
+        );
+        let e: ApiError = Error::ScheduleNotFound(toygres_core::ScheduleId::new()).into();
+        assert_eq!((e.status, e.detail.code.as_str()), (StatusCode::NOT_FOUND, "schedule_not_found"));
         let e: ApiError = Error::ImageNotFound(toygres_core::ImageId::new()).into();
         assert_eq!(e.status, StatusCode::NOT_FOUND);
         let id = toygres_core::InstanceId::new();

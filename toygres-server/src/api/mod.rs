@@ -1,4 +1,4 @@
-//! The REST API: routes, shared state, authentication, errors and the OpenAPI document.
+//! The REST API (instances, images, schedules): routes, shared state, authentication, errors and the OpenAPI document.
 
 pub mod auth;
 pub mod error;
@@ -10,6 +10,7 @@ pub mod openapi;
 pub mod progress;
 pub mod requests;
 pub mod responses;
+mod schedules;
 mod schema;
 
 use crate::engine::Engine;
@@ -86,6 +87,8 @@ pub fn router(state: Shared, auth: auth::Auth) -> Router {
         .route("/api/instances/{id}", get(instances::get).delete(instances::delete))
         .route("/api/images", get(images::list).post(images::create))
         .route("/api/images/{id}", get(images::get).delete(images::delete))
+        .route("/api/schedules", get(schedules::list).post(schedules::create))
+        .route("/api/schedules/{id}", get(schedules::get).delete(schedules::delete))
         .merge(crate::web::routes())
         .fallback(|| async { ApiError::no_route() })
         .method_not_allowed_fallback(|| async {

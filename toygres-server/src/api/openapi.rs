@@ -1,8 +1,10 @@
 //! `GET /api/openapi.json`: the OpenAPI 3.1 document, generated from the handlers and types.
 
 use super::error::{ErrorBody, ErrorDetail};
-use super::requests::{CreateImageBody, CreateInstanceBody, ImageFormat};
-use super::responses::{Connection, Created, Encryption, Health, Image, ImagePage, Instance, InstancePage, Progress};
+use super::requests::{CreateImageBody, CreateInstanceBody, CreateScheduleBody, ImageFormat};
+use super::responses::{
+    Connection, Created, Encryption, Health, Image, ImagePage, Instance, InstancePage, Progress, Schedule, SchedulePage,
+};
 use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
@@ -15,11 +17,12 @@ use utoipa::{Modify, OpenApi};
         super::healthz,
         super::instances::create, super::instances::list, super::instances::get, super::instances::delete,
         super::images::create, super::images::list, super::images::get, super::images::delete,
+        super::schedules::create, super::schedules::list, super::schedules::get, super::schedules::delete,
         document,
     ),
     components(schemas(
         CreateInstanceBody, CreateImageBody, ImageFormat, Created, Instance, Image, Encryption, InstancePage, ImagePage, Connection,
-        Progress,
+        Progress, CreateScheduleBody, Schedule, SchedulePage,
         ErrorBody, ErrorDetail, Health,
     )),
     modifiers(&BearerAuth),
@@ -65,6 +68,21 @@ mod tests {
         assert_eq!(body["additionalProperties"], false, "{body}");
         assert_eq!(schemas["ImageFormat"]["enum"], json!(["logical", "physical"]));
         assert_eq!(schemas["ImageFormat"]["type"], "string");
+    }
+
+    #[test]
+    fn schedules_are_documented_with_their_limits() {
+        let document = serde_json::to_value(ApiDoc::openapi()).unwrap();
+        let body = &document["components"]["schemas"]["CreateScheduleBody"];
+        assert_eq!(body["properties"]["name"]["maxLength"], 49, "{body}");
+        assert_eq!(body["additionalProperties"], false, "{body}");
+        assert_eq!(body["required"], json!(["name", "instance_id", "cron"]), "{body}");
+        let create = &document["paths"]["/api/schedules"]["post"]["responses"];
+        for status in ["201", "400", "401", "404", "409", "422"] {
+            assert!(create.get(status).is_some(), "POST /api/schedules declares {status}: {create}");
+        }
+        let schedule = &document["components"]["schemas"]["Schedule"];
+        assert!(schedule["properties"].get("next_run_at").is_some(), "{schedule}");
     }
 
     #[test]

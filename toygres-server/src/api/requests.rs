@@ -2,7 +2,7 @@
 //! request to the library: every rule on it is core's (`toygres_core`'s admission).
 
 use serde::{Deserialize, Serialize};
-use toygres_core::{CreateImageRequest, CreateInstanceRequest, Labels, Password};
+use toygres_core::{CreateImageRequest, CreateInstanceRequest, CreateScheduleRequest, Labels, Password};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -82,6 +82,48 @@ impl From<CreateImageBody> for CreateImageRequest {
         request.description = body.description;
         request.format = body.format.into();
         request.labels = body.labels;
+        request
+    }
+}
+
+/// `POST /api/schedules`: take images of an instance on a cron schedule, with retention.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateScheduleBody {
+    /// Schedule name: a DNS-1123 label of at most 49 characters (its images are named
+    /// `<name>-<yyyymmdd>t<hhmm>` after their slot).
+    #[schema(example = "nightly", pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", min_length = 1, max_length = 49)]
+    pub name: String,
+    /// The instance to image (it must exist; it must be running when a slot comes).
+    pub instance_id: Uuid,
+    /// When: 5 cron fields `minute hour day-of-month month day-of-week`, in UTC (no daylight
+    /// saving time), e.g. `0 3 * * *`; an invalid one is refused (400, `field` `cron`).
+    #[schema(example = "0 3 * * *", max_length = 256)]
+    pub cron: String,
+    /// The format of its images: `logical` (the default) or `physical`.
+    #[schema(default = "logical")]
+    #[serde(default)]
+    pub format: ImageFormat,
+    /// Keep the newest N ready images of the schedule (default 7).
+    #[schema(minimum = 1, maximum = 10000, default = 7)]
+    #[serde(default)]
+    pub keep_last: Option<u32>,
+    /// Also keep every image of the schedule younger than this many seconds.
+    #[schema(minimum = 0, maximum = 3162240000_u64)]
+    #[serde(default)]
+    pub keep_younger_than_seconds: Option<u64>,
+}
+
+impl From<CreateScheduleBody> for CreateScheduleRequest {
+    fn from(body: CreateScheduleBody) -> Self {
+        let mut request =
+            CreateScheduleRequest::new(body.name, body.instance_id.into(), body.cron).with_format(body.format.into());
+        if let Some(keep_last) = body.keep_last {
+            request = request.with_keep_last(keep_last);
+        }
+        if let Some(seconds) = body.keep_younger_than_seconds {
+            request = request.with_keep_younger_than(std::time::Duration::from_secs(seconds));
+        }
         request
     }
 }

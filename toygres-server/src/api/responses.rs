@@ -190,6 +190,57 @@ pub struct ImagePage {
     pub next_page_token: Option<String>,
 }
 
+/// A schedule of images.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Schedule {
+    /// Its id; its images carry it in the label `toygres.io/schedule`.
+    pub id: Uuid,
+    /// Its name; its images are named `<name>-<yyyymmdd>t<hhmm>`.
+    pub name: String,
+    /// The instance it images.
+    pub instance_id: Uuid,
+    /// The cron expression (5 fields, UTC).
+    pub cron: String,
+    /// The format of its images.
+    pub format: ImageFormat,
+    /// How many of its newest ready images are kept.
+    pub keep_last: u32,
+    /// Its images younger than this many seconds are kept too.
+    pub keep_younger_than_seconds: Option<u64>,
+    /// When it was created (RFC 3339); no earlier slot is taken.
+    pub created_at: String,
+    /// The last slot taken (RFC 3339), if any.
+    pub last_slot: Option<String>,
+    /// The next slot that will be taken (RFC 3339).
+    pub next_run_at: Option<String>,
+}
+
+impl Schedule {
+    /// The API's view of a schedule, with its next run after now.
+    pub fn new(schedule: toygres_core::Schedule) -> Self {
+        let next = schedule.next_run_after(chrono::Utc::now());
+        Self {
+            id: schedule.id.as_uuid(),
+            name: schedule.name,
+            instance_id: schedule.instance_id.as_uuid(),
+            cron: schedule.cron,
+            format: schedule.format.into(),
+            keep_last: schedule.retention.keep_last,
+            keep_younger_than_seconds: schedule.retention.keep_younger_than.map(|d| d.as_secs()),
+            created_at: schedule.created_at.to_rfc3339(),
+            last_slot: schedule.last_slot.map(toygres_core::schedule::slot_text),
+            next_run_at: next.map(toygres_core::schedule::slot_text),
+        }
+    }
+}
+
+/// `GET /api/schedules`: every schedule, oldest first.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct SchedulePage {
+    /// The schedules.
+    pub items: Vec<Schedule>,
+}
+
 /// The token of the page after `page`, as the API spells it.
 pub fn next_token<T>(page: &Page<T>) -> Option<String> {
     page.next.map(|t| t.to_string())

@@ -2,6 +2,7 @@
 
 mod client;
 mod output;
+mod schedules;
 mod wait;
 
 use crate::serve::{ServeArgs, TOKEN_ENV};
@@ -9,6 +10,8 @@ use clap::{Parser, Subcommand};
 use client::Client;
 use serde_json::{json, Value};
 use std::process::ExitCode;
+
+pub use schedules::ScheduleCommand;
 
 /// Images of PostgreSQL instances and instances restored from them.
 #[derive(Debug, Parser)]
@@ -36,6 +39,9 @@ pub enum Command {
     /// Images of instances.
     #[command(subcommand)]
     Images(ImageCommand),
+    /// Images taken on a cron schedule (UTC), with retention.
+    #[command(subcommand)]
+    Schedules(ScheduleCommand),
     /// Image keys (operator commands, run beside the server with its data directory).
     #[command(subcommand)]
     Keys(crate::keys::KeysCommand),
@@ -160,6 +166,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode, Box<dyn std::error::Error>> {
         Command::Serve(args) => crate::serve::run(args).await.map(|_| ExitCode::SUCCESS),
         Command::Instances(command) => instances(client()?, command, json).await,
         Command::Images(command) => images(client()?, command, json).await,
+        Command::Schedules(command) => schedules::run(client()?, command, json).await,
         Command::Keys(command) => crate::keys::run(command).await,
     }
 }

@@ -1,4 +1,5 @@
-// toygres web page: lists instances and images with live progress, and starts images and restores.
+// toygres web page: lists instances, images and schedules with live progress, and starts images,
+// restores and schedules.
 'use strict';
 
 const $ = (sel) => document.querySelector(sel);
@@ -74,6 +75,27 @@ function imageRow(m) {
     `<td>${progress(m.progress)}</td><td>${button}${del}</td></tr>`;
 }
 
+function scheduleRow(s, names) {
+  const keep = s.keep_younger_than_seconds != null ? `${s.keep_last} + ${s.keep_younger_than_seconds}s` : `${s.keep_last}`;
+  return `<tr data-name="${text(s.name)}" data-id="${s.id}"><td>${text(s.name)}</td>` +
+    `<td>${text(names[s.instance_id] || s.instance_id)}</td><td><code>${text(s.cron)}</code></td>` +
+    `<td>${text(s.format)}</td><td>${text(keep)}</td><td>${text(s.last_slot || '')}</td>` +
+    `<td class="next-run">${text(s.next_run_at || '')}</td>` +
+    `<td><button class="delete-schedule" data-id="${s.id}">Delete</button></td></tr>`;
+}
+
+// Keeps the schedule form's instance choices in step with the instances, keeping the choice.
+function instanceOptions(instances) {
+  const select = $('#new-schedule-instance');
+  const options = instances.filter((i) => i.state !== 'deleting')
+    .map((i) => `<option value="${i.id}">${text(i.name)}</option>`).join('');
+  if (select.dataset.options === options) return;
+  const chosen = select.value;
+  select.innerHTML = options;
+  select.dataset.options = options;
+  if (chosen && instances.some((i) => i.id === chosen)) select.value = chosen;
+}
+
 // Every record of a listing, following its pages.
 async function listAll(path) {
   const items = [];
@@ -88,14 +110,19 @@ async function listAll(path) {
 
 async function refresh() {
   try {
-    const [instances, images] = await Promise.all([listAll('/api/instances'), listAll('/api/images')]);
-    const now = JSON.stringify([instances, images]);
+    const [instances, images, schedules] = await Promise.all(
+      [listAll('/api/instances'), listAll('/api/images'), api('GET', '/api/schedules').then((p) => p.items)]);
+    const now = JSON.stringify([instances, images, schedules]);
     if (now !== last) {
       last = now;
+      const names = Object.fromEntries(instances.map((i) => [i.id, i.name]));
       $('#instances tbody').innerHTML = instances.map(instanceRow).join('');
       $('#images tbody').innerHTML = images.map(imageRow).join('');
+      $('#schedules tbody').innerHTML = schedules.map((s) => scheduleRow(s, names)).join('');
+      instanceOptions(instances);
     }
-    $('#status').textContent = `${instances.length} instance(s), ${images.length} image(s) · updated ${new Date().toLocaleTimeString()}`;
+    $('#status').textContent = `${instances.length} instance(s), ${images.length} image(s), ` +
+      `${schedules.length} schedule(s) · updated ${new Date().toLocaleTimeString()}`;
   } catch (e) {
     $('#status').textContent = 'cannot reach the server: ' + e.message;
   }
@@ -120,6 +147,8 @@ document.addEventListener('click', (e) => {
     act(() => api('DELETE', '/api/instances/' + b.dataset.id));
   } else if (b.classList.contains('delete-image')) {
     act(() => api('DELETE', '/api/images/' + b.dataset.id));
+  } else if (b.classList.contains('delete-schedule')) {
+    act(() => api('DELETE', '/api/schedules/' + b.dataset.id));
   }
 });
 
@@ -130,6 +159,22 @@ $('#new-instance').addEventListener('submit', (e) => {
   act(async () => {
     await api('POST', '/api/instances', { name, password });
     $('#new-instance').reset();
+  });
+});
+
+$('#new-schedule').addEventListener('submit', (e) => {
+  e.preventDefault();
+  const body = {
+    name: $('#new-schedule-name').value.trim(),
+    instance_id: $('#new-schedule-instance').value,
+    cron: $('#new-schedule-cron').value.trim(),
+    format: $('#new-schedule-format').value,
+    keep_last: Number($('#new-schedule-keep').value),
+  };
+  act(async () => {
+    await api('POST', '/api/schedules', body);
+    $('#new-schedule-name').value = '';
+    $('#new-schedule-cron').value = '';
   });
 });
 
