@@ -237,3 +237,57 @@ async fn a_rolling_restart_with_five_images_in_flight_and_both_kinds_of_stuck_re
     assert!(failed["failure_reason"].to_string().contains("sweeper"), "the reason says who cleaned up: {failed}");
     assert_eq!(r.data.image_dirs(), 6, "five images and the orphan; the ended one left nothing behind");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_schedule_every_minute_on_three_replicas_takes_one_image_per_slot_and_keeps_the_last_three() {
+    use chrono::{DurationRound, Utc};
+    let mut r = Replicas::start(3).await;
+    let source = r.api(0).running_instance("sched-source", "sched-Pw-5").await;
+    let body = json!({ "name": "minutely", "instance_id": source["id"], "cron": "* * * * *", "keep_last": 3 });
+    let answer = r.api(1).post("/api/schedules", body).await;
+    assert_eq!(answer.status.as_u16(), 201, "{answer:?}");
+    let schedule = answer.body["id"].as_str().unwrap().to_string();
+    // Five slots: the next five minute boundaries; the schedule is deleted before the sixth.
+    let first = Utc::now().duration_trunc(chrono::TimeDelta::minutes(1)).unwrap() + chrono::TimeDelta::minutes(1);
+    let end = first + chrono::TimeDelta::minutes(4) + chrono::TimeDelta::seconds(30);
+    let mut seen: BTreeMap<String, String> = BTreeMap::new();
+    let mut restarted = false;
+    while Utc::now() < end {
+        let images = r.api(2).get("/api/images").await.body;
+        for image in images["items"].as_array().unwrap() {
+            let name = image["name"].as_str().unwrap();
+            if let Some(previous) = seen.insert(name.to_string(), image["id"].as_str().unwrap().to_string()) {
+                assert_eq!(previous, image["id"].as_str().unwrap(), "one image per slot: {name}");
+            }
+        }
+        // A replica dies between two slots and comes back: the schedule goes on.
+        if !restarted && Utc::now() > first + chrono::TimeDelta::seconds(90) {
+            r.kill9(0);
+            r.restart(0);
+            restarted = true;
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+    assert_eq!(r.api(0).delete(&format!("/api/schedules/{schedule}")).await.status.as_u16(), 204);
+    let names: Vec<&String> = seen.keys().filter(|n| n.starts_with("minutely-")).collect();
+    assert_eq!(names.len(), 5, "one image per slot, five slots: {names:?}\n{}", r.logs());
+    // Retention (keep the last three) ran after the fifth became ready: the three latest slots.
+    let expected: Vec<String> = names.iter().rev().take(3).rev().map(|n| n.to_string()).collect();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let images = r.api(1).get("/api/images").await.body;
+        let mut kept: Vec<String> =
+            images["items"].as_array().unwrap().iter().map(|i| i["name"].as_str().unwrap().to_string()).collect();
+        kept.retain(|n| n.starts_with("minutely-"));
+        kept.sort();
+        if kept == expected {
+            break;
+        }
+        assert!(Instant::now() < deadline, "kept {kept:?}, expected {expected:?}\n{}", r.logs());
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    let all = r.api(0).get("/api/images").await.body;
+    for image in all["items"].as_array().unwrap() {
+        assert_eq!(image["state"], "ready", "{image}");
+    }
+}
