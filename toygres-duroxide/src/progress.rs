@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use toygres_core::{CatalogStore, EventKind, Phase, ProgressEvent, ProgressSink, StoredProgress, Subject};
 
 /// How often the byte figures of one subject are written to the catalog (and when they are
@@ -58,9 +58,20 @@ impl ProgressBoard {
     }
 
     fn record(&self, event: &ProgressEvent) {
-        if event.kind == EventKind::Started {
-            self.steps.lock().expect("progress lock").insert(event.subject, event.phase);
+        let mut steps = self.steps.lock().expect("progress lock");
+        match event.kind {
+            EventKind::Started => {
+                steps.insert(event.subject, event.phase);
+            }
+            // Only a step running in this process is finer than the orchestration's.
+            EventKind::Finished { .. } | EventKind::Failed { .. }
+                if steps.get(&event.subject) == Some(&event.phase) =>
+            {
+                steps.remove(&event.subject);
+            }
+            _ => {}
         }
+        drop(steps);
         if let EventKind::Bytes { done, total } = event.kind {
             let bytes = Bytes { phase: Some(event.phase), done, total };
             self.map.lock().expect("progress lock").insert(event.subject, bytes);
@@ -74,34 +85,41 @@ pub(crate) struct BoardSink {
     pub(crate) board: Arc<ProgressBoard>,
     pub(crate) inner: Arc<dyn ProgressSink>,
     pub(crate) catalog: Option<Arc<dyn CatalogStore>>,
-    pub(crate) stored: Mutex<HashMap<Subject, Instant>>,
+    /// The latest figures not written to the catalog yet, per subject.
+    pub(crate) pending: Arc<Mutex<HashMap<Subject, StoredProgress>>>,
+    pub(crate) flusher: std::sync::OnceLock<()>,
 }
 
 impl BoardSink {
     pub(crate) fn new(board: Arc<ProgressBoard>, inner: Arc<dyn ProgressSink>, catalog: Arc<dyn CatalogStore>) -> Self {
-        Self { board, inner, catalog: Some(catalog), stored: Mutex::default() }
+        Self { board, inner, catalog: Some(catalog), pending: Arc::default(), flusher: std::sync::OnceLock::new() }
     }
 
-    /// Writes the figures to the catalog in the background when the last write is older than
-    /// [`STORE_EVERY`] or they are complete; a failed write is only logged (the next one comes).
+    /// Keeps the figures for the flusher, which writes the latest of each subject to the catalog
+    /// every [`STORE_EVERY`] (started on first use; it stops when the sink is dropped). A failed
+    /// write is only logged: the next figures come.
     fn store(&self, event: &ProgressEvent, done: u64, total: Option<u64>) {
         let (Some(catalog), Ok(runtime)) = (&self.catalog, tokio::runtime::Handle::try_current()) else { return };
-        let now = Instant::now();
-        {
-            let mut stored = self.stored.lock().expect("progress lock");
-            let due = stored.get(&event.subject).is_none_or(|at| now.duration_since(*at) >= STORE_EVERY);
-            if !due && total != Some(done) {
-                return;
-            }
-            stored.insert(event.subject, now);
-        }
-        let (catalog, subject) = (catalog.clone(), event.subject);
         let progress = StoredProgress::new(event.phase, done, total, chrono::Utc::now());
-        runtime.spawn(async move {
+        self.pending.lock().expect("progress lock").insert(event.subject, progress);
+        self.flusher.get_or_init(|| {
+            let (pending, catalog) = (Arc::downgrade(&self.pending), catalog.clone());
+            runtime.spawn(flush(pending, catalog));
+        });
+    }
+}
+
+async fn flush(pending: std::sync::Weak<Mutex<HashMap<Subject, StoredProgress>>>, catalog: Arc<dyn CatalogStore>) {
+    loop {
+        tokio::time::sleep(STORE_EVERY).await;
+        let Some(pending) = pending.upgrade() else { return };
+        let due: Vec<_> = pending.lock().expect("progress lock").drain().collect();
+        drop(pending);
+        for (subject, progress) in due {
             if let Err(e) = catalog.record_progress(subject, &progress).await {
                 tracing::debug!(error = %e, ?subject, "recording byte progress in the catalog");
             }
-        });
+        }
     }
 }
 
@@ -123,8 +141,13 @@ mod tests {
     #[test]
     fn keeps_the_latest_bytes_per_subject() {
         let board = Arc::new(ProgressBoard::default());
-        let sink =
-            BoardSink { board: board.clone(), inner: Arc::new(NoProgress), catalog: None, stored: Mutex::default() };
+        let sink = BoardSink {
+            board: board.clone(),
+            inner: Arc::new(NoProgress),
+            catalog: None,
+            pending: Arc::default(),
+            flusher: std::sync::OnceLock::new(),
+        };
         let subject = Subject::Image(ImageId::new());
         for done in [10, 20] {
             sink.emit(&ProgressEvent {
@@ -141,7 +164,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn records_the_bytes_in_the_catalog_at_most_every_interval_and_when_complete() {
+    async fn writes_the_latest_bytes_to_the_catalog_within_the_interval() {
         use toygres_core::{InstanceId, MemoryCatalog, NewImage, OperationId};
         let catalog = Arc::new(MemoryCatalog::new());
         let image = catalog.reserve_image(OperationId::new(), &NewImage::new("n", InstanceId::new())).await.unwrap();
@@ -151,13 +174,23 @@ mod tests {
             |done| ProgressEvent { subject, phase: Phase::BackupJob, kind: EventKind::Bytes { done, total: Some(40) } };
         let stored = || async { catalog.get_progress(subject).await.unwrap().map(|p| (p.phase, p.done, p.total)) };
         sink.emit(&bytes(10));
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(stored().await, None, "written by the flusher, not on the job's path");
+        tokio::time::sleep(STORE_EVERY + Duration::from_millis(200)).await;
         assert_eq!(stored().await, Some((Phase::BackupJob, 10, Some(40))));
         sink.emit(&bytes(20));
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        assert_eq!(stored().await.map(|s| s.1), Some(10), "not again within the interval");
-        sink.emit(&bytes(40));
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        assert_eq!(stored().await.map(|s| s.1), Some(40), "complete figures are always recorded");
+        sink.emit(&bytes(30));
+        tokio::time::sleep(STORE_EVERY + Duration::from_millis(200)).await;
+        assert_eq!(stored().await.map(|s| s.1), Some(30), "the latest figures, with no trailing gap");
+    }
+
+    #[test]
+    fn the_step_is_this_processs_only_while_it_runs() {
+        let board = Arc::new(ProgressBoard::default());
+        let subject = Subject::Image(ImageId::new());
+        let event = |kind| ProgressEvent { subject, phase: Phase::MarkReady, kind };
+        board.record(&event(EventKind::Started));
+        assert_eq!(board.step(subject), Some(Phase::MarkReady));
+        board.record(&event(EventKind::Finished { elapsed: Duration::ZERO }));
+        assert_eq!(board.step(subject), None);
     }
 }

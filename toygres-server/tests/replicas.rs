@@ -132,6 +132,19 @@ async fn a_replica_killed_mid_backup_or_mid_restore_leaves_the_work_to_another()
     let id = r.api(2).create("/api/instances", json!({ "name": "kill-copy", "source_image_id": image_id })).await;
     let path = format!("/api/instances/{id}");
     let killed = runner(&r, "pg_restore").await;
+    // Another replica shows the job's step and byte progress (recorded in the catalog by the
+    // runner at most 0.5 s late).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let progress = other(&r, killed).get(&path).await.body["progress"].clone();
+        if progress["bytes_done"].as_u64().unwrap_or(0) > 0 {
+            assert_eq!(progress["step"], "WaitRestoreJob", "{progress}");
+            assert!(progress["bytes_total"].as_u64().unwrap_or(0) > 0, "{progress}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "no bytes seen from another replica: {progress}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     r.kill9(killed);
     let record = other(&r, killed).settle(&path, "provisioning", SETTLE).await;
     assert_eq!(record["state"], "running", "{record}\n{}", r.logs());
