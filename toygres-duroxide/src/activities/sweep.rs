@@ -72,28 +72,22 @@ async fn heal(client: &DurableClient, report: &mut SweepReport) -> Result<()> {
     let t = client.toygres();
     let mut images = ImageFilter::default();
     images.state = Some(ImageState::Creating);
-    for image in t.catalog.list_images(&images).await? {
-        let subject = Subject::Image(image.id);
-        match heal_one(client, subject).await? {
-            Heal::Resumed => report.resumed.push(names::orchestration_id(subject)),
-            Heal::Ended(why) => {
-                t.backup().mark_failed(image.id, &ended(subject, why)).await?;
-                report.failed.push(names::orchestration_id(subject));
-            }
-            Heal::Running => {}
-        }
-    }
     let mut instances = Instances::default();
     instances.state = Some(InstanceState::Provisioning);
-    for instance in t.catalog.list_instances(&instances).await? {
-        let subject = Subject::Instance(instance.id);
+    let images = t.catalog.list_images(&images).await?.into_iter().map(|i| Subject::Image(i.id));
+    let instances = t.catalog.list_instances(&instances).await?.into_iter().map(|i| Subject::Instance(i.id));
+    for subject in images.chain(instances) {
         match heal_one(client, subject).await? {
+            Heal::Running => {}
             Heal::Resumed => report.resumed.push(names::orchestration_id(subject)),
             Heal::Ended(why) => {
-                t.restore().fail_instance(instance.id, &ended(subject, why)).await?;
+                let error = ended(subject, why);
+                match subject {
+                    Subject::Image(id) => t.backup().mark_failed(id, &error).await.map(|_| ())?,
+                    Subject::Instance(id) => t.restore().fail_instance(id, &error).await.map(|_| ())?,
+                }
                 report.failed.push(names::orchestration_id(subject));
             }
-            Heal::Running => {}
         }
     }
     Ok(())

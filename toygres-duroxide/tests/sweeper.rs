@@ -1,0 +1,53 @@
+//! The sweeper heals instances left `provisioning`: one recorded without its orchestration is
+//! resumed to `running`; one whose orchestration was terminated under it is cleaned up (`failed`,
+//! its volume removed) with a reason that names the sweeper.
+
+mod support;
+
+use std::time::Duration;
+use support::*;
+use toygres_core::{CreateImageRequest, CreateInstanceRequest, InstanceState, OperationId, Subject};
+use toygres_duroxide::{OperationState, SweepSettings};
+
+const WAIT: Duration = Duration::from_secs(120);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stuck_instances_are_resumed_or_cleaned_up() {
+    let env = Env::new();
+    let _stop = StopAll(env.base_dir());
+    let (t, executor, _) = env.toygres();
+    let source = source(&t, &executor, 100_000).await;
+    let runtime = env.runtime(t.clone()).sweeper(Duration::from_secs(1), SweepSettings::default()).start().await;
+    let client = runtime.unwrap().client();
+    let image = client.create_image(OperationId::new(), CreateImageRequest::new("base", source.record.id)).await;
+    let image = image.unwrap();
+    assert_eq!(client.wait(Subject::Image(image.id), WAIT).await.unwrap().state, OperationState::Completed);
+
+    // Recorded, never started (a crash between the two): the sweeper starts it.
+    let orphan = t.begin_instance(OperationId::new(), &CreateInstanceRequest::restore("orphan", image.id)).await;
+    let orphan = orphan.unwrap();
+    // Started, then terminated under its restore (an operator, a poisoned step): cleaned up.
+    let ended = client.create_instance(OperationId::new(), CreateInstanceRequest::restore("ended", image.id)).await;
+    let ended = ended.unwrap();
+    let id = toygres_duroxide::names::instance_orchestration_id(ended.id);
+    client.duroxide().cancel_instance(&id, "terminated by the test").await.unwrap();
+
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let (orphan, ended) = loop {
+        let orphan = t.catalog.get_instance(orphan.id).await.unwrap();
+        let ended = t.catalog.get_instance(ended.id).await.unwrap();
+        let settled = |s| s != InstanceState::Provisioning;
+        if settled(orphan.state) && settled(ended.state) {
+            break (orphan, ended);
+        }
+        assert!(tokio::time::Instant::now() < deadline, "still provisioning: {orphan:?} {ended:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(orphan.state, InstanceState::Running, "{orphan:?}");
+    let diff = source.snapshot.diff(&snapshot(&executor, &orphan, &source.password).await);
+    assert!(diff.is_empty(), "{}", diff.join("\n"));
+    assert_eq!(ended.state, InstanceState::Failed, "{ended:?}");
+    assert!(ended.failure_reason.as_deref().unwrap_or_default().contains("sweeper"), "{ended:?}");
+    let volumes = volumes(&env.base_dir());
+    assert!(!volumes.iter().any(|v| v.contains(&ended.id.to_string())), "the ended one's volume is gone: {volumes:?}");
+}
