@@ -51,3 +51,29 @@ async fn stuck_instances_are_resumed_or_cleaned_up() {
     let volumes = volumes(&env.base_dir());
     assert!(!volumes.iter().any(|v| v.contains(&ended.id.to_string())), "the ended one's volume is gone: {volumes:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn histories_of_ended_operations_are_pruned_and_their_records_stay() {
+    let env = Env::new();
+    let _stop = StopAll(env.base_dir());
+    let (t, executor, _) = env.toygres();
+    let source = source(&t, &executor, 0).await;
+    let settings = SweepSettings { history_age: Duration::from_secs(2), ..SweepSettings::default() };
+    let runtime = env.runtime(t.clone()).sweeper(Duration::from_secs(1), settings).start().await.unwrap();
+    let client = runtime.client();
+    let image = client.create_image(OperationId::new(), CreateImageRequest::new("pruned", source.record.id)).await;
+    let image = image.unwrap();
+    assert_eq!(client.wait(Subject::Image(image.id), WAIT).await.unwrap().state, OperationState::Completed);
+    let id = toygres_duroxide::names::image_orchestration_id(image.id);
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while client.duroxide().list_all_instances().await.unwrap().contains(&id) {
+        assert!(tokio::time::Instant::now() < deadline, "the history of {id} was never pruned");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(t.catalog.get_image(image.id).await.unwrap().state, toygres_core::ImageState::Ready);
+    // The sweeper keeps running (its own past executions are pruned, not itself).
+    let sweeper = client.duroxide().get_orchestration_status(toygres_duroxide::names::SWEEPER_ID).await.unwrap();
+    assert!(matches!(sweeper, duroxide::OrchestrationStatus::Running { .. }), "{sweeper:?}");
+    let executions = client.duroxide().list_executions(toygres_duroxide::names::SWEEPER_ID).await.unwrap();
+    assert!(executions.len() <= 2, "the sweeper's past executions are pruned: {executions:?}");
+}
