@@ -26,6 +26,7 @@ pub(crate) mod lockfile;
 mod pidfile;
 pub mod ports;
 pub mod process;
+pub mod reflink;
 pub mod script;
 mod server;
 mod temp;
