@@ -50,5 +50,5 @@ pub mod status;
 
 pub use activities::sweep::{SweepReport, SweepSettings};
 pub use client::DurableClient;
-pub use runtime::{RuntimeBuilder, ToygresRuntime, DEFAULT_POLL_INTERVAL, DEFAULT_SWEEP_INTERVAL};
+pub use runtime::{RuntimeBuilder, ToygresRuntime, DEFAULT_POLL_INTERVAL, DEFAULT_SWEEP_INTERVAL, JOB_POLL_INTERVAL};
 pub use status::{OperationState, OperationStatus};

@@ -23,6 +23,11 @@ use toygres_core::{Error, Result, Toygres};
 /// orchestration turn and an activity costs up to one interval.
 pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_millis(10);
 
+/// The least time a job slot waits between two polls of an empty queue: a job runs for seconds
+/// to hours, so starting it up to this much later costs nothing, while every idle slot's poll is a
+/// query on the store (more so with several replicas on one database).
+pub const JOB_POLL_INTERVAL: Duration = Duration::from_millis(100);
+
 /// Default time between two sweeps ([`RuntimeBuilder::sweeper`]).
 pub const DEFAULT_SWEEP_INTERVAL: Duration = Duration::from_secs(15);
 
@@ -124,7 +129,8 @@ impl RuntimeBuilder {
         self
     }
 
-    /// Dispatcher poll interval (default [`DEFAULT_POLL_INTERVAL`]).
+    /// Dispatcher poll interval (default [`DEFAULT_POLL_INTERVAL`]) of the orchestrations and
+    /// short steps; job slots poll at least [`JOB_POLL_INTERVAL`] apart.
     pub fn poll_interval(mut self, interval: Duration) -> Self {
         self.options.dispatcher_min_poll_interval = interval;
         self
@@ -218,6 +224,7 @@ impl RuntimeBuilder {
         runtimes.push(Runtime::start_with_options(store.clone(), activities, orchestrations()?, main).await);
         for (tag, slots) in [(queue::BACKUPS, self.backups), (queue::RESTORES, self.restores)] {
             let jobs = RuntimeOptions {
+                dispatcher_min_poll_interval: options.dispatcher_min_poll_interval.max(JOB_POLL_INTERVAL),
                 orchestration_concurrency: 0,
                 worker_concurrency: slots,
                 worker_tag_filter: TagFilter::tags([tag]),

@@ -13,8 +13,9 @@ pub struct ReplicaArgs {
     /// This process's name in logs and in `/healthz` (default: `<hostname>-<pid>`).
     #[arg(long, env = "TOYGRES_REPLICA_ID")]
     pub replica_id: Option<String>,
-    /// How often each idle worker slot polls the durable store, in milliseconds (the store has no
-    /// long polling: each replica's idle load on the database grows as this shrinks).
+    /// How often each idle orchestration and short-step slot polls the durable store, in
+    /// milliseconds (the store has no long polling: each replica's idle load on the database grows
+    /// as this shrinks; job slots poll at least 100 ms apart).
     #[arg(long, env = "TOYGRES_POLL_INTERVAL_MS", default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=10_000))]
     pub poll_interval_ms: u64,
     /// Backup jobs this process runs at once (its own slots: backups never hold up restores).
