@@ -11,7 +11,7 @@ use std::process::ExitCode;
 pub enum ScheduleCommand {
     /// Take images of an instance on a cron schedule (5 fields, UTC), keeping the newest ones.
     Create {
-        /// Schedule name (a-z, 0-9, -; at most 49): its images are named <name>-<yyyymmdd>t<hhmm>.
+        /// Schedule name (a-z, 0-9, -; at most 49): its images are named NAME-YYYYMMDDtHHMM.
         name: String,
         /// The instance (id) to image.
         #[arg(long)]
