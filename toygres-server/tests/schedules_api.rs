@@ -1,5 +1,5 @@
 //! `/api/schedules` against a real `toygres serve`: create (201, Location, next run), list, get,
-//! delete (204); a bad cron is 400 naming `cron`, an unknown instance 404, a taken name 409; the
+//! delete (204); a bad cron is 422 `invalid_cron` naming `cron`, an unknown instance 404, a taken name 409; the
 //! `Idempotency-Key` answers a retry with the same schedule, refuses another body (422) and is
 //! spent once the schedule is deleted (409). And `toygres schedules …` on the command line.
 
@@ -63,11 +63,11 @@ async fn schedules_are_created_listed_and_deleted_with_typed_refusals() {
 
     // Typed refusals: a bad cron names the field and says what is wrong; unknown instance: 404.
     let bad_cron = json!({ "name": "bad", "instance_id": instance_id, "cron": "0 3 * *" });
-    let error = refused(&api, None, bad_cron, 400, "invalid_request").await;
+    let error = refused(&api, None, bad_cron, 422, "invalid_cron").await;
     assert_eq!(error["field"], "cron");
     assert!(error["message"].as_str().unwrap().contains("4 fields"), "{error}");
     let never = json!({ "name": "bad", "instance_id": instance_id, "cron": "0 0 30 2 *" });
-    assert_eq!(refused(&api, None, never, 400, "invalid_request").await["field"], "cron");
+    assert_eq!(refused(&api, None, never, 422, "invalid_cron").await["field"], "cron");
     let unknown = json!({ "name": "orphan", "instance_id": uuid::Uuid::new_v4(), "cron": "0 3 * * *" });
     refused(&api, None, unknown, 404, "instance_not_found").await;
     let keep_none = json!({ "name": "k", "instance_id": instance_id, "cron": "0 3 * * *", "keep_last": 0 });

@@ -100,6 +100,9 @@ impl From<Error> for ApiError {
         use StatusCode as S;
         let message = error.to_string();
         let (status, code, field): (S, &str, Option<&str>) = match &error {
+            // A cron expression's grammar is not in the OpenAPI schema (a string): one that fits
+            // the schema but does not parse, or never fires, is a semantic refusal.
+            Error::InvalidRequest { field: "cron", .. } => (S::UNPROCESSABLE_ENTITY, "invalid_cron", Some("cron")),
             Error::InvalidRequest { field, .. } => (S::BAD_REQUEST, "invalid_request", Some(field)),
             Error::ConflictingRequest { field, .. } => (S::BAD_REQUEST, "conflicting_request", Some(field)),
             Error::ImageNotFound(_) => (S::NOT_FOUND, "image_not_found", None),

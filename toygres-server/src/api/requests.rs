@@ -97,7 +97,7 @@ pub struct CreateScheduleBody {
     /// The instance to image (it must exist; it must be running when a slot comes).
     pub instance_id: Uuid,
     /// When: 5 cron fields `minute hour day-of-month month day-of-week`, in UTC (no daylight
-    /// saving time), e.g. `0 3 * * *`; an invalid one is refused (400, `field` `cron`).
+    /// saving time), e.g. `0 3 * * *`; an invalid one is refused (422 `invalid_cron`, `field` `cron`).
     #[schema(example = "0 3 * * *", max_length = 256)]
     pub cron: String,
     /// The format of its images: `logical` (the default) or `physical`.
@@ -106,11 +106,11 @@ pub struct CreateScheduleBody {
     pub format: ImageFormat,
     /// Keep the newest N ready images of the schedule (default 7).
     #[schema(minimum = 1, maximum = 10000, default = 7)]
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::fields::whole_number")]
     pub keep_last: Option<u32>,
     /// Also keep every image of the schedule younger than this many seconds.
     #[schema(minimum = 0, maximum = 3162240000_u64)]
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::fields::whole_number")]
     pub keep_younger_than_seconds: Option<u64>,
 }
 

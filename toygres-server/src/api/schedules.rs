@@ -19,11 +19,11 @@ use toygres_core::ScheduleId;
     responses(
         (status = 201, description = "Created", body = Schedule,
             headers(("Location" = String, description = "URL of the schedule"))),
-        (status = 400, description = "Invalid body or field (named in `field`, e.g. `cron`); nothing was created", body = ErrorBody),
+        (status = 400, description = "Invalid body or field (named in `field`); nothing was created", body = ErrorBody),
         (status = 401, description = "Missing or wrong token", body = ErrorBody),
         (status = 404, description = "Unknown instance", body = ErrorBody),
         (status = 409, description = "A schedule of that name exists, or the Idempotency-Key's schedule was deleted since; nothing was created", body = ErrorBody),
-        (status = 422, description = "The Idempotency-Key was first used with another body; nothing was created", body = ErrorBody),
+        (status = 422, description = "`invalid_cron`: the cron expression does not parse or never fires (`field` `cron`, the message says what is wrong); `idempotency_key_reused`: the Idempotency-Key was first used with another body. Nothing was created", body = ErrorBody),
     ))]
 pub async fn create(
     State(state): State<Shared>,
