@@ -36,6 +36,7 @@ mod joblog;
 mod level;
 mod pgbackrest;
 mod raw;
+mod samples;
 mod stats;
 
 use encryption::{plain, PhaseLog, Phases, StepPhases};

@@ -1,25 +1,6 @@
 //! Medians, ratios and this process's peak memory.
 
-use std::time::Duration;
-
-/// The median of `samples` (mean of the middle two for an even count).
-pub fn median(samples: &[Duration]) -> Duration {
-    let mut sorted = samples.to_vec();
-    sorted.sort();
-    let n = sorted.len();
-    if n == 0 {
-        Duration::ZERO
-    } else if n % 2 == 1 {
-        sorted[n / 2]
-    } else {
-        (sorted[n / 2 - 1] + sorted[n / 2]) / 2
-    }
-}
-
-/// `samples` as `1.23 1.25 1.30` seconds.
-pub fn list(samples: &[Duration]) -> String {
-    samples.iter().map(|d| format!("{:.2}", d.as_secs_f64())).collect::<Vec<_>>().join(" ")
-}
+pub use crate::samples::{list, median};
 
 /// Resets the kernel's peak-RSS mark of this process (`VmHWM`), so the next reading covers only
 /// what runs after it. Linux only; a no-op elsewhere.

@@ -33,6 +33,8 @@ mod burst;
 mod durable;
 mod fleet;
 mod procs;
+#[path = "../../../examples/bench/samples.rs"]
+mod samples;
 mod stats;
 
 use std::path::PathBuf;

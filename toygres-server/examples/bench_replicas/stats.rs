@@ -2,24 +2,7 @@
 
 use std::time::Duration;
 
-/// The median of `samples` (mean of the middle two for an even count; zero when empty).
-pub fn median(samples: &[Duration]) -> Duration {
-    let mut sorted = samples.to_vec();
-    sorted.sort();
-    let n = sorted.len();
-    if n == 0 {
-        Duration::ZERO
-    } else if n % 2 == 1 {
-        sorted[n / 2]
-    } else {
-        (sorted[n / 2 - 1] + sorted[n / 2]) / 2
-    }
-}
-
-/// `samples` as `1.23 1.25 1.30` seconds.
-pub fn list(samples: &[Duration]) -> String {
-    samples.iter().map(|d| format!("{:.2}", d.as_secs_f64())).collect::<Vec<_>>().join(" ")
-}
+pub use super::samples::{list, median};
 
 /// `samples` as `12 15 14` milliseconds.
 pub fn list_ms(samples: &[Duration]) -> String {
