@@ -33,6 +33,10 @@ mod burst;
 mod durable;
 mod fleet;
 mod procs;
+// The tests' process table reader (`processes`, `ancestor_in`); its other helpers are unused here.
+#[allow(dead_code)]
+#[path = "../../tests/support/procs.rs"]
+mod proc_tree;
 #[path = "../../../examples/bench/samples.rs"]
 mod samples;
 mod stats;

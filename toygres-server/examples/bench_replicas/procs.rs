@@ -2,20 +2,7 @@
 //! once (its `pg_dump` of the bench database, one per job), the CPU time each one and its
 //! children used, and how busy the machine's cores were.
 
-/// `(pid, parent pid, command name)` of every process.
-fn processes() -> Vec<(u32, u32, String)> {
-    let Ok(dir) = std::fs::read_dir("/proc") else { return Vec::new() };
-    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter_map(|pid| {
-            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-            // `pid (comm) state ppid …`; comm may hold spaces and parentheses.
-            let (head, tail) = stat.rsplit_once(')')?;
-            let comm = head.split_once('(')?.1.to_string();
-            let ppid = tail.split_whitespace().nth(1)?.parse().ok()?;
-            Some((pid, ppid, comm))
-        })
-        .collect()
-}
+use super::proc_tree::{ancestor_in, processes};
 
 /// Whether `pid` is a job's data dump of `database`: `pg_dump --format=custom` with
 /// `PGDATABASE=<database>` (a job's other `pg_dump` and `pg_dumpall` runs are not counted).
@@ -28,19 +15,10 @@ fn dumps(pid: u32, database: &str) -> bool {
 /// How many data dumps of `database` run under each of `ancestors` (same order).
 pub fn dumping_under(database: &str, ancestors: &[u32]) -> Vec<usize> {
     let all = processes();
-    let parent = |pid: u32| all.iter().find(|p| p.0 == pid).map(|p| p.1);
     let mut counts = vec![0; ancestors.len()];
     for (pid, _, _) in all.iter().filter(|p| p.2 == "pg_dump" && dumps(p.0, database)) {
-        let mut at = *pid;
-        for _ in 0..16 {
-            if let Some(i) = ancestors.iter().position(|a| *a == at) {
-                counts[i] += 1;
-                break;
-            }
-            match parent(at) {
-                Some(p) if p > 1 => at = p,
-                _ => break,
-            }
+        if let Some(i) = ancestor_in(&all, *pid, ancestors) {
+            counts[i] += 1;
         }
     }
     counts

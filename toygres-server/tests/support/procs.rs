@@ -1,10 +1,11 @@
 //! What runs on this machine, read from `/proc`: which server process runs a tool, and which
-//! PostgreSQL servers run under a directory (none may be left behind).
+//! PostgreSQL servers run under a directory (none may be left behind). The replica bench
+//! (`examples/bench_replicas`) includes this file too.
 
 use std::path::Path;
 
 /// `(pid, parent pid, command name)` of every process.
-fn processes() -> Vec<(u32, u32, String)> {
+pub fn processes() -> Vec<(u32, u32, String)> {
     let Ok(dir) = std::fs::read_dir("/proc") else { return Vec::new() };
     dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
         .filter_map(|pid| {
@@ -18,24 +19,23 @@ fn processes() -> Vec<(u32, u32, String)> {
         .collect()
 }
 
+/// The index in `ancestors` of the first of them met walking up from `pid` (itself included, at
+/// most 16 steps) through the process table `all`.
+pub fn ancestor_in(all: &[(u32, u32, String)], pid: u32, ancestors: &[u32]) -> Option<usize> {
+    let mut at = pid;
+    for _ in 0..16 {
+        if let Some(i) = ancestors.iter().position(|a| *a == at) {
+            return Some(i);
+        }
+        at = all.iter().find(|p| p.0 == at).map(|p| p.1).filter(|p| *p > 1)?;
+    }
+    None
+}
+
 /// Which of `servers` is an ancestor of a running process named `program` (e.g. `pg_restore`).
 pub fn runner_of(program: &str, servers: &[u32]) -> Option<u32> {
     let all = processes();
-    let parent = |pid: u32| all.iter().find(|p| p.0 == pid).map(|p| p.1);
-    for (pid, _, comm) in all.iter().filter(|p| p.2 == program) {
-        let mut at = *pid;
-        for _ in 0..16 {
-            if servers.contains(&at) {
-                return Some(at);
-            }
-            match parent(at) {
-                Some(p) if p > 1 => at = p,
-                _ => break,
-            }
-        }
-        let _ = comm;
-    }
-    None
+    all.iter().filter(|p| p.2 == program).find_map(|p| ancestor_in(&all, p.0, servers)).map(|i| servers[i])
 }
 
 /// The PostgreSQL postmasters whose command line names a path under `dir`.
