@@ -71,6 +71,14 @@ pub enum ImageFormat {
     Logical,
     /// `pg_basebackup` of the data files: restores as fast as the disk, same major only.
     Physical,
+    /// A copy-on-write clone kept by the executor next to its instances (a reflink copy of a
+    /// recovered data directory on the embedded default, a CSI `VolumeSnapshot` on Kubernetes):
+    /// a restore shares its blocks instead of copying them, so it takes about a second whatever
+    /// the size. Same major and same executor only; its blob-store prefix holds the manifest and
+    /// the roles. Export it as a physical image ([`crate::CreateImageRequest::export`]) to keep it
+    /// elsewhere. Executors that cannot keep clones refuse it with a typed error
+    /// ([`crate::ErrorClass::Unsupported`]).
+    Clone,
 }
 
 impl ImageFormat {
@@ -79,6 +87,7 @@ impl ImageFormat {
         match self {
             ImageFormat::Logical => "logical",
             ImageFormat::Physical => "physical",
+            ImageFormat::Clone => "clone",
         }
     }
 }
@@ -90,9 +99,10 @@ impl std::str::FromStr for ImageFormat {
         match s {
             "logical" => Ok(ImageFormat::Logical),
             "physical" => Ok(ImageFormat::Physical),
+            "clone" => Ok(ImageFormat::Clone),
             other => Err(crate::Error::InvalidRequest {
                 field: "format",
-                reason: format!("{other:?} is not an image format; use \"logical\" or \"physical\""),
+                reason: format!("{other:?} is not an image format; use \"logical\", \"physical\" or \"clone\""),
             }),
         }
     }

@@ -177,6 +177,16 @@ pub enum Error {
         reason: String,
     },
 
+    /// This executor cannot take images in `format` where it keeps its data (a clone image on a
+    /// filesystem without reflink, or an executor that keeps no clones). Nothing was recorded.
+    #[error("this executor cannot take {format} images: {reason}")]
+    UnsupportedFormat {
+        /// The format asked for.
+        format: crate::domain::ImageFormat,
+        /// Why (naming the filesystem), and what to do instead.
+        reason: String,
+    },
+
     /// A job (backup or restore) failed. `logs` is the tail of its output.
     #[error("{job} failed: {reason}\n--- job log (tail) ---\n{logs}")]
     JobFailed {
@@ -305,7 +315,9 @@ impl Error {
             Error::ConnectionTest { .. } => ErrorClass::Unavailable,
             Error::Cancelled { .. } => ErrorClass::Cancelled,
             Error::WrongKey | Error::KeyUnavailable { .. } => ErrorClass::Unauthorized,
-            Error::SchemaTooNew { .. } | Error::UnsupportedImage { .. } => ErrorClass::Unsupported,
+            Error::SchemaTooNew { .. } | Error::UnsupportedImage { .. } | Error::UnsupportedFormat { .. } => {
+                ErrorClass::Unsupported
+            }
             Error::Backend { class, .. } => *class,
         }
     }

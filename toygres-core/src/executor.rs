@@ -187,6 +187,21 @@ pub trait ClusterExecutor: Send + Sync {
     /// Idempotent.
     async fn delete_instance(&self, instance: &InstanceSpec) -> Result<()>;
 
+    /// Removes what the executor keeps of `image` outside the blob store: a clone image's data
+    /// ([`ImageFormat::Clone`]). Instances already cloned from it keep working (they share its
+    /// blocks copy-on-write, they do not refer to it). Idempotent; the default keeps nothing.
+    async fn delete_image(&self, image: ImageId) -> Result<()> {
+        let _ = image;
+        Ok(())
+    }
+
+    /// Ids of every image whose data this executor keeps outside the blob store (clone images),
+    /// so that [`crate::Toygres::reconcile`] can remove those without a record. The default
+    /// keeps none.
+    async fn list_images(&self) -> Result<Vec<ImageId>> {
+        Ok(Vec::new())
+    }
+
     /// Ids of every instance this executor holds resources for (servers, volumes), recorded or
     /// not, so that [`crate::Toygres::reconcile`] can remove those without a record. The default
     /// lists none: an executor that cannot enumerate its resources leaves them to its operator.

@@ -211,6 +211,12 @@ impl<'a> Manifests<'a> {
         let dump_script = match spec.format {
             ImageFormat::Logical => render::backup_dump_script(),
             ImageFormat::Physical => render::backup_basebackup_script(),
+            ImageFormat::Clone => {
+                return Err(Error::UnsupportedFormat {
+                    format: ImageFormat::Clone,
+                    reason: "clone images on Kubernetes are not built yet".into(),
+                })
+            }
         };
         let job = JobRef::backup(spec.image_id);
         let labels = names::image_labels(spec.image_id);

@@ -39,6 +39,7 @@ fn physical_manifest(image: ImageId, pg_version: &str) -> Manifest {
         created_at: "2026-12-01T00:00:00Z".parse().unwrap(),
         cluster_locale: None,
         dump_version: Some(pg_version.into()),
+        clone: None,
     }
 }
 

@@ -20,9 +20,11 @@
 //! [`DatabaseSql::properties`]. Readers accept every format from [`OLDEST_FORMAT_VERSION`] to
 //! [`FORMAT_VERSION`]; a format-1 image restores as before (no database-level SQL).
 
+mod clone;
 mod database_sql;
 mod locale;
 
+pub use clone::{CloneKind, ClonedFile, ManifestClone};
 pub use database_sql::{exists_in_fresh_cluster, DatabaseSql};
 pub use locale::ClusterLocale;
 
@@ -124,6 +126,10 @@ pub struct Manifest {
     /// oldest `pg_restore` that reads them), e.g. `"18.6"`.
     #[serde(default)]
     pub dump_version: Option<String>,
+    /// Clone images ([`ImageFormat::Clone`]): the clone the executor keeps; the blob store holds
+    /// only the globals and this manifest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clone: Option<ManifestClone>,
 }
 
 impl Manifest {
@@ -132,9 +138,11 @@ impl Manifest {
         std::iter::once(&self.globals).chain(self.databases.iter().map(|d| &d.object)).chain(self.archives.iter())
     }
 
-    /// Bytes stored, including the manifest (`manifest_len`).
+    /// Bytes stored, including the manifest (`manifest_len`) and, for a clone image, the data
+    /// its clone holds.
     pub fn total_size(&self, manifest_len: u64) -> u64 {
-        self.objects().map(|o| o.size).sum::<u64>() + manifest_len
+        let clone = self.clone.as_ref().map_or(0, |c| c.size);
+        self.objects().map(|o| o.size).sum::<u64>() + manifest_len + clone
     }
 
     /// Serialized form, as stored.
@@ -239,6 +247,7 @@ mod tests {
             created_at: Utc::now(),
             cluster_locale: None,
             dump_version: Some("15.18".into()),
+            clone: None,
         }
     }
 

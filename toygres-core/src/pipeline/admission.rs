@@ -10,6 +10,7 @@
 //! | unknown instance or image | [`Error::InstanceNotFound`], [`Error::ImageNotFound`] | 404 |
 //! | source instance not running | [`Error::InstanceNotRunning`] | 409 |
 //! | source the executor cannot image in that format | [`Error::InvalidRequest`] on `format` | 400 |
+//! | format the executor cannot keep (clone images without reflink) | [`Error::UnsupportedFormat`] | 422 |
 //! | image not ready | [`Error::ImageNotReady`] | 409 |
 //! | no usable image key (new image), or an image's key that does not unwrap | [`Error::KeyUnavailable`] | 409 |
 //! | image corrupted, incomplete or not authentic | [`Error::ChecksumMismatch`], [`Error::ImageIncomplete`], [`Error::ImageNotAuthentic`] | 409 |

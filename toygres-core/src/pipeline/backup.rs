@@ -231,13 +231,16 @@ impl Backup {
         .await
     }
 
-    /// On failure: removes the job and partial blobs, then marks the image `failed` with `error`
+    /// On failure: removes the job, what the executor kept of the image and its partial blobs, then marks the image `failed` with `error`
     /// (which carries the job's logs when the job failed). Idempotent.
     pub async fn mark_failed(&self, image: ImageId, error: &Error) -> Result<ImageRecord> {
         step(&*self.t.progress, Subject::Image(image), Phase::Cleanup, async {
             let job = JobRef::backup(image);
             if let Err(e) = self.t.executor.delete_job(&job).await {
                 tracing::warn!(error = %e, job = %job.name, "could not delete the failed backup job");
+            }
+            if let Err(e) = self.t.executor.delete_image(image).await {
+                tracing::warn!(error = %e, "could not delete what the executor kept of the failed image");
             }
             if let Err(e) = self.t.blobs.delete(&ImageLocation::for_image(image)).await {
                 tracing::warn!(error = %e, "could not delete the failed image's blobs");

@@ -45,6 +45,7 @@ impl Toygres {
                 }
             };
             self.executor.delete_job(&JobRef::backup(id)).await?;
+            self.executor.delete_image(id).await?;
             let location = ImageLocation::for_image(id);
             self.blobs.delete(&location).await?;
             self.blobs.remove_staging(&location).await?;

@@ -33,7 +33,8 @@ impl Toygres {
         self.catalog.create_instance(operation, &new).await
     }
 
-    /// Deletes an image: its blobs, then its record. Refused while the image is `creating`.
+    /// Deletes an image: what the executor keeps of it (a clone image's data), its blobs, then
+    /// its record. Refused while the image is `creating`.
     /// Resumes a deletion interrupted by a crash.
     pub async fn delete_image(&self, id: ImageId) -> Result<()> {
         step(&*self.progress, Subject::Image(id), Phase::Delete, async {
@@ -51,6 +52,7 @@ impl Toygres {
                     to: "deleting".into(),
                 });
             }
+            self.executor.delete_image(id).await?;
             self.blobs.delete(&ImageLocation::for_image(id)).await?;
             self.catalog.update_image(id, ImageState::Deleting, ImageUpdate::Deleted).await.map(|_| ())
         })

@@ -14,7 +14,8 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct ReconcileReport {
-    /// Image prefixes whose blobs were deleted: no record, or a `failed`/`deleted` one.
+    /// Images whose blobs (and clone data the executor kept) were deleted: no record, or a
+    /// `failed`/`deleted` one.
     pub orphan_images: Vec<ImageId>,
     /// Staging leftovers of interrupted uploads (`images/<id>/<name>`), removed from images whose
     /// backup is not running.
@@ -34,7 +35,8 @@ impl ReconcileReport {
 impl Toygres {
     /// Removes what nothing owns, and reports it:
     /// - blobs of images without a record, or whose record is `failed` or `deleted` (a failed
-    ///   backup owns no bytes);
+    ///   backup owns no bytes), and what the executor keeps of them
+    ///   ([`crate::ClusterExecutor::list_images`]);
     /// - staging leftovers of interrupted uploads ([`crate::BlobStore::remove_staging`]) in every
     ///   image not `creating`;
     /// - executor resources of instances without a record or with a `failed`/`deleted` one
@@ -45,8 +47,10 @@ impl Toygres {
     /// orphan. Run it when no backup of a `creating` image is being resumed. Idempotent.
     pub async fn reconcile(&self) -> Result<ReconcileReport> {
         let mut report = ReconcileReport::default();
-        let stored = self.blobs.list_images().await?;
+        let mut stored = self.blobs.list_images().await?;
+        let kept = self.executor.list_images().await?;
         let held = self.executor.list_instances().await?;
+        stored.extend(kept.iter().filter(|id| !stored.contains(id)).copied().collect::<Vec<_>>());
         for id in stored {
             let state = match self.catalog.get_image(id).await {
                 Ok(record) => Some(record.state),
@@ -61,6 +65,7 @@ impl Toygres {
                     report.staging.extend(removed.into_iter().map(|n| location.object(&n)));
                 }
                 None | Some(ImageState::Failed | ImageState::Deleted) => {
+                    self.executor.delete_image(id).await?;
                     self.blobs.delete(&location).await?;
                     self.blobs.remove_staging(&location).await?;
                     report.orphan_images.push(id);

@@ -133,6 +133,7 @@ pub async fn write_image(
         created_at: chrono::Utc::now(),
         cluster_locale: None,
         dump_version: Some("15.18".into()),
+        clone: None,
     };
     let bytes = manifest.stored_bytes(key);
     blobs.write(&loc, manifest::MANIFEST_NAME, bytes.clone().into()).await.unwrap();

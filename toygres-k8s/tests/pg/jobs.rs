@@ -61,6 +61,7 @@ impl<'a> BackupPod<'a> {
         let dump_script = match self.format {
             ImageFormat::Logical => render::backup_dump_script(),
             ImageFormat::Physical => render::backup_basebackup_script(),
+            ImageFormat::Clone => panic!("clone images have no backup scripts"),
         };
         let mut dump = pod_env(exchange, "dump", "upload");
         dump.extend(vars(&[

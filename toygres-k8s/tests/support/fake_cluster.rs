@@ -207,6 +207,7 @@ impl FakeCluster {
             created_at: "2026-12-01T08:00:00Z".parse().unwrap(),
             cluster_locale: None,
             dump_version: Some(PG_VERSION.into()),
+            clone: None,
         };
         objects.insert((image, MANIFEST_NAME.to_string()), manifest.stored_bytes(key));
         Ok(moved)

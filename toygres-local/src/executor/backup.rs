@@ -57,6 +57,7 @@ pub(crate) async fn run(inner: Arc<Inner>, spec: BackupJobSpec, ctx: JobCtx) -> 
             ImageFormat::Physical => {
                 Ok((vec![], super::physical::base_backup(cluster, password, client, transfer, inner, ctx).await?))
             }
+            ImageFormat::Clone => Err(super::clone::unsupported(inner)),
         }
     };
     let (globals, (dumps, archives)) = tokio::try_join!(globals, contents)?;
@@ -74,6 +75,7 @@ pub(crate) async fn run(inner: Arc<Inner>, spec: BackupJobSpec, ctx: JobCtx) -> 
         created_at: chrono::Utc::now(),
         cluster_locale: Some(cluster_locale),
         dump_version: Some(inner.bin.version().await?),
+        clone: None,
     };
     let stored = manifest.stored_bytes(ctx.sealing.as_ref().map(|s| s.key()));
     transfer::write_all(transfer, MANIFEST_NAME, &stored, &ctx.log).await?;

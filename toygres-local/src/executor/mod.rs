@@ -11,6 +11,7 @@
 
 mod backup;
 mod builder;
+mod clone;
 mod codec;
 mod compat;
 mod dump;
@@ -355,6 +356,7 @@ impl ClusterExecutor for LocalExecutor {
         match format {
             ImageFormat::Logical => Ok(()),
             ImageFormat::Physical => physical::check_source(&self.inner, source, password).await,
+            ImageFormat::Clone => Err(clone::unsupported(&self.inner)),
         }
     }
 

@@ -52,7 +52,7 @@ pub(crate) async fn run(inner: Arc<Inner>, spec: RestoreJobSpec, ctx: JobCtx) ->
     // Every object is read once to verify it, then what is loaded (physical: the archives only).
     let loaded: u64 = match manifest.format {
         ImageFormat::Physical => manifest.archives.iter().map(|o| o.size).sum(),
-        ImageFormat::Logical => total,
+        ImageFormat::Logical | ImageFormat::Clone => total,
     };
     ctx.progress.set_total(total + loaded);
     ctx.log.line(&format!("verifying {} objects ({total} bytes) into private storage", manifest.objects().count()));

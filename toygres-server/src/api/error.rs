@@ -111,6 +111,7 @@ impl From<Error> for ApiError {
             Error::ImageNotReady { .. } => (S::CONFLICT, "image_not_ready", Some("source_image_id")),
             Error::InstanceNotRunning { .. } => (S::CONFLICT, "instance_not_running", Some("instance_id")),
             Error::UnsupportedImage { .. } => (S::CONFLICT, "image_unsupported", Some("source_image_id")),
+            Error::UnsupportedFormat { .. } => (S::UNPROCESSABLE_ENTITY, "format_unsupported", Some("format")),
             Error::NameTaken(_) | Error::ScheduleNameTaken(_) => (S::CONFLICT, "name_taken", Some("name")),
             Error::OperationReused { .. } => (S::UNPROCESSABLE_ENTITY, "idempotency_key_reused", None),
             Error::OperationSpent { .. } => (S::CONFLICT, "idempotency_key_spent", None),

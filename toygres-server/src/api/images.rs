@@ -21,7 +21,7 @@ use toygres_core::{ImageId, ImageRecord, ImageState, Subject};
         (status = 401, description = "Missing or wrong token", body = ErrorBody),
         (status = 404, description = "Unknown instance", body = ErrorBody),
         (status = 409, description = "The instance is not running, or the Idempotency-Key's image was deleted since; nothing was created", body = ErrorBody),
-        (status = 422, description = "The Idempotency-Key was first used with another body; nothing was created", body = ErrorBody),
+        (status = 422, description = "`format_unsupported`: the executor cannot keep images in this format (a clone image where its filesystem has no reflink: the message names it); `idempotency_key_reused`: the Idempotency-Key was first used with another body. Nothing was created", body = ErrorBody),
         (status = 429, description = "Too many images and instances are being made; retry after Retry-After seconds", body = ErrorBody,
             headers(("Retry-After" = String, description = "Seconds to wait"))),
     ))]

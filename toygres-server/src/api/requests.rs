@@ -138,6 +138,10 @@ pub enum ImageFormat {
     Logical,
     /// `pg_basebackup` of the data files: restores as fast as the disk, onto the same major only.
     Physical,
+    /// A copy-on-write clone kept next to the instances (reflink or volume snapshot): restores in
+    /// about a second whatever the size; same major and same executor only. 422
+    /// `format_unsupported` where the executor cannot keep clones (a filesystem without reflink).
+    Clone,
 }
 
 impl From<ImageFormat> for toygres_core::ImageFormat {
@@ -145,6 +149,7 @@ impl From<ImageFormat> for toygres_core::ImageFormat {
         match format {
             ImageFormat::Logical => toygres_core::ImageFormat::Logical,
             ImageFormat::Physical => toygres_core::ImageFormat::Physical,
+            ImageFormat::Clone => toygres_core::ImageFormat::Clone,
         }
     }
 }
@@ -154,6 +159,7 @@ impl From<toygres_core::ImageFormat> for ImageFormat {
         match format {
             toygres_core::ImageFormat::Logical => ImageFormat::Logical,
             toygres_core::ImageFormat::Physical => ImageFormat::Physical,
+            toygres_core::ImageFormat::Clone => ImageFormat::Clone,
         }
     }
 }
@@ -204,7 +210,7 @@ mod tests {
 
     #[test]
     fn formats_match_the_libraries() {
-        for format in [toygres_core::ImageFormat::Logical, toygres_core::ImageFormat::Physical] {
+        for format in [toygres_core::ImageFormat::Logical, toygres_core::ImageFormat::Physical, toygres_core::ImageFormat::Clone] {
             let api = ImageFormat::from(format);
             assert_eq!(serde_json::to_value(api).unwrap(), json!(format.as_str()));
             assert_eq!(toygres_core::ImageFormat::from(api), format);

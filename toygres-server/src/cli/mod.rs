@@ -145,6 +145,8 @@ pub enum ImageFormat {
     Logical,
     /// pg_basebackup of the data files: restores as fast as the disk, same major only.
     Physical,
+    /// A copy-on-write clone kept next to the instances: restores in about a second.
+    Clone,
 }
 
 impl ImageFormat {
@@ -153,6 +155,7 @@ impl ImageFormat {
         match self {
             ImageFormat::Logical => "logical",
             ImageFormat::Physical => "physical",
+            ImageFormat::Clone => "clone",
         }
     }
 }
