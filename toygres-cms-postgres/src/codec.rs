@@ -10,7 +10,8 @@ use uuid::Uuid;
 
 /// Image columns [`image`] reads (never the password).
 pub const IMAGE_COLUMNS: &str = "id, operation_id, name, description, source_instance_id, state, pg_version, \
-     image_type, size_bytes, checksum, failure_reason, created_at, updated_at, labels, metadata, format, encryption";
+     image_type, size_bytes, checksum, failure_reason, created_at, updated_at, labels, metadata, format, encryption, \
+     from_image";
 
 /// Instance columns [`instance`] reads (never the password).
 pub const INSTANCE_COLUMNS: &str = "id, operation_id, name, dns_label, state, image_type, pg_version, \
@@ -55,6 +56,7 @@ pub fn image(row: &Row) -> Result<ImageRecord> {
     r.metadata = json(row, "metadata")?;
     r.format = get::<&str>(row, "format")?.parse()?;
     r.encryption = json(row, "encryption")?;
+    r.from_image = get::<Option<Uuid>>(row, "from_image")?.map(Into::into);
     Ok(r)
 }
 

@@ -20,14 +20,15 @@ impl Db {
     pub async fn reserve_image(&self, operation: OperationId, new: &NewImage) -> Result<ImageRecord> {
         let insert = format!(
             "INSERT INTO {{s}}.images (id, operation_id, name, description, source_instance_id, state, image_type, \
-             created_at, updated_at, labels, format, request_digest, encryption) \
-             VALUES ($1, $2, $3, $4, $5, 'creating', 'stock', $6, $6, $7, $8, $9, $10) \
+             created_at, updated_at, labels, format, request_digest, encryption, from_image) \
+             VALUES ($1, $2, $3, $4, $5, 'creating', 'stock', $6, $6, $7, $8, $9, $10, $11) \
              ON CONFLICT (operation_id) DO NOTHING RETURNING {IMAGE_COLUMNS}"
         );
         let id = new.id.unwrap_or_default();
         let (op, source) = (operation.0, new.source_instance_id.0);
         let (labels, encryption) = (to_json(&new.labels)?, new.encryption.as_ref().map(to_json).transpose()?);
-        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 10] = [
+        let from_image = new.from_image.map(|i| i.0);
+        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 11] = [
             &id.0,
             &op,
             &new.name,
@@ -38,6 +39,7 @@ impl Db {
             &new.format.as_str(),
             &new.request_digest,
             &encryption,
+            &from_image,
         ];
         // One pooled connection at a time: holding one while taking another can starve the pool.
         let inserted = {

@@ -104,6 +104,16 @@ CREATE TABLE {s}.progress (
     PRIMARY KEY (subject_kind, subject_id)
 );
 "#,
+    // 7: clone images: the `format` checks (named by PostgreSQL's default `<table>_<column>_check`
+    // in migrations 3 and 6) also allow 'clone'; `images.from_image`: the clone image a physical
+    // image was exported from.
+    r#"
+ALTER TABLE {s}.images DROP CONSTRAINT images_format_check;
+ALTER TABLE {s}.images ADD CONSTRAINT images_format_check CHECK (format IN ('logical', 'physical', 'clone'));
+ALTER TABLE {s}.schedules DROP CONSTRAINT schedules_format_check;
+ALTER TABLE {s}.schedules ADD CONSTRAINT schedules_format_check CHECK (format IN ('logical', 'physical', 'clone'));
+ALTER TABLE {s}.images ADD COLUMN from_image uuid;
+"#,
 ];
 
 /// A fixed text sealed with the catalog key on first connect, so that connecting with another

@@ -12,7 +12,8 @@ pub const BACKEND: &str = "sqlite catalog";
 
 /// Image columns in the order [`image_from_row`] reads them (never the password).
 pub const IMAGE_COLUMNS: &str = "id, operation_id, name, description, source_instance_id, state, pg_version, \
-     image_type, size_bytes, checksum, failure_reason, created_at, updated_at, labels, metadata, format, encryption";
+     image_type, size_bytes, checksum, failure_reason, created_at, updated_at, labels, metadata, format, encryption, \
+     from_image";
 
 /// Instance columns in the order [`instance_from_row`] reads them (never the password).
 pub const INSTANCE_COLUMNS: &str = "id, operation_id, name, dns_label, state, image_type, pg_version, \
@@ -146,6 +147,7 @@ pub fn image_from_row(row: &Row<'_>) -> rusqlite::Result<ImageRecord> {
     r.metadata = json_opt(row, 14)?;
     r.format = parse(row, 15)?;
     r.encryption = json_opt(row, 16)?;
+    r.from_image = parse_opt(row, 17)?;
     Ok(r)
 }
 

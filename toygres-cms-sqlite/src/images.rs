@@ -33,8 +33,8 @@ pub fn reserve(conn: &mut Connection, operation: OperationId, image: &NewImage) 
     let now = now_micros();
     let inserted = tx.execute(
         "INSERT INTO images (id, operation_id, name, description, source_instance_id, state, image_type, \
-         created_at, updated_at, labels, format, request_digest, encryption) \
-         VALUES (?1, ?2, ?3, ?4, ?5, 'creating', ?6, ?7, ?7, ?8, ?9, ?10, ?11)",
+         created_at, updated_at, labels, format, request_digest, encryption, from_image) \
+         VALUES (?1, ?2, ?3, ?4, ?5, 'creating', ?6, ?7, ?7, ?8, ?9, ?10, ?11, ?12)",
         params![
             id.to_string(),
             operation.to_string(),
@@ -46,7 +46,8 @@ pub fn reserve(conn: &mut Connection, operation: OperationId, image: &NewImage) 
             to_json(&image.labels)?,
             image.format.as_str(),
             image.request_digest,
-            image.encryption.as_ref().map(to_json).transpose()?
+            image.encryption.as_ref().map(to_json).transpose()?,
+            image.from_image.map(|i| i.to_string())
         ],
     );
     match inserted {

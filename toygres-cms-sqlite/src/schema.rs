@@ -100,6 +100,24 @@ CREATE TABLE progress (
     PRIMARY KEY (subject_kind, subject_id)
 );
 "#,
+    // 7: clone images. SQLite cannot alter a CHECK, so each `format` column is replaced by one
+    // with the wider CHECK (column-level, so that `DROP COLUMN` is allowed; SQLite >= 3.35):
+    // added, copied, dropped, renamed. The new `schedules.format` has a default (`ADD COLUMN …
+    // NOT NULL` needs one); every insert names its format. `images.from_image`: the clone image
+    // a physical image was exported from.
+    r#"
+ALTER TABLE images ADD COLUMN format_v7 TEXT NOT NULL DEFAULT 'logical'
+    CHECK (format_v7 IN ('logical', 'physical', 'clone'));
+UPDATE images SET format_v7 = format;
+ALTER TABLE images DROP COLUMN format;
+ALTER TABLE images RENAME COLUMN format_v7 TO format;
+ALTER TABLE schedules ADD COLUMN format_v7 TEXT NOT NULL DEFAULT 'logical'
+    CHECK (format_v7 IN ('logical', 'physical', 'clone'));
+UPDATE schedules SET format_v7 = format;
+ALTER TABLE schedules DROP COLUMN format;
+ALTER TABLE schedules RENAME COLUMN format_v7 TO format;
+ALTER TABLE images ADD COLUMN from_image TEXT;
+"#,
 ];
 
 /// A fixed text sealed with the catalog key on first open: a later open with another key fails

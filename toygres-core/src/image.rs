@@ -42,6 +42,10 @@ pub struct NewImage {
     /// [`crate::pipeline::Backup::reserve_image`], before anything is stored.
     #[serde(default)]
     pub encryption: Option<WrappedKey>,
+    /// The clone image this physical image is exported from ([`crate::CreateImageRequest::export`]);
+    /// `None`: taken from the running instance.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_image: Option<ImageId>,
 }
 
 impl NewImage {
@@ -56,6 +60,7 @@ impl NewImage {
             labels: Labels::new(),
             request_digest: None,
             encryption: None,
+            from_image: None,
         }
     }
 
@@ -74,6 +79,12 @@ impl NewImage {
     /// With `labels`.
     pub fn with_labels(mut self, labels: Labels) -> Self {
         self.labels = labels;
+        self
+    }
+
+    /// Exported from the clone image `clone` (see [`NewImage::from_image`]).
+    pub fn with_from_image(mut self, clone: ImageId) -> Self {
+        self.from_image = Some(clone);
         self
     }
 }
@@ -117,6 +128,10 @@ pub struct ImageRecord {
     /// out of the serialized record, so records written before encryption read back the same).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub encryption: Option<WrappedKey>,
+    /// The clone image it was exported from (a physical image made of a clone image's data);
+    /// `None`: taken from its source instance (and left out of the serialized record).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_image: Option<ImageId>,
     /// When it was reserved.
     pub created_at: DateTime<Utc>,
     /// When it last changed state.
@@ -143,6 +158,7 @@ impl ImageRecord {
             labels: new.labels.clone(),
             metadata: None,
             encryption: new.encryption.clone(),
+            from_image: new.from_image,
             created_at,
             updated_at: created_at,
         }

@@ -1,7 +1,8 @@
 //! Upgrades: a catalog written by the release before image encryption (schema version 4,
 //! passwords sealed unbound) connects with this one, gains the `encryption` column, has its
 //! passwords bound to their records, and reads back as before; a catalog of the previous release
-//! (version 5) gains the schedules and progress tables and keeps its records.
+//! (version 5) gains the schedules and progress tables and keeps its records; one of version 6
+//! gains the 'clone' format and `images.from_image`, keeping every format it held.
 //! Against a throw-away PostgreSQL of toygres-local's harness (run as OS user `postgres` when
 //! the tests run as root).
 
@@ -11,8 +12,8 @@ use crate::{PostgresCatalog, PostgresCatalogConfig};
 use toygres_core::crypto::CatalogKey;
 use toygres_core::envelope::WrappedKey;
 use toygres_core::{
-    CatalogStore, CreateScheduleRequest, Error, ImageFilter, ImageId, ImageState, InstanceId, InstanceState, NewImage,
-    OperationId, Password, Phase, StoredProgress, Subject,
+    CatalogStore, CreateScheduleRequest, Error, ImageFilter, ImageFormat, ImageId, ImageState, InstanceId,
+    InstanceState, NewImage, OperationId, Password, Phase, StoredProgress, Subject,
 };
 use toygres_local::{LocalCluster, TempCluster};
 use uuid::Uuid;
@@ -86,7 +87,7 @@ async fn a_catalog_of_the_previous_release_upgrades_and_reads_back() {
     let catalog = PostgresCatalog::connect(config(), key.clone()).await.unwrap();
     let (max, count): (i64, i64) = raw.query_one(&versions, &[]).await.map(|r| (r.get(0), r.get(1))).unwrap();
     assert_eq!((max, count), (SCHEMA_VERSION, SCHEMA_VERSION), "each later migration applied once");
-    assert_eq!(SCHEMA_VERSION, 6);
+    assert_eq!(SCHEMA_VERSION, 7);
     assert!(has_column(&raw, &schema, "images", "encryption").await, "the upgrade adds the key column");
 
     let old = catalog.get_image(image).await.unwrap();
@@ -149,6 +150,66 @@ async fn a_catalog_of_version_5_gains_schedules_and_progress() {
     assert_eq!(catalog.get_progress(Subject::Image(image)).await.unwrap(), Some(progress));
     let again = PostgresCatalog::connect(config(), key).await.unwrap();
     assert_eq!(again.list_schedules().await.unwrap().len(), 1, "a second connect changes nothing");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_catalog_of_version_6_gains_clone_images_and_keeps_its_formats() {
+    let password = Password::generate();
+    let pg = LocalCluster::start_temporary(&password)
+        .await
+        .expect("start a throw-away PostgreSQL (is PostgreSQL installed? see scripts/setup.sh)");
+    let key = CatalogKey::generate();
+    let schema = format!("v6_{}", Uuid::new_v4().simple());
+    let (logical, instance) = previous_release_catalog(&pg, &password, &schema, &key).await;
+    let config = || PostgresCatalogConfig::from_pg_config(pg.params().pg_config("postgres", &password)).schema(&schema);
+    let mut raw = pg.cluster().connect("postgres", &password).await.unwrap();
+    migrate_to(&mut raw, &config(), &quoted_schema(&schema).unwrap(), &key, 6).await.unwrap();
+    let image_row = |format: &str| {
+        format!(
+            "INSERT INTO {schema}.images (id, operation_id, name, source_instance_id, state, image_type, created_at, \
+             updated_at, format) VALUES ($1, $2, 'img', $3, 'creating', 'stock', now(), now(), '{format}')"
+        )
+    };
+    let physical = ImageId::new();
+    raw.execute(&image_row("physical"), &[&physical.0, &Uuid::new_v4(), &instance.0]).await.unwrap();
+    let schedule_row = |format: &str| {
+        format!(
+            "INSERT INTO {schema}.schedules (id, operation_id, name, instance_id, cron, format, keep_last, created_at) \
+             VALUES ($1, $2, $3, $4, '0 3 * * *', '{format}', 1, now())"
+        )
+    };
+    let (schedule, name) = (Uuid::new_v4(), "nightly".to_string());
+    raw.execute(&schedule_row("physical"), &[&schedule, &Uuid::new_v4(), &name, &instance.0]).await.unwrap();
+    let clone = raw.execute(&image_row("clone"), &[&Uuid::new_v4(), &Uuid::new_v4(), &instance.0]).await;
+    assert!(clone.is_err(), "version 6 refuses the clone format");
+    assert!(!has_column(&raw, &schema, "images", "from_image").await);
+
+    let catalog = PostgresCatalog::connect(config(), key.clone()).await.unwrap();
+    let versions = format!("SELECT max(version) FROM {schema}.schema_version");
+    assert_eq!(raw.query_one(&versions, &[]).await.unwrap().get::<_, i64>(0), SCHEMA_VERSION);
+    let old = catalog.get_image(logical).await.unwrap();
+    assert_eq!((old.format, old.from_image, old.name.as_str()), (ImageFormat::Logical, None, "old"));
+    assert_eq!(catalog.image_source_password(logical).await.unwrap().expose(), "old-image-pw", "still opens");
+    assert_eq!(catalog.get_image(physical).await.unwrap().format, ImageFormat::Physical, "formats are kept");
+    let schedules = catalog.list_schedules().await.unwrap();
+    let kept: Vec<_> = schedules.iter().map(|s| (s.name.as_str(), s.format)).collect();
+    assert_eq!(kept, [("nightly", ImageFormat::Physical)]);
+    raw.execute(&image_row("clone"), &[&Uuid::new_v4(), &Uuid::new_v4(), &instance.0]).await.unwrap();
+    let bogus = raw.execute(&image_row("bogus"), &[&Uuid::new_v4(), &Uuid::new_v4(), &instance.0]).await;
+    assert!(bogus.is_err(), "the check still refuses unknown formats");
+    let (other, clones) = (Uuid::new_v4(), "clones".to_string());
+    raw.execute(&schedule_row("clone"), &[&other, &Uuid::new_v4(), &clones, &instance.0]).await.unwrap();
+    let bogus = raw.execute(&schedule_row("bogus"), &[&Uuid::new_v4(), &Uuid::new_v4(), &name, &instance.0]).await;
+    assert!(bogus.is_err(), "on schedules too");
+
+    let export = NewImage::new("export", instance).with_format(ImageFormat::Physical).with_from_image(physical);
+    let reserved = catalog.reserve_image(OperationId::new(), &export).await.unwrap();
+    assert_eq!(catalog.get_image(reserved.id).await.unwrap().from_image, Some(physical));
+    let new = CreateScheduleRequest::new("more", instance, "0 * * * *").with_format(ImageFormat::Clone);
+    let created = catalog.create_schedule(OperationId::new(), &new.to_new().unwrap()).await.unwrap();
+    assert_eq!(catalog.get_schedule(created.id).await.unwrap().format, ImageFormat::Clone);
+    let again = PostgresCatalog::connect(config(), key).await.unwrap();
+    assert_eq!(again.get_image(logical).await.unwrap(), old, "a second connect changes nothing");
 }
 
 /// Now at the microseconds `timestamptz` keeps.

@@ -1,7 +1,8 @@
 //! Upgrades: a catalog written by the release before image encryption (schema version 4,
 //! passwords sealed unbound) opens with this one, gains the `encryption` column, has its
 //! passwords bound to their records, and reads back as before; a catalog of the previous release
-//! (version 5) gains the schedules and progress tables and keeps its records.
+//! (version 5) gains the schedules and progress tables and keeps its records; one of version 6
+//! gains the 'clone' format and `images.from_image`, keeping every format it held.
 
 use super::{migrate_to, SCHEMA_VERSION};
 use crate::pool::{connect, SqliteOptions};
@@ -10,8 +11,8 @@ use rusqlite::{params, Connection};
 use toygres_core::crypto::CatalogKey;
 use toygres_core::envelope::WrappedKey;
 use toygres_core::{
-    CatalogStore, CreateScheduleRequest, Error, ImageFilter, ImageId, ImageState, InstanceId, InstanceState, NewImage,
-    OperationId, Password, Phase, StoredProgress, Subject,
+    CatalogStore, CreateScheduleRequest, Error, ImageFilter, ImageFormat, ImageId, ImageState, InstanceId,
+    InstanceState, NewImage, OperationId, Password, Phase, StoredProgress, Subject,
 };
 
 /// The schema version of the release before image encryption.
@@ -57,7 +58,7 @@ async fn a_catalog_of_the_previous_release_upgrades_and_reads_back() {
     let (max, count): (i64, i64) =
         raw.query_row("SELECT max(version), count(*) FROM schema_version", [], |r| Ok((r.get(0)?, r.get(1)?))).unwrap();
     assert_eq!((max, count), (SCHEMA_VERSION, SCHEMA_VERSION), "each later migration applied once");
-    assert_eq!(SCHEMA_VERSION, 6);
+    assert_eq!(SCHEMA_VERSION, 7);
     assert!(columns(&raw, "images").contains(&"encryption".to_string()), "the upgrade adds the key column");
 
     let old = catalog.get_image(image).await.unwrap();
@@ -133,4 +134,60 @@ async fn a_catalog_of_version_5_gains_schedules_and_progress() {
     drop(catalog);
     let again = SqliteCatalog::open(&path, key).unwrap();
     assert_eq!(again.list_schedules().await.unwrap().len(), 1, "a second open changes nothing");
+}
+
+#[tokio::test]
+async fn a_catalog_of_version_6_gains_clone_images_and_keeps_its_formats() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("catalog.db");
+    let key = CatalogKey::generate();
+    let (logical, instance) = previous_release_catalog(&path, &key);
+    let mut conn = connect(Some(&path), &SqliteOptions::default()).unwrap();
+    migrate_to(&mut conn, &key, 6).unwrap();
+    let physical = ImageId::new();
+    conn.execute(
+        "INSERT INTO images (id, operation_id, name, source_instance_id, state, image_type, created_at, updated_at, \
+         format) VALUES (?1, ?2, 'phys', ?3, 'creating', 'stock', 3000, 3000, 'physical')",
+        params![physical.to_string(), OperationId::new().to_string(), instance.to_string()],
+    )
+    .unwrap();
+    let old_schedule = CreateScheduleRequest::new("nightly", instance, "0 3 * * *")
+        .with_format(ImageFormat::Physical)
+        .to_new()
+        .unwrap();
+    crate::schedules::create(&mut conn, OperationId::new(), &old_schedule).unwrap();
+    let clone_row = "INSERT INTO images (id, operation_id, name, source_instance_id, state, image_type, created_at, \
+                     updated_at, format) VALUES (?1, ?2, 'c', ?3, 'creating', 'stock', 4000, 4000, 'clone')";
+    let clone_params = || [ImageId::new().to_string(), OperationId::new().to_string(), instance.to_string()];
+    assert!(conn.execute(clone_row, clone_params()).is_err(), "version 6 refuses the clone format");
+    assert!(!columns(&conn, "images").contains(&"from_image".to_string()));
+    drop(conn);
+
+    let catalog = SqliteCatalog::open(&path, key.clone()).unwrap();
+    let raw = Connection::open(&path).unwrap();
+    let max: i64 = raw.query_row("SELECT max(version) FROM schema_version", [], |r| r.get(0)).unwrap();
+    assert_eq!(max, SCHEMA_VERSION);
+    let old = catalog.get_image(logical).await.unwrap();
+    assert_eq!((old.format, old.from_image, old.name.as_str()), (ImageFormat::Logical, None, "old"));
+    assert_eq!(catalog.image_source_password(logical).await.unwrap().expose(), "old-image-pw", "still opens");
+    assert_eq!(catalog.get_image(physical).await.unwrap().format, ImageFormat::Physical, "formats are kept");
+    let schedules = catalog.list_schedules().await.unwrap();
+    assert_eq!(
+        schedules.iter().map(|s| (s.name.as_str(), s.format)).collect::<Vec<_>>(),
+        [("nightly", ImageFormat::Physical)]
+    );
+    assert_eq!(raw.execute(clone_row, clone_params()).unwrap(), 1, "version 7 allows the clone format");
+    let bogus = "UPDATE images SET format = 'bogus' WHERE id = ?1";
+    assert!(raw.execute(bogus, [logical.to_string()]).is_err(), "the check still refuses unknown formats");
+    assert!(raw.execute("UPDATE schedules SET format = 'bogus'", []).is_err(), "on schedules too");
+
+    let export = NewImage::new("export", instance).with_format(ImageFormat::Physical).with_from_image(physical);
+    let reserved = catalog.reserve_image(OperationId::new(), &export).await.unwrap();
+    assert_eq!(reserved.from_image, Some(physical));
+    let clones = CreateScheduleRequest::new("clones", instance, "0 * * * *").with_format(ImageFormat::Clone);
+    let clones = catalog.create_schedule(OperationId::new(), &clones.to_new().unwrap()).await.unwrap();
+    assert_eq!(catalog.get_schedule(clones.id).await.unwrap().format, ImageFormat::Clone);
+    drop(catalog);
+    let again = SqliteCatalog::open(&path, key).unwrap();
+    assert_eq!(again.get_image(logical).await.unwrap(), old, "a second open changes nothing");
 }

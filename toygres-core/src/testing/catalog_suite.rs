@@ -21,7 +21,9 @@
 //! - byte progress is kept per subject, replaced, cleared, and removed with its record;
 //! - `get`/`list` return exactly what was written, oldest first, filtered by source, state, name
 //!   and labels, in pages of `limit` after a `page_token`; labels and image metadata round-trip;
-//!   deleted records are gone; passwords round-trip and are unavailable when they should be.
+//!   deleted records are gone; passwords round-trip and are unavailable when they should be;
+//! - clone images, the clone image an exported physical image came from, and clone schedules
+//!   are recorded like any other.
 //!
 //! ```
 //! # #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -43,6 +45,7 @@ macro_rules! expect_err {
     };
 }
 
+mod clones;
 mod images;
 mod instances;
 mod keys;
@@ -51,6 +54,7 @@ mod progress;
 mod requests;
 mod schedules;
 
+pub use clones::clone_images_exports_and_schedules_round_trip;
 pub use images::{
     deleted_images_are_gone, image_compare_and_set_conflicts, image_source_password_round_trips, image_transitions,
     list_and_get_images, racing_image_updates, reserve_image_is_idempotent,
@@ -125,6 +129,7 @@ where
         racing_schedule_advances_have_one_winner,
         progress_is_recorded_replaced_and_cleared,
         progress_goes_with_its_record,
+        clone_images_exports_and_schedules_round_trip,
     );
 }
 
@@ -153,7 +158,8 @@ macro_rules! catalog_conformance_tests {
             image_keys_are_recorded_and_rewrapped, racing_rewraps_have_one_winner,
             create_schedule_is_idempotent_and_names_are_unique, schedules_read_list_and_delete,
             advance_schedule_is_a_compare_and_set, racing_schedule_advances_have_one_winner,
-            progress_is_recorded_replaced_and_cleared, progress_goes_with_its_record);
+            progress_is_recorded_replaced_and_cleared, progress_goes_with_its_record,
+            clone_images_exports_and_schedules_round_trip);
     };
     (@each $make:expr; $($property:ident),+) => {$(
         #[::tokio::test(flavor = "multi_thread", worker_threads = 4)]
