@@ -8,7 +8,7 @@
 
 use super::process::std_command;
 use super::ServerUser;
-use toygres_core::{Error, InstanceId, Result};
+use toygres_core::{Error, ImageId, InstanceId, Result};
 
 const WHO: &str = "local executor";
 
@@ -20,33 +20,50 @@ pub fn instance_user_name(instance: InstanceId) -> String {
 
 /// The OS user of `instance`, created if missing (idempotent).
 pub fn ensure_instance_user(instance: InstanceId) -> Result<ServerUser> {
-    let name = instance_user_name(instance);
-    if let Ok(user) = ServerUser::resolve(&name) {
+    ensure_user(&instance_user_name(instance))
+}
+
+/// Removes the OS user of `instance` and its group, if they exist (see [`remove_user`]).
+pub fn remove_instance_user(instance: InstanceId) -> Result<()> {
+    remove_user(&instance_user_name(instance))
+}
+
+/// The OS user that recovers a clone image's data directory once, while the image is taken:
+/// `tgi` and 29 hex digits of the image id (`i` is not a hex digit, so it never names an
+/// instance's user). It owns nothing once the image is ready.
+pub fn image_user_name(image: ImageId) -> String {
+    let hex: String = image.to_string().chars().filter(|c| *c != '-').take(29).collect();
+    format!("tgi{hex}")
+}
+
+/// A system user named `name` (no home, no login shell, a group of its own), created if
+/// missing (idempotent).
+pub fn ensure_user(name: &str) -> Result<ServerUser> {
+    if let Ok(user) = ServerUser::resolve(name) {
         return Ok(user);
     }
     let mut add = std_command("useradd");
     add.args(["--system", "--no-create-home", "--home-dir", "/nonexistent", "--shell", "/usr/sbin/nologin"]);
-    add.args(["--user-group", &name]);
+    add.args(["--user-group", name]);
     let out = add.output().map_err(|e| Error::backend(WHO, "running useradd (is the passwd package installed?)", e))?;
     // 9: it exists already (a concurrent re-run created it).
     if !out.status.success() && out.status.code() != Some(9) {
         let stderr = String::from_utf8_lossy(&out.stderr);
         return Err(Error::backend_msg(WHO, format!("creating OS user {name}: useradd: {}", stderr.trim())));
     }
-    ServerUser::resolve(&name)
+    ServerUser::resolve(name)
 }
 
-/// Removes the OS user of `instance` and its group, if they exist. Its processes must be gone:
+/// Removes the OS user `name` and its group, if they exist. Its processes must be gone:
 /// `userdel` refuses a user that still runs one, so this retries for a few seconds while the
 /// last backends of a stopped server exit.
-pub fn remove_instance_user(instance: InstanceId) -> Result<()> {
-    let name = instance_user_name(instance);
+pub fn remove_user(name: &str) -> Result<()> {
     let mut last = String::new();
     for attempt in 0..50 {
-        if ServerUser::resolve(&name).is_err() {
+        if ServerUser::resolve(name).is_err() {
             return Ok(());
         }
-        let out = std_command("userdel").arg(&name).output().map_err(|e| Error::backend(WHO, "running userdel", e))?;
+        let out = std_command("userdel").arg(name).output().map_err(|e| Error::backend(WHO, "running userdel", e))?;
         // 6: no such user (removed concurrently).
         if out.status.success() || out.status.code() == Some(6) {
             return Ok(());
@@ -55,6 +72,19 @@ pub fn remove_instance_user(instance: InstanceId) -> Result<()> {
         std::thread::sleep(std::time::Duration::from_millis(20 * (attempt + 1).min(10)));
     }
     Err(Error::backend_msg(WHO, format!("removing OS user {name}: userdel: {last}")))
+}
+
+/// Sends SIGKILL to every process running as `uid` (found through the owners of `/proc/<pid>`),
+/// e.g. what a server's user left running after the server stopped. Best effort.
+pub fn kill_processes_of(uid: u32) {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(entries) = std::fs::read_dir("/proc") else { return };
+    for entry in entries.filter_map(|e| e.ok()) {
+        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else { continue };
+        if entry.metadata().is_ok_and(|m| m.uid() == uid) {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+        }
+    }
 }
 
 /// Removes the OS users of every instance volume under an executor's base directory (for

@@ -5,6 +5,7 @@ use super::process::{self, run};
 use super::{create_traversable_dir, io_err, LocalCluster, SUPERUSER};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
+use std::path::Path;
 use std::time::{Duration, Instant};
 use tokio::process::Command;
 use toygres_core::manifest::ClusterLocale;
@@ -116,6 +117,18 @@ impl LocalCluster {
     /// link in it while this process writes there.
     pub fn create_private_data_dir(&self) -> Result<()> {
         self.create_data_dir()
+    }
+
+    /// Makes the (new) data directory a reflink clone of the stopped data directory `src`, given
+    /// to the server user ([`super::reflink::clone_tree`]: no byte copied), with the socket and
+    /// log directories as [`LocalCluster::create_empty_data_dir`] makes them. On any error no
+    /// data directory is left.
+    pub fn clone_data_from(&self, src: &Path) -> Result<super::reflink::CloneStats> {
+        self.create_data_dir()?;
+        let data = self.data_dir();
+        std::fs::remove_dir(&data).map_err(|e| io_err(format!("removing {}", data.display()), e))?;
+        let owner = self.user.switches().then_some((self.user.uid, self.user.gid));
+        super::reflink::clone_tree(src, &data, owner)
     }
 
     /// Gives the data directory filled by this process to the server user

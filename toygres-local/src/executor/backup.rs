@@ -52,15 +52,20 @@ pub(crate) async fn run(inner: Arc<Inner>, spec: BackupJobSpec, ctx: JobCtx) -> 
     let contents = async {
         match spec.format {
             ImageFormat::Logical => {
-                Ok((dump_databases(cluster, password, databases, transfer, inner, client, ctx).await?, vec![]))
+                let dumps = dump_databases(cluster, password, databases, transfer, inner, client, ctx).await?;
+                Ok((dumps, vec![], None))
             }
             ImageFormat::Physical => {
-                Ok((vec![], super::physical::base_backup(cluster, password, client, transfer, inner, ctx).await?))
+                let archives = super::physical::base_backup(cluster, password, client, transfer, inner, ctx).await?;
+                Ok((vec![], archives, None))
             }
-            ImageFormat::Clone => Err(super::clone::unsupported(inner)),
+            ImageFormat::Clone => {
+                let clone = super::clone::take(inner, spec.image_id, cluster, password, ctx).await?;
+                Ok((vec![], vec![], Some(clone)))
+            }
         }
     };
-    let (globals, (dumps, archives)) = tokio::try_join!(globals, contents)?;
+    let (globals, (dumps, archives, clone)) = tokio::try_join!(globals, contents)?;
 
     let manifest = Manifest {
         format_version: FORMAT_VERSION,
@@ -75,7 +80,7 @@ pub(crate) async fn run(inner: Arc<Inner>, spec: BackupJobSpec, ctx: JobCtx) -> 
         created_at: chrono::Utc::now(),
         cluster_locale: Some(cluster_locale),
         dump_version: Some(inner.bin.version().await?),
-        clone: None,
+        clone,
     };
     let stored = manifest.stored_bytes(ctx.sealing.as_ref().map(|s| s.key()));
     transfer::write_all(transfer, MANIFEST_NAME, &stored, &ctx.log).await?;

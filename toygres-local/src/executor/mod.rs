@@ -44,7 +44,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 use toygres_core::{
-    BackupJobSpec, BlobStore, ClusterExecutor, ConnectionInfo, Error, InstanceId, InstanceSpec, JobRef,
+    BackupJobSpec, BlobStore, ClusterExecutor, ConnectionInfo, Error, ImageId, InstanceId, InstanceSpec, JobRef,
 };
 use toygres_core::{
     ImageFormat, InstanceRecord, Manifest, NewInstance, OperationId, Password, ProgressSink, RestoreJobSpec, Result,
@@ -215,6 +215,7 @@ impl LocalExecutor {
         if self.inner.isolate {
             crate::cluster::identity::remove_instance_users_under(&self.inner.base_dir);
         }
+        clone::discard_partials_blocking(&self.inner);
     }
 
     /// The clusters of every instance volume under the base directory (running or not), e.g. to
@@ -356,7 +357,7 @@ impl ClusterExecutor for LocalExecutor {
         match format {
             ImageFormat::Logical => Ok(()),
             ImageFormat::Physical => physical::check_source(&self.inner, source, password).await,
-            ImageFormat::Clone => Err(clone::unsupported(&self.inner)),
+            ImageFormat::Clone => clone::check_source(&self.inner, source, password).await,
         }
     }
 
@@ -367,6 +368,15 @@ impl ClusterExecutor for LocalExecutor {
     async fn server_version(&self, _instance: &InstanceSpec) -> Result<Option<String>> {
         // Every instance of this executor runs its binaries.
         self.inner.bin.version().await.map(Some)
+    }
+
+    async fn delete_image(&self, image: ImageId) -> Result<()> {
+        clone::delete(&self.inner, image).await
+    }
+
+    /// Every clone image the clone store holds something of (`clones/<id>`, ready or partial).
+    async fn list_images(&self) -> Result<Vec<ImageId>> {
+        Ok(clone::list(&self.inner))
     }
 
     /// Every `instances/pg-<id>` directory under the base directory, configured or not.

@@ -129,7 +129,7 @@ pub(crate) const INSTANCE_OWNED_SETTINGS: &[&str] = &[
 /// Removes the [`INSTANCE_OWNED_SETTINGS`] from the data directory's `postgresql.auto.conf`,
 /// keeping every other `ALTER SYSTEM` setting. The file is opened without following links (it
 /// comes from the image).
-fn drop_instance_owned_settings(data_dir: &std::path::Path, log: &super::joblog::JobLog) -> Result<()> {
+pub(crate) fn drop_instance_owned_settings(data_dir: &std::path::Path, log: &super::joblog::JobLog) -> Result<()> {
     use std::io::{Read, Write};
     use std::os::unix::fs::OpenOptionsExt;
     let path = data_dir.join("postgresql.auto.conf");
@@ -160,20 +160,20 @@ fn drop_instance_owned_settings(data_dir: &std::path::Path, log: &super::joblog:
     file.write_all(kept.as_bytes()).map_err(|e| io("writing", e))
 }
 
-/// Refuses a physical image of another major than the local binaries (data files are only
-/// readable by the major that wrote them).
+/// Refuses a physical or clone image of another major than the local binaries (data files are
+/// only readable by the major that wrote them).
 pub(crate) fn check_major(manifest: &Manifest, local: &str) -> Result<()> {
-    if manifest.format != ImageFormat::Physical {
+    if manifest.format == ImageFormat::Logical {
         return Ok(());
     }
     match (major_version(&manifest.pg_version), major_version(local)) {
         (Some(image), Some(here)) if image != here => Err(Error::UnsupportedImage {
             image: manifest.image_id,
             reason: format!(
-                "it is a physical image of PostgreSQL {}, and physical images restore only onto the same \
+                "it is a {} image of PostgreSQL {}, and {0} images restore only onto the same \
                  major (the local binaries are {local}); restore it with PostgreSQL {image} binaries, or take a \
                  logical image to move to another major",
-                manifest.pg_version
+                manifest.format, manifest.pg_version
             ),
         }),
         _ => Ok(()),

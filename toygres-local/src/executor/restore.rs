@@ -65,6 +65,12 @@ pub(crate) async fn run(inner: Arc<Inner>, spec: RestoreJobSpec, ctx: JobCtx) ->
     dir.clear_restored()?;
     cluster.destroy_data().await?;
     let cluster = inner.cluster_on_free_port(&spec.instance).await?;
+    if manifest.format == ImageFormat::Clone {
+        super::clone::restore(&inner, &cluster, &manifest, &ctx).await?;
+        dir.mark_restored(&spec.checksum)?;
+        ctx.log.line("clone image cloned; the server starts on it as after a clean shutdown");
+        return Ok(());
+    }
     if manifest.format == ImageFormat::Physical {
         super::physical::unpack(&cluster, &transfer, &manifest, &ctx).await?;
         dir.mark_restored(&spec.checksum)?;

@@ -1,0 +1,138 @@
+//! Clone images on the local executor, on a real reflink filesystem (`TOYGRES_REFLINK_DIR`,
+//! loop-mounted XFS from `.ci/xfs.sh`): a clone restores equal to its source (the fidelity
+//! comparator) without copying its data, is independent of the image and of its source, outlives
+//! the image's deletion, and is refused with a typed error naming the filesystem where there is
+//! no reflink, before anything is recorded.
+
+#[path = "local/support.rs"]
+mod support;
+#[path = "local/world.rs"]
+mod world;
+
+use support::rt;
+use toygres_core::{CreateImageRequest, CreateInstanceRequest, Error, ImageFormat, ImageState, InstanceRecord};
+use toygres_core::{OperationId, Password, Toygres};
+use toygres_local::fidelity::corpus::{CorpusOptions, MAIN_DB};
+use toygres_local::fidelity::InstanceSnapshot;
+use toygres_local::LocalExecutor;
+use world::{corpus_source, World};
+
+fn clone_request(name: &str, source: &InstanceRecord) -> CreateImageRequest {
+    let mut request = CreateImageRequest::new(name, source.id);
+    request.format = ImageFormat::Clone;
+    request
+}
+
+/// Bytes in use on the filesystem holding `path`.
+fn used_bytes(path: &std::path::Path) -> u64 {
+    let st = nix::sys::statvfs::statvfs(path).unwrap();
+    (st.blocks() - st.blocks_free()) as u64 * st.fragment_size() as u64
+}
+
+async fn restore(t: &Toygres, name: &str, image: toygres_core::ImageId) -> InstanceRecord {
+    let mut request = CreateInstanceRequest::restore(name, image);
+    request.password = Some(Password::new("ignored-x"));
+    t.create_instance(OperationId::new(), request).await.unwrap()
+}
+
+async fn sql(executor: &LocalExecutor, instance: &InstanceRecord, password: &Password, statement: &str) {
+    let client = executor.cluster(&instance.spec()).unwrap().connect(MAIN_DB, password).await.unwrap();
+    client.batch_execute(statement).await.unwrap();
+}
+
+async fn rows(executor: &LocalExecutor, instance: &InstanceRecord, password: &Password, table: &str) -> Option<i64> {
+    let client = executor.cluster(&instance.spec()).unwrap().connect(MAIN_DB, password).await.unwrap();
+    let exists: bool = client.query_one("SELECT to_regclass($1) IS NOT NULL", &[&table]).await.unwrap().get(0);
+    if !exists {
+        return None;
+    }
+    Some(client.query_one(&format!("SELECT count(*) FROM {table}"), &[]).await.unwrap().get(0))
+}
+
+#[test]
+fn a_clone_restores_equal_to_its_source_copies_nothing_and_stays_independent() {
+    let Some(mut world) = World::on_reflink() else { return };
+    rt().block_on(async {
+        let (executor, t) = world.executor("clones", None);
+        let bin = executor.binaries().clone();
+        let options = CorpusOptions { icu: bin.has_icu().await };
+        let password = Password::generate();
+        let (source, _) = corpus_source(&executor, &t, &password, options, &bin).await;
+        // Some bulk, so that a copy would show in the filesystem's usage.
+        let bulk = "CREATE TABLE bulk AS SELECT g, repeat(md5(g::text), 8) AS pad FROM generate_series(1, 400000) g";
+        sql(&executor, &source, &password, bulk).await;
+        let source_params = executor.cluster(&source.spec()).unwrap().params();
+        let snapshot = InstanceSnapshot::take(&bin, &source_params, &password).await.unwrap();
+
+        let image = t.create_image(OperationId::new(), clone_request("clone", &source)).await.unwrap();
+        assert_eq!((image.state, image.format), (ImageState::Ready, ImageFormat::Clone));
+        let manifest = support::manifest_of(&t, &image).await;
+        let clone = manifest.clone.as_ref().expect("a clone image's manifest describes its clone");
+        assert!(manifest.archives.is_empty() && manifest.databases.is_empty());
+        assert!(clone.size > 100 << 20 && clone.files.iter().any(|f| f.path == "PG_VERSION"), "{}", clone.size);
+        assert_eq!(image.size_bytes.unwrap() >= clone.size, true);
+
+        let before = used_bytes(world.base.path());
+        let copy = restore(&t, "clone-copy", image.id).await;
+        let grown = used_bytes(world.base.path()).saturating_sub(before);
+        assert!(grown < clone.size / 10, "a clone shares its blocks: {grown} bytes used for {} of data", clone.size);
+        let params = executor.cluster(&copy.spec()).unwrap().params();
+        let taken = InstanceSnapshot::take(&bin, &params, &password).await.unwrap();
+        // A base backup never holds unlogged tables' rows (recovery resets them): the one
+        // difference, as for physical images.
+        let mut expected = snapshot.clone();
+        let empty = (0, "d41d8cd98f00b204e9800998ecf8427e".to_string());
+        expected.databases.get_mut(MAIN_DB).unwrap().tables.insert("app.scratch".into(), empty);
+        let diff = expected.diff(&taken);
+        assert!(diff.is_empty(), "clone restore: {diff:#?}");
+        assert!(
+            params.connect("postgres", &Password::new("ignored-x")).await.is_err(),
+            "the request's password is refused"
+        );
+
+        // Writes on either side are not seen by the other, nor by the next clone.
+        sql(&executor, &copy, &password, "DELETE FROM bulk WHERE g % 2 = 0; CREATE TABLE only_in_copy(x int)").await;
+        sql(&executor, &source, &password, "INSERT INTO bulk SELECT g, 'x' FROM generate_series(400001, 400100) g")
+            .await;
+        assert_eq!(rows(&executor, &copy, &password, "bulk").await, Some(200_000));
+        assert_eq!(rows(&executor, &source, &password, "bulk").await, Some(400_100));
+        assert_eq!(rows(&executor, &source, &password, "only_in_copy").await, None);
+        let second = restore(&t, "clone-second", image.id).await;
+        assert_eq!(rows(&executor, &second, &password, "bulk").await, Some(400_000), "the image never changes");
+        assert_eq!(rows(&executor, &second, &password, "only_in_copy").await, None);
+
+        // Deleting the image is safe: its live clones keep every block they share.
+        t.delete_image(image.id).await.unwrap();
+        let store = world.base.path().join("clones").join("clones");
+        assert!(std::fs::read_dir(&store).unwrap().next().is_none(), "the clone store is empty");
+        let cluster = executor.cluster(&second.spec()).unwrap();
+        cluster.stop().await.unwrap();
+        cluster.start(&[]).await.unwrap();
+        assert_eq!(rows(&executor, &second, &password, "bulk").await, Some(400_000));
+        let copy_check = executor.cluster(&copy.spec()).unwrap().connect(MAIN_DB, &password).await.unwrap();
+        let sum: i64 = copy_check.query_one("SELECT sum(g)::bigint FROM bulk", &[]).await.unwrap().get(0);
+        assert_eq!(sum, (1..=400_000i64).filter(|g| g % 2 == 1).sum::<i64>());
+    });
+}
+
+#[test]
+fn a_clone_image_is_refused_where_there_is_no_reflink_before_anything_is_recorded() {
+    rt().block_on(async {
+        // The usual temporary directory (overlayfs, ext4 or tmpfs on these machines), not XFS.
+        let mut world = World::new();
+        let (executor, t) = world.executor("no-reflink", None);
+        let password = Password::generate();
+        let source = executor.provision_source(&t, "plain-source", &password).await.unwrap();
+        let fs = toygres_local::cluster::reflink::filesystem_of(world.base.path()).unwrap();
+        if toygres_local::cluster::reflink::supports_reflink(world.base.path()).unwrap() {
+            eprintln!("skipped: the temporary directory is on {fs}, which has reflink");
+            return;
+        }
+        let err = t.create_image(OperationId::new(), clone_request("refused", &source)).await.unwrap_err();
+        assert!(
+            matches!(&err, Error::UnsupportedFormat { format: ImageFormat::Clone, reason } if reason.contains(&fs.name)),
+            "{err}"
+        );
+        assert!(t.catalog.list_images(&Default::default()).await.unwrap().is_empty(), "nothing is recorded");
+    });
+}
