@@ -30,6 +30,24 @@ impl DataDir {
         Self { temp }
     }
 
+    /// A new temporary data directory on the reflink filesystem `TOYGRES_REFLINK_DIR` names
+    /// (`bash .ci/xfs.sh` mounts one), or `None` (test skipped) outside CI when it is unset.
+    pub fn on_reflink() -> Option<Self> {
+        let dir = match std::env::var_os("TOYGRES_REFLINK_DIR") {
+            Some(dir) => PathBuf::from(dir),
+            None if std::env::var("CI").is_ok_and(|v| v == "true") => {
+                panic!("CI=true but TOYGRES_REFLINK_DIR is unset: run `eval \"$(bash .ci/xfs.sh)\"` as root")
+            }
+            None => {
+                eprintln!("skipped: TOYGRES_REFLINK_DIR is unset (eval \"$(bash .ci/xfs.sh)\" as root)");
+                return None;
+            }
+        };
+        let temp = tempfile::Builder::new().prefix("toygres-server-test-").tempdir_in(dir).unwrap();
+        toygres_local::cluster::create_traversable_dir(temp.path()).unwrap();
+        Some(Self { temp })
+    }
+
     /// The server's `--data-dir`.
     pub fn path(&self) -> PathBuf {
         self.temp.path().join("data")
