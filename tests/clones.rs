@@ -136,3 +136,63 @@ fn a_clone_image_is_refused_where_there_is_no_reflink_before_anything_is_recorde
         assert!(t.catalog.list_images(&Default::default()).await.unwrap().is_empty(), "nothing is recorded");
     });
 }
+
+#[test]
+fn a_clone_whose_data_is_elsewhere_missing_or_changed_is_refused_before_anything_is_created() {
+    let Some(mut world) = World::on_reflink() else { return };
+    rt().block_on(async {
+        let (executor, t) = world.executor("taker", None);
+        let (elsewhere, t_elsewhere) = world.executor("elsewhere", None);
+        let password = Password::generate();
+        let source = executor.provision_source(&t, "small-source", &password).await.unwrap();
+        let image = t.create_image(OperationId::new(), clone_request("small-clone", &source)).await.unwrap();
+        let data = world.base.path().join("taker/clones").join(image.id.to_string()).join("data");
+        let refused = |t: Toygres, name: &'static str| async move {
+            let request = CreateInstanceRequest::restore(name, image.id);
+            let err = t.create_instance(OperationId::new(), request).await.unwrap_err();
+            assert!(matches!(t.catalog.get_instance_by_name(name).await, Err(Error::InstanceNotFound(_))), "{name}");
+            err
+        };
+
+        let err = refused(t_elsewhere, "on-another-machine").await;
+        assert!(
+            matches!(&err, Error::ImageIncomplete { detail, .. } if detail.contains("lives on the machine")),
+            "{err}"
+        );
+        std::fs::write(data.join("planted"), b"x").unwrap();
+        let err = refused(t.clone(), "with-a-planted-file").await;
+        assert!(matches!(&err, Error::ImageIncomplete { .. }) && err.to_string().contains("planted"), "{err}");
+        std::fs::remove_file(data.join("planted")).unwrap();
+        let mut version = std::fs::OpenOptions::new().append(true).open(data.join("PG_VERSION")).unwrap();
+        std::io::Write::write_all(&mut version, b"\n").unwrap();
+        let err = refused(t.clone(), "with-a-grown-file").await;
+        assert!(matches!(&err, Error::ImageIncomplete { .. }) && err.to_string().contains("PG_VERSION"), "{err}");
+        assert_eq!(executor.instance_clusters().len() + elsewhere.instance_clusters().len(), 1, "only the source");
+    });
+}
+
+#[test]
+fn reconcile_removes_clones_without_a_live_image() {
+    let Some(mut world) = World::on_reflink() else { return };
+    rt().block_on(async {
+        let (executor, t) = world.executor("reconcile", None);
+        let password = Password::generate();
+        let source = executor.provision_source(&t, "kept-source", &password).await.unwrap();
+        let kept = t.create_image(OperationId::new(), clone_request("kept", &source)).await.unwrap();
+        let clones = world.base.path().join("reconcile/clones");
+        let (orphan, partial) = (toygres_core::ImageId::new(), toygres_core::ImageId::new());
+        std::fs::create_dir_all(clones.join(orphan.to_string()).join("data/base")).unwrap();
+        std::fs::create_dir_all(clones.join(format!("{partial}.partial/data"))).unwrap();
+
+        let report = t.reconcile().await.unwrap();
+        let mut removed = report.orphan_images.clone();
+        removed.sort();
+        let mut expected = vec![orphan, partial];
+        expected.sort();
+        assert_eq!(removed, expected, "{report:?}");
+        let left: Vec<_> = std::fs::read_dir(&clones).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(left, vec![std::ffi::OsString::from(kept.id.to_string())]);
+        let copy = restore(&t, "after-reconcile", kept.id).await;
+        assert_eq!(copy.state, toygres_core::InstanceState::Running);
+    });
+}

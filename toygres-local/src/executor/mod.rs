@@ -362,7 +362,11 @@ impl ClusterExecutor for LocalExecutor {
     }
 
     async fn check_restorable(&self, manifest: &Manifest) -> Result<()> {
-        compat::check(&self.inner.bin, manifest).await
+        compat::check(&self.inner.bin, manifest).await?;
+        if manifest.format == ImageFormat::Clone {
+            clone::check_restorable(&self.inner, manifest).await?;
+        }
+        Ok(())
     }
 
     async fn server_version(&self, _instance: &InstanceSpec) -> Result<Option<String>> {

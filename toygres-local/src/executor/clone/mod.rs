@@ -232,10 +232,11 @@ pub(crate) fn list(inner: &Inner) -> Vec<ImageId> {
     ids
 }
 
-/// Makes `cluster`'s new data directory a clone of the verified clone image `manifest` and points
-/// it at the instance's port and socket (see the module docs). Errors: [`Error::ImageIncomplete`]
-/// when its data is not on this machine or differs from the manifest.
-pub(crate) async fn restore(inner: &Inner, cluster: &LocalCluster, manifest: &Manifest, ctx: &JobCtx) -> Result<()> {
+/// Refuses, before anything is created, a clone image this executor cannot clone: its data is
+/// not in this clone store (taken elsewhere, or deleted), or differs from its manifest (names,
+/// sizes, modes: [`tree::verify`]). Both are [`Error::ImageIncomplete`]. Returns its data
+/// directory.
+pub(crate) async fn check_restorable(inner: &Inner, manifest: &Manifest) -> Result<PathBuf> {
     let image = manifest.image_id;
     let clone = manifest.clone.as_ref().filter(|c| c.kind == CloneKind::Reflink && c.name == image.to_string());
     let Some(clone) = clone else {
@@ -251,10 +252,18 @@ pub(crate) async fn restore(inner: &Inner, cluster: &LocalCluster, manifest: &Ma
         );
         return Err(Error::ImageIncomplete { image, detail });
     }
-    let (checked, clone_ref) = (src.clone(), clone.clone());
-    tokio::task::spawn_blocking(move || tree::verify(image, &checked, &clone_ref))
+    let (checked, clone) = (src.clone(), clone.clone());
+    tokio::task::spawn_blocking(move || tree::verify(image, &checked, &clone))
         .await
         .map_err(|e| Error::backend("local executor", "checking the clone", e))??;
+    Ok(src)
+}
+
+/// Makes `cluster`'s new data directory a clone of the verified clone image `manifest` (checked
+/// again: [`check_restorable`]) and points it at the instance's port and socket (see the module
+/// docs).
+pub(crate) async fn restore(inner: &Inner, cluster: &LocalCluster, manifest: &Manifest, ctx: &JobCtx) -> Result<()> {
+    let src = check_restorable(inner, manifest).await?;
     let (target, from) = (cluster.clone(), src.clone());
     let stats = tokio::task::spawn_blocking(move || target.clone_data_from(&from))
         .await

@@ -72,8 +72,13 @@ pub(crate) fn verify(image: ImageId, root: &Path, clone: &ManifestClone) -> Resu
             found.dirs.iter().find(|d| !clone.dirs.contains(d)).or(clone.dirs.iter().find(|d| !found.dirs.contains(d)));
         return Err(differ(format!("directory {:?} is not as listed", odd.map_or("?", |d| d.as_str()))));
     }
-    if found.files.len() != clone.files.len() {
-        return Err(differ(format!("{} files, the manifest lists {}", found.files.len(), clone.files.len())));
+    let listed: std::collections::HashSet<&str> = clone.files.iter().map(|f| f.path.as_str()).collect();
+    let present: std::collections::HashSet<&str> = found.files.iter().map(|f| f.path.as_str()).collect();
+    if let Some(extra) = found.files.iter().find(|f| !listed.contains(f.path.as_str())) {
+        return Err(differ(format!("it holds {:?}, which the manifest does not list", extra.path)));
+    }
+    if let Some(missing) = clone.files.iter().find(|f| !present.contains(f.path.as_str())) {
+        return Err(differ(format!("{:?} is missing", missing.path)));
     }
     for (have, want) in found.files.iter().zip(&clone.files) {
         if (&have.path, have.size, have.mode) != (&want.path, want.size, want.mode) {
