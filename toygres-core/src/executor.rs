@@ -36,6 +36,26 @@ pub struct BackupJobSpec {
     /// Executors hand it to jobs in a file or Secret, never in arguments or environments.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data_key: Option<DataKey>,
+    /// An export ([`crate::CreateImageRequest::export`]): the physical image is made of this
+    /// clone image's data instead of the running `source` (which is then not contacted).
+    /// `None`: an image of the running source.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_image: Option<CloneSource>,
+}
+
+/// The clone image an export reads ([`BackupJobSpec::from_image`]), and what the job needs to
+/// verify it: its manifest's checksum and its data key. The job checks every file's sha256
+/// against the clone's manifest as it reads it, and fails with
+/// [`crate::Error::ChecksumMismatch`] on the first that differs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CloneSource {
+    /// The ready clone image.
+    pub image_id: ImageId,
+    /// `sha256:<hex>` of its manifest, from the catalog.
+    pub checksum: String,
+    /// Its data key (`None`: a plaintext image), passed like [`BackupJobSpec::data_key`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_key: Option<DataKey>,
 }
 
 /// The restore job's input: load the image at `location` into `instance`'s new volume.

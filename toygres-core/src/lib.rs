@@ -54,7 +54,7 @@ pub mod verify;
 pub use blob::{BlobStore, CommandTransfer, ImageLocation, StoredObject, Transfer};
 pub use catalog::CatalogStore;
 pub use error::{Error, ErrorClass, Result};
-pub use executor::{BackupJobSpec, ClusterExecutor, InstanceSpec, JobKind, JobRef, RestoreJobSpec};
+pub use executor::{BackupJobSpec, CloneSource, ClusterExecutor, InstanceSpec, JobKind, JobRef, RestoreJobSpec};
 pub use filter::{InstanceFilter, Page, PageToken};
 pub use ids::{ImageId, InstanceId, OperationId, ScheduleId};
 pub use image::{ImageColumns, ImageFilter, ImageFormat, ImageRecord, ImageType, ImageUpdate, NewImage};

@@ -95,6 +95,12 @@ pub struct CreateImageRequest {
     /// Key/value labels (see [`validate_labels`]).
     #[serde(default)]
     pub labels: Labels,
+    /// Export this clone image of `instance_id` as a physical image in the blob store, so that
+    /// it outlives the machine that keeps the clone ([`CreateImageRequest::export`]): the data
+    /// is read from the clone, not from the instance, which need not be running. Left out of the
+    /// serialized request when `None`, so the digests of other requests do not change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_image: Option<ImageId>,
 }
 
 impl CreateImageRequest {
@@ -106,12 +112,25 @@ impl CreateImageRequest {
             description: None,
             format: ImageFormat::Logical,
             labels: Labels::new(),
+            from_image: None,
         }
+    }
+
+    /// A physical image named `name` exported from `clone_image`, a ready clone image of
+    /// `instance` (see [`CreateImageRequest::from_image`]).
+    pub fn export(name: impl Into<String>, instance: InstanceId, clone_image: ImageId) -> Self {
+        Self { from_image: Some(clone_image), ..Self::new(name, instance).physical() }
     }
 
     /// A physical image (`pg_basebackup`) instead of a logical one.
     pub fn physical(mut self) -> Self {
         self.format = ImageFormat::Physical;
+        self
+    }
+
+    /// A clone image ([`ImageFormat::Clone`]) instead of a logical one.
+    pub fn clone_image(mut self) -> Self {
+        self.format = ImageFormat::Clone;
         self
     }
 
@@ -133,9 +152,17 @@ impl CreateImageRequest {
         digest_of("image", self)
     }
 
-    /// Validates every field; nothing is created when this fails.
+    /// Validates every field; nothing is created when this fails. An export
+    /// ([`CreateImageRequest::from_image`]) must be physical ([`Error::ConflictingRequest`]).
     pub fn validate(&self) -> Result<()> {
         validate_dns1123_label("name", &self.name)?;
+        if self.from_image.is_some() && self.format != ImageFormat::Physical {
+            return Err(Error::ConflictingRequest {
+                field: "from_image",
+                conflicts_with: "format",
+                hint: "a clone image is exported as a physical image; set format to physical",
+            });
+        }
         if self.description.as_ref().is_some_and(|d| d.chars().count() > MAX_DESCRIPTION) {
             let reason = format!("longer than {MAX_DESCRIPTION} characters; shorten it");
             return Err(Error::InvalidRequest { field: "description", reason });
@@ -278,9 +305,13 @@ mod tests {
             image.clone().physical(),
             image.clone().with_description("d"),
             image.clone().with_label("k", "v"),
+            image.clone().clone_image(),
+            CreateImageRequest::export("nightly", image.instance_id, ImageId::new()),
         ] {
             assert_ne!(other.digest(), image.digest(), "{other:?}");
         }
+        // Requests without `from_image` serialize as before it existed: their digests stay.
+        assert!(!serde_json::to_string(&image).unwrap().contains("from_image"));
         let restore = CreateInstanceRequest::restore("copy", ImageId::new());
         let with_password = CreateInstanceRequest { password: Some(Password::new("pw")), ..restore.clone() };
         assert_eq!(with_password.digest(), restore.digest(), "the password is never digested");
@@ -291,6 +322,20 @@ mod tests {
             restore.clone().with_label("k", "v"),
         ] {
             assert_ne!(other.digest(), restore.digest(), "{other:?}");
+        }
+    }
+
+    #[test]
+    fn an_export_is_physical() {
+        let export = CreateImageRequest::export("out", InstanceId::new(), ImageId::new());
+        assert_eq!(export.format, ImageFormat::Physical);
+        export.validate().unwrap();
+        for format in [ImageFormat::Logical, ImageFormat::Clone] {
+            let refused = CreateImageRequest { format, ..export.clone() }.validate();
+            assert!(
+                matches!(refused, Err(Error::ConflictingRequest { field: "from_image", conflicts_with: "format", .. })),
+                "{format}: {refused:?}"
+            );
         }
     }
 

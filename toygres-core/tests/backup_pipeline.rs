@@ -35,6 +35,7 @@ fn backing_up_executor(blobs: Arc<ObjectStoreBlobs>, fail: Option<&'static str>)
         _ => Ok(()),
     });
     ex.expect_delete_job().returning(|_| Ok(()));
+    ex.expect_delete_image().returning(|_| Ok(()));
     ex
 }
 
@@ -143,7 +144,12 @@ async fn resume_after_a_crash_converges_once() {
 async fn deleting_an_image_removes_its_blobs_and_record() {
     let fx = fixture(ImageType::Stock).await;
     let image = fx.ready_image(ImageType::Stock).await;
-    let t = fx.toygres(MockClusterExecutor::new());
+    let mut ex = MockClusterExecutor::new();
+    ex.expect_delete_image().times(1).returning(move |id| {
+        assert_eq!(id, image.id, "what the executor keeps of the image goes with it");
+        Ok(())
+    });
+    let t = fx.toygres(ex);
     t.delete_image(image.id).await.unwrap();
     assert!(matches!(fx.catalog.get_image(image.id).await, Err(Error::ImageNotFound(_))));
     assert!(fx.blobs.list_images().await.unwrap().is_empty());

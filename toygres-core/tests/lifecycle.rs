@@ -52,6 +52,7 @@ async fn expire_keeps_what_the_policy_keeps_and_images_in_use() {
     let fx = fixture(ImageType::Stock).await;
     let mut executor = MockClusterExecutor::new();
     executor.expect_delete_job().returning(|_| Ok(()));
+    executor.expect_delete_image().returning(|_| Ok(()));
     let t = fx.toygres(executor);
     let oldest = labelled_image(&fx, &t, &[("keep", "yes")]).await;
     let in_use = labelled_image(&fx, &t, &[]).await;
@@ -84,6 +85,7 @@ async fn cancel_fails_a_creating_image_and_removes_its_blobs() {
     let fx = fixture(ImageType::Stock).await;
     let mut executor = MockClusterExecutor::new();
     executor.expect_delete_job().times(2).returning(|_| Ok(()));
+    executor.expect_delete_image().returning(|_| Ok(()));
     let t = fx.toygres(executor);
     let creating = fx.catalog.reserve_image(OperationId::new(), &NewImage::new("stuck", fx.source.id)).await.unwrap();
     fx.write_image(creating.id, ImageType::Stock).await;
@@ -144,6 +146,8 @@ async fn reconcile_removes_blobs_without_a_live_record() {
     let fx = fixture(ImageType::Stock).await;
     let mut executor = MockClusterExecutor::new();
     executor.expect_list_instances().returning(|| Ok(vec![]));
+    executor.expect_list_images().returning(|| Ok(vec![]));
+    executor.expect_delete_image().returning(|_| Ok(()));
     let t = fx.toygres(executor);
     let ready = fx.ready_image(ImageType::Stock).await;
     let orphan = ImageId::new();

@@ -58,6 +58,7 @@ async fn the_sweeper_takes_the_latest_slot_once_and_retention_keeps_the_newest()
     let fx = fixture(ImageType::Stock).await;
     let mut executor = MockClusterExecutor::new();
     executor.expect_delete_job().returning(|_| Ok(()));
+    executor.expect_delete_image().returning(|_| Ok(()));
     let t = fx.toygres(executor);
     let request = CreateScheduleRequest::new("every-minute", fx.source.id, "* * * * *").with_keep_last(2);
     let schedule = t.create_schedule(OperationId::new(), request).await.unwrap();
@@ -106,6 +107,7 @@ async fn replicas_firing_the_same_slot_converge() {
     let fx = fixture(ImageType::Stock).await;
     let mut executor = MockClusterExecutor::new();
     executor.expect_delete_job().returning(|_| Ok(()));
+    executor.expect_delete_image().returning(|_| Ok(()));
     let t = fx.toygres(executor);
     let request = CreateScheduleRequest::new("hourly", fx.source.id, "0 * * * *")
         .with_keep_last(1)

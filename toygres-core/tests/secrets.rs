@@ -32,6 +32,7 @@ async fn no_password_in_debug_display_errors_or_events() {
         image_type: ImageType::Stock,
         format: Default::default(),
         data_key: Some(envelope::DataKey::generate()),
+        from_image: None,
     };
     assert_hidden("backup spec", &format!("{spec:?} {spec:#?}"));
     let hex_key = spec.data_key.as_ref().unwrap().expose_hex();

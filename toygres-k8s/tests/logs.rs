@@ -67,6 +67,7 @@ async fn trace_logs_never_show_a_secret() {
             image_type: ImageType::Stock,
             format: Default::default(),
             data_key: None,
+            from_image: None,
         })
         .await
         .unwrap();

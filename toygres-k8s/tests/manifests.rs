@@ -52,6 +52,7 @@ fn rendered(config: &K8sConfig) -> Vec<(&'static str, String)> {
         image_type: ImageType::Stock,
         format: Default::default(),
         data_key: None,
+        from_image: None,
     };
     let restore = RestoreJobSpec {
         image_id: image(),
@@ -111,6 +112,7 @@ fn the_physical_backup_job_uses_a_replication_connection() {
         image_type: ImageType::Stock,
         format: ImageFormat::Logical,
         data_key: None,
+        from_image: None,
     };
     let job = m.backup_job(&physical(logical.clone()), &transfer()).unwrap();
     let pod = job.spec.clone().unwrap().template.spec.unwrap();
@@ -255,6 +257,7 @@ fn in_cluster_names_follow_the_cluster_domain() {
             image_type: ImageType::Stock,
             format: toygres_core::ImageFormat::Logical,
             data_key: None,
+            from_image: None,
         };
         let transfer = job_transfer(Transfer::Command(command_transfer()), "job", "azure").unwrap();
         let job = Manifests::new(config).backup_job(&backup, &transfer).unwrap();
@@ -308,6 +311,7 @@ fn job_pods_survive_evictions_and_end_by_a_deadline() {
         image_type: ImageType::Stock,
         format: toygres_core::ImageFormat::Logical,
         data_key: None,
+        from_image: None,
     };
     let restore = RestoreJobSpec {
         image_id: image(),

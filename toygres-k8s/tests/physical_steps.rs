@@ -77,6 +77,7 @@ async fn a_physical_backup_job_streams_pg_basebackup_in_the_sources_image() {
         image_type: ImageType::Stock,
         format: ImageFormat::Physical,
         data_key: None,
+        from_image: None,
     };
     let job = executor.start_backup_job(&spec).await.unwrap();
     let stored = fake.get(&support::job(&job.name)).unwrap();

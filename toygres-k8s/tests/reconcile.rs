@@ -60,6 +60,7 @@ async fn list_instances_lists_every_labelled_instance_once_sorted() {
             image_type: ImageType::Stock,
             format: Default::default(),
             data_key: None,
+            from_image: None,
         })
         .await
         .unwrap();

@@ -135,6 +135,7 @@ async fn a_backup_started_by_one_executor_is_awaited_and_deleted_by_another() {
         image_type: ImageType::Stock,
         format: Default::default(),
         data_key: None,
+        from_image: None,
     };
     let job = a.start_backup_job(&backup).await.unwrap();
     assert_eq!(b.start_backup_job(&backup).await.unwrap(), job);

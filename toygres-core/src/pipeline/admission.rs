@@ -16,16 +16,20 @@
 //! | image corrupted, incomplete or not authentic | [`Error::ChecksumMismatch`], [`Error::ImageIncomplete`], [`Error::ImageNotAuthentic`] | 409 |
 //! | image the executor cannot restore | [`Error::UnsupportedImage`] | 409 |
 //! | database the image lacks | [`Error::InvalidRequest`] on `databases` | 400 |
+//! | export ([`CreateImageRequest::export`]) not physical | [`Error::ConflictingRequest`] on `from_image` | 422 |
+//! | export of an unknown or unready image | [`Error::ImageNotFound`], [`Error::ImageNotReady`] | 404, 409 |
+//! | export of an image that is not a clone image | [`Error::InvalidRequest`] on `from_image` | 422 |
+//! | export of a clone image of another instance | [`Error::ConflictingRequest`] on `from_image` | 422 |
 
 use super::{Backup, Provision, Restore};
 use crate::error::{Error, Result};
-use crate::ids::OperationId;
-use crate::image::ImageRecord;
+use crate::ids::{ImageId, OperationId};
+use crate::image::{ImageFormat, ImageRecord};
 use crate::instance::InstanceRecord;
 use crate::labels::validate_labels;
 use crate::request::{validate_dns1123_label, CreateImageRequest, CreateInstanceRequest, MAX_PASSWORD};
 use crate::secret::Password;
-use crate::state::InstanceState;
+use crate::state::{ImageState, InstanceState};
 
 /// What [`Restore::admit`] found: the ready, verified image and its source password, which the
 /// new instance takes.
@@ -41,9 +45,13 @@ impl Backup {
     /// Refuses, before anything is recorded, a request that cannot make an image: an invalid
     /// request, an unknown source, a source that is not running ([`Error::InstanceNotRunning`]),
     /// or one the executor cannot image in the requested format
-    /// ([`crate::ClusterExecutor::check_source`]).
+    /// ([`crate::ClusterExecutor::check_source`]). An export is admitted by
+    /// [`Backup::admit_export`] instead: it reads the clone, not the instance.
     pub async fn admit(&self, request: &CreateImageRequest) -> Result<()> {
         request.validate()?;
+        if let Some(clone) = request.from_image {
+            return self.admit_export(request, clone).await.map(|_| ());
+        }
         let source = self.t.catalog.get_instance(request.instance_id).await?;
         if source.state != InstanceState::Running {
             return Err(Error::InstanceNotRunning {
@@ -54,6 +62,35 @@ impl Backup {
         }
         let password = self.t.catalog.instance_password(source.id).await?;
         self.t.executor.check_source(&source.spec(), &password, request.format).await
+    }
+
+    /// Refuses an export of `clone` that cannot succeed and returns the clone image: it must be
+    /// recorded ([`Error::ImageNotFound`]), `ready` ([`Error::ImageNotReady`]), a clone image
+    /// ([`Error::InvalidRequest`] on `from_image`) and of the request's instance
+    /// ([`Error::ConflictingRequest`] on `from_image`). The instance need not be running, nor
+    /// still recorded: the export reads the clone.
+    pub async fn admit_export(&self, request: &CreateImageRequest, clone: ImageId) -> Result<ImageRecord> {
+        let image = self.t.catalog.get_image(clone).await?;
+        if image.state != ImageState::Ready {
+            return Err(Error::ImageNotReady { id: clone, state: image.state.to_string() });
+        }
+        if image.format != ImageFormat::Clone {
+            return Err(Error::InvalidRequest {
+                field: "from_image",
+                reason: format!(
+                    "image {clone} is a {} image, already in the blob store; only a clone image is exported",
+                    image.format
+                ),
+            });
+        }
+        if image.source_instance_id != request.instance_id {
+            return Err(Error::ConflictingRequest {
+                field: "from_image",
+                conflicts_with: "instance_id",
+                hint: "the clone image was taken of another instance; set instance_id to its source_instance_id",
+            });
+        }
+        Ok(image)
     }
 
     /// [`Backup::admit`], then [`Backup::reserve_image`]: the image exists (`creating`) only

@@ -5,7 +5,7 @@ use super::Toygres;
 use crate::blob::ImageLocation;
 use crate::envelope::DataKey;
 use crate::error::{Error, Result};
-use crate::executor::{BackupJobSpec, InstanceSpec, JobRef};
+use crate::executor::{BackupJobSpec, CloneSource, InstanceSpec, JobRef};
 use crate::ids::{ImageId, OperationId};
 use crate::image::{ImageFormat, ImageRecord, ImageType, ImageUpdate, NewImage};
 use crate::manifest::{sha256_hex, Manifest, MANIFEST_NAME};
@@ -21,11 +21,15 @@ use serde::{Deserialize, Serialize};
 pub struct SourceInstance {
     /// The instance as the executor knows it.
     pub spec: InstanceSpec,
-    /// Its superuser password; becomes the image's source password.
+    /// Its superuser password; becomes the image's source password. For an export, the clone
+    /// image's source password.
     pub password: Password,
     /// The format the image is taken in.
     #[serde(default)]
     pub format: ImageFormat,
+    /// An export: the clone image it is made of ([`crate::NewImage::from_image`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_image: Option<ImageId>,
 }
 
 /// Output of [`Backup::run_backup_job`]: what the finished job stored.
@@ -110,6 +114,7 @@ impl Backup {
             .with_labels(request.labels.clone())
             .with_format(request.format);
         new.description = request.description.clone();
+        new.from_image = request.from_image;
         new.request_digest = Some(request.digest());
         let subject = Subject::Instance(request.instance_id);
         let work = async {
@@ -129,9 +134,43 @@ impl Backup {
     }
 
     async fn source_of(&self, image: &ImageRecord) -> Result<SourceInstance> {
+        if let Some(clone) = image.from_image {
+            return self.export_source(image, clone).await;
+        }
         let instance = self.t.catalog.get_instance(image.source_instance_id).await?;
         let password = self.t.catalog.instance_password(instance.id).await?;
-        Ok(SourceInstance { spec: instance.spec(), password, format: image.format })
+        Ok(SourceInstance { spec: instance.spec(), password, format: image.format, from_image: None })
+    }
+
+    /// An export's source: the clone image's source password, image type and version (the
+    /// instance may have changed, stopped or gone since the clone was taken; its name is kept
+    /// when it is still recorded, for the job's log).
+    async fn export_source(&self, image: &ImageRecord, clone: ImageId) -> Result<SourceInstance> {
+        let record = self.t.catalog.get_image(clone).await?;
+        let password = self.t.catalog.image_source_password(clone).await?;
+        let name = match self.t.catalog.get_instance(record.source_instance_id).await {
+            Ok(instance) => instance.name,
+            Err(Error::InstanceNotFound(_)) => record.name.clone(),
+            Err(e) => return Err(e),
+        };
+        let spec = InstanceSpec {
+            id: record.source_instance_id,
+            name,
+            image_type: record.image_type,
+            pg_version: record.pg_version.clone(),
+            dns_label: None,
+        };
+        Ok(SourceInstance { spec, password, format: image.format, from_image: Some(clone) })
+    }
+
+    /// What an export's job reads: the ready clone image, its checksum and data key (unwrapped
+    /// here, like the image's own).
+    async fn clone_source(&self, clone: ImageId) -> Result<CloneSource> {
+        let record = self.t.catalog.get_image(clone).await?;
+        let Some(checksum) = record.checksum.clone().filter(|_| record.state == ImageState::Ready) else {
+            return Err(Error::ImageNotReady { id: clone, state: record.state.to_string() });
+        };
+        Ok(CloneSource { image_id: clone, checksum, data_key: self.t.data_key(&record).await? })
     }
 
     /// Step 3: runs the backup job and waits for it, then reads back what it stored. The data
@@ -139,6 +178,10 @@ impl Backup {
     /// enters a durable history); an encrypted image is never written without it.
     pub async fn run_backup_job(&self, image: ImageId, source: &SourceInstance) -> Result<BackupResult> {
         let data_key = self.t.data_key(&self.t.catalog.get_image(image).await?).await?;
+        let from_image = match source.from_image {
+            Some(clone) => Some(self.clone_source(clone).await?),
+            None => None,
+        };
         let location = ImageLocation::for_image(image);
         let spec = BackupJobSpec {
             image_id: image,
@@ -148,6 +191,7 @@ impl Backup {
             image_type: source.spec.image_type,
             format: source.format,
             data_key,
+            from_image,
         };
         let subject = Subject::Image(image);
         step(&*self.t.progress, subject, Phase::BackupJob, async {
@@ -231,8 +275,9 @@ impl Backup {
         .await
     }
 
-    /// On failure: removes the job, what the executor kept of the image and its partial blobs, then marks the image `failed` with `error`
-    /// (which carries the job's logs when the job failed). Idempotent.
+    /// On failure: removes the job, what the executor kept of the image and its partial blobs,
+    /// then marks the image `failed` with `error` (which carries the job's logs when the job
+    /// failed). Idempotent.
     pub async fn mark_failed(&self, image: ImageId, error: &Error) -> Result<ImageRecord> {
         step(&*self.t.progress, Subject::Image(image), Phase::Cleanup, async {
             let job = JobRef::backup(image);

@@ -135,6 +135,7 @@ fn backup_spec(h: &dyn ExecutorHarness, image: ImageId, key: &DataKey) -> Backup
         location: ImageLocation::for_image(image),
         format: Default::default(),
         data_key: Some(key.clone()),
+        from_image: None,
     }
 }
 

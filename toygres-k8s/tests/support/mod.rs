@@ -314,6 +314,7 @@ pub fn backup_spec(
         image_type: toygres_core::ImageType::Stock,
         format,
         data_key,
+        from_image: None,
     }
 }
 
