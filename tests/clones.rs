@@ -196,3 +196,46 @@ fn reconcile_removes_clones_without_a_live_image() {
         assert_eq!(copy.state, toygres_core::InstanceState::Running);
     });
 }
+
+#[test]
+fn cancelling_a_clone_image_while_it_is_taken_leaves_nothing() {
+    let Some(mut world) = World::on_reflink() else { return };
+    rt().block_on(async {
+        let (executor, t) = world.executor("cancel", None);
+        let password = Password::generate();
+        let source = executor.provision_source(&t, "cancel-source", &password).await.unwrap();
+        let bulk = "CREATE TABLE bulk AS SELECT g, repeat(md5(g::text), 8) AS pad FROM generate_series(1, 400000) g";
+        let client = executor.cluster(&source.spec()).unwrap().connect("postgres", &password).await.unwrap();
+        client.batch_execute(bulk).await.unwrap();
+        let clones = world.base.path().join("cancel/clones");
+        let taking = tokio::spawn({
+            let t = t.clone();
+            let request = clone_request("doomed", &source);
+            async move { t.create_image(OperationId::new(), request).await }
+        });
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+        let id = loop {
+            let partial = std::fs::read_dir(&clones).into_iter().flatten().filter_map(|e| e.ok()).find_map(|e| {
+                let name = e.file_name().into_string().ok()?;
+                let id = name.strip_suffix(".partial")?.parse::<toygres_core::ImageId>().ok()?;
+                e.path().join("data/PG_VERSION").exists().then_some(id)
+            });
+            if let Some(id) = partial {
+                break id;
+            }
+            assert!(std::time::Instant::now() < deadline, "the clone never started");
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        };
+        let cancelled = t.cancel_image(id).await.unwrap();
+        assert_eq!(cancelled.state, ImageState::Failed);
+        let outcome = taking.await.unwrap();
+        assert!(outcome.is_err(), "a cancelled image never becomes ready: {outcome:?}");
+        assert!(std::fs::read_dir(&clones).unwrap().next().is_none(), "nothing is left in the clone store");
+        assert!(!std::env::temp_dir().join(format!("toygres-clone-{id}")).exists());
+        if nix::unistd::Uid::effective().is_root() {
+            let user = toygres_local::cluster::identity::image_user_name(id);
+            assert!(toygres_local::cluster::ServerUser::resolve(&user).is_err(), "{user} is removed");
+        }
+        assert_eq!(t.get_image(id).await.unwrap().state, ImageState::Failed);
+    });
+}

@@ -36,6 +36,8 @@ use toygres_core::{Error, ImageFormat, ImageId, InstanceSpec, Manifest, Password
 /// source's `archive_command` must not see another cluster's WAL).
 const RECOVERY_SETTINGS: &[(&str, &str)] =
     &[("listen_addresses", "''"), ("archive_mode", "off"), ("recovery_init_sync_method", "syncfs")];
+/// How often the copy's progress is measured.
+const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
 /// The port in the recovering server's socket name (its socket directory is its own).
 const RECOVERY_PORT: u16 = 5432;
 
@@ -113,7 +115,9 @@ pub(crate) async fn take(
     let mut copy = source.client("pg_basebackup", password);
     copy.arg("-D").arg(cluster.data_dir());
     copy.args(["-Fp", "-X", "stream", "-c", "fast", "--no-manifest", "--no-sync"]);
-    process::run(copy, "pg_basebackup into the clone store", &[password.expose()]).await?;
+    let secrets = [password.expose()];
+    let copying = process::run(copy, "pg_basebackup into the clone store", &secrets);
+    with_progress(copying, &cluster.data_dir(), ctx).await?;
 
     ctx.log.line("recovering it to consistency once (start on a private socket, then a clean shutdown)");
     recover(&cluster, &user, &socket_dir(image)).await?;
@@ -134,6 +138,24 @@ pub(crate) async fn take(
     sync_dir(&clones_dir(inner))?;
     let size = tree.size();
     Ok(ManifestClone { kind: CloneKind::Reflink, name: image.to_string(), size, files: tree.files, dirs: tree.dirs })
+}
+
+/// Runs `work` (the copy into `dir`) and reports the bytes `dir` holds as the job's progress
+/// every [`PROGRESS_EVERY`].
+async fn with_progress<T>(work: impl std::future::Future<Output = Result<T>>, dir: &Path, ctx: &JobCtx) -> Result<T> {
+    tokio::pin!(work);
+    let mut tick = tokio::time::interval(PROGRESS_EVERY);
+    loop {
+        tokio::select! {
+            done = &mut work => return done,
+            _ = tick.tick() => {
+                let dir = dir.to_path_buf();
+                if let Ok(Ok(bytes)) = tokio::task::spawn_blocking(move || tree::bytes_under(&dir)).await {
+                    ctx.progress.advance_to(bytes);
+                }
+            }
+        }
+    }
 }
 
 /// Starts the server once on the backup in `cluster` (as `user`, on a private socket in `socket`:

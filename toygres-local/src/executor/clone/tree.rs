@@ -91,6 +91,24 @@ pub(crate) fn verify(image: ImageId, root: &Path, clone: &ManifestClone) -> Resu
     Ok(())
 }
 
+/// Bytes the regular files under `root` hold (0 while it does not exist); links are not followed.
+pub(crate) fn bytes_under(root: &Path) -> std::io::Result<u64> {
+    let mut total = 0;
+    let mut dirs = vec![root.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        let Ok(entries) = fs::read_dir(&dir) else { continue };
+        for entry in entries.flatten() {
+            let Ok(meta) = entry.metadata() else { continue };
+            if meta.is_dir() {
+                dirs.push(entry.path());
+            } else if meta.is_file() {
+                total += meta.len();
+            }
+        }
+    }
+    Ok(total)
+}
+
 /// Every directory and regular file under `root`, sorted, unhashed.
 fn list(root: &Path) -> Result<Tree> {
     let mut tree = Tree::default();
