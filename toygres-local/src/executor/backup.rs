@@ -18,8 +18,12 @@ const BACKEND: &str = "local executor";
 /// Databases dumped at the same time.
 const PARALLEL_DUMPS: usize = 2;
 
-/// Runs the backup job of `spec`.
+/// Runs the backup job of `spec`: an export of a clone image ([`BackupJobSpec::from_image`])
+/// reads the clone, never the source ([`super::export`]).
 pub(crate) async fn run(inner: Arc<Inner>, spec: BackupJobSpec, ctx: JobCtx) -> Result<()> {
+    if let Some(clone) = &spec.from_image {
+        return super::export::run(&inner, &spec, clone, &ctx).await;
+    }
     let cluster = inner.cluster_of(&spec.source)?;
     let password = &spec.source_password;
     let transfer = inner.blobs.transfer(&spec.location);

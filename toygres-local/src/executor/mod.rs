@@ -15,6 +15,7 @@ mod clone;
 mod codec;
 mod compat;
 mod dump;
+mod export;
 mod feed;
 mod joblog;
 mod jobs;
