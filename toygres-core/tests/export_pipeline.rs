@@ -1,7 +1,8 @@
 //! Exports of clone images ([`CreateImageRequest::export`]) through the backup pipeline, against
 //! the in-memory catalog and blob store with a mocked executor: what the job is given (the clone
 //! image to read, its checksum and key, the clone image's password and type), that the source
-//! instance need not be running, and every admission refusal, each recording nothing.
+//! instance need not be running, and every admission refusal (the clone image is verified and
+//! checked by the executor as for a restore), each recording nothing.
 
 mod support;
 
@@ -40,6 +41,11 @@ async fn ready(fx: &Fixture, source: InstanceId, format: ImageFormat) -> ImageRe
 fn exporting_executor(fx: &Fixture, clone: &ImageRecord, fail: bool) -> MockClusterExecutor {
     let (blobs, keys, clone) = (fx.blobs.clone(), fx.keys.clone(), clone.clone());
     let mut ex = MockClusterExecutor::new();
+    let readable = clone.id;
+    ex.expect_check_restorable().times(1).returning(move |manifest| {
+        assert_eq!(manifest.image_id, readable, "the clone image is checked as a restore checks it");
+        Ok(())
+    });
     ex.expect_start_backup_job().returning(move |spec| {
         let from = spec.from_image.as_ref().expect("an export names the clone image it reads");
         assert_eq!((from.image_id, Some(&from.checksum)), (clone.id, clone.checksum.as_ref()));
@@ -119,8 +125,7 @@ async fn every_refused_export_records_nothing() {
         .reserve_image(OperationId::new(), &NewImage::new("busy", fx.source.id).with_format(ImageFormat::Clone))
         .await
         .unwrap();
-    let before = fx.catalog.list_images(&ImageFilter::default()).await.unwrap();
-    // No expectation at all: a refused export reaches no executor method.
+    // No expectation at all: these refusals reach no executor method.
     let t = fx.toygres(MockClusterExecutor::new());
     let export = |image: ImageId| CreateImageRequest::export("exported", fx.source.id, image);
 
@@ -140,6 +145,19 @@ async fn every_refused_export_records_nothing() {
         matches!(err, Error::ConflictingRequest { field: "from_image", conflicts_with: "instance_id", .. }),
         "{err}"
     );
+
+    let mut unreadable = MockClusterExecutor::new();
+    unreadable.expect_check_restorable().times(1).returning(|manifest| {
+        Err(Error::ImageIncomplete { image: manifest.image_id, detail: "its data lives on another machine".into() })
+    });
+    let err = fx.toygres(unreadable).create_image(OperationId::new(), export(clone.id)).await.unwrap_err();
+    assert!(matches!(err, Error::ImageIncomplete { image, .. } if image == clone.id), "{err}");
+    let corrupted = ready(&fx, fx.source.id, ImageFormat::Clone).await;
+    let manifest = ImageLocation::for_image(corrupted.id);
+    fx.blobs.write(&manifest, manifest::MANIFEST_NAME, bytes::Bytes::from_static(b"{}")).await.unwrap();
+    let before = fx.catalog.list_images(&ImageFilter::default()).await.unwrap();
+    let err = t.create_image(OperationId::new(), export(corrupted.id)).await.unwrap_err();
+    assert!(matches!(err, Error::ChecksumMismatch { image, .. } if image == corrupted.id), "{err}");
 
     assert_eq!(fx.catalog.list_images(&ImageFilter::default()).await.unwrap(), before, "nothing recorded");
     assert!(fx.events.started().iter().all(|p| *p != Phase::ReserveImage), "{}", fx.events.dump());

@@ -20,6 +20,7 @@
 //! | export of an unknown or unready image | [`Error::ImageNotFound`], [`Error::ImageNotReady`] | 404, 409 |
 //! | export of an image that is not a clone image | [`Error::InvalidRequest`] on `from_image` | 422 |
 //! | export of a clone image of another instance | [`Error::ConflictingRequest`] on `from_image` | 422 |
+//! | export of a clone image not readable here (corrupted, kept on another machine) | as for a restore | 409 |
 
 use super::{Backup, Provision, Restore};
 use crate::error::{Error, Result};
@@ -66,9 +67,11 @@ impl Backup {
 
     /// Refuses an export of `clone` that cannot succeed and returns the clone image: it must be
     /// recorded ([`Error::ImageNotFound`]), `ready` ([`Error::ImageNotReady`]), a clone image
-    /// ([`Error::InvalidRequest`] on `from_image`) and of the request's instance
-    /// ([`Error::ConflictingRequest`] on `from_image`). The instance need not be running, nor
-    /// still recorded: the export reads the clone.
+    /// ([`Error::InvalidRequest`] on `from_image`) of the request's instance
+    /// ([`Error::ConflictingRequest`] on `from_image`), and readable as a restore reads it
+    /// ([`Restore::verify_image`]: its manifest verified, and the executor's
+    /// [`crate::ClusterExecutor::check_restorable`], e.g. its data kept on this machine). The
+    /// instance need not be running, nor still recorded: the export reads the clone.
     pub async fn admit_export(&self, request: &CreateImageRequest, clone: ImageId) -> Result<ImageRecord> {
         let image = self.t.catalog.get_image(clone).await?;
         if image.state != ImageState::Ready {
@@ -90,6 +93,7 @@ impl Backup {
                 hint: "the clone image was taken of another instance; set instance_id to its source_instance_id",
             });
         }
+        self.t.restore().verify_image(&image).await?;
         Ok(image)
     }
 
