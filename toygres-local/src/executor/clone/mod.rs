@@ -120,7 +120,7 @@ pub(crate) async fn take(
     with_progress(copying, &cluster.data_dir(), ctx).await?;
 
     ctx.log.line("recovering it to consistency once (start on a private socket, then a clean shutdown)");
-    recover(&cluster, &user, &socket_dir(image)).await?;
+    recover(&cluster, &user, own_user(inner), &socket_dir(image)).await?;
     let data = cluster.data_dir();
     for leftover in ["backup_label.old", "postmaster.opts"] {
         let _ = std::fs::remove_file(data.join(leftover));
@@ -158,10 +158,11 @@ async fn with_progress<T>(work: impl std::future::Future<Output = Result<T>>, di
     }
 }
 
-/// Starts the server once on the backup in `cluster` (as `user`, on a private socket in `socket`:
-/// nobody else can connect), which replays its WAL to consistency, stops it cleanly, kills whatever else still
-/// runs as `user`, and gives the tree back to this process.
-async fn recover(cluster: &LocalCluster, user: &ServerUser, socket_dir: &Path) -> Result<()> {
+/// Starts the server once on the backup in `cluster` (as `user`, on a private socket in
+/// `socket_dir`: nobody else can connect), which replays its WAL to consistency, stops it cleanly,
+/// kills whatever else still runs as `user` when it is the image's `own` (never the executor's
+/// shared user), and gives the tree back to this process.
+async fn recover(cluster: &LocalCluster, user: &ServerUser, own: bool, socket_dir: &Path) -> Result<()> {
     remove_all(socket_dir)?;
     user.create_owned_dir(socket_dir, 0o700)?;
     user.create_owned_dir(cluster.log_file().parent().expect("log dir"), 0o700)?;
@@ -174,17 +175,25 @@ async fn recover(cluster: &LocalCluster, user: &ServerUser, socket_dir: &Path) -
     remove_all(socket_dir)?;
     started?;
     stopped?;
-    if user.switches() {
+    if own {
         crate::cluster::identity::kill_processes_of(user.uid);
+    }
+    if user.switches() {
         ServerUser::resolve("root")?.take_tree(&cluster.data_dir())?;
     }
     set_mode(&cluster.data_dir(), 0o700)
 }
 
+/// Whether each clone image is recovered by an OS user of its own: when instances are isolated
+/// (and this process is root, so it can switch users).
+fn own_user(inner: &Inner) -> bool {
+    inner.isolate && inner.user.switches()
+}
+
 /// The OS user recovering `image`: its own when instances are isolated (created when `create`,
 /// otherwise only found), else the executor's. `None`: it has none (any more).
 async fn recovery_user(inner: &Inner, image: ImageId, create: bool) -> Result<Option<ServerUser>> {
-    if !inner.isolate || !inner.user.switches() {
+    if !own_user(inner) {
         return Ok(Some(inner.user.clone()));
     }
     let name = image_user_name(image);
@@ -202,7 +211,7 @@ async fn remove_partial(inner: &Inner, image: ImageId) -> Result<()> {
         let cluster = LocalCluster::new(inner.bin.clone(), user.clone(), &partial, RECOVERY_PORT);
         cluster.stop_immediate().await?;
         cluster.kill_postmaster();
-        if inner.isolate && user.switches() {
+        if own_user(inner) {
             crate::cluster::identity::kill_processes_of(user.uid);
             let name = user.name.clone();
             tokio::task::spawn_blocking(move || remove_user(&name))
@@ -218,13 +227,13 @@ async fn remove_partial(inner: &Inner, image: ImageId) -> Result<()> {
 /// still recovering a clone image and removes its OS user. Best effort.
 pub(crate) fn discard_partials_blocking(inner: &Inner) {
     for image in list(inner) {
-        let user = match inner.isolate && inner.user.switches() {
+        let user = match own_user(inner) {
             true => ServerUser::resolve(&image_user_name(image)).ok(),
             false => Some(inner.user.clone()),
         };
         let Some(user) = user else { continue };
         LocalCluster::new(inner.bin.clone(), user.clone(), partial_dir(inner, image), RECOVERY_PORT).stop_blocking();
-        if inner.isolate && user.switches() {
+        if own_user(inner) {
             crate::cluster::identity::kill_processes_of(user.uid);
             if let Err(e) = remove_user(&user.name) {
                 tracing::warn!(error = %e, "leaving a clone image's OS user behind");
