@@ -1,8 +1,8 @@
 //! Clone images on the local executor, on a real reflink filesystem (`TOYGRES_REFLINK_DIR`,
 //! loop-mounted XFS from `.ci/xfs.sh`): a clone restores equal to its source (the fidelity
-//! comparator) sharing its blocks (FIEMAP: no byte copied), is independent of the image and of its source, outlives
-//! the image's deletion, and is refused with a typed error naming the filesystem where there is
-//! no reflink, before anything is recorded.
+//! comparator) sharing its blocks (FIEMAP: no byte copied), is independent of the image and of
+//! its source, outlives the image's deletion, and is refused with a typed error naming the
+//! filesystem where there is no reflink, before anything is recorded.
 
 #[path = "local/support.rs"]
 mod support;
