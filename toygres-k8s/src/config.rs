@@ -130,6 +130,15 @@ pub struct K8sConfig {
     /// allowed to connect. Empty (the default): any address, the password being the only guard.
     #[serde(default)]
     pub load_balancer_source_ranges: Vec<String>,
+    /// The `VolumeSnapshotClass` of clone images ([`toygres_core::ImageFormat::Clone`], see
+    /// [`crate::clone`]): each is a CSI `VolumeSnapshot` of its source's PVC in this class, and a
+    /// restore is a PVC provisioned from it. `None` (the default): the executor keeps no clones, a
+    /// clone image is refused with [`Error::UnsupportedFormat`] before anything is created, and no
+    /// `VolumeSnapshot` is ever read or deleted (the RBAC rule on them is then not needed). On AKS
+    /// the Azure Disk CSI driver installs `csi-azuredisk-vsc` (`docs/azure-aks.md`); the class's
+    /// driver must be the one of [`K8sConfig::storage_class`].
+    #[serde(default)]
+    pub volume_snapshot_class: Option<String>,
 }
 
 fn default_stuck_grace() -> Duration {
@@ -181,6 +190,7 @@ impl Default for K8sConfig {
             job_deadline: default_job_deadline(),
             stuck_grace: default_stuck_grace(),
             load_balancer_source_ranges: Vec::new(),
+            volume_snapshot_class: None,
         }
     }
 }
@@ -269,6 +279,19 @@ impl K8sConfig {
                 return Err(Error::InvalidRequest {
                     field: "load_balancer_source_ranges",
                     reason: format!("{range:?} is not a CIDR; use e.g. \"203.0.113.0/24\""),
+                });
+            }
+        }
+        if let Some(class) = &self.volume_snapshot_class {
+            let valid = !class.is_empty()
+                && class.len() <= 253
+                && class
+                    .split('.')
+                    .all(|l| toygres_core::request::validate_dns1123_label("volume_snapshot_class", l).is_ok());
+            if !valid {
+                return Err(Error::InvalidRequest {
+                    field: "volume_snapshot_class",
+                    reason: format!("{class:?} is not a VolumeSnapshotClass name; use e.g. \"csi-azuredisk-vsc\""),
                 });
             }
         }

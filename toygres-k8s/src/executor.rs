@@ -10,8 +10,8 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 use toygres_core::{
-    BackupJobSpec, BlobStore, ClusterExecutor, ConnectionInfo, InstanceId, InstanceSpec, JobRef, Password,
-    ProgressSink, RestoreJobSpec, Result,
+    BackupJobSpec, BlobStore, ClusterExecutor, ConnectionInfo, ImageFormat, ImageId, InstanceId, InstanceSpec, JobRef,
+    Password, ProgressSink, RestoreJobSpec, Result,
 };
 
 /// Runs instances as StatefulSets on PVCs and images as Jobs, in one namespace.
@@ -112,6 +112,28 @@ impl ClusterExecutor for K8sExecutor {
 
     async fn delete_instance(&self, instance: &InstanceSpec) -> Result<()> {
         self.remove_instance(instance).await
+    }
+
+    /// Clone images ([`crate::clone`]) need a snapshot class ([`toygres_core::Error::UnsupportedFormat`]
+    /// without one), the `VolumeSnapshot` API, and the source's PVC. Other formats pass: only
+    /// their job can tell.
+    async fn check_source(&self, source: &InstanceSpec, password: &Password, format: ImageFormat) -> Result<()> {
+        let _ = password;
+        match format {
+            ImageFormat::Clone => self.check_clone_source(source).await,
+            ImageFormat::Logical | ImageFormat::Physical => Ok(()),
+        }
+    }
+
+    /// Deletes a clone image's `VolumeSnapshot` `snap-<image-id>` (absent is success; nothing
+    /// without a snapshot class). Instances cloned from it keep their volumes.
+    async fn delete_image(&self, image: ImageId) -> Result<()> {
+        self.delete_clone(image).await
+    }
+
+    /// The images of the namespace's toygres `VolumeSnapshot`s (none without a snapshot class).
+    async fn list_images(&self) -> Result<Vec<ImageId>> {
+        self.kept_clones().await
     }
 
     /// Every instance of the namespace some StatefulSet, Service, restore Job, Secret, ConfigMap or

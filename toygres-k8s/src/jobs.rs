@@ -12,7 +12,7 @@ use kube::ResourceExt;
 use std::sync::Arc;
 use std::time::Duration;
 use toygres_core::error::redact;
-use toygres_core::{BackupJobSpec, Error, JobRef, ProgressSink, RestoreJobSpec, Result, Subject};
+use toygres_core::{BackupJobSpec, Error, ImageFormat, JobRef, ProgressSink, RestoreJobSpec, Result, Subject};
 
 /// Field manager of the server-side applied job Secrets.
 const FIELD_MANAGER: &str = "toygres";
@@ -69,13 +69,16 @@ pub fn job_outcome(job: &Job) -> JobOutcome {
 }
 
 impl K8sExecutor {
-    /// Applies the job's Secret (refreshing short-lived credentials on a re-run), then creates the Job.
-    async fn launch(&self, secret: &Secret, job: &Job, owner_key: &str, owner: &str) -> Result<()> {
+    /// Applies the job's Secret, if it has one (refreshing short-lived credentials on a re-run),
+    /// then creates the Job.
+    pub(crate) async fn launch(&self, secret: Option<&Secret>, job: &Job, owner_key: &str, owner: &str) -> Result<()> {
         let name = job.name_any();
-        self.api::<Secret>()
-            .patch(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(secret))
-            .await
-            .map_err(|e| api::error(&format!("applying Secret {name}"), e))?;
+        if let Some(secret) = secret {
+            self.api::<Secret>()
+                .patch(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(secret))
+                .await
+                .map_err(|e| api::error(&format!("applying Secret {name}"), e))?;
+        }
         api::create(&self.api::<Job>(), job, |j| names::owned_by(j.metadata.labels.as_ref(), owner_key, owner)).await?;
         Ok(())
     }
@@ -95,8 +98,14 @@ impl K8sExecutor {
         let transfer = self.job_transfer(&spec.location, &job.name)?;
         let manifests = self.manifests();
         let secret = manifests.backup_secret(spec, &transfer)?;
-        let object = manifests.backup_job(spec, &transfer)?;
-        self.launch(&secret, &object, IMAGE_LABEL, &spec.image_id.to_string()).await?;
+        let object = match spec.format {
+            ImageFormat::Clone => {
+                crate::clone::snapshot_class(&self.config)?;
+                manifests.clone_backup_job(spec, &transfer, &self.clone_source(&spec.source).await?)?
+            }
+            ImageFormat::Logical | ImageFormat::Physical => manifests.backup_job(spec, &transfer)?,
+        };
+        self.launch(Some(&secret), &object, IMAGE_LABEL, &spec.image_id.to_string()).await?;
         Ok(job)
     }
 
@@ -109,9 +118,12 @@ impl K8sExecutor {
         // An unreadable manifest changes nothing here: the job reports it.
         if let Some(manifest) = self.verified_manifest(spec).await {
             crate::physical::check_restore(&self.config, spec, &manifest)?;
+            if manifest.format == ImageFormat::Clone {
+                return self.start_clone_restore(spec, &manifest).await;
+            }
             self.size_volume(spec, &manifest).await?;
         }
-        self.launch(&secret, &object, INSTANCE_LABEL, &spec.instance.id.to_string()).await?;
+        self.launch(Some(&secret), &object, INSTANCE_LABEL, &spec.instance.id.to_string()).await?;
         Ok(job)
     }
 
@@ -124,7 +136,8 @@ impl K8sExecutor {
             loop {
                 match jobs.get(&job.name).await {
                     Ok(current) => match job_outcome(&current) {
-                        JobOutcome::Succeeded => return Ok(()),
+                        // A clone image's Job is followed by its snapshot, within the same timeout.
+                        JobOutcome::Succeeded => return self.complete_clone(job, &current).await,
                         JobOutcome::Failed(reason) => return Err(self.failed(job, reason).await),
                         JobOutcome::Running => {
                             let uid = current.metadata.uid.clone().unwrap_or_default();

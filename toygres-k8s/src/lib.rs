@@ -54,6 +54,10 @@
 //!     - apiGroups: [batch]
 //!       resources: [jobs]
 //!       verbs: [get, list, create, delete]
+//!     # Only with clone images (K8sConfig::volume_snapshot_class set):
+//!     - apiGroups: [snapshot.storage.k8s.io]
+//!       resources: [volumesnapshots]
+//!       verbs: [get, list, create, delete]
 //!   ```
 //!
 //! ## The manifests
@@ -66,6 +70,7 @@
 //! | PVC, Secret (`password`), ConfigMap, StatefulSet, Service | `pg-<instance-id>` | `create_volume`, `deploy_from_volume` |
 //! | backup Job + its Secret (`PGPASSWORD`, transfer secrets, `data-key`) | `backup-<image-id>` | `start_backup_job` |
 //! | restore Job + its Secret (transfer secrets, `data-key`) | `restore-<instance-id>` | `start_restore_job` |
+//! | `VolumeSnapshot` of a clone image (label `toygres.io/component: clone`) | `snap-<image-id>` | `wait_for_job` of its backup |
 //!
 //! Every object carries `app.kubernetes.io/managed-by: toygres` and `toygres.io/instance: <id>` (or
 //! `toygres.io/image: <id>` for a backup), which `delete_instance` selects on; `list_instances` lists
@@ -105,9 +110,18 @@
 //! configuration; the server replays the archive's WAL when the StatefulSet starts it
 //! (`templates/restore-unpack.sh`). A restore of some databases only, or onto an instance whose
 //! image runs another major, is refused before the job exists ([`physical::check_restore`]).
+//!
+//! **Clone images** ([`toygres_core::ImageFormat::Clone`], [`clone`]): a CSI `VolumeSnapshot` of
+//! the source's PVC in [`K8sConfig::volume_snapshot_class`], taken once the backup Job has
+//! uploaded the roles and checkpointed the source, and awaited until ready; a restore replaces the
+//! new instance's empty PVC by one provisioned from it and runs a one-container Job that applies
+//! the instance's configuration (nothing is downloaded). `delete_image` deletes the snapshot (clones
+//! keep their volumes) and `list_images` lists them for reconcile. Without a snapshot class, clone
+//! images are refused with [`toygres_core::Error::UnsupportedFormat`].
 #![warn(missing_docs)]
 
 pub mod api;
+pub mod clone;
 pub mod config;
 pub mod connect;
 pub mod diagnose;
@@ -120,6 +134,7 @@ pub mod physical;
 pub mod progress;
 pub mod render;
 pub mod sealing;
+pub mod snapshot;
 pub mod transfer;
 pub mod volume;
 

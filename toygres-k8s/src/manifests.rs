@@ -41,7 +41,7 @@ pub struct Manifests<'a> {
     config: &'a K8sConfig,
 }
 
-fn check_instance(instance: &InstanceSpec) -> Result<()> {
+pub(crate) fn check_instance(instance: &InstanceSpec) -> Result<()> {
     toygres_core::request::validate_dns1123_label("name", &instance.name)?;
     if let Some(label) = &instance.dns_label {
         toygres_core::request::validate_dns1123_label("dns_label", label)?;
@@ -78,7 +78,7 @@ pub(crate) fn container<'j>(job: &'j mut Job, name: &str) -> Result<&'j mut k8s_
         .ok_or_else(|| Error::backend_msg("kubernetes executor", format!("job template has no container {name}")))
 }
 
-fn add_env(job: &mut Job, container_name: &str, env: &[EnvVar]) -> Result<()> {
+pub(crate) fn add_env(job: &mut Job, container_name: &str, env: &[EnvVar]) -> Result<()> {
     container(job, container_name)?.env.get_or_insert_with(Vec::new).extend_from_slice(env);
     Ok(())
 }
@@ -89,16 +89,21 @@ impl<'a> Manifests<'a> {
         Self { config }
     }
 
-    fn meta(&self, name: &str, labels: &BTreeMap<String, String>) -> [(&'static str, Value); 3] {
+    /// The configuration the manifests are rendered for.
+    pub fn config(&self) -> &'a K8sConfig {
+        self.config
+    }
+
+    pub(crate) fn meta(&self, name: &str, labels: &BTreeMap<String, String>) -> [(&'static str, Value); 3] {
         [("name", json!(name)), ("namespace", json!(self.config.namespace)), ("labels", json!(labels))]
     }
 
-    fn postgres_image(&self, instance: &InstanceSpec) -> String {
+    pub(crate) fn postgres_image(&self, instance: &InstanceSpec) -> String {
         self.config.postgres_images.image(instance.image_type, instance.pg_version.as_deref())
     }
 
     /// The values every job template takes besides its own.
-    fn job_values(&self) -> [(&'static str, Value); 3] {
+    pub(crate) fn job_values(&self) -> [(&'static str, Value); 3] {
         let requests = &self.config.job_requests;
         [
             ("job_resources", json!({"requests": {"cpu": requests.cpu, "memory": requests.memory}})),
@@ -108,7 +113,7 @@ impl<'a> Manifests<'a> {
         ]
     }
 
-    fn job_pod_labels(&self, mut labels: BTreeMap<String, String>) -> BTreeMap<String, String> {
+    pub(crate) fn job_pod_labels(&self, mut labels: BTreeMap<String, String>) -> BTreeMap<String, String> {
         if self.config.workload_identity {
             labels.insert(WORKLOAD_IDENTITY_LABEL.into(), "true".into());
         }
@@ -117,11 +122,22 @@ impl<'a> Manifests<'a> {
 
     /// The instance's empty data volume.
     pub fn pvc(&self, instance: &InstanceSpec) -> Result<PersistentVolumeClaim> {
+        self.pvc_with(instance, &self.config.volume_size, Value::Null)
+    }
+
+    /// The instance's PVC of `size` whose `dataSource` is `data_source` (`null`: an empty volume).
+    pub(crate) fn pvc_with(
+        &self,
+        instance: &InstanceSpec,
+        size: &str,
+        data_source: Value,
+    ) -> Result<PersistentVolumeClaim> {
         check_instance(instance)?;
         let labels = names::instance_labels(instance.id, "postgres");
         let mut values = self.meta(&instance.resource_name(), &labels).to_vec();
         values.push(("storage_class", json!(self.config.storage_class)));
-        values.push(("volume_size", json!(self.config.volume_size)));
+        values.push(("volume_size", json!(size)));
+        values.push(("data_source", data_source));
         render(render::PVC, &values)
     }
 
@@ -206,18 +222,32 @@ impl<'a> Manifests<'a> {
     /// (see [`PG_HBA_CONF`]) for a physical one; a source that cannot be imaged physically
     /// (`wal_level=minimal`, no WAL sender, tablespaces) fails the job with the reason, as only a
     /// connection to it can tell.
+    ///
+    /// A clone image's job needs its source volume's size: [`Manifests::clone_backup_job`]; here
+    /// it is refused ([`Error::UnsupportedFormat`] when no snapshot class is configured).
     pub fn backup_job(&self, spec: &BackupJobSpec, transfer: &JobTransfer) -> Result<Job> {
-        check_instance(&spec.source)?;
         let dump_script = match spec.format {
             ImageFormat::Logical => render::backup_dump_script(),
             ImageFormat::Physical => render::backup_basebackup_script(),
             ImageFormat::Clone => {
-                return Err(Error::UnsupportedFormat {
-                    format: ImageFormat::Clone,
-                    reason: "clone images on Kubernetes are not built yet".into(),
-                })
+                crate::clone::snapshot_class(self.config)?;
+                return Err(Error::backend_msg(
+                    crate::api::BACKEND,
+                    "the backup job of a clone image is rendered by Manifests::clone_backup_job, with its source volume",
+                ));
             }
         };
+        self.backup_job_with(spec, transfer, dump_script)
+    }
+
+    /// The backup job of `spec` whose `dump` container runs `dump_script`.
+    pub(crate) fn backup_job_with(
+        &self,
+        spec: &BackupJobSpec,
+        transfer: &JobTransfer,
+        dump_script: String,
+    ) -> Result<Job> {
+        check_instance(&spec.source)?;
         let job = JobRef::backup(spec.image_id);
         let labels = names::image_labels(spec.image_id);
         let mut values = self.meta(&job.name, &labels).to_vec();

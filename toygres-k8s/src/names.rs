@@ -11,7 +11,7 @@ pub const MANAGED_BY: &str = "toygres";
 pub const INSTANCE_LABEL: &str = "toygres.io/instance";
 /// The image a backup object belongs to.
 pub const IMAGE_LABEL: &str = "toygres.io/image";
-/// The component: `postgres`, `backup` or `restore`.
+/// The component: `postgres`, `backup`, `restore` or `clone` (a clone image's `VolumeSnapshot`).
 pub const COMPONENT_LABEL: &str = "toygres.io/component";
 /// The pod label AKS workload identity looks for.
 pub const WORKLOAD_IDENTITY_LABEL: &str = "azure.workload.identity/use";
@@ -39,6 +39,40 @@ pub fn image_labels(id: ImageId) -> BTreeMap<String, String> {
     ])
 }
 
+/// Labels of a clone image's `VolumeSnapshot` (component `clone`): what `list_images` lists.
+pub fn clone_labels(id: ImageId) -> BTreeMap<String, String> {
+    let mut labels = image_labels(id);
+    labels.insert(COMPONENT_LABEL.to_string(), "clone".to_string());
+    labels
+}
+
+/// The `VolumeSnapshot` of clone image `id`: `snap-<image-id>`.
+pub fn snapshot_name(id: ImageId) -> String {
+    format!("snap-{id}")
+}
+
+/// The selector of every clone image's `VolumeSnapshot`.
+pub fn clones_selector() -> String {
+    format!("{MANAGED_BY_LABEL}={MANAGED_BY},{COMPONENT_LABEL}=clone,{IMAGE_LABEL}")
+}
+
+/// The image whose object carries `labels`: `None` unless they mark it as toygres's and its
+/// [`IMAGE_LABEL`] is an image id as the executor writes it.
+pub fn image_of(labels: Option<&BTreeMap<String, String>>) -> Option<ImageId> {
+    id_of(labels, IMAGE_LABEL)
+}
+
+/// The id under `key` of toygres's `labels`, written as the executor writes it.
+fn id_of<T: std::str::FromStr + std::fmt::Display>(labels: Option<&BTreeMap<String, String>>, key: &str) -> Option<T> {
+    let labels = labels?;
+    if labels.get(MANAGED_BY_LABEL).map(String::as_str) != Some(MANAGED_BY) {
+        return None;
+    }
+    let value = labels.get(key)?;
+    let id: T = value.parse().ok()?;
+    (id.to_string() == *value).then_some(id)
+}
+
 /// The selector of everything an instance owns.
 pub fn instance_selector(id: InstanceId) -> String {
     format!("{MANAGED_BY_LABEL}={MANAGED_BY},{INSTANCE_LABEL}={id}")
@@ -54,13 +88,7 @@ pub fn instances_selector() -> String {
 /// [`INSTANCE_LABEL`] is an instance id as the executor writes it (the form [`instance_selector`]
 /// selects on, so the instance's objects can then be deleted by it).
 pub fn instance_of(labels: Option<&BTreeMap<String, String>>) -> Option<InstanceId> {
-    let labels = labels?;
-    if labels.get(MANAGED_BY_LABEL).map(String::as_str) != Some(MANAGED_BY) {
-        return None;
-    }
-    let value = labels.get(INSTANCE_LABEL)?;
-    let id: InstanceId = value.parse().ok()?;
-    (id.to_string() == *value).then_some(id)
+    id_of(labels, INSTANCE_LABEL)
 }
 
 /// The selector of the instance's server pod (used by its StatefulSet and Service).

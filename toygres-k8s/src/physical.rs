@@ -35,15 +35,19 @@ pub fn target_major(config: &K8sConfig, image_type: ImageType, pg_version: Optio
 /// of its databases only ([`Error::InvalidRequest`] on `databases`: a data directory restores
 /// whole), or an instance whose image runs another major than the image's ([`Error::UnsupportedImage`]:
 /// data files are read only by the major that wrote them). Logical images pass.
+///
+/// Clone images ([`ImageFormat::Clone`], [`crate::clone`]) are data directories too: the same
+/// rules hold for them.
 pub fn check_restore(config: &K8sConfig, spec: &RestoreJobSpec, manifest: &Manifest) -> Result<()> {
-    if manifest.format != ImageFormat::Physical {
+    let format = manifest.format;
+    if format == ImageFormat::Logical {
         return Ok(());
     }
     if spec.databases.is_some() {
         return Err(Error::InvalidRequest {
             field: "databases",
             reason: format!(
-                "image {} is physical: it restores as a whole data directory, not some of its databases; \
+                "image {} is {format}: it restores as a whole data directory, not some of its databases; \
                  restore all of it, or take a logical image",
                 spec.image_id
             ),
@@ -55,7 +59,7 @@ pub fn check_restore(config: &K8sConfig, spec: &RestoreJobSpec, manifest: &Manif
         (Some(image), Some(target)) if image != target => Err(Error::UnsupportedImage {
             image: spec.image_id,
             reason: format!(
-                "it is a physical image of PostgreSQL {}, and physical images restore only onto the same major, \
+                "it is a {format} image of PostgreSQL {}, and {format} images restore only onto the same major, \
                  but instance {} would run PostgreSQL {target} ({}); restore it onto PostgreSQL {image}, or take \
                  a logical image to move to another major",
                 manifest.pg_version,

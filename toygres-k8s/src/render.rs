@@ -38,8 +38,13 @@ pub const SERVICE: Template = template!("service.yaml");
 pub const BACKUP_JOB: Template = template!("backup-job.yaml");
 /// `restore-job.yaml`.
 pub const RESTORE_JOB: Template = template!("restore-job.yaml");
+/// `volumesnapshot.yaml`: a clone image's data ([`crate::clone`]).
+pub const VOLUME_SNAPSHOT: Template = template!("volumesnapshot.yaml");
+/// `restore-clone-job.yaml`: the restore job of a clone image.
+pub const RESTORE_CLONE_JOB: Template = template!("restore-clone-job.yaml");
 /// Every manifest template.
-pub const ALL: [Template; 7] = [PVC, SECRET, CONFIG_MAP, STATEFUL_SET, SERVICE, BACKUP_JOB, RESTORE_JOB];
+pub const ALL: [Template; 9] =
+    [PVC, SECRET, CONFIG_MAP, STATEFUL_SET, SERVICE, BACKUP_JOB, RESTORE_JOB, VOLUME_SNAPSHOT, RESTORE_CLONE_JOB];
 
 /// The ConfigMap's `initdb.sh`: run by the PostgreSQL image's entrypoint after it initialised an
 /// empty volume, it has the data directory include the ConfigMap's `postgresql.conf`.
@@ -60,12 +65,21 @@ pub const BACKUP_DUMP_SH: &str = include_str!("../templates/backup-dump.sh");
 /// The backup job's `dump` container of a physical image (source's PostgreSQL image):
 /// `pg_basebackup` over a replication connection.
 pub const BACKUP_BASEBACKUP_SH: &str = include_str!("../templates/backup-basebackup.sh");
+/// The backup job's `dump` container of a clone image (source's PostgreSQL image): the globals,
+/// then `CHECKPOINT` before the executor snapshots the source's volume.
+pub const BACKUP_CLONE_SH: &str = include_str!("../templates/backup-clone.sh");
 /// The backup job's `upload` container (toolbox).
 pub const BACKUP_UPLOAD_SH: &str = include_str!("../templates/backup-upload.sh");
 /// The restore job's `fetch` container (toolbox).
 pub const RESTORE_FETCH_SH: &str = include_str!("../templates/restore-fetch.sh");
 /// The restore job's `load` container (instance's PostgreSQL image).
 pub const RESTORE_LOAD_SH: &str = include_str!("../templates/restore-load.sh");
+/// Helpers of the restore jobs' PostgreSQL containers for a data directory that came whole from
+/// another instance (physical and clone images): `server_major`, `apply_instance_config`,
+/// `mark_restored`.
+pub const DATA_DIR_SH: &str = include_str!("../templates/data-dir.sh");
+/// The restore job's `prepare` container of a clone image (instance's PostgreSQL image).
+pub const RESTORE_CLONE_SH: &str = include_str!("../templates/restore-clone.sh");
 /// `unpack_physical`: the `load` container's restore of a physical image.
 pub const RESTORE_UNPACK_SH: &str = include_str!("../templates/restore-unpack.sh");
 
@@ -77,6 +91,11 @@ pub fn backup_dump_script() -> String {
 /// The complete script of the backup job's `dump` container for a physical image.
 pub fn backup_basebackup_script() -> String {
     format!("{COMMON_SH}\n{SOURCE_META_SH}\n{BACKUP_BASEBACKUP_SH}")
+}
+
+/// The complete script of the backup job's `dump` container for a clone image.
+pub fn backup_clone_script() -> String {
+    format!("{COMMON_SH}\n{SOURCE_META_SH}\n{BACKUP_CLONE_SH}")
 }
 
 /// The complete script of the backup job's `upload` container.
@@ -92,7 +111,12 @@ pub fn restore_fetch_script() -> String {
 /// The complete script of the restore job's `load` container (both formats: the verified plan
 /// says which).
 pub fn restore_load_script() -> String {
-    format!("{COMMON_SH}\n{RESTORE_UNPACK_SH}\n{RESTORE_LOAD_SH}")
+    format!("{COMMON_SH}\n{DATA_DIR_SH}\n{RESTORE_UNPACK_SH}\n{RESTORE_LOAD_SH}")
+}
+
+/// The complete script of the restore job's `prepare` container for a clone image.
+pub fn restore_clone_script() -> String {
+    format!("{COMMON_SH}\n{DATA_DIR_SH}\n{RESTORE_CLONE_SH}")
 }
 
 /// Substitutes `values` into `template` and returns the YAML text.
@@ -196,7 +220,13 @@ mod tests {
         for script in [backup_upload_script(), restore_fetch_script()] {
             assert!(script.contains("seal_stream() {") && script.contains("open_stream() {"));
         }
-        for script in [backup_dump_script(), backup_basebackup_script(), restore_load_script()] {
+        for script in [
+            backup_dump_script(),
+            backup_basebackup_script(),
+            backup_clone_script(),
+            restore_load_script(),
+            restore_clone_script(),
+        ] {
             assert!(!script.contains("TOYGRES_DATA_KEY_FILE") && !script.contains("toygres-seal"));
         }
         assert!(BACKUP_UPLOAD_SH.contains(
@@ -214,6 +244,8 @@ mod tests {
         for (name, script) in [
             ("backup-dump", backup_dump_script()),
             ("backup-basebackup", backup_basebackup_script()),
+            ("backup-clone", backup_clone_script()),
+            ("restore-clone", restore_clone_script()),
             ("backup-upload", backup_upload_script()),
             ("restore-fetch", restore_fetch_script()),
             ("restore-load", restore_load_script()),

@@ -8,7 +8,7 @@ use k8s_openapi::api::core::v1::PersistentVolumeClaim;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use kube::api::{Patch, PatchParams};
 use toygres_core::manifest::MANIFEST_NAME;
-use toygres_core::{Manifest, RestoreJobSpec, Result};
+use toygres_core::{InstanceSpec, Manifest, RestoreJobSpec, Result};
 
 const GIB: u64 = 1 << 30;
 
@@ -76,6 +76,31 @@ impl K8sExecutor {
             return Ok(());
         }
         // Unbound: nothing was written to it; replace it with one of the right size.
+        let mut replacement = self.manifests().pvc(&spec.instance)?;
+        if let Some(resources) = replacement.spec.as_mut().and_then(|s| s.resources.as_mut()) {
+            resources.requests.get_or_insert_with(Default::default).insert("storage".into(), Quantity(size));
+        }
+        self.replace_pvc(&spec.instance, &replacement).await
+    }
+
+    /// Replaces `instance`'s PVC, on which nothing was written, by `replacement`: deletes it, waits
+    /// until it is gone, creates the new one. A PVC toygres did not create for the instance is
+    /// refused, not deleted.
+    pub(crate) async fn replace_pvc(&self, instance: &InstanceSpec, replacement: &PersistentVolumeClaim) -> Result<()> {
+        let pvcs = self.api::<PersistentVolumeClaim>();
+        let name = instance.resource_name();
+        let id = instance.id.to_string();
+        let owned = |o: &PersistentVolumeClaim| {
+            crate::names::owned_by(o.metadata.labels.as_ref(), crate::names::INSTANCE_LABEL, &id)
+        };
+        if let Some(existing) = pvcs.get_opt(&name).await.map_err(|e| api::error(&format!("reading PVC {name}"), e))? {
+            if !owned(&existing) {
+                return Err(toygres_core::Error::backend_msg(
+                    api::BACKEND,
+                    format!("PVC {name} was not created by toygres for this instance; delete or rename it, then retry"),
+                ));
+            }
+        }
         api::delete(&pvcs, &name).await?;
         for _ in 0..60 {
             if pvcs.get_opt(&name).await.map_err(|e| api::error(&format!("reading PVC {name}"), e))?.is_none() {
@@ -83,15 +108,7 @@ impl K8sExecutor {
             }
             tokio::time::sleep(self.config.poll_interval).await;
         }
-        let mut replacement = self.manifests().pvc(&spec.instance)?;
-        if let Some(resources) = replacement.spec.as_mut().and_then(|s| s.resources.as_mut()) {
-            resources.requests.get_or_insert_with(Default::default).insert("storage".into(), Quantity(size));
-        }
-        let id = spec.instance.id.to_string();
-        api::create(&pvcs, &replacement, |o| {
-            crate::names::owned_by(o.metadata.labels.as_ref(), crate::names::INSTANCE_LABEL, &id)
-        })
-        .await?;
+        api::create(&pvcs, replacement, owned).await?;
         Ok(())
     }
 }

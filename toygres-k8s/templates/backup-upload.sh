@@ -4,7 +4,8 @@
 # and raw size of every object, last. Sizes and checksums are those of the stored (sealed) bytes;
 # manifest.json is sealed too, and the catalog's checksum is that of its stored bytes.
 # Logical images (backup-dump.sh) hold the globals and one dump per database, physical ones
-# (backup-basebackup.sh) the globals and pg_basebackup's tar. Progress counts the bytes the dump
+# (backup-basebackup.sh) the globals and pg_basebackup's tar, clone images (backup-clone.sh) the
+# globals and the name of their VolumeSnapshot. Progress counts the bytes the dump
 # side writes, of the source's size estimate.
 # Needs: TOYGRES_IMAGE_ID, TOYGRES_IMAGE_TYPE, TOYGRES_EXCHANGE.
 TOYGRES_STEP=backup-upload
@@ -53,7 +54,7 @@ await "$exchange/meta/raw_estimate"
 meta="$exchange/meta"
 format=$(cat "$meta/format")
 estimate=$(cat "$meta/raw_estimate")
-databases="[]" archives="[]"
+databases="[]" archives="[]" clone=null
 store globals.sql.zst
 case "$format" in
   logical) store_databases ;;
@@ -62,6 +63,14 @@ case "$format" in
     archives="[$(object_json base-00.tar.zst)]"
     contents="1 archive"
     ;;
+  clone)
+    # The data is the VolumeSnapshot the executor takes once this Job has completed; its name and
+    # the source volume's size come from the executor.
+    : "${TOYGRES_CLONE_NAME:?missing}" "${TOYGRES_CLONE_SIZE:?missing}"
+    clone=$(jq -n --arg name "$TOYGRES_CLONE_NAME" --argjson size "$TOYGRES_CLONE_SIZE" \
+      '{kind: "volume-snapshot", name: $name, size: $size}')
+    contents="the roles; the data is VolumeSnapshot $TOYGRES_CLONE_NAME"
+    ;;
   *) fail "the dump container wrote an unknown format $format" ;;
 esac
 
@@ -69,10 +78,12 @@ jq -n --arg id "$TOYGRES_IMAGE_ID" --argjson pg_version "$(cat "$meta/pg_version
   --argjson globals "$(object_json globals.sql.zst)" --argjson databases "$databases" \
   --arg created "$(date -u +%Y-%m-%dT%H:%M:%SZ)" --argjson locale "$(cat "$meta/locale.json")" \
   --argjson dump_version "$(cat "$meta/dump_version")" --arg format "$format" --argjson archives "$archives" \
+  --argjson clone "$clone" \
   '{format_version: 2, image_id: $id, pg_version: $pg_version, image_type: $type, format: $format,
     compression: "zstd", globals: $globals, databases: $databases}
     + (if $archives == [] then {} else {archives: $archives} end)
-    + {created_at: $created, cluster_locale: $locale, dump_version: $dump_version}' >"$work/manifest.json"
+    + {created_at: $created, cluster_locale: $locale, dump_version: $dump_version}
+    + (if $clone == null then {} else {clone: $clone} end)' >"$work/manifest.json"
 seal_stream manifest.json <"$work/manifest.json" >"$work/manifest.stored"
 # azcopy reads only from a pipe, never from a redirected file.
 cat "$work/manifest.stored" | upload manifest.json

@@ -25,14 +25,6 @@ free=$(df -Pk "$volume" | awk 'NR == 2 { printf "%.0f", $4 * 1024 }')
 ((free >= raw_total)) ||
   fail "the volume has $free bytes free but the image holds $raw_total bytes uncompressed (the data needs at least that); raise K8sConfig::volume_size"
 
-# mark_restored WHAT: flushes the volume, then writes the marker a retried job finds.
-mark_restored() {
-  sync
-  printf '%s' "$TOYGRES_IMAGE_ID" >"$TOYGRES_MARKER"
-  sync
-  log "image $TOYGRES_IMAGE_ID restored: $1"
-}
-
 if [[ "$format" == physical ]]; then
   unpack_physical
   exit 0
