@@ -13,6 +13,10 @@
 //!   is not mounted fails the Job, as `seal.sh` does. A pod of the Job logs the byte-moving container's progress line in
 //!   the scripts' format; the Job completes once the executor has read that line (a job that runs
 //!   while it is watched; at most [`READ_GRACE`] later), or fails at once with the script's error.
+//!   A clone image's backup (its `upload` container told `TOYGRES_CLONE_NAME`) stores the roles and
+//!   a manifest of format `clone`; a clone's restore Job (container `prepare`) succeeds when its PVC
+//!   was provisioned from a ready `VolumeSnapshot`.
+//! - [`FakeCluster::snapshot_controller`]: `VolumeSnapshot`s become ready (or fail).
 //! - [`FakeCluster::run_server`]: the StatefulSet's pod becomes Ready and the Service gets a load
 //!   balancer address.
 //! - [`FakeCluster::left_of`]: the objects that still name an id, after the garbage collector has
@@ -27,7 +31,7 @@ use std::time::Duration;
 use toygres_core::blob::StoredObject;
 use toygres_core::envelope::{object, DataKey};
 use toygres_core::manifest::{database_object_name, sha256_hex, DatabaseSql, ManifestDatabase, ManifestObject};
-use toygres_core::manifest::{FORMAT_VERSION, GLOBALS_NAME, MANIFEST_NAME};
+use toygres_core::manifest::{CloneKind, ManifestClone, FORMAT_VERSION, GLOBALS_NAME, MANIFEST_NAME};
 use toygres_core::testing::MockBlobStore;
 use toygres_core::{Error, ImageFormat, ImageId, ImageType, InstanceSpec, JobKind, JobRef, Manifest, Transfer};
 use toygres_k8s::{sealing, K8sConfig, K8sExecutor};
@@ -79,14 +83,29 @@ impl FakeCluster {
                 found.into_iter().find(|e| e["name"] == name).and_then(|e| e["value"].as_str().map(String::from));
             value.unwrap_or_else(|| panic!("{}: container {container} has no {name}", job_ref.name))
         };
+        let has = |container: &str| containers.as_array().into_iter().flatten().any(|c| c["name"] == container);
+        let clone_of = |container: &str| {
+            let all = containers.as_array().into_iter().flatten().filter(|c| c["name"] == container);
+            let env: Vec<Value> = all.flat_map(|c| c["env"].as_array().cloned().unwrap_or_default()).collect();
+            let var =
+                |name: &str| env.iter().find(|e| e["name"] == name).and_then(|e| e["value"].as_str().map(String::from));
+            var("TOYGRES_CLONE_NAME").map(|name| ManifestClone {
+                kind: CloneKind::VolumeSnapshot,
+                name,
+                size: var("TOYGRES_CLONE_SIZE").and_then(|s| s.parse().ok()).unwrap_or(0),
+                files: vec![],
+                dirs: vec![],
+            })
+        };
         let (container, step, outcome) = match job_ref.kind {
             JobKind::Backup => ("upload", "backup-upload", {
                 let key = self.mounted_key(&object, "upload");
                 key.and_then(|key| {
                     let image = env("upload", "TOYGRES_IMAGE_ID");
-                    self.backup(&image, &env("upload", "TOYGRES_IMAGE_TYPE"), key.as_ref())
+                    self.backup(&image, &env("upload", "TOYGRES_IMAGE_TYPE"), key.as_ref(), clone_of("upload"))
                 })
             }),
+            JobKind::Restore if has("prepare") => ("prepare", "restore-clone", self.prepare_clone(&object)),
             JobKind::Restore => ("fetch", "restore-fetch", {
                 let key = self.mounted_key(&object, "fetch");
                 key.and_then(|key| {
@@ -171,7 +190,15 @@ impl FakeCluster {
 
     /// The backup's containers: an image of the fake source, its bytes moved, every object and the
     /// manifest sealed under `key` when it has one.
-    fn backup(&self, image: &str, image_type: &str, key: Option<&DataKey>) -> Result<u64, String> {
+    /// A clone image's backup (`clone`: what its `upload` container was told of the snapshot)
+    /// stores the roles and a manifest of format `clone` naming it.
+    fn backup(
+        &self,
+        image: &str,
+        image_type: &str,
+        key: Option<&DataKey>,
+        clone: Option<ManifestClone>,
+    ) -> Result<u64, String> {
         let image: ImageId = image.parse().map_err(|e| format!("TOYGRES_IMAGE_ID {image}: {e:?}"))?;
         let image_type: ImageType = serde_json::from_value(json!(image_type)).map_err(|e| e.to_string())?;
         let mut objects = self.objects.lock().unwrap();
@@ -185,29 +212,34 @@ impl FakeCluster {
             ManifestObject { name: name.into(), size, sha256, raw_size: Some(plain.len() as u64) }
         };
         let globals = store(GLOBALS_NAME, b"-- the roles of the fake source\n");
-        let dump = store(&database_object_name(0), b"-- a fake dump of database postgres\n");
-        let moved = globals.size + dump.size;
-        let database = ManifestDatabase {
-            name: "postgres".into(),
-            owner: "postgres".into(),
-            object: dump,
-            sql: DatabaseSql::default(),
-            allow_connections: true,
+        let (databases, moved) = if clone.is_some() {
+            (vec![], globals.size)
+        } else {
+            let dump = store(&database_object_name(0), b"-- a fake dump of database postgres\n");
+            let moved = globals.size + dump.size;
+            let database = ManifestDatabase {
+                name: "postgres".into(),
+                owner: "postgres".into(),
+                object: dump,
+                sql: DatabaseSql::default(),
+                allow_connections: true,
+            };
+            (vec![database], moved)
         };
         let manifest = Manifest {
             format_version: FORMAT_VERSION,
             image_id: image,
             pg_version: PG_VERSION.into(),
             image_type,
-            format: ImageFormat::Logical,
+            format: if clone.is_some() { ImageFormat::Clone } else { ImageFormat::Logical },
             compression: "zstd".into(),
             globals,
-            databases: vec![database],
+            databases,
             archives: vec![],
             created_at: "2026-12-01T08:00:00Z".parse().unwrap(),
             cluster_locale: None,
             dump_version: Some(PG_VERSION.into()),
-            clone: None,
+            clone,
         };
         objects.insert((image, MANIFEST_NAME.to_string()), manifest.stored_bytes(key));
         Ok(moved)
@@ -241,6 +273,44 @@ impl FakeCluster {
             }
         }
         Ok(manifest.objects().map(|o| o.size).sum())
+    }
+
+    /// A clone restore's `prepare` container: its PVC must have been provisioned from a ready
+    /// `VolumeSnapshot` (the fake CSI driver's rule); nothing is moved.
+    fn prepare_clone(&self, job: &Value) -> Result<u64, String> {
+        let volumes = job["spec"]["template"]["spec"]["volumes"].as_array().cloned().unwrap_or_default();
+        let claim = volumes.iter().find_map(|v| v["persistentVolumeClaim"]["claimName"].as_str().map(String::from));
+        let claim = claim.ok_or("the job mounts no PVC")?;
+        let pvc = self.api.get(&core("persistentvolumeclaims", &claim)).ok_or(format!("no PVC {claim}"))?;
+        let source = &pvc["spec"]["dataSource"];
+        if source["kind"] != "VolumeSnapshot" || source["apiGroup"] != "snapshot.storage.k8s.io" {
+            return Err(format!("PVC {claim} was not provisioned from a VolumeSnapshot: {source}"));
+        }
+        let name = source["name"].as_str().unwrap_or_default();
+        let snapshot = self.api.get(&volume_snapshot(name)).ok_or(format!("VolumeSnapshot {name} does not exist"))?;
+        if snapshot["status"]["readyToUse"] != true {
+            return Err(format!("VolumeSnapshot {name} is not ready"));
+        }
+        Ok(0)
+    }
+
+    /// The snapshot controller, until the handle is aborted: every `VolumeSnapshot` without a
+    /// status gets `status` (`{"readyToUse": true, "restoreSize": "20Gi"}`, or one with an error).
+    pub fn snapshot_controller(&self, status: Value) -> tokio::task::JoinHandle<()> {
+        let api = self.api.clone();
+        tokio::spawn(async move {
+            let prefix = format!("{}/", volume_snapshot(""));
+            loop {
+                for path in api.paths().into_iter().filter(|p| p.starts_with(&prefix)) {
+                    api.modify(&path, |s| {
+                        if s["status"].is_null() {
+                            s["status"] = status.clone();
+                        }
+                    });
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
     }
 
     /// The kubelet: the instance's server pod is Ready, its Service has a load balancer address.
@@ -300,6 +370,11 @@ impl FakeCluster {
         left.sort();
         left
     }
+}
+
+/// Path of a VolumeSnapshot.
+pub fn volume_snapshot(name: &str) -> String {
+    format!("/apis/snapshot.storage.k8s.io/v1/namespaces/{NS}/volumesnapshots/{name}").trim_end_matches('/').to_string()
 }
 
 /// Path of a StatefulSet.
