@@ -94,6 +94,15 @@ impl K8sExecutor {
     }
 
     pub(crate) async fn start_backup(&self, spec: &BackupJobSpec) -> Result<JobRef> {
+        if spec.from_image.is_some() {
+            // Never a backup of the running source in its place: that is not the clone's data.
+            return Err(Error::UnsupportedFormat {
+                format: ImageFormat::Physical,
+                reason: "exporting a clone image (a VolumeSnapshot) is not built on Kubernetes: restore the clone \
+                         into an instance and take a physical image of it"
+                    .into(),
+            });
+        }
         let job = JobRef::backup(spec.image_id);
         let transfer = self.job_transfer(&spec.location, &job.name)?;
         let manifests = self.manifests();

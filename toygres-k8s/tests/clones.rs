@@ -232,6 +232,23 @@ async fn without_a_snapshot_class_clone_images_are_refused_before_anything_is_cr
 }
 
 #[tokio::test]
+async fn an_export_of_a_clone_image_is_refused_not_taken_of_the_running_source() {
+    let (cluster, executor, source) = cluster().await;
+    let spec = BackupJobSpec {
+        from_image: Some(toygres_core::executor::CloneSource {
+            image_id: ImageId::new(),
+            checksum: format!("sha256:{}", "ab".repeat(32)),
+            data_key: None,
+        }),
+        ..backup_spec(source, ImageFormat::Physical, None)
+    };
+    cluster.api.take_calls();
+    let err = executor.start_backup_job(&spec).await.unwrap_err();
+    assert!(matches!(&err, Error::UnsupportedFormat { format: ImageFormat::Physical, .. }), "{err}");
+    assert!(cluster.api.take_calls().is_empty(), "no Job, no Secret");
+}
+
+#[tokio::test]
 async fn reconcile_removes_an_orphan_snapshot_and_keeps_foreign_ones() {
     let (fake, executor) = FakeApi::executor_with(blobs(), config(Some(CLASS)));
     let executor = Arc::new(executor);
