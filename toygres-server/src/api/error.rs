@@ -103,6 +103,12 @@ impl From<Error> for ApiError {
             // A cron expression's grammar is not in the OpenAPI schema (a string): one that fits
             // the schema but does not parse, or never fires, is a semantic refusal.
             Error::InvalidRequest { field: "cron", .. } => (S::UNPROCESSABLE_ENTITY, "invalid_cron", Some("cron")),
+            // Whether `from_image` names a clone image of the instance, and `format` suits it,
+            // is not in the schema either: an export that cannot be is a semantic refusal.
+            Error::InvalidRequest { field: "from_image", .. }
+            | Error::ConflictingRequest { field: "from_image", .. } => {
+                (S::UNPROCESSABLE_ENTITY, "invalid_export", Some("from_image"))
+            }
             Error::InvalidRequest { field, .. } => (S::BAD_REQUEST, "invalid_request", Some(field)),
             Error::ConflictingRequest { field, .. } => (S::BAD_REQUEST, "conflicting_request", Some(field)),
             Error::ImageNotFound(_) => (S::NOT_FOUND, "image_not_found", None),
@@ -205,5 +211,14 @@ mod tests {
             Error::UnsupportedImage { image: toygres_core::ImageId::new(), reason: "newer".into() }.into();
         let found = (e.status, e.detail.code.as_str(), e.detail.field.as_deref());
         assert_eq!(found, (StatusCode::CONFLICT, "image_unsupported", Some("source_image_id")));
+        // A schema-valid export that cannot be is 422, never 400.
+        for e in [
+            Error::InvalidRequest { field: "from_image", reason: "a physical image".into() },
+            Error::ConflictingRequest { field: "from_image", conflicts_with: "format", hint: "physical" },
+        ] {
+            let e: ApiError = e.into();
+            let found = (e.status, e.detail.code.as_str(), e.detail.field.as_deref());
+            assert_eq!(found, (StatusCode::UNPROCESSABLE_ENTITY, "invalid_export", Some("from_image")));
+        }
     }
 }

@@ -9,9 +9,10 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::Response;
 use axum::Json;
-use toygres_core::{ImageId, ImageRecord, ImageState, Subject};
+use toygres_core::{Error, ImageId, ImageRecord, ImageState, Subject};
 
-/// Takes an image of a running instance. The backup goes on in the background.
+/// Takes an image of a running instance, or exports a clone image as a physical image
+/// (`from_image`). The backup goes on in the background.
 #[utoipa::path(post, operation_id = "create_image", path = "/api/images", tag = "images", request_body = CreateImageBody,
     params(("Idempotency-Key" = Option<String>, Header, description = "Any string, bound to this body: a retry with the same key and body returns the same image as it is now; the key with another body is 422, and after the image's deletion 409")),
     responses(
@@ -19,9 +20,9 @@ use toygres_core::{ImageId, ImageRecord, ImageState, Subject};
             headers(("Location" = String, description = "URL of the new image"))),
         (status = 400, description = "Invalid body or field (named in `field`), or a source the executor cannot image in that format; nothing was created", body = ErrorBody),
         (status = 401, description = "Missing or wrong token", body = ErrorBody),
-        (status = 404, description = "Unknown instance", body = ErrorBody),
-        (status = 409, description = "The instance is not running, or the Idempotency-Key's image was deleted since; nothing was created", body = ErrorBody),
-        (status = 422, description = "`format_unsupported`: the executor cannot keep images in this format (a clone image where its filesystem has no reflink: the message names it); `idempotency_key_reused`: the Idempotency-Key was first used with another body. Nothing was created", body = ErrorBody),
+        (status = 404, description = "Unknown instance, or unknown `from_image`", body = ErrorBody),
+        (status = 409, description = "The instance is not running, the `from_image` clone image is not ready or not readable here (`image_corrupted`: kept on another machine, or changed), or the Idempotency-Key's image was deleted since; nothing was created", body = ErrorBody),
+        (status = 422, description = "`format_unsupported`: the executor cannot keep images in this format (a clone image where its filesystem has no reflink: the message names it); `invalid_export`: `from_image` is not a clone image of `instance_id`, or `format` is not physical; `idempotency_key_reused`: the Idempotency-Key was first used with another body. Nothing was created", body = ErrorBody),
         (status = 429, description = "Too many images and instances are being made; retry after Retry-After seconds", body = ErrorBody,
             headers(("Retry-After" = String, description = "Seconds to wait"))),
     ))]
@@ -32,7 +33,15 @@ pub async fn create(
 ) -> Result<Response, ApiError> {
     state.admit_long_job().await?;
     let operation = operation_of(&headers);
-    let record = state.engine.create_image(operation, body.into()).await?;
+    let export = body.from_image.is_some();
+    let record = match state.engine.create_image(operation, body.into()).await {
+        Ok(record) => record,
+        // An export's image is its `from_image` (a restore's is `source_image_id`).
+        Err(e @ (Error::ImageNotFound(_) | Error::ImageNotReady { .. })) if export => {
+            return Err(ApiError::from(e).with_field("from_image"))
+        }
+        Err(e) => return Err(e.into()),
+    };
     Ok(accepted(format!("/api/images/{}", record.id), record.id.as_uuid(), record.state.to_string()))
 }
 

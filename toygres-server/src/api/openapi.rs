@@ -66,7 +66,10 @@ mod tests {
         assert_eq!(format["oneOf"][0]["$ref"], "#/components/schemas/ImageFormat", "{body}");
         assert!(!body["required"].as_array().unwrap().contains(&json!("format")), "{body}");
         assert_eq!(body["additionalProperties"], false, "{body}");
-        assert_eq!(schemas["ImageFormat"]["enum"], json!(["logical", "physical"]));
+        assert_eq!(schemas["ImageFormat"]["enum"], json!(["logical", "physical", "clone"]));
+        let from_image = &body["properties"]["from_image"];
+        assert_eq!(from_image["format"], "uuid", "{body}");
+        assert!(!body["required"].as_array().unwrap().contains(&json!("from_image")), "{body}");
         assert_eq!(schemas["ImageFormat"]["type"], "string");
     }
 

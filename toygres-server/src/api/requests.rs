@@ -52,7 +52,8 @@ impl From<CreateInstanceBody> for CreateInstanceRequest {
     }
 }
 
-/// `POST /api/images`: take an image of a running instance.
+/// `POST /api/images`: take an image of a running instance, or (`from_image`) export a clone
+/// image of it as a physical image.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateImageBody {
@@ -65,25 +66,42 @@ pub struct CreateImageBody {
     #[schema(max_length = 1024)]
     #[serde(default)]
     pub description: Option<String>,
-    /// `logical` (the default) or `physical`; any other value is refused (400, `field` `format`).
-    #[schema(default = "logical")]
-    #[serde(default)]
-    pub format: ImageFormat,
+    /// `logical` (the default), `physical` or `clone`; any other value is refused (400, `field`
+    /// `format`). With `from_image` the default is `physical`, the only format an export has.
+    #[schema(default = "logical", value_type = ImageFormat)]
+    #[serde(default, deserialize_with = "present")]
+    pub format: Option<ImageFormat>,
     /// Labels to find the image by (`GET /api/images?labels=k=v`): at most 64, keys of 1-63
     /// characters, values of at most 256.
     #[serde(default)]
     #[schema(schema_with = super::fields::labels)]
     pub labels: Labels,
+    /// Export this ready clone image of `instance_id` as a physical image in the blob store, so
+    /// that it outlives the machine keeping the clone (the instance need not be running).
+    /// Refused, with nothing created: an unknown image (404), one not ready (409), not a clone
+    /// image, of another instance, or with another `format` (422, `field` `from_image`).
+    #[serde(default)]
+    pub from_image: Option<Uuid>,
 }
 
 impl From<CreateImageBody> for CreateImageRequest {
     fn from(body: CreateImageBody) -> Self {
-        let mut request = CreateImageRequest::new(body.name, body.instance_id.into());
+        let mut request = match body.from_image {
+            Some(clone) => CreateImageRequest::export(body.name, body.instance_id.into(), clone.into()),
+            None => CreateImageRequest::new(body.name, body.instance_id.into()),
+        };
         request.description = body.description;
-        request.format = body.format.into();
+        if let Some(format) = body.format {
+            request.format = format.into();
+        }
         request.labels = body.labels;
         request
     }
+}
+
+/// A field that may be left out but is never `null` (`None`: left out).
+fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(deserializer: D) -> Result<Option<T>, D::Error> {
+    T::deserialize(deserializer).map(Some)
 }
 
 /// `POST /api/schedules`: take images of an instance on a cron schedule, with retention.
@@ -192,6 +210,19 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn an_export_is_physical_unless_the_body_says_otherwise() {
+        let (id, clone) = (Uuid::new_v4(), Uuid::new_v4());
+        let body = parse(json!({ "name": "n", "instance_id": id, "from_image": clone })).await.unwrap();
+        let request = CreateImageRequest::from(body);
+        assert_eq!(request, CreateImageRequest::export("n", id.into(), clone.into()));
+        let body = parse(json!({ "name": "n", "instance_id": id, "from_image": clone, "format": "logical" }));
+        let request = CreateImageRequest::from(body.await.unwrap());
+        assert_eq!(request.format, toygres_core::ImageFormat::Logical, "kept, for core to refuse");
+        let body = parse(json!({ "name": "n", "instance_id": id, "from_image": null })).await.unwrap();
+        assert_eq!(CreateImageRequest::from(body).from_image, None);
+    }
+
+    #[tokio::test]
     async fn an_unknown_image_format_is_refused_naming_the_field() {
         let id = Uuid::new_v4();
         for format in [json!("Physical"), json!("incremental"), json!(1), json!(null)] {
@@ -210,7 +241,9 @@ mod tests {
 
     #[test]
     fn formats_match_the_libraries() {
-        for format in [toygres_core::ImageFormat::Logical, toygres_core::ImageFormat::Physical, toygres_core::ImageFormat::Clone] {
+        for format in
+            [toygres_core::ImageFormat::Logical, toygres_core::ImageFormat::Physical, toygres_core::ImageFormat::Clone]
+        {
             let api = ImageFormat::from(format);
             assert_eq!(serde_json::to_value(api).unwrap(), json!(format.as_str()));
             assert_eq!(toygres_core::ImageFormat::from(api), format);

@@ -114,7 +114,7 @@ pub struct Image {
     pub size_bytes: Option<u64>,
     /// `sha256:<hex>` of its manifest, once ready.
     pub checksum: Option<String>,
-    /// `logical` or `physical`, as requested (known while creating too).
+    /// `logical`, `physical` or `clone`, as requested (known while creating too).
     pub format: ImageFormat,
     /// Names of the databases it holds, once ready. Logical images only: a physical image is the
     /// whole cluster and its manifest lists none (empty).
@@ -131,6 +131,10 @@ pub struct Image {
     pub failure_reason: Option<String>,
     /// How its objects are encrypted; `null` for an image stored unencrypted, as its creator asked.
     pub encryption: Option<Encryption>,
+    /// The clone image a physical image was exported from; `null` for an image taken of its
+    /// instance.
+    #[serde(default)]
+    pub from_image: Option<Uuid>,
     /// When it was reserved (RFC 3339).
     pub created_at: String,
 }
@@ -165,6 +169,7 @@ impl Image {
             progress,
             failure_reason: record.failure_reason,
             encryption: record.encryption.map(|w| Encryption { provider: w.provider, key_id: w.key_id }),
+            from_image: record.from_image.map(|i| i.as_uuid()),
             created_at: record.created_at.to_rfc3339(),
         }
     }

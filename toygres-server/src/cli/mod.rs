@@ -117,6 +117,24 @@ pub enum ImageCommand {
         #[arg(long)]
         wait: bool,
     },
+    /// Export a clone image as a physical image in the blob store, so that it outlives the
+    /// machine keeping the clone (its instance need not be running).
+    Export {
+        /// The clone image (id).
+        image: String,
+        /// Name of the physical image (a-z, 0-9, -).
+        #[arg(long)]
+        name: String,
+        /// Free text.
+        #[arg(long)]
+        description: Option<String>,
+        /// Labels, as `key=value` pairs joined by commas.
+        #[arg(long, value_name = "KEY=VALUE,...")]
+        labels: Option<String>,
+        /// Wait until it is ready (or failed), with a progress bar.
+        #[arg(long)]
+        wait: bool,
+    },
     /// List images (every page), optionally only those with all of `--labels`.
     List {
         /// Only those with every one of these labels (`key=value,…`).
@@ -224,6 +242,15 @@ async fn images(client: Client, command: ImageCommand, json: bool) -> Result<Exi
             let created = client.post("/api/images", &body).await?;
             finish(&client, kind, created, wait, json).await
         }
+        ImageCommand::Export { image, name, description, labels, wait } => {
+            // The export is of the clone image's own instance.
+            let clone = client.get(&format!("/api/images/{image}")).await?;
+            let labels = labels_object(labels.as_deref())?;
+            let body = json!({ "name": name, "instance_id": clone["source_instance_id"], "from_image": image,
+                "description": description, "labels": labels });
+            let created = client.post("/api/images", &body).await?;
+            finish(&client, kind, created, wait, json).await
+        }
         ImageCommand::List { labels } => {
             let list = client.list_all("/api/images", labels.as_deref().unwrap_or_default()).await?;
             output::print_list(kind, &list, json);
@@ -313,5 +340,16 @@ mod tests {
         let wrong = Cli::try_parse_from(["toygres", "images", "create", "img", "--instance", "i", "--format", "tar"]);
         let message = wrong.unwrap_err().to_string();
         assert!(message.contains("--format") && message.contains("physical"), "{message}");
+    }
+
+    #[test]
+    fn images_export_takes_the_clone_image_and_a_name() {
+        let cli = Cli::try_parse_from(["toygres", "images", "export", "c0ffee", "--name", "kept", "--wait"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Images(ImageCommand::Export { ref image, ref name, wait: true, .. }) if image == "c0ffee" && name == "kept"
+        ));
+        let nameless = Cli::try_parse_from(["toygres", "images", "export", "c0ffee"]).unwrap_err().to_string();
+        assert!(nameless.contains("--name"), "{nameless}");
     }
 }

@@ -67,12 +67,16 @@ function imageRow(m) {
   const failure = m.failure_reason ? `<div class="failure">${text(m.failure_reason)}</div>` : '';
   const button = m.state === 'ready'
     ? `<button class="restore-button" data-id="${m.id}" data-name="${text(m.name)}">Restore</button>` : '';
+  // A clone image lives on the machine that keeps it: its export is a physical image in the blob store.
+  const exp = m.state === 'ready' && m.format === 'clone'
+    ? ` <button class="export-image" data-id="${m.id}" data-name="${text(m.name)}" data-instance="${m.source_instance_id}"` +
+      ` title="Export as a physical image in the blob store">Export</button>` : '';
   const del = m.state === 'ready' || m.state === 'failed'
     ? ` <button class="delete-image" data-id="${m.id}">Delete</button>` : '';
   return `<tr data-name="${text(m.name)}" data-id="${m.id}"><td>${text(m.name)}</td><td>${state(m.state)}${failure}</td>` +
     `<td>${text(m.format)}</td><td>${size(m.size_bytes)}</td><td>${text((m.databases || []).join(', '))}</td>` +
     `<td>${m.encryption ? text(`${m.encryption.provider} ${m.encryption.key_id}`) : 'none'}</td>` +
-    `<td>${progress(m.progress)}</td><td>${button}${del}</td></tr>`;
+    `<td>${progress(m.progress)}</td><td>${button}${exp}${del}</td></tr>`;
 }
 
 function scheduleRow(s, names) {
@@ -143,6 +147,9 @@ document.addEventListener('click', (e) => {
     act(() => api('POST', '/api/images', { name: uniqueName(b.dataset.name), instance_id: b.dataset.id, format }));
   } else if (b.classList.contains('restore-button')) {
     act(() => api('POST', '/api/instances', { name: uniqueName(b.dataset.name + '-copy'), source_image_id: b.dataset.id }));
+  } else if (b.classList.contains('export-image')) {
+    const name = uniqueName(b.dataset.name + '-export');
+    act(() => api('POST', '/api/images', { name, instance_id: b.dataset.instance, from_image: b.dataset.id }));
   } else if (b.classList.contains('delete-instance')) {
     act(() => api('DELETE', '/api/instances/' + b.dataset.id));
   } else if (b.classList.contains('delete-image')) {
