@@ -33,7 +33,7 @@ mod burst;
 mod durable;
 mod fleet;
 mod procs;
-// The tests' process table reader (`processes`, `ancestor_in`); its other helpers are unused here.
+// The tests' process helpers (`processes`, `ancestor_in`, `terminate`); the others are unused here.
 #[allow(dead_code)]
 #[path = "../../tests/support/procs.rs"]
 mod proc_tree;

@@ -146,17 +146,7 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
-        use nix::sys::signal::{kill, Signal};
-        let _ = kill(nix::unistd::Pid::from_raw(self.child.id() as i32), Signal::SIGTERM);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        procs::terminate(&mut self.child, Duration::from_secs(10));
     }
 }
 

@@ -1,5 +1,6 @@
 //! What runs on this machine, read from `/proc`: which server process runs a tool, and which
-//! PostgreSQL servers run under a directory (none may be left behind). The replica bench
+//! PostgreSQL servers run under a directory (none may be left behind); and stopping a child
+//! process politely, then firmly ([`terminate`]). The replica bench
 //! (`examples/bench_replicas`) includes this file too.
 
 use std::path::Path;
@@ -50,4 +51,19 @@ pub fn postmasters_under(dir: &Path) -> Vec<u32> {
     let postgres: Vec<u32> = all.iter().map(|p| p.0).filter(|pid| is_postgres(*pid)).collect();
     // A postmaster's children (backends, checkpointer, …) have a postmaster as parent.
     all.iter().filter(|p| postgres.contains(&p.0) && !postgres.contains(&p.1)).map(|p| p.0).collect()
+}
+
+/// Stops `child` with SIGTERM, waiting up to `patience` for it to exit, then SIGKILL; reaps it.
+pub fn terminate(child: &mut std::process::Child, patience: std::time::Duration) {
+    use nix::sys::signal::{kill, Signal};
+    let _ = kill(nix::unistd::Pid::from_raw(child.id() as i32), Signal::SIGTERM);
+    let deadline = std::time::Instant::now() + patience;
+    while std::time::Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
 }
