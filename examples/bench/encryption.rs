@@ -3,17 +3,18 @@
 //! catalog, executor and blobs with `.with_plaintext_images()`. Both take part in the same
 //! alternation and levelling as the other tools ([`crate::order`]).
 //!
-//! Every toygres step also records the pipeline's phases (progress events' `Finished` times), so
+//! Every toygres step also records the pipeline's phases ([`crate::phases`]), so
 //! an overhead can be placed without a profiler: the backup job (dump, compress, seal, store), the
 //! control plane's verification, the restore job (verify into private storage, then load: split
 //! further by its log, [`crate::joblog`]), and the server's start. And [`rates`] times sealing and opening in this process, which bounds what
 //! the cipher itself can cost an image of a given stored size.
 
-use crate::{compare, BoxResult, Samples};
-use std::sync::{Arc, Mutex};
+use crate::phases::Phases;
+use crate::stats::{compare, Samples};
+use crate::BoxResult;
 use std::time::{Duration, Instant};
 use toygres_core::envelope::{object, DataKey};
-use toygres_core::{EventKind, ImageId, ProgressEvent, ProgressSink};
+use toygres_core::ImageId;
 
 /// The compared steps: (sample key of the encrypted side, RATIO name, label).
 const STEPS: [(&str, &str, &str); 4] = [
@@ -29,76 +30,6 @@ const SHOWN_PHASE: Duration = Duration::from_millis(20);
 /// The sample key of `step` on the plaintext side.
 pub fn plain(step: &str) -> String {
     format!("plain_{step}")
-}
-
-/// One step's phases: (phase or job segment, time), in the order they finished.
-pub type StepPhases = Vec<(String, Duration)>;
-
-/// A progress sink keeping the `Finished` time of every phase until [`PhaseLog::take`].
-#[derive(Clone, Default)]
-pub struct PhaseLog(Arc<Mutex<StepPhases>>);
-
-impl PhaseLog {
-    /// Forgets what was recorded so far.
-    pub fn clear(&self) {
-        self.0.lock().expect("phase log").clear();
-    }
-
-    /// What was recorded since the last `clear` or `take`.
-    pub fn take(&self) -> StepPhases {
-        std::mem::take(&mut *self.0.lock().expect("phase log"))
-    }
-}
-
-impl ProgressSink for PhaseLog {
-    fn emit(&self, event: &ProgressEvent) {
-        if let EventKind::Finished { elapsed } = event.kind {
-            self.0.lock().expect("phase log").push((event.phase.to_string(), elapsed));
-        }
-    }
-}
-
-/// Each phase's samples over the runs of one step: (phase, times), in the order they first finished.
-type PhaseSamples = Vec<(String, Vec<Duration>)>;
-
-/// Phase samples by step key.
-#[derive(Default)]
-pub struct Phases(Vec<(String, PhaseSamples)>);
-
-impl Phases {
-    /// Records one run of `step` (a phase that ran twice counts once, with its times added).
-    pub fn push(&mut self, step: &str, phases: StepPhases) {
-        let index = match self.0.iter().position(|(s, _)| s == step) {
-            Some(i) => i,
-            None => {
-                self.0.push((step.to_string(), Vec::new()));
-                self.0.len() - 1
-            }
-        };
-        let mut summed: StepPhases = Vec::new();
-        for (phase, t) in phases {
-            match summed.iter_mut().find(|(p, _)| *p == phase) {
-                Some((_, total)) => *total += t,
-                None => summed.push((phase, t)),
-            }
-        }
-        let samples = &mut self.0[index].1;
-        for (phase, t) in summed {
-            match samples.iter_mut().find(|(p, _)| *p == phase) {
-                Some((_, ts)) => ts.push(t),
-                None => samples.push((phase, vec![t])),
-            }
-        }
-    }
-
-    fn of(&self, step: &str) -> &[(String, Vec<Duration>)] {
-        self.0.iter().find(|(s, _)| s == step).map(|(_, p)| p.as_slice()).unwrap_or(&[])
-    }
-
-    fn median(&self, step: &str, phase: &str) -> Duration {
-        let samples = self.of(step).iter().find(|(p, _)| *p == phase).map(|(_, ts)| ts.as_slice());
-        crate::stats::median(samples.unwrap_or(&[]))
-    }
 }
 
 /// Prints the medians of both sides per step, with each step's phase breakdown (encrypted /

@@ -1,8 +1,9 @@
 //! A restore job's own log, read while the restore runs (the pipeline deletes a finished job
 //! together with its log). Its timestamped lines split the job without a profiler: reading the
-//! manifest, verifying every object into private storage, the new volume (`initdb`, or a physical
-//! image unpacked), and the load (server start, rows, indexes, stop and sync), with the largest
-//! database's own schema / rows / indexes split from its `loaded:` line.
+//! manifest, verifying every object into private storage, the new volume (`initdb`, a physical
+//! image unpacked, or a clone image cloned), and the load (server start, rows, indexes, stop and
+//! sync), with the largest database's own schema / rows / indexes split from its `loaded:` line.
+//! Shared by the benches (`examples/bench` and, through `#[path]`, `examples/bench_clones`).
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -12,12 +13,15 @@ use std::time::Duration;
 /// How often the job directory is looked at until the restore job's log appears.
 const POLL: Duration = Duration::from_millis(20);
 
-/// Lines that start a segment of the job, by prefix, and the segment's name.
-const MARKERS: [(&str, &str); 6] = [
+/// Lines that start a segment of the job, by prefix, and the segment's name. A clone restore's
+/// "new volume" is checking the clone image's tree and reflink-cloning it, then `cloned ` starts
+/// its settings and `syncfs`.
+const MARKERS: [(&str, &str); 7] = [
     ("verifying ", "job: verify"),
     ("image verified", "job: new volume"),
     ("unpacking ", "job: unpack"),
     ("unpacked ", "job: settings"),
+    ("cloned ", "job: settings + syncfs"),
     ("volume initialised", "job: load"),
     ("job ", "job: manifest"),
 ];
@@ -87,7 +91,10 @@ pub fn segments(log: &str) -> Vec<(String, Duration)> {
             continue;
         } else if let Some((_, name)) = MARKERS.iter().find(|(prefix, _)| text.starts_with(prefix)) {
             marks.push((at, name));
-        } else if text.starts_with("restore complete") || text.starts_with("physical image unpacked") {
+        } else if ["restore complete", "physical image unpacked", "clone image cloned"]
+            .iter()
+            .any(|p| text.starts_with(p))
+        {
             marks.push((at, "job: finish"));
         } else if let Some(split) = loaded(text) {
             if largest.is_none_or(|l| l.iter().sum::<f64>() < split.iter().sum::<f64>()) {

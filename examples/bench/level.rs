@@ -5,6 +5,7 @@
 //! 6.9-8.5 s right before it, and toygres's moved the same way. Before each timed step the bench
 //! writes a scratch file as large as the source's data directory, syncs it and deletes it, so
 //! every step starts with the same warm, free page cache.
+//! Shared by the benches (`examples/bench` and, through `#[path]`, `examples/bench_clones`).
 
 use std::io::Write;
 use std::path::Path;

@@ -35,13 +35,14 @@ mod encryption;
 mod joblog;
 mod level;
 mod pgbackrest;
+mod phases;
 mod raw;
 mod samples;
 mod stats;
 
-use encryption::{plain, PhaseLog, Phases, StepPhases};
-use stats::{list, load_average, median, mib, peak_rss_mib, reset_peak_rss};
-use std::collections::BTreeMap;
+use encryption::plain;
+use phases::{PhaseLog, Phases, StepPhases};
+use stats::{compare, load_average, mib, peak_rss_mib, reset_peak_rss, Samples};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -230,21 +231,6 @@ impl Stack {
     }
 }
 
-/// Samples by measurement name.
-#[derive(Default)]
-struct Samples(BTreeMap<String, Vec<Duration>>);
-
-impl Samples {
-    fn push(&mut self, what: &str, t: Duration) -> f64 {
-        self.0.entry(what.to_string()).or_default().push(t);
-        t.as_secs_f64()
-    }
-
-    fn get(&self, what: &str) -> &[Duration] {
-        self.0.get(what).map(Vec::as_slice).unwrap_or(&[])
-    }
-}
-
 #[tokio::main]
 async fn main() -> BoxResult<()> {
     let args = args()?;
@@ -297,7 +283,7 @@ async fn bench(args: &Args, stack: &Stack, dir: &Path, password: &Password) -> B
                 dump_size = size;
                 if let Some(peer) = &peer {
                     level()?;
-                    let (t, size) = peer.backup().await?;
+                    let (t, size) = peer.backup(DATABASE).await?;
                     line += &format!(" pgBackRest backup {:.2} s,", s.push("pgbackrest_backup", t));
                     pgbr_size = size;
                 }
@@ -395,21 +381,4 @@ async fn bench(args: &Args, stack: &Stack, dir: &Path, password: &Password) -> B
 /// Prints the medians of `ours` and `theirs` and returns their ratio (toygres / other).
 fn report(what: &str, ours: &[Duration], theirs: &[Duration]) -> f64 {
     compare(what, ours, theirs, ("toygres", "other"))
-}
-
-/// Prints the medians of `ours` and `theirs` and returns their ratio (`ours` / `theirs`); `names`
-/// label the two sample lists.
-fn compare(what: &str, ours: &[Duration], theirs: &[Duration], names: (&str, &str)) -> f64 {
-    let (m_ours, m_theirs) = (median(ours), median(theirs));
-    let ratio = m_ours.as_secs_f64() / m_theirs.as_secs_f64();
-    println!(
-        "  {what}: {:.2} s vs {:.2} s → ratio {ratio:.2}  [{}: {}; {}: {}]",
-        m_ours.as_secs_f64(),
-        m_theirs.as_secs_f64(),
-        names.0,
-        list(ours),
-        names.1,
-        list(theirs)
-    );
-    ratio
 }

@@ -4,8 +4,10 @@
 //!
 //! Needs the `pgbackrest` binary (Debian: `apt-get install pgbackrest`). Every pgBackRest command
 //! runs as the server's OS user with the superuser's password in `PGPASSWORD` (never in argv).
+//! Shared by the benches (`examples/bench` and, through `#[path]`, `examples/bench_clones`).
 
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 use toygres_core::Password;
 use toygres_local::cluster::{create_traversable_dir, ports::free_port, process::run};
@@ -29,6 +31,8 @@ pub struct PgBackRest {
     source: LocalCluster,
     password: Password,
     dir: PathBuf,
+    /// The pgbench (accounts, branches) rows of the database the last backup was checked on.
+    backed_up: Mutex<Option<(String, (i64, i64))>>,
 }
 
 impl PgBackRest {
@@ -45,7 +49,12 @@ impl PgBackRest {
             .into());
         }
         let user = source.server_user();
-        let this = Self { source: source.clone(), password: password.clone(), dir: dir.to_path_buf() };
+        let this = Self {
+            source: source.clone(),
+            password: password.clone(),
+            dir: dir.to_path_buf(),
+            backed_up: Mutex::new(None),
+        };
         // Everything under `dir`, owned by the source's OS user (Debian's default spool directory
         // belongs to `postgres`, and each toygres instance runs as a user of its own).
         for sub in ["", "repo", "lock", "log", "spool"] {
@@ -94,11 +103,15 @@ impl PgBackRest {
         Ok(run(cmd, &what, &[self.password.expose()]).await?)
     }
 
-    /// One full backup: its time and the size of what it stored in the repository.
-    pub async fn backup(&self) -> BoxResult<(Duration, u64)> {
+    /// One full backup: its time and the size of what it stored in the repository. Then,
+    /// untimed, counts the pgbench rows of `database` in the source, which the restores of this
+    /// backup must hold (so they need not the source any more).
+    pub async fn backup(&self, database: &str) -> BoxResult<(Duration, u64)> {
         let started = Instant::now();
         self.pgbackrest("backup", &["--type=full".into()]).await?;
         let elapsed = started.elapsed();
+        let source = rows(&self.source, &self.password, database).await?;
+        *self.backed_up.lock().expect("backed-up rows") = Some((database.to_string(), source));
         Ok((elapsed, crate::level::dir_size(&self.latest_backup()?)?))
     }
 
@@ -117,8 +130,14 @@ impl PgBackRest {
 
     /// Restores the latest backup into a new cluster under `dir`, starts it on a free port and
     /// waits until recovery has ended and it accepts writes; returns that time after checking
-    /// (untimed) that `database` holds as many pgbench rows as in the source, then removes it.
+    /// (untimed) that `database` holds as many pgbench rows as the source did at the last
+    /// [`PgBackRest::backup`], then removes it. It runs the server as the source's OS user, but
+    /// reads nothing of the source: its data directory may be gone.
     pub async fn restore(&self, dir: &Path, database: &str) -> BoxResult<Duration> {
+        let expected = match self.backed_up.lock().expect("backed-up rows").clone() {
+            Some((db, rows)) if db == database => rows,
+            _ => return Err(format!("no pgBackRest backup was checked on database {database}").into()),
+        };
         let user: &ServerUser = self.source.server_user();
         let cluster = LocalCluster::new(self.source.binaries().clone(), user.clone(), dir, free_port()?);
         let started = Instant::now();
@@ -135,9 +154,10 @@ impl PgBackRest {
             wait_writable(&cluster, &self.password).await?;
             let elapsed = started.elapsed();
             let restored = rows(&cluster, &self.password, database).await?;
-            let source = rows(&self.source, &self.password, database).await?;
-            if restored != source {
-                return Err(format!("pgBackRest restored {restored:?} pgbench rows, the source has {source:?}").into());
+            if restored != expected {
+                return Err(
+                    format!("pgBackRest restored {restored:?} pgbench rows, the source had {expected:?}").into()
+                );
             }
             Ok(elapsed)
         }

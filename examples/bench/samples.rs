@@ -1,5 +1,5 @@
 //! Medians and sample lists, shared by the benches (`examples/bench` and, through `#[path]`,
-//! `toygres-server/examples/bench_replicas`).
+//! `examples/bench_clones` and `toygres-server/examples/bench_replicas`).
 
 use std::time::Duration;
 
