@@ -172,6 +172,20 @@ pub trait ClusterExecutor: Send + Sync {
         Ok(())
     }
 
+    /// Refuses, with [`crate::Error::UnsupportedFormat`], an export of the clone image `clone`
+    /// ([`crate::CreateImageRequest::export`]) that this executor cannot make. Called before the
+    /// export is recorded. The default refuses every export: an executor that can read its clone
+    /// images into the blob store overrides it.
+    async fn check_export(&self, clone: ImageId) -> Result<()> {
+        Err(crate::Error::UnsupportedFormat {
+            format: ImageFormat::Physical,
+            reason: format!(
+                "this executor cannot export clone image {clone} to the blob store; restore it and take a \
+                 physical image of the restored instance instead"
+            ),
+        })
+    }
+
     /// Initialises the instance's empty volume as a fresh cluster whose superuser has `password`
     /// (for a new instance that is not restored from an image). Idempotent. The default refuses:
     /// an executor that can create empty instances overrides it.

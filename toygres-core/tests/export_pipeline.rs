@@ -46,6 +46,10 @@ fn exporting_executor(fx: &Fixture, clone: &ImageRecord, fail: bool) -> MockClus
         assert_eq!(manifest.image_id, readable, "the clone image is checked as a restore checks it");
         Ok(())
     });
+    ex.expect_check_export().times(1).returning(move |id| {
+        assert_eq!(id, readable, "the executor is asked whether it can export this clone image");
+        Ok(())
+    });
     ex.expect_start_backup_job().returning(move |spec| {
         let from = spec.from_image.as_ref().expect("an export names the clone image it reads");
         assert_eq!((from.image_id, Some(&from.checksum)), (clone.id, clone.checksum.as_ref()));
@@ -115,6 +119,26 @@ async fn a_failed_export_is_failed_and_leaves_the_clone_image_as_it_was() {
 }
 
 #[tokio::test]
+async fn a_clone_image_cannot_be_deleted_while_an_export_of_it_is_created() {
+    let fx = fixture(ImageType::Stock).await;
+    let clone = ready(&fx, fx.source.id, ImageFormat::Clone).await;
+    let export = NewImage::new("exporting", fx.source.id).with_format(ImageFormat::Physical).with_from_image(clone.id);
+    let export = fx.catalog.reserve_image(OperationId::new(), &export).await.unwrap();
+    let mut ex = MockClusterExecutor::new();
+    ex.expect_delete_image().times(1).returning(|_| Ok(()));
+    let t = fx.toygres(ex);
+    let err = t.delete_image(clone.id).await.unwrap_err();
+    assert!(
+        matches!(err, Error::InvalidTransition { .. }) && err.to_string().contains(&export.id.to_string()),
+        "{err}"
+    );
+    assert_eq!(fx.catalog.get_image(clone.id).await.unwrap().state, ImageState::Ready, "the clone image is kept");
+    let reason = "cancelled".to_string();
+    fx.catalog.update_image(export.id, ImageState::Creating, ImageUpdate::Failed { reason }).await.unwrap();
+    t.delete_image(clone.id).await.unwrap();
+}
+
+#[tokio::test]
 async fn every_refused_export_records_nothing() {
     let fx = fixture(ImageType::Stock).await;
     let clone = ready(&fx, fx.source.id, ImageFormat::Clone).await;
@@ -152,6 +176,13 @@ async fn every_refused_export_records_nothing() {
     });
     let err = fx.toygres(unreadable).create_image(OperationId::new(), export(clone.id)).await.unwrap_err();
     assert!(matches!(err, Error::ImageIncomplete { image, .. } if image == clone.id), "{err}");
+    let mut no_exports = MockClusterExecutor::new();
+    no_exports.expect_check_restorable().returning(|_| Ok(()));
+    no_exports.expect_check_export().times(1).returning(|id| {
+        Err(Error::UnsupportedFormat { format: ImageFormat::Physical, reason: format!("cannot export {id}") })
+    });
+    let err = fx.toygres(no_exports).create_image(OperationId::new(), export(clone.id)).await.unwrap_err();
+    assert!(matches!(err, Error::UnsupportedFormat { .. }), "an executor that cannot export refuses: {err}");
     let corrupted = ready(&fx, fx.source.id, ImageFormat::Clone).await;
     let manifest = ImageLocation::for_image(corrupted.id);
     fx.blobs.write(&manifest, manifest::MANIFEST_NAME, bytes::Bytes::from_static(b"{}")).await.unwrap();

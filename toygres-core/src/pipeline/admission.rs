@@ -70,7 +70,8 @@ impl Backup {
     /// ([`Error::InvalidRequest`] on `from_image`) of the request's instance
     /// ([`Error::ConflictingRequest`] on `from_image`), and readable as a restore reads it
     /// ([`Restore::verify_image`]: its manifest verified, and the executor's
-    /// [`crate::ClusterExecutor::check_restorable`], e.g. its data kept on this machine). The
+    /// [`crate::ClusterExecutor::check_restorable`], e.g. its data kept on this machine), by an
+    /// executor that can export ([`crate::ClusterExecutor::check_export`]). The
     /// instance need not be running, nor still recorded: the export reads the clone.
     pub async fn admit_export(&self, request: &CreateImageRequest, clone: ImageId) -> Result<ImageRecord> {
         let image = self.t.catalog.get_image(clone).await?;
@@ -94,6 +95,7 @@ impl Backup {
             });
         }
         self.t.restore().verify_image(&image).await?;
+        self.t.executor.check_export(clone).await?;
         Ok(image)
     }
 

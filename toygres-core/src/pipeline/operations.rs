@@ -5,7 +5,7 @@ use super::Toygres;
 use crate::blob::ImageLocation;
 use crate::error::{Error, Result};
 use crate::ids::{ImageId, InstanceId, OperationId};
-use crate::image::{ImageRecord, ImageUpdate};
+use crate::image::{ImageFilter, ImageRecord, ImageUpdate};
 use crate::instance::{InstanceRecord, InstanceUpdate, NewInstance};
 use crate::progress::{Phase, Subject};
 use crate::request::{CreateImageRequest, CreateInstanceRequest};
@@ -39,6 +39,9 @@ impl Toygres {
     pub async fn delete_image(&self, id: ImageId) -> Result<()> {
         step(&*self.progress, Subject::Image(id), Phase::Delete, async {
             let record = self.catalog.get_image(id).await?;
+            if record.state == ImageState::Ready {
+                self.refuse_while_exported(id).await?;
+            }
             let state = match record.state {
                 ImageState::Ready | ImageState::Failed => {
                     self.catalog.update_image(id, record.state, ImageUpdate::Deleting).await?.state
@@ -57,6 +60,21 @@ impl Toygres {
             self.catalog.update_image(id, ImageState::Deleting, ImageUpdate::Deleted).await.map(|_| ())
         })
         .await
+    }
+
+    /// Refuses ([`Error::InvalidTransition`]) to delete the clone image `id` while an export of
+    /// it is `creating`: the export reads its data and, when it completes, its source password.
+    async fn refuse_while_exported(&self, id: ImageId) -> Result<()> {
+        let creating = ImageFilter { state: Some(ImageState::Creating), ..Default::default() };
+        let exports = self.catalog.list_images(&creating).await?;
+        match exports.iter().find(|i| i.from_image == Some(id)) {
+            Some(export) => Err(Error::InvalidTransition {
+                entity: "image",
+                from: format!("ready (image {} is being exported from it: wait for it or cancel it)", export.id),
+                to: "deleting".into(),
+            }),
+            None => Ok(()),
+        }
     }
 
     /// Deletes an instance: everything the executor created for it, then its record.
