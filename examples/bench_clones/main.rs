@@ -6,8 +6,10 @@
 //! Everything (the executor's base directory with the source, the clone store and the restored
 //! instances; the toygres image blobs; the pgBackRest repository and restores; the levelling
 //! scratch file) is on one filesystem, which must make reflink clones: a dedicated sparse
-//! loop-mounted XFS (only its written blocks take space; scale 200 used 7.5 GB at peak: the
-//! source and the clone image, or the clone image and a restore). As root, from the workspace:
+//! loop-mounted XFS (only its written blocks take space; at scale 200 XFS counted up to 10 GB in
+//! use while the source, its WAL and the clone image were there, 7.5 GB during the restores).
+//! Keep the mount point short (`/mnt/toygres-bench` works; pgBackRest reaches the source over a
+//! Unix socket below it, whose path has at most 107 bytes). As root, from the workspace:
 //!
 //! ```text
 //! export TOYGRES_XFS_IMAGE=/var/tmp/toygres-bench-xfs.img TOYGRES_XFS_SIZE=20G TOYGRES_XFS_MOUNT=/mnt/toygres-bench
@@ -17,7 +19,7 @@
 //! bash .ci/xfs.sh --destroy           # same variables: unmounts it and deletes the backing file
 //! ```
 //!
-//! With less than about 9 GB free on the root disk, keep the backing file in memory instead
+//! With less than about 11 GB free on the root disk, keep the backing file in memory instead
 //! (`TOYGRES_XFS_IMAGE=/dev/shm/toygres-bench-xfs.img TOYGRES_XFS_SIZE=12G`; the figures in
 //! docs/performance.md were taken so): every side still runs on the same filesystem, and the
 //! sides that copy the data (pgBackRest, physical) gain from the faster storage, not the clone.
