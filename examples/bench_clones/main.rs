@@ -21,7 +21,7 @@
 //!
 //! With less than about 11 GB free on the root disk, keep the backing file in memory instead
 //! (`TOYGRES_XFS_IMAGE=/dev/shm/toygres-bench-xfs.img TOYGRES_XFS_SIZE=12G`; the figures in
-//! docs/performance.md were taken so): every side still runs on the same filesystem, and the
+//! docs/bench-clones.md were taken so): every side still runs on the same filesystem, and the
 //! sides that copy the data (pgBackRest, physical) gain from the faster storage, not the clone.
 //! The bench deletes its data as it goes and trims the filesystem after each deletion
 //! ([`disk`]), so the backing file shrinks back.
