@@ -40,7 +40,12 @@ impl Manifests<'_> {
     /// `templates/backup-clone.sh` (roles, then `CHECKPOINT`); the `upload` container writes the
     /// manifest naming the snapshot and the volume's size; the Job's [`CLONE_OF_ANNOTATION`] names
     /// the PVC the executor snapshots once it has completed.
-    pub fn clone_backup_job(&self, spec: &BackupJobSpec, transfer: &JobTransfer, source: &SnapshotSource) -> Result<Job> {
+    pub fn clone_backup_job(
+        &self,
+        spec: &BackupJobSpec,
+        transfer: &JobTransfer,
+        source: &SnapshotSource,
+    ) -> Result<Job> {
         snapshot_class(self.config())?;
         let mut job = self.backup_job_with(spec, transfer, render::backup_clone_script())?;
         let env = [
