@@ -35,6 +35,7 @@ mod encryption;
 mod joblog;
 mod level;
 mod pgbackrest;
+mod pgbench;
 mod phases;
 mod raw;
 mod samples;
@@ -52,7 +53,6 @@ use toygres_core::{
     CreateImageRequest, CreateInstanceRequest, ImageFormat, ImageId, InstanceRecord, InstanceSpec, OperationId,
     Password, Toygres,
 };
-use toygres_local::cluster::process::run;
 use toygres_local::{LocalBlobStore, LocalExecutor};
 
 type BoxResult<T> = Result<T, Box<dyn std::error::Error>>;
@@ -182,14 +182,7 @@ impl Stack {
         let record = self.executor.provision_source(&self.toygres, name, password).await?;
         let spec = record.spec();
         let cluster = self.executor.cluster(&spec)?;
-        let mut create = cluster.client("createdb", password);
-        create.arg(DATABASE);
-        run(create, "createdb", &[password.expose()]).await?;
-        let mut init = cluster.client("pgbench", password);
-        init.args(["--initialize", "--quiet", "--scale"]).arg(scale.to_string()).arg(DATABASE);
-        let started = Instant::now();
-        run(init, "pgbench --initialize", &[password.expose()]).await?;
-        println!("  pgbench scale {scale} loaded in {:.1} s", started.elapsed().as_secs_f64());
+        pgbench::load(&cluster, password, DATABASE, scale).await?;
         Ok((record, spec))
     }
 

@@ -58,6 +58,8 @@ mod joblog;
 mod level;
 #[path = "../bench/pgbackrest.rs"]
 mod pgbackrest;
+#[path = "../bench/pgbench.rs"]
+mod pgbench;
 #[path = "../bench/phases.rs"]
 mod phases;
 #[path = "../bench/samples.rs"]

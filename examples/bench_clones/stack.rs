@@ -14,7 +14,6 @@ use toygres_core::{
     CreateImageRequest, CreateInstanceRequest, ImageFormat, ImageId, InstanceId, InstanceRecord, OperationId, Password,
     Toygres,
 };
-use toygres_local::cluster::process::run;
 use toygres_local::{LocalBlobStore, LocalCluster, LocalExecutor};
 
 /// The database pgbench fills.
@@ -53,14 +52,7 @@ impl Stack {
     pub async fn source(&self, scale: u32, password: &Password) -> BoxResult<(InstanceRecord, LocalCluster)> {
         let record = self.executor.provision_source(&self.toygres, &format!("source-{scale}"), password).await?;
         let cluster = self.executor.cluster(&record.spec())?;
-        let mut create = cluster.client("createdb", password);
-        create.arg(DATABASE);
-        run(create, "createdb", &[password.expose()]).await?;
-        let mut init = cluster.client("pgbench", password);
-        init.args(["--initialize", "--quiet", "--scale"]).arg(scale.to_string()).arg(DATABASE);
-        let started = Instant::now();
-        run(init, "pgbench --initialize", &[password.expose()]).await?;
-        println!("  pgbench scale {scale} loaded in {:.1} s", started.elapsed().as_secs_f64());
+        crate::pgbench::load(&cluster, password, DATABASE, scale).await?;
         Ok((record, cluster))
     }
 

@@ -2,6 +2,9 @@
 #![allow(dead_code)]
 
 use crate::support::StopAll;
+
+#[path = "../../toygres-local/tests/support/reflink_dir.rs"]
+mod reflink_dir;
 use std::path::PathBuf;
 use std::sync::Arc;
 use toygres_core::envelope::LocalKeys;
@@ -44,16 +47,7 @@ impl World {
     /// A world on the reflink filesystem `TOYGRES_REFLINK_DIR` names (`bash .ci/xfs.sh` mounts
     /// one), or `None` (test skipped) outside CI when it is unset.
     pub fn on_reflink() -> Option<Self> {
-        let dir = match std::env::var_os("TOYGRES_REFLINK_DIR") {
-            Some(dir) => PathBuf::from(dir),
-            None if std::env::var("CI").is_ok_and(|v| v == "true") => {
-                panic!("CI=true but TOYGRES_REFLINK_DIR is unset: run `eval \"$(bash .ci/xfs.sh)\"` as root")
-            }
-            None => {
-                eprintln!("skipped: TOYGRES_REFLINK_DIR is unset (eval \"$(bash .ci/xfs.sh)\" as root)");
-                return None;
-            }
-        };
+        let dir = reflink_dir::reflink_dir()?;
         let base = tempfile::Builder::new().prefix("toygres-clones-").tempdir_in(dir).unwrap();
         let blobs = Arc::new(LocalBlobStore::open(base.path().join("blobs")).unwrap());
         Some(Self { stops: Vec::new(), base, catalog: Arc::new(MemoryCatalog::new()), blobs })

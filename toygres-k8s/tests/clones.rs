@@ -9,7 +9,6 @@ mod support;
 
 use fake_cluster::{volume_snapshot, FakeCluster, PG_VERSION};
 use serde_json::{json, Value};
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use support::*;
@@ -288,37 +287,19 @@ fn rendered_clone_manifests_match_the_golden_files() {
         RestoreJobSpec { image_id: image, location: ImageLocation::for_image(image), ..restore_spec(&target) };
     let pvc = source.resource_name();
     let clone_source = toygres_k8s::clone::SnapshotSource { pvc: pvc.clone(), size: 10 << 30 };
-    let yaml = |v: &dyn erased::Yaml| v.yaml();
+    use support::golden::yaml;
     let rendered = [
         ("volumesnapshot", yaml(&m.volume_snapshot(image, &pvc).unwrap())),
         ("pvc-from-snapshot", yaml(&m.pvc_from_snapshot(&target, &format!("snap-{image}"), "20Gi").unwrap())),
         ("restore-job-clone", yaml(&m.clone_restore_job(&restore, "16").unwrap())),
         ("backup-job-clone", yaml(&m.clone_backup_job(&backup, &transfer, &clone_source).unwrap())),
     ];
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden");
     for (name, text) in rendered {
         assert!(!text.contains(PASSWORD) && !text.contains(SAS), "{name} holds a secret");
-        let path = dir.join(format!("{name}.yaml"));
-        if std::env::var_os("UPDATE_GOLDEN").is_some() {
-            std::fs::write(&path, &text).unwrap();
-        }
-        let golden = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        assert_eq!(text, golden, "{name} differs from {}; rerun with UPDATE_GOLDEN=1 if intended", path.display());
+        support::golden::check(name, &text);
     }
     // Without a class nothing renders.
     let none = config(None);
     let err = Manifests::new(&none).volume_snapshot(image, &pvc).unwrap_err();
     assert!(matches!(err, Error::UnsupportedFormat { .. }), "{err}");
-}
-
-mod erased {
-    /// Serializes any manifest to YAML.
-    pub trait Yaml {
-        fn yaml(&self) -> String;
-    }
-    impl<T: serde::Serialize> Yaml for T {
-        fn yaml(&self) -> String {
-            serde_yaml::to_string(self).unwrap()
-        }
-    }
 }

@@ -5,7 +5,6 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use support::{command_transfer, PASSWORD, SAS};
 use toygres_core::envelope::DataKey;
 use toygres_core::{
@@ -62,7 +61,7 @@ fn rendered(config: &K8sConfig) -> Vec<(&'static str, String)> {
         databases: None,
         data_key: None,
     };
-    let y = |v: &dyn erased::Yaml| v.yaml();
+    use support::golden::yaml as y;
     let envelope =
         m.secret(&i.resource_name(), &toygres_k8s::names::instance_labels(i.id, "postgres"), BTreeMap::new());
     vec![
@@ -145,31 +144,10 @@ fn the_physical_backup_job_uses_a_replication_connection() {
     assert_eq!(physical_job, logical_job);
 }
 
-mod erased {
-    /// Serializes any manifest to YAML.
-    pub trait Yaml {
-        fn yaml(&self) -> String;
-    }
-    impl<T: serde::Serialize> Yaml for T {
-        fn yaml(&self) -> String {
-            serde_yaml::to_string(self).unwrap()
-        }
-    }
-}
-
 #[test]
 fn rendered_manifests_match_the_golden_files() {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden");
-    let update = std::env::var_os("UPDATE_GOLDEN").is_some();
     for (name, yaml) in rendered(&config()) {
-        let path = dir.join(format!("{name}.yaml"));
-        if update {
-            std::fs::write(&path, &yaml).unwrap();
-            continue;
-        }
-        let golden = std::fs::read_to_string(&path)
-            .unwrap_or_else(|e| panic!("{}: {e}; run with UPDATE_GOLDEN=1 to create it", path.display()));
-        assert_eq!(yaml, golden, "{name} differs from {}; rerun with UPDATE_GOLDEN=1 if intended", path.display());
+        support::golden::check(name, &yaml);
     }
 }
 

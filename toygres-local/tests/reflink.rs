@@ -11,22 +11,16 @@ use std::sync::Mutex;
 use toygres_core::{Error, ErrorClass};
 use toygres_local::cluster::reflink::{self, CloneStats};
 
+#[path = "support/reflink_dir.rs"]
+mod reflink_dir;
+
 /// The tests that write on the reflink filesystem run one at a time: one of them measures its
 /// free space.
 static ON_REFLINK_FS: Mutex<()> = Mutex::new(());
 
 /// A fresh directory on the reflink filesystem, or `None` (test skipped) outside CI.
 fn reflink_base() -> Option<(std::sync::MutexGuard<'static, ()>, tempfile::TempDir)> {
-    let dir = match std::env::var_os("TOYGRES_REFLINK_DIR") {
-        Some(dir) => PathBuf::from(dir),
-        None if std::env::var("CI").is_ok_and(|v| v == "true") => {
-            panic!("CI=true but TOYGRES_REFLINK_DIR is unset: run `eval \"$(bash .ci/xfs.sh)\"`")
-        }
-        None => {
-            eprintln!("skipped: TOYGRES_REFLINK_DIR is unset (eval \"$(bash .ci/xfs.sh)\")");
-            return None;
-        }
-    };
+    let dir = reflink_dir::reflink_dir()?;
     let guard = ON_REFLINK_FS.lock().unwrap_or_else(|e| e.into_inner());
     let base = tempfile::Builder::new().prefix("reflink-test-").tempdir_in(&dir).unwrap();
     Some((guard, base))

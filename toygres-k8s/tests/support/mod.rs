@@ -4,6 +4,8 @@
 //! call.
 #![allow(dead_code)]
 
+pub mod golden;
+
 use http::{Method, Request, Response, StatusCode};
 use kube::client::Body;
 use serde_json::{json, Value};

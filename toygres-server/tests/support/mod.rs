@@ -2,6 +2,8 @@
 #![allow(dead_code)]
 
 pub mod procs;
+#[path = "../../../toygres-local/tests/support/reflink_dir.rs"]
+mod reflink_dir;
 pub mod replicas;
 pub mod webdriver;
 
@@ -33,16 +35,7 @@ impl DataDir {
     /// A new temporary data directory on the reflink filesystem `TOYGRES_REFLINK_DIR` names
     /// (`bash .ci/xfs.sh` mounts one), or `None` (test skipped) outside CI when it is unset.
     pub fn on_reflink() -> Option<Self> {
-        let dir = match std::env::var_os("TOYGRES_REFLINK_DIR") {
-            Some(dir) => PathBuf::from(dir),
-            None if std::env::var("CI").is_ok_and(|v| v == "true") => {
-                panic!("CI=true but TOYGRES_REFLINK_DIR is unset: run `eval \"$(bash .ci/xfs.sh)\"` as root")
-            }
-            None => {
-                eprintln!("skipped: TOYGRES_REFLINK_DIR is unset (eval \"$(bash .ci/xfs.sh)\" as root)");
-                return None;
-            }
-        };
+        let dir = reflink_dir::reflink_dir()?;
         let temp = tempfile::Builder::new().prefix("toygres-server-test-").tempdir_in(dir).unwrap();
         toygres_local::cluster::create_traversable_dir(temp.path()).unwrap();
         Some(Self { temp })
