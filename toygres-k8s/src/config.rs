@@ -123,9 +123,17 @@ pub struct K8sConfig {
     pub job_deadline: Duration,
     /// How long a pod may stay stuck (image pull back-off, missing Secret, unschedulable, volume
     /// not mounting, crash loop; see [`crate::diagnose`]) before its Job or server is declared failed
-    /// with that reason. Short problems (an autoscaler adding a node, a slow disk attach) pass.
+    /// with that reason. Short problems (a slow disk attach) pass. A pod refused at admission
+    /// fails at once; what resolves by itself waits [`K8sConfig::transient_grace`].
     #[serde(default = "default_stuck_grace")]
     pub stuck_grace: Duration,
+    /// How long a pod may wait on what resolves by itself: a node the cluster autoscaler is adding
+    /// (`FailedScheduling` after its `TriggeredScaleUp` event on the pod) or a disk still attached
+    /// to the node of its previous pod (`FailedAttachVolume`: Multi-Attach). Default 15 min: the
+    /// autoscaler gives up on a node after its `max-node-provision-time` (AKS default `15m`), and
+    /// Kubernetes force-detaches a disk from an unhealthy node after 6 min.
+    #[serde(default = "default_transient_grace")]
+    pub transient_grace: Duration,
     /// `loadBalancerSourceRanges` of LoadBalancer Services: the CIDRs (e.g. `"203.0.113.0/24"`)
     /// allowed to connect. Empty (the default): any address, the password being the only guard.
     #[serde(default)]
@@ -143,6 +151,10 @@ pub struct K8sConfig {
 
 fn default_stuck_grace() -> Duration {
     Duration::from_secs(180)
+}
+
+fn default_transient_grace() -> Duration {
+    Duration::from_secs(15 * 60)
 }
 
 fn default_seal_program() -> String {
@@ -189,6 +201,7 @@ impl Default for K8sConfig {
             job_requests: JobRequests::default(),
             job_deadline: default_job_deadline(),
             stuck_grace: default_stuck_grace(),
+            transient_grace: default_transient_grace(),
             load_balancer_source_ranges: Vec::new(),
             volume_snapshot_class: None,
         }

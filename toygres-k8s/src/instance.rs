@@ -2,7 +2,7 @@
 
 use crate::api::{self, Kind};
 use crate::config::ServiceExposure;
-use crate::diagnose::pod_problem;
+use crate::diagnose::events::{refusal_advice, EventWatch, Patience, Problem};
 use crate::executor::K8sExecutor;
 use crate::jobs::Stuck;
 use crate::names::{self, INSTANCE_LABEL};
@@ -12,7 +12,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Pod, Secret, 
 use kube::api::{Api, LogParams};
 use std::collections::BTreeSet;
 use std::time::Duration;
-use toygres_core::{ConnectionInfo, Error, InstanceId, InstanceSpec, Password, Result};
+use toygres_core::{ConnectionInfo, Error, ErrorClass, InstanceId, InstanceSpec, Password, Result};
 
 /// Port of every instance.
 pub const POSTGRES_PORT: u16 = 5432;
@@ -75,6 +75,7 @@ impl K8sExecutor {
         let pods = self.api::<Pod>();
         let name = names::server_pod_name(instance);
         let mut stuck = Stuck::default();
+        let mut watch = EventWatch::default();
         let mut last_seen = String::from("no pod yet");
         let poll = async {
             loop {
@@ -82,16 +83,14 @@ impl K8sExecutor {
                     Ok(Some(pod)) if pod_ready(&pod) => return Ok(()),
                     Ok(pod) => {
                         let problem = match &pod {
-                            Some(pod) => pod_problem(pod),
-                            None => None,
+                            Some(pod) => self.pod_diagnosis(&mut watch, pod).await,
+                            // The StatefulSet's refusal to create it (Pod Security, quota) is on the set.
+                            None => self.server_set_problem(&mut watch, instance).await,
                         };
-                        let problem = match problem {
-                            Some(p) => Some(p),
-                            None => self.warnings("Pod", &name, true).await.pop().map(|w| format!("pod {name}: {w}")),
-                        };
-                        last_seen = problem.clone().unwrap_or_else(|| "not ready".into());
-                        if let Some(problem) = stuck.check(problem, self.config.stuck_grace) {
-                            return Err(self.server_failed(&name, &problem).await);
+                        let quiet = if pod.is_some() { "not ready" } else { "no pod yet" };
+                        last_seen = problem.as_ref().map_or_else(|| quiet.into(), |p| p.text.clone());
+                        if let Some((problem, grace)) = stuck.bear(problem, &self.config) {
+                            return Err(self.server_failed(&name, &problem, grace).await);
                         }
                     }
                     Err(e) => tracing::warn!(pod = %name, error = %e, "reading the pod failed; polling again"),
@@ -108,12 +107,27 @@ impl K8sExecutor {
         }
     }
 
+    /// What keeps `instance`'s StatefulSet from creating its pod (see
+    /// [`K8sExecutor::controller_problem`]).
+    async fn server_set_problem(&self, watch: &mut EventWatch, instance: &InstanceSpec) -> Option<Problem> {
+        let name = instance.resource_name();
+        let set = self.api::<StatefulSet>().get_opt(&name).await.ok().flatten();
+        let uid = set.and_then(|s| s.metadata.uid);
+        self.controller_problem(watch, "StatefulSet", &name, uid.as_deref(), true).await
+    }
+
     /// The error of a server pod that cannot start, with the last lines of its server's log (of the
-    /// previous, crashed run when it crash-loops).
-    async fn server_failed(&self, pod: &str, problem: &str) -> Error {
+    /// previous, crashed run when it crash-loops); of one refused at admission, with what to do.
+    async fn server_failed(&self, pod: &str, problem: &Problem, grace: Duration) -> Error {
+        let problem_text = &problem.text;
+        if problem.patience == Patience::Refused {
+            let advice = refusal_advice(problem_text, &self.config.namespace);
+            let message = format!("the server pod cannot be created, refused at admission: {problem_text}; {advice}");
+            return Error::backend_class(ErrorClass::Failed, api::BACKEND, message, None);
+        }
         let params = LogParams {
             container: Some("postgres".into()),
-            previous: problem.contains("CrashLoopBackOff"),
+            previous: problem_text.contains("CrashLoopBackOff"),
             tail_lines: Some(self.config.log_tail_lines),
             ..LogParams::default()
         };
@@ -121,8 +135,8 @@ impl K8sExecutor {
         Error::backend_msg(
             api::BACKEND,
             format!(
-                "the server pod cannot start, {problem}; fix the cause (image, Secret, volume, node capacity), \
-                 then deploy again. Its log:\n{log}"
+                "the server pod cannot start, stuck for {grace:?}: {problem_text}; fix the cause (image, Secret, \
+                 volume, node capacity), then deploy again. Its log:\n{log}"
             ),
         )
     }

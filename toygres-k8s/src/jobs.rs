@@ -1,6 +1,8 @@
 //! Backup and restore Jobs: start, wait, logs, delete.
 
 use crate::api::{self, status_code};
+use crate::config::K8sConfig;
+use crate::diagnose::events::{refusal_advice, EventWatch, Patience, Problem};
 use crate::executor::K8sExecutor;
 use crate::names::{self, CONTROLLER_UID_LABEL, IMAGE_LABEL, INSTANCE_LABEL};
 use crate::progress::JobProgress;
@@ -20,21 +22,49 @@ const FIELD_MANAGER: &str = "toygres";
 /// Log lines attached to a job's timeout.
 const TIMEOUT_LOG_LINES: usize = 20;
 
-/// Since when the same kind of problem has kept a pod from running.
+/// Since when the same kind of problem (of one [`Patience`]) has kept a pod from running.
 #[derive(Default)]
 pub(crate) struct Stuck {
-    since: Option<tokio::time::Instant>,
+    since: Option<(tokio::time::Instant, Patience)>,
 }
 
 impl Stuck {
     /// Records this poll's `problem`; returns it once problems have lasted `grace` without a break.
     pub(crate) fn check(&mut self, problem: Option<String>, grace: Duration) -> Option<String> {
+        self.bear_for(problem.map(Problem::stuck), |_| grace).map(|(p, _)| p.text)
+    }
+
+    /// Records this poll's `problem`; returns it with its grace once problems of its [`Patience`]
+    /// have lasted that long without a break: none for a refusal, [`K8sConfig::stuck_grace`] or
+    /// [`K8sConfig::transient_grace`]. A change of patience starts the count again (a node the
+    /// autoscaler added may then have an image that does not pull).
+    pub(crate) fn bear(&mut self, problem: Option<Problem>, config: &K8sConfig) -> Option<(Problem, Duration)> {
+        self.bear_for(problem, |patience| match patience {
+            Patience::Refused => Duration::ZERO,
+            Patience::Stuck => config.stuck_grace,
+            Patience::Transient => config.transient_grace,
+        })
+    }
+
+    fn bear_for(
+        &mut self,
+        problem: Option<Problem>,
+        grace: impl Fn(Patience) -> Duration,
+    ) -> Option<(Problem, Duration)> {
         let Some(problem) = problem else {
             self.since = None;
             return None;
         };
-        let since = *self.since.get_or_insert_with(tokio::time::Instant::now);
-        (since.elapsed() >= grace).then_some(problem)
+        let now = tokio::time::Instant::now();
+        let since = match self.since {
+            Some((since, patience)) if patience == problem.patience => since,
+            _ => {
+                self.since = Some((now, problem.patience));
+                now
+            }
+        };
+        let grace = grace(problem.patience);
+        (now - since >= grace).then_some((problem, grace))
     }
 }
 
@@ -139,6 +169,7 @@ impl K8sExecutor {
     pub(crate) async fn wait_job(&self, job: &JobRef, timeout: Duration, sink: Arc<dyn ProgressSink>) -> Result<()> {
         let jobs = self.api::<Job>();
         let mut stuck = Stuck::default();
+        let mut watch = EventWatch::default();
         let mut progress = JobProgress::new(sink);
         let mut last_seen = String::from("not read yet");
         let poll = async {
@@ -152,10 +183,16 @@ impl K8sExecutor {
                             let uid = current.metadata.uid.clone().unwrap_or_default();
                             let pods = if uid.is_empty() { Vec::new() } else { self.job_pods(&uid).await };
                             progress.poll(self, job, &pods).await;
-                            let problem = self.job_problem(&job.name, &pods).await;
-                            last_seen = problem.clone().unwrap_or_else(|| "running".into());
-                            if let Some(problem) = stuck.check(problem, self.config.stuck_grace) {
-                                let reason = format!("stuck for {:?}: {problem}", self.config.stuck_grace);
+                            let problem = self.job_problem(&mut watch, &current, &pods).await;
+                            last_seen = problem.as_ref().map_or_else(|| "running".into(), |p| p.text.clone());
+                            if let Some((problem, grace)) = stuck.bear(problem, &self.config) {
+                                let reason = match problem.patience {
+                                    Patience::Refused => {
+                                        let advice = refusal_advice(&problem.text, &self.config.namespace);
+                                        format!("refused at admission: {}; {advice}", problem.text)
+                                    }
+                                    _ => format!("stuck for {grace:?}: {}", problem.text),
+                                };
                                 return Err(self.failed(job, reason).await);
                             }
                         }
