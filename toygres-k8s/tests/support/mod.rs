@@ -4,6 +4,7 @@
 //! call.
 #![allow(dead_code)]
 
+pub mod events;
 pub mod golden;
 
 use http::{Method, Request, Response, StatusCode};
@@ -290,14 +291,14 @@ pub fn blobs() -> MockBlobStore {
     blobs
 }
 
-/// Stores a Warning event `reason: message` about `kind`/`name`.
+/// Stores a Warning event `reason: message` about `kind`/`name`, seen now.
 pub fn warn(fake: &FakeApi, kind: &str, name: &str, reason: &str, message: &str) {
     let event_name = format!("{name}.{}", reason.to_lowercase());
     fake.put(
         &core("events", &event_name),
         json!({"apiVersion": "v1", "kind": "Event", "metadata": {"name": event_name, "namespace": NS},
                "involvedObject": {"kind": kind, "name": name, "namespace": NS},
-               "type": "Warning", "reason": reason, "message": message}),
+               "type": "Warning", "reason": reason, "message": message, "lastTimestamp": events::now()}),
     );
 }
 
