@@ -1,5 +1,6 @@
 //! [`K8sConfig`]: namespace, images, storage, exposure and timing of the Kubernetes executor.
 
+use crate::resources::Resources;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 use toygres_core::{Error, ImageType, Result};
@@ -113,10 +114,11 @@ pub struct K8sConfig {
     /// no setting; set it when a client outside the pods' resolver configuration needs full names.
     #[serde(default)]
     pub cluster_domain: Option<String>,
-    /// Resource requests of every job container. Requests make the pods Burstable rather than
-    /// BestEffort, the first evicted under node pressure.
+    /// Requests and limits of every container, per role (server, the jobs' PostgreSQL and
+    /// toolbox containers), with what is derived from them (azcopy's buffer and connections, the
+    /// load's `maintenance_work_mem`): see [`crate::resources`].
     #[serde(default)]
-    pub job_requests: JobRequests,
+    pub resources: Resources,
     /// `activeDeadlineSeconds` of the Jobs: Kubernetes ends a Job (and its pods) that runs longer,
     /// even when no one is waiting for it any more. At least the pipeline's job timeouts.
     #[serde(default = "default_job_deadline")]
@@ -165,21 +167,6 @@ fn default_job_deadline() -> Duration {
     Duration::from_secs(3 * 3600)
 }
 
-/// Resource requests of a job container, as Kubernetes quantities.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct JobRequests {
-    /// CPU, e.g. `"500m"`.
-    pub cpu: String,
-    /// Memory, e.g. `"512Mi"`.
-    pub memory: String,
-}
-
-impl Default for JobRequests {
-    fn default() -> Self {
-        Self { cpu: "250m".into(), memory: "512Mi".into() }
-    }
-}
-
 impl Default for K8sConfig {
     fn default() -> Self {
         Self {
@@ -198,7 +185,7 @@ impl Default for K8sConfig {
             connect_timeout: Duration::from_secs(30),
             log_tail_lines: 100,
             cluster_domain: None,
-            job_requests: JobRequests::default(),
+            resources: Resources::default(),
             job_deadline: default_job_deadline(),
             stuck_grace: default_stuck_grace(),
             transient_grace: default_transient_grace(),
@@ -234,11 +221,7 @@ impl K8sConfig {
             q.trim_end_matches(|c: char| c.is_ascii_alphabetic()).parse::<f64>().is_ok()
                 && q.chars().all(|c| c.is_ascii_alphanumeric() || c == '.')
         };
-        for (field, quantity) in [
-            ("volume_size", &self.volume_size),
-            ("job_requests.cpu", &self.job_requests.cpu),
-            ("job_requests.memory", &self.job_requests.memory),
-        ] {
+        for (field, quantity) in [("volume_size", &self.volume_size)] {
             if !valid_quantity(quantity) {
                 return Err(Error::InvalidRequest {
                     field,
@@ -246,6 +229,9 @@ impl K8sConfig {
                 });
             }
         }
+        self.resources.server.validate("resources.server")?;
+        self.resources.job_postgres.validate("resources.job_postgres")?;
+        self.resources.job_toolbox.validate("resources.job_toolbox")?;
         if self.job_deadline.as_secs() < 60 {
             return Err(Error::InvalidRequest { field: "job_deadline", reason: "must be at least a minute".into() });
         }

@@ -29,7 +29,11 @@
 //!   runs the instance's, so extensions such as pg_durable are present when the dumps are loaded. The two
 //!   containers of a job pod run side by side and pass the bytes through FIFOs in a shared emptyDir.
 //! - **Pod Security**: every pod meets the "restricted" level (non-root, RuntimeDefault seccomp, no
-//!   privilege escalation, no capabilities).
+//!   privilege escalation, no capabilities), mounts no service-account token
+//!   (`automountServiceAccountToken: false`; the workload-identity webhook projects its own token,
+//!   and only into the toolbox containers), runs on a read-only root filesystem with emptyDirs
+//!   where it writes, and has requests and limits of CPU, memory and ephemeral storage
+//!   ([`resources`]).
 //! - **Workload identity** (AKS): a service account ([`K8sConfig::job_service_account`], required) annotated
 //!   with `azure.workload.identity/client-id` of a managed identity federated with it and allowed to read
 //!   and write the images container; the job pods carry `azure.workload.identity/use: "true"` and azcopy
@@ -133,11 +137,13 @@ pub mod names;
 pub mod physical;
 pub mod progress;
 pub mod render;
+pub mod resources;
 pub mod sealing;
 pub mod snapshot;
 pub mod transfer;
 pub mod volume;
 
-pub use config::{JobRequests, K8sConfig, PostgresImages, ServiceExposure};
+pub use config::{K8sConfig, PostgresImages, ServiceExposure};
 pub use executor::K8sExecutor;
 pub use manifests::Manifests;
+pub use resources::{ContainerResources, Resources};

@@ -3,6 +3,7 @@
 use crate::config::{K8sConfig, ServiceExposure};
 use crate::names::{self, WORKLOAD_IDENTITY_LABEL};
 use crate::render::{self, render};
+use crate::resources::{self, maintenance_work_mem_mb};
 use crate::sealing;
 use crate::transfer::JobTransfer;
 use k8s_openapi::api::apps::v1::StatefulSet;
@@ -33,6 +34,19 @@ pub const BACKUP_PASSWORD_KEY: &str = "PGPASSWORD";
 pub const PG_HBA_CONF: &str = "# Managed by toygres.\nlocal all all trust\nhost all all 0.0.0.0/0 md5\n\
                                host all all ::/0 md5\nhost replication postgres 0.0.0.0/0 md5\n\
                                host replication postgres ::/0 md5\n";
+
+/// The cluster autoscaler's pod annotation; `"false"` keeps it from evicting a job pod.
+pub const SAFE_TO_EVICT_ANNOTATION: &str = "cluster-autoscaler.kubernetes.io/safe-to-evict";
+/// The AKS workload-identity webhook's pod annotation: `;`-separated containers it projects no token
+/// into.
+pub const SKIP_CONTAINERS_ANNOTATION: &str = "azure.workload.identity/skip-containers";
+
+/// The `securityContext` of every container: Pod Security "restricted" (no privilege escalation,
+/// every capability dropped; the pods set non-root and RuntimeDefault seccomp) and a read-only root
+/// filesystem (each container writes to its volumes and an emptyDir at `/tmp` only).
+pub(crate) fn container_security() -> Value {
+    json!({"allowPrivilegeEscalation": false, "capabilities": {"drop": ["ALL"]}, "readOnlyRootFilesystem": true})
+}
 
 /// Renders the objects of instances and jobs. Pure: no API calls, so a caller can inspect exactly what
 /// the executor would send.
@@ -102,15 +116,32 @@ impl<'a> Manifests<'a> {
         self.config.postgres_images.image(instance.image_type, instance.pg_version.as_deref())
     }
 
-    /// The values every job template takes besides its own.
-    pub(crate) fn job_values(&self) -> [(&'static str, Value); 3] {
-        let requests = &self.config.job_requests;
-        [
-            ("job_resources", json!({"requests": {"cpu": requests.cpu, "memory": requests.memory}})),
+    /// The values every job template takes besides its own: its PostgreSQL container's resources
+    /// and, with `toolbox`, its toolbox container's.
+    pub(crate) fn job_values(&self, toolbox: bool) -> Vec<(&'static str, Value)> {
+        let resources = &self.config.resources;
+        let mut values = vec![
+            ("postgres_resources", resources.job_postgres.requirements()),
+            ("postgres_scratch", json!(resources.job_postgres.scratch_size())),
             ("active_deadline_seconds", json!(self.config.job_deadline.as_secs())),
-            // Pod Security "restricted" for every job container.
-            ("container_security", json!({"allowPrivilegeEscalation": false, "capabilities": {"drop": ["ALL"]}})),
-        ]
+            ("container_security", container_security()),
+        ];
+        if toolbox {
+            values.push(("toolbox_resources", resources.job_toolbox.requirements()));
+            values.push(("toolbox_scratch", json!(resources.job_toolbox.scratch_size())));
+        }
+        values
+    }
+
+    /// The annotations of a job pod whose PostgreSQL container is `postgres_container`: the
+    /// autoscaler must not evict it, and with workload identity the webhook projects no Azure token
+    /// into that container (it runs the source's or the image's SQL and needs none).
+    pub(crate) fn job_pod_annotations(&self, postgres_container: &str) -> BTreeMap<String, String> {
+        let mut annotations = BTreeMap::from([(SAFE_TO_EVICT_ANNOTATION.to_string(), "false".to_string())]);
+        if self.config.workload_identity {
+            annotations.insert(SKIP_CONTAINERS_ANNOTATION.into(), postgres_container.into());
+        }
+        annotations
     }
 
     pub(crate) fn job_pod_labels(&self, mut labels: BTreeMap<String, String>) -> BTreeMap<String, String> {
@@ -191,6 +222,9 @@ impl<'a> Manifests<'a> {
         values.push(("selector", json!(names::server_selector(instance.id))));
         values.push(("postgres_uid", json!(self.config.postgres_uid)));
         values.push(("postgres_image", json!(self.postgres_image(instance))));
+        values.push(("resources", self.config.resources.server.requirements()));
+        values.push(("scratch_size", json!(self.config.resources.server.scratch_size())));
+        values.push(("container_security", container_security()));
         render(render::STATEFUL_SET, &values)
     }
 
@@ -262,10 +296,12 @@ impl<'a> Manifests<'a> {
             ("source_host", json!(self.config.cluster_host(&spec.source))),
             ("image_id", json!(spec.image_id.to_string())),
             ("image_type", json!(spec.image_type.as_str())),
+            ("pod_annotations", json!(self.job_pod_annotations("dump"))),
         ]);
-        values.extend(self.job_values());
+        values.extend(self.job_values(true));
         let mut rendered: Job = render(render::BACKUP_JOB, &values)?;
         add_env(&mut rendered, "upload", &transfer.env)?;
+        resources::tune_toolbox(&mut rendered, "upload", &self.config.resources.job_toolbox)?;
         if spec.data_key.is_some() {
             sealing::mount_key(&mut rendered, "upload", &job.name, &self.config.seal_program)?;
         }
@@ -293,6 +329,7 @@ impl<'a> Manifests<'a> {
         }
         let job = JobRef::restore(instance.id);
         let labels = names::instance_labels(instance.id, "restore");
+        let load_memory = self.config.resources.job_postgres.memory_bytes();
         let mut values = self.meta(&job.name, &labels).to_vec();
         values.extend([
             ("pod_labels", json!(self.job_pod_labels(labels.clone()))),
@@ -307,10 +344,13 @@ impl<'a> Manifests<'a> {
             ("load_script", json!(render::restore_load_script())),
             ("instance_secret", json!(instance.resource_name())),
             ("instance_name", json!(instance.resource_name())),
+            ("pod_annotations", json!(self.job_pod_annotations("load"))),
+            ("maintenance_work_mem", json!(format!("{}MB", maintenance_work_mem_mb(load_memory)))),
         ]);
-        values.extend(self.job_values());
+        values.extend(self.job_values(true));
         let mut rendered: Job = render(render::RESTORE_JOB, &values)?;
         add_env(&mut rendered, "fetch", &transfer.env)?;
+        resources::tune_toolbox(&mut rendered, "fetch", &self.config.resources.job_toolbox)?;
         if spec.data_key.is_some() {
             sealing::mount_key(&mut rendered, "fetch", &job.name, &self.config.seal_program)?;
         }

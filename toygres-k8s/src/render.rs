@@ -230,7 +230,7 @@ mod tests {
             assert!(!script.contains("TOYGRES_DATA_KEY_FILE") && !script.contains("toygres-seal"));
         }
         assert!(BACKUP_UPLOAD_SH.contains(
-            r#"zstd -q -3 -T0 |
+            r#"zstd -q -3 -T"${TOYGRES_THREADS:-0}" |
     seal_stream "$1" | hash_stream "$work/$1" | upload "$1""#
         ));
         assert!(RESTORE_FETCH_SH.contains(

@@ -17,7 +17,7 @@ store() {
   local rc
   rm -f "$exchange/$1.fifo"
   mkfifo "$exchange/$1.fifo"
-  count_stream "$work/$1" <"$exchange/$1.fifo" | meter "$raw_done" "$estimate" | zstd -q -3 -T0 |
+  count_stream "$work/$1" <"$exchange/$1.fifo" | meter "$raw_done" "$estimate" | zstd -q -3 -T"${TOYGRES_THREADS:-0}" |
     seal_stream "$1" | hash_stream "$work/$1" | upload "$1"
   await "$exchange/$1.done"
   rc=$(cat "$exchange/$1.done")

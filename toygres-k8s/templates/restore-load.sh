@@ -46,7 +46,7 @@ printf "include_if_exists = '%s/postgresql.conf'\n" "$TOYGRES_CONFIG_DIR" >>"$PG
 socket=$(mktemp -d)
 pg_ctl -D "$PGDATA" -w -t 600 -l "$socket/server.log" -o "-c listen_addresses='' -c unix_socket_directories=$socket \
   -c fsync=off -c full_page_writes=off -c wal_level=minimal -c max_wal_senders=0 -c synchronous_commit=off \
-  -c autovacuum=off -c maintenance_work_mem=512MB" start >/dev/null || { cat "$socket/server.log" >&2; exit 1; }
+  -c autovacuum=off -c maintenance_work_mem=${TOYGRES_MAINTENANCE_WORK_MEM:-64MB}" start >/dev/null || { cat "$socket/server.log" >&2; exit 1; }
 exit_steps+=('pg_ctl -D "$PGDATA" -m immediate stop >/dev/null 2>&1')
 export PGHOST="$socket" PGUSER=postgres
 psql_do() { psql -X -q -v ON_ERROR_STOP=1 -d postgres "$@"; }

@@ -197,7 +197,13 @@ fn bad_configuration_is_refused() {
     for bad in [
         K8sConfig { namespace: "Bad_NS".into(), ..config() },
         K8sConfig { volume_size: "ten gigs".into(), ..config() },
-        K8sConfig { job_requests: toygres_k8s::JobRequests { cpu: "lots".into(), ..Default::default() }, ..config() },
+        K8sConfig {
+            resources: toygres_k8s::Resources {
+                job_toolbox: toygres_k8s::ContainerResources { cpu: "lots".into(), ..Default::default() },
+                ..Default::default()
+            },
+            ..config()
+        },
         K8sConfig { toolbox_image: "".into(), ..config() },
         K8sConfig { poll_interval: std::time::Duration::ZERO, ..config() },
         K8sConfig { cluster_domain: Some("corp..internal".into()), ..config() },
@@ -311,8 +317,10 @@ fn job_pods_survive_evictions_and_end_by_a_deadline() {
         assert_eq!(annotations["cluster-autoscaler.kubernetes.io/safe-to-evict"], "false");
         let pod = spec.template.spec.unwrap();
         for c in pod.containers.iter().chain(pod.init_containers.iter().flatten()) {
-            let requests = c.resources.as_ref().and_then(|r| r.requests.as_ref()).unwrap();
-            assert_eq!(requests["memory"].0, "512Mi", "{}", c.name);
+            let resources = c.resources.as_ref().unwrap();
+            let (requests, limits) = (resources.requests.as_ref().unwrap(), resources.limits.as_ref().unwrap());
+            assert_eq!(requests["memory"].0, "1Gi", "{}", c.name);
+            assert_eq!(limits["memory"].0, "1Gi", "{}", c.name);
             assert_eq!(requests["cpu"].0, "250m", "{}", c.name);
         }
     }

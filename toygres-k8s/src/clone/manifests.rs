@@ -78,7 +78,7 @@ impl Manifests<'_> {
             ("image_major", json!(image_major)),
             ("instance_name", json!(instance.resource_name())),
         ]);
-        values.extend(self.job_values());
+        values.extend(self.job_values(false));
         render(render::RESTORE_CLONE_JOB, &values)
     }
 }

@@ -72,7 +72,12 @@ impl<'a> BackupPod<'a> {
         ]));
         let mut upload = job_env(transfer.clone());
         upload.extend(pod_env(exchange, "upload", "dump"));
-        upload.extend(vars(&[("TOYGRES_IMAGE_ID", image.to_string()), ("TOYGRES_IMAGE_TYPE", "pg_durable".into())]));
+        upload.extend(vars(&[
+            ("TOYGRES_IMAGE_ID", image.to_string()),
+            ("TOYGRES_IMAGE_TYPE", "pg_durable".into()),
+            // As the executor sets it from the container's CPU (resources.rs).
+            ("TOYGRES_THREADS", "2".into()),
+        ]));
         upload.push(toolbox_path(bins.1));
         upload.extend(self.key.iter().flat_map(|k| k.env()));
         upload.extend(self.upload_env.iter().cloned());
@@ -135,6 +140,8 @@ pub fn restore(
         ("PGDATA", volume.pgdata().display().to_string()),
         ("TOYGRES_PASSWORD", PASSWORD.to_string()),
         ("TOYGRES_CONFIG_DIR", volume.config.display().to_string()),
+        // As the executor sets it from the container's memory limit (resources.rs).
+        ("TOYGRES_MAINTENANCE_WORK_MEM", "96MB".into()),
     ]));
     pg.pod(
         &Side { script: render::restore_fetch_script(), env: fetch, bin: "/nonexistent" },
