@@ -74,12 +74,12 @@ fn pending(pod: &Pod) -> bool {
 /// Whether `pod`'s volumes are attached and mounted: the kubelet mounts them before it creates
 /// the pod's sandbox (`PodReadyToStartContainers`) and starts a container.
 fn volumes_ready(pod: &Pod) -> bool {
-    let statuses = pod.status.as_ref().map(|s| {
+    let started = pod.status.as_ref().is_some_and(|s| {
         let init = s.init_container_statuses.iter().flatten();
         init.chain(s.container_statuses.iter().flatten())
             .any(|c| c.state.as_ref().is_some_and(|s| s.running.is_some() || s.terminated.is_some()))
     });
-    !pending(pod) || has_condition(pod, "PodReadyToStartContainers") || statuses.unwrap_or(false)
+    !pending(pod) || has_condition(pod, "PodReadyToStartContainers") || started
 }
 
 /// Whether a Warning event `reason` still says something of `pod` in its current state: a
