@@ -36,14 +36,15 @@ const GIB: u64 = 1 << 30;
 /// The block size the concurrency is derived for: toygres-azure's default `block_size_mb`.
 const BLOCK: u64 = 16 * MIB;
 
-/// Requests and limits of one container, as Kubernetes quantities.
+/// Requests and limits of one container, as Kubernetes quantities. A field left out of a
+/// configuration file takes its default.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct ContainerResources {
     /// CPU request, e.g. `"250m"`.
     pub cpu: String,
     /// CPU limit (`None`, the default: none, so the container is never throttled while the node
     /// has idle CPU; set it when a namespace quota on `limits.cpu` requires one).
-    #[serde(default)]
     pub cpu_limit: Option<String>,
     /// Memory request and limit (the same, so the container is not overcommitted), e.g. `"1Gi"`.
     /// At least 256Mi.
@@ -244,6 +245,13 @@ mod tests {
         r.cpu_limit = Some("2500m".into());
         assert_eq!(threads(&r), 3);
         assert_eq!(r.scratch_size(), "256Mi");
+    }
+
+    #[test]
+    fn a_configuration_names_only_what_it_changes() {
+        let resources: Resources = serde_json::from_str(r#"{"server": {"memory": "8Gi"}}"#).unwrap();
+        assert_eq!(resources.server, ContainerResources { memory: "8Gi".into(), ..Default::default() });
+        assert_eq!(resources.job_toolbox, ContainerResources::default());
     }
 
     #[test]
