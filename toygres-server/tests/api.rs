@@ -92,7 +92,8 @@ async fn a_physical_image_restores_an_equal_instance_and_a_wrong_format_is_refus
     let unknown =
         api.post("/api/images", json!({ "name": "phys-bad", "instance_id": source_id, "format": "tar" })).await;
     let message = unknown.body["error"]["message"].as_str().unwrap();
-    assert!(message.contains("`logical` or `physical`"), "the error does not say which formats exist: {message}");
+    let named = ["`logical`", "`physical`", "`clone`"].iter().all(|f| message.contains(f));
+    assert!(named, "the error does not say which formats exist: {message}");
     assert_eq!(api.get("/api/images").await.body, json!({ "items": [] }), "a refused request created an image");
     assert_eq!(data.image_dirs(), 0);
 
