@@ -119,6 +119,10 @@ pub struct K8sConfig {
     /// load's `maintenance_work_mem`): see [`crate::resources`].
     #[serde(default)]
     pub resources: Resources,
+    /// Replaced by [`K8sConfig::resources`]: a configuration that still sets it is refused by
+    /// [`K8sConfig::validate`] (saying where its values go) rather than silently ignored.
+    #[serde(default, skip_serializing)]
+    pub job_requests: Option<serde_json::Value>,
     /// `activeDeadlineSeconds` of the Jobs: Kubernetes ends a Job (and its pods) that runs longer,
     /// even when no one is waiting for it any more. At least the pipeline's job timeouts.
     #[serde(default = "default_job_deadline")]
@@ -186,6 +190,7 @@ impl Default for K8sConfig {
             log_tail_lines: 100,
             cluster_domain: None,
             resources: Resources::default(),
+            job_requests: None,
             job_deadline: default_job_deadline(),
             stuck_grace: default_stuck_grace(),
             transient_grace: default_transient_grace(),
@@ -228,6 +233,14 @@ impl K8sConfig {
                     reason: format!("{quantity:?} is not a Kubernetes quantity; use e.g. \"10Gi\" or \"500m\""),
                 });
             }
+        }
+        if self.job_requests.is_some() {
+            return Err(Error::InvalidRequest {
+                field: "job_requests",
+                reason: "replaced by `resources`: move its cpu and memory to resources.job_postgres and \
+                         resources.job_toolbox (memory is now a request and a limit, see docs/azure-aks-pods.md)"
+                    .into(),
+            });
         }
         self.resources.server.validate("resources.server")?;
         self.resources.job_postgres.validate("resources.job_postgres")?;

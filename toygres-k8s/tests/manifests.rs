@@ -211,6 +211,13 @@ fn bad_configuration_is_refused() {
         assert!(matches!(bad.validate(), Err(toygres_core::Error::InvalidRequest { .. })), "{bad:?}");
     }
     config().validate().unwrap();
+    // A configuration written before `resources` is refused, not silently given the defaults.
+    let mut old = serde_json::to_value(config()).unwrap();
+    old["job_requests"] = serde_json::json!({ "cpu": "2", "memory": "4Gi" });
+    let old: K8sConfig = serde_json::from_value(old).unwrap();
+    let err = old.validate().unwrap_err();
+    assert!(matches!(&err, toygres_core::Error::InvalidRequest { field: "job_requests", .. }), "{err}");
+    assert!(err.to_string().contains("resources.job_postgres"), "{err}");
 }
 
 #[test]
