@@ -1,6 +1,7 @@
 //! Every pod toygres renders meets Pod Security "restricted" and the hardening rules
-//! (`support/pod_security.rs`): the golden manifests, and the manifests rendered for the default
-//! and for a customised configuration. The checker itself is tested on pods that break each rule.
+//! (`support/pod_security.rs`): the golden manifests, the control plane's Deployment of the
+//! workspace's `deploy/` folder, and the manifests rendered for the default and for a customised
+//! configuration. The checker itself is tested on pods that break each rule.
 //! Also: the processes inside the containers are sized from the containers' limits.
 
 #[path = "support/pod_security.rs"]
@@ -113,7 +114,26 @@ fn custom_config() -> K8sConfig {
     }
 }
 
-/// The "Must show" test: the golden files and both configurations' manifests have no violation.
+/// Every document of the YAML files of the workspace's `deploy/` folder, placeholders
+/// (`${NAME}`) left as they are (they are strings in the YAML).
+fn deploy_manifests() -> Vec<(String, Value)> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy");
+    let mut files: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
+    files.sort();
+    let mut out = Vec::new();
+    for path in files.into_iter().filter(|p| p.extension().is_some_and(|e| e == "yaml")) {
+        let text = std::fs::read_to_string(&path).unwrap();
+        for (i, doc) in serde_yaml::Deserializer::from_str(&text).enumerate() {
+            let doc: Value = serde::Deserialize::deserialize(doc).unwrap();
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            out.push((format!("deploy/{name}#{i}({})", doc["kind"].as_str().unwrap_or("?")), doc));
+        }
+    }
+    out
+}
+
+/// The "Must show" test: the golden files, the `deploy/` folder and both configurations'
+/// manifests have no violation.
 #[test]
 fn every_rendered_pod_is_restricted_and_hardened() {
     let golden = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden");
@@ -128,6 +148,10 @@ fn every_rendered_pod_is_restricted_and_hardened() {
         .collect();
     let golden_pods: usize = manifests.iter().map(|(_, doc)| pod_templates(doc).len()).sum();
     assert_eq!(golden_pods, 8, "the StatefulSet, four backup and three restore Jobs");
+    let deploy = deploy_manifests();
+    let deploy_pods: usize = deploy.iter().map(|(_, doc)| pod_templates(doc).len()).sum();
+    assert_eq!(deploy_pods, 1, "the control plane's Deployment");
+    manifests.extend(deploy);
     for (label, config) in [("default", default_config()), ("custom", custom_config())] {
         config.validate().unwrap();
         manifests.extend(rendered(&config).into_iter().map(|(name, doc)| (format!("{label}/{name}"), doc)));

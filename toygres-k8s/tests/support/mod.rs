@@ -143,6 +143,9 @@ impl FakeApi {
         if let Some(container) = q.get("container") {
             call.push_str(&format!("?container={container}"));
         }
+        if q.get("watch").is_some_and(|w| w == "true" || w == "1") {
+            call.push_str("?watch=true");
+        }
         state.calls.push(call);
         state.bodies.push((path.clone(), String::from_utf8_lossy(body).into_owned()));
         if path.ends_with("/log") {
