@@ -1,7 +1,7 @@
 //! The control plane's Role in `deploy/control-plane.yaml` grants exactly what the executor calls:
 //! the executor is driven through every operation against the fake API server (the executor
 //! conformance suite: provision, logical backup and restore, the waits, job logs, failures and
-//! deletes; a physical backup; a clone backup, its restore, image deletion and listing;
+//! deletes; a physical backup and a physical restore; a clone backup, its restore, image deletion and listing;
 //! instance listing; a stuck job whose events are read; a restore that expands a bound PVC), every recorded HTTP call is mapped to
 //! its RBAC (apiGroup, resource[/subresource], verb) the way the API server authorizes it, and the
 //! set is compared with the Role's rules: nothing missing, nothing extra.
@@ -17,11 +17,12 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 use support::{backup_spec, data_key, warn, PASSWORD};
-use toygres_core::manifest::{sha256_hex, MANIFEST_NAME};
+use toygres_core::manifest::MANIFEST_NAME;
+use toygres_core::manifest::{archive_object_name, sha256_hex, ManifestObject, FORMAT_VERSION, GLOBALS_NAME};
 use toygres_core::testing::executor_suite::{self, Capabilities, ExecutorHarness, Support};
 use toygres_core::testing::MockBlobStore;
 use toygres_core::{BlobStore, ClusterExecutor, ImageFormat, ImageType, InstanceId, InstanceSpec, JobRef};
-use toygres_core::{ImageId, ImageLocation, NoProgress, Password, RestoreJobSpec, Transfer};
+use toygres_core::{ImageId, ImageLocation, Manifest, NoProgress, Password, RestoreJobSpec, Transfer};
 use toygres_k8s::{K8sConfig, K8sExecutor, ServiceExposure};
 
 /// (apiGroup, resource or resource/subresource, verb).
@@ -190,13 +191,22 @@ async fn every_call() -> Vec<String> {
     // Provision, logical backup and restore, the waits, logs, failures, deletes.
     executor_suite::run_all(&h).await;
 
-    // A physical backup (its restore makes the same calls as a logical one's: start_restore_job).
+    // A physical backup, and a restore of a physical image (a base backup archive).
     let spec = backup_spec(source.clone(), ImageFormat::Physical, Some(data_key()));
     let job = executor.start_backup_job(&spec).await.unwrap();
     cluster.run_job(&job).await;
     wait(job.clone()).await.unwrap();
     executor.delete_job(&job).await.unwrap();
     executor.delete_image(spec.image_id).await.unwrap();
+    let (restore, target) = physical_image(&cluster).await;
+    executor.create_volume(&target, &Password::new(PASSWORD)).await.unwrap();
+    let job = executor.start_restore_job(&restore).await.unwrap();
+    // (The restore Job is the same for both formats: its script unpacks or loads per the manifest;
+    // the executor's calls differ only in the physical checks before it, none of them API calls.)
+    cluster.run_job(&job).await;
+    wait(job.clone()).await.unwrap();
+    executor.delete_job(&job).await.unwrap();
+    executor.delete_instance(&target).await.unwrap();
 
     // A clone: its snapshot, a restore from it, the listing and deletion of the snapshots.
     let controller = cluster.snapshot_controller(json!({"readyToUse": true, "restoreSize": "20Gi"}));
@@ -253,6 +263,49 @@ async fn every_call() -> Vec<String> {
     executor.delete_job(&job).await.unwrap();
     executor.delete_instance(&source).await.unwrap();
     cluster.api.take_calls()
+}
+
+/// A physical image of the fake source's major in the fake cluster's blob store (its archive and
+/// roles stored, the manifest last), and the spec of its restore into a new instance.
+async fn physical_image(cluster: &FakeCluster) -> (RestoreJobSpec, InstanceSpec) {
+    let image = ImageId::new();
+    let location = ImageLocation::for_image(image);
+    let blobs = cluster.blobs();
+    let mut stored = Vec::new();
+    for (name, bytes) in [(GLOBALS_NAME.to_string(), &b"-- roles"[..]), (archive_object_name(0), &b"a tar"[..])] {
+        blobs.write(&location, &name, bytes.to_vec().into()).await.unwrap();
+        let (size, sha256) = (bytes.len() as u64, sha256_hex(bytes));
+        stored.push(ManifestObject { name, size, sha256, raw_size: Some(size) });
+    }
+    let archive = stored.pop().unwrap();
+    let manifest = Manifest {
+        format_version: FORMAT_VERSION,
+        image_id: image,
+        pg_version: PG_VERSION.into(),
+        image_type: ImageType::Stock,
+        format: ImageFormat::Physical,
+        compression: "zstd".into(),
+        globals: stored.pop().unwrap(),
+        databases: vec![],
+        archives: vec![archive],
+        created_at: "2026-12-01T00:00:00Z".parse().unwrap(),
+        cluster_locale: None,
+        dump_version: Some(PG_VERSION.into()),
+        clone: None,
+    };
+    let bytes = manifest.to_bytes();
+    let checksum = sha256_hex(&bytes);
+    blobs.write(&location, MANIFEST_NAME, bytes.into()).await.unwrap();
+    let target = instance("rbac-physical");
+    let spec = RestoreJobSpec {
+        image_id: image,
+        location,
+        checksum,
+        instance: target.clone(),
+        databases: None,
+        data_key: None,
+    };
+    (spec, target)
 }
 
 /// A restore of an image larger than the new instance's bound PVC: the PVC is expanded (a
