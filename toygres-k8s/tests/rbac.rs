@@ -414,6 +414,7 @@ fn the_deploy_folder_fits_together() {
     let config: K8sConfig = serde_json::from_str(config).unwrap();
     config.validate().unwrap();
     assert_eq!(config.namespace, ns);
+    assert!(config.volume_snapshot_class.is_some(), "the Role grants volumesnapshots, which only clones use");
     let jobs = config.job_service_account.as_deref().unwrap();
     assert!(find("ServiceAccount", jobs)["metadata"]["annotations"]["azure.workload.identity/client-id"].is_string());
 

@@ -140,7 +140,8 @@ pub fn check_pod(path: &str, metadata: &Value, spec: &Value) -> Vec<Violation> {
         flag(
             format!("{path}.automountServiceAccountToken"),
             "service-account token",
-            "must be false: no toygres pod calls the Kubernetes API".into(),
+            "must be false: the jobs and servers never call the Kubernetes API; the control plane projects its token"
+                .into(),
         );
     }
 
