@@ -12,13 +12,14 @@ mod support;
 
 use async_trait::async_trait;
 use fake_cluster::{FakeCluster, PG_VERSION};
+use serde::Deserialize;
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 use support::{backup_spec, data_key, warn, PASSWORD};
-use toygres_core::manifest::MANIFEST_NAME;
-use toygres_core::manifest::{archive_object_name, sha256_hex, ManifestObject, FORMAT_VERSION, GLOBALS_NAME};
+use toygres_core::manifest::{archive_object_name, sha256_hex, ManifestObject};
+use toygres_core::manifest::{FORMAT_VERSION, GLOBALS_NAME, MANIFEST_NAME};
 use toygres_core::testing::executor_suite::{self, Capabilities, ExecutorHarness, Support};
 use toygres_core::testing::MockBlobStore;
 use toygres_core::{BlobStore, ClusterExecutor, ImageFormat, ImageType, InstanceId, InstanceSpec, JobRef};
@@ -107,8 +108,6 @@ fn granted(text: &str, name: &str) -> BTreeSet<Permission> {
     }
     out
 }
-
-use serde::Deserialize;
 
 struct Harness {
     cluster: FakeCluster,
