@@ -40,29 +40,13 @@
 //!   authenticates with `AZCOPY_AUTO_LOGIN_TYPE=WORKLOAD` (never `--identity`). The jobs never get the
 //!   control plane's `AZURE_CLIENT_ID`/`AZURE_TENANT_ID` ([`transfer::WORKLOAD_IDENTITY_VARIABLES`]): the
 //!   webhook sets them from the job service account, so the jobs may use their own identity.
-//! - **RBAC** the executor's own identity needs in the namespace:
-//!   ```yaml
-//!   rules:
-//!     - apiGroups: [""]
-//!       resources: [persistentvolumeclaims, secrets, configmaps, services]
-//!       verbs: [get, list, create, delete]
-//!     - apiGroups: [""]
-//!       resources: [secrets, persistentvolumeclaims]
-//!       verbs: [patch]
-//!     - apiGroups: [""]
-//!       resources: [pods, pods/log, events]
-//!       verbs: [get, list]
-//!     - apiGroups: [apps]
-//!       resources: [statefulsets]
-//!       verbs: [get, list, create, delete]
-//!     - apiGroups: [batch]
-//!       resources: [jobs]
-//!       verbs: [get, list, create, delete]
-//!     # Only with clone images (K8sConfig::volume_snapshot_class set):
-//!     - apiGroups: [snapshot.storage.k8s.io]
-//!       resources: [volumesnapshots]
-//!       verbs: [get, list, create, delete]
-//!   ```
+//! - **RBAC** the executor's own identity needs in the namespace: the Role in the workspace's
+//!   `deploy/20-control-plane.yaml`, which `tests/rbac.rs` checks grants exactly the calls the
+//!   executor makes (every operation driven against the fake API server): `get, list, create,
+//!   delete` (and `patch` on PVCs and Secrets) on persistentvolumeclaims, secrets, configmaps,
+//!   services, statefulsets and jobs; `get, list` on pods, `get` on `pods/log`, `list` on
+//!   events; and, only with clone images ([`K8sConfig::volume_snapshot_class`] set), `get, list,
+//!   create, delete` on `snapshot.storage.k8s.io` volumesnapshots.
 //!
 //! ## The manifests
 //! YAML templates in `templates/`, rendered by [`render`] (`{{key}}` placeholders take JSON values, so no
