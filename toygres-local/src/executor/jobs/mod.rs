@@ -150,7 +150,8 @@ impl Jobs {
         };
         match outcome {
             Status::Failed(reason) => {
-                Err(Error::JobFailed { job: job.name.clone(), reason, logs: self.logs(job).unwrap_or_default() })
+                let logs = self.logs(job).unwrap_or_else(|e| format!("(its log could not be read: {e})"));
+                Err(Error::JobFailed { job: job.name.clone(), reason, logs })
             }
             _ => Ok(()),
         }
@@ -159,8 +160,10 @@ impl Jobs {
     /// The tail of the job's log (already redacted when written).
     pub(crate) fn logs(&self, job: &JobRef) -> Result<String> {
         let path = self.files(job).log();
-        match std::fs::read_to_string(&path) {
-            Ok(text) => Ok(crate::cluster::process::tail(&text).to_string()),
+        // Lossy: a program may write bytes that are not UTF-8 (a server message in another
+        // encoding); the rest of the log must still be shown.
+        match std::fs::read(&path) {
+            Ok(bytes) => Ok(crate::cluster::process::tail(&String::from_utf8_lossy(&bytes)).to_string()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(String::new()),
             Err(e) => Err(crate::cluster::io_err(format!("reading the log of {}", job.name), e)),
         }

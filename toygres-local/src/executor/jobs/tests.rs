@@ -297,3 +297,15 @@ async fn another_process_runs_the_job_is_cancelled_and_dies() {
     here.delete(&job).await.unwrap();
     assert_eq!(left(dir), Vec::<String>::new());
 }
+
+/// A log holding bytes that are not UTF-8 (a program's message in another encoding) still shows
+/// its tail, the bad bytes replaced.
+#[test]
+fn a_log_with_bytes_that_are_not_utf8_still_shows() {
+    let dir = tempfile::tempdir().unwrap();
+    let jobs = Jobs::new(dir.path().into());
+    let job = JobRef::restore(InstanceId::new());
+    std::fs::write(jobs.files(&job).log(), b"started\npg_dump: error: r\xe9seau\n").unwrap();
+    let tail = jobs.logs(&job).unwrap();
+    assert!(tail.contains("started") && tail.contains("pg_dump: error: r\u{fffd}seau"), "{tail:?}");
+}
