@@ -157,6 +157,68 @@ mod tests {
         assert_eq!(String::from_utf8(out.stdout).unwrap(), "<a b><it's><$HOME><{url}><>");
     }
 
+    /// Runs `script` after `templates/transfer.sh` with `program` uploading with `upload`; its stdout.
+    fn transfer_sh(program: &str, upload: &[&str], script: &str) -> String {
+        let tmp = tempfile::tempdir().unwrap();
+        let upload: Vec<String> = upload.iter().map(|a| a.to_string()).collect();
+        let out = std::process::Command::new("bash")
+            .args(["-c", &format!("set -euo pipefail\n{}\n{script}", crate::render::TRANSFER_SH)])
+            .env("TMPDIR", tmp.path())
+            .env("TOYGRES_TRANSFER_PROGRAM", program)
+            .env("TOYGRES_TRANSFER_BASE_URL", "https://acct.blob.core.windows.net/images/x")
+            .env("TOYGRES_TRANSFER_UPLOAD", shell_quote(&upload))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    const MIB: u64 = 1 << 20;
+    const GIB: u64 = 1 << 30;
+
+    #[test]
+    fn the_block_size_fits_the_expected_size_in_50000_blocks() {
+        let cases = [
+            (0, 16),
+            (GIB, 16),
+            // 16 MiB blocks hold 781.25 GiB: one byte more needs 17 MiB.
+            (50_000 * 16 * MIB, 16),
+            (50_000 * 16 * MIB + 1, 17),
+            (10 << 40, 210),
+            // Azure's largest block blob: 50,000 blocks of 4000 MiB (about 190.7 TiB).
+            (50_000 * 4000 * MIB, 4000),
+            (1 << 50, 4000),
+        ];
+        for (expected, mb) in cases {
+            assert_eq!(transfer_sh("azcopy", &[], &format!("block_size_mb {expected}")), mb.to_string(), "{expected}");
+            if mb < 4000 {
+                assert!(mb * MIB * 50_000 >= expected && (mb == 16 || (mb - 1) * MIB * 50_000 < expected));
+            }
+        }
+    }
+
+    #[test]
+    fn uploads_get_a_block_size_raised_for_their_expected_size_never_lowered() {
+        let args = |program: &str, upload: &[&str], expected: u64| -> Vec<String> {
+            let out = transfer_sh(program, upload, &format!("upload_args {expected} | tr '\\0' '\\n'"));
+            out.lines().map(str::to_string).collect()
+        };
+        let azcopy = ["copy", "{url}", "--from-to", "PipeBlob", "--block-size-mb", "16", "--output-level", "essential"];
+        // A 2 TiB bound (a 1 TiB source): 42 MiB blocks; a small one keeps the configured 16 MiB.
+        let raised = args("azcopy", &azcopy, 2 << 40);
+        assert_eq!(raised[4..6], ["--block-size-mb", "42"]);
+        assert_eq!(raised.len(), azcopy.len());
+        assert_eq!(args("azcopy", &azcopy, GIB), azcopy);
+        // A configured size above what is needed stays; the `=` form is read too.
+        let big = ["copy", "{url}", "--block-size-mb", "100"];
+        assert_eq!(args("azcopy", &big, GIB), big);
+        assert_eq!(args("/usr/bin/azcopy", &["copy", "--block-size-mb=8"], 2 << 40), ["copy", "--block-size-mb=42"]);
+        // azcopy without the option gets it (its own default, 8 MiB, would cap a blob at 390 GiB).
+        assert_eq!(args("/opt/azcopy", &["copy", "{url}"], GIB), ["copy", "{url}", "--block-size-mb", "16"]);
+        // Another copy program is left alone.
+        assert_eq!(args("rclone", &["rcat", "{url}"], 2 << 40), ["rcat", "{url}"]);
+    }
+
     #[test]
     fn refuses_bad_variables_and_in_process_transfers() {
         let mut c = command();

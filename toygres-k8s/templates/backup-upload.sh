@@ -6,7 +6,9 @@
 # Logical images (backup-dump.sh) hold the globals and one dump per database, physical ones
 # (backup-basebackup.sh) the globals and pg_basebackup's tar, clone images (backup-clone.sh) the
 # globals and the name of their VolumeSnapshot. Progress counts the bytes the dump
-# side writes, of the source's size estimate.
+# side writes, of the source's size estimate. The upload block size fits twice that estimate in a
+# block blob's 50,000 blocks (transfer.sh, upload_args): no object of the image can be larger than
+# the whole source (compressed, plus the WAL written during a physical backup), with room to spare.
 # Needs: TOYGRES_IMAGE_ID, TOYGRES_IMAGE_TYPE, TOYGRES_EXCHANGE.
 TOYGRES_STEP=backup-upload
 : "${TOYGRES_IMAGE_ID:?missing}" "${TOYGRES_IMAGE_TYPE:?missing}"
@@ -18,7 +20,7 @@ store() {
   rm -f "$exchange/$1.fifo"
   mkfifo "$exchange/$1.fifo"
   count_stream "$work/$1" <"$exchange/$1.fifo" | meter "$raw_done" "$estimate" | zstd -q -3 -T"${TOYGRES_THREADS:-0}" |
-    seal_stream "$1" | hash_stream "$work/$1" | upload "$1"
+    seal_stream "$1" | hash_stream "$work/$1" | upload "$1" "$((estimate * 2))"
   await "$exchange/$1.done"
   rc=$(cat "$exchange/$1.done")
   [[ "$rc" == 0 ]] || fail "the dump of $1 failed (exit $rc); see the dump container's log"

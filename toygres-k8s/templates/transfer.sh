@@ -60,8 +60,46 @@ transfer_login() {
   fi
 }
 
-# upload NAME: uploads standard input as object NAME.
-upload() { run_transfer "$1" "${transfer_upload[@]}" | redact_urls >&2; }
+# block_size_mb EXPECTED: the smallest upload block size (whole MiB, at least 16, at most 4000) for
+# which an object of EXPECTED bytes fits in a block blob's 50,000 blocks (Azure's limits: 50,000
+# blocks of up to 4000 MiB, about 190.7 TiB). A piped upload cannot learn its size beforehand.
+block_size_mb() {
+  local mb=$((($1 + 50000 * 1048576 - 1) / (50000 * 1048576)))
+  ((mb >= 16)) || mb=16
+  ((mb <= 4000)) || mb=4000
+  printf '%s' "$mb"
+}
+
+# upload_args EXPECTED: the upload arguments, their --block-size-mb raised (never lowered) so that
+# EXPECTED bytes fit in 50,000 blocks; azcopy without the option gets it. Other programs' arguments
+# stay as they are.
+upload_args() {
+  local mb i set=0 args=("${transfer_upload[@]}")
+  mb=$(block_size_mb "$1")
+  for i in "${!args[@]}"; do
+    if [[ "${args[$i]}" == --block-size-mb && -n "${args[$((i + 1))]+x}" ]]; then
+      set=1
+      [[ "${args[$((i + 1))]}" =~ ^[0-9]+$ ]] && ((args[i + 1] >= mb)) || args[i + 1]=$mb
+    elif [[ "${args[$i]}" =~ ^--block-size-mb=(.*)$ ]]; then
+      set=1
+      [[ "${BASH_REMATCH[1]}" =~ ^[0-9]+$ ]] && ((BASH_REMATCH[1] >= mb)) || args[i]="--block-size-mb=$mb"
+    fi
+  done
+  if ((set == 0)) && [[ "$(basename "$TOYGRES_TRANSFER_PROGRAM")" == azcopy ]]; then args+=(--block-size-mb "$mb"); fi
+  printf '%s\0' "${args[@]}"
+}
+
+# upload NAME [EXPECTED]: uploads standard input as object NAME; EXPECTED (bytes) bounds its size
+# from above and sets the block size (upload_args).
+upload() {
+  local args=()
+  if [[ -n "${2:-}" ]]; then
+    mapfile -d '' -t args < <(upload_args "$2")
+  else
+    args=("${transfer_upload[@]}")
+  fi
+  run_transfer "$1" "${args[@]}" | redact_urls >&2
+}
 
 # download NAME: writes object NAME to standard output.
 download() { run_transfer "$1" "${transfer_download[@]}"; }
