@@ -1,10 +1,11 @@
 # Restore job, container `load` (the instance's PostgreSQL image: its pg_restore reads archives of
-# its major and older). Waits for the verified plan of the `fetch` container and checks the volume's
-# free space; a physical image is unpacked (restore-unpack.sh); a logical one: checks the versions,
-# initialises PGDATA (the source's locale, the password from the instance's Secret), starts the
-# server for the load only (socket only, fsync off: safe because the volume is new and a failed load
-# starts over), then streams in the globals and every database (format 2: its own CREATE DATABASE
-# and, after its contents, its properties), stops cleanly and writes the marker.
+# its major and older). Waits for the verified plan of the `fetch` container, removes an earlier
+# attempt's partial data directory, then checks the volume's free space; a physical image is
+# unpacked (restore-unpack.sh); a logical one: checks the versions, initialises PGDATA (the source's
+# locale, the password from the instance's Secret), starts the server for the load only (socket
+# only, fsync off: safe because the volume is new and a failed load starts over), then streams in
+# the globals and every database (format 2: its own CREATE DATABASE and, after its contents, its
+# properties), stops cleanly and writes the marker.
 TOYGRES_STEP=restore-load
 : "${PGDATA:?missing}" "${TOYGRES_PASSWORD:?missing}" "${TOYGRES_IMAGE_ID:?missing}"
 : "${TOYGRES_MARKER:?missing}" "${TOYGRES_CONFIG_DIR:?missing}"
@@ -21,6 +22,12 @@ db_objects=() archives=()
 source "$plan/plan.sh"
 
 volume=$(dirname "$PGDATA")
+# A retried job finds the partial data of the attempt before it (no marker: it never finished),
+# which both restores remove anyway: removed first, so the space it holds counts as free.
+if [[ -e "$PGDATA" ]]; then
+  log "removing the partial data directory of an earlier attempt"
+  rm -rf "$PGDATA"
+fi
 free=$(df -Pk "$volume" | awk 'NR == 2 { printf "%.0f", $4 * 1024 }')
 ((free >= raw_total)) ||
   fail "the volume has $free bytes free but the image holds $raw_total bytes uncompressed (the data needs at least that); raise K8sConfig::volume_size"

@@ -420,3 +420,51 @@ fn a_physical_backup_keeps_the_wal_it_needs_while_a_busy_source_recycles_segment
     assert_eq!(psql(port, "app", "SELECT count(*) FROM churn"), psql(s.port, "app", "SELECT count(*) FROM churn"));
     s.pg.stop(PG15, &volume.pgdata());
 }
+
+/// A directory of the `load` container's programs: PostgreSQL 15's, and a `df` reporting a volume
+/// of `capacity` bytes on which what is under the directory asked about is used.
+fn small_volume_bin(s: &Source, name: &str, capacity: u64) -> String {
+    let bin = s.pg.dir(&s.dir().join(name));
+    for entry in std::fs::read_dir(PG15).unwrap() {
+        let entry = entry.unwrap();
+        std::os::unix::fs::symlink(entry.path(), bin.join(entry.file_name())).unwrap();
+    }
+    let df = format!(
+        "#!/bin/bash\nset -euo pipefail\ndir=${{!#}}\nused=$(du -sk \"$dir\" | cut -f1)\ntotal={}\n\
+         printf 'Filesystem 1024-blocks Used Available Capacity Mounted on\\nfake %s %s %s 0%% %s\\n' \
+         \"$total\" \"$used\" \"$((total - used))\" \"$dir\"\n",
+        capacity / 1024
+    );
+    pg::executable(&bin, "df", df.as_bytes());
+    bin.display().to_string()
+}
+
+#[test]
+fn a_retried_restore_counts_the_space_of_the_partial_data_it_removes_as_free() {
+    let Some(s) = Source::start() else { return };
+    let image = ImageId::new();
+    succeeded(s.backup(image, "backup"));
+    let manifest = std::fs::read(pg::image_dir(s.dir(), image).join("manifest.json")).unwrap();
+    let checksum = sha256_hex(&manifest);
+    let manifest: serde_json::Value = serde_json::from_slice(&manifest).unwrap();
+    let archives = manifest["archives"].as_array().unwrap().iter();
+    let raw = manifest["globals"]["raw_size"].as_u64().unwrap()
+        + archives.map(|a| a["raw_size"].as_u64().unwrap()).sum::<u64>();
+
+    // A volume with room for the image, holding an earlier attempt's partial data directory that
+    // would leave too little of it: the retry removes that first, then finds room.
+    let mib = 1 << 20;
+    let volume = s.volume("retried");
+    s.pg.dir(&volume.pgdata());
+    let leftover = s.pg.dir(&volume.pgdata().join("base"));
+    std::fs::write(leftover.join("partial"), vec![7u8; 16 * mib]).unwrap();
+    let bin = small_volume_bin(&s, "bin-retried", raw + 8 * mib as u64);
+    let (_, load_log) = succeeded(s.restore(image, &checksum, &volume, &bin, "retried"));
+    assert!(load_log.contains("removing the partial data directory of an earlier attempt"), "{load_log}");
+    assert!(!volume.pgdata().join("base/partial").exists());
+    assert_eq!(std::fs::read_to_string(volume.marker()).unwrap(), image.to_string());
+
+    // A volume too small for the image is still refused before anything is unpacked.
+    let bin = small_volume_bin(&s, "bin-small", raw - mib as u64);
+    refused(&s, image, &checksum, &s.volume("small"), &bin, "bytes free but the image holds");
+}
