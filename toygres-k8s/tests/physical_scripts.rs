@@ -7,7 +7,8 @@
 //! rule: a damaged archive, a restore of some databases and another major are refused before
 //! anything is unpacked; a source without a replication entry or with `wal_level=minimal` fails
 //! the backup with the reason; a busy source recycling WAL segments mid-backup does not fail it (a
-//! temporary replication slot keeps the WAL).
+//! temporary replication slot keeps the WAL), and a retried restore counts the space of the partial
+//! data it removes as free.
 
 mod pg;
 
