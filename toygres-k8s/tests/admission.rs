@@ -11,7 +11,7 @@ use std::time::Duration;
 use support::events::{an_hour_ago, EventSpec};
 use support::*;
 use tokio::time::Instant;
-use toygres_core::{ClusterExecutor, Error, ErrorClass, ImageType, InstanceId, InstanceSpec, JobRef, NoProgress};
+use toygres_core::{ClusterExecutor, Error, ErrorClass, InstanceId, InstanceSpec, JobRef, NoProgress};
 
 const MINUTE: Duration = Duration::from_secs(60);
 const PSA: &str = "is forbidden: violates PodSecurity \"restricted:latest\": allowPrivilegeEscalation != false \
@@ -26,13 +26,7 @@ const UNSCHEDULABLE: &str = "0/3 nodes are available: 3 Insufficient cpu. preemp
                              preemption victims found for incoming pod.";
 
 fn instance() -> InstanceSpec {
-    InstanceSpec {
-        id: InstanceId::new(),
-        name: "restored".into(),
-        image_type: ImageType::Stock,
-        pg_version: Some("16.4".into()),
-        dns_label: None,
-    }
+    support::restored(None)
 }
 
 /// A deployed instance (its StatefulSet has a uid) and the name of its server pod.

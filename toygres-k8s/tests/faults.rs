@@ -5,17 +5,11 @@ mod support;
 
 use serde_json::json;
 use support::*;
-use toygres_core::{BackupJobSpec, ClusterExecutor, ImageId, ImageLocation, ImageType, InstanceId, InstanceSpec};
+use toygres_core::{BackupJobSpec, ClusterExecutor, ImageId, ImageLocation, InstanceSpec};
 use toygres_core::{Password, RestoreJobSpec};
 
 fn instance() -> InstanceSpec {
-    InstanceSpec {
-        id: InstanceId::new(),
-        name: "restored".into(),
-        image_type: ImageType::Stock,
-        pg_version: Some("16.4".into()),
-        dns_label: Some("restored-db".into()),
-    }
+    support::restored(Some("restored-db"))
 }
 
 fn backup_spec() -> BackupJobSpec {

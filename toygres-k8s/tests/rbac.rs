@@ -8,10 +8,12 @@
 
 #[path = "support/fake_cluster.rs"]
 mod fake_cluster;
+#[path = "support/harness.rs"]
+mod harness;
 mod support;
 
-use async_trait::async_trait;
 use fake_cluster::{FakeCluster, PG_VERSION};
+use harness::{instance, K8sHarness};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
@@ -20,11 +22,11 @@ use std::time::Duration;
 use support::{backup_spec, data_key, warn, PASSWORD};
 use toygres_core::manifest::{archive_object_name, sha256_hex, ManifestObject};
 use toygres_core::manifest::{FORMAT_VERSION, GLOBALS_NAME, MANIFEST_NAME};
-use toygres_core::testing::executor_suite::{self, Capabilities, ExecutorHarness, Support};
+use toygres_core::testing::executor_suite;
 use toygres_core::testing::MockBlobStore;
-use toygres_core::{BlobStore, ClusterExecutor, ImageFormat, ImageType, InstanceId, InstanceSpec, JobRef};
+use toygres_core::{BlobStore, ClusterExecutor, ImageFormat, ImageType, InstanceSpec, JobRef};
 use toygres_core::{ImageId, ImageLocation, Manifest, NoProgress, Password, RestoreJobSpec, Transfer};
-use toygres_k8s::{K8sConfig, K8sExecutor, ServiceExposure};
+use toygres_k8s::{K8sConfig, ServiceExposure};
 
 /// (apiGroup, resource or resource/subresource, verb).
 type Permission = (String, String, String);
@@ -109,13 +111,6 @@ fn granted(text: &str, name: &str) -> BTreeSet<Permission> {
     out
 }
 
-struct Harness {
-    cluster: FakeCluster,
-    executor: K8sExecutor,
-    blobs: Arc<dyn BlobStore>,
-    source: InstanceSpec,
-}
-
 fn config() -> K8sConfig {
     K8sConfig {
         exposure: ServiceExposure::LoadBalancer { region: Some("westeurope".into()) },
@@ -128,60 +123,10 @@ fn config() -> K8sConfig {
     }
 }
 
-fn instance(name: &str) -> InstanceSpec {
-    InstanceSpec {
-        id: InstanceId::new(),
-        name: name.into(),
-        image_type: ImageType::Stock,
-        pg_version: Some(PG_VERSION.into()),
-        dns_label: Some(name.into()),
-    }
-}
-
-#[async_trait]
-impl ExecutorHarness for Harness {
-    fn executor(&self) -> Arc<dyn ClusterExecutor> {
-        Arc::new(self.executor.clone())
-    }
-    fn blobs(&self) -> Arc<dyn BlobStore> {
-        self.blobs.clone()
-    }
-    fn source(&self) -> InstanceSpec {
-        self.source.clone()
-    }
-    fn source_password(&self) -> Password {
-        Password::new(PASSWORD)
-    }
-    fn capabilities(&self) -> Capabilities {
-        Capabilities {
-            connections: Support::No("no PostgreSQL behind the fake API server"),
-            byte_progress: Support::Yes,
-            instance_listing: Support::Yes,
-        }
-    }
-    async fn run_job(&self, job: &JobRef) {
-        self.cluster.run_job(job).await;
-    }
-    async fn run_server(&self, instance: &InstanceSpec) {
-        self.cluster.run_server(instance).await;
-    }
-    async fn resources_of(&self, instance: &InstanceSpec) -> Vec<String> {
-        let id = instance.id.to_string();
-        self.cluster.left_of(&id, Some(&id))
-    }
-    async fn resources_of_job(&self, job: &JobRef) -> Vec<String> {
-        self.cluster.left_of(&job.name, None)
-    }
-}
-
 /// Runs the executor through every operation; returns every call the fake API server served.
 async fn every_call() -> Vec<String> {
-    let (cluster, executor) = FakeCluster::start(config());
-    let source = instance("rbac-source");
-    executor.provision_empty(&source, &Password::new(PASSWORD)).await.unwrap();
-    cluster.run_server(&source).await;
-    let blobs: Arc<dyn BlobStore> = Arc::new(cluster.blobs());
-    let h = Harness { cluster: cluster.clone(), executor: executor.clone(), blobs, source: source.clone() };
+    let h = K8sHarness::new(config(), "rbac-source").await;
+    let (cluster, executor, source) = (h.cluster.clone(), h.executor.clone(), h.source.clone());
     let wait = |job: JobRef| {
         let executor = executor.clone();
         async move { executor.wait_for_job(&job, Duration::from_secs(60), Arc::new(NoProgress)).await }

@@ -7,7 +7,7 @@ mod support;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Container, PodSpec};
 use support::{command_transfer, data_key, DATA_KEY_HEX};
-use toygres_core::{BackupJobSpec, ImageFormat, ImageType, InstanceId, InstanceSpec, JobRef, RestoreJobSpec, Transfer};
+use toygres_core::{BackupJobSpec, ImageFormat, InstanceSpec, JobRef, RestoreJobSpec, Transfer};
 use toygres_k8s::sealing::{self, DATA_KEY_SECRET_KEY, KEY_DIR, KEY_FILE, KEY_VOLUME};
 use toygres_k8s::transfer::job_transfer;
 use toygres_k8s::{K8sConfig, Manifests};
@@ -17,13 +17,7 @@ fn config() -> K8sConfig {
 }
 
 fn instance() -> InstanceSpec {
-    InstanceSpec {
-        id: InstanceId::new(),
-        name: "restored".into(),
-        image_type: ImageType::Stock,
-        pg_version: Some("16.4".into()),
-        dns_label: None,
-    }
+    support::restored(None)
 }
 
 fn backup(format: ImageFormat) -> BackupJobSpec {

@@ -336,3 +336,14 @@ pub fn restore_spec(instance: &toygres_core::InstanceSpec) -> toygres_core::Rest
         data_key: None,
     }
 }
+
+/// A new instance named `restored` (PostgreSQL 16.4) with `dns_label`.
+pub fn restored(dns_label: Option<&str>) -> toygres_core::InstanceSpec {
+    toygres_core::InstanceSpec {
+        id: toygres_core::InstanceId::new(),
+        name: "restored".into(),
+        image_type: toygres_core::ImageType::Stock,
+        pg_version: Some("16.4".into()),
+        dns_label: dns_label.map(str::to_string),
+    }
+}
