@@ -256,6 +256,7 @@ pub fn pwfile(pg: &Postgres, dir: &Path) -> PathBuf {
     path
 }
 pub mod jobs;
+pub mod physical;
 pub mod server;
 
 #[allow(unused_imports)] // not every test file starts a source of its own
