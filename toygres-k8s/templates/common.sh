@@ -74,4 +74,12 @@ receive() {
   await "$exchange/$name.done"
   rm -f "$exchange/$name.fifo"
 }
+# Ends the container successfully when the volume's marker ($TOYGRES_MARKER) says it already holds
+# image $TOYGRES_IMAGE_ID: a re-run of a restore that finished. $1: what is then skipped, for the log.
+exit_if_restored() {
+  if [[ -f "$TOYGRES_MARKER" && "$(cat "$TOYGRES_MARKER")" == "$TOYGRES_IMAGE_ID" ]]; then
+    log "volume already holds image $TOYGRES_IMAGE_ID${1:+; $1}"
+    exit 0
+  fi
+}
 # --- end of job helpers ------------------------------------------------------------------------------

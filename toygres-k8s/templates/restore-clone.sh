@@ -10,10 +10,7 @@ TOYGRES_STEP=restore-clone
 : "${PGDATA:?missing}" "${TOYGRES_IMAGE_ID:?missing}" "${TOYGRES_IMAGE_MAJOR:?missing}"
 : "${TOYGRES_MARKER:?missing}" "${TOYGRES_CONFIG_DIR:?missing}"
 
-if [[ -f "$TOYGRES_MARKER" && "$(cat "$TOYGRES_MARKER")" == "$TOYGRES_IMAGE_ID" ]]; then
-  log "volume already holds image $TOYGRES_IMAGE_ID"
-  exit 0
-fi
+exit_if_restored
 server=$(server_major)
 [[ "$server" == "$TOYGRES_IMAGE_MAJOR" ]] ||
   fail "image $TOYGRES_IMAGE_ID is a clone of PostgreSQL $TOYGRES_IMAGE_MAJOR, and clones restore only onto the same major, but this image's server is PostgreSQL $server: restore it onto PostgreSQL $TOYGRES_IMAGE_MAJOR, or take a logical image to move to another major"

@@ -13,10 +13,7 @@
 TOYGRES_STEP=restore-fetch
 : "${TOYGRES_IMAGE_ID:?missing}" "${TOYGRES_IMAGE_CHECKSUM:?missing}" "${TOYGRES_MARKER:?missing}"
 
-if [[ -f "$TOYGRES_MARKER" && "$(cat "$TOYGRES_MARKER")" == "$TOYGRES_IMAGE_ID" ]]; then
-  log "volume already holds image $TOYGRES_IMAGE_ID; nothing to fetch"
-  exit 0
-fi
+exit_if_restored "nothing to fetch"
 transfer_login
 
 manifest="$work/manifest.json"

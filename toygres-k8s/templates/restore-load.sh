@@ -10,10 +10,7 @@ TOYGRES_STEP=restore-load
 : "${PGDATA:?missing}" "${TOYGRES_PASSWORD:?missing}" "${TOYGRES_IMAGE_ID:?missing}"
 : "${TOYGRES_MARKER:?missing}" "${TOYGRES_CONFIG_DIR:?missing}"
 
-if [[ -f "$TOYGRES_MARKER" && "$(cat "$TOYGRES_MARKER")" == "$TOYGRES_IMAGE_ID" ]]; then
-  log "volume already holds image $TOYGRES_IMAGE_ID"
-  exit 0
-fi
+exit_if_restored
 await "$exchange/plan/plan.sh"
 plan="$exchange/plan"
 format_version=1 format=logical image_major=0 dump_major=0 raw_total=0 initdb_args=() db_names=() db_owners=()
