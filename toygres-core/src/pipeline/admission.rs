@@ -6,6 +6,7 @@
 //! | refusal | error | over REST |
 //! |---|---|---|
 //! | invalid name, label, description, password | [`Error::InvalidRequest`] | 400 |
+//! | fresh instance's password of too few character classes ([`PASSWORD_RULE`]) | [`Error::InvalidRequest`] on `password` | 422 |
 //! | `source_image_id` with `runtime_image_id` / `image_override` | [`Error::ConflictingRequest`] | 400 |
 //! | unknown instance or image | [`Error::InstanceNotFound`], [`Error::ImageNotFound`] | 404 |
 //! | source instance not running | [`Error::InstanceNotRunning`] | 409 |
@@ -28,7 +29,8 @@ use crate::ids::{ImageId, OperationId};
 use crate::image::{ImageFormat, ImageRecord};
 use crate::instance::InstanceRecord;
 use crate::labels::validate_labels;
-use crate::request::{validate_dns1123_label, CreateImageRequest, CreateInstanceRequest, MAX_PASSWORD};
+use crate::request::{password_weakness, validate_dns1123_label, CreateImageRequest, CreateInstanceRequest};
+use crate::request::{MAX_PASSWORD, PASSWORD_RULE};
 use crate::secret::Password;
 use crate::state::{ImageState, InstanceState};
 
@@ -134,7 +136,8 @@ impl Provision {
     /// Refuses, before anything is created, a fresh-instance request that cannot succeed: a
     /// `source_image_id` (that is a restore), an invalid name, DNS label or labels, and a
     /// missing, empty, over-long (> [`MAX_PASSWORD`] characters) or multi-line password
-    /// (`initdb` reads it as one line). Returns the password.
+    /// (`initdb` reads it as one line), or one too weak for [`PASSWORD_RULE`]
+    /// ([`password_weakness`]). Returns the password.
     pub fn admit(request: &CreateInstanceRequest) -> Result<Password> {
         if request.source_image_id.is_some() {
             return Err(Error::InvalidRequest {
@@ -158,6 +161,9 @@ impl Provision {
         }
         if secret.chars().any(char::is_control) {
             return Err(invalid("contains control characters (newlines, tabs, NUL); use printable ones".into()));
+        }
+        if let Some(reason) = password_weakness(secret) {
+            return Err(invalid(reason));
         }
         Ok(password.clone())
     }

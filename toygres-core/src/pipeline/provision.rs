@@ -101,14 +101,59 @@ mod tests {
     #[test]
     fn a_fresh_instance_needs_a_password_a_valid_name_and_no_image() {
         let mut request = CreateInstanceRequest::restore("fresh", ImageId::new());
-        request.password = Some(Password::new("pw"));
+        request.password = Some(Password::new("fresh-Pw-1"));
         assert!(matches!(Provision::admit(&request), Err(Error::InvalidRequest { field: "source_image_id", .. })));
         request.source_image_id = None;
-        assert_eq!(Provision::admit(&request).unwrap().expose(), "pw");
+        assert_eq!(Provision::admit(&request).unwrap().expose(), "fresh-Pw-1");
         request.password = Some(Password::new(""));
         assert!(matches!(Provision::admit(&request), Err(Error::InvalidRequest { field: "password", .. })));
-        request.password = Some(Password::new("pw"));
+        request.password = Some(Password::new("fresh-Pw-1"));
         request.name = "Bad Name".into();
         assert!(matches!(Provision::admit(&request), Err(Error::InvalidRequest { field: "name", .. })));
+    }
+
+    /// The strength rule (`PASSWORD_RULE`): weak passwords are refused with a reason that says what
+    /// is required; strong ones, and long passphrases of two classes, are admitted.
+    #[test]
+    fn a_fresh_instance_password_must_be_strong() {
+        use crate::request::{PASSWORD_RULE, WEAK_PASSWORD};
+        let mut request = CreateInstanceRequest::restore("fresh", ImageId::new());
+        request.source_image_id = None;
+        let admit = |password: &str| {
+            let request = CreateInstanceRequest { password: Some(Password::new(password)), ..request.clone() };
+            Provision::admit(&request)
+        };
+        for weak in ["pw", "Pw-1", "Sh0rt!", "password", "password1", "PASSWORD-X", "12345678!", "aaaaaaaaaaaaaaaaaaaa"]
+        {
+            match admit(weak) {
+                Err(Error::InvalidRequest { field: "password", reason }) => {
+                    assert!(reason.contains(PASSWORD_RULE), "{weak:?}: {reason}");
+                    let short = weak.chars().count() < 8;
+                    assert_eq!(reason.starts_with(WEAK_PASSWORD), !short, "{weak:?}: {reason}");
+                    assert!(!reason.contains(weak), "the reason never repeats the password: {reason}");
+                }
+                other => panic!("{weak:?} admitted or refused otherwise: {other:?}"),
+            }
+        }
+        for strong in [
+            "Passw0rd",
+            "pass-word-1",
+            "PASS WORD 1",
+            "Ünïcødé-pw1",
+            "correct horse battery staple",
+            "abcdefghijklmno1",
+            &"Aa1-".repeat(256),
+        ] {
+            assert_eq!(admit(strong).unwrap().expose(), strong);
+        }
+        // Generated passwords (32 alphanumerics) pass: two classes are enough at that length.
+        for _ in 0..100 {
+            let generated = Password::generate();
+            assert!(admit(generated.expose()).is_ok());
+        }
+        // A restore carries its image's password and is not checked.
+        let mut restore = CreateInstanceRequest::restore("copy", ImageId::new());
+        restore.password = Some(Password::new("pw"));
+        restore.validate_restore().unwrap();
     }
 }
