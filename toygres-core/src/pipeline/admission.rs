@@ -6,7 +6,7 @@
 //! | refusal | error | over REST |
 //! |---|---|---|
 //! | invalid name, label, description, password | [`Error::InvalidRequest`] | 400 |
-//! | fresh instance's password of too few character classes ([`PASSWORD_RULE`]) | [`Error::InvalidRequest`] on `password` | 422 |
+//! | fresh instance's password of too few character classes ([`PASSWORD_RULE`](crate::request::PASSWORD_RULE)) | [`Error::InvalidRequest`] on `password` | 422 |
 //! | `source_image_id` with `runtime_image_id` / `image_override` | [`Error::ConflictingRequest`] | 400 |
 //! | unknown instance or image | [`Error::InstanceNotFound`], [`Error::ImageNotFound`] | 404 |
 //! | source instance not running | [`Error::InstanceNotRunning`] | 409 |
@@ -30,7 +30,7 @@ use crate::image::{ImageFormat, ImageRecord};
 use crate::instance::InstanceRecord;
 use crate::labels::validate_labels;
 use crate::request::{password_weakness, validate_dns1123_label, CreateImageRequest, CreateInstanceRequest};
-use crate::request::{MAX_PASSWORD, PASSWORD_RULE};
+use crate::request::MAX_PASSWORD;
 use crate::secret::Password;
 use crate::state::{ImageState, InstanceState};
 
@@ -136,7 +136,7 @@ impl Provision {
     /// Refuses, before anything is created, a fresh-instance request that cannot succeed: a
     /// `source_image_id` (that is a restore), an invalid name, DNS label or labels, and a
     /// missing, empty, over-long (> [`MAX_PASSWORD`] characters) or multi-line password
-    /// (`initdb` reads it as one line), or one too weak for [`PASSWORD_RULE`]
+    /// (`initdb` reads it as one line), or one too weak for [`PASSWORD_RULE`](crate::request::PASSWORD_RULE)
     /// ([`password_weakness`]). Returns the password.
     pub fn admit(request: &CreateInstanceRequest) -> Result<Password> {
         if request.source_image_id.is_some() {
