@@ -172,6 +172,17 @@ pub trait ClusterExecutor: Send + Sync {
         Ok(())
     }
 
+    /// Whether this executor's restore job checks every byte it loads against the verified
+    /// manifest (size and sha256 of each object, as it streams it into the load) and never marks
+    /// the volume restored unless every one matched, so that the control plane need not read
+    /// the image beforehand: with [`crate::VerifyMode::Auto`] (the default) the restore's verify
+    /// step then checks the manifest and the objects' sizes only
+    /// ([`crate::VerifyMode::resolve`]) and a restore reads the image once. The default, `false`,
+    /// keeps the control plane's full check.
+    fn verifies_while_restoring(&self) -> bool {
+        false
+    }
+
     /// Refuses, with [`crate::Error::UnsupportedFormat`], an export of the clone image `clone`
     /// ([`crate::CreateImageRequest::export`]) that this executor cannot make. Called before the
     /// export is recorded. The default refuses every export: an executor that can read its clone

@@ -42,6 +42,7 @@ fn exporting_executor(fx: &Fixture, clone: &ImageRecord, fail: bool) -> MockClus
     let (blobs, keys, clone) = (fx.blobs.clone(), fx.keys.clone(), clone.clone());
     let mut ex = MockClusterExecutor::new();
     let readable = clone.id;
+    ex.expect_verifies_while_restoring().return_const(false);
     ex.expect_check_restorable().times(1).returning(move |manifest| {
         assert_eq!(manifest.image_id, readable, "the clone image is checked as a restore checks it");
         Ok(())
@@ -149,8 +150,11 @@ async fn every_refused_export_records_nothing() {
         .reserve_image(OperationId::new(), &NewImage::new("busy", fx.source.id).with_format(ImageFormat::Clone))
         .await
         .unwrap();
-    // No expectation at all: these refusals reach no executor method.
-    let t = fx.toygres(MockClusterExecutor::new());
+    // No expectation but the question whether a restore job verifies what it loads (the verify
+    // step's mode): these refusals reach no other executor method.
+    let mut quiet = MockClusterExecutor::new();
+    quiet.expect_verifies_while_restoring().return_const(false);
+    let t = fx.toygres(quiet);
     let export = |image: ImageId| CreateImageRequest::export("exported", fx.source.id, image);
 
     let mut logical = export(clone.id);
@@ -171,12 +175,14 @@ async fn every_refused_export_records_nothing() {
     );
 
     let mut unreadable = MockClusterExecutor::new();
+    unreadable.expect_verifies_while_restoring().return_const(false);
     unreadable.expect_check_restorable().times(1).returning(|manifest| {
         Err(Error::ImageIncomplete { image: manifest.image_id, detail: "its data lives on another machine".into() })
     });
     let err = fx.toygres(unreadable).create_image(OperationId::new(), export(clone.id)).await.unwrap_err();
     assert!(matches!(err, Error::ImageIncomplete { image, .. } if image == clone.id), "{err}");
     let mut no_exports = MockClusterExecutor::new();
+    no_exports.expect_verifies_while_restoring().return_const(false);
     no_exports.expect_check_restorable().returning(|_| Ok(()));
     no_exports.expect_check_export().times(1).returning(|id| {
         Err(Error::UnsupportedFormat { format: ImageFormat::Physical, reason: format!("cannot export {id}") })

@@ -22,6 +22,7 @@ async fn rotation_rewraps_every_image_and_frees_the_old_key() {
         images.push(fx.ready_image(ImageType::Stock).await);
     }
     let mut ex = MockClusterExecutor::new();
+    ex.expect_verifies_while_restoring().return_const(false);
     ex.expect_check_restorable().returning(|_| Ok(()));
     let t = fx.toygres(ex);
     let opened_before: Vec<_> = {

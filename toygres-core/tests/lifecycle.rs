@@ -125,6 +125,7 @@ async fn unknown_databases_are_refused_before_anything_is_created() {
     let fx = fixture(ImageType::Stock).await;
     let image = fx.ready_image(ImageType::Stock).await;
     let mut executor = MockClusterExecutor::new();
+    executor.expect_verifies_while_restoring().return_const(false);
     executor.expect_check_restorable().returning(|_| Ok(()));
     let t = fx.toygres(executor);
     let request = CreateInstanceRequest::restore("subset", image.id).with_databases(["app", "nope"]);

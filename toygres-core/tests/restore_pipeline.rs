@@ -73,9 +73,18 @@ async fn the_record_holds_the_version_the_server_runs_not_the_images() {
     assert_eq!(stored.pg_version.as_deref(), Some(RESTORED_VERSION));
 }
 
-/// An executor that panics on any call: proves nothing was created.
+/// An executor that panics on any call but the question whether its restore job verifies every
+/// byte (`verifies`): proves nothing was created.
+fn untouchable_that(verifies: bool) -> MockClusterExecutor {
+    let mut ex = MockClusterExecutor::new();
+    ex.expect_verifies_while_restoring().return_const(verifies);
+    ex
+}
+
+/// [`untouchable_that`] of an executor whose restore job does not verify: the control plane
+/// hashes every byte.
 fn untouchable() -> MockClusterExecutor {
-    MockClusterExecutor::new()
+    untouchable_that(false)
 }
 
 async fn assert_nothing_created(fx: &Fixture) {
@@ -222,4 +231,50 @@ async fn resume_continues_a_provisioning_instance_and_is_idempotent() {
     // Resuming a finished instance changes nothing and calls no executor step.
     let again = fx.toygres(untouchable()).resume_instance(record.id).await.unwrap();
     assert_eq!(again, resumed);
+}
+
+/// `VerifyMode::Auto` (the default) hashes every byte before a restore unless the executor's
+/// restore job checks every byte as it loads it (`verifies_while_restoring`): then the step reads
+/// the manifest and the sizes only, and the image is read once, by the job. The manifest and the
+/// sizes are still checked; an explicit mode is kept.
+#[tokio::test]
+async fn the_verify_step_hashes_every_byte_only_when_the_restore_job_does_not() {
+    let fx = fixture(ImageType::Stock).await;
+    let image = fx.ready_image(ImageType::Stock).await;
+    let loc = ImageLocation::for_image(image.id);
+    let name = manifest::database_object_name(0);
+    let original = fx.blobs.read(&loc, &name).await.unwrap();
+    let mut flipped = original.to_vec();
+    flipped[3] ^= 0x01;
+    fx.blobs.write(&loc, &name, flipped.into()).await.unwrap();
+    let verify = |verifies: bool, mode: VerifyMode| {
+        let mut ex = untouchable_that(verifies);
+        ex.expect_check_restorable().returning(|_| Ok(()));
+        let mut options = fast_options();
+        options.verify = mode;
+        let (t, image) = (fx.toygres(ex).with_options(options), image.clone());
+        async move { t.restore().verify_image(&image).await }
+    };
+    assert_eq!(Options::default().verify, VerifyMode::Auto);
+    // The changed byte passes the lighter check: the job, which hashes it, refuses it.
+    verify(true, VerifyMode::Auto).await.unwrap();
+    verify(false, VerifyMode::ManifestAndSizes).await.unwrap();
+    for (verifies, mode) in [(false, VerifyMode::Auto), (true, VerifyMode::Full), (false, VerifyMode::Full)] {
+        let err = verify(verifies, mode).await.unwrap_err();
+        assert!(matches!(&err, Error::ChecksumMismatch { object, .. } if *object == name), "{mode:?}: {err}");
+    }
+
+    // A truncated object or a changed manifest is refused by the lighter check too.
+    fx.blobs.write(&loc, &name, original.slice(..original.len() - 1)).await.unwrap();
+    let err = verify(true, VerifyMode::Auto).await.unwrap_err();
+    assert!(matches!(err, Error::ImageIncomplete { .. }), "{err}");
+    fx.blobs.write(&loc, &name, original).await.unwrap();
+    let stored = fx.blobs.read(&loc, manifest::MANIFEST_NAME).await.unwrap();
+    let mut changed = stored.to_vec();
+    changed[10] ^= 0x01;
+    fx.blobs.write(&loc, manifest::MANIFEST_NAME, changed.into()).await.unwrap();
+    let err = verify(true, VerifyMode::Auto).await.unwrap_err();
+    assert!(matches!(err, Error::ChecksumMismatch { .. }), "{err}");
+    fx.blobs.write(&loc, manifest::MANIFEST_NAME, stored).await.unwrap();
+    verify(true, VerifyMode::Full).await.unwrap();
 }

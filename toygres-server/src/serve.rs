@@ -33,12 +33,14 @@ pub struct ServeArgs {
     /// The PEM private key of --tls-cert.
     #[arg(long, env = "TOYGRES_TLS_KEY", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
-    /// How much of an image a restore's admission reads before anything is created: `full`
-    /// (every byte: a corrupted image is refused at once, but an image of tens of GB may outlast
-    /// the 60 s request limit) or `manifest-and-sizes` (the manifest's checksum and each object's
-    /// size; the restore job still hashes every byte before loading, and a corrupted image then
-    /// fails the instance it created).
-    #[arg(long, env = "TOYGRES_VERIFY", value_enum, default_value_t = Verify::Full)]
+    /// How much of an image a restore's admission reads before anything is created: `auto`
+    /// (`full`, unless the executor's restore job hashes every byte as it loads it, as the
+    /// Kubernetes executor's does: then `manifest-and-sizes`, and a restore reads the image once),
+    /// `full` (every byte: a corrupted image is refused at once, but an image of tens of GB may
+    /// outlast the 60 s request limit) or `manifest-and-sizes` (the manifest's checksum and each
+    /// object's size; the restore job still hashes every byte, and a corrupted image then fails
+    /// the instance it created).
+    #[arg(long, env = "TOYGRES_VERIFY", value_enum, default_value_t = Verify::Auto)]
     pub verify: Verify,
     /// Sharing the work with other replicas.
     #[command(flatten)]
@@ -48,6 +50,8 @@ pub struct ServeArgs {
 /// `--verify`: [`toygres_core::VerifyMode`] as the command line spells it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Verify {
+    /// Every byte, unless the executor's restore job hashes every byte as it loads it.
+    Auto,
     /// Every byte of the image.
     Full,
     /// The manifest's checksum and every object's size.
@@ -57,6 +61,7 @@ pub enum Verify {
 impl From<Verify> for toygres_core::VerifyMode {
     fn from(verify: Verify) -> Self {
         match verify {
+            Verify::Auto => toygres_core::VerifyMode::Auto,
             Verify::Full => toygres_core::VerifyMode::Full,
             Verify::ManifestAndSizes => toygres_core::VerifyMode::ManifestAndSizes,
         }

@@ -53,7 +53,8 @@ pub struct Options {
     pub ready_timeout: Duration,
     /// The connection test's retries (default 5 × 120 s).
     pub connection_test: RetryPolicy,
-    /// How much the control plane verifies before a restore (default: every byte).
+    /// How much the control plane verifies before a restore (default [`VerifyMode::Auto`]: every
+    /// byte, unless the executor's restore job checks every byte as it loads it).
     pub verify: VerifyMode,
 }
 
@@ -64,7 +65,7 @@ impl Default for Options {
             restore_job_timeout: Duration::from_secs(2 * 3600),
             ready_timeout: Duration::from_secs(600),
             connection_test: RetryPolicy::connection_test(),
-            verify: VerifyMode::Full,
+            verify: VerifyMode::Auto,
         }
     }
 }

@@ -105,7 +105,10 @@ impl Restore {
 
     /// Before anything is created: the image's data key (unwrapped: [`Error::KeyUnavailable`]
     /// when it cannot be), its bytes against its checksum and, when encrypted, its manifest
-    /// authenticated under that key ([`crate::VerifyMode`]), then whether the executor can restore it ([`crate::ClusterExecutor::check_restorable`]).
+    /// authenticated under that key ([`crate::VerifyMode`], resolved against
+    /// [`crate::ClusterExecutor::verifies_while_restoring`]: by default every byte, but only the
+    /// manifest and the sizes when the restore job hashes every byte as it loads), then whether
+    /// the executor can restore it ([`crate::ClusterExecutor::check_restorable`]).
     pub async fn verify_image(&self, image: &ImageRecord) -> Result<()> {
         let checksum = image.checksum.clone().ok_or_else(|| Error::ImageIncomplete {
             image: image.id,
@@ -114,7 +117,9 @@ impl Restore {
         let location = ImageLocation::for_image(image.id);
         step(&*self.t.progress, Subject::Image(image.id), Phase::VerifyImage, async {
             let key = self.t.data_key(image).await?;
-            let mode = self.t.options.verify;
+            // The one place the mode is resolved: every byte here, unless the restore job
+            // checks every byte as it loads it (then the image is read once, by the job).
+            let mode = self.t.options.verify.resolve(self.t.executor.verifies_while_restoring());
             let manifest = verify_image(&*self.t.blobs, &location, &checksum, key.as_ref(), mode).await?;
             self.t.executor.check_restorable(&manifest).await
         })
