@@ -29,8 +29,9 @@ use crate::ids::{ImageId, OperationId};
 use crate::image::{ImageFormat, ImageRecord};
 use crate::instance::InstanceRecord;
 use crate::labels::validate_labels;
-use crate::request::{password_weakness, validate_dns1123_label, CreateImageRequest, CreateInstanceRequest};
-use crate::request::MAX_PASSWORD;
+use crate::request::{
+    password_weakness, validate_dns1123_label, CreateImageRequest, CreateInstanceRequest, MAX_PASSWORD,
+};
 use crate::secret::Password;
 use crate::state::{ImageState, InstanceState};
 
@@ -136,8 +137,8 @@ impl Provision {
     /// Refuses, before anything is created, a fresh-instance request that cannot succeed: a
     /// `source_image_id` (that is a restore), an invalid name, DNS label or labels, and a
     /// missing, empty, over-long (> [`MAX_PASSWORD`] characters) or multi-line password
-    /// (`initdb` reads it as one line), or one too weak for [`PASSWORD_RULE`](crate::request::PASSWORD_RULE)
-    /// ([`password_weakness`]). Returns the password.
+    /// (`initdb` reads it as one line), or one too weak for
+    /// [`PASSWORD_RULE`](crate::request::PASSWORD_RULE) ([`password_weakness`]). Returns the password.
     pub fn admit(request: &CreateInstanceRequest) -> Result<Password> {
         if request.source_image_id.is_some() {
             return Err(Error::InvalidRequest {
