@@ -101,11 +101,19 @@ fn describe(event: &Event) -> String {
 }
 
 impl K8sExecutor {
-    /// Warning events of any age about the object `kind`/`name`, oldest first, as `reason: message`;
-    /// with `stuck_only`, only those of [`STUCK_EVENTS`]. An error reading them is an empty list
-    /// (events are a diagnosis, not a requirement: the RBAC may lack `events: list`).
-    pub(crate) async fn warnings(&self, kind: &str, name: &str, stuck_only: bool) -> Vec<String> {
-        let events = self.events_about(kind, name).await;
+    /// The Warning events about the object `kind`/`name` (uid `uid`, when known) that are news to
+    /// `watch`'s wait, oldest first, as `reason: message`; with `stuck_only`, only those of
+    /// [`STUCK_EVENTS`]. An error reading them is an empty list (events are a diagnosis, not a
+    /// requirement: the RBAC may lack `events: list`).
+    pub(crate) async fn warnings(
+        &self,
+        watch: &mut EventWatch,
+        kind: &str,
+        name: &str,
+        uid: Option<&str>,
+        stuck_only: bool,
+    ) -> Vec<String> {
+        let events = self.current_events(watch, kind, name, uid).await;
         let mut warnings: Vec<&Event> = events
             .iter()
             .filter(|e| e.type_.as_deref() == Some("Warning"))

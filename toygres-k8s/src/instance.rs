@@ -162,14 +162,18 @@ impl K8sExecutor {
         };
         let services = self.api::<Service>();
         let limit = self.config.load_balancer_timeout;
+        // Only this wait's events: an hour-old one (of an earlier attempt) says nothing of now.
+        let mut watch = EventWatch::default();
+        let mut uid = None;
         let poll = async {
             loop {
-                let service = services.get(&name).await.map_err(|e| api::error(&format!("reading Service {name}"), e));
-                if let Some(address) = load_balancer_address(&service?) {
+                let service = services.get(&name).await.map_err(|e| api::error(&format!("reading Service {name}"), e))?;
+                if let Some(address) = load_balancer_address(&service) {
                     return Ok(info(address, dns_name.clone()));
                 }
+                uid = service.metadata.uid;
                 // A DNS label another public IP holds never resolves: the cloud provider says so in an event.
-                let warnings = self.warnings("Service", &name, true).await;
+                let warnings = self.warnings(&mut watch, "Service", &name, uid.as_deref(), true).await;
                 if let Some(taken) = warnings.iter().find(|w| DNS_LABEL_TAKEN.iter().any(|m| w.contains(m))) {
                     return Err(Error::backend_msg(
                         api::BACKEND,
@@ -182,7 +186,7 @@ impl K8sExecutor {
         match tokio::time::timeout(limit, poll).await {
             Ok(result) => result,
             Err(_) => {
-                let warnings = self.warnings("Service", &name, false).await;
+                let warnings = self.warnings(&mut watch, "Service", &name, uid.as_deref(), false).await;
                 let seen = if warnings.is_empty() { "no Warning events".to_string() } else { warnings.join("; ") };
                 Err(Error::Timeout { step: format!("LoadBalancer address of Service {name} ({seen})"), after: limit })
             }

@@ -7,6 +7,7 @@ use crate::executor::K8sExecutor;
 use crate::names::{self, CONTROLLER_UID_LABEL, IMAGE_LABEL, INSTANCE_LABEL};
 use crate::progress::JobProgress;
 use crate::transfer::{for_workload_identity, job_transfer, JobTransfer};
+use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Pod, Secret};
 use kube::api::{LogParams, Patch, PatchParams};
@@ -14,7 +15,9 @@ use kube::ResourceExt;
 use std::sync::Arc;
 use std::time::Duration;
 use toygres_core::error::redact;
-use toygres_core::{BackupJobSpec, Error, ImageFormat, JobRef, ProgressSink, RestoreJobSpec, Result, Subject};
+use toygres_core::{
+    BackupJobSpec, Error, ImageFormat, InstanceId, JobRef, ProgressSink, RestoreJobSpec, Result, Subject,
+};
 
 /// Field manager of the server-side applied job Secrets.
 const FIELD_MANAGER: &str = "toygres";
@@ -155,8 +158,17 @@ impl K8sExecutor {
         let secret = manifests.restore_secret(spec, &transfer)?;
         let object = manifests.restore_job(spec, &transfer)?;
         // An unreadable manifest changes nothing here: the job reports it.
-        if let Some(manifest) = self.verified_manifest(spec).await {
-            crate::physical::check_restore(&self.config, spec, &manifest)?;
+        let manifest = self.verified_manifest(spec).await;
+        if let Some(manifest) = &manifest {
+            crate::physical::check_restore(&self.config, spec, manifest)?;
+        }
+        if self.restored_and_deployed(spec.instance.id).await? {
+            // Resumed after the deploy (a control-plane restart): the server holds the volume,
+            // and a Job mounting it would wait on its disk (Multi-Attach) for nothing.
+            tracing::info!(job = %job.name, "the instance is deployed: its volume holds the image, no restore job");
+            return Ok(job);
+        }
+        if let Some(manifest) = manifest {
             if manifest.format == ImageFormat::Clone {
                 return self.start_clone_restore(spec, &manifest).await;
             }
@@ -198,10 +210,15 @@ impl K8sExecutor {
                         }
                     },
                     Err(e) if status_code(&e) == Some(404) => {
+                        if let Subject::Instance(id) = job.subject {
+                            if self.restored_and_deployed(id).await? {
+                                return Ok(());
+                            }
+                        }
                         return Err(Error::backend_msg(
                             api::BACKEND,
                             format!("job {} no longer exists (deleted while waiting); run the step again", job.name),
-                        ))
+                        ));
                     }
                     Err(e) => tracing::warn!(job = %job.name, error = %e, "reading the job failed; polling again"),
                 }
@@ -218,6 +235,17 @@ impl K8sExecutor {
                 Err(Error::Timeout { step, after: timeout })
             }
         }
+    }
+
+    /// Whether instance `id` is deployed (its StatefulSet, ours, exists). The pipeline deploys only
+    /// after its restore Job succeeded, so its volume then holds the image: a restore resumed
+    /// after the deploy neither runs nor waits for a Job again.
+    pub(crate) async fn restored_and_deployed(&self, id: InstanceId) -> Result<bool> {
+        let name = format!("pg-{id}");
+        let set = self.api::<StatefulSet>().get_opt(&name).await;
+        let set = set.map_err(|e| api::error(&format!("reading StatefulSet {name}"), e))?;
+        let id = id.to_string();
+        Ok(set.is_some_and(|s| names::owned_by(s.metadata.labels.as_ref(), INSTANCE_LABEL, &id)))
     }
 
     /// The error of a failed job, with its logs.

@@ -150,6 +150,37 @@ async fn a_snapshot_error_fails_the_step_at_once_with_its_message() {
     assert!(cluster.api.get(&volume_snapshot(&format!("snap-{}", spec.image_id))).is_none());
 }
 
+/// An hour-old Warning event about the snapshot's name never fails the wait; one of the wait
+/// that lasts the stuck grace does.
+#[tokio::test(start_paused = true)]
+async fn only_current_warning_events_fail_a_snapshot_wait() {
+    use support::events::{an_hour_ago, EventSpec};
+    let (cluster, executor, source) = cluster().await;
+    let grace = executor.config().stuck_grace;
+    let wait_for = |spec: &BackupJobSpec, message: &str, old: bool| {
+        let event = EventSpec::warning("VolumeSnapshot", &format!("snap-{}", spec.image_id), "SnapshotFailed", message);
+        if old { event.at(an_hour_ago()).count(3) } else { event }.put(&cluster.api);
+        let (executor, job) = (executor.clone(), toygres_core::JobRef::backup(spec.image_id));
+        tokio::spawn(async move { executor.wait_for_job(&job, 4 * grace, Arc::new(NoProgress)).await })
+    };
+    for old in [true, false] {
+        let spec = backup_spec(source.clone(), ImageFormat::Clone, Some(data_key()));
+        let job = executor.start_backup_job(&spec).await.unwrap();
+        cluster.run_job(&job).await;
+        let wait = wait_for(&spec, "failed to take snapshot: context deadline exceeded", old);
+        tokio::time::sleep(grace + Duration::from_secs(60)).await;
+        if old {
+            assert!(!wait.is_finished(), "an old event failed the wait: {:?}", wait.await);
+            let controller = cluster.snapshot_controller(json!({"readyToUse": true, "restoreSize": "20Gi"}));
+            wait.await.unwrap().unwrap();
+            controller.abort();
+        } else {
+            let err = wait.await.unwrap().unwrap_err().to_string();
+            assert!(err.contains("stuck for 180s") && err.contains("context deadline exceeded"), "{err}");
+        }
+    }
+}
+
 #[tokio::test]
 async fn a_restore_provisions_the_pvc_from_the_snapshot_with_the_sources_password_and_type() {
     let (cluster, executor, source) = cluster().await;

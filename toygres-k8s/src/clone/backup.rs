@@ -3,6 +3,7 @@
 
 use super::{SnapshotSource, CLONE_OF_ANNOTATION};
 use crate::api;
+use crate::diagnose::events::EventWatch;
 use crate::executor::K8sExecutor;
 use crate::jobs::Stuck;
 use crate::names;
@@ -57,11 +58,12 @@ impl K8sExecutor {
     }
 
     /// Polls the image's `VolumeSnapshot` until `readyToUse`; its `status.error`, its deletion, or
-    /// Warning events lasting the stuck grace fail `job`'s step at once, with the reason.
+    /// Warning events of this wait lasting the stuck grace fail `job`'s step at once, with the reason.
     async fn await_snapshot(&self, job: &JobRef, image: ImageId, pvc: &str) -> Result<()> {
         let name = names::snapshot_name(image);
         let snapshots = self.api::<VolumeSnapshot>();
         let mut stuck = Stuck::default();
+        let mut watch = EventWatch::default();
         loop {
             let current =
                 snapshots.get_opt(&name).await.map_err(|e| api::error(&format!("reading VolumeSnapshot {name}"), e))?;
@@ -80,7 +82,8 @@ impl K8sExecutor {
                     return Err(self.snapshot_failed(job, &name, pvc, &message).await);
                 }
                 SnapshotState::Pending => {
-                    let problem = self.warnings("VolumeSnapshot", &name, false).await.pop();
+                    let uid = current.metadata.uid.as_deref();
+                    let problem = self.warnings(&mut watch, "VolumeSnapshot", &name, uid, false).await.pop();
                     if let Some(problem) = stuck.check(problem, self.config.stuck_grace) {
                         let reason = format!("stuck for {:?}: {problem}", self.config.stuck_grace);
                         return Err(self.snapshot_failed(job, &name, pvc, &reason).await);
