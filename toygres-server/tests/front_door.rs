@@ -107,6 +107,8 @@ async fn every_refusal_of_the_library_is_the_rest_paths_and_creates_nothing() {
     fresh.password = Some(Password::new("two\nlines"));
     let mut long = fresh.clone();
     long.password = Some(Password::new("p".repeat(1025)));
+    let mut weak = fresh.clone();
+    weak.password = Some(Password::new("password1"));
     let mut labelled = CreateImageRequest::new("front-labels", source_id);
     labelled.labels.insert("Bad Key".into(), "x".into());
     let unknown = uuid::Uuid::new_v4();
@@ -138,6 +140,7 @@ async fn every_refusal_of_the_library_is_the_rest_paths_and_creates_nothing() {
         (restore("Bad_Name", image), json!({ "name": "Bad_Name", "source_image_id": image })),
         (fresh, json!({ "name": "front-fresh", "password": "two\nlines" })),
         (long, json!({ "name": "front-fresh", "password": "p".repeat(1025) })),
+        (weak, json!({ "name": "front-fresh", "password": "password1" })),
     ];
     for (request, body) in instances {
         let library = match request.source_image_id {

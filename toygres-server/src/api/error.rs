@@ -109,6 +109,13 @@ impl From<Error> for ApiError {
             | Error::ConflictingRequest { field: "from_image", .. } => {
                 (S::UNPROCESSABLE_ENTITY, "invalid_export", Some("from_image"))
             }
+            // Nor is the password's strength rule (character classes; its length is in the
+            // schema): a password that fits the schema but is too weak is a semantic refusal.
+            Error::InvalidRequest { field: "password", reason }
+                if reason.starts_with(toygres_core::request::WEAK_PASSWORD) =>
+            {
+                (S::UNPROCESSABLE_ENTITY, "weak_password", Some("password"))
+            }
             Error::InvalidRequest { field, .. } => (S::BAD_REQUEST, "invalid_request", Some(field)),
             Error::ConflictingRequest { field, .. } => (S::BAD_REQUEST, "conflicting_request", Some(field)),
             Error::ImageNotFound(_) => (S::NOT_FOUND, "image_not_found", None),

@@ -6,6 +6,7 @@ use super::fields::{labels_json, DNS_LABEL};
 use super::requests::CreateInstanceBody;
 use serde_json::json;
 use std::borrow::Cow;
+use toygres_core::request::{MAX_PASSWORD, MIN_PASSWORD, PASSWORD_RULE};
 use utoipa::openapi::{RefOr, Schema};
 
 impl utoipa::PartialSchema for CreateInstanceBody {
@@ -22,8 +23,10 @@ impl utoipa::PartialSchema for CreateInstanceBody {
             "additionalProperties": false,
             "properties": {
                 "name": label,
-                "password": { "type": "string", "minLength": 1, "maxLength": 1024, "pattern": r"^[^\x00-\x1f\x7f-\x9f]+$",
-                              "description": "Superuser password (stored sealed, never shown)." },
+                "password": { "type": "string", "minLength": MIN_PASSWORD, "maxLength": MAX_PASSWORD,
+                              "pattern": r"^[^\x00-\x1f\x7f-\x9f]+$",
+                              "description": format!("Superuser password (stored sealed, never shown): {PASSWORD_RULE}; \
+                                                      one of too few classes is refused with 422 `weak_password`.") },
                 "dns_label": optional_label,
                 "source_image_id": { "type": "null" },
                 "runtime_image_id": { "type": ["string", "null"] },
@@ -52,7 +55,7 @@ impl utoipa::PartialSchema for CreateInstanceBody {
             },
         });
         let schema = json!({ "oneOf": [fresh, restore], "examples": [
-            { "name": "scratch", "password": "change-me" },
+            { "name": "scratch", "password": "Change-me-2026" },
             { "name": "orders-copy", "source_image_id": "3f1c7a52-9c1e-4c43-9d5e-0c1c2b6f4a10", "dns_label": "orders-copy" },
         ]});
         RefOr::T(serde_json::from_value(schema).expect("a valid schema"))
