@@ -19,7 +19,10 @@
 //!    "Storage Blob Data Contributor" on the container. The job pods are labelled
 //!    `azure.workload.identity/use: "true"` and log in with `azcopy login --login-type=workload`.
 //! 4. `TOYGRES_TOOLBOX_IMAGE`: an image with bash, coreutils, zstd, jq, the PostgreSQL 15+ client and azcopy.
-//! 5. Optional: `AZURE_REGION` (for `<dns-label>.<region>.cloudapp.azure.com`), `TOYGRES_STORAGE_CLASS`.
+//! 5. `TOYGRES_CLIENT_CIDRS`: who may connect to the instances' load balancers, comma-separated CIDRs;
+//!    at least the address this program connects from (e.g. `$(curl -s https://ifconfig.me)/32`),
+//!    see `docs/azure-aks-network.md`.
+//! 6. Optional: `AZURE_REGION` (for `<dns-label>.<region>.cloudapp.azure.com`), `TOYGRES_STORAGE_CLASS`.
 //!
 //! It creates a source instance (`postgres:15`, LoadBalancer), writes a table into it, images it,
 //! restores a new instance from the image, checks the rows arrived, and deletes all of it.
@@ -43,6 +46,7 @@ const NEEDS: &str = "k8s_azure needs a cluster and Azure settings:\n  \
     AZURE_STORAGE_ACCOUNT           images account (AZURE_STORAGE_CONTAINER, default images)\n  \
     AZURE_CLIENT_ID/AZURE_TENANT_ID/AZURE_FEDERATED_TOKEN_FILE, or AZURE_STORAGE_SAS_TOKEN, or AZURE_STORAGE_ACCOUNT_KEY\n  \
     TOYGRES_JOB_SERVICE_ACCOUNT     service account federated for workload identity (required)\n  \
+    TOYGRES_CLIENT_CIDRS            CIDRs allowed to connect to the instances, this machine's included (required)\n  \
     TOYGRES_NAMESPACE, AZURE_REGION, TOYGRES_STORAGE_CLASS (optional)\n\
     See the set-up in examples/k8s_azure/main.rs.";
 
@@ -69,6 +73,9 @@ fn config(toolbox_image: String) -> K8sConfig {
         toolbox_image,
         exposure: ServiceExposure::LoadBalancer { region: var("AZURE_REGION") },
         job_service_account: var("TOYGRES_JOB_SERVICE_ACCOUNT"),
+        load_balancer_source_ranges: var("TOYGRES_CLIENT_CIDRS")
+            .map(|cidrs| cidrs.split(',').map(|c| c.trim().to_string()).filter(|c| !c.is_empty()).collect())
+            .unwrap_or_default(),
         ..K8sConfig::default()
     }
 }

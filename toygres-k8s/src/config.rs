@@ -140,10 +140,20 @@ pub struct K8sConfig {
     /// Kubernetes force-detaches a disk from an unhealthy node after 6 min.
     #[serde(default = "default_transient_grace")]
     pub transient_grace: Duration,
-    /// `loadBalancerSourceRanges` of LoadBalancer Services: the CIDRs (e.g. `"203.0.113.0/24"`)
-    /// allowed to connect. Empty (the default): any address, the password being the only guard.
+    /// The client CIDRs (IPv4 or IPv6, e.g. `"203.0.113.0/24"`) allowed to connect to the
+    /// instances: the LoadBalancer Services' `loadBalancerSourceRanges`, and `ipBlock`s of each
+    /// instance's NetworkPolicy ([`crate::network`]; with ClusterIP exposure, in-cluster clients'
+    /// pod or node ranges). **No default**: empty with LoadBalancer exposure is refused by
+    /// [`K8sConfig::validate`]; list your clients' networks, or write `["0.0.0.0/0", "::/0"]` to
+    /// let every address try the password (`docs/azure-aks-network.md`).
     #[serde(default)]
     pub load_balancer_source_ranges: Vec<String>,
+    /// Namespaces whose pods may connect to the instances (in-cluster clients, or a control plane
+    /// outside the instances' namespace): `namespaceSelector`s of each instance's NetworkPolicy,
+    /// by the `kubernetes.io/metadata.name` label. Default: none. With ClusterIP exposure, this or
+    /// [`K8sConfig::load_balancer_source_ranges`] must name the clients.
+    #[serde(default)]
+    pub client_namespaces: Vec<String>,
     /// The `VolumeSnapshotClass` of clone images ([`toygres_core::ImageFormat::Clone`], see
     /// [`crate::clone`]): each is a CSI `VolumeSnapshot` of its source's PVC in this class, and a
     /// restore is a PVC provisioned from it. `None` (the default): the executor keeps no clones, a
@@ -195,6 +205,7 @@ impl Default for K8sConfig {
             stuck_grace: default_stuck_grace(),
             transient_grace: default_transient_grace(),
             load_balancer_source_ranges: Vec::new(),
+            client_namespaces: Vec::new(),
             volume_snapshot_class: None,
         }
     }
@@ -204,6 +215,35 @@ impl K8sConfig {
     /// The in-cluster DNS name of `instance`'s Service.
     pub fn cluster_host(&self, instance: &toygres_core::InstanceSpec) -> String {
         crate::names::cluster_host(instance, &self.namespace, self.cluster_domain.as_deref())
+    }
+
+    /// Who may connect must be decided: a LoadBalancer with no client ranges would admit every
+    /// address, and a ClusterIP instance with neither ranges nor namespaces no client at all.
+    fn validate_clients(&self) -> Result<()> {
+        for namespace in &self.client_namespaces {
+            toygres_core::request::validate_dns1123_label("client_namespaces", namespace)?;
+        }
+        let field = "load_balancer_source_ranges";
+        let no_ranges = self.load_balancer_source_ranges.is_empty();
+        match self.exposure {
+            ServiceExposure::LoadBalancer { .. } if no_ranges => Err(Error::InvalidRequest {
+                field,
+                reason: "a LoadBalancer exposes the instances on the internet: list the client CIDRs allowed to \
+                         connect (e.g. [\"203.0.113.0/24\"]), or [\"0.0.0.0/0\", \"::/0\"] to let every address \
+                         try the password (docs/azure-aks-network.md)"
+                    .into(),
+            }),
+            ServiceExposure::ClusterIp if no_ranges && self.client_namespaces.is_empty() => {
+                Err(Error::InvalidRequest {
+                    field: "client_namespaces",
+                    reason: "with ClusterIP exposure only the control plane could reach the instances: list the \
+                             namespaces of their clients (client_namespaces) or their CIDRs \
+                             (load_balancer_source_ranges)"
+                        .into(),
+                })
+            }
+            _ => Ok(()),
+        }
     }
 
     /// Checks the settings; a bad one is an [`Error::InvalidRequest`] naming it.
@@ -282,6 +322,7 @@ impl K8sConfig {
                 });
             }
         }
+        self.validate_clients()?;
         for range in &self.load_balancer_source_ranges {
             let valid = range.split_once('/').is_some_and(|(ip, bits)| {
                 let max = if ip.contains(':') { 128 } else { 32 };
@@ -290,7 +331,7 @@ impl K8sConfig {
             if !valid {
                 return Err(Error::InvalidRequest {
                     field: "load_balancer_source_ranges",
-                    reason: format!("{range:?} is not a CIDR; use e.g. \"203.0.113.0/24\""),
+                    reason: format!("{range:?} is not a CIDR; use e.g. \"203.0.113.0/24\" or \"2001:db8::/32\""),
                 });
             }
         }

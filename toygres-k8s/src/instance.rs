@@ -9,6 +9,7 @@ use crate::names::{self, INSTANCE_LABEL};
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Pod, Secret, Service};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::api::{Api, LogParams};
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -54,9 +55,12 @@ impl K8sExecutor {
 
     pub(crate) async fn deploy(&self, instance: &InstanceSpec) -> Result<()> {
         let manifests = self.manifests();
+        let policy = manifests.network_policy(instance)?;
         let set = manifests.stateful_set(instance)?;
         let service = manifests.service(instance)?;
         let owned = self.owned(instance);
+        // The policy first: the server pod never runs without it (crate::network).
+        api::create(&self.api::<NetworkPolicy>(), &policy, |o| owned(&o.metadata.labels)).await?;
         api::create(&self.api::<StatefulSet>(), &set, |o| owned(&o.metadata.labels)).await?;
         api::create(&self.api::<Service>(), &service, |o| owned(&o.metadata.labels)).await?;
         Ok(())
@@ -203,6 +207,7 @@ impl K8sExecutor {
         ids.extend(labelled_instances(&self.api::<Secret>()).await?);
         ids.extend(labelled_instances(&self.api::<ConfigMap>()).await?);
         ids.extend(labelled_instances(&self.api::<PersistentVolumeClaim>()).await?);
+        ids.extend(labelled_instances(&self.api::<NetworkPolicy>()).await?);
         Ok(ids.into_iter().collect())
     }
 
@@ -214,6 +219,8 @@ impl K8sExecutor {
         api::delete_labeled(&self.api::<Secret>(), &selector).await?;
         api::delete_labeled(&self.api::<ConfigMap>(), &selector).await?;
         api::delete_labeled(&self.api::<PersistentVolumeClaim>(), &selector).await?;
+        // Last, after the StatefulSet (whose pod stops in the background).
+        api::delete_labeled(&self.api::<NetworkPolicy>(), &selector).await?;
         Ok(())
     }
 }

@@ -11,6 +11,8 @@
 //!     toolbox_image: "myregistry.azurecr.io/toygres-toolbox:1".into(),
 //!     job_service_account: Some("toygres-jobs".into()),
 //!     exposure: ServiceExposure::LoadBalancer { region: Some("westus2".into()) },
+//!     // Who may connect (required with a LoadBalancer; docs/azure-aks-network.md).
+//!     load_balancer_source_ranges: vec!["203.0.113.0/24".into()],
 //!     ..K8sConfig::default()
 //! };
 //! // `blobs` is an Azure BlobStore (toygres-azure) whose transfer runs azcopy in the jobs.
@@ -118,6 +120,7 @@ pub mod instance;
 pub mod jobs;
 pub mod manifests;
 pub mod names;
+pub mod network;
 pub mod physical;
 pub mod progress;
 pub mod render;

@@ -247,6 +247,8 @@ impl<'a> Manifests<'a> {
         let ranges = &self.config.load_balancer_source_ranges;
         let ranges = (service_type == "LoadBalancer" && !ranges.is_empty()).then_some(ranges);
         values.push(("source_ranges", json!(ranges)));
+        // Client addresses preserved for the NetworkPolicy's ipBlocks (see service.yaml).
+        values.push(("external_traffic_policy", json!((service_type == "LoadBalancer").then_some("Local"))));
         values.push(("selector", json!(names::server_selector(instance.id))));
         render(render::SERVICE, &values)
     }

@@ -42,9 +42,21 @@ pub const RESTORE_JOB: Template = template!("restore-job.yaml");
 pub const VOLUME_SNAPSHOT: Template = template!("volumesnapshot.yaml");
 /// `restore-clone-job.yaml`: the restore job of a clone image.
 pub const RESTORE_CLONE_JOB: Template = template!("restore-clone-job.yaml");
+/// `networkpolicy.yaml`: an instance's NetworkPolicy ([`crate::network`]).
+pub const NETWORK_POLICY: Template = template!("networkpolicy.yaml");
 /// Every manifest template.
-pub const ALL: [Template; 9] =
-    [PVC, SECRET, CONFIG_MAP, STATEFUL_SET, SERVICE, BACKUP_JOB, RESTORE_JOB, VOLUME_SNAPSHOT, RESTORE_CLONE_JOB];
+pub const ALL: [Template; 10] = [
+    PVC,
+    SECRET,
+    CONFIG_MAP,
+    STATEFUL_SET,
+    SERVICE,
+    BACKUP_JOB,
+    RESTORE_JOB,
+    VOLUME_SNAPSHOT,
+    RESTORE_CLONE_JOB,
+    NETWORK_POLICY,
+];
 
 /// The ConfigMap's `initdb.sh`: run by the PostgreSQL image's entrypoint after it initialised an
 /// empty volume, it has the data directory include the ConfigMap's `postgresql.conf`.

@@ -27,6 +27,7 @@ fn config(class: Option<&str>) -> K8sConfig {
         job_service_account: Some("toygres-jobs".into()),
         poll_interval: Duration::from_millis(10),
         volume_snapshot_class: class.map(String::from),
+        load_balancer_source_ranges: vec!["203.0.113.0/24".into()],
         ..K8sConfig::default()
     }
 }

@@ -24,6 +24,7 @@ async fn harness() -> K8sHarness {
         job_service_account: Some("toygres-jobs".into()),
         poll_interval: Duration::from_millis(20),
         load_balancer_timeout: Duration::from_secs(10),
+        load_balancer_source_ranges: vec!["203.0.113.0/24".into()],
         ..K8sConfig::default()
     };
     K8sHarness::new(config, "suite-source").await

@@ -82,7 +82,11 @@ async fn jobs_get_their_identity_from_their_own_service_account() {
         assert!(!stored.contains("AZURE_FEDERATED_TOKEN_FILE"), "{stored}");
         assert!(stored.contains("AZCOPY_AUTO_LOGIN_TYPE") && stored.contains(r#""serviceAccountName":"toygres-jobs""#));
     }
-    let no_account = toygres_k8s::K8sConfig { job_service_account: None, ..toygres_k8s::K8sConfig::default() };
+    let no_account = toygres_k8s::K8sConfig {
+        job_service_account: None,
+        load_balancer_source_ranges: vec!["203.0.113.0/24".into()],
+        ..toygres_k8s::K8sConfig::default()
+    };
     let err = no_account.validate().unwrap_err();
     assert!(matches!(&err, toygres_core::Error::InvalidRequest { field: "job_service_account", .. }), "{err}");
     let sas_only = toygres_k8s::K8sConfig { workload_identity: false, ..no_account };

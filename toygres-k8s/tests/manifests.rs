@@ -20,6 +20,7 @@ fn config() -> K8sConfig {
         toolbox_image: "example.azurecr.io/toygres-toolbox:1".into(),
         exposure: ServiceExposure::LoadBalancer { region: Some("westus2".into()) },
         job_service_account: Some("toygres-jobs".into()),
+        load_balancer_source_ranges: vec!["203.0.113.0/24".into()],
         ..K8sConfig::default()
     }
 }
@@ -70,6 +71,7 @@ fn rendered(config: &K8sConfig) -> Vec<(&'static str, String)> {
         ("configmap", y(&m.config_map(&i).unwrap())),
         ("statefulset", y(&m.stateful_set(&i).unwrap())),
         ("service", y(&m.service(&i).unwrap())),
+        ("networkpolicy", y(&m.network_policy(&i).unwrap())),
         ("backup-job", y(&m.backup_job(&backup, &transfer()).unwrap())),
         ("backup-job-physical", y(&m.backup_job(&physical(backup.clone()), &transfer()).unwrap())),
         ("restore-job", y(&m.restore_job(&restore, &transfer()).unwrap())),

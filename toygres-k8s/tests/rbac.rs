@@ -116,6 +116,7 @@ fn config() -> K8sConfig {
         exposure: ServiceExposure::LoadBalancer { region: Some("westeurope".into()) },
         job_service_account: Some("toygres-jobs".into()),
         volume_snapshot_class: Some("csi-azuredisk-vsc".into()),
+        load_balancer_source_ranges: vec!["203.0.113.0/24".into()],
         poll_interval: Duration::from_millis(20),
         load_balancer_timeout: Duration::from_secs(10),
         stuck_grace: Duration::from_millis(200),
@@ -324,6 +325,7 @@ fn deploy_documents() -> Vec<Value> {
             ("TOOLBOX_IMAGE", "example.azurecr.io/toygres-toolbox:1"),
             ("STORAGE_ACCOUNT", "toygresimages"),
             ("LOCATION", "westeurope"),
+            ("CLIENT_CIDR", "203.0.113.0/24"),
         ] {
             text = text.replace(&format!("${{{name}}}"), value);
         }

@@ -26,7 +26,7 @@ fn password() -> Password {
 }
 
 /// Everything the executor creates for an instance: volume, Secret, ConfigMap, restore Job and
-/// its Secret, StatefulSet and Service.
+/// its Secret, NetworkPolicy, StatefulSet and Service.
 async fn everything(executor: &dyn ClusterExecutor, i: &InstanceSpec) {
     executor.create_volume(i, &password()).await.unwrap();
     executor.start_restore_job(&restore_spec(i)).await.unwrap();
@@ -88,6 +88,7 @@ async fn list_instances_lists_every_labelled_instance_once_sorted() {
         format!("GET {}?labelSelector={selector}", core_all("secrets")),
         format!("GET {}?labelSelector={selector}", core_all("configmaps")),
         format!("GET {}?labelSelector={selector}", core_all("persistentvolumeclaims")),
+        format!("GET /apis/networking.k8s.io/v1/namespaces/{NS}/networkpolicies?labelSelector={selector}"),
     ];
     assert_eq!(fake.take_calls(), expected_calls, "one list call per kind delete_instance removes, and nothing else");
 
@@ -115,8 +116,8 @@ async fn reconcile_removes_the_objects_of_instances_without_a_live_record_and_ke
         everything(&*executor, i).await;
     }
     let kept_objects = paths_of(&fake, kept.id);
-    assert_eq!(kept_objects.len(), 7, "{kept_objects:#?}");
-    assert_eq!(paths_of(&fake, orphan.id).len(), 7);
+    assert_eq!(kept_objects.len(), 8, "{kept_objects:#?}");
+    assert_eq!(paths_of(&fake, orphan.id).len(), 8);
 
     let report = toygres.reconcile().await.unwrap();
     let mut removed = vec![orphan.id, failed.id];

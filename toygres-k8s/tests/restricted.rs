@@ -89,6 +89,7 @@ fn default_config() -> K8sConfig {
     K8sConfig {
         job_service_account: Some("toygres-jobs".into()),
         volume_snapshot_class: Some("csi-azuredisk-vsc".into()),
+        load_balancer_source_ranges: vec!["203.0.113.0/24".into()],
         ..K8sConfig::default()
     }
 }

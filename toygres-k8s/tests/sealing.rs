@@ -13,7 +13,11 @@ use toygres_k8s::transfer::job_transfer;
 use toygres_k8s::{K8sConfig, Manifests};
 
 fn config() -> K8sConfig {
-    K8sConfig { job_service_account: Some("toygres-jobs".into()), ..K8sConfig::default() }
+    K8sConfig {
+        job_service_account: Some("toygres-jobs".into()),
+        load_balancer_source_ranges: vec!["203.0.113.0/24".into()],
+        ..K8sConfig::default()
+    }
 }
 
 fn instance() -> InstanceSpec {

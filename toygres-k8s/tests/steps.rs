@@ -266,7 +266,11 @@ async fn deploy_then_ready_then_connection_info_from_the_load_balancer() {
     let name = i.resource_name();
     assert_eq!(
         fake.take_calls(),
-        vec![format!("POST /apis/apps/v1/namespaces/{NS}/statefulsets"), format!("POST {}", core_all("services"))]
+        vec![
+            format!("POST /apis/networking.k8s.io/v1/namespaces/{NS}/networkpolicies"),
+            format!("POST /apis/apps/v1/namespaces/{NS}/statefulsets"),
+            format!("POST {}", core_all("services"))
+        ]
     );
     let service = fake.get(&core("services", &name)).unwrap();
     assert_eq!(service["spec"]["type"], "LoadBalancer");
@@ -307,6 +311,7 @@ async fn cluster_ip_connection_info_needs_no_call() {
     let config = toygres_k8s::K8sConfig {
         exposure: toygres_k8s::ServiceExposure::ClusterIp,
         job_service_account: Some("toygres-jobs".into()),
+        client_namespaces: vec!["apps".into()],
         ..Default::default()
     };
     let (fake, executor) = FakeApi::executor_with(blobs(), config);
@@ -333,12 +338,13 @@ async fn delete_instance_removes_everything_it_owns_and_nothing_else() {
     executor.delete_instance(&a).await.unwrap();
     let left = fake.paths();
     assert!(left.iter().all(|p| !p.contains(&a.id.to_string())), "{left:?}");
-    assert_eq!(left.iter().filter(|p| p.contains(&b.id.to_string())).count(), 7, "{left:?}");
+    assert_eq!(left.iter().filter(|p| p.contains(&b.id.to_string())).count(), 8, "{left:?}");
     assert_eq!(left.iter().filter(|p| p.contains(&backup.image_id.to_string())).count(), 2, "{left:?}");
     let selector = format!("app.kubernetes.io/managed-by=toygres,toygres.io/instance={}", a.id);
     let (pg, restore) = (a.resource_name(), format!("restore-{}", a.id));
     let sts = format!("/apis/apps/v1/namespaces/{NS}/statefulsets");
     let jobs = format!("/apis/batch/v1/namespaces/{NS}/jobs");
+    let policies = format!("/apis/networking.k8s.io/v1/namespaces/{NS}/networkpolicies");
     let expected = vec![
         format!("GET {sts}?labelSelector={selector}"),
         format!("DELETE {sts}/{pg}"),
@@ -353,12 +359,14 @@ async fn delete_instance_removes_everything_it_owns_and_nothing_else() {
         format!("DELETE {}", core("configmaps", &pg)),
         format!("GET {}?labelSelector={selector}", core_all("persistentvolumeclaims")),
         format!("DELETE {}", core("persistentvolumeclaims", &pg)),
+        format!("GET {policies}?labelSelector={selector}"),
+        format!("DELETE {policies}/{pg}"),
     ];
     assert_eq!(fake.take_calls(), expected);
 
     // Deleting again finds nothing and succeeds.
     executor.delete_instance(&a).await.unwrap();
-    assert_eq!(fake.take_calls().len(), 6);
+    assert_eq!(fake.take_calls().len(), 7);
 }
 
 #[tokio::test]

@@ -19,6 +19,8 @@ use toygres_k8s::{K8sConfig, K8sExecutor, ServiceExposure};
 pub const NS: &str = "toygres";
 pub const PASSWORD: &str = "Sup3r-S3cret-Pa55word";
 pub const SAS: &str = "sv=2024-01-01&sig=SAS-S3CRET-TOKEN";
+/// The client range of the tests' LoadBalancer configurations (`K8sConfig::validate` requires one).
+pub const CLIENT_RANGE: &str = "203.0.113.0/24";
 /// The data key of the encrypted job specs of these tests (64 hex digits).
 pub const DATA_KEY_HEX: &str = "c4f1e5b20d9a7c3e8f6b1a0d2e4c6b8a9f7e5d3c1b0a29384756afbecd102938";
 
@@ -104,6 +106,7 @@ impl FakeApi {
         let config = K8sConfig {
             exposure: ServiceExposure::LoadBalancer { region: Some("westus2".into()) },
             job_service_account: Some("toygres-jobs".into()),
+            load_balancer_source_ranges: vec![CLIENT_RANGE.into()],
             ..K8sConfig::default()
         };
         Self::executor_with(blobs, config)
