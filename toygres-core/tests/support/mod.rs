@@ -231,6 +231,5 @@ pub fn connection() -> ConnectionInfo {
         user: "postgres".into(),
         database: "postgres".into(),
         dns_name: None,
-        ssl_mode: None,
     }
 }
