@@ -114,6 +114,15 @@ impl ClusterExecutor for K8sExecutor {
         self.remove_instance(instance).await
     }
 
+    /// The restore Job's `fetch` container hashes every object it streams into the `load`
+    /// container and the load never marks the volume restored unless each one matched the
+    /// verified manifest (`templates/restore-fetch.sh`); a clone image's restore loads nothing
+    /// from the blob store. So the control plane checks the manifest and sizes only
+    /// ([`toygres_core::VerifyMode::Auto`]) and a restore reads the image once.
+    fn verifies_while_restoring(&self) -> bool {
+        true
+    }
+
     /// Clone images ([`crate::clone`]) need a snapshot class ([`toygres_core::Error::UnsupportedFormat`]
     /// without one), the `VolumeSnapshot` API, and the source's PVC. Other formats pass: only
     /// their job can tell.

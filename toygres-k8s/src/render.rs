@@ -246,8 +246,8 @@ mod tests {
     seal_stream "$1" | hash_stream "$work/$1" | upload "$1""#
         ));
         assert!(RESTORE_FETCH_SH.contains(
-            r#"hash_stream "$work/$name" | open_stream "$name" |
-    zstd -q -d"#
+            r#"hash_stream "$work/$name" whole | open_stream "$name" |
+      zstd -q -d"#
         ));
     }
 

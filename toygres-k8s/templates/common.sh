@@ -3,7 +3,8 @@
 # emptyDir): one in a PostgreSQL image (pg_dump/psql/pg_restore of the right major), one in the
 # toolbox (transfer program, zstd, jq). Bytes pass through FIFOs there, never through files:
 #   NAME.fifo     created by the reading side just before it reads object NAME
-#   NAME.done     written by the writing side after NAME's bytes: "0" or its failure
+#   NAME.done     written by the writing side after NAME's bytes: "0" when all of them were
+#                 written and checked, else what went wrong; the reading side fails on anything but "0"
 #   SIDE.failed   written by a side that fails; the other one stops waiting and fails too
 set -euo pipefail
 umask 077
@@ -63,16 +64,35 @@ send() {
   ((rc == 0)) || fail "$1 failed (exit $rc) writing $name"
 }
 
-# receive NAME COMMAND...: runs COMMAND on NAME's FIFO, then waits until the writing side has
-# checked NAME.
+# receive NAME COMMAND...: runs COMMAND on NAME's FIFO, then waits for the writing side's verdict
+# on NAME (NAME.done, written once it has checked NAME's last byte): what COMMAND read counts only
+# when COMMAND succeeded and the verdict is "0"; anything else fails. While COMMAND runs, a watchdog
+# keeps opening the FIFO once the other side has failed, so that COMMAND, blocked opening a FIFO no
+# writer will open, sees its end instead of waiting forever.
 receive() {
-  local name=$1
+  local name=$1 rc=0 verdict watchdog
   shift
   rm -f "$exchange/$name.fifo"
   mkfifo "$exchange/$name.fifo"
-  "$@" <"$exchange/$name.fifo"
+  (
+    until [[ -e "$exchange/$TOYGRES_PEER.failed" ]]; do sleep 0.5; done
+    while [[ -p "$exchange/$name.fifo" ]]; do
+      exec 9<>"$exchange/$name.fifo" && exec 9>&-
+      sleep 0.5
+    done
+  ) &
+  watchdog=$!
+  "$@" <"$exchange/$name.fifo" || rc=$?
+  kill "$watchdog" 2>/dev/null || true
+  wait "$watchdog" 2>/dev/null || true
+  if ((rc != 0)); then
+    [[ ! -e "$exchange/$name.done" ]] || log "the $TOYGRES_PEER container says of $name: $(cat "$exchange/$name.done")"
+    fail "$1 failed (exit $rc) reading $name"
+  fi
   await "$exchange/$name.done"
+  verdict=$(cat "$exchange/$name.done")
   rm -f "$exchange/$name.fifo"
+  [[ "$verdict" == 0 ]] || fail "the $TOYGRES_PEER container refused $name, nothing is marked restored: $verdict"
 }
 # Ends the container successfully when the volume's marker ($TOYGRES_MARKER) says it already holds
 # image $TOYGRES_IMAGE_ID: a re-run of a restore that finished. $1: what is then skipped, for the log.

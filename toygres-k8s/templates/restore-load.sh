@@ -1,11 +1,16 @@
 # Restore job, container `load` (the instance's PostgreSQL image: its pg_restore reads archives of
-# its major and older). Waits for the verified plan of the `fetch` container, removes an earlier
-# attempt's partial data directory, then checks the volume's free space; a physical image is
+# its major and older). Waits for the plan of the `fetch` container (from the manifest it checked),
+# removes an earlier attempt's partial data directory, then checks the volume's free space; a physical image is
 # unpacked (restore-unpack.sh); a logical one: checks the versions, initialises PGDATA (the source's
 # locale, the password from the instance's Secret), starts the server for the load only (socket
 # only, fsync off: safe because the volume is new and a failed load starts over), then streams in
 # the globals and every database (format 2: its own CREATE DATABASE and, after its contents, its
 # properties), stops cleanly and writes the marker.
+# The image is read once: each object's bytes arrive as the `fetch` container downloads them (an
+# encrypted image's authenticated bytes only), and `receive` (common.sh) fails unless `fetch` found
+# the object's size and sha256 right after its last byte, so the marker is written only when every
+# object checked out. This container holds no storage credentials (workload identity
+# skip-containers), and a failed restore's volume is never deployed: it is deleted.
 TOYGRES_STEP=restore-load
 : "${PGDATA:?missing}" "${TOYGRES_PASSWORD:?missing}" "${TOYGRES_IMAGE_ID:?missing}"
 : "${TOYGRES_MARKER:?missing}" "${TOYGRES_CONFIG_DIR:?missing}"

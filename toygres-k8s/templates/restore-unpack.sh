@@ -1,11 +1,14 @@
 # Restore job, container `load`, physical images (before restore-load.sh, which calls
-# unpack_physical when the verified plan says the image is physical). Refuses another major than
-# this image's server before anything is touched (data files are read only by the major that wrote
-# them), then unpacks each archive the `fetch` container streams (verified, opened, decompressed) into an
-# empty PGDATA as the server's user (modes 0700 and 0600: the umask of common.sh), and has the data
-# directory include the instance's configuration (listen address, port, pg_hba.conf) as a logical
-# restore does. The server replays the WAL the archive holds (end of recovery) when the
-# instance's StatefulSet starts it; the roles and password hashes are the source's.
+# unpack_physical when the plan says the image is physical). Refuses another major than this
+# image's server before anything is touched (data files are read only by the major that wrote
+# them), then unpacks each archive the `fetch` container streams (read once: opened, so that only
+# an encrypted image's authenticated bytes pass, decompressed, and hashed on the way) into an empty
+# PGDATA as the server's user (modes 0700 and 0600: the umask of common.sh). The archive's size and
+# sha256 are checked at its end: `receive` fails on a mismatch, before the data directory is
+# configured or marked restored. Then the data directory includes the instance's configuration
+# (listen address, port, pg_hba.conf) as a logical restore does. The server replays the WAL the
+# archive holds (end of recovery) when the instance's StatefulSet starts it; the roles and password
+# hashes are the source's.
 
 # unpack_physical: the physical restore, from the plan's image_major and archives.
 unpack_physical() {

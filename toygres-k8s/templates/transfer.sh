@@ -113,14 +113,18 @@ count_stream() {
   wait
 }
 
-# hash_stream PREFIX: copies stdin to stdout, writing the sha256 (hex) to PREFIX.sha256 and the byte
-# count to PREFIX.size; both files are complete when the function returns.
+# hash_stream PREFIX [whole]: copies stdin to stdout, writing the sha256 (hex) to PREFIX.sha256 and
+# the byte count to PREFIX.size; both files are complete when the function returns. With `whole`,
+# a reader that stops early (standard output closed) does not stop it: it hashes on to the end of
+# its input (GNU tee -p), so that what was read is still checked (restore-fetch.sh).
 hash_stream() {
+  local tee_args=()
+  if [[ "${2:-}" == whole ]]; then tee_args=(-p); fi
   rm -f "$1.sum.fifo" "$1.size.fifo"
   mkfifo "$1.sum.fifo" "$1.size.fifo"
   (sha256sum <"$1.sum.fifo" | cut -d' ' -f1 >"$1.sha256") &
   (wc -c <"$1.size.fifo" | tr -d ' ' >"$1.size") &
-  tee "$1.sum.fifo" "$1.size.fifo"
+  tee "${tee_args[@]}" "$1.sum.fifo" "$1.size.fifo"
   wait
 }
 # report_dd DONE TOTAL: reads the stderr of `dd status=progress` (updates end in CR) and logs every

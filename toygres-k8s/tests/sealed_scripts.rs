@@ -1,9 +1,10 @@
 //! Encrypted images through the job scripts as real processes (toygres-seal from cargo, the data
 //! key in a file as the job's Secret mounts it): whatever is changed, swapped or forged in the blob
-//! store fails the restore before anything is loaded (a flipped byte in a dump or in the manifest,
-//! an object copied from another image, another key, no key); an object swapped after it was
-//! verified is refused by the opener, so none of it reaches the load; and a backup told to encrypt
-//! without a usable key fails closed, uploading nothing.
+//! store fails the restore and marks nothing. A changed manifest, another key or no key fail it
+//! before anything is loaded; a flipped byte in a dump or an object copied from another image is
+//! refused by the opener as the object streams (the image is read once), so no byte of it reaches
+//! the load (another image's roles are not applied); and a backup told to encrypt without a usable
+//! key fails closed, uploading nothing.
 
 mod pg;
 
@@ -17,7 +18,7 @@ use toygres_core::{CommandTransfer, ImageFormat, ImageId};
 const CANARY: &str = "toygres-canary-sealed-41f7-row";
 
 /// A copy program on local files, like `pg::FAKE_COPY`, that serves `SWAP_FROM` instead of object
-/// `SWAP_NAME` from its second download on (the first is the verification's).
+/// `SWAP_NAME` once the file `SWAP_SEEN` exists (it creates it at the first download).
 const SWAPPING_COPY: &str = r#"#!/bin/bash
 set -euo pipefail
 path() { printf '%s' "${1#fake://}"; }
@@ -94,12 +95,22 @@ impl Source {
     /// A restore of `image` that must be refused with `message` before anything is loaded: both
     /// containers end, nothing was initialised on the volume, no marker.
     fn refused(&self, image: ImageId, sum: &str, key: Option<&JobKey>, message: &str) {
+        let (volume, logs) = self.refused_streaming(image, sum, key, message);
+        assert!(!volume.pgdata().exists(), "something was loaded:\n{logs}");
+        assert!(!logs.contains("applying roles") && !logs.contains("restoring database"), "{logs}");
+    }
+
+    /// A restore of `image` that must be refused with `message` by the time the changed object has
+    /// streamed (its earlier objects may have been loaded): both containers end, the opener refused
+    /// the object, no marker. Returns the volume and both logs.
+    fn refused_streaming(&self, image: ImageId, sum: &str, key: Option<&JobKey>, message: &str) -> (Volume, String) {
         let (volume, fetch, load) = self.restore(&self.transfer(image, &[]), image, sum, key);
         assert!(!fetch.status.success() && !load.status.success(), "both containers end");
         let logs = format!("{}{}", stderr(&fetch), stderr(&load));
         assert!(logs.contains(message), "expected {message:?} in:\n{logs}");
-        assert!(!volume.pgdata().exists() && !volume.marker().exists(), "something was loaded:\n{logs}");
-        assert!(!logs.contains("applying roles") && !logs.contains("restoring database"), "{logs}");
+        assert!(!volume.marker().exists(), "the volume was marked restored:\n{logs}");
+        assert!(!logs.contains(&format!("image {image} restored")), "{logs}");
+        (volume, logs)
     }
 }
 
@@ -119,7 +130,7 @@ fn with_changed(s: &Source, image: ImageId, name: &str, change: impl FnOnce(&mut
 }
 
 #[test]
-fn changed_foreign_or_unkeyed_images_fail_the_restore_before_anything_is_loaded() {
+fn changed_foreign_or_unkeyed_images_fail_the_restore_and_mark_nothing() {
     let Some(s) = Source::start() else { return };
     let key = JobKey::new(&s.pg, s.dir(), "a");
     let (image, sum) = s.image(&key);
@@ -127,14 +138,22 @@ fn changed_foreign_or_unkeyed_images_fail_the_restore_before_anything_is_loaded(
     let (other, _) = s.image(&key);
     let dump = "db-0000.dump.zst"; // database app, the canary's
 
+    // The opener refuses the object as it streams: none of its bytes reach pg_restore.
+    let opener = format!("opening object {dump} of image {image} failed: image {image} is not authentic");
+    let streaming = |message: String| {
+        let (s, sum, key, opener) = (&s, &sum, &key, &opener);
+        move || {
+            let (_, logs) = s.refused_streaming(image, sum, Some(key), &message);
+            assert!(logs.contains(opener.as_str()), "{logs}");
+        }
+    };
     let foreign = std::fs::read(s.image_dir(other).join(dump)).unwrap();
-    with_changed(&s, image, dump, |b| *b = foreign, || s.refused(image, &sum, Some(&key), &format!("{dump} has")));
+    with_changed(&s, image, dump, |b| *b = foreign, streaming(format!("{dump} has")));
     let flip = |b: &mut Vec<u8>| {
         let middle = b.len() / 2;
         b[middle] ^= 0x01;
     };
-    let corrupted = format!("is corrupted: {dump} has checksum");
-    with_changed(&s, image, dump, flip, || s.refused(image, &sum, Some(&key), &corrupted));
+    with_changed(&s, image, dump, flip, streaming(format!("is corrupted: {dump} has checksum")));
     let manifest_changed = "is corrupted: manifest.json has checksum";
     with_changed(&s, image, MANIFEST_NAME, flip, || s.refused(image, &sum, Some(&key), manifest_changed));
     // A manifest written under another key (as a writer without this image's key could) does not open
@@ -152,31 +171,38 @@ fn changed_foreign_or_unkeyed_images_fail_the_restore_before_anything_is_loaded(
     s.pg.stop(PG15, &volume.pgdata());
 }
 
+/// The image is read once, so there is no later read to swap an object in: another image's
+/// globals (under the same key), served from the first read on, are refused by the opener before a
+/// byte of them reaches psql: the role only the other image holds is not on the volume.
 #[test]
-fn an_object_swapped_after_it_was_verified_is_refused_by_the_opener() {
+fn another_images_object_is_refused_by_the_opener_before_a_byte_of_it_is_loaded() {
     let Some(s) = Source::start() else { return };
     let key = JobKey::new(&s.pg, s.dir(), "a");
     let (image, sum) = s.image(&key);
+    psql(s.port, "postgres", "CREATE ROLE intruder LOGIN PASSWORD 'intruder-pass'");
     let (other, _) = s.image(&key);
-    // The globals are streamed first: the other image's pass the verification (the real object is
-    // read then) and reach the opener, which refuses them before a byte reaches psql.
+    let seen = s.dir().join("state/seen");
+    std::fs::write(&seen, "").unwrap();
+    std::os::unix::fs::chown(&seen, Some(s.pg.uid), Some(s.pg.gid)).unwrap();
     let swap = [
         ("SWAP_NAME", GLOBALS_NAME.to_string()),
         ("SWAP_FROM", s.image_dir(other).join(GLOBALS_NAME).display().to_string()),
-        ("SWAP_SEEN", s.dir().join("state/seen").display().to_string()),
+        ("SWAP_SEEN", seen.display().to_string()),
     ];
     let (volume, fetch, load) = s.restore(&s.transfer(image, &swap), image, &sum, Some(&key));
     assert!(!fetch.status.success() && !load.status.success(), "both containers end");
     let (fetch, load) = (stderr(&fetch), stderr(&load));
-    assert!(
-        fetch.contains(&format!("image {image} (logical) verified")),
-        "the swap happened after the verification: {fetch}"
-    );
     let refused =
         format!("toygres-seal: opening object {GLOBALS_NAME} of image {image} failed: image {image} is not authentic");
     assert!(fetch.contains(&refused), "{fetch}");
+    assert!(fetch.contains(&format!("{GLOBALS_NAME} has")), "the object is named: {fetch}");
     assert!(!volume.marker().exists(), "the volume is not marked restored");
     assert!(!load.contains("restoring database"), "{load}");
+    // The globals were being applied when the opener refused them: not one of their statements ran.
+    let port = free_port();
+    s.pg.start(PG15, &volume.pgdata(), port);
+    assert_eq!(psql(port, "postgres", "SELECT count(*) FROM pg_roles WHERE rolname = 'intruder'"), "0");
+    s.pg.stop(PG15, &volume.pgdata());
 }
 
 #[test]
