@@ -66,7 +66,8 @@ pub struct RestoreJobSpec {
     /// Its objects.
     pub location: ImageLocation,
     /// `sha256:<hex>` of its manifest, from the catalog. The job refuses the image if it differs,
-    /// and verifies every object against the manifest before loading it.
+    /// and checks every object it loads against the manifest, before loading it or as it loads it
+    /// ([`ClusterExecutor::verifies_while_restoring`]), never completing otherwise.
     pub checksum: String,
     /// The new instance (its volume was created by [`ClusterExecutor::create_volume`]).
     pub instance: InstanceSpec,

@@ -72,9 +72,12 @@
 //! pod's DNS search path whatever the cluster domain, so the source must be an instance this executor
 //! deployed) with the password from the job's Secret, and writes image format 2 of
 //! [`toygres_core::manifest`] (`templates/backup-dump.sh`, `templates/backup-upload.sh`). The restore job
-//! verifies every object (manifest against the catalog's checksum, objects against the manifest) before
-//! `initdb`, then streams each into `pg_restore` (nothing staged), stops the server cleanly and leaves a
-//! marker, so a retried job converges. Stuck pods fail their step with the reason ([`diagnose`]); the
+//! checks the manifest against the catalog's checksum, then reads each object it loads once, streaming
+//! it into `pg_restore` (nothing staged) while it hashes it, and checks it against the manifest at its
+//! end (a plaintext image: verified whole first); only when every object checked out does it stop the
+//! server cleanly and leave a marker, so a retried job converges. The control plane therefore reads
+//! the manifest and sizes only ([`K8sExecutor`]'s `verifies_while_restoring`).
+//! Stuck pods fail their step with the reason ([`diagnose`]); the
 //! jobs' progress lines become `Bytes` events ([`progress`]). `docs/azure-aks.md` is the AKS guide.
 //!
 //! **Encrypted images** ([`sealing`]): when the job spec carries the image's data key (the default
@@ -95,8 +98,9 @@
 //! instances' pg_hba allows one for `postgres`: [`manifests::PG_HBA_CONF`]) and the `upload` container
 //! streams the tar through zstd and sha256 as `base-00.tar.zst` (`templates/backup-basebackup.sh`); a
 //! source with `wal_level=minimal`, no WAL sender or tablespaces fails the job with the reason. The
-//! restore job verifies every object before anything is unpacked, refuses another major than its
-//! server's, unpacks the tar into the empty data directory and has it include the instance's
+//! restore job refuses another major than its server's, unpacks the tar into the empty data directory as
+//! it reads it once (its checksum checked at its end, before anything is configured or marked) and has it
+//! include the instance's
 //! configuration; the server replays the archive's WAL when the StatefulSet starts it
 //! (`templates/restore-unpack.sh`). A restore of some databases only, or onto an instance whose
 //! image runs another major, is refused before the job exists ([`physical::check_restore`]).

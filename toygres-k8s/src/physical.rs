@@ -4,9 +4,9 @@
 //! The backup Job's `dump` container streams `pg_basebackup -D - -Ft -X fetch -c fast` from the
 //! source over a replication connection ([`crate::manifests::PG_HBA_CONF`]); whether the source can
 //! be imaged physically (`wal_level`, `max_wal_senders`, tablespaces) only a connection tells, so
-//! the Job checks it first and fails with the reason. The restore Job verifies every object before
-//! it unpacks the tar into the empty data directory and refuses another major than its server's
-//! (`templates/restore-unpack.sh`); the rules the configuration decides are also checked here.
+//! the Job checks it first and fails with the reason. The restore Job refuses another major than its
+//! server's and unpacks the tar into the empty data directory as it reads it, checking its sha256 at
+//! its end before it configures or marks anything (`templates/restore-unpack.sh`); the rules the configuration decides are also checked here.
 
 use crate::config::K8sConfig;
 use toygres_core::{Error, ImageFormat, ImageType, Manifest, RestoreJobSpec, Result};
