@@ -150,17 +150,32 @@ pub struct ConnectionInfo {
     pub database: String,
     /// Public DNS name, e.g. `<label>.<region>.cloudapp.azure.com`, when the executor has one.
     pub dns_name: Option<String>,
+    /// libpq's `sslmode` clients must use, e.g. `require` for an instance that accepts TLS
+    /// connections only (the Kubernetes executor's); `None`: the client's default (the local
+    /// executor's instances). Absent from records stored before it existed, and not serialized
+    /// when `None`, so those records and the wire format stay as they were.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssl_mode: Option<String>,
 }
 
 impl ConnectionInfo {
-    /// `postgresql://user@host:port/database`, without the password.
+    /// `postgresql://user@host:port/database`, without the password; with
+    /// `?sslmode=<mode>` when [`ConnectionInfo::ssl_mode`] is set.
     pub fn connection_string(&self) -> String {
-        format!("postgresql://{}@{}:{}/{}", self.user, self.host, self.port, self.database)
+        self.url(&self.host)
     }
 
     /// The same, on the public DNS name when there is one.
     pub fn external_connection_string(&self) -> Option<String> {
-        self.dns_name.as_ref().map(|dns| format!("postgresql://{}@{}:{}/{}", self.user, dns, self.port, self.database))
+        self.dns_name.as_ref().map(|dns| self.url(dns))
+    }
+
+    fn url(&self, host: &str) -> String {
+        let base = format!("postgresql://{}@{}:{}/{}", self.user, host, self.port, self.database);
+        match &self.ssl_mode {
+            Some(mode) => format!("{base}?sslmode={mode}"),
+            None => base,
+        }
     }
 }
 
@@ -220,5 +235,43 @@ impl TryFrom<String> for PageToken {
 impl From<PageToken> for String {
     fn from(t: PageToken) -> String {
         t.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ConnectionInfo;
+
+    fn info(ssl_mode: Option<&str>) -> ConnectionInfo {
+        ConnectionInfo {
+            host: "10.0.0.7".into(),
+            port: 5432,
+            user: "postgres".into(),
+            database: "postgres".into(),
+            dns_name: Some("db.westus2.cloudapp.azure.com".into()),
+            ssl_mode: ssl_mode.map(String::from),
+        }
+    }
+
+    #[test]
+    fn connection_strings_carry_the_ssl_mode_when_set() {
+        assert_eq!(info(None).connection_string(), "postgresql://postgres@10.0.0.7:5432/postgres");
+        let tls = info(Some("require"));
+        assert_eq!(tls.connection_string(), "postgresql://postgres@10.0.0.7:5432/postgres?sslmode=require");
+        assert_eq!(
+            tls.external_connection_string().as_deref(),
+            Some("postgresql://postgres@db.westus2.cloudapp.azure.com:5432/postgres?sslmode=require")
+        );
+    }
+
+    /// Records stored before `ssl_mode` existed read back as `None`, and `None` is not written.
+    #[test]
+    fn ssl_mode_is_optional_on_the_wire() {
+        let old = r#"{"host":"h","port":5432,"user":"postgres","database":"postgres","dns_name":null}"#;
+        let parsed: ConnectionInfo = serde_json::from_str(old).unwrap();
+        assert_eq!(parsed.ssl_mode, None);
+        assert_eq!(serde_json::to_string(&parsed).unwrap(), old);
+        let tls = info(Some("require"));
+        assert_eq!(serde_json::from_str::<ConnectionInfo>(&serde_json::to_string(&tls).unwrap()).unwrap(), tls);
     }
 }

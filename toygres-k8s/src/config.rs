@@ -163,6 +163,12 @@ pub struct K8sConfig {
     /// driver must be the one of [`K8sConfig::storage_class`].
     #[serde(default)]
     pub volume_snapshot_class: Option<String>,
+    /// An existing `kubernetes.io/tls` Secret (keys `tls.crt`, `tls.key`; e.g. one cert-manager
+    /// issues) in [`K8sConfig::namespace`] whose certificate every instance's server presents.
+    /// `None` (the default): each instance gets a self-signed certificate for its Service's names,
+    /// generated when its volume is created and kept in its own Secret ([`crate::tls`]).
+    #[serde(default)]
+    pub tls_secret: Option<String>,
 }
 
 fn default_stuck_grace() -> Duration {
@@ -207,6 +213,7 @@ impl Default for K8sConfig {
             load_balancer_source_ranges: Vec::new(),
             client_namespaces: Vec::new(),
             volume_snapshot_class: None,
+            tls_secret: None,
         }
     }
 }
@@ -345,6 +352,19 @@ impl K8sConfig {
                 return Err(Error::InvalidRequest {
                     field: "volume_snapshot_class",
                     reason: format!("{class:?} is not a VolumeSnapshotClass name; use e.g. \"csi-azuredisk-vsc\""),
+                });
+            }
+        }
+        if let Some(secret) = &self.tls_secret {
+            let valid = !secret.is_empty()
+                && secret.len() <= 253
+                && secret.split('.').all(|l| toygres_core::request::validate_dns1123_label("tls_secret", l).is_ok());
+            if !valid {
+                return Err(Error::InvalidRequest {
+                    field: "tls_secret",
+                    reason: format!(
+                        "{secret:?} is not a Secret name; name a kubernetes.io/tls Secret, e.g. \"toygres-tls\""
+                    ),
                 });
             }
         }

@@ -153,6 +153,8 @@ impl K8sExecutor {
             user: "postgres".into(),
             database: "postgres".into(),
             dns_name,
+            // Every instance accepts TLS connections only (crate::tls).
+            ssl_mode: Some(crate::tls::SSL_MODE.into()),
         };
         let region = match &self.config.exposure {
             ServiceExposure::ClusterIp => {

@@ -131,6 +131,7 @@ pub mod render;
 pub mod resources;
 pub mod sealing;
 pub mod snapshot;
+pub mod tls;
 pub mod transfer;
 pub mod volume;
 

@@ -5,6 +5,7 @@ use crate::names::{self, WORKLOAD_IDENTITY_LABEL};
 use crate::render::{self, render};
 use crate::resources::{self, maintenance_work_mem_mb};
 use crate::sealing;
+use crate::tls;
 use crate::transfer::JobTransfer;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::batch::v1::Job;
@@ -21,19 +22,26 @@ pub const PASSWORD_KEY: &str = "password";
 /// Secret key of the backup job's source password.
 pub const BACKUP_PASSWORD_KEY: &str = "PGPASSWORD";
 
-/// The instances' `pg_hba.conf`. `md5`, not `scram-sha-256`: with `md5` the server still runs SCRAM
-/// for every role whose password is stored as SCRAM (all roles created with PostgreSQL 14's
-/// default), and roles restored from an older source with MD5 hashes can still log in; with
-/// `scram-sha-256` they could not, and no one would know their password to reset it.
+/// The instances' `pg_hba.conf`: over TCP only TLS connections (`hostssl`; a plaintext one finds
+/// no entry and is refused) authenticated with `scram-sha-256` (a password stored as an MD5 hash
+/// cannot log in). Unix-socket connections (`local`, inside the server's pod only: the image's
+/// entrypoint and the readiness probe) are trusted.
+///
+/// Roles with MD5 hashes: a logical restore re-sets the superuser's password (the image's, which
+/// the restore carries) as SCRAM after the source's roles, and logs a warning naming every other
+/// role that still has an MD5 hash: each must set its password again (`ALTER ROLE … PASSWORD`,
+/// as the superuser) before it can log in. A physical or clone image carries the source's hashes
+/// as they are (see `docs/azure-aks-tls.md`).
 ///
 /// The `replication` lines let the backup job of a physical image (`pg_basebackup`) reach the
 /// instance over a replication connection as the superuser `postgres`, which has the `REPLICATION`
 /// attribute, with its password; no other role may open one (a database entry `all` does not match
 /// replication connections). They open nothing the superuser could not already do over the
-/// `host all` lines.
-pub const PG_HBA_CONF: &str = "# Managed by toygres.\nlocal all all trust\nhost all all 0.0.0.0/0 md5\n\
-                               host all all ::/0 md5\nhost replication postgres 0.0.0.0/0 md5\n\
-                               host replication postgres ::/0 md5\n";
+/// `hostssl all` lines.
+pub const PG_HBA_CONF: &str = "# Managed by toygres.\nlocal all all trust\n\
+                               hostssl all all 0.0.0.0/0 scram-sha-256\nhostssl all all ::/0 scram-sha-256\n\
+                               hostssl replication postgres 0.0.0.0/0 scram-sha-256\n\
+                               hostssl replication postgres ::/0 scram-sha-256\n";
 
 /// The cluster autoscaler's pod annotation; `"false"` keeps it from evicting a job pod.
 pub const SAFE_TO_EVICT_ANNOTATION: &str = "cluster-autoscaler.kubernetes.io/safe-to-evict";
@@ -185,14 +193,21 @@ impl<'a> Manifests<'a> {
         Ok(secret)
     }
 
-    /// The instance's Secret, holding its superuser password under [`PASSWORD_KEY`].
+    /// The instance's Secret, holding its superuser password under [`PASSWORD_KEY`] and, unless
+    /// [`K8sConfig::tls_secret`] names the certificate to use, a new self-signed server certificate
+    /// for the instance's names ([`tls`]). Each call generates another: the Secret is created once,
+    /// and a re-run keeps the one stored.
     pub fn instance_secret(&self, instance: &InstanceSpec, password: &toygres_core::Password) -> Result<Secret> {
         check_instance(instance)?;
-        let data = BTreeMap::from([(PASSWORD_KEY.to_string(), ByteString(password.expose().as_bytes().to_vec()))]);
+        let mut data = BTreeMap::from([(PASSWORD_KEY.to_string(), ByteString(password.expose().as_bytes().to_vec()))]);
+        if self.config.tls_secret.is_none() {
+            data.extend(tls::ServerCertificate::self_signed(&tls::server_names(self.config, instance))?.secret_data());
+        }
         self.secret(&instance.resource_name(), &names::instance_labels(instance.id, "postgres"), data)
     }
 
-    /// The instance's server configuration: `postgresql.conf` (included by the data directory's),
+    /// The instance's server configuration: `postgresql.conf` (included by the data directory's;
+    /// TLS on with the certificate of [`tls::MOUNT_PATH`], passwords stored as SCRAM),
     /// `pg_hba.conf` ([`PG_HBA_CONF`]) and `initdb.sh` ([`render::INITDB_CONFIG_SH`], for an empty
     /// instance).
     pub fn config_map(&self, instance: &InstanceSpec) -> Result<ConfigMap> {
@@ -202,6 +217,7 @@ impl<'a> Manifests<'a> {
              listen_addresses = '*'\nport = 5432\npassword_encryption = 'scram-sha-256'\n\
              hba_file = '/etc/toygres/pg_hba.conf'\n",
         );
+        conf.push_str(&tls::postgresql_conf());
         if instance.image_type == ImageType::PgDurable {
             conf.push_str("shared_preload_libraries = 'pg_durable'\n");
         }
@@ -225,6 +241,7 @@ impl<'a> Manifests<'a> {
         values.push(("resources", self.config.resources.server.requirements()));
         values.push(("scratch_size", json!(self.config.resources.server.scratch_size())));
         values.push(("container_security", container_security()));
+        values.push(("tls_secret", json!(tls::secret_name(self.config, instance))));
         render(render::STATEFUL_SET, &values)
     }
 

@@ -40,7 +40,7 @@ mv "$meta" "$exchange/meta"
 explain_basebackup() {
   local cause=""
   if grep -q 'no pg_hba.conf entry for replication connection' "$1"; then
-    cause="the source's pg_hba.conf allows no replication connection for $PGUSER from this pod: instances deployed by this executor allow one (the line 'host replication postgres 0.0.0.0/0 md5' of toygres_k8s::manifests::PG_HBA_CONF); add it to the instance's ConfigMap and reload the server, or take a logical image"
+    cause="the source's pg_hba.conf allows no replication connection for $PGUSER from this pod: instances deployed by this executor allow one (the line 'hostssl replication postgres 0.0.0.0/0 scram-sha-256' of toygres_k8s::manifests::PG_HBA_CONF); add it to the instance's ConfigMap and reload the server, or take a logical image"
   elif grep -qE 'WAL level not sufficient|wal_level' "$1"; then
     cause="the source runs with wal_level=minimal: set wal_level = replica on it and restart it, or take a logical image"
   elif grep -q 'max_wal_senders' "$1"; then

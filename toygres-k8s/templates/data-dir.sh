@@ -7,7 +7,8 @@
 server_major() { postgres -V | sed -E 's/^postgres \(PostgreSQL\) ([0-9]+).*/\1/'; }
 
 # apply_instance_config: has PGDATA include the instance's configuration (listen address, port,
-# pg_hba.conf) as a logical restore does, and drops the source's ALTER SYSTEM settings of those.
+# pg_hba.conf, TLS, password encryption) as a logical restore does, and drops the source's ALTER
+# SYSTEM settings of those.
 apply_instance_config() {
   local conf include
   # Appended, so it wins over the source's own postgresql.conf; the source's inclusion (an image of
@@ -19,8 +20,10 @@ apply_instance_config() {
   printf '%s\n%s\n' '# toygres: the instance configuration' "$include" >>"$conf.tmp"
   mv "$conf.tmp" "$conf"
   # postgresql.auto.conf (the source's ALTER SYSTEM) is read last: it keeps every setting but those
-  # the instance's configuration owns (where the server listens, its pg_hba.conf).
-  local auto="$PGDATA/postgresql.auto.conf" owned='^[[:space:]]*(listen_addresses|port|hba_file)[[:space:]]*='
+  # the instance's configuration owns (where the server listens, its pg_hba.conf, its TLS and
+  # password encryption: a source's `ssl = off` must not turn the instance's TLS off).
+  local auto="$PGDATA/postgresql.auto.conf"
+  local owned='^[[:space:]]*(listen_addresses|port|hba_file|ssl|ssl_[a-z_]+|password_encryption)[[:space:]]*='
   if [[ -f "$auto" ]] && grep -qE "$owned" "$auto"; then
     log "dropping the source's ALTER SYSTEM settings the instance configures: $(grep -oE "$owned" "$auto" | tr -d ' =' | paste -sd' ')"
     grep -vE "$owned" "$auto" >"$auto.tmp" || [[ $? == 1 ]]

@@ -5,7 +5,8 @@
 # locale, the password from the instance's Secret), starts the server for the load only (socket
 # only, fsync off: safe because the volume is new and a failed load starts over), then streams in
 # the globals and every database (format 2: its own CREATE DATABASE and, after its contents, its
-# properties), stops cleanly and writes the marker.
+# properties), gives the superuser its password back as SCRAM (the instance accepts scram-sha-256
+# only) and warns of roles with MD5 hashes, stops cleanly and writes the marker.
 # The image is read once: each object's bytes arrive as the `fetch` container downloads them (an
 # encrypted image's authenticated bytes only), and `receive` (common.sh) fails unless `fetch` found
 # the object's size and sha256 right after its last byte, so the marker is written only when every
@@ -53,17 +54,37 @@ rm -f "$pwfile"
 printf "include_if_exists = '%s/postgresql.conf'\n" "$TOYGRES_CONFIG_DIR" >>"$PGDATA/postgresql.conf"
 
 socket=$(mktemp -d)
-pg_ctl -D "$PGDATA" -w -t 600 -l "$socket/server.log" -o "-c listen_addresses='' -c unix_socket_directories=$socket \
+# ssl=off: the instance's configuration turns TLS on with a certificate only the server's pod mounts.
+pg_ctl -D "$PGDATA" -w -t 600 -l "$socket/server.log" -o "-c listen_addresses='' -c unix_socket_directories=$socket -c ssl=off \
   -c fsync=off -c full_page_writes=off -c wal_level=minimal -c max_wal_senders=0 -c synchronous_commit=off \
   -c autovacuum=off -c maintenance_work_mem=${TOYGRES_MAINTENANCE_WORK_MEM:-64MB}" start >/dev/null || { cat "$socket/server.log" >&2; exit 1; }
 exit_steps+=('pg_ctl -D "$PGDATA" -m immediate stop >/dev/null 2>&1')
 export PGHOST="$socket" PGUSER=postgres
 psql_do() { psql -X -q -v ON_ERROR_STOP=1 -d postgres "$@"; }
 
+# The superuser's password as initdb stored it: the SCRAM verifier of the image's password (what
+# a restore carries; --auth-host=scram-sha-256 makes initdb store SCRAM on every major).
+scram=$(psql_do -At -c "SELECT rolpassword FROM pg_authid WHERE rolname = 'postgres'")
+[[ "$scram" == 'SCRAM-SHA-256$'* ]] ||
+  fail "initdb did not store the superuser's password as a SCRAM-SHA-256 verifier, and the instance accepts scram-sha-256 only: use a PostgreSQL image whose initdb honours --auth-host=scram-sha-256 (PostgreSQL 10 or later)"
+
 log "applying roles and tablespaces"
 # The bootstrap superuser exists already; its ALTER ROLE (source password hash) still applies.
 globals() { grep -vxF 'CREATE ROLE postgres;' | psql_do >/dev/null; }
 receive globals.sql.zst globals
+# The globals set the source's hash of the superuser's password. A SCRAM one stays (the instance
+# equals its source); an MD5 one (an older source) could not log in: it becomes initdb's SCRAM
+# verifier of the same password (a verifier, never the password, and on standard input: no
+# process argument holds it).
+if [[ "$(psql_do -At -c "SELECT rolpassword LIKE 'SCRAM-SHA-256\$%' FROM pg_authid WHERE rolname = 'postgres'")" != t ]]; then
+  log "the source did not store the superuser's password as SCRAM: storing the image's password as SCRAM"
+  printf "ALTER ROLE postgres PASSWORD '%s';\n" "$scram" | psql_do >/dev/null
+fi
+unset scram
+md5_roles=$(psql_do -At -c "SELECT string_agg(quote_ident(rolname), ', ' ORDER BY rolname) FROM pg_authid
+  WHERE rolcanlogin AND rolpassword LIKE 'md5%'")
+[[ -z "$md5_roles" ]] ||
+  log "WARNING: role(s) $md5_roles came with MD5 password hashes and cannot log in (the instance accepts scram-sha-256 only): the superuser must set each one's password again (ALTER ROLE ... PASSWORD), which stores it as SCRAM"
 
 # dbname_conninfo NAME: a conninfo naming database NAME, so no name is read as a connection string.
 dbname_conninfo() { local v=${1//\\/\\\\}; v=${v//\'/\\\'}; printf "dbname='%s'" "$v"; }

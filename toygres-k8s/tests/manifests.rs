@@ -133,7 +133,9 @@ fn the_physical_backup_job_uses_a_replication_connection() {
     );
     // The instances' pg_hba.conf lets exactly that role open a replication connection.
     let hba = m.config_map(&instance()).unwrap().data.unwrap()["pg_hba.conf"].clone();
-    assert!(hba.contains("host replication postgres 0.0.0.0/0 md5\nhost replication postgres ::/0 md5\n"), "{hba}");
+    let replication = "hostssl replication postgres 0.0.0.0/0 scram-sha-256\n\
+                       hostssl replication postgres ::/0 scram-sha-256\n";
+    assert!(hba.contains(replication), "{hba}");
     assert!(!hba.contains("replication all"), "{hba}");
     // Everything but the dump script is the logical Job's.
     let mut logical_job = m.backup_job(&logical, &transfer()).unwrap();
@@ -209,6 +211,7 @@ fn bad_configuration_is_refused() {
         K8sConfig { toolbox_image: "".into(), ..config() },
         K8sConfig { poll_interval: std::time::Duration::ZERO, ..config() },
         K8sConfig { cluster_domain: Some("corp..internal".into()), ..config() },
+        K8sConfig { tls_secret: Some("Not A Secret".into()), ..config() },
     ] {
         assert!(matches!(bad.validate(), Err(toygres_core::Error::InvalidRequest { .. })), "{bad:?}");
     }

@@ -290,7 +290,7 @@ async fn deploy_then_ready_then_connection_info_from_the_load_balancer() {
     assert_eq!(info.dns_name.as_deref(), Some("restored-db.westus2.cloudapp.azure.com"));
     assert_eq!(
         info.external_connection_string().unwrap(),
-        "postgresql://postgres@restored-db.westus2.cloudapp.azure.com:5432/postgres"
+        "postgresql://postgres@restored-db.westus2.cloudapp.azure.com:5432/postgres?sslmode=require"
     );
 }
 
@@ -319,6 +319,10 @@ async fn cluster_ip_connection_info_needs_no_call() {
     let info = executor.connection_info(&i).await.unwrap();
     assert_eq!(info.host, format!("pg-{}.toygres.svc", i.id));
     assert_eq!(info.dns_name, None);
+    assert_eq!(
+        info.connection_string(),
+        format!("postgresql://postgres@pg-{}.toygres.svc:5432/postgres?sslmode=require", i.id)
+    );
     assert!(fake.take_calls().is_empty());
 }
 

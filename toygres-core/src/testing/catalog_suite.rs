@@ -215,6 +215,7 @@ pub fn running_update(port: u16) -> InstanceUpdate {
             user: "postgres".to_string(),
             database: "postgres".to_string(),
             dns_name: Some("db.example.invalid".to_string()),
+            ssl_mode: Some("require".to_string()),
         },
         pg_version: Some(RUNNING_VERSION.to_string()),
     }

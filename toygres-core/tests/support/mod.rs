@@ -231,5 +231,6 @@ pub fn connection() -> ConnectionInfo {
         user: "postgres".into(),
         database: "postgres".into(),
         dns_name: None,
+        ssl_mode: None,
     }
 }

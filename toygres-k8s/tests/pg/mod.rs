@@ -258,6 +258,7 @@ pub fn pwfile(pg: &Postgres, dir: &Path) -> PathBuf {
 pub mod jobs;
 pub mod physical;
 pub mod server;
+pub mod tls;
 
 #[allow(unused_imports)] // not every test file starts a source of its own
 pub use server::Server15;

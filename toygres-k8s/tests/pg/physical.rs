@@ -97,7 +97,8 @@ pub fn append(path: &Path, text: &str) {
     std::fs::OpenOptions::new().append(true).open(path).unwrap().write_all(text.as_bytes()).unwrap();
 }
 
-/// The ConfigMap of a stock instance, written to `dir/config` with its own path for `/etc/toygres`.
+/// The ConfigMap of a stock instance, written to `dir/config` with its own path for `/etc/toygres`,
+/// and a server certificate in `dir/config-tls` for `/etc/toygres-tls` (the secret volume).
 pub fn instance_config(pg: &Postgres, dir: &Path) -> PathBuf {
     let config = pg.dir(&dir.join("config"));
     let k8s = toygres_k8s::K8sConfig::default();
@@ -109,15 +110,20 @@ pub fn instance_config(pg: &Postgres, dir: &Path) -> PathBuf {
         dns_label: None,
     };
     let data = toygres_k8s::Manifests::new(&k8s).config_map(&instance).unwrap().data.unwrap();
+    let tls = dir.join("config-tls");
+    super::tls::install_cert(pg, &tls);
     for (name, text) in data {
+        let text = text.replace(toygres_k8s::tls::MOUNT_PATH, &tls.display().to_string());
         std::fs::write(config.join(name), text.replace("/etc/toygres", &config.display().to_string())).unwrap();
     }
     config
 }
 
+/// The snapshot of the server at `port`, read over its Unix socket in /tmp: the instances accept
+/// TCP connections over TLS only, which the snapshot's client does not speak (`local` is trusted).
 pub async fn snapshot(port: u16) -> InstanceSnapshot {
     let bin = PgBinaries::at(PG15).unwrap();
-    let params = ConnParams { host: "127.0.0.1".into(), port, user: "postgres".into() };
+    let params = ConnParams { host: "/tmp".into(), port, user: "postgres".into() };
     InstanceSnapshot::take(&bin, &params, &Password::new(PASSWORD)).await.unwrap()
 }
 
@@ -125,12 +131,28 @@ pub fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
-/// `user` logs in to the server at `port` with `password` over TCP, through the instances' pg_hba.conf.
+/// `user` logs in to the server at `port` with `password` over TLS (`sslmode=require`), through
+/// the instances' pg_hba.conf.
 pub async fn logs_in(port: u16, user: &str, password: &str) {
-    let connection =
-        ConnectionInfo { host: "127.0.0.1".into(), port, user: user.into(), database: "app".into(), dns_name: None };
+    login(port, user, password).await.unwrap();
+}
+
+/// Why `user` cannot log in to the server at `port` with `password` over TLS.
+pub async fn login_error(port: u16, user: &str, password: &str) -> String {
+    login(port, user, password).await.unwrap_err().to_string()
+}
+
+async fn login(port: u16, user: &str, password: &str) -> toygres_core::Result<()> {
+    let connection = ConnectionInfo {
+        host: "127.0.0.1".into(),
+        port,
+        user: user.into(),
+        database: "app".into(),
+        dns_name: None,
+        ssl_mode: Some("require".into()),
+    };
     let timeout = std::time::Duration::from_secs(5);
-    toygres_k8s::connect::test_connection(&connection, &Password::new(password), timeout).await.unwrap();
+    toygres_k8s::connect::test_connection(&connection, &Password::new(password), timeout).await
 }
 
 /// Every file and directory under `dir` is its owner's only (0700 and 0600: what the server wants).

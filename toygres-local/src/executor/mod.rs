@@ -340,6 +340,7 @@ impl ClusterExecutor for LocalExecutor {
             user: SUPERUSER.into(),
             database: "postgres".into(),
             dns_name: None,
+            ssl_mode: None,
         })
     }
 
