@@ -67,6 +67,19 @@ pub enum ServiceExposure {
     ClusterIp,
 }
 
+/// Where an instance's connection test (`SELECT 1` over TLS as the superuser) runs from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConnectionTest {
+    /// The control plane's process connects ([`crate::connect`]): it must reach the endpoint.
+    #[default]
+    ControlPlane,
+    /// A one-pod Job of the namespace connects ([`crate::probe`]): for a ClusterIP endpoint while
+    /// the control plane runs outside the cluster, or load-balancer source ranges that do not
+    /// admit the control plane. Allow it in NetworkPolicies by `toygres.io/component: probe`.
+    InCluster,
+}
+
 /// Settings of a [`crate::K8sExecutor`]. `K8sConfig::default()` suits an AKS cluster with a
 /// `toygres` namespace; set at least [`K8sConfig::toolbox_image`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -169,6 +182,9 @@ pub struct K8sConfig {
     /// generated when its volume is created and kept in its own Secret ([`crate::tls`]).
     #[serde(default)]
     pub tls_secret: Option<String>,
+    /// Where the connection test of a new instance runs from (default: the control plane).
+    #[serde(default)]
+    pub connection_test: ConnectionTest,
 }
 
 fn default_stuck_grace() -> Duration {
@@ -214,6 +230,7 @@ impl Default for K8sConfig {
             client_namespaces: Vec::new(),
             volume_snapshot_class: None,
             tls_secret: None,
+            connection_test: ConnectionTest::default(),
         }
     }
 }

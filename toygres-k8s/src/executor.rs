@@ -107,7 +107,12 @@ impl ClusterExecutor for K8sExecutor {
     }
 
     async fn test_connection(&self, connection: &ConnectionInfo, password: &Password) -> Result<()> {
-        crate::connect::test_connection(connection, password, self.config.connect_timeout).await
+        match self.config.connection_test {
+            crate::ConnectionTest::ControlPlane => {
+                crate::connect::test_connection(connection, password, self.config.connect_timeout).await
+            }
+            crate::ConnectionTest::InCluster => self.probe_connection(connection, password).await,
+        }
     }
 
     async fn delete_instance(&self, instance: &InstanceSpec) -> Result<()> {

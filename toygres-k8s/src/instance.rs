@@ -173,7 +173,8 @@ impl K8sExecutor {
         let mut uid = None;
         let poll = async {
             loop {
-                let service = services.get(&name).await.map_err(|e| api::error(&format!("reading Service {name}"), e))?;
+                let service =
+                    services.get(&name).await.map_err(|e| api::error(&format!("reading Service {name}"), e))?;
                 if let Some(address) = load_balancer_address(&service) {
                     return Ok(info(address, dns_name.clone()));
                 }

@@ -61,6 +61,7 @@
 //! | backup Job + its Secret (`PGPASSWORD`, transfer secrets, `data-key`) | `backup-<image-id>` | `start_backup_job` |
 //! | restore Job + its Secret (transfer secrets, `data-key`) | `restore-<instance-id>` | `start_restore_job` |
 //! | `VolumeSnapshot` of a clone image (label `toygres.io/component: clone`) | `snap-<image-id>` | `wait_for_job` of its backup |
+//! | probe Job + its Secret (`password`, owned by the Job) of the in-cluster connection test ([`probe`]) | `probe-<digest of the address>` | `test_connection` with [`ConnectionTest::InCluster`] |
 //!
 //! Every object carries `app.kubernetes.io/managed-by: toygres` and `toygres.io/instance: <id>` (or
 //! `toygres.io/image: <id>` for a backup), which `delete_instance` selects on; `list_instances` lists
@@ -76,9 +77,11 @@
 //! it into `pg_restore` (nothing staged) while it hashes it, and checks it against the manifest at its
 //! end (a plaintext image: verified whole first); only when every object checked out does it stop the
 //! server cleanly and leave a marker, so a retried job converges. The control plane therefore reads
-//! the manifest and sizes only ([`K8sExecutor`]'s `verifies_while_restoring`).
-//! Stuck pods fail their step with the reason ([`diagnose`]); the
-//! jobs' progress lines become `Bytes` events ([`progress`]). `docs/azure-aks.md` is the AKS guide.
+//! the manifest and sizes only ([`K8sExecutor`]'s `verifies_while_restoring`). A restore resumed
+//! after its instance was deployed (a control-plane restart) starts and waits for no Job again: the
+//! pipeline deploys only after the Job succeeded, and the server holds the volume ([`jobs`]). Stuck
+//! pods fail their step with the reason ([`diagnose`]); the jobs' progress lines become `Bytes`
+//! events ([`progress`]). `docs/azure-aks.md` is the AKS guide.
 //!
 //! **Encrypted images** ([`sealing`]): when the job spec carries the image's data key (the default
 //! for new images), the job's Secret holds it as `data-key`, mounted as a file into the backup's
@@ -126,6 +129,7 @@ pub mod manifests;
 pub mod names;
 pub mod network;
 pub mod physical;
+pub mod probe;
 pub mod progress;
 pub mod render;
 pub mod resources;
@@ -135,7 +139,7 @@ pub mod tls;
 pub mod transfer;
 pub mod volume;
 
-pub use config::{K8sConfig, PostgresImages, ServiceExposure};
+pub use config::{ConnectionTest, K8sConfig, PostgresImages, ServiceExposure};
 pub use executor::K8sExecutor;
 pub use manifests::Manifests;
 pub use resources::{ContainerResources, Resources};

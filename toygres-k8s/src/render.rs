@@ -44,8 +44,10 @@ pub const VOLUME_SNAPSHOT: Template = template!("volumesnapshot.yaml");
 pub const RESTORE_CLONE_JOB: Template = template!("restore-clone-job.yaml");
 /// `networkpolicy.yaml`: an instance's NetworkPolicy ([`crate::network`]).
 pub const NETWORK_POLICY: Template = template!("networkpolicy.yaml");
+/// `probe-job.yaml`: the in-cluster connection test ([`crate::probe`]).
+pub const PROBE_JOB: Template = template!("probe-job.yaml");
 /// Every manifest template.
-pub const ALL: [Template; 10] = [
+pub const ALL: [Template; 11] = [
     PVC,
     SECRET,
     CONFIG_MAP,
@@ -55,6 +57,7 @@ pub const ALL: [Template; 10] = [
     RESTORE_JOB,
     VOLUME_SNAPSHOT,
     RESTORE_CLONE_JOB,
+    PROBE_JOB,
     NETWORK_POLICY,
 ];
 
@@ -94,6 +97,8 @@ pub const DATA_DIR_SH: &str = include_str!("../templates/data-dir.sh");
 pub const RESTORE_CLONE_SH: &str = include_str!("../templates/restore-clone.sh");
 /// `unpack_physical`: the `load` container's restore of a physical image.
 pub const RESTORE_UNPACK_SH: &str = include_str!("../templates/restore-unpack.sh");
+/// The in-cluster connection test's script ([`crate::probe`]).
+pub const PROBE_SH: &str = include_str!("../templates/probe.sh");
 
 /// The complete script of the backup job's `dump` container for a logical image.
 pub fn backup_dump_script() -> String {
