@@ -41,6 +41,10 @@ pub struct Connection {
     pub user: String,
     /// Default database.
     pub database: String,
+    /// libpq's `sslmode` clients must use: `require` for an instance that accepts TLS connections
+    /// only (the Kubernetes executor's). Absent: the client's default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssl_mode: Option<String>,
 }
 
 /// An instance.
@@ -87,6 +91,7 @@ impl Instance {
                 port: c.port,
                 user: c.user,
                 database: c.database,
+                ssl_mode: c.ssl_mode,
             }),
             databases: record.databases,
             labels: record.labels,

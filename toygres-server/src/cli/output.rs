@@ -42,7 +42,14 @@ fn line(kind: Kind, r: &Value) -> String {
     let s = |v: &Value| v.as_str().unwrap_or("-").to_string();
     let detail = match kind {
         Kind::Instance => match r["connection"].as_object() {
-            Some(c) => format!("postgresql://{}@{}:{}/{}", s(&c["user"]), s(&c["host"]), c["port"], s(&c["database"])),
+            Some(c) => {
+                let url =
+                    format!("postgresql://{}@{}:{}/{}", s(&c["user"]), s(&c["host"]), c["port"], s(&c["database"]));
+                match c.get("ssl_mode").and_then(Value::as_str) {
+                    Some(mode) => format!("{url}?sslmode={mode}"),
+                    None => url,
+                }
+            }
             None => String::new(),
         },
         Kind::Image => match r["size_bytes"].as_u64() {
@@ -52,4 +59,20 @@ fn line(kind: Kind, r: &Value) -> String {
     };
     let name = if r["name"].is_string() { s(&r["name"]) } else { String::new() };
     format!("{}  {:<24} {:<13} {detail}", s(&r["id"]), name, s(&r["state"]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// An instance that accepts TLS only says so in its connection string.
+    #[test]
+    fn an_instance_line_carries_the_ssl_mode() {
+        let mut r = json!({"id": "i", "name": "n", "state": "running",
+            "connection": {"host": "h", "port": 5432, "user": "postgres", "database": "postgres"}});
+        assert!(line(Kind::Instance, &r).ends_with(" postgresql://postgres@h:5432/postgres"));
+        r["connection"]["ssl_mode"] = json!("require");
+        assert!(line(Kind::Instance, &r).ends_with(" postgresql://postgres@h:5432/postgres?sslmode=require"));
+    }
 }
