@@ -67,10 +67,23 @@ fn rendered(config: &K8sConfig) -> Vec<(String, Value)> {
         ("restore-job", v(&m.restore_job(&restore(None), &transfer()).unwrap())),
         ("restore-job-encrypted", v(&m.restore_job(&restore(key()), &transfer()).unwrap())),
         ("restore-job-clone", v(&m.clone_restore_job(&restore(None), "16").unwrap())),
+        ("probe-job", v(&m.probe_job(&probe_target()).unwrap())),
     ]
     .into_iter()
     .map(|(name, value)| (name.to_string(), value))
     .collect()
+}
+
+/// Where the in-cluster connection test's probe connects.
+fn probe_target() -> toygres_core::ConnectionInfo {
+    toygres_core::ConnectionInfo {
+        host: "pg-6f1c2a4e-0d3b-4c55-9a8e-1b2c3d4e5f60.toygres.svc".into(),
+        port: 5432,
+        user: "postgres".into(),
+        database: "postgres".into(),
+        dns_name: None,
+        ssl_mode: Some("require".into()),
+    }
 }
 
 mod erased {
