@@ -48,7 +48,10 @@ impl K8sExecutor {
         let config = manifests.config_map(instance)?;
         let owned = self.owned(instance);
         api::create(&self.api::<PersistentVolumeClaim>(), &pvc, |o| owned(&o.metadata.labels)).await?;
-        api::create(&self.api::<Secret>(), &secret, |o| owned(&o.metadata.labels)).await?;
+        let stored = api::create(&self.api::<Secret>(), &secret, |o| owned(&o.metadata.labels)).await?;
+        if self.config.tls_secret.is_none() {
+            crate::tls::add_missing_certificate(&self.api::<Secret>(), stored, &secret).await?;
+        }
         api::create(&self.api::<ConfigMap>(), &config, |o| owned(&o.metadata.labels)).await?;
         Ok(())
     }

@@ -6,7 +6,8 @@
 //! - by default the instance's own Secret, where [`crate::Manifests::instance_secret`] stores a
 //!   self-signed certificate generated for the instance's Service names ([`server_names`]) when
 //!   the volume is created. The Secret is created once ("already exists with our labels" is
-//!   success), so a re-run never rotates a certificate already stored;
+//!   success), so a re-run never rotates a certificate already stored; a Secret without one (made
+//!   by a version without TLS) gets one added;
 //! - with [`crate::K8sConfig::tls_secret`], that `kubernetes.io/tls` Secret (e.g. one cert-manager
 //!   issues) for every instance.
 //!
@@ -15,7 +16,10 @@
 //! `sslrootcert` (see `docs/azure-aks-tls.md`).
 
 use crate::config::{K8sConfig, ServiceExposure};
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::ByteString;
+use kube::api::{Api, Patch, PatchParams};
 use std::collections::BTreeMap;
 use std::fmt;
 use toygres_core::{Error, InstanceSpec, Password, Result};
@@ -113,6 +117,40 @@ impl ServerCertificate {
             (KEY_KEY.to_string(), ByteString(self.key_pem.expose().as_bytes().to_vec())),
         ])
     }
+}
+
+/// Adds the certificate of `rendered` (the instance's Secret as this version renders it) to
+/// `stored` (the one in the cluster, as the create step returned it) when `stored` has none: a
+/// Secret created by a version without TLS, whose instance's pod could not mount it. A stored
+/// certificate is never replaced, and the stored password is kept.
+pub(crate) async fn add_missing_certificate(api: &Api<Secret>, stored: Secret, rendered: &Secret) -> Result<()> {
+    let stored_data = stored.data.unwrap_or_default();
+    if stored_data.contains_key(CERT_KEY) && stored_data.contains_key(KEY_KEY) {
+        return Ok(());
+    }
+    let name = stored.metadata.name.clone().unwrap_or_default();
+    let mut data = stored_data;
+    for key in [CERT_KEY, KEY_KEY] {
+        if let Some(value) = rendered.data.as_ref().and_then(|d| d.get(key)) {
+            data.insert(key.to_string(), value.clone());
+        }
+    }
+    let secret = Secret {
+        metadata: ObjectMeta {
+            name: Some(name.clone()),
+            namespace: stored.metadata.namespace,
+            labels: stored.metadata.labels,
+            ..ObjectMeta::default()
+        },
+        data: Some(data),
+        type_: stored.type_,
+        ..Secret::default()
+    };
+    api.patch(&name, &PatchParams::apply("toygres").force(), &Patch::Apply(&secret))
+        .await
+        .map_err(|e| crate::api::error(&format!("adding a TLS certificate to Secret {name}"), e))?;
+    tracing::info!(secret = %name, "added a TLS certificate to an instance Secret made before TLS");
+    Ok(())
 }
 
 #[cfg(test)]
