@@ -53,7 +53,10 @@ function uniqueName(base) {
 }
 
 function instanceRow(i) {
-  const conn = i.connection ? `${text(i.connection.user)}@${text(i.connection.host)}:${i.connection.port}` : '';
+  const c = i.connection;
+  // A Kubernetes instance accepts TLS only: its connection says so (ssl_mode), as the CLI's does.
+  const ssl = c && c.ssl_mode ? `?sslmode=${text(c.ssl_mode)}` : '';
+  const conn = c ? `${text(c.user)}@${text(c.host)}:${c.port}${ssl}` : '';
   const failure = i.failure_reason ? `<div class="failure">${text(i.failure_reason)}</div>` : '';
   const button = i.state === 'running'
     ? `<button class="image-button" data-id="${i.id}" data-name="${text(i.name)}">Image it</button>` : '';
