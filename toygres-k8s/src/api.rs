@@ -2,7 +2,7 @@
 //! success), delete everything matching a label selector, and error mapping.
 
 use k8s_openapi::NamespaceResourceScope;
-use kube::api::{Api, DeleteParams, ListParams, PostParams};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -81,6 +81,20 @@ pub async fn create<K: Kind>(api: &Api<K>, object: &K, owned: impl Fn(&K) -> boo
         }
         Err(e) => Err(error(&format!("creating {kind} {name}"), e)),
     }
+}
+
+/// Applies `object` server-side (field manager `toygres`, taking over fields others set): the
+/// object as we render it replaces the values of every field it sets. For objects derived entirely
+/// from the instance's spec and the executor's configuration, whose re-application is safe.
+pub async fn apply<K: Kind>(api: &Api<K>, object: &K) -> Result<K> {
+    let name = object.name_any();
+    let kind = kind_name::<K>();
+    let applied = api
+        .patch(&name, &PatchParams::apply("toygres").force(), &Patch::Apply(object))
+        .await
+        .map_err(|e| error(&format!("applying {kind} {name}"), e))?;
+    tracing::info!(kind = %kind, name = %name, "applied");
+    Ok(applied)
 }
 
 /// Deletes `name`; absent is success. Dependents (a Job's pods) are removed in the background.

@@ -52,7 +52,13 @@ impl K8sExecutor {
         if self.config.tls_secret.is_none() {
             crate::tls::add_missing_certificate(&self.api::<Secret>(), stored, &secret).await?;
         }
-        api::create(&self.api::<ConfigMap>(), &config, |o| owned(&o.metadata.labels)).await?;
+        let stored = api::create(&self.api::<ConfigMap>(), &config, |o| owned(&o.metadata.labels)).await?;
+        // A ConfigMap of ours made by an earlier version (a restore resumed across an upgrade: no
+        // `ssl = on`, an old pg_hba.conf) gets this version's configuration: it derives entirely
+        // from the instance's spec and the executor's configuration, so applying it again is safe.
+        if stored.data != config.data {
+            api::apply(&self.api::<ConfigMap>(), &config).await?;
+        }
         Ok(())
     }
 

@@ -2,7 +2,8 @@
 //! the executor is driven through every operation against the fake API server (the executor
 //! conformance suite: provision, logical backup and restore, the waits, job logs, failures and
 //! deletes; a physical backup and a physical restore; a clone backup, its restore, image deletion and listing;
-//! instance listing; a stuck job whose events are read; a restore that expands a bound PVC), every recorded HTTP call is mapped to
+//! instance listing; a stuck job whose events are read; a restore that expands a bound PVC; a
+//! restore resumed across the TLS upgrade), every recorded HTTP call is mapped to
 //! its RBAC (apiGroup, resource[/subresource], verb) the way the API server authorizes it, and the
 //! set is compared with the Role's rules: nothing missing, nothing extra.
 
@@ -288,9 +289,29 @@ async fn volume_growth_calls() -> Vec<String> {
     [calls, fake.take_calls()].concat()
 }
 
+/// A restore resumed across the TLS upgrade: the instance's Secret and ConfigMap made by a version
+/// without TLS get a certificate (a Secret patch) and this version's configuration (a ConfigMap
+/// patch), as `tests/tls_secret.rs` checks in detail.
+async fn pre_tls_calls() -> Vec<String> {
+    let (fake, executor) = support::FakeApi::executor_with(support::blobs(), config());
+    let target = instance("rbac-pre-tls");
+    let labels = toygres_k8s::names::instance_labels(target.id, "postgres");
+    let meta = json!({"name": target.resource_name(), "namespace": support::NS, "labels": labels});
+    let secret = json!({"apiVersion": "v1", "kind": "Secret", "metadata": meta, "data": {"password": "eA=="}});
+    fake.put(&support::core("secrets", &target.resource_name()), secret);
+    let old = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta,
+                     "data": {"pg_hba.conf": "host all all 0.0.0.0/0 md5\n"}});
+    fake.put(&support::core("configmaps", &target.resource_name()), old);
+    executor.create_volume(&target, &Password::new(PASSWORD)).await.unwrap();
+    let calls = fake.take_calls();
+    assert_eq!(calls.iter().filter(|c| c.starts_with("PATCH")).count(), 2, "{calls:?}");
+    executor.delete_instance(&target).await.unwrap();
+    [calls, fake.take_calls()].concat()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_role_grants_exactly_what_the_executor_calls() {
-    let calls = [every_call().await, volume_growth_calls().await].concat();
+    let calls = [every_call().await, volume_growth_calls().await, pre_tls_calls().await].concat();
     let used: BTreeSet<Permission> = calls.iter().map(|c| permission(c)).collect();
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/20-control-plane.yaml");
     let role = granted(&std::fs::read_to_string(&root).unwrap(), "toygres-control-plane");

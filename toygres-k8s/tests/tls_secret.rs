@@ -1,6 +1,7 @@
 //! The instance Secret's certificate against the fake API server: created with the volume, kept
 //! by a re-run (never rotated), added to a Secret made before TLS (its password kept), and never
-//! generated with `K8sConfig::tls_secret`.
+//! generated with `K8sConfig::tls_secret`; an instance ConfigMap made before TLS gets this
+//! version's configuration (`ssl = on`, `hostssl … scram-sha-256`).
 
 mod support;
 
@@ -31,6 +32,38 @@ fn pre_tls_secret(fake: &FakeApi, i: &InstanceSpec) {
         "metadata": {"name": i.resource_name(), "namespace": NS, "labels": labels},
         "data": {"password": "b2xkLXBhc3N3b3Jk"}});
     fake.put(&core("secrets", &i.resource_name()), secret);
+}
+
+/// A ConfigMap as a version without TLS created it: no `ssl = on`, `host … md5` lines.
+fn pre_tls_config_map(fake: &FakeApi, i: &InstanceSpec) {
+    let labels = toygres_k8s::names::instance_labels(i.id, "postgres");
+    let config = json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": i.resource_name(), "namespace": NS, "labels": labels},
+        "data": {"postgresql.conf": "listen_addresses = '*'\nport = 5432\n",
+                 "pg_hba.conf": "local all all trust\nhost all all 0.0.0.0/0 md5\n", "initdb.sh": "true\n"}});
+    fake.put(&core("configmaps", &i.resource_name()), config);
+}
+
+#[tokio::test]
+async fn a_config_map_made_before_tls_gets_this_versions_configuration() {
+    let (fake, executor) = FakeApi::executor(blobs());
+    let i = instance();
+    pre_tls_secret(&fake, &i);
+    pre_tls_config_map(&fake, &i);
+    executor.create_volume(&i, &Password::new(PASSWORD)).await.unwrap();
+    let path = core("configmaps", &i.resource_name());
+    let config = fake.get(&path).unwrap();
+    let rendered = serde_json::to_value(executor.manifests().config_map(&i).unwrap()).unwrap();
+    assert_eq!(config["data"], rendered["data"], "the stored ConfigMap is this version's");
+    assert!(config["data"]["postgresql.conf"].as_str().unwrap().contains("ssl = on"), "{config}");
+    assert!(!config["data"]["pg_hba.conf"].as_str().unwrap().contains("md5"), "{config}");
+    assert_eq!(config["metadata"]["labels"]["toygres.io/instance"], json!(i.id.to_string()));
+    let calls = fake.take_calls();
+    assert!(calls.contains(&format!("PATCH {path}")), "{calls:?}");
+    // Once it is current, a re-run changes nothing.
+    executor.create_volume(&i, &Password::new(PASSWORD)).await.unwrap();
+    assert!(!fake.take_calls().iter().any(|c| c.starts_with("PATCH")));
+    assert_eq!(fake.get(&path).unwrap()["data"], rendered["data"]);
 }
 
 #[tokio::test]
