@@ -34,8 +34,8 @@ fn image_restore_equals_source_and_uses_the_source_password() {
         let (dbs, tables, rows, los) = copy.counts();
         assert!(dbs >= 3 && tables >= 6 && rows > 2500 && los == 1, "{dbs} {tables} {rows} {los}");
 
-        f.executor.test_connection(&conn, &f.password).await.expect("the source password works");
-        let refused = f.executor.test_connection(&conn, &Password::new("the-request-password")).await;
+        f.executor.test_connection(&restored.spec(), &conn, &f.password).await.expect("the source password works");
+        let refused = f.executor.test_connection(&restored.spec(), &conn, &Password::new("the-request-password")).await;
         assert!(refused.is_err(), "the request's password must be refused");
         delete_and_check(&f, &restored).await;
     });
@@ -196,7 +196,7 @@ fn an_instance_whose_port_was_taken_moves_to_a_free_one() {
         let conn = f.executor.provision_empty(&spec, &f.password).await.unwrap();
         assert_ne!(conn.port, planned);
         assert_eq!(f.executor.connection_info(&spec).await.unwrap().port, conn.port);
-        f.executor.test_connection(&conn, &f.password).await.unwrap();
+        f.executor.test_connection(&spec, &conn, &f.password).await.unwrap();
         f.executor.delete_instance(&spec).await.unwrap();
     });
 }

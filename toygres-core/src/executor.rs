@@ -218,8 +218,16 @@ pub trait ClusterExecutor: Send + Sync {
     /// Where clients reach the instance.
     async fn connection_info(&self, instance: &InstanceSpec) -> Result<ConnectionInfo>;
 
-    /// One connection attempt as the superuser with `password` (`SELECT 1`). The pipeline retries.
-    async fn test_connection(&self, connection: &ConnectionInfo, password: &Password) -> Result<()>;
+    /// One connection attempt to `instance`, which `connection` (its [`ClusterExecutor::connection_info`])
+    /// says how to reach, as the superuser with `password` (`SELECT 1`). The executor may test from
+    /// where it can see the instance (the Kubernetes executor's in-cluster modes connect to its
+    /// Service inside the cluster). The pipeline retries.
+    async fn test_connection(
+        &self,
+        instance: &InstanceSpec,
+        connection: &ConnectionInfo,
+        password: &Password,
+    ) -> Result<()>;
 
     /// The PostgreSQL version the deployed instance's server runs, e.g. `"18.6"`, for its record: a
     /// logical restore may run a newer major than the image's. `None` when the executor cannot tell

@@ -16,7 +16,7 @@ async fn retries_until_the_instance_answers() {
     let calls = Arc::new(AtomicU32::new(0));
     let counted = calls.clone();
     let ex = restoring_executor_with(None, |ex| {
-        ex.expect_test_connection().returning(move |_, _| {
+        ex.expect_test_connection().returning(move |_, _, _| {
             if counted.fetch_add(1, Ordering::SeqCst) < 3 {
                 Err(Error::backend_msg("mock executor", "connection refused"))
             } else {
@@ -39,7 +39,7 @@ async fn gives_up_after_five_attempts_of_120_seconds_and_cleans_up() {
     let counted = calls.clone();
     let ex = restoring_executor_with(None, |ex| {
         // Each attempt times out (load-balancer DNS not propagated yet).
-        ex.expect_test_connection().returning(move |_, _| {
+        ex.expect_test_connection().returning(move |_, _, _| {
             counted.fetch_add(1, Ordering::SeqCst);
             Err(Error::Timeout { step: "connect".into(), after: Duration::from_secs(120) })
         });

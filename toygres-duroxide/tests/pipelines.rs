@@ -85,6 +85,6 @@ async fn a_fresh_empty_instance_runs_with_the_requests_password() {
     let conn = record.connection.clone().unwrap();
     executor.cluster(&record.spec()).unwrap();
     use toygres_core::ClusterExecutor;
-    executor.test_connection(&conn, &password).await.unwrap();
+    executor.test_connection(&record.spec(), &conn, &password).await.unwrap();
     runtime.shutdown().await;
 }

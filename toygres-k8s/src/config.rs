@@ -67,16 +67,25 @@ pub enum ServiceExposure {
     ClusterIp,
 }
 
-/// Where an instance's connection test (`SELECT 1` over TLS as the superuser) runs from.
+/// Where an instance's connection test (`SELECT 1` over TLS as the superuser) runs from, and to
+/// which address. Load-balancer source ranges apply to pods too (kube-proxy and Cilium filter
+/// traffic to a LoadBalancer's address whatever its source), so from inside the cluster the test
+/// goes to the instance's Service by its cluster name, which the instance's NetworkPolicy admits
+/// by pod label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ConnectionTest {
-    /// The control plane's process connects ([`crate::connect`]): it must reach the endpoint.
+    /// The control plane's process connects to the address clients use (the public DNS name when
+    /// there is one, so the test also proves it resolves; [`crate::connect`]): for a control
+    /// plane outside the cluster whose address the client ranges admit.
     #[default]
     ControlPlane,
-    /// A one-pod Job of the namespace connects ([`crate::probe`]): for a ClusterIP endpoint while
-    /// the control plane runs outside the cluster, or load-balancer source ranges that do not
-    /// admit the control plane. Allow it in NetworkPolicies by `toygres.io/component: probe`.
+    /// The control plane's process, running in the cluster (as `deploy/20-control-plane.yaml`
+    /// runs it), connects to the Service's cluster name, accepting only the instance's own
+    /// certificate (its Secret's `tls.crt`).
+    ControlPlaneInCluster,
+    /// A one-pod Job of the namespace connects to the Service's cluster name ([`crate::probe`]):
+    /// for a control plane outside the cluster that the client ranges do not admit.
     InCluster,
 }
 

@@ -106,13 +106,15 @@ impl ClusterExecutor for K8sExecutor {
         self.connection(instance).await
     }
 
-    async fn test_connection(&self, connection: &ConnectionInfo, password: &Password) -> Result<()> {
-        match self.config.connection_test {
-            crate::ConnectionTest::ControlPlane => {
-                crate::connect::test_connection(connection, password, self.config.connect_timeout).await
-            }
-            crate::ConnectionTest::InCluster => self.probe_connection(connection, password).await,
-        }
+    /// From where [`K8sConfig::connection_test`] says: the control plane to the address clients
+    /// use, or (in the cluster) the control plane or a probe pod to the instance's Service.
+    async fn test_connection(
+        &self,
+        instance: &InstanceSpec,
+        connection: &ConnectionInfo,
+        password: &Password,
+    ) -> Result<()> {
+        self.test_connection_of(instance, connection, password).await
     }
 
     async fn delete_instance(&self, instance: &InstanceSpec) -> Result<()> {

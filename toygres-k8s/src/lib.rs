@@ -45,7 +45,7 @@
 //! - **RBAC** the executor's own identity needs in the namespace: the Role in the workspace's
 //!   `deploy/20-control-plane.yaml`, which `tests/rbac.rs` checks grants exactly the calls the
 //!   executor makes (every operation driven against the fake API server): `get, list, create,
-//!   delete` (and `patch` on PVCs and Secrets) on persistentvolumeclaims, secrets, configmaps,
+//!   delete` (and `patch` on PVCs, Secrets and ConfigMaps) on persistentvolumeclaims, secrets, configmaps,
 //!   services, statefulsets and jobs; `get, list` on pods, `get` on `pods/log`, `list` on
 //!   events; and, only with clone images ([`K8sConfig::volume_snapshot_class`] set), `get, list,
 //!   create, delete` on `snapshot.storage.k8s.io` volumesnapshots.
@@ -121,6 +121,7 @@ pub mod api;
 pub mod clone;
 pub mod config;
 pub mod connect;
+pub mod connection_test;
 pub mod diagnose;
 mod executor;
 pub mod instance;

@@ -30,8 +30,9 @@ use toygres_core::{ConnectionInfo, Error, ImageType, Password, Result};
 /// `toygres.io/component` of the probe Job, its pod and its Secret (what a NetworkPolicy admits).
 pub const PROBE_COMPONENT: &str = "probe";
 
-/// How long a probe may take beyond its connect timeout (scheduling, pulling the image).
-const PROBE_SLACK: Duration = Duration::from_secs(240);
+/// How long a probe may take beyond its connect timeout (scheduling, pulling the image): with the
+/// default 30 s connect timeout, within the pipeline's 120 s per attempt.
+const PROBE_SLACK: Duration = Duration::from_secs(60);
 
 /// The probe Job's name for `connection`: `probe-` and 16 hex digits of a digest of where it
 /// connects (host, port, user, database).
@@ -98,7 +99,14 @@ impl K8sExecutor {
         let job = manifests.probe_job(connection)?;
         let name = probe_name(connection);
         let owned = |j: &Job| names::owned_by(j.metadata.labels.as_ref(), COMPONENT_LABEL, PROBE_COMPONENT);
-        let created = api::create(&self.api::<Job>(), &job, owned).await?;
+        let mut created = api::create(&self.api::<Job>(), &job, owned).await?;
+        if job_outcome(&created) != JobOutcome::Running {
+            // An earlier attempt's probe (its test cancelled, or a crash): its outcome is stale.
+            self.remove_probe(&name).await?;
+            created = api::create(&self.api::<Job>(), &job, owned).await?;
+        }
+        // Deleted however this test ends, cancelled by the pipeline's per-attempt timeout included.
+        let mut cleanup = ProbeCleanup { executor: self.clone(), name: name.clone(), armed: true };
         let uid = created.metadata.uid.clone().unwrap_or_default();
         let secret = manifests.probe_secret(&name, &uid, password)?;
         self.api::<Secret>()
@@ -106,11 +114,28 @@ impl K8sExecutor {
             .await
             .map_err(|e| api::error(&format!("applying Secret {name}"), e))?;
         let outcome = self.await_probe(&name, &uid, connection.port, password).await;
-        // The Secret goes with the Job (owner reference); a failed delete is left to the TTL.
+        cleanup.armed = false;
         if let Err(e) = api::delete(&self.api::<Job>(), &name).await {
             tracing::warn!(job = %name, error = %e, "could not delete the connection probe; its TTL removes it");
         }
         outcome
+    }
+
+    /// Deletes the probe Job `name` (its Secret goes with it: owner reference) and waits until it
+    /// is gone, so that one of the same name can be created.
+    async fn remove_probe(&self, name: &str) -> Result<()> {
+        api::delete(&self.api::<Job>(), name).await?;
+        let deadline = tokio::time::Instant::now() + PROBE_SLACK;
+        while self.api::<Job>().get_opt(name).await.map_err(|e| api::error(&format!("reading {name}"), e))?.is_some() {
+            if tokio::time::Instant::now() >= deadline {
+                return Err(Error::backend_msg(
+                    api::BACKEND,
+                    format!("the earlier connection probe {name} is still being deleted; retry"),
+                ));
+            }
+            tokio::time::sleep(self.config.poll_interval).await;
+        }
+        Ok(())
     }
 
     async fn await_probe(&self, name: &str, uid: &str, port: u16, password: &Password) -> Result<()> {
@@ -166,5 +191,29 @@ impl K8sExecutor {
         let name = pod.metadata.name.unwrap_or_default();
         let params = LogParams { container: Some("probe".into()), tail_lines: Some(20), ..LogParams::default() };
         self.api::<Pod>().logs(&name, &params).await.unwrap_or_else(|e| format!("(no log: {e})"))
+    }
+}
+
+/// Deletes the probe Job when the test's future is dropped before it could (cancelled by the
+/// pipeline's per-attempt timeout, or an error): in a task of its own, since a drop cannot wait. A failed delete is left to the Job's TTL.
+struct ProbeCleanup {
+    executor: K8sExecutor,
+    name: String,
+    /// Cleared once the test deleted the Job itself.
+    armed: bool,
+}
+
+impl Drop for ProbeCleanup {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let (executor, name) = (self.executor.clone(), std::mem::take(&mut self.name));
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
+        runtime.spawn(async move {
+            if let Err(e) = api::delete(&executor.api::<Job>(), &name).await {
+                tracing::warn!(job = %name, error = %e, "could not delete the connection probe; its TTL removes it");
+            }
+        });
     }
 }

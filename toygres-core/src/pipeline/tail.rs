@@ -55,8 +55,12 @@ impl Restore {
     ) -> Result<()> {
         let policy = &self.t.options.connection_test;
         step(&*self.t.progress, Subject::Instance(instance), Phase::TestConnection, async {
-            policy.run("connection test", |_| self.t.executor.test_connection(conn, password)).await.map_err(|e| {
-                Error::ConnectionTest { instance, attempts: e.attempts, last_error: e.last_error.to_string() }
+            let spec = self.t.catalog.get_instance(instance).await?.spec();
+            let attempt = |_| self.t.executor.test_connection(&spec, conn, password);
+            policy.run("connection test", attempt).await.map_err(|e| Error::ConnectionTest {
+                instance,
+                attempts: e.attempts,
+                last_error: e.last_error.to_string(),
             })
         })
         .await

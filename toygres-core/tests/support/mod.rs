@@ -217,7 +217,7 @@ pub fn restoring_executor_with(
     ex.expect_wait_until_ready().returning(move |_, _| injected("wait_until_ready", fail));
     ex.expect_connection_info().returning(move |_| injected("connection_info", fail).map(|_| connection()));
     ex.expect_server_version().returning(|_| Ok(Some(RESTORED_VERSION.into())));
-    ex.expect_test_connection().returning(move |_, pw| {
+    ex.expect_test_connection().returning(move |_, _, pw| {
         assert_eq!(pw.expose(), SOURCE_PW);
         injected("test_connection", fail)
     });

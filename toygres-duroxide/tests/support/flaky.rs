@@ -62,8 +62,13 @@ impl ClusterExecutor for FlakyDeploy {
     async fn connection_info(&self, instance: &InstanceSpec) -> Result<ConnectionInfo> {
         self.inner.connection_info(instance).await
     }
-    async fn test_connection(&self, connection: &ConnectionInfo, password: &Password) -> Result<()> {
-        self.inner.test_connection(connection, password).await
+    async fn test_connection(
+        &self,
+        instance: &InstanceSpec,
+        connection: &ConnectionInfo,
+        password: &Password,
+    ) -> Result<()> {
+        self.inner.test_connection(instance, connection, password).await
     }
     async fn delete_instance(&self, instance: &InstanceSpec) -> Result<()> {
         self.inner.delete_instance(instance).await

@@ -344,7 +344,14 @@ impl ClusterExecutor for LocalExecutor {
         })
     }
 
-    async fn test_connection(&self, connection: &ConnectionInfo, password: &Password) -> Result<()> {
+    /// Connects to `connection` itself: on one machine the address clients use is reachable.
+    async fn test_connection(
+        &self,
+        instance: &InstanceSpec,
+        connection: &ConnectionInfo,
+        password: &Password,
+    ) -> Result<()> {
+        let _ = instance;
         let params = crate::cluster::ConnParams {
             host: connection.host.clone(),
             port: connection.port,

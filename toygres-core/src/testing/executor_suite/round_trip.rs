@@ -51,9 +51,12 @@ pub async fn backup_restore_round_trip(h: &dyn ExecutorHarness) {
             (&connection.host, connection.port),
             "two instances, one address"
         );
-        ok(executor.test_connection(&to_source, &password).await, "test_connection to the source");
-        ok(executor.test_connection(&connection, &password).await, "test_connection with the source's password");
-        let wrong = executor.test_connection(&connection, &Password::new(WRONG_PASSWORD)).await;
+        ok(executor.test_connection(&source, &to_source, &password).await, "test_connection to the source");
+        ok(
+            executor.test_connection(&instance, &connection, &password).await,
+            "test_connection with the source's password",
+        );
+        let wrong = executor.test_connection(&instance, &connection, &Password::new(WRONG_PASSWORD)).await;
         assert!(wrong.is_err(), "test_connection with a wrong password succeeded");
         let text = wrong.unwrap_err().to_string();
         assert!(!text.contains(password.expose()), "the error holds the instance's password: {text}");
@@ -62,7 +65,7 @@ pub async fn backup_restore_round_trip(h: &dyn ExecutorHarness) {
     ok(executor.delete_instance(&instance).await, "delete_instance");
     assert_nothing_left(h, &instance, "delete_instance").await;
     if connects {
-        let gone = executor.test_connection(&connection, &password).await;
+        let gone = executor.test_connection(&instance, &connection, &password).await;
         assert!(gone.is_err(), "the deleted instance's server still accepts connections at {connection:?}");
     }
     image.delete(h).await;
