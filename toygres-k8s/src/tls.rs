@@ -9,7 +9,10 @@
 //!   success), so a re-run never rotates a certificate already stored; a Secret without one (made
 //!   by a version without TLS) gets one added;
 //! - with [`crate::K8sConfig::tls_secret`], that `kubernetes.io/tls` Secret (e.g. one cert-manager
-//!   issues) for every instance.
+//!   issues) for every instance. **Every server pod then mounts the same private key**, and each
+//!   instance's superuser can read it (`pg_read_file`, `COPY … PROGRAM`) and impersonate every
+//!   other instance, even to `verify-full` clients when the certificate is a wildcard: only for
+//!   installations whose instances all belong to one tenant ([`warn_if_shared_key`]).
 //!
 //! Clients connect with `sslmode=require` (what [`toygres_core::ConnectionInfo::ssl_mode`] says);
 //! to verify the server too, use `sslmode=verify-full` with the certificate from the Secret as
@@ -32,6 +35,24 @@ pub const KEY_KEY: &str = "tls.key";
 pub const MOUNT_PATH: &str = "/etc/toygres-tls";
 /// The `sslmode` of the instances' connection strings.
 pub const SSL_MODE: &str = "require";
+
+/// What is logged (a warning) when [`K8sConfig::tls_secret`] is set.
+pub const SHARED_KEY_WARNING: &str = "K8sConfig::tls_secret is set: every instance's server mounts the same \
+     private key, which each instance's superuser can read (pg_read_file, COPY ... PROGRAM) to impersonate \
+     every other instance, even to verify-full clients with a wildcard certificate; use it only when all \
+     instances belong to one tenant, otherwise unset it to give each instance its own certificate";
+
+/// Logs [`SHARED_KEY_WARNING`] as a warning when `config` names a shared [`K8sConfig::tls_secret`]
+/// (for the executor's constructor, once per executor); returns whether it did.
+pub fn warn_if_shared_key(config: &K8sConfig) -> bool {
+    match &config.tls_secret {
+        Some(secret) => {
+            tracing::warn!(tls_secret = %secret, "{SHARED_KEY_WARNING}");
+            true
+        }
+        None => false,
+    }
+}
 
 /// The TLS lines of the instances' `postgresql.conf`.
 pub(crate) fn postgresql_conf() -> String {
@@ -194,6 +215,36 @@ mod tests {
             ..K8sConfig::default()
         };
         assert_eq!(server_names(&cluster, &i).last(), Some(&format!("{name}.toygres.svc.cluster.local")));
+    }
+
+    /// A writer into a shared buffer, for capturing what is logged.
+    #[derive(Clone, Default)]
+    struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_shared_tls_secret_is_warned_about() {
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber = tracing_subscriber::fmt().with_writer(move || writer.clone()).with_ansi(false).finish();
+        let shared = K8sConfig { tls_secret: Some("toygres-tls".into()), ..K8sConfig::default() };
+        tracing::subscriber::with_default(subscriber, || {
+            assert!(!warn_if_shared_key(&K8sConfig::default()));
+            assert!(warn_if_shared_key(&shared));
+        });
+        let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+        assert_eq!(log.lines().count(), 1, "{log}");
+        assert!(log.contains("WARN") && log.contains("toygres-tls") && log.contains("same private key"), "{log}");
+        assert!(log.contains("one tenant"), "{log}");
     }
 
     #[test]
