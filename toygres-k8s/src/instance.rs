@@ -15,6 +15,10 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 use toygres_core::{ConnectionInfo, Error, ErrorClass, InstanceId, InstanceSpec, Password, Result};
 
+/// How long deleting an instance waits for its server pod to stop before it deletes the pod's
+/// NetworkPolicy: the default termination grace (30 s) and some.
+pub const SERVER_STOP_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// Port of every instance.
 pub const POSTGRES_PORT: u16 = 5432;
 
@@ -231,9 +235,33 @@ impl K8sExecutor {
         api::delete_labeled(&self.api::<Secret>(), &selector).await?;
         api::delete_labeled(&self.api::<ConfigMap>(), &selector).await?;
         api::delete_labeled(&self.api::<PersistentVolumeClaim>(), &selector).await?;
-        // Last, after the StatefulSet (whose pod stops in the background).
-        api::delete_labeled(&self.api::<NetworkPolicy>(), &selector).await?;
+        // Last, once the server pod (stopping in the background, up to its termination grace) is
+        // gone: a tenant's detached process must never run without the policy's egress block.
+        if self.server_stopped(instance.id).await {
+            api::delete_labeled(&self.api::<NetworkPolicy>(), &selector).await?;
+        } else {
+            tracing::warn!(instance = %instance.id, "the server pod is still stopping: its NetworkPolicy is kept \
+                           until the next delete or reconcile");
+        }
         Ok(())
+    }
+
+    /// Whether no server pod of instance `id` is left, waiting [`SERVER_STOP_WAIT`] at most.
+    async fn server_stopped(&self, id: InstanceId) -> bool {
+        let labels = names::server_selector(id);
+        let selector = labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",");
+        let deadline = tokio::time::Instant::now() + SERVER_STOP_WAIT;
+        loop {
+            match api::list(&self.api::<Pod>(), &selector).await {
+                Ok(pods) if pods.is_empty() => return true,
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "listing the server pods failed; polling again"),
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(self.config.poll_interval).await;
+        }
     }
 }
 

@@ -194,6 +194,38 @@ async fn deploy_creates_the_policy_before_the_server_and_delete_removes_it() {
     assert_eq!(executor.list_instances().await.unwrap(), vec![]);
 }
 
+/// The policy outlives the server pod, which stops in the background after its StatefulSet is
+/// deleted: kept while the pod is there (past `SERVER_STOP_WAIT`, for the next delete or
+/// reconcile), deleted once it is gone.
+#[tokio::test(start_paused = true)]
+async fn the_policy_goes_only_once_the_server_pod_has_stopped() {
+    let (fake, executor) = FakeApi::executor_with(blobs(), config());
+    let i = restored(None);
+    let policy = format!("/apis/networking.k8s.io/v1/namespaces/{NS}/networkpolicies/{}", i.resource_name());
+    executor.create_volume(&i, &Password::new(PASSWORD)).await.unwrap();
+    executor.deploy_from_volume(&i).await.unwrap();
+    let pod = core("pods", &format!("{}-0", i.resource_name()));
+    let labels = json!({"app.kubernetes.io/managed-by": "toygres", "toygres.io/component": "postgres",
+                        "toygres.io/instance": i.id.to_string()});
+    let stopping = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": format!("{}-0", i.resource_name()),
+                          "namespace": NS, "labels": labels, "deletionTimestamp": "2026-12-05T09:00:00Z"}});
+    fake.put(&pod, stopping.clone());
+    let start = tokio::time::Instant::now();
+    executor.delete_instance(&i).await.unwrap();
+    assert!(start.elapsed() >= toygres_k8s::instance::SERVER_STOP_WAIT);
+    assert!(fake.get(&policy).is_some(), "the policy went while the server pod was still running");
+
+    let gone = fake.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(std::time::Duration::from_secs(20)).await;
+        gone.remove(&pod);
+    });
+    let start = tokio::time::Instant::now();
+    executor.delete_instance(&i).await.unwrap();
+    assert!(start.elapsed() >= std::time::Duration::from_secs(20));
+    assert!(fake.get(&policy).is_none());
+}
+
 /// The YAML documents of `deploy/<file>`, placeholders left as they are.
 fn deploy_docs(file: &str) -> Vec<Value> {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy").join(file);

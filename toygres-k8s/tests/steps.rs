@@ -363,14 +363,20 @@ async fn delete_instance_removes_everything_it_owns_and_nothing_else() {
         format!("DELETE {}", core("configmaps", &pg)),
         format!("GET {}?labelSelector={selector}", core_all("persistentvolumeclaims")),
         format!("DELETE {}", core("persistentvolumeclaims", &pg)),
+        // The policy goes once no server pod is left.
+        format!(
+            "GET {}?labelSelector=app.kubernetes.io/managed-by=toygres,toygres.io/component=postgres,toygres.io/instance={}",
+            core_all("pods"),
+            a.id
+        ),
         format!("GET {policies}?labelSelector={selector}"),
         format!("DELETE {policies}/{pg}"),
     ];
     assert_eq!(fake.take_calls(), expected);
 
-    // Deleting again finds nothing and succeeds.
+    // Deleting again finds nothing and succeeds (seven lists, and the server pods').
     executor.delete_instance(&a).await.unwrap();
-    assert_eq!(fake.take_calls().len(), 7);
+    assert_eq!(fake.take_calls().len(), 8);
 }
 
 #[tokio::test]

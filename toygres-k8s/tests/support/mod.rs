@@ -203,7 +203,17 @@ impl FakeApi {
                 None => status(404, "NotFound", format!("{path} not found")),
             },
             Method::DELETE => match state.objects.remove(&path) {
-                Some(object) => (200, object.to_string().into_bytes()),
+                Some(object) => {
+                    // The garbage collector, at once: the pods the object owned go with it.
+                    let uid = object["metadata"]["uid"].clone();
+                    let owned = |o: &Value| {
+                        o["metadata"]["ownerReferences"].as_array().is_some_and(|r| r.iter().any(|r| r["uid"] == uid))
+                    };
+                    if !uid.is_null() {
+                        state.objects.retain(|p, o| !(p.contains("/pods/") && owned(o)));
+                    }
+                    (200, object.to_string().into_bytes())
+                }
                 None => status(404, "NotFound", format!("{path} not found")),
             },
             _ => status(405, "MethodNotAllowed", format!("{method} not supported")),
