@@ -64,53 +64,8 @@ pub fn check_databases<'a>(
 /// Longest image description, in characters.
 pub const MAX_DESCRIPTION: usize = 1024;
 
-/// Longest superuser password of a fresh instance, in characters.
-pub const MAX_PASSWORD: usize = 1024;
-
-/// Shortest superuser password of a fresh instance, in characters (the strength rule,
-/// [`PASSWORD_RULE`]).
-pub const MIN_PASSWORD: usize = 8;
-
-/// From this many characters on, a fresh instance's password (a passphrase) needs only 2 of the
-/// 4 character classes of [`PASSWORD_RULE`], not 3.
-pub const PASSPHRASE_LENGTH: usize = 16;
-
-/// The strength rule of a fresh instance's superuser password, as Azure Database for PostgreSQL
-/// Flexible Server words its own (8–128 characters from 3 of 4 categories), with a longer bound and
-/// a passphrase allowance: whoever holds the password is the instance's superuser, so it must not
-/// be guessable. A restore uses its source image's password and is not re-checked.
-pub const PASSWORD_RULE: &str = "at least 8 characters from at least 3 of these 4 classes: uppercase letters, \
-                                 lowercase letters, digits, other characters (a passphrase of 16 or more \
-                                 characters needs 2 classes)";
-
-/// How every reason of a password refused by [`password_weakness`]'s class rule begins (the REST
-/// API answers it with 422 `weak_password`: a JSON schema cannot express it).
-pub const WEAK_PASSWORD: &str = "too weak";
-
-/// What is wrong with `password` under [`PASSWORD_RULE`], if anything: shorter than
-/// [`MIN_PASSWORD`] characters, or from too few character classes (the reason then begins with
-/// [`WEAK_PASSWORD`]). Uppercase and lowercase mean ASCII letters; every other character that is
-/// not an ASCII digit (punctuation, space, any non-ASCII letter) is "other".
-///
-/// ```
-/// use toygres_core::request::password_weakness;
-/// assert!(password_weakness("Tr0ub4dor&3").is_none());
-/// assert!(password_weakness("correct horse battery staple").is_none());
-/// assert!(password_weakness("password1").unwrap().contains("3 of these 4 classes"));
-/// assert!(password_weakness("Pw-1").unwrap().contains("at least 8"));
-/// ```
-pub fn password_weakness(password: &str) -> Option<String> {
-    let length = password.chars().count();
-    if length < MIN_PASSWORD {
-        return Some(format!("shorter than {MIN_PASSWORD} characters; use {PASSWORD_RULE}"));
-    }
-    let has = |class: fn(&char) -> bool| password.chars().any(|c| class(&c));
-    let other = |c: &char| !c.is_ascii_alphanumeric();
-    let classes = [has(char::is_ascii_uppercase), has(char::is_ascii_lowercase), has(char::is_ascii_digit), has(other)];
-    let classes = classes.into_iter().filter(|&c| c).count();
-    let needed = if length >= PASSPHRASE_LENGTH { 2 } else { 3 };
-    (classes < needed).then(|| format!("{WEAK_PASSWORD}: it has {classes} character class(es); use {PASSWORD_RULE}"))
-}
+mod password;
+pub use password::{password_weakness, MAX_PASSWORD, MIN_PASSWORD, PASSPHRASE_LENGTH, PASSWORD_RULE, WEAK_PASSWORD};
 
 /// What a request asks for, as a digest kept with the record it creates, so that an operation id
 /// (an `Idempotency-Key`) is bound to one request: the sha256 (hex) of `kind` and the request's

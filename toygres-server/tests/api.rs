@@ -175,9 +175,12 @@ async fn errors_answer_typed_statuses_and_create_nothing() {
         ("/api/instances", json!({ "name": "r", "source_image_id": unknown }), 404, ""),
         ("/api/instances", json!({ "name": "r", "source_image_id": creating }), 409, "source_image_id"),
         ("/api/instances", json!({ "name": "err-source", "password": "err-Pw-99" }), 409, "name"),
-        // The strength rule: too short is schema-invalid (400), too few classes is semantic (422).
+        // The strength rule: too short is schema-invalid (400), too few classes, a common password
+        // or a run is semantic (422).
         ("/api/instances", json!({ "name": "weak", "password": "Pw-1" }), 400, "password"),
         ("/api/instances", json!({ "name": "weak", "password": "password1" }), 422, "password"),
+        ("/api/instances", json!({ "name": "weak", "password": "Password1!" }), 422, "password"),
+        ("/api/instances", json!({ "name": "weak", "password": "abcdefghijklmno1" }), 422, "password"),
         ("/api/images", json!({ "name": "i", "instance_id": unknown }), 404, ""),
         ("/api/images", json!({ "name": "Bad Name", "instance_id": source_id }), 400, "name"),
         ("/api/images", json!({ "name": "i", "instance_id": 42 }), 400, "instance_id"),

@@ -6,7 +6,7 @@
 //! | refusal | error | over REST |
 //! |---|---|---|
 //! | invalid name, label, description, password | [`Error::InvalidRequest`] | 400 |
-//! | fresh instance's password of too few character classes ([`PASSWORD_RULE`](crate::request::PASSWORD_RULE)) | [`Error::InvalidRequest`] on `password` | 422 |
+//! | fresh instance's password that is guessable: too few character classes, a common password, one repeated character or run ([`PASSWORD_RULE`](crate::request::PASSWORD_RULE)) | [`Error::InvalidRequest`] on `password` | 422 |
 //! | `source_image_id` with `runtime_image_id` / `image_override` | [`Error::ConflictingRequest`] | 400 |
 //! | unknown instance or image | [`Error::InstanceNotFound`], [`Error::ImageNotFound`] | 404 |
 //! | source instance not running | [`Error::InstanceNotRunning`] | 409 |

@@ -109,8 +109,9 @@ impl From<Error> for ApiError {
             | Error::ConflictingRequest { field: "from_image", .. } => {
                 (S::UNPROCESSABLE_ENTITY, "invalid_export", Some("from_image"))
             }
-            // Nor is the password's strength rule (character classes; its length is in the
-            // schema): a password that fits the schema but is too weak is a semantic refusal.
+            // Nor is the password's strength rule (character classes, common passwords,
+            // repetition, runs; its length is in the schema): a password that fits the schema but
+            // is too weak is a semantic refusal.
             Error::InvalidRequest { field: "password", reason }
                 if reason.starts_with(toygres_core::request::WEAK_PASSWORD) =>
             {

@@ -22,7 +22,7 @@ use toygres_core::{Error, InstanceId, InstanceRecord, InstanceState, Subject};
         (status = 401, description = "Missing or wrong token", body = ErrorBody),
         (status = 404, description = "Unknown source image", body = ErrorBody),
         (status = 409, description = "Image not ready, corrupted or not restorable here, name taken, or the Idempotency-Key's instance was deleted since; nothing was created", body = ErrorBody),
-        (status = 422, description = "`weak_password`: a fresh instance's password of too few character classes (the rule is in the password field's description); `idempotency_key_reused`: the Idempotency-Key was first used with another body. Nothing was created", body = ErrorBody),
+        (status = 422, description = "`weak_password`: a fresh instance's password that breaks the strength rule (the rule is in the password field's description); `idempotency_key_reused`: the Idempotency-Key was first used with another body. Nothing was created", body = ErrorBody),
         (status = 429, description = "Too many images and instances are being made; retry after Retry-After seconds", body = ErrorBody,
             headers(("Retry-After" = String, description = "Seconds to wait"))),
     ))]

@@ -26,7 +26,7 @@ impl utoipa::PartialSchema for CreateInstanceBody {
                 "password": { "type": "string", "minLength": MIN_PASSWORD, "maxLength": MAX_PASSWORD,
                               "pattern": r"^[^\x00-\x1f\x7f-\x9f]+$",
                               "description": format!("Superuser password (stored sealed, never shown): {PASSWORD_RULE}; \
-                                                      one of too few classes is refused with 422 `weak_password`.") },
+                                                      one that breaks it is refused with 422 `weak_password`.") },
                 "dns_label": optional_label,
                 "source_image_id": { "type": "null" },
                 "runtime_image_id": { "type": ["string", "null"] },
