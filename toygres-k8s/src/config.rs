@@ -189,6 +189,12 @@ pub struct K8sConfig {
     /// issues) in [`K8sConfig::namespace`] whose certificate every instance's server presents.
     /// `None` (the default): each instance gets a self-signed certificate for its Service's names,
     /// generated when its volume is created and kept in its own Secret ([`crate::tls`]).
+    ///
+    /// **Only for installations where all instances belong to one tenant.** Every server pod
+    /// mounts this one private key, and any instance's superuser can read it (`pg_read_file`,
+    /// `COPY … PROGRAM`) and impersonate every other instance, even to `sslmode=verify-full`
+    /// clients when the certificate is a wildcard. Otherwise keep the default per-instance
+    /// certificates. [`crate::tls::warn_if_shared_key`] logs a warning saying so when it is set.
     #[serde(default)]
     pub tls_secret: Option<String>,
     /// Where the connection test of a new instance runs from (default: the control plane).
