@@ -274,7 +274,11 @@ fn the_job_policies_select_the_job_pods_and_keep_them_from_the_metadata_endpoint
         for peer in &ports[&443] {
             let block = peer.ip_block.clone().unwrap();
             if block.cidr == "0.0.0.0/0" {
-                assert!(block.except.unwrap().contains(&"169.254.169.254/32".to_string()), "{name}");
+                // Not the metadata or host endpoints, nor any in-cluster HTTPS endpoint (pods, Services).
+                let except = block.except.unwrap();
+                for excepted in ["169.254.169.254/32", "168.63.129.16/32", "${POD_CIDR}", "${SERVICE_CIDR}"] {
+                    assert!(except.contains(&excepted.to_string()), "{name}: {excepted} not excepted: {except:?}");
+                }
             } else {
                 assert_eq!(block.cidr, "::/0");
             }
@@ -284,5 +288,21 @@ fn the_job_policies_select_the_job_pods_and_keep_them_from_the_metadata_endpoint
             assert!(to.iter().all(|p| selects(&peer_labels(p), &server)));
             assert!(to.iter().all(|p| p.ip_block.is_none() && p.namespace_selector.is_none()));
         }
+    }
+}
+
+/// Every placeholder of `deploy/30-network-policies.yaml` is one the install guide fills (its
+/// `envsubst` list), so none is applied as it is.
+#[test]
+fn the_install_guide_fills_the_job_policies_placeholders() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let policies = std::fs::read_to_string(root.join("deploy/30-network-policies.yaml")).unwrap();
+    let guide = std::fs::read_to_string(root.join("docs/azure-aks-install.md")).unwrap();
+    let envsubst = guide.lines().find(|l| l.trim_start().starts_with("envsubst '")).expect("the guide's envsubst");
+    let placeholders: Vec<&str> = policies.split("${").skip(1).map(|rest| rest.split('}').next().unwrap()).collect();
+    assert!(placeholders.contains(&"POD_CIDR") && placeholders.contains(&"SERVICE_CIDR"), "{placeholders:?}");
+    for name in placeholders {
+        assert!(envsubst.contains(&format!("${name} ")) || envsubst.contains(&format!("${name}'")), "{name}");
+        assert!(guide.contains(&format!("{name}=")), "the guide sets {name}");
     }
 }

@@ -347,6 +347,8 @@ fn deploy_documents() -> Vec<Value> {
             ("STORAGE_ACCOUNT", "toygresimages"),
             ("LOCATION", "westeurope"),
             ("CLIENT_CIDR", "203.0.113.0/24"),
+            ("POD_CIDR", "10.244.0.0/16"),
+            ("SERVICE_CIDR", "10.0.0.0/16"),
         ] {
             text = text.replace(&format!("${{{name}}}"), value);
         }
