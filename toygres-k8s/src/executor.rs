@@ -39,6 +39,7 @@ impl K8sExecutor {
     /// [`BlobStore::transfer`] must be a command transfer (azcopy) that a job can run.
     pub fn new(client: Client, config: K8sConfig, blobs: Arc<dyn BlobStore>) -> Result<Self> {
         config.validate()?;
+        crate::tls::warn_if_shared_key(&config);
         Ok(Self { client, config: Arc::new(config), blobs })
     }
 
