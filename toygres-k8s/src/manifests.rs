@@ -365,6 +365,8 @@ impl<'a> Manifests<'a> {
             ("instance_name", json!(instance.resource_name())),
             ("pod_annotations", json!(self.job_pod_annotations("load"))),
             ("maintenance_work_mem", json!(format!("{}MB", maintenance_work_mem_mb(load_memory)))),
+            // No retry of a plaintext image's failed load: see the template.
+            ("backoff_limit", json!(if spec.data_key.is_some() { 1 } else { 0 })),
         ]);
         values.extend(self.job_values(true));
         let mut rendered: Job = render(render::RESTORE_JOB, &values)?;

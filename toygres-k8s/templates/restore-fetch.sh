@@ -15,7 +15,9 @@
 # mounted into this container only). A plaintext image has no such check: SQL in a changed dump
 # would run in the load's server as the container's user, and could forge the exchange's verdicts
 # or the volume's marker, which a retried pod trusts. So a plaintext image is first read and
-# verified whole, then streamed (two reads, as before encryption). Nothing is staged on the volume.
+# verified whole, then streamed (two reads, as before encryption); bytes changed between the two
+# reads are caught at the object's end, and its Job gets no retry (backoffLimit 0) that could
+# trust a marker they wrote. Nothing is staged on the volume.
 # Needs jq, zstd, sha256sum, GNU tee, the transfer program and, for an encrypted image, toygres-seal;
 # reads the marker on the volume.
 TOYGRES_STEP=restore-fetch
