@@ -82,6 +82,7 @@ fn image_in_azurite_via_azcopy_restores_equal_and_damaged_images_are_refused() {
             instance: target.clone(),
             databases: None,
             data_key: t.data_key(&image).await.unwrap(),
+            recovery: None,
         };
         let job = executor.start_restore_job(&job).await.unwrap();
         match executor.wait_for_job(&job, Duration::from_secs(120), Arc::new(NoProgress)).await {

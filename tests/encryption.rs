@@ -105,6 +105,7 @@ async fn job_refuses_before_any_sql(f: &Fixture, image: &ImageRecord, checksum: 
         instance: target.clone(),
         databases: None,
         data_key: f.t.data_key(image).await.unwrap(),
+        recovery: None,
     };
     let job = f.executor.start_restore_job(&job).await.unwrap();
     let waited = f.executor.wait_for_job(&job, std::time::Duration::from_secs(120), Arc::new(NoProgress)).await;

@@ -73,6 +73,7 @@ fn command_transfers_image_and_restore_without_leaking_secrets() {
             instance: spec.clone(),
             databases: None,
             data_key: None,
+            recovery: None,
         };
         let job = executor.start_restore_job(&job).await.unwrap();
         let err =

@@ -61,6 +61,7 @@ fn image_metadata_and_a_restore_of_one_database() {
             instance: spec.clone(),
             databases: Some(vec!["appdb".into(), "nosuchdb".into()]),
             data_key: f.t.data_key(&image).await.unwrap(),
+            recovery: None,
         };
         let job = f.executor.start_restore_job(&job).await.unwrap();
         let waited = f.executor.wait_for_job(&job, Duration::from_secs(60), Arc::new(NoProgress)).await;

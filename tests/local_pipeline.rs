@@ -72,6 +72,7 @@ fn corrupted_image_is_refused_before_anything_is_created() {
             instance: spec.clone(),
             databases: None,
             data_key: f.t.data_key(&image).await.unwrap(),
+            recovery: None,
         };
         let job = f.executor.start_restore_job(&job).await.unwrap();
         let err =
@@ -170,6 +171,7 @@ fn image_from_a_newer_major_version_is_refused_before_loading() {
             instance: spec.clone(),
             databases: None,
             data_key: key,
+            recovery: None,
         };
         let job = f.executor.start_restore_job(&job).await.unwrap();
         let err =
@@ -229,6 +231,7 @@ fn a_failing_pg_restore_reports_its_stderr_and_leaves_no_server() {
             instance: spec.clone(),
             databases: None,
             data_key: Some(key),
+            recovery: None,
         };
         let job = f.executor.start_restore_job(&job).await.unwrap();
         let timeout = std::time::Duration::from_secs(120);

@@ -37,6 +37,9 @@ impl BlobStore for CommandBlobs {
     async fn delete(&self, l: &ImageLocation) -> Result<()> {
         self.files.delete(l).await
     }
+    async fn delete_objects(&self, l: &ImageLocation, names: &[String]) -> Result<()> {
+        self.files.delete_objects(l, names).await
+    }
     async fn list_images(&self) -> Result<Vec<ImageId>> {
         self.files.list_images().await
     }

@@ -234,6 +234,10 @@ impl BlobStore for AzureBlobStore {
         self.blobs.delete(location).await.map_err(|e| self.scrub(e))
     }
 
+    async fn delete_objects(&self, location: &ImageLocation, names: &[String]) -> Result<()> {
+        self.blobs.delete_objects(location, names).await.map_err(|e| self.scrub(e))
+    }
+
     async fn list_images(&self) -> Result<Vec<ImageId>> {
         self.blobs.list_images().await.map_err(|e| self.scrub(e))
     }

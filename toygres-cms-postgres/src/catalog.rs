@@ -14,6 +14,7 @@ use std::sync::Arc;
 use tokio_postgres_rustls::MakeRustlsConnect;
 use toygres_core::crypto::CatalogKey;
 use toygres_core::envelope::WrappedKey;
+use toygres_core::wal::Protection;
 use toygres_core::{
     CatalogStore, Error, ImageFilter, ImageId, ImageRecord, ImageState, ImageUpdate, InstanceFilter, InstanceId,
     InstanceRecord, InstanceState, InstanceUpdate, Labels, NewImage, NewInstance, NewSchedule, OperationId, Password,
@@ -125,6 +126,10 @@ impl CatalogStore for PostgresCatalog {
         self.db.get_instance(id).await
     }
 
+    async fn get_instance_including_deleted(&self, id: InstanceId) -> Result<InstanceRecord> {
+        self.db.get_instance_including_deleted(id).await
+    }
+
     async fn get_instance_by_name(&self, name: &str) -> Result<InstanceRecord> {
         self.db.get_instance_by_name(name).await
     }
@@ -144,6 +149,10 @@ impl CatalogStore for PostgresCatalog {
         update: InstanceUpdate,
     ) -> Result<InstanceRecord> {
         self.db.update_instance(id, expected, update).await
+    }
+
+    async fn set_instance_protection(&self, id: InstanceId, protection: Option<Protection>) -> Result<InstanceRecord> {
+        self.db.set_instance_protection(id, protection.as_ref()).await
     }
 
     async fn instance_password(&self, id: InstanceId) -> Result<Password> {

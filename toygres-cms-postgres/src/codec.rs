@@ -15,7 +15,7 @@ pub const IMAGE_COLUMNS: &str = "id, operation_id, name, description, source_ins
 
 /// Instance columns [`instance`] reads (never the password).
 pub const INSTANCE_COLUMNS: &str = "id, operation_id, name, dns_label, state, image_type, pg_version, \
-     source_image_id, connection, failure_reason, created_at, updated_at, labels, databases";
+     source_image_id, connection, failure_reason, created_at, updated_at, labels, databases, recovery, protection";
 
 /// Schedule columns [`schedule`] reads.
 pub const SCHEDULE_COLUMNS: &str =
@@ -81,11 +81,13 @@ pub fn instance(row: &Row) -> Result<InstanceRecord> {
     new.source_image_id = get::<Option<Uuid>>(row, "source_image_id")?.map(Into::into);
     new.labels = json(row, "labels")?.unwrap_or_default();
     new.databases = json(row, "databases")?;
+    new.recovery = json(row, "recovery")?;
     let id = get::<Uuid>(row, "id")?.into();
     let mut r = InstanceRecord::created(id, get::<Uuid>(row, "operation_id")?.into(), &new, get(row, "created_at")?);
     r.connection = json::<ConnectionInfo>(row, "connection")?;
     r.failure_reason = get(row, "failure_reason")?;
     r.updated_at = get(row, "updated_at")?;
+    r.protection = json(row, "protection")?;
     Ok(r)
 }
 

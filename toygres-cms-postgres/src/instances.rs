@@ -4,6 +4,7 @@ use crate::codec::{instance, limit, now, position, to_json, INSTANCE_COLUMNS};
 use crate::db::Db;
 use tokio_postgres::error::SqlState;
 use toygres_core::crypto::instance_record;
+use toygres_core::wal::Protection;
 use toygres_core::{
     Error, InstanceFilter, InstanceId, InstanceRecord, InstanceState, InstanceUpdate, Labels, NewInstance, OperationId,
     Password, Result,
@@ -24,14 +25,15 @@ impl Db {
     pub async fn create_instance(&self, operation: OperationId, new: &NewInstance) -> Result<InstanceRecord> {
         let insert = format!(
             "INSERT INTO {{s}}.instances (id, operation_id, name, dns_label, state, image_type, pg_version, \
-             source_image_id, password, created_at, updated_at, labels, databases, request_digest) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $11, $12, $13) \
+             source_image_id, password, created_at, updated_at, labels, databases, request_digest, recovery) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $11, $12, $13, $14) \
              ON CONFLICT (operation_id) DO NOTHING RETURNING {INSTANCE_COLUMNS}"
         );
         let (id, op, source) = (InstanceId::new(), operation.0, new.source_image_id.map(|i| i.0));
         let sealed = self.key.seal_for(&new.password, &instance_record(id));
         let (labels, databases) = (to_json(&new.labels)?, new.databases.as_ref().map(to_json).transpose()?);
-        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 13] = [
+        let recovery = new.recovery.as_ref().map(to_json).transpose()?;
+        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 14] = [
             &id.0,
             &op,
             &new.name,
@@ -45,6 +47,7 @@ impl Db {
             &labels,
             &databases,
             &new.request_digest,
+            &recovery,
         ];
         // One pooled connection at a time: holding one while taking another can starve the pool.
         let inserted = {
@@ -77,6 +80,12 @@ impl Db {
     /// See [`toygres_core::CatalogStore::get_instance`].
     pub async fn get_instance(&self, id: InstanceId) -> Result<InstanceRecord> {
         let found = self.instance_where("read an instance", "id = $1 AND state <> 'deleted'", &id.0).await?;
+        found.ok_or_else(|| Error::instance_not_found(id))
+    }
+
+    /// See [`toygres_core::CatalogStore::get_instance_including_deleted`].
+    pub async fn get_instance_including_deleted(&self, id: InstanceId) -> Result<InstanceRecord> {
+        let found = self.instance_where("read an instance", "id = $1", &id.0).await?;
         found.ok_or_else(|| Error::instance_not_found(id))
     }
 
@@ -150,6 +159,23 @@ impl Db {
                 expected: expected.to_string(),
                 actual: row.get(0),
             }),
+        }
+    }
+
+    /// See [`toygres_core::CatalogStore::set_instance_protection`]: in any state, deleted included.
+    pub async fn set_instance_protection(
+        &self,
+        id: InstanceId,
+        protection: Option<&Protection>,
+    ) -> Result<InstanceRecord> {
+        let sql = format!(
+            "UPDATE {{s}}.instances SET protection = $1, updated_at = GREATEST(updated_at, $2) WHERE id = $3 \
+             RETURNING {INSTANCE_COLUMNS}"
+        );
+        let protection = protection.map(to_json).transpose()?;
+        match self.query_opt("set an instance's protection", &sql, &[&protection, &now(), &id.0]).await? {
+            Some(row) => instance(&row),
+            None => Err(Error::instance_not_found(id)),
         }
     }
 

@@ -114,6 +114,12 @@ ALTER TABLE {s}.schedules DROP CONSTRAINT schedules_format_check;
 ALTER TABLE {s}.schedules ADD CONSTRAINT schedules_format_check CHECK (format IN ('logical', 'physical', 'clone'));
 ALTER TABLE {s}.images ADD COLUMN from_image uuid;
 "#,
+    // 8: point-in-time restore: a restored instance's `RecoveryPlan` and an instance's
+    // `Protection` (kept once it is deleted, while its archive is); NULL: none.
+    r#"
+ALTER TABLE {s}.instances ADD COLUMN recovery jsonb;
+ALTER TABLE {s}.instances ADD COLUMN protection jsonb;
+"#,
 ];
 
 /// A fixed text sealed with the catalog key on first connect, so that connecting with another

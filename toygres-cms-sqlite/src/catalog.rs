@@ -9,6 +9,7 @@ use std::path::Path;
 use std::sync::Arc;
 use toygres_core::crypto::CatalogKey;
 use toygres_core::envelope::WrappedKey;
+use toygres_core::wal::Protection;
 use toygres_core::{
     CatalogStore, ImageFilter, ImageId, ImageRecord, ImageState, ImageUpdate, InstanceFilter, InstanceId,
     InstanceRecord, InstanceState, InstanceUpdate, Labels, NewImage, NewInstance, NewSchedule, OperationId, Password,
@@ -119,6 +120,10 @@ impl CatalogStore for SqliteCatalog {
         self.pool.run(move |c, _| instances::get(c, id)).await
     }
 
+    async fn get_instance_including_deleted(&self, id: InstanceId) -> Result<InstanceRecord> {
+        self.pool.run(move |c, _| instances::get_including_deleted(c, id)).await
+    }
+
     async fn get_instance_by_name(&self, name: &str) -> Result<InstanceRecord> {
         let name = name.to_string();
         self.pool.run(move |c, _| instances::get_by_name(c, &name)).await
@@ -141,6 +146,10 @@ impl CatalogStore for SqliteCatalog {
         update: InstanceUpdate,
     ) -> Result<InstanceRecord> {
         self.pool.run(move |c, _| instances::update(c, id, expected, update)).await
+    }
+
+    async fn set_instance_protection(&self, id: InstanceId, protection: Option<Protection>) -> Result<InstanceRecord> {
+        self.pool.run(move |c, _| instances::set_protection(c, id, protection.as_ref())).await
     }
 
     async fn instance_password(&self, id: InstanceId) -> Result<Password> {

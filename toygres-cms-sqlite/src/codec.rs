@@ -17,7 +17,7 @@ pub const IMAGE_COLUMNS: &str = "id, operation_id, name, description, source_ins
 
 /// Instance columns in the order [`instance_from_row`] reads them (never the password).
 pub const INSTANCE_COLUMNS: &str = "id, operation_id, name, dns_label, state, image_type, pg_version, \
-     source_image_id, connection, failure_reason, created_at, updated_at, labels, databases";
+     source_image_id, connection, failure_reason, created_at, updated_at, labels, databases, recovery, protection";
 
 /// Now, in the microseconds since the epoch that the catalog stores.
 pub fn now_micros() -> i64 {
@@ -161,10 +161,12 @@ pub fn instance_from_row(row: &Row<'_>) -> rusqlite::Result<InstanceRecord> {
     new.source_image_id = parse_opt(row, 7)?;
     new.labels = json_opt(row, 12)?.unwrap_or_default();
     new.databases = json_opt(row, 13)?;
+    new.recovery = json_opt(row, 14)?;
     let mut r = InstanceRecord::created(parse(row, 0)?, parse(row, 1)?, &new, time(row, 10)?);
     r.connection = json_opt(row, 8)?;
     r.failure_reason = row.get(9)?;
     r.updated_at = time(row, 11)?;
+    r.protection = json_opt(row, 15)?;
     Ok(r)
 }
 

@@ -4,6 +4,7 @@ use crate::codec::{check_request_digest, instance_from_row, now_micros, to_json,
 use crate::listing::Conditions;
 use rusqlite::{params, Connection, ErrorCode, OptionalExtension, TransactionBehavior};
 use toygres_core::crypto::{instance_record, CatalogKey};
+use toygres_core::wal::Protection;
 use toygres_core::{
     Error, InstanceFilter, InstanceId, InstanceRecord, InstanceState, InstanceUpdate, Labels, NewInstance, OperationId,
     Password, Result, Subject,
@@ -29,8 +30,8 @@ pub fn create(
     let id = InstanceId::new();
     let inserted = tx.execute(
         "INSERT INTO instances (id, operation_id, name, dns_label, state, image_type, pg_version, \
-         source_image_id, password, created_at, updated_at, labels, databases, request_digest) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10, ?11, ?12, ?13)",
+         source_image_id, password, created_at, updated_at, labels, databases, request_digest, recovery) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10, ?11, ?12, ?13, ?14)",
         params![
             id.to_string(),
             operation.to_string(),
@@ -44,7 +45,8 @@ pub fn create(
             now_micros(),
             to_json(&new.labels)?,
             new.databases.as_ref().map(to_json).transpose()?,
-            new.request_digest
+            new.request_digest,
+            new.recovery.as_ref().map(to_json).transpose()?
         ],
     );
     match inserted {
@@ -63,6 +65,11 @@ fn is_live_name_violation(e: &rusqlite::Error) -> bool {
 }
 
 /// See [`toygres_core::CatalogStore::get_instance`].
+/// See [`toygres_core::CatalogStore::get_instance_including_deleted`].
+pub fn get_including_deleted(conn: &mut Connection, id: InstanceId) -> Result<InstanceRecord> {
+    select(conn, "id = ?1", &id.to_string())?.ok_or_else(|| Error::instance_not_found(id))
+}
+
 pub fn get(conn: &mut Connection, id: InstanceId) -> Result<InstanceRecord> {
     select(conn, "id = ?1 AND state <> 'deleted'", &id.to_string())?.ok_or_else(|| Error::instance_not_found(id))
 }
@@ -144,6 +151,28 @@ pub fn update(
         crate::progress::remove(&tx, Subject::Instance(id))?;
     }
     tx.commit().ctx("commit the instance update")?;
+    Ok(record)
+}
+
+/// See [`toygres_core::CatalogStore::set_instance_protection`]: in any state, deleted included.
+pub fn set_protection(
+    conn: &mut Connection,
+    id: InstanceId,
+    protection: Option<&Protection>,
+) -> Result<InstanceRecord> {
+    let protection = protection.map(to_json).transpose()?;
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).ctx("start a transaction")?;
+    let changed = tx
+        .execute(
+            "UPDATE instances SET protection = ?1, updated_at = MAX(updated_at, ?2) WHERE id = ?3",
+            params![protection, now_micros(), id.to_string()],
+        )
+        .ctx("set an instance's protection")?;
+    if changed == 0 {
+        return Err(Error::instance_not_found(id));
+    }
+    let record = select(&tx, "id = ?1", &id.to_string())?.ok_or_else(|| Error::instance_not_found(id))?;
+    tx.commit().ctx("commit the instance's protection")?;
     Ok(record)
 }
 

@@ -118,6 +118,12 @@ ALTER TABLE schedules DROP COLUMN format;
 ALTER TABLE schedules RENAME COLUMN format_v7 TO format;
 ALTER TABLE images ADD COLUMN from_image TEXT;
 "#,
+    // 8: point-in-time restore: a restored instance's `RecoveryPlan` and an instance's
+    // `Protection` (kept once it is deleted, while its archive is), each as JSON; NULL: none.
+    r#"
+ALTER TABLE instances ADD COLUMN recovery TEXT;
+ALTER TABLE instances ADD COLUMN protection TEXT;
+"#,
 ];
 
 /// A fixed text sealed with the catalog key on first open: a later open with another key fails

@@ -138,6 +138,10 @@ pub trait BlobStore: Send + Sync {
     /// Deletes every object under `location`. Idempotent.
     async fn delete(&self, location: &ImageLocation) -> Result<()>;
 
+    /// Deletes the objects `names` under `location` (the WAL a retention no longer needs).
+    /// Idempotent: absent ones are skipped.
+    async fn delete_objects(&self, location: &ImageLocation, names: &[String]) -> Result<()>;
+
     /// Ids of every image with at least one object (for finding orphans).
     async fn list_images(&self) -> Result<Vec<ImageId>>;
 

@@ -11,6 +11,7 @@ use crate::progress::{StoredProgress, Subject};
 use crate::schedule::{NewSchedule, Schedule};
 use crate::secret::Password;
 use crate::state::{ImageState, InstanceState};
+use crate::wal::Protection;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
@@ -93,6 +94,14 @@ pub trait CatalogStore: Send + Sync {
         expected: InstanceState,
         update: InstanceUpdate,
     ) -> Result<InstanceRecord>;
+
+    /// The instance's record whatever its state, `deleted` included (a deleted protected
+    /// instance's WAL archive stays restorable). Unknown: `InstanceNotFound`.
+    async fn get_instance_including_deleted(&self, id: InstanceId) -> Result<InstanceRecord>;
+
+    /// Records (or, with `None`, forgets) the instance's continuous protection, whatever its
+    /// state: a deleted instance keeps its archive's record. Unknown: `InstanceNotFound`.
+    async fn set_instance_protection(&self, id: InstanceId, protection: Option<Protection>) -> Result<InstanceRecord>;
 
     /// The instance's superuser password.
     async fn instance_password(&self, id: InstanceId) -> Result<Password>;

@@ -187,6 +187,27 @@ pub enum Error {
         reason: String,
     },
 
+    /// A point-in-time restore names an instance that is not protected
+    /// ([`crate::Toygres::protect`]): it has no WAL archive. Nothing was created.
+    #[error("instance {instance} is not protected: it has no WAL archive to restore from; protect it first (POST /api/instances/{instance}/protection), then restore to a moment after its first base image")]
+    NotProtected {
+        /// The instance.
+        instance: InstanceId,
+    },
+
+    /// A point-in-time target outside the instance's recovery window. Nothing was created.
+    #[error("{target} is outside the recovery window of instance {instance} ({window}): {reason}")]
+    OutsideRecoveryWindow {
+        /// The protected instance.
+        instance: InstanceId,
+        /// The target asked for.
+        target: String,
+        /// The window, `from <time> (LSN) to <time> (LSN)`.
+        window: String,
+        /// Which end it misses, and what to do.
+        reason: String,
+    },
+
     /// A job (backup or restore) failed. `logs` is the tail of its output.
     #[error("{job} failed: {reason}\n--- job log (tail) ---\n{logs}")]
     JobFailed {
@@ -305,7 +326,9 @@ impl Error {
             | Error::InvalidTransition { .. }
             | Error::StateConflict { .. }
             | Error::OperationReused { .. }
-            | Error::OperationSpent { .. } => ErrorClass::Conflict,
+            | Error::OperationSpent { .. }
+            | Error::NotProtected { .. }
+            | Error::OutsideRecoveryWindow { .. } => ErrorClass::Conflict,
             Error::ChecksumMismatch { .. }
             | Error::ImageNotAuthentic { .. }
             | Error::ImageIncomplete { .. }

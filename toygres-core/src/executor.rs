@@ -8,6 +8,7 @@ use crate::ids::{ImageId, InstanceId};
 use crate::manifest::Manifest;
 use crate::progress::{ProgressSink, Subject};
 use crate::secret::Password;
+use crate::wal::{Lsn, RecoveryPlan, WalArchive};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -79,6 +80,47 @@ pub struct RestoreJobSpec {
     /// before handing it on; it is passed like [`BackupJobSpec::data_key`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data_key: Option<DataKey>,
+    /// A point-in-time restore: after unpacking the (physical) image, replay its instance's WAL
+    /// archive to the plan's target and promote. `None`: restore the image as it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recovery: Option<RecoverySpec>,
+}
+
+/// The WAL replay of a point-in-time restore ([`RestoreJobSpec::recovery`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecoverySpec {
+    /// What to replay, from where, to which target.
+    pub plan: RecoveryPlan,
+    /// The archive's data key (`None`: an unencrypted archive), passed like
+    /// [`BackupJobSpec::data_key`]. Every object is authenticated before the server sees it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_key: Option<DataKey>,
+}
+
+impl RecoverySpec {
+    /// The archive replayed.
+    pub fn archive(&self) -> WalArchive {
+        WalArchive::of(self.plan.source_instance_id)
+    }
+}
+
+/// Continuous archiving of an instance's WAL ([`ClusterExecutor::start_wal_archiving`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WalArchiveSpec {
+    /// The running instance.
+    pub instance: InstanceSpec,
+    /// Its superuser password (the receiver connects with it; never in arguments).
+    pub password: Password,
+    /// The archive's data key (`None`: unencrypted), passed like [`BackupJobSpec::data_key`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_key: Option<DataKey>,
+}
+
+impl WalArchiveSpec {
+    /// Where the WAL goes.
+    pub fn archive(&self) -> WalArchive {
+        WalArchive::of(self.instance.id)
+    }
 }
 
 impl RestoreJobSpec {
@@ -240,6 +282,46 @@ pub trait ClusterExecutor: Send + Sync {
     /// Stops the instance and removes everything it owns (server, volume, secret, config, jobs).
     /// Idempotent.
     async fn delete_instance(&self, instance: &InstanceSpec) -> Result<()>;
+
+    /// Starts archiving `spec.instance`'s WAL continuously into its [`WalArchive`]: a receiver
+    /// over a replication slot that writes each segment compressed, checksummed and sealed
+    /// ([`WalArchive::encode`]) and the [`crate::wal::ArchiveHead`] at most about a second behind
+    /// the server. Idempotent: an already running receiver (here or in another process sharing
+    /// this executor's state) is left as it is; a receiver that stopped is started again and
+    /// resumes where the slot is, so nothing is lost. The default refuses: an executor that can
+    /// run a receiver overrides it.
+    async fn start_wal_archiving(&self, spec: &WalArchiveSpec) -> Result<()> {
+        Err(crate::Error::backend_class(
+            crate::ErrorClass::Unsupported,
+            "executor",
+            format!(
+                "this executor cannot archive WAL continuously, so instance {} cannot be protected; take scheduled \
+                 images instead",
+                spec.instance.name
+            ),
+            None,
+        ))
+    }
+
+    /// Stops the instance's receiver and drops its replication slot (so the server no longer
+    /// keeps WAL for it). The archive stays. Idempotent; the default has nothing to stop.
+    async fn stop_wal_archiving(&self, instance: &InstanceSpec) -> Result<()> {
+        let _ = instance;
+        Ok(())
+    }
+
+    /// Creates the restore point `name` on the running instance (`pg_create_restore_point`) and
+    /// returns where its WAL record is. The default refuses, like
+    /// [`ClusterExecutor::start_wal_archiving`].
+    async fn create_restore_point(&self, instance: &InstanceSpec, password: &Password, name: &str) -> Result<Lsn> {
+        let _ = (password, name);
+        Err(crate::Error::backend_class(
+            crate::ErrorClass::Unsupported,
+            "executor",
+            format!("this executor cannot create restore points on instance {}", instance.name),
+            None,
+        ))
+    }
 
     /// Removes what the executor keeps of `image` outside the blob store: a clone image's data
     /// ([`ImageFormat::Clone`]). Instances already cloned from it keep working (they share its

@@ -7,6 +7,7 @@ use crate::image::ImageRecord;
 use crate::labels::{has_all, Labels};
 use crate::secret::Password;
 use crate::state::InstanceState;
+use crate::wal::{Protection, RecoveryPlan};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -42,6 +43,9 @@ pub struct NewInstance {
     /// refused ([`crate::Error::OperationReused`]). `None` checks nothing.
     #[serde(default)]
     pub request_digest: Option<String>,
+    /// A point-in-time restore: the WAL replay admission decided ([`crate::wal::RecoveryPlan`]).
+    #[serde(default)]
+    pub recovery: Option<RecoveryPlan>,
 }
 
 impl NewInstance {
@@ -59,6 +63,7 @@ impl NewInstance {
             labels: Labels::new(),
             databases: None,
             request_digest: None,
+            recovery: None,
         }
     }
 
@@ -75,6 +80,7 @@ impl NewInstance {
             labels: Labels::new(),
             databases: None,
             request_digest: None,
+            recovery: None,
         }
     }
 
@@ -115,6 +121,13 @@ pub struct InstanceRecord {
     /// The databases restored into it (`None`: all of its image's).
     #[serde(default)]
     pub databases: Option<Vec<String>>,
+    /// A point-in-time restore: what it replays ([`crate::wal::RecoveryPlan`]).
+    #[serde(default)]
+    pub recovery: Option<RecoveryPlan>,
+    /// Continuous WAL archiving of this instance ([`crate::Toygres::protect`]); kept after the
+    /// instance is deleted, while its archive is.
+    #[serde(default)]
+    pub protection: Option<Protection>,
     /// When it was created.
     pub created_at: DateTime<Utc>,
     /// When it last changed state.
@@ -138,6 +151,8 @@ impl InstanceRecord {
             failure_reason: None,
             labels: new.labels.clone(),
             databases: new.databases.clone(),
+            recovery: new.recovery.clone(),
+            protection: None,
             created_at,
             updated_at: created_at,
         }

@@ -50,11 +50,15 @@ pub mod state;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod verify;
+pub mod wal;
 
 pub use blob::{BlobStore, CommandTransfer, ImageLocation, StoredObject, Transfer};
 pub use catalog::CatalogStore;
 pub use error::{Error, ErrorClass, Result};
-pub use executor::{BackupJobSpec, CloneSource, ClusterExecutor, InstanceSpec, JobKind, JobRef, RestoreJobSpec};
+pub use executor::{
+    BackupJobSpec, CloneSource, ClusterExecutor, InstanceSpec, JobKind, JobRef, RecoverySpec, RestoreJobSpec,
+    WalArchiveSpec,
+};
 pub use filter::{InstanceFilter, Page, PageToken};
 pub use ids::{ImageId, InstanceId, OperationId, ScheduleId};
 pub use image::{ImageColumns, ImageFilter, ImageFormat, ImageRecord, ImageType, ImageUpdate, NewImage};

@@ -13,6 +13,7 @@ use crate::progress::{StoredProgress, Subject};
 use crate::schedule::{NewSchedule, Schedule};
 use crate::secret::Password;
 use crate::state::{ImageState, InstanceState};
+use crate::wal::Protection;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
@@ -180,6 +181,10 @@ impl CatalogStore for MemoryCatalog {
         }
     }
 
+    async fn get_instance_including_deleted(&self, id: InstanceId) -> Result<InstanceRecord> {
+        self.lock().instances.get(&id).map(|(r, _)| r.clone()).ok_or_else(|| Error::instance_not_found(id))
+    }
+
     async fn get_instance_by_name(&self, name: &str) -> Result<InstanceRecord> {
         let s = self.lock();
         let found = s.instances.values().find(|(r, _)| r.name == name && r.state != InstanceState::Deleted);
@@ -230,6 +235,14 @@ impl CatalogStore for MemoryCatalog {
             s.progress.remove(&Subject::Instance(id));
         }
         Ok(record)
+    }
+
+    async fn set_instance_protection(&self, id: InstanceId, protection: Option<Protection>) -> Result<InstanceRecord> {
+        let mut s = self.lock();
+        let (record, _) = s.instances.get_mut(&id).ok_or_else(|| Error::instance_not_found(id))?;
+        record.protection = protection;
+        record.updated_at = Utc::now();
+        Ok(record.clone())
     }
 
     async fn instance_password(&self, id: InstanceId) -> Result<Password> {

@@ -40,6 +40,9 @@ pub struct ImageMetadata {
     pub started_at: Option<DateTime<Utc>>,
     /// When the backup finished writing the image (the manifest's time).
     pub finished_at: DateTime<Utc>,
+    /// Physical images: the WAL the backup spans ([`crate::Manifest::wal`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wal: Option<crate::wal::WalRange>,
 }
 
 impl ImageMetadata {
@@ -65,6 +68,7 @@ impl ImageMetadata {
             raw_bytes: manifest.objects().map(|o| o.raw_size).sum(),
             started_at,
             finished_at: manifest.created_at,
+            wal: manifest.wal.clone(),
         }
     }
 

@@ -127,10 +127,15 @@ impl BlobStore for ObjectStoreBlobs {
     }
 
     async fn delete(&self, location: &ImageLocation) -> Result<()> {
-        for object in self.stat(location).await? {
-            match self.store.delete(&Self::path(location, &object.name)).await {
+        let names: Vec<String> = self.stat(location).await?.into_iter().map(|o| o.name).collect();
+        self.delete_objects(location, &names).await
+    }
+
+    async fn delete_objects(&self, location: &ImageLocation, names: &[String]) -> Result<()> {
+        for name in names {
+            match self.store.delete(&Self::path(location, name)).await {
                 Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
-                Err(e) => return Err(self.err(format!("deleting {}", location.object(&object.name)), e)),
+                Err(e) => return Err(self.err(format!("deleting {}", location.object(name)), e)),
             }
         }
         Ok(())

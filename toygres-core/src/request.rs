@@ -5,6 +5,7 @@ use crate::ids::{ImageId, InstanceId};
 use crate::image::ImageFormat;
 use crate::labels::{validate_labels, Labels};
 use crate::secret::Password;
+use crate::wal::PointInTime;
 use serde::{Deserialize, Serialize};
 
 /// Checks a Kubernetes DNS-1123 label: 1–63 characters of `a-z`, `0-9` and `-`, starting and
@@ -65,6 +66,7 @@ pub fn check_databases<'a>(
 pub const MAX_DESCRIPTION: usize = 1024;
 
 mod password;
+mod point_in_time;
 pub use password::{password_weakness, MAX_PASSWORD, MIN_PASSWORD, PASSPHRASE_LENGTH, PASSWORD_RULE, WEAK_PASSWORD};
 
 /// What a request asks for, as a digest kept with the record it creates, so that an operation id
@@ -200,6 +202,11 @@ pub struct CreateInstanceRequest {
     /// or the restore is refused before anything is created.
     #[serde(default)]
     pub databases: Option<Vec<String>>,
+    /// A point-in-time restore: replay this protected instance's WAL archive to a moment of its
+    /// recovery window ([`crate::wal`]). The base image is chosen for it, so `source_image_id`
+    /// and `databases` must be left out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub point_in_time: Option<PointInTime>,
 }
 
 impl CreateInstanceRequest {
@@ -214,6 +221,7 @@ impl CreateInstanceRequest {
             dns_label: None,
             labels: Labels::new(),
             databases: None,
+            point_in_time: None,
         }
     }
 
@@ -256,22 +264,14 @@ impl CreateInstanceRequest {
                 reason: "a restore needs the id of a ready image".into(),
             });
         };
-        let hint = "a restored instance runs the source image's runtime; drop the field";
-        if self.runtime_image_id.is_some() {
+        if self.point_in_time.is_some() {
             return Err(Error::ConflictingRequest {
-                field: "source_image_id",
-                conflicts_with: "runtime_image_id",
-                hint,
+                field: "point_in_time",
+                conflicts_with: "source_image_id",
+                hint: "a point-in-time restore chooses its base image; leave source_image_id out",
             });
         }
-        if self.image_override.is_some() {
-            return Err(Error::ConflictingRequest { field: "source_image_id", conflicts_with: "image_override", hint });
-        }
-        validate_dns1123_label("name", &self.name)?;
-        if let Some(label) = &self.dns_label {
-            validate_dns1123_label("dns_label", label)?;
-        }
-        validate_labels(&self.labels)?;
+        self.validate_restored_fields()?;
         if let Some(databases) = &self.databases {
             let mut seen = std::collections::BTreeSet::new();
             if databases.is_empty() {
@@ -288,6 +288,28 @@ impl CreateInstanceRequest {
             tracing::debug!("request password ignored: a restore uses the source image's password");
         }
         Ok(image)
+    }
+
+    /// The rules every restore shares: no runtime of its own (it runs its image's), and a valid
+    /// name, DNS label and labels.
+    fn validate_restored_fields(&self) -> Result<()> {
+        let hint = "a restored instance runs the source image's runtime; drop the field";
+        if self.runtime_image_id.is_some() {
+            return Err(Error::ConflictingRequest {
+                field: "source_image_id",
+                conflicts_with: "runtime_image_id",
+                hint,
+            });
+        }
+        if self.image_override.is_some() {
+            return Err(Error::ConflictingRequest { field: "source_image_id", conflicts_with: "image_override", hint });
+        }
+        validate_dns1123_label("name", &self.name)?;
+        if let Some(label) = &self.dns_label {
+            validate_dns1123_label("dns_label", label)?;
+        }
+        validate_labels(&self.labels)?;
+        Ok(())
     }
 }
 

@@ -330,6 +330,7 @@ async fn the_volume_is_sized_from_the_image() {
             instance: i,
             databases: None,
             data_key: key,
+            recovery: None,
         };
         executor.start_restore_job(&spec).await.unwrap();
         let calls = fake.take_calls();

@@ -55,6 +55,7 @@ async fn trace_logs_never_show_a_secret() {
             instance: i.clone(),
             databases: None,
             data_key: None,
+            recovery: None,
         })
         .await
         .unwrap();

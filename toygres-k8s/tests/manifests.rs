@@ -61,6 +61,7 @@ fn rendered(config: &K8sConfig) -> Vec<(&'static str, String)> {
         instance: i.clone(),
         databases: None,
         data_key: None,
+        recovery: None,
     };
     use support::golden::yaml as y;
     let envelope =
@@ -236,6 +237,7 @@ fn a_restore_with_a_malformed_checksum_is_refused() {
         instance: instance(),
         databases: None,
         data_key: None,
+        recovery: None,
     };
     let err = Manifests::new(&config).restore_job(&spec, &transfer).unwrap_err();
     assert!(matches!(err, toygres_core::Error::ImageIncomplete { .. }), "{err}");
@@ -285,6 +287,7 @@ fn volumes_are_not_rechowned_at_every_start() {
         instance: instance(),
         databases: None,
         data_key: None,
+        recovery: None,
     };
     let transfer = job_transfer(Transfer::Command(command_transfer()), "job", "azure").unwrap();
     let job = m.restore_job(&restore, &transfer).unwrap();
@@ -316,6 +319,7 @@ fn job_pods_survive_evictions_and_end_by_a_deadline() {
         instance: instance(),
         databases: None,
         data_key: None,
+        recovery: None,
     };
     // A real failure is retried once, but not a plaintext image's restore: a retry trusts the
     // volume's marker, which SQL of a dump changed between the fetch's two reads could write.

@@ -40,6 +40,7 @@ fn physical_manifest(image: ImageId, pg_version: &str) -> Manifest {
         cluster_locale: None,
         dump_version: Some(pg_version.into()),
         clone: None,
+        wal: None,
     }
 }
 
@@ -61,6 +62,7 @@ fn restore_of(manifest: &Manifest, instance: InstanceSpec) -> (FakeApi, toygres_
         instance,
         databases: None,
         data_key: None,
+        recovery: None,
     };
     (fake, executor, spec)
 }

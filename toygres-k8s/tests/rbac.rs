@@ -173,6 +173,7 @@ async fn every_call() -> Vec<String> {
         instance: target.clone(),
         databases: None,
         data_key: spec.data_key.clone(),
+        recovery: None,
     };
     let job = executor.start_restore_job(&restore).await.unwrap();
     cluster.run_job(&job).await;
@@ -238,6 +239,7 @@ async fn physical_image(cluster: &FakeCluster) -> (RestoreJobSpec, InstanceSpec)
         cluster_locale: None,
         dump_version: Some(PG_VERSION.into()),
         clone: None,
+        wal: None,
     };
     let bytes = manifest.to_bytes();
     let checksum = sha256_hex(&bytes);
@@ -250,6 +252,7 @@ async fn physical_image(cluster: &FakeCluster) -> (RestoreJobSpec, InstanceSpec)
         instance: target.clone(),
         databases: None,
         data_key: None,
+        recovery: None,
     };
     (spec, target)
 }
@@ -281,6 +284,7 @@ async fn volume_growth_calls() -> Vec<String> {
         instance: target.clone(),
         databases: None,
         data_key: None,
+        recovery: None,
     };
     executor.start_restore_job(&spec).await.unwrap();
     let calls = fake.take_calls();

@@ -55,6 +55,7 @@ fn rendered(config: &K8sConfig) -> Vec<(String, Value)> {
         instance: instance(ImageType::PgDurable),
         databases: None,
         data_key,
+        recovery: None,
     };
     let source = SnapshotSource { pvc: "pg-source".into(), size: 10 << 30 };
     let v = |value: &dyn erased::Json| value.json();
@@ -376,6 +377,7 @@ fn processes_fit_their_containers_limits() {
         instance: instance(ImageType::Stock),
         databases: None,
         data_key: None,
+        recovery: None,
     };
     let job = serde_json::to_value(Manifests::new(&defaults).restore_job(&spec, &transfer).unwrap()).unwrap();
     let fetch = &job["spec"]["template"]["spec"]["containers"][0];

@@ -101,6 +101,10 @@ impl BlobStore for LocalBlobStore {
         self.inner.write(location, name, bytes).await
     }
 
+    async fn delete_objects(&self, location: &ImageLocation, names: &[String]) -> Result<()> {
+        self.inner.delete_objects(location, names).await
+    }
+
     async fn delete(&self, location: &ImageLocation) -> Result<()> {
         self.inner.delete(location).await?;
         self.remove_staging(location).await?;

@@ -156,6 +156,10 @@ impl BlobStore for S3BlobStore {
         self.inner.delete(location).await.map_err(classify)
     }
 
+    async fn delete_objects(&self, location: &ImageLocation, names: &[String]) -> Result<()> {
+        self.inner.delete_objects(location, names).await.map_err(classify)
+    }
+
     async fn list_images(&self) -> Result<Vec<ImageId>> {
         self.inner.list_images().await.map_err(classify)
     }

@@ -2,7 +2,8 @@
 //! passwords sealed unbound) connects with this one, gains the `encryption` column, has its
 //! passwords bound to their records, and reads back as before; a catalog of the previous release
 //! (version 5) gains the schedules and progress tables and keeps its records; one of version 6
-//! gains the 'clone' format and `images.from_image`, keeping every format it held.
+//! gains the 'clone' format and `images.from_image`, keeping every format it held; one of
+//! version 7 gains the instances' `recovery` and `protection`, its instances reading back without.
 //! Against a throw-away PostgreSQL of toygres-local's harness (run as OS user `postgres` when
 //! the tests run as root).
 
@@ -11,6 +12,8 @@ use crate::config::quoted_schema;
 use crate::{PostgresCatalog, PostgresCatalogConfig};
 use toygres_core::crypto::CatalogKey;
 use toygres_core::envelope::WrappedKey;
+use toygres_core::testing::catalog_suite::new_instance;
+use toygres_core::wal::{Protection, RecoveryPlan, RecoveryTarget};
 use toygres_core::{
     CatalogStore, CreateScheduleRequest, Error, ImageFilter, ImageFormat, ImageId, ImageState, InstanceId,
     InstanceState, NewImage, OperationId, Password, Phase, StoredProgress, Subject,
@@ -87,7 +90,7 @@ async fn a_catalog_of_the_previous_release_upgrades_and_reads_back() {
     let catalog = PostgresCatalog::connect(config(), key.clone()).await.unwrap();
     let (max, count): (i64, i64) = raw.query_one(&versions, &[]).await.map(|r| (r.get(0), r.get(1))).unwrap();
     assert_eq!((max, count), (SCHEMA_VERSION, SCHEMA_VERSION), "each later migration applied once");
-    assert_eq!(SCHEMA_VERSION, 7);
+    assert_eq!(SCHEMA_VERSION, 8);
     assert!(has_column(&raw, &schema, "images", "encryption").await, "the upgrade adds the key column");
 
     let old = catalog.get_image(image).await.unwrap();
@@ -210,6 +213,47 @@ async fn a_catalog_of_version_6_gains_clone_images_and_keeps_its_formats() {
     assert_eq!(catalog.get_schedule(created.id).await.unwrap().format, ImageFormat::Clone);
     let again = PostgresCatalog::connect(config(), key).await.unwrap();
     assert_eq!(again.get_image(logical).await.unwrap(), old, "a second connect changes nothing");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_catalog_of_version_7_gains_recovery_plans_and_protection() {
+    let password = Password::generate();
+    let pg = LocalCluster::start_temporary(&password)
+        .await
+        .expect("start a throw-away PostgreSQL (is PostgreSQL installed? see scripts/setup.sh)");
+    let key = CatalogKey::generate();
+    let schema = format!("v7_{}", Uuid::new_v4().simple());
+    let (_, instance) = previous_release_catalog(&pg, &password, &schema, &key).await;
+    let config = || PostgresCatalogConfig::from_pg_config(pg.params().pg_config("postgres", &password)).schema(&schema);
+    let mut raw = pg.cluster().connect("postgres", &password).await.unwrap();
+    migrate_to(&mut raw, &config(), &quoted_schema(&schema).unwrap(), &key, 7).await.unwrap();
+    assert!(!has_column(&raw, &schema, "instances", "protection").await, "version 7 has no protection");
+
+    let catalog = PostgresCatalog::connect(config(), key.clone()).await.unwrap();
+    let versions = format!("SELECT max(version) FROM {schema}.schema_version");
+    assert_eq!(raw.query_one(&versions, &[]).await.unwrap().get::<_, i64>(0), SCHEMA_VERSION);
+    assert!(has_column(&raw, &schema, "instances", "recovery").await, "the upgrade adds the recovery plan");
+    let old = catalog.get_instance(instance).await.unwrap();
+    assert_eq!((old.name.as_str(), old.recovery.as_ref(), old.protection.as_ref()), ("old-inst", None, None));
+    let protection = Protection::started(None);
+    let protected = catalog.set_instance_protection(instance, Some(protection.clone())).await.unwrap();
+    assert_eq!(protected.protection, Some(protection), "an old instance can be protected");
+
+    let plan = RecoveryPlan {
+        source_instance_id: instance,
+        target: RecoveryTarget::Latest,
+        base_image_id: ImageId::new(),
+        timeline: 1,
+        from_lsn: "0/2000028".parse().unwrap(),
+        head_lsn: "0/3000000".parse().unwrap(),
+        requested_at: chrono::Utc::now(),
+    };
+    let mut new = new_instance("restored", InstanceState::Provisioning, "pw");
+    new.recovery = Some(plan.clone());
+    let created = catalog.create_instance(OperationId::new(), &new).await.unwrap();
+    assert_eq!(catalog.get_instance(created.id).await.unwrap().recovery, Some(plan));
+    let again = PostgresCatalog::connect(config(), key).await.unwrap();
+    assert_eq!(again.get_instance(instance).await.unwrap(), protected, "a second connect changes nothing");
 }
 
 /// Now at the microseconds `timestamptz` keeps.

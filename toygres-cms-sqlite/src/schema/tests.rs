@@ -2,7 +2,8 @@
 //! passwords sealed unbound) opens with this one, gains the `encryption` column, has its
 //! passwords bound to their records, and reads back as before; a catalog of the previous release
 //! (version 5) gains the schedules and progress tables and keeps its records; one of version 6
-//! gains the 'clone' format and `images.from_image`, keeping every format it held.
+//! gains the 'clone' format and `images.from_image`, keeping every format it held; one of
+//! version 7 gains the instances' `recovery` and `protection`, its instances reading back without.
 
 use super::{migrate_to, SCHEMA_VERSION};
 use crate::pool::{connect, SqliteOptions};
@@ -10,6 +11,8 @@ use crate::SqliteCatalog;
 use rusqlite::{params, Connection};
 use toygres_core::crypto::CatalogKey;
 use toygres_core::envelope::WrappedKey;
+use toygres_core::testing::catalog_suite::new_instance;
+use toygres_core::wal::{Protection, RecoveryPlan, RecoveryTarget};
 use toygres_core::{
     CatalogStore, CreateScheduleRequest, Error, ImageFilter, ImageFormat, ImageId, ImageState, InstanceId,
     InstanceState, NewImage, OperationId, Password, Phase, StoredProgress, Subject,
@@ -58,7 +61,7 @@ async fn a_catalog_of_the_previous_release_upgrades_and_reads_back() {
     let (max, count): (i64, i64) =
         raw.query_row("SELECT max(version), count(*) FROM schema_version", [], |r| Ok((r.get(0)?, r.get(1)?))).unwrap();
     assert_eq!((max, count), (SCHEMA_VERSION, SCHEMA_VERSION), "each later migration applied once");
-    assert_eq!(SCHEMA_VERSION, 7);
+    assert_eq!(SCHEMA_VERSION, 8);
     assert!(columns(&raw, "images").contains(&"encryption".to_string()), "the upgrade adds the key column");
 
     let old = catalog.get_image(image).await.unwrap();
@@ -190,4 +193,43 @@ async fn a_catalog_of_version_6_gains_clone_images_and_keeps_its_formats() {
     drop(catalog);
     let again = SqliteCatalog::open(&path, key).unwrap();
     assert_eq!(again.get_image(logical).await.unwrap(), old, "a second open changes nothing");
+}
+
+#[tokio::test]
+async fn a_catalog_of_version_7_gains_recovery_plans_and_protection() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("catalog.db");
+    let key = CatalogKey::generate();
+    let (_, instance) = previous_release_catalog(&path, &key);
+    let mut conn = connect(Some(&path), &SqliteOptions::default()).unwrap();
+    migrate_to(&mut conn, &key, 7).unwrap();
+    assert!(!columns(&conn, "instances").contains(&"protection".to_string()), "version 7 has no protection");
+    drop(conn);
+
+    let catalog = SqliteCatalog::open(&path, key.clone()).unwrap();
+    let raw = Connection::open(&path).unwrap();
+    let max: i64 = raw.query_row("SELECT max(version) FROM schema_version", [], |r| r.get(0)).unwrap();
+    assert_eq!(max, SCHEMA_VERSION);
+    let old = catalog.get_instance(instance).await.unwrap();
+    assert_eq!((old.name.as_str(), old.recovery.as_ref(), old.protection.as_ref()), ("old-inst", None, None));
+    let protection = Protection::started(None);
+    let protected = catalog.set_instance_protection(instance, Some(protection.clone())).await.unwrap();
+    assert_eq!(protected.protection, Some(protection), "an old instance can be protected");
+
+    let plan = RecoveryPlan {
+        source_instance_id: instance,
+        target: RecoveryTarget::Latest,
+        base_image_id: ImageId::new(),
+        timeline: 1,
+        from_lsn: "0/2000028".parse().unwrap(),
+        head_lsn: "0/3000000".parse().unwrap(),
+        requested_at: chrono::Utc::now(),
+    };
+    let mut new = new_instance("restored", InstanceState::Provisioning, "pw");
+    new.recovery = Some(plan.clone());
+    let created = catalog.create_instance(OperationId::new(), &new).await.unwrap();
+    assert_eq!(catalog.get_instance(created.id).await.unwrap().recovery, Some(plan));
+    drop(catalog);
+    let again = SqliteCatalog::open(&path, key).unwrap();
+    assert_eq!(again.get_instance(instance).await.unwrap(), protected, "a second open changes nothing");
 }

@@ -130,6 +130,10 @@ pub struct Manifest {
     /// only the globals and this manifest.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub clone: Option<ManifestClone>,
+    /// Physical images: the WAL the backup spans, for point-in-time restores from it
+    /// ([`crate::wal`]). `None` in other images and in physical ones written before it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wal: Option<crate::wal::WalRange>,
 }
 
 impl Manifest {
@@ -248,6 +252,7 @@ mod tests {
             cluster_locale: None,
             dump_version: Some("15.18".into()),
             clone: None,
+            wal: None,
         }
     }
 

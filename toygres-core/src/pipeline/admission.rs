@@ -17,6 +17,9 @@
 //! | image corrupted, incomplete or not authentic | [`Error::ChecksumMismatch`], [`Error::ImageIncomplete`], [`Error::ImageNotAuthentic`] | 409 |
 //! | image the executor cannot restore | [`Error::UnsupportedImage`] | 409 |
 //! | database the image lacks | [`Error::InvalidRequest`] on `databases` | 400 |
+//! | `point_in_time` with `source_image_id` or `databases`, or two targets | [`Error::ConflictingRequest`] | 400 |
+//! | point-in-time restore of an unprotected instance | [`Error::NotProtected`] | 409 |
+//! | point-in-time target before the first base image or after the archive's head | [`Error::OutsideRecoveryWindow`] | 422 |
 //! | export ([`CreateImageRequest::export`]) not physical | [`Error::ConflictingRequest`] on `from_image` | 422 |
 //! | export of an unknown or unready image | [`Error::ImageNotFound`], [`Error::ImageNotReady`] | 404, 409 |
 //! | export of an image that is not a clone image | [`Error::InvalidRequest`] on `from_image` | 422 |
@@ -140,6 +143,12 @@ impl Provision {
     /// (`initdb` reads it as one line), or one too weak for
     /// [`PASSWORD_RULE`](crate::request::PASSWORD_RULE) ([`password_weakness`]). Returns the password.
     pub fn admit(request: &CreateInstanceRequest) -> Result<Password> {
+        if request.point_in_time.is_some() {
+            return Err(Error::InvalidRequest {
+                field: "point_in_time",
+                reason: "a fresh instance replays no WAL; use the restore pipeline".into(),
+            });
+        }
         if request.source_image_id.is_some() {
             return Err(Error::InvalidRequest {
                 field: "source_image_id",
@@ -176,7 +185,8 @@ impl Provision {
 }
 
 impl super::Toygres {
-    /// Admits `request` and creates its instance record: a restore with `source_image_id`
+    /// Admits `request` and creates its instance record: a point-in-time restore with
+    /// `point_in_time` ([`Restore::begin_point_in_time`]), a restore with `source_image_id`
     /// ([`Restore::begin`]), otherwise a fresh instance ([`Provision::begin`]). Nothing exists
     /// when this fails. A durable engine calls this, then runs the rest of the pipeline.
     pub async fn begin_instance(
@@ -184,9 +194,10 @@ impl super::Toygres {
         operation: OperationId,
         request: &CreateInstanceRequest,
     ) -> Result<InstanceRecord> {
-        match request.source_image_id {
-            Some(_) => self.restore().begin(operation, request).await,
-            None => self.provision().begin(operation, request).await,
+        match (&request.point_in_time, request.source_image_id) {
+            (Some(_), _) => self.restore().begin_point_in_time(operation, request).await,
+            (None, Some(_)) => self.restore().begin(operation, request).await,
+            (None, None) => self.provision().begin(operation, request).await,
         }
     }
 }

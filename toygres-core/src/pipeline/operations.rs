@@ -57,9 +57,20 @@ impl Toygres {
             }
             self.executor.delete_image(id).await?;
             self.blobs.delete(&ImageLocation::for_image(id)).await?;
-            self.catalog.update_image(id, ImageState::Deleting, ImageUpdate::Deleted).await.map(|_| ())
+            self.catalog.update_image(id, ImageState::Deleting, ImageUpdate::Deleted).await?;
+            self.prune_after_image(record.source_instance_id).await;
+            Ok(())
         })
         .await
+    }
+
+    /// After one of its images went: the protected source's WAL that only that image needed.
+    /// Best effort (the next deletion or prune catches up); unprotected sources have nothing.
+    async fn prune_after_image(&self, source: InstanceId) {
+        match self.prune_archive(source).await {
+            Ok(_) | Err(Error::NotProtected { .. }) | Err(Error::InstanceNotFound(_)) => {}
+            Err(e) => tracing::warn!(instance = %source, error = %e, "could not prune the WAL archive"),
+        }
     }
 
     /// Refuses ([`Error::InvalidTransition`]) to delete the clone image `id` while an export of
@@ -95,8 +106,14 @@ impl Toygres {
                     to: "deleting".into(),
                 });
             }
+            // Its archive stays (restorable) until its base images go; its receiver stops first.
+            if record.protection.as_ref().is_some_and(|p| p.is_active()) {
+                self.unprotect(id).await?;
+            }
             self.executor.delete_instance(&record.spec()).await?;
-            self.catalog.update_instance(id, InstanceState::Deleting, InstanceUpdate::Deleted).await.map(|_| ())
+            self.catalog.update_instance(id, InstanceState::Deleting, InstanceUpdate::Deleted).await?;
+            self.prune_after_image(id).await;
+            Ok(())
         })
         .await
     }

@@ -5,7 +5,7 @@ use super::step::step;
 use super::Toygres;
 use crate::blob::ImageLocation;
 use crate::error::{Error, Result};
-use crate::executor::{InstanceSpec, JobRef, RestoreJobSpec};
+use crate::executor::{InstanceSpec, JobRef, RecoverySpec, RestoreJobSpec};
 use crate::ids::{ImageId, InstanceId, OperationId};
 use crate::image::ImageRecord;
 use crate::instance::{InstanceRecord, InstanceUpdate, NewInstance};
@@ -15,6 +15,7 @@ use crate::request::CreateInstanceRequest;
 use crate::secret::Password;
 use crate::state::{ImageState, InstanceState};
 use crate::verify::verify_image;
+use crate::wal::RecoveryPlan;
 
 /// The restore pipeline's steps. Get one with [`Toygres::restore`].
 pub struct Restore {
@@ -32,8 +33,13 @@ impl Restore {
     /// image's source password and image type, never the request's. On a later failure
     /// everything created is removed, the instance is left `failed` with the reason, and the
     /// error returned.
+    /// A request with [`CreateInstanceRequest::point_in_time`] is admitted by
+    /// [`Restore::begin_point_in_time`] instead.
     pub async fn run(&self, operation: OperationId, request: CreateInstanceRequest) -> Result<InstanceRecord> {
-        let record = self.begin(operation, &request).await?;
+        let record = match request.point_in_time {
+            Some(_) => self.begin_point_in_time(operation, &request).await?,
+            None => self.begin(operation, &request).await?,
+        };
         self.continue_from(record).await
     }
 
@@ -81,7 +87,11 @@ impl Restore {
             .source_image_id
             .ok_or_else(|| Error::Corrupt(format!("instance {instance} is provisioning but has no source image")))?;
         let image = self.fetch_image(image_id).await?;
-        let job = self.start_restore_job_of(&record.spec(), &image, record.databases.clone()).await?;
+        let recovery = match &record.recovery {
+            Some(plan) => Some(self.recovery_spec(plan).await?),
+            None => None,
+        };
+        let job = self.start_job(&record.spec(), &image, record.databases.clone(), recovery).await?;
         self.wait_restore_job(&job).await
     }
 
@@ -151,11 +161,24 @@ impl Restore {
         image: &ImageRecord,
         source_password: &Password,
     ) -> Result<InstanceRecord> {
+        self.create_record_with(operation, request, image, source_password, None).await
+    }
+
+    /// [`Restore::create_record`] of a point-in-time restore, whose record keeps its `recovery`.
+    pub(super) async fn create_record_with(
+        &self,
+        operation: OperationId,
+        request: &CreateInstanceRequest,
+        image: &ImageRecord,
+        source_password: &Password,
+        recovery: Option<RecoveryPlan>,
+    ) -> Result<InstanceRecord> {
         let mut new = NewInstance::restored(request.name.clone(), image, source_password.clone())
             .with_labels(request.labels.clone());
         new.dns_label = request.dns_label.clone();
         new.databases = request.databases.clone();
         new.request_digest = Some(request.digest());
+        new.recovery = recovery;
         let work = async { super::replay::instance(operation, self.t.catalog.create_instance(operation, &new).await?) };
         step(&*self.t.progress, Subject::Image(image.id), Phase::CreateRecord, work).await
     }
@@ -179,6 +202,16 @@ impl Restore {
         image: &ImageRecord,
         databases: Option<Vec<String>>,
     ) -> Result<JobRef> {
+        self.start_job(spec, image, databases, None).await
+    }
+
+    async fn start_job(
+        &self,
+        spec: &InstanceSpec,
+        image: &ImageRecord,
+        databases: Option<Vec<String>>,
+        recovery: Option<RecoverySpec>,
+    ) -> Result<JobRef> {
         let work = async {
             let job = RestoreJobSpec {
                 image_id: image.id,
@@ -187,6 +220,7 @@ impl Restore {
                 instance: spec.clone(),
                 databases,
                 data_key: self.t.data_key(image).await?,
+                recovery,
             };
             self.t.executor.start_restore_job(&job).await
         };

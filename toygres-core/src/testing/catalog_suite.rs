@@ -23,7 +23,9 @@
 //!   and labels, in pages of `limit` after a `page_token`; labels and image metadata round-trip;
 //!   deleted records are gone; passwords round-trip and are unavailable when they should be;
 //! - clone images, the clone image an exported physical image came from, and clone schedules
-//!   are recorded like any other.
+//!   are recorded like any other;
+//! - a point-in-time restore's recovery plan is recorded with its instance, and an instance's
+//!   protection is recorded, replaced and forgotten in any state, deleted included.
 //!
 //! ```
 //! # #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -51,6 +53,7 @@ mod instances;
 mod keys;
 mod listing;
 mod progress;
+mod protection;
 mod requests;
 mod schedules;
 
@@ -66,6 +69,7 @@ pub use instances::{
 pub use keys::{image_keys_are_recorded_and_rewrapped, racing_rewraps_have_one_winner};
 pub use listing::{image_labels_and_metadata, images_page_in_order, instance_labels_and_filters, sample_metadata};
 pub use progress::{progress_goes_with_its_record, progress_is_recorded_replaced_and_cleared};
+pub use protection::recovery_plans_and_protection_round_trip;
 pub use requests::{an_image_operation_is_bound_to_its_request, an_instance_operation_is_bound_to_its_request};
 pub use schedules::{
     advance_schedule_is_a_compare_and_set, create_schedule_is_idempotent_and_names_are_unique, new_schedule,
@@ -130,6 +134,7 @@ where
         progress_is_recorded_replaced_and_cleared,
         progress_goes_with_its_record,
         clone_images_exports_and_schedules_round_trip,
+        recovery_plans_and_protection_round_trip,
     );
 }
 
@@ -159,7 +164,7 @@ macro_rules! catalog_conformance_tests {
             create_schedule_is_idempotent_and_names_are_unique, schedules_read_list_and_delete,
             advance_schedule_is_a_compare_and_set, racing_schedule_advances_have_one_winner,
             progress_is_recorded_replaced_and_cleared, progress_goes_with_its_record,
-            clone_images_exports_and_schedules_round_trip);
+            clone_images_exports_and_schedules_round_trip, recovery_plans_and_protection_round_trip);
     };
     (@each $make:expr; $($property:ident),+) => {$(
         #[::tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -200,6 +205,7 @@ pub fn new_instance(name: &str, state: InstanceState, password: &str) -> NewInst
         labels: crate::labels::Labels::new(),
         databases: None,
         request_digest: None,
+        recovery: None,
     }
 }
 

@@ -169,6 +169,7 @@ impl Taken {
             instance: instance.clone(),
             databases: None,
             data_key: Some(self.key.clone()),
+            recovery: None,
         }
     }
 

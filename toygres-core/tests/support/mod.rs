@@ -134,6 +134,7 @@ pub async fn write_image(
         cluster_locale: None,
         dump_version: Some("15.18".into()),
         clone: None,
+        wal: None,
     };
     let bytes = manifest.stored_bytes(key);
     blobs.write(&loc, manifest::MANIFEST_NAME, bytes.clone().into()).await.unwrap();

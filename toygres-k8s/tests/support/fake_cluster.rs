@@ -240,6 +240,7 @@ impl FakeCluster {
             cluster_locale: None,
             dump_version: Some(PG_VERSION.into()),
             clone,
+            wal: None,
         };
         objects.insert((image, MANIFEST_NAME.to_string()), manifest.stored_bytes(key));
         Ok(moved)

@@ -347,6 +347,7 @@ pub fn restore_spec(instance: &toygres_core::InstanceSpec) -> toygres_core::Rest
         instance: instance.clone(),
         databases: None,
         data_key: None,
+        recovery: None,
     }
 }
 

@@ -30,6 +30,7 @@ pub fn sample_metadata() -> ImageMetadata {
         raw_bytes: None,
         started_at: Some(Utc.with_ymd_and_hms(2026, 12, 1, 8, 0, 0).unwrap()),
         finished_at: Utc.with_ymd_and_hms(2026, 12, 1, 8, 0, 7).unwrap(),
+        wal: None,
     }
 }
 
