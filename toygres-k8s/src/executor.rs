@@ -71,7 +71,17 @@ impl ClusterExecutor for K8sExecutor {
         self.start_backup(spec).await
     }
 
+    /// A point-in-time replay ([`RestoreJobSpec::recovery`]) is refused: this executor runs no
+    /// WAL receiver, so none of its instances has an archive to replay.
     async fn start_restore_job(&self, spec: &RestoreJobSpec) -> Result<JobRef> {
+        if spec.recovery.is_some() {
+            return Err(toygres_core::Error::UnsupportedImage {
+                image: spec.image_id,
+                reason: "the Kubernetes executor does not replay WAL archives (point-in-time restore); restore \
+                         the image as it is"
+                    .into(),
+            });
+        }
         self.start_restore(spec).await
     }
 

@@ -57,19 +57,20 @@ pub(crate) async fn run(inner: Arc<Inner>, spec: BackupJobSpec, ctx: JobCtx) -> 
         match spec.format {
             ImageFormat::Logical => {
                 let dumps = dump_databases(cluster, password, databases, transfer, inner, client, ctx).await?;
-                Ok((dumps, vec![], None))
+                Ok((dumps, vec![], None, None))
             }
             ImageFormat::Physical => {
-                let archives = super::physical::base_backup(cluster, password, client, transfer, inner, ctx).await?;
-                Ok((vec![], archives, None))
+                let (archives, wal) =
+                    super::physical::base_backup(cluster, password, client, transfer, inner, ctx).await?;
+                Ok((vec![], archives, None, Some(wal)))
             }
             ImageFormat::Clone => {
                 let clone = super::clone::take(inner, spec.image_id, cluster, password, ctx).await?;
-                Ok((vec![], vec![], Some(clone)))
+                Ok((vec![], vec![], Some(clone), None))
             }
         }
     };
-    let (globals, (dumps, archives, clone)) = tokio::try_join!(globals, contents)?;
+    let (globals, (dumps, archives, clone, wal)) = tokio::try_join!(globals, contents)?;
 
     let manifest = Manifest {
         format_version: FORMAT_VERSION,
@@ -85,6 +86,7 @@ pub(crate) async fn run(inner: Arc<Inner>, spec: BackupJobSpec, ctx: JobCtx) -> 
         cluster_locale: Some(cluster_locale),
         dump_version: Some(inner.bin.version().await?),
         clone,
+        wal,
     };
     let stored = manifest.stored_bytes(ctx.sealing.as_ref().map(|s| s.key()));
     transfer::write_all(transfer, MANIFEST_NAME, &stored, &ctx.log).await?;
@@ -122,7 +124,7 @@ async fn dump_databases(
     Ok(dumped.into_iter().map(|(_, db)| db).collect())
 }
 
-async fn query_one(client: &tokio_postgres::Client, sql: &str) -> Result<String> {
+pub(super) async fn query_one(client: &tokio_postgres::Client, sql: &str) -> Result<String> {
     let row = client.query_one(sql, &[]).await.map_err(|e| Error::backend(BACKEND, format!("running {sql}"), e))?;
     Ok(row.get(0))
 }

@@ -99,6 +99,7 @@ impl LocalExecutorBuilder {
             split_load_from: self.split_load_from,
             isolate,
             jobs,
+            archivers: Default::default(),
             allocate: tokio::sync::Mutex::new(()),
         };
         Ok(LocalExecutor { inner: Arc::new(inner) })

@@ -81,6 +81,7 @@ pub(crate) async fn run(inner: &Inner, spec: &BackupJobSpec, from: &CloneSource,
         cluster_locale: source.cluster_locale,
         dump_version: source.dump_version,
         clone: None,
+        wal: None,
     };
     let stored = manifest.stored_bytes(ctx.sealing.as_ref().map(|s| s.key()));
     transfer::write_all(&transfer, MANIFEST_NAME, &stored, &ctx.log).await?;

@@ -9,6 +9,7 @@
 //! instance ports are chosen under an exclusive `flock` on `ports.lock`, among the ports that no
 //! instance's `config.json` records ([`Inner::allocating`]).
 
+mod archiver;
 mod backup;
 mod builder;
 mod clone;
@@ -17,10 +18,12 @@ mod compat;
 mod dump;
 mod export;
 mod feed;
+mod handle;
 mod joblog;
 mod jobs;
 mod layout;
 mod physical;
+mod replay;
 mod restore;
 mod sections;
 mod source;
@@ -41,16 +44,14 @@ use async_trait::async_trait;
 use jobs::Jobs;
 use layout::InstanceDir;
 use std::ops::RangeInclusive;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
+use toygres_core::wal::Lsn;
 use toygres_core::{
     BackupJobSpec, BlobStore, ClusterExecutor, ConnectionInfo, Error, ImageId, InstanceId, InstanceSpec, JobRef,
 };
-use toygres_core::{
-    ImageFormat, InstanceRecord, Manifest, NewInstance, OperationId, Password, ProgressSink, RestoreJobSpec, Result,
-    Toygres,
-};
+use toygres_core::{ImageFormat, Manifest, Password, ProgressSink, RestoreJobSpec, Result, WalArchiveSpec};
 
 /// How many ports an instance's server tries when another process takes them as it starts.
 const START_TRIES: usize = 3;
@@ -83,6 +84,8 @@ pub(crate) struct Inner {
     /// Whether each instance runs as an OS user of its own ([`crate::cluster::identity`]).
     isolate: bool,
     jobs: Jobs,
+    /// WAL receivers running in this process ([`archiver`]).
+    archivers: archiver::Archivers,
     /// Held (with `ports.lock`, see [`Inner::allocating`]) while a port is chosen and recorded.
     allocate: tokio::sync::Mutex<()>,
 }
@@ -183,73 +186,6 @@ impl Inner {
             .filter_map(|b| serde_json::from_slice::<InstanceConfig>(&b).ok())
             .map(|c| c.port)
             .collect()
-    }
-}
-
-impl LocalExecutor {
-    /// A builder with base directory `base_dir` and blob store `blobs` (where jobs move images).
-    pub fn builder(base_dir: impl Into<PathBuf>, blobs: Arc<dyn BlobStore>) -> LocalExecutorBuilder {
-        LocalExecutorBuilder::new(base_dir.into(), blobs)
-    }
-
-    /// The base directory.
-    pub fn base_dir(&self) -> &Path {
-        &self.inner.base_dir
-    }
-
-    /// The PostgreSQL binaries every instance and job of this executor runs.
-    pub fn binaries(&self) -> &PgBinaries {
-        &self.inner.bin
-    }
-
-    /// The cluster of an instance whose volume exists (to inspect or connect to it).
-    pub fn cluster(&self, instance: &InstanceSpec) -> Result<LocalCluster> {
-        self.inner.cluster_of(instance)
-    }
-
-    /// For throw-away executors (tests, examples): stops every instance's server and removes its
-    /// OS user; the volumes stay for the caller to remove with the base directory. Best effort.
-    pub fn discard_blocking(&self) {
-        for cluster in self.instance_clusters() {
-            cluster.stop_blocking();
-        }
-        if self.inner.isolate {
-            crate::cluster::identity::remove_instance_users_under(&self.inner.base_dir);
-        }
-        clone::discard_partials_blocking(&self.inner);
-    }
-
-    /// The clusters of every instance volume under the base directory (running or not), e.g. to
-    /// stop leftovers.
-    pub fn instance_clusters(&self) -> Vec<LocalCluster> {
-        let Ok(entries) = std::fs::read_dir(self.inner.base_dir.join("instances")) else { return vec![] };
-        entries
-            .filter_map(|e| e.ok())
-            .filter_map(|e| {
-                let dir = InstanceDir { path: e.path() };
-                let config = dir.config().ok()??;
-                Some(dir.cluster(&self.inner.bin, &self.inner.user, &config))
-            })
-            .collect()
-    }
-
-    /// Creates a new, empty, running instance with superuser password `password`: volume, `initdb`,
-    /// start. Use it for source instances, then record them with `Toygres::register_instance`.
-    /// Idempotent.
-    pub async fn provision_empty(&self, instance: &InstanceSpec, password: &Password) -> Result<ConnectionInfo> {
-        self.create_volume(instance, password).await?;
-        self.inner.cluster_on_free_port(instance).await?.init(password).await?;
-        self.inner.start_on_free_port(instance, &[]).await?;
-        self.connection_info(instance).await
-    }
-
-    /// Records a new instance named `name` in `toygres`'s catalog and provisions it empty and
-    /// running ([`LocalExecutor::provision_empty`]): a source instance, ready to be loaded and imaged.
-    pub async fn provision_source(&self, toygres: &Toygres, name: &str, password: &Password) -> Result<InstanceRecord> {
-        let record =
-            toygres.register_instance(OperationId::new(), NewInstance::existing(name, password.clone())).await?;
-        self.provision_empty(&record.spec(), password).await?;
-        Ok(record)
     }
 }
 
@@ -393,6 +329,19 @@ impl ClusterExecutor for LocalExecutor {
         clone::delete(&self.inner, image).await
     }
 
+    async fn start_wal_archiving(&self, spec: &WalArchiveSpec) -> Result<()> {
+        archiver::start(&self.inner, spec).await
+    }
+
+    async fn stop_wal_archiving(&self, instance: &InstanceSpec) -> Result<()> {
+        let password = self.inner.dir(instance).password().ok();
+        archiver::stop(&self.inner, instance, password.as_ref()).await
+    }
+
+    async fn create_restore_point(&self, instance: &InstanceSpec, password: &Password, name: &str) -> Result<Lsn> {
+        archiver::restore_point(&self.inner, instance, password, name).await
+    }
+
     /// Every clone image the clone store holds something of (`clones/<id>`, ready or partial).
     async fn list_images(&self) -> Result<Vec<ImageId>> {
         Ok(clone::list(&self.inner))
@@ -411,6 +360,7 @@ impl ClusterExecutor for LocalExecutor {
 
     async fn delete_instance(&self, instance: &InstanceSpec) -> Result<()> {
         self.inner.jobs.delete(&JobRef::restore(instance.id)).await?;
+        archiver::stop(&self.inner, instance, None).await?;
         let dir = self.inner.dir(instance);
         if let Some(config) = dir.config()? {
             let cluster = dir.cluster(&self.inner.bin, &self.inner.user, &config);

@@ -11,6 +11,7 @@ use super::transfer::Source;
 use super::{untar, Inner};
 use crate::cluster::{major_version, LocalCluster};
 use toygres_core::manifest::{archive_object_name, ManifestObject};
+use toygres_core::wal::WalRange;
 use toygres_core::{Error, ImageFormat, InstanceSpec, Manifest, Password, Result, Transfer};
 
 const BACKEND: &str = "local executor";
@@ -25,6 +26,10 @@ const CHANNEL_CHUNKS: usize = 8;
 /// and stores, with pg_basebackup's own progress report and total. Measured here on pgbench scale
 /// 200 (3.2 GB, 2 cores): 2.4-5.7 s, against 10.0-11.6 s for the uncompressed stream compressed
 /// here, which is what other servers get.
+///
+/// Returns the archives and the WAL the backup spans ([`WalRange`], for point-in-time
+/// restores): the server's WAL position before it started (at or before its checkpoint's redo
+/// position), and its position, time and timeline once it ended.
 pub(crate) async fn base_backup(
     cluster: &LocalCluster,
     password: &Password,
@@ -32,7 +37,8 @@ pub(crate) async fn base_backup(
     transfer: &Transfer,
     inner: &Inner,
     ctx: &JobCtx,
-) -> Result<Vec<ManifestObject>> {
+) -> Result<(Vec<ManifestObject>, WalRange)> {
+    let start: String = super::backup::query_one(client, "SELECT pg_catalog.pg_current_wal_lsn()::text").await?;
     let mut cmd = cluster.client("pg_basebackup", password);
     cmd.args(["-D", "-", "-Ft", "-X", "fetch", "-c", "fast", "--no-manifest", "--no-sync"]);
     let output = if server_compresses(client).await? {
@@ -44,7 +50,16 @@ pub(crate) async fn base_backup(
         ctx.log.line("streaming pg_basebackup of the data directory (the server cannot compress it)");
         Output::Raw
     };
-    Ok(vec![dump(cmd, output, transfer, &archive_object_name(0), inner, ctx).await?])
+    let archive = dump(cmd, output, transfer, &archive_object_name(0), inner, ctx).await?;
+    let sql =
+        "SELECT pg_catalog.pg_current_wal_lsn()::text, (SELECT timeline_id FROM pg_catalog.pg_control_checkpoint()), \
+               (extract(epoch FROM pg_catalog.now()) * 1000000)::int8";
+    let row = client.query_one(sql, &[]).await.map_err(|e| Error::backend(BACKEND, "reading the WAL position", e))?;
+    let (end, timeline, micros): (String, i32, i64) = (row.get(0), row.get(1), row.get(2));
+    let end_time = chrono::DateTime::from_timestamp_micros(micros).unwrap_or_default();
+    let wal = WalRange { timeline: timeline as u32, start_lsn: start.parse()?, end_lsn: end.parse()?, end_time };
+    ctx.log.line(&format!("the backup spans WAL {}..{} on timeline {}", wal.start_lsn, wal.end_lsn, wal.timeline));
+    Ok((vec![archive], wal))
 }
 
 /// Whether the server can compress a base backup with zstd: PostgreSQL 15 or later, configured

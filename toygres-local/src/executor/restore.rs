@@ -61,6 +61,12 @@ pub(crate) async fn run(inner: Arc<Inner>, spec: RestoreJobSpec, ctx: JobCtx) ->
     let transfer = staged.transfer.clone();
 
     super::compat::check(cluster.binaries(), &manifest).await?;
+    if spec.recovery.is_some() && manifest.format != ImageFormat::Physical {
+        return Err(Error::UnsupportedImage {
+            image,
+            reason: "a point-in-time restore replays WAL onto a physical image only".into(),
+        });
+    }
     ctx.log.line("image verified; initialising a fresh volume");
     dir.clear_restored()?;
     cluster.destroy_data().await?;
@@ -73,6 +79,9 @@ pub(crate) async fn run(inner: Arc<Inner>, spec: RestoreJobSpec, ctx: JobCtx) ->
     }
     if manifest.format == ImageFormat::Physical {
         super::physical::unpack(&cluster, &transfer, &manifest, &ctx).await?;
+        if let Some(recovery) = &spec.recovery {
+            super::replay::run(&inner, &cluster, &password, recovery, &dir.path, &ctx).await?;
+        }
         dir.mark_restored(&spec.checksum)?;
         ctx.log.line("physical image unpacked; the server replays its WAL when it starts");
         return Ok(());
