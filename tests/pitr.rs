@@ -268,3 +268,37 @@ fn deleting_a_protected_instance_keeps_its_archive_until_its_base_images_go() {
         assert!(matches!(t.recovery_window(source.id).await, Err(Error::NotProtected { .. })));
     });
 }
+
+#[test]
+fn a_changed_wal_object_fails_the_restore_and_leaves_nothing() {
+    rt().block_on(async {
+        let mut world = World::new();
+        let (executor, t) = world.executor("pitr-tamper", None);
+        let password = Password::generate();
+        let source = executor.provision_source(&t, "victim", &password).await.unwrap();
+        let db = sql(&executor, &source, &password).await;
+        protect_with_base(&t, source.id).await;
+        db.batch_execute("CREATE TABLE t AS SELECT g FROM generate_series(1, 10000) g; SELECT pg_switch_wal()")
+            .await
+            .unwrap();
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        let archive = WalArchive::of(source.id);
+        let contents = archive.contents(&*t.blobs).await.unwrap();
+        let (timeline, segment) = *contents.segments.last().expect("a completed segment");
+        let name = toygres_core::wal::segment_name(timeline, segment);
+        let path = world.blobs.object_path(&archive.location(), &name);
+        let mut bytes = std::fs::read(&path).unwrap();
+        let at = bytes.len() / 2;
+        bytes[at] ^= 0x40;
+        std::fs::write(&path, bytes).unwrap();
+
+        let volumes = executor.list_instances().await.unwrap();
+        let failed = restore(&t, "tampered", PointInTime::latest(source.id)).await.unwrap_err();
+        let message = failed.to_string();
+        assert!(message.contains(&name) && message.contains("authentication"), "{message}");
+        let record = t.catalog.list_instances(&Default::default()).await.unwrap();
+        let record = record.iter().find(|i| i.name == "tampered").expect("recorded, then failed");
+        assert_eq!(record.state, toygres_core::InstanceState::Failed);
+        assert_eq!(executor.list_instances().await.unwrap(), volumes, "its volume is gone");
+    });
+}

@@ -34,6 +34,7 @@ pub async fn run_all(store: &dyn BlobStore) {
     objects_round_trip(store).await;
     missing_objects_are_incomplete(store).await;
     delete_removes_one_image_only(store).await;
+    delete_objects_removes_the_named_ones(store).await;
 }
 
 /// Bytes written are the bytes read, whole and streamed; `stat` lists names and sizes sorted.
@@ -94,4 +95,21 @@ pub async fn delete_removes_one_image_only(store: &dyn BlobStore) {
     let listed = ok(store.list_images().await, "list", store);
     assert!(!listed.contains(&a.image_id) && listed.contains(&b.image_id), "{}: {listed:?}", store.describe());
     ok(store.delete(&b).await, "delete", store);
+}
+
+/// `delete_objects` removes exactly the named objects (absent ones are skipped), under any
+/// prefix (a WAL archive's `wal/<instance>`), and is not mistaken for an image by `list_images`.
+pub async fn delete_objects_removes_the_named_ones(store: &dyn BlobStore) {
+    let archive = crate::wal::WalArchive::of(crate::InstanceId::new()).location();
+    for name in ["000000010000000000000001", "000000010000000000000002", "head.json"] {
+        ok(store.write(&archive, name, Bytes::from_static(b"w")).await, "write", store);
+    }
+    let names = ["000000010000000000000001".to_string(), "000000010000000000000009".to_string()];
+    ok(store.delete_objects(&archive, &names).await, "delete_objects", store);
+    let left: Vec<String> = ok(store.stat(&archive).await, "stat", store).into_iter().map(|o| o.name).collect();
+    assert_eq!(left, ["000000010000000000000002", "head.json"], "{}: delete_objects", store.describe());
+    let listed = ok(store.list_images().await, "list", store);
+    assert!(!listed.contains(&archive.image_id), "{}: an archive is not an image", store.describe());
+    ok(store.delete(&archive).await, "delete", store);
+    assert!(ok(store.stat(&archive).await, "stat", store).is_empty(), "{}", store.describe());
 }

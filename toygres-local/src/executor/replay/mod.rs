@@ -61,14 +61,28 @@ pub(crate) async fn run(
     ));
     let fetcher = fetch::Fetcher::new(inner.blobs.clone(), archive, spec.data_key.clone(), spool.clone());
     fetcher.clone().all(histories.clone()).await?;
-    let fetching = tokio::spawn(fetcher.all(objects));
+    // A failed fetch makes the restore_command abort the server at once (it must never take
+    // the missing file for the archive's end and promote early).
+    let failing = spool.clone();
+    let fetching = tokio::spawn(async move {
+        let fetched = fetcher.all(objects).await;
+        if fetched.is_err() {
+            failing.fail();
+        }
+        fetched
+    });
     let started = Instant::now();
     let replayed = replay(cluster, password, &plan.target, &command, &fetching, &spool, ctx).await;
-    if replayed.is_err() {
+    if let Err(replay_error) = replayed {
         spool.fail();
         fetching.abort();
+        let fetched = fetching.await;
         cluster.stop_immediate().await?;
-        return replayed;
+        // The fetch's error (a changed object, a store down) says more than the server's.
+        return Err(match fetched {
+            Ok(Err(fetch_error)) => fetch_error,
+            _ => replay_error,
+        });
     }
     let stats = fetching.await.map_err(|e| Error::backend(BACKEND, "the WAL fetch task", e))??;
     let took = started.elapsed().as_secs_f64();
