@@ -7,9 +7,20 @@ use std::process::Stdio;
 use toygres_core::wal::{Lsn, SEGMENT_SIZE};
 use toygres_core::{Error, InstanceSpec, Password, Result};
 
+/// Where the slot stands when a supervisor starts.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct SlotStart {
+    /// Its position: the server keeps every WAL file from there on.
+    pub(super) lsn: Lsn,
+    /// Whether it was created just now (none existed, or the old one had lost WAL): then the WAL
+    /// between the archive's head and `lsn` is gone. An existing slot's WAL since the head is in
+    /// the server or in the spool, which the new supervisor ships.
+    pub(super) created: bool,
+}
+
 /// Refuses an instance that cannot be archived, and creates its slot (reserving WAL from now)
-/// unless it exists. Returns the slot's position: where archiving starts.
-pub(super) async fn prepare(cluster: &LocalCluster, password: &Password, instance: &InstanceSpec) -> Result<Lsn> {
+/// unless it exists.
+pub(super) async fn prepare(cluster: &LocalCluster, password: &Password, instance: &InstanceSpec) -> Result<SlotStart> {
     let client = cluster.connect("postgres", password).await?;
     let sql = "SELECT current_setting('wal_level'), current_setting('max_wal_senders')::int, \
                current_setting('wal_segment_size')::text";
@@ -33,18 +44,21 @@ pub(super) async fn prepare(cluster: &LocalCluster, password: &Password, instanc
         "SELECT pg_catalog.pg_create_physical_replication_slot('{SLOT}', true) \
          WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_replication_slots WHERE slot_name = '{SLOT}')"
     );
-    client.batch_execute(&create).await.map_err(|e| Error::backend(BACKEND, "creating the replication slot", e))?;
+    let created =
+        client.query(&create, &[]).await.map_err(|e| Error::backend(BACKEND, "creating the replication slot", e))?;
+    let created = !created.is_empty();
     let sql =
         format!("SELECT restart_lsn::text, wal_status FROM pg_catalog.pg_replication_slots WHERE slot_name = '{SLOT}'");
     let row = client.query_one(&sql, &[]).await.map_err(|e| Error::backend(BACKEND, "reading the slot", e))?;
     let (restart, status): (Option<String>, Option<String>) = (row.get(0), row.get(1));
     match (restart, status.as_deref()) {
-        (Some(lsn), Some(s)) if s != "lost" => lsn.parse(),
+        (Some(lsn), Some(s)) if s != "lost" => Ok(SlotStart { lsn: lsn.parse()?, created }),
         _ => {
             // The server removed WAL the slot needed (max_slot_wal_keep_size): start again from
             // now; the supervisor records the gap against the archive's head.
             drop_slot(cluster, password).await?;
-            Box::pin(prepare(cluster, password, instance)).await
+            let fresh = Box::pin(prepare(cluster, password, instance)).await?;
+            Ok(SlotStart { created: true, ..fresh })
         }
     }
 }
@@ -92,6 +106,17 @@ pub(super) fn spawn(cluster: &LocalCluster, password: &Password, dir: &Path) -> 
         .open(dir.join("receiver.log"))
         .map_err(|e| crate::cluster::io_err(format!("opening {}", dir.join("receiver.log").display()), e))?;
     cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::from(log)).kill_on_drop(true);
+    // It dies with the control plane, however that dies (SIGKILL too): a receiver left running
+    // would hold the slot against the supervisor that takes over.
+    // SAFETY: prctl is async-signal-safe and touches nothing of the parent.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) == -1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
     let child = cmd.spawn().map_err(|e| Error::backend(BACKEND, "starting pg_receivewal", e))?;
     if let Some(pid) = child.id() {
         let _ = std::fs::write(dir.join("receiver.pid"), pid.to_string());

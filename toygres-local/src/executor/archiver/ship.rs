@@ -1,7 +1,8 @@
 //! The supervisor: keeps a receiver running and ships what it wrote into the archive.
 
+use super::receiver::{self, SlotStart};
 use super::state::State;
-use super::{receiver, BACKEND, SLOT, TICK};
+use super::{BACKEND, SLOT, TICK};
 use crate::executor::Inner;
 use chrono::{DateTime, Utc};
 use std::path::{Path, PathBuf};
@@ -24,7 +25,7 @@ const HEAD_EVERY: Duration = Duration::from_millis(500);
 pub(super) async fn supervise(
     inner: Arc<Inner>,
     spec: WalArchiveSpec,
-    slot_start: Lsn,
+    slot_start: SlotStart,
     mut stopped: watch::Receiver<bool>,
 ) -> Result<()> {
     let dir = super::dir(&inner, spec.instance.id);
@@ -85,9 +86,9 @@ struct Shipper {
 }
 
 impl Shipper {
-    /// The archive's head as stored, continued from `slot_start` (a gap when the slot starts
+    /// The archive's head as stored, continued from `slot` (a gap when the slot was created
     /// after it: WAL was lost, or archiving was stopped in between).
-    async fn open(inner: &Inner, spec: &WalArchiveSpec, dir: &Path, slot_start: Lsn) -> Result<Self> {
+    async fn open(inner: &Inner, spec: &WalArchiveSpec, dir: &Path, slot: SlotStart) -> Result<Self> {
         let archive = spec.archive();
         let blobs = inner.blobs.clone();
         let cluster = inner.cluster_of(&spec.instance)?;
@@ -98,17 +99,17 @@ impl Shipper {
         let now = Utc::now();
         let head = match archive.head(&*blobs, spec.data_key.as_ref()).await? {
             Some(mut head) => {
-                if slot_start > head.lsn {
-                    head.gaps.push(WalGap { from: head.lsn, to: slot_start, detected_at: now });
-                    head.start_lsn = slot_start;
-                    head.lsn = slot_start;
+                if slot.created && slot.lsn > head.lsn {
+                    head.gaps.push(WalGap { from: head.lsn, to: slot.lsn, detected_at: now });
+                    head.start_lsn = slot.lsn;
+                    head.lsn = slot.lsn;
                 }
                 head
             }
             None => ArchiveHead {
                 timeline,
-                start_lsn: slot_start,
-                lsn: slot_start,
+                start_lsn: slot.lsn,
+                lsn: slot.lsn,
                 time: now,
                 gaps: vec![],
                 timeline_switches: vec![],
