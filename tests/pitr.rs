@@ -159,6 +159,19 @@ fn a_killed_receiver_resumes_with_no_gap() {
                 killed += 1;
             }
         }
+        // The receiver's password is in a root-only file, never in its arguments or environment.
+        let pid = wait_for_receiver(&executor, source.id, None).await;
+        for what in ["cmdline", "environ"] {
+            let bytes = std::fs::read(format!("/proc/{pid}/{what}")).unwrap();
+            let text = String::from_utf8_lossy(&bytes);
+            assert!(!text.contains(password.expose()), "the password is in the receiver's {what}");
+        }
+        let dir = executor.base_dir().join("archives").join(source.id.to_string());
+        for (path, mode) in [(dir.clone(), 0o700), (dir.join("pgpass"), 0o600)] {
+            use std::os::unix::fs::MetadataExt;
+            let meta = std::fs::metadata(&path).unwrap();
+            assert_eq!((meta.uid(), meta.mode() & 0o777), (0, mode), "{}", path.display());
+        }
         let latest = restore(&t, "after-kills", PointInTime::latest(source.id)).await.unwrap();
         let restored = sql(&executor, &latest, &password).await;
         assert_eq!(count(&restored, "events").await, Some(600_000), "every row, across every kill");

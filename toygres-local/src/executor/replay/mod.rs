@@ -241,3 +241,41 @@ impl Spool {
             .map_err(|e| crate::cluster::io_err(format!("removing {}", self.dir.display()), e))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::MetadataExt;
+
+    #[test]
+    fn the_spool_is_roots_and_readable_by_the_server_group_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let gid = nix::unistd::Gid::effective().as_raw();
+        let spool = Spool::create(dir.path().join("wal-replay"), gid).unwrap();
+        spool.place("000000010000000000000003", b"wal", 0o640).unwrap();
+        let command = script::write(&spool).unwrap();
+        assert!(command.ends_with("restore-wal.sh %f %p"), "{command}");
+        let uid = nix::unistd::Uid::effective().as_raw();
+        for (name, mode) in [("", 0o750), ("000000010000000000000003", 0o640), ("restore-wal.sh", 0o750)] {
+            let meta = std::fs::metadata(spool.dir.join(name)).unwrap();
+            assert_eq!((meta.uid(), meta.gid(), meta.mode() & 0o777), (uid, gid, mode), "{name:?}");
+        }
+        let left: Vec<_> = std::fs::read_dir(&spool.dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert!(left.iter().all(|n| !n.to_string_lossy().ends_with(".tmp")), "placed atomically: {left:?}");
+        assert!(!spool.failed());
+        spool.fail();
+        assert!(spool.failed());
+    }
+
+    #[test]
+    fn settings_are_single_shell_words() {
+        let target = RecoveryTarget::RestorePoint { name: "it's; rm -rf /".into(), lsn: Lsn(1) };
+        let named = settings("/d/restore-wal.sh %f %p", Some(&target));
+        let name = named.iter().find(|(k, _)| *k == "recovery_target_name").unwrap();
+        assert_eq!(name.1, r"'it'\''s; rm -rf /'");
+        let time = RecoveryTarget::Time(chrono::DateTime::from_timestamp_micros(1_764_931_200_123_456).unwrap());
+        let timed = settings("/d/x %f %p", Some(&time));
+        let time = timed.iter().find(|(k, _)| *k == "recovery_target_time").unwrap();
+        assert_eq!(time.1, "'2025-12-05 10:40:00.123456+00'", "PostgreSQL's spelling, not ISO 8601's T and Z");
+    }
+}
