@@ -18,6 +18,10 @@
 //! `image_override` is refused before anything is created; images are verified against their
 //! checksum before a restore; passwords never appear in `Debug`, `Display`, logs or errors.
 //!
+//! Point-in-time restore ([`wal`]): [`Toygres::protect`] archives an instance's WAL continuously,
+//! and a [`CreateInstanceRequest::point_in_time`] restores a new instance to any moment of its
+//! [`wal::RecoveryWindow`], refused before anything is created outside it.
+//!
 //! [`Schedule`]s take images on a cron schedule with retention: a control plane's sweeper calls
 //! [`Toygres::due_schedule_images`] and [`Toygres::schedule_fired`] ([`schedule`]).
 //!
