@@ -73,6 +73,9 @@ fn a_restore_to_a_moment_has_every_row_committed_before_it_and_nothing_after() {
         .await
         .unwrap();
         assert!(matches!(t.recovery_window(source.id).await, Err(Error::NotProtected { .. })));
+        // A physical image taken before protection cannot be a base: WAL before it is not archived.
+        let early = toygres_core::CreateImageRequest::new("before-protection", source.id).physical();
+        t.create_image(OperationId::new(), early).await.unwrap();
         protect_with_base(&t, source.id).await;
         let window = t.recovery_window(source.id).await.unwrap();
         let earliest = window.earliest.clone().expect("restorable from the base image's end");

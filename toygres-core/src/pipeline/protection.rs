@@ -125,14 +125,17 @@ impl Toygres {
         if window.earliest.is_some() || !window.archiving {
             return Ok(None);
         }
-        // A physical image being taken, or taken since archiving started (the head reaches its
-        // end within a second), will do.
+        // A physical image being taken, or taken since protection started and after the
+        // archive's last gap (the head reaches its end within a second), will do.
+        let (_, protection) = self.protection_of(instance).await?;
         let start = window.latest_start;
         let all = self.catalog.list_images(&ImageFilter::default().source(instance)).await?;
         let usable = |i: &ImageRecord| match i.state {
             ImageState::Creating => true,
             ImageState::Ready => {
-                i.metadata.as_ref().and_then(|m| m.wal.as_ref()).is_some_and(|r| Some(r.start_lsn) >= start)
+                let range = i.metadata.as_ref().and_then(|m| m.wal.as_ref());
+                let after_gap = |r: &WalRange| start.is_none_or(|start| r.start_lsn >= start);
+                i.created_at >= protection.since && range.is_some_and(after_gap)
             }
             _ => false,
         };

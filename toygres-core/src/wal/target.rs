@@ -66,7 +66,7 @@ impl PointInTime {
 
 /// Where recovery stops. The new instance is promoted there, on a new timeline.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+#[serde(tag = "kind", content = "at", rename_all = "snake_case")]
 pub enum RecoveryTarget {
     /// Everything the archive holds (at least everything committed before the request).
     Latest,
@@ -131,6 +131,23 @@ mod tests {
         p.time = None;
         p.restore_point = Some("x".into());
         assert!(matches!(p.target(), Err(Error::ConflictingRequest { field: "point_in_time.lsn", .. })));
+    }
+
+    #[test]
+    fn targets_round_trip_through_json_as_catalogs_store_them() {
+        let lsn: Lsn = "0/3000148".parse().unwrap();
+        let time = DateTime::from_timestamp_micros(1_764_931_200_123_456).unwrap();
+        for target in [
+            RecoveryTarget::Latest,
+            RecoveryTarget::Time(time),
+            RecoveryTarget::Lsn(lsn),
+            RecoveryTarget::RestorePoint { name: "before".into(), lsn },
+        ] {
+            let json = serde_json::to_string(&target).unwrap();
+            assert_eq!(serde_json::from_str::<RecoveryTarget>(&json).unwrap(), target, "{json}");
+        }
+        let json = serde_json::to_string(&RecoveryTarget::Lsn(lsn)).unwrap();
+        assert_eq!(json, r#"{"kind":"lsn","at":"0/3000148"}"#);
     }
 
     #[test]

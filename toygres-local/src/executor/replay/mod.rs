@@ -218,6 +218,8 @@ impl Spool {
             std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(mode).open(&tmp).map_err(io)?;
         file.write_all(content).map_err(io)?;
         std::os::unix::fs::fchown(&file, Some(0), Some(self.gid)).map_err(io)?;
+        // Whatever the umask (`toygres serve` runs with 077): the server's group reads it.
+        file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(mode)).map_err(io)?;
         drop(file);
         std::fs::rename(&tmp, &path).map_err(io)
     }
