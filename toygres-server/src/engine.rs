@@ -32,12 +32,17 @@ impl std::fmt::Debug for DurableStore {
     }
 }
 
+/// How often the WAL receivers of protected instances are checked (and started where they do
+/// not run: after a restart, or when the process that ran one died).
+pub const RESUME_PROTECTION_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// The durable runtime and a client of it.
 #[derive(Clone)]
 pub struct Engine {
     toygres: Toygres,
     client: DurableClient,
     runtime: Arc<Mutex<Option<ToygresRuntime>>>,
+    protection: Arc<tokio::task::AbortHandle>,
 }
 
 impl Engine {
@@ -52,7 +57,8 @@ impl Engine {
         };
         let runtime = builder.start().await?;
         let client = runtime.client();
-        Ok(Self { toygres, client, runtime: Arc::new(Mutex::new(Some(runtime))) })
+        let protection = Arc::new(tokio::spawn(resume_protection(toygres.clone())).abort_handle());
+        Ok(Self { toygres, client, runtime: Arc::new(Mutex::new(Some(runtime))), protection })
     }
 
     /// The library handle (catalog, blobs, executor).
@@ -82,8 +88,24 @@ impl Engine {
 
     /// Stops polling; unfinished work resumes in the next process on the same store.
     pub async fn shutdown(&self) {
+        self.protection.abort();
         if let Some(runtime) = self.runtime.lock().await.take() {
             runtime.shutdown().await;
+        }
+    }
+}
+
+/// Makes sure every protected running instance's WAL receiver runs, now and every
+/// [`RESUME_PROTECTION_EVERY`] (idempotent; replicas may all do it, executors coordinate).
+async fn resume_protection(toygres: Toygres) {
+    let mut every = tokio::time::interval(RESUME_PROTECTION_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        match toygres.resume_protection().await {
+            Ok(0) => {}
+            Ok(running) => tracing::debug!(running, "WAL receivers of protected instances checked"),
+            Err(e) => tracing::warn!(error = %e, "cannot resume the protection of instances"),
         }
     }
 }

@@ -1,7 +1,8 @@
 //! The web page in a real headless Chromium (Debian's chromium + chromium-driver): sign in, create
 //! an instance with the form, image it (physical, chosen on the page) with its button, restore the
 //! image with its button, see every state change on the page, schedule images of the instance with
-//! the schedules form and delete the schedule, and check a screenshot is not blank.
+//! the schedules form and delete the schedule, protect the instance and restore it to the latest
+//! moment with the point-in-time form, and check a screenshot is not blank.
 
 mod support;
 
@@ -80,6 +81,28 @@ async fn the_page_images_an_instance_and_restores_the_image() {
     let restored =
         instances["items"].as_array().unwrap().iter().find(|i| i["source_image_id"] == image["id"]).expect("restored");
     assert_eq!(restored["state"], "running");
+
+    // Point-in-time restore, of the restored copy (no image of its own yet): the Protect button
+    // starts archiving and a base image; the row then shows the restorable window, and the
+    // "restore to a time" form (empty time: the latest moment) posts a point-in-time restore.
+    let copy = "[...document.querySelectorAll('#instances tbody tr')].find(r => r.dataset.name.includes('-copy'))";
+    let copy_name = browser.eval(&format!("return {copy}.dataset.name")).await;
+    let copy_name = copy_name.as_str().unwrap();
+    browser.click(&format!("tr[data-name='{copy_name}'] button.protect-button")).await;
+    let window = format!(
+        "const r = {copy}; return !!r.querySelector('.protected') && r.querySelector('.window').textContent.includes('RPO') \
+         && r.querySelector('.window').textContent.includes('–')"
+    );
+    browser.wait_until("the copy protected with a restorable window", &window, STEP).await;
+    browser.type_into("#pitr-name", "web-copy-pitr").await;
+    browser.click("#pitr-button").await;
+    let listed =
+        "return [...document.querySelectorAll('#instances tbody tr')].some(r => r.dataset.name === 'web-copy-pitr')";
+    browser.wait_until("the point-in-time restore listed", listed, Duration::from_secs(30)).await;
+    // Settled (running, or failed where the executor cannot replay WAL) before the clean-up.
+    let pitr = api.settle("/api/instances/web-copy-pitr", "provisioning", STEP).await;
+    assert_eq!(pitr["recovery"]["source_instance_id"], restored["id"], "{pitr}");
+    let instances = api.get("/api/instances").await.body;
 
     let png = browser.screenshot().await;
     assert_not_blank(&png);

@@ -117,6 +117,23 @@ impl From<Error> for ApiError {
             {
                 (S::UNPROCESSABLE_ENTITY, "weak_password", Some("password"))
             }
+            // A point-in-time restore's target is checked against the instance's archive, and
+            // its shape (one target at most, a WAL position's spelling) partly: semantic refusals.
+            Error::InvalidRequest { field, .. } | Error::ConflictingRequest { field, .. }
+                if field.starts_with("point_in_time") =>
+            {
+                (S::UNPROCESSABLE_ENTITY, "invalid_point_in_time", Some(field))
+            }
+            Error::InvalidRequest { field: "lsn", .. } => {
+                (S::UNPROCESSABLE_ENTITY, "invalid_point_in_time", Some("point_in_time.lsn"))
+            }
+            Error::OutsideRecoveryWindow { .. } => {
+                (S::UNPROCESSABLE_ENTITY, "outside_recovery_window", Some("point_in_time"))
+            }
+            Error::NotProtected { .. } => (S::CONFLICT, "instance_not_protected", None),
+            Error::Backend { class: toygres_core::ErrorClass::Unsupported, .. } => {
+                (S::UNPROCESSABLE_ENTITY, "unsupported", None)
+            }
             Error::InvalidRequest { field, .. } => (S::BAD_REQUEST, "invalid_request", Some(field)),
             Error::ConflictingRequest { field, .. } => (S::BAD_REQUEST, "conflicting_request", Some(field)),
             Error::ImageNotFound(_) => (S::NOT_FOUND, "image_not_found", None),
@@ -228,5 +245,35 @@ mod tests {
             let found = (e.status, e.detail.code.as_str(), e.detail.field.as_deref());
             assert_eq!(found, (StatusCode::UNPROCESSABLE_ENTITY, "invalid_export", Some("from_image")));
         }
+    }
+
+    #[test]
+    fn point_in_time_refusals_are_semantic() {
+        let found = |e: Error| {
+            let e = ApiError::from(e);
+            (e.status, e.detail.code, e.detail.field)
+        };
+        let unprocessable = |code: &str, field: Option<&str>| {
+            (StatusCode::UNPROCESSABLE_ENTITY, code.to_string(), field.map(str::to_string))
+        };
+        let hint = "one target";
+        let e = Error::ConflictingRequest { field: "point_in_time.time", conflicts_with: "point_in_time.lsn", hint };
+        assert_eq!(found(e), unprocessable("invalid_point_in_time", Some("point_in_time.time")));
+        let e = Error::ConflictingRequest { field: "point_in_time", conflicts_with: "source_image_id", hint };
+        assert_eq!(found(e), unprocessable("invalid_point_in_time", Some("point_in_time")));
+        let e = Error::InvalidRequest { field: "point_in_time.restore_point", reason: "long".into() };
+        assert_eq!(found(e), unprocessable("invalid_point_in_time", Some("point_in_time.restore_point")));
+        let e = Error::InvalidRequest { field: "lsn", reason: "x".into() };
+        assert_eq!(found(e), unprocessable("invalid_point_in_time", Some("point_in_time.lsn")));
+        let instance = toygres_core::InstanceId::new();
+        let e = Error::OutsideRecoveryWindow { instance, target: "t".into(), window: "w".into(), reason: "r".into() };
+        assert_eq!(found(e), unprocessable("outside_recovery_window", Some("point_in_time")));
+        assert_eq!(
+            found(Error::NotProtected { instance }),
+            (StatusCode::CONFLICT, "instance_not_protected".into(), None)
+        );
+        let e = Error::backend_msg("local", "no archiver").with_class(toygres_core::ErrorClass::Unsupported);
+        assert_eq!(found(e), unprocessable("unsupported", None));
+        assert_eq!(found(Error::backend_msg("local", "down")).0, StatusCode::SERVICE_UNAVAILABLE);
     }
 }

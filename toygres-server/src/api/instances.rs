@@ -11,8 +11,10 @@ use axum::response::Response;
 use axum::Json;
 use toygres_core::{Error, InstanceId, InstanceRecord, InstanceState, Subject};
 
-/// Creates an instance: a fresh empty one, or a restore of `source_image_id` (which then uses the
-/// source image's password, never the request's). The work goes on in the background.
+/// Creates an instance: a fresh empty one, a restore of `source_image_id` (which then uses the
+/// source image's password, never the request's), or a point-in-time restore of a protected
+/// instance (`point_in_time`: a time, an LSN, a restore point, or the latest moment). The work
+/// goes on in the background.
 #[utoipa::path(post, operation_id = "create_instance", path = "/api/instances", tag = "instances", request_body = CreateInstanceBody,
     params(("Idempotency-Key" = Option<String>, Header, description = "Any string, bound to this body: a retry with the same key and body returns the same instance as it is now; the key with another body is 422, and after the instance's deletion 409")),
     responses(
@@ -20,9 +22,9 @@ use toygres_core::{Error, InstanceId, InstanceRecord, InstanceState, Subject};
             headers(("Location" = String, description = "URL of the new instance"))),
         (status = 400, description = "Invalid body or field (named in `field`), or a database the image lacks; nothing was created", body = ErrorBody),
         (status = 401, description = "Missing or wrong token", body = ErrorBody),
-        (status = 404, description = "Unknown source image", body = ErrorBody),
-        (status = 409, description = "Image not ready, corrupted or not restorable here, name taken, or the Idempotency-Key's instance was deleted since; nothing was created", body = ErrorBody),
-        (status = 422, description = "`weak_password`: a fresh instance's password that breaks the strength rule (the rule is in the password field's description); `idempotency_key_reused`: the Idempotency-Key was first used with another body. Nothing was created", body = ErrorBody),
+        (status = 404, description = "Unknown source image, or unknown `point_in_time.instance_id`", body = ErrorBody),
+        (status = 409, description = "Image not ready, corrupted or not restorable here, name taken, `instance_not_protected` (the `point_in_time` instance has no WAL archive), or the Idempotency-Key's instance was deleted since; nothing was created", body = ErrorBody),
+        (status = 422, description = "`weak_password`: a fresh instance's password that breaks the strength rule (the rule is in the password field's description); `invalid_point_in_time`: more than one target, a time or LSN that does not parse, or `point_in_time` with `source_image_id` or `databases`; `outside_recovery_window`: the target is outside the instance's recovery window (the message has the window); `idempotency_key_reused`: the Idempotency-Key was first used with another body. Nothing was created", body = ErrorBody),
         (status = 429, description = "Too many images and instances are being made; retry after Retry-After seconds", body = ErrorBody,
             headers(("Retry-After" = String, description = "Seconds to wait"))),
     ))]
@@ -33,7 +35,15 @@ pub async fn create(
 ) -> Result<Response, ApiError> {
     state.admit_long_job().await?;
     let operation = operation_of(&headers);
-    let record = state.engine.create_instance(operation, body.into()).await?;
+    let point_in_time = body.point_in_time.is_some() && body.source_image_id.is_none();
+    let record = match state.engine.create_instance(operation, body.try_into()?).await {
+        Ok(record) => record,
+        // A point-in-time restore's instance is `point_in_time.instance_id`.
+        Err(e @ (Error::InstanceNotFound(_) | Error::NotProtected { .. })) if point_in_time => {
+            return Err(ApiError::from(e).with_field("point_in_time.instance_id"))
+        }
+        Err(e) => return Err(e.into()),
+    };
     Ok(accepted(format!("/api/instances/{}", record.id), record.id.as_uuid(), record.state.to_string()))
 }
 
@@ -72,7 +82,7 @@ pub async fn delete(State(state): State<Shared>, Path(id): Path<String>) -> Resu
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn lookup(state: &Shared, id: &str) -> Result<InstanceRecord, ApiError> {
+pub(super) async fn lookup(state: &Shared, id: &str) -> Result<InstanceRecord, ApiError> {
     let toygres = state.engine.toygres();
     Ok(match id.parse::<InstanceId>() {
         Ok(id) => toygres.get_instance(id).await?,

@@ -8,6 +8,8 @@ mod instances;
 pub mod listing;
 pub mod openapi;
 pub mod progress;
+mod protection;
+pub mod recovery;
 pub mod requests;
 pub mod responses;
 mod schedules;
@@ -15,7 +17,7 @@ mod schema;
 
 use crate::engine::Engine;
 use axum::http::{HeaderMap, StatusCode};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use error::ApiError;
 use progress::EtaTracker;
@@ -85,6 +87,9 @@ pub fn router(state: Shared, auth: auth::Auth) -> Router {
         .route("/api/openapi.json", get(openapi::document))
         .route("/api/instances", get(instances::list).post(instances::create))
         .route("/api/instances/{id}", get(instances::get).delete(instances::delete))
+        .route("/api/instances/{id}/protection", post(protection::protect).delete(protection::unprotect))
+        .route("/api/instances/{id}/recovery-window", get(protection::recovery_window))
+        .route("/api/instances/{id}/restore-points", post(protection::create_restore_point))
         .route("/api/images", get(images::list).post(images::create))
         .route("/api/images/{id}", get(images::get).delete(images::delete))
         .route("/api/schedules", get(schedules::list).post(schedules::create))
@@ -114,9 +119,20 @@ async fn healthz() -> Json<Health> {
 /// The operation id of a creation: derived from the `Idempotency-Key` header when given (any
 /// string; a retried request with the same key returns the same record), otherwise a new one.
 fn operation_of(headers: &HeaderMap) -> OperationId {
-    use sha2::{Digest, Sha256};
     let Some(key) = headers.get("idempotency-key") else { return OperationId::new() };
-    let digest = Sha256::digest([b"toygres-idempotency-key:".as_slice(), key.as_bytes()].concat());
+    derived_operation("toygres-idempotency-key", &[key.as_bytes()])
+}
+
+/// A deterministic operation id: the first 16 bytes of sha256 over `domain`, `:` and `parts`.
+fn derived_operation(domain: &str, parts: &[&[u8]]) -> OperationId {
+    use sha2::{Digest, Sha256};
+    let mut hasher = Sha256::new();
+    hasher.update(domain.as_bytes());
+    hasher.update(b":");
+    for part in parts {
+        hasher.update(part);
+    }
+    let digest = hasher.finalize();
     let mut bytes = [0u8; 16];
     bytes.copy_from_slice(&digest[..16]);
     OperationId(uuid::Builder::from_custom_bytes(bytes).into_uuid())

@@ -1,6 +1,10 @@
 //! `GET /api/openapi.json`: the OpenAPI 3.1 document, generated from the handlers and types.
 
 use super::error::{ErrorBody, ErrorDetail};
+use super::recovery::{
+    CreateRestorePointBody, Protection, ProtectionAnswer, Recovery, RecoveryMoment, RecoveryTarget, RecoveryWindow,
+    RestorePoint, TimelineSwitch, WalGap,
+};
 use super::requests::{CreateImageBody, CreateInstanceBody, CreateScheduleBody, ImageFormat};
 use super::responses::{
     Connection, Created, Encryption, Health, Image, ImagePage, Instance, InstancePage, Progress, Schedule, SchedulePage,
@@ -16,6 +20,8 @@ use utoipa::{Modify, OpenApi};
     paths(
         super::healthz,
         super::instances::create, super::instances::list, super::instances::get, super::instances::delete,
+        super::protection::protect, super::protection::unprotect, super::protection::recovery_window,
+        super::protection::create_restore_point,
         super::images::create, super::images::list, super::images::get, super::images::delete,
         super::schedules::create, super::schedules::list, super::schedules::get, super::schedules::delete,
         document,
@@ -23,6 +29,8 @@ use utoipa::{Modify, OpenApi};
     components(schemas(
         CreateInstanceBody, CreateImageBody, ImageFormat, Created, Instance, Image, Encryption, InstancePage, ImagePage, Connection,
         Progress, CreateScheduleBody, Schedule, SchedulePage,
+        Protection, RestorePoint, Recovery, RecoveryTarget, RecoveryWindow, RecoveryMoment, WalGap, TimelineSwitch,
+        ProtectionAnswer, CreateRestorePointBody,
         ErrorBody, ErrorDetail, Health,
     )),
     modifiers(&BearerAuth),
@@ -86,6 +94,31 @@ mod tests {
         }
         let schedule = &document["components"]["schemas"]["Schedule"];
         assert!(schedule["properties"].get("next_run_at").is_some(), "{schedule}");
+    }
+
+    #[test]
+    fn point_in_time_restore_is_documented() {
+        let document = serde_json::to_value(ApiDoc::openapi()).unwrap();
+        let paths = &document["paths"];
+        let protection = &paths["/api/instances/{id}/protection"];
+        for status in ["200", "202", "401", "404", "409", "422", "429"] {
+            assert!(protection["post"]["responses"].get(status).is_some(), "protect declares {status}");
+        }
+        assert!(protection["delete"]["responses"].get("200").is_some());
+        assert!(paths["/api/instances/{id}/recovery-window"]["get"]["responses"].get("409").is_some());
+        assert!(paths["/api/instances/{id}/restore-points"]["post"]["responses"].get("201").is_some());
+        let create = &paths["/api/instances"]["post"]["responses"];
+        assert!(create["422"]["description"].as_str().unwrap().contains("outside_recovery_window"));
+        let body = &document["components"]["schemas"]["CreateInstanceBody"];
+        let variants = body["oneOf"].as_array().unwrap();
+        assert_eq!(variants.len(), 3, "{body}");
+        let pitr = variants.iter().find(|v| v["title"] == "Point-in-time restore").expect("the variant");
+        assert_eq!(pitr["required"], json!(["name", "point_in_time"]));
+        assert_eq!(pitr["properties"]["point_in_time"]["additionalProperties"], false);
+        let instance = &document["components"]["schemas"]["Instance"]["properties"];
+        assert!(instance.get("protection").is_some() && instance.get("recovery").is_some(), "{instance}");
+        let shown = &document["components"]["schemas"]["Protection"]["properties"];
+        assert!(shown.get("key").is_none(), "the archive's key is never shown: {shown}");
     }
 
     #[test]

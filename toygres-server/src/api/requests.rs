@@ -2,13 +2,15 @@
 //! request to the library: every rule on it is core's (`toygres_core`'s admission).
 
 use serde::{Deserialize, Serialize};
+use toygres_core::wal::{Lsn, PointInTime};
 use toygres_core::{CreateImageRequest, CreateInstanceRequest, CreateScheduleRequest, Labels, Password};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-/// `POST /api/instances`: a fresh empty instance (`name`, `password`), or a restore
+/// `POST /api/instances`: a fresh empty instance (`name`, `password`), a restore
 /// (`name`, `source_image_id`, optional `dns_label`; `password` is then ignored: the restored
-/// instance uses the source image's password).
+/// instance uses the source image's password), or a point-in-time restore (`name`,
+/// `point_in_time`; its password is the protected instance's).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CreateInstanceBody {
@@ -35,10 +37,62 @@ pub struct CreateInstanceBody {
     /// Labels to find the instance by (`GET /api/instances?labels=k=v`).
     #[serde(default)]
     pub labels: Labels,
+    /// A point-in-time restore: a moment of a protected instance's WAL archive.
+    #[serde(default)]
+    pub point_in_time: Option<PointInTimeBody>,
 }
 
-impl From<CreateInstanceBody> for CreateInstanceRequest {
-    fn from(body: CreateInstanceBody) -> Self {
+/// `point_in_time` of `POST /api/instances`: the protected instance and at most one target
+/// (none: the latest moment its archive holds). The time and the WAL position are read here, so
+/// that one that fits the schema's string but not its format is a 422, never a 400.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PointInTimeBody {
+    /// The protected instance.
+    pub instance_id: Uuid,
+    /// Every transaction committed at or before this moment (RFC 3339).
+    #[serde(default)]
+    pub time: Option<String>,
+    /// Up to and including the WAL record at this position, e.g. `0/3000148`.
+    #[serde(default)]
+    pub lsn: Option<String>,
+    /// Up to this restore point.
+    #[serde(default)]
+    pub restore_point: Option<String>,
+}
+
+impl TryFrom<PointInTimeBody> for PointInTime {
+    type Error = toygres_core::Error;
+
+    fn try_from(body: PointInTimeBody) -> Result<Self, Self::Error> {
+        let time = body
+            .time
+            .map(|t| {
+                chrono::DateTime::parse_from_rfc3339(&t).map(|t| t.with_timezone(&chrono::Utc)).map_err(|e| {
+                    toygres_core::Error::InvalidRequest {
+                        field: "point_in_time.time",
+                        reason: format!("{t:?} is not an RFC 3339 time ({e}), e.g. 2026-12-05T10:00:00Z"),
+                    }
+                })
+            })
+            .transpose()?;
+        let lsn = body
+            .lsn
+            .map(|l| {
+                l.parse::<Lsn>().map_err(|e| toygres_core::Error::InvalidRequest {
+                    field: "point_in_time.lsn",
+                    reason: e.to_string(),
+                })
+            })
+            .transpose()?;
+        Ok(PointInTime { instance_id: body.instance_id.into(), time, lsn, restore_point: body.restore_point })
+    }
+}
+
+impl TryFrom<CreateInstanceBody> for CreateInstanceRequest {
+    type Error = toygres_core::Error;
+
+    fn try_from(body: CreateInstanceBody) -> Result<Self, Self::Error> {
         // Starts from the constructor and sets the fields, as the request is `non_exhaustive`.
         let mut request = CreateInstanceRequest::restore(body.name, toygres_core::ImageId::new());
         request.source_image_id = body.source_image_id.map(Into::into);
@@ -48,7 +102,8 @@ impl From<CreateInstanceBody> for CreateInstanceRequest {
         request.dns_label = body.dns_label;
         request.databases = body.databases;
         request.labels = body.labels;
-        request
+        request.point_in_time = body.point_in_time.map(PointInTime::try_from).transpose()?;
+        Ok(request)
     }
 }
 

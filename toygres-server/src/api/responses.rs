@@ -1,6 +1,7 @@
 //! The response bodies of the API: records as the API shows them (never a password), pages of
 //! them, and progress.
 
+use super::recovery::{Protection, Recovery};
 use super::requests::ImageFormat;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -72,6 +73,13 @@ pub struct Instance {
     pub progress: Option<Progress>,
     /// Why it failed.
     pub failure_reason: Option<String>,
+    /// Its continuous protection (WAL archiving); `null` when it was never protected.
+    #[serde(default)]
+    pub protection: Option<Protection>,
+    /// What it replays, when it is a point-in-time restore (its `source_image_id` is then the
+    /// base image).
+    #[serde(default)]
+    pub recovery: Option<Recovery>,
     /// When it was recorded (RFC 3339).
     pub created_at: String,
 }
@@ -97,6 +105,8 @@ impl Instance {
             labels: record.labels,
             progress,
             failure_reason: record.failure_reason,
+            protection: record.protection.as_ref().map(Protection::from),
+            recovery: record.recovery.as_ref().map(Recovery::from),
             created_at: record.created_at.to_rfc3339(),
         }
     }

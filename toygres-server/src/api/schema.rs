@@ -1,6 +1,7 @@
 //! Hand-written schema parts that the derive cannot express: `POST /api/instances` is either a
-//! fresh instance (`password` required) or a restore (`source_image_id` required), never both
-//! with `runtime_image_id` / `image_override`.
+//! fresh instance (`password` required), a restore (`source_image_id` required), never both
+//! with `runtime_image_id` / `image_override`, or a point-in-time restore (`point_in_time`
+//! required, without `source_image_id`).
 
 use super::fields::{labels_json, DNS_LABEL};
 use super::requests::CreateInstanceBody;
@@ -33,6 +34,7 @@ impl utoipa::PartialSchema for CreateInstanceBody {
                 "image_override": { "type": ["string", "null"] },
                 "databases": { "type": "null" },
                 "labels": labels,
+                "point_in_time": { "type": "null" },
             },
         });
         let restore = json!({
@@ -52,11 +54,54 @@ impl utoipa::PartialSchema for CreateInstanceBody {
                 "databases": { "type": ["array", "null"], "items": { "type": "string" }, "minItems": 1, "uniqueItems": true,
                                "description": "Only these databases of the image (default: every one); each must be in it." },
                 "labels": labels,
+                "point_in_time": { "type": "null" },
             },
         });
-        let schema = json!({ "oneOf": [fresh, restore], "examples": [
+        let point_in_time = json!({
+            "title": "Point-in-time restore",
+            "description": "A new instance at a moment of a protected instance's WAL archive \
+                            (`GET /api/instances/{id}/recovery-window` has the moments): its newest base image \
+                            before the target, then its WAL replayed up to the target. It uses the protected \
+                            instance's password; `password` is accepted and ignored. Refusals, with nothing created: \
+                            an instance not protected (409 `instance_not_protected`), more than one target or a time \
+                            or LSN that does not parse (422 `invalid_point_in_time`), a target outside the window \
+                            (422 `outside_recovery_window`).",
+            "type": "object",
+            "required": ["name", "point_in_time"],
+            "additionalProperties": false,
+            "properties": {
+                "name": label,
+                "point_in_time": {
+                    "type": "object",
+                    "required": ["instance_id"],
+                    "additionalProperties": false,
+                    "description": "The protected instance and at most one of `time`, `lsn` and `restore_point` \
+                                    (none: the latest moment its archive holds).",
+                    "properties": {
+                        "instance_id": { "type": "string", "format": "uuid",
+                                         "description": "The protected instance (it may since have been deleted)." },
+                        "time": { "type": ["string", "null"], "format": "date-time",
+                                  "description": "Every transaction committed at or before this moment (RFC 3339)." },
+                        "lsn": { "type": ["string", "null"], "pattern": "^[0-9A-Fa-f]{1,8}/[0-9A-Fa-f]{1,8}$",
+                                 "description": "Up to and including the WAL record at this position, e.g. `0/3000148`." },
+                        "restore_point": { "type": ["string", "null"], "minLength": 1, "maxLength": 63,
+                                           "description": "Up to this restore point (`POST /api/instances/{id}/restore-points`)." },
+                    },
+                },
+                "dns_label": optional_label,
+                "password": { "type": ["string", "null"], "description": "Ignored." },
+                "source_image_id": { "type": "null" },
+                "runtime_image_id": { "type": "null" },
+                "image_override": { "type": "null" },
+                "databases": { "type": "null" },
+                "labels": labels,
+            },
+        });
+        let schema = json!({ "oneOf": [fresh, restore, point_in_time], "examples": [
             { "name": "scratch", "password": "Change-me-2026" },
             { "name": "orders-copy", "source_image_id": "3f1c7a52-9c1e-4c43-9d5e-0c1c2b6f4a10", "dns_label": "orders-copy" },
+            { "name": "orders-before-drop", "point_in_time": { "instance_id": "8d0c3a7e-1b2f-4e5a-9c6d-7e8f9a0b1c2d",
+                                                               "time": "2026-12-05T10:00:00Z" } },
         ]});
         RefOr::T(serde_json::from_value(schema).expect("a valid schema"))
     }

@@ -2,6 +2,7 @@
 
 mod client;
 mod output;
+mod pitr;
 mod schedules;
 mod wait;
 
@@ -11,6 +12,7 @@ use client::Client;
 use serde_json::{json, Value};
 use std::process::ExitCode;
 
+pub use pitr::PitrCommand;
 pub use schedules::ScheduleCommand;
 
 /// Images of PostgreSQL instances and instances restored from them.
@@ -92,6 +94,9 @@ pub enum InstanceCommand {
         /// Id or name.
         id: String,
     },
+    /// Point-in-time restore: protection, recovery window, restore points, restores.
+    #[command(flatten)]
+    Pitr(PitrCommand),
 }
 
 /// `toygres images …`
@@ -226,6 +231,7 @@ async fn instances(
             output::deleted(kind, &id, json);
             Ok(ExitCode::SUCCESS)
         }
+        InstanceCommand::Pitr(command) => pitr::run(client, command, json).await,
     }
 }
 

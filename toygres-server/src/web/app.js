@@ -1,5 +1,5 @@
 // toygres web page: lists instances, images and schedules with live progress, and starts images,
-// restores and schedules.
+// restores and schedules. Point-in-time restore is in pitr.js.
 'use strict';
 
 const $ = (sel) => document.querySelector(sel);
@@ -62,8 +62,10 @@ function instanceRow(i) {
     ? `<button class="image-button" data-id="${i.id}" data-name="${text(i.name)}">Image it</button>` : '';
   const del = i.state === 'running' || i.state === 'failed'
     ? ` <button class="delete-instance" data-id="${i.id}">Delete</button>` : '';
+  // protectionCell() is pitr.js's.
   return `<tr data-name="${text(i.name)}" data-id="${i.id}"><td>${text(i.name)}</td><td>${state(i.state)}${failure}</td>` +
-    `<td>${text(i.image_type)}</td><td>${conn}</td><td>${progress(i.progress)}</td><td>${button}${del}</td></tr>`;
+    `<td>${text(i.image_type)}</td><td>${conn}</td><td>${progress(i.progress)}</td>` +
+    `<td class="protection">${protectionCell(i)}</td><td>${button}${del}</td></tr>`;
 }
 
 function imageRow(m) {
@@ -128,6 +130,7 @@ async function refresh() {
       $('#schedules tbody').innerHTML = schedules.map((s) => scheduleRow(s, names)).join('');
       instanceOptions(instances);
     }
+    pitrUpdate(instances);
     $('#status').textContent = `${instances.length} instance(s), ${images.length} image(s), ` +
       `${schedules.length} schedule(s) · updated ${new Date().toLocaleTimeString()}`;
   } catch (e) {
@@ -188,5 +191,8 @@ $('#new-schedule').addEventListener('submit', (e) => {
   });
 });
 
-refresh();
-setInterval(refresh, 1000);
+// After every script of the page ran (pitr.js's functions are used by refresh()).
+window.addEventListener('load', () => {
+  refresh();
+  setInterval(refresh, 1000);
+});

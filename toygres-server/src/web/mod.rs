@@ -13,6 +13,7 @@ const SIGN_IN_JS: &str = include_str!("sign_in.js");
 const SIGN_IN_CSS: &str = include_str!("sign_in.css");
 const INDEX: &str = include_str!("index.html");
 const APP_JS: &str = include_str!("app.js");
+const PITR_JS: &str = include_str!("pitr.js");
 const STYLE_CSS: &str = include_str!("style.css");
 
 /// Paths served without the token: the sign-in page's own script and style.
@@ -51,6 +52,7 @@ pub fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
         .route("/sign-in.css", get(|| async { ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], SIGN_IN_CSS) }))
         .route("/", get(|| async { Html(INDEX) }))
         .route("/app.js", get(|| async { ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8")], APP_JS) }))
+        .route("/pitr.js", get(|| async { ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8")], PITR_JS) }))
         .route("/style.css", get(|| async { ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], STYLE_CSS) }))
         .route("/favicon.ico", get(|| async { axum::http::StatusCode::NO_CONTENT.into_response() }))
 }
