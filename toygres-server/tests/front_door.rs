@@ -11,6 +11,7 @@ use std::time::Duration;
 use support::{params, Api, DataDir, Server};
 use toygres_core::envelope::object;
 use toygres_core::manifest::{database_object_name, sha256_hex, ManifestObject, MANIFEST_NAME};
+use toygres_core::wal::PointInTime;
 use toygres_core::{CreateImageRequest, CreateInstanceRequest, ImageFormat, ImageId, InstanceId, InstanceState};
 use toygres_core::{ImageState, ImageUpdate, Manifest, NewImage, NewInstance, OperationId, Password, Toygres};
 use toygres_local::fidelity::sample::load_sample_data;
@@ -112,6 +113,9 @@ async fn every_refusal_of_the_library_is_the_rest_paths_and_creates_nothing() {
     let mut labelled = CreateImageRequest::new("front-labels", source_id);
     labelled.labels.insert("Bad Key".into(), "x".into());
     let unknown = uuid::Uuid::new_v4();
+    let pitr = |name: &str, point: PointInTime| CreateInstanceRequest::at_point_in_time(name, point);
+    let (future, lsn) = (chrono::Utc::now() + chrono::Duration::hours(1), "0/3000000".parse().unwrap());
+    let two_targets = PointInTime { lsn: Some(lsn), ..PointInTime::at(source_id, future) };
 
     let images: Vec<(CreateImageRequest, Value)> = vec![
         (CreateImageRequest::new("Bad_Name", source_id), json!({ "name": "Bad_Name", "instance_id": source_id })),
@@ -141,11 +145,27 @@ async fn every_refusal_of_the_library_is_the_rest_paths_and_creates_nothing() {
         (fresh, json!({ "name": "front-fresh", "password": "two\nlines" })),
         (long, json!({ "name": "front-fresh", "password": "p".repeat(1025) })),
         (weak, json!({ "name": "front-fresh", "password": "password1" })),
+        (
+            pitr("front-pitr", PointInTime::latest(source_id)),
+            json!({ "name": "front-pitr", "point_in_time": { "instance_id": source_id } }),
+        ),
+        (
+            pitr("front-pitr", PointInTime::latest(unknown.into())),
+            json!({ "name": "front-pitr", "point_in_time": { "instance_id": unknown } }),
+        ),
+        (
+            pitr("front-pitr", two_targets),
+            json!({ "name": "front-pitr", "point_in_time": { "instance_id": source_id, "time": future, "lsn": "0/3000000" } }),
+        ),
+        (
+            pitr("front-pitr", PointInTime::latest(source_id)).with_databases(["appdb"]),
+            json!({ "name": "front-pitr", "point_in_time": { "instance_id": source_id }, "databases": ["appdb"] }),
+        ),
     ];
     for (request, body) in instances {
-        let library = match request.source_image_id {
-            Some(_) => t.create_instance(OperationId::new(), request).await.unwrap_err(),
-            None => t.create_empty_instance(OperationId::new(), request).await.unwrap_err(),
+        let library = match (&request.point_in_time, request.source_image_id) {
+            (Some(_), _) | (None, Some(_)) => t.create_instance(OperationId::new(), request).await.unwrap_err(),
+            (None, None) => t.create_empty_instance(OperationId::new(), request).await.unwrap_err(),
         };
         same_refusal(&api, "/api/instances", body, library).await;
     }

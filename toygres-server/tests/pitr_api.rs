@@ -39,10 +39,11 @@ async fn the_new_endpoints_need_the_token_and_an_existing_instance() {
         assert_eq!(code(&answer), "instance_not_found", "{method} {path}: {answer:?}");
     }
 
-    // A point-in-time restore of an unknown instance: 404 naming the field; nothing created.
+    // A point-in-time restore of an unknown instance: 404 naming it, as the library says it
+    // (tests/front_door.rs); nothing created.
     let answer = api.post("/api/instances", json!({ "name": "undo", "point_in_time": { "instance_id": id } })).await;
     assert_eq!((answer.status, code(&answer)), (StatusCode::NOT_FOUND, "instance_not_found"), "{answer:?}");
-    assert_eq!(answer.body["error"]["field"], "point_in_time.instance_id", "{answer:?}");
+    assert!(answer.body["error"]["message"].as_str().unwrap().contains(&id.to_string()), "{answer:?}");
 
     let doc = api.get("/api/openapi.json").await.body;
     for path in

@@ -35,15 +35,7 @@ pub async fn create(
 ) -> Result<Response, ApiError> {
     state.admit_long_job().await?;
     let operation = operation_of(&headers);
-    let point_in_time = body.point_in_time.is_some() && body.source_image_id.is_none();
-    let record = match state.engine.create_instance(operation, body.try_into()?).await {
-        Ok(record) => record,
-        // A point-in-time restore's instance is `point_in_time.instance_id`.
-        Err(e @ (Error::InstanceNotFound(_) | Error::NotProtected { .. })) if point_in_time => {
-            return Err(ApiError::from(e).with_field("point_in_time.instance_id"))
-        }
-        Err(e) => return Err(e.into()),
-    };
+    let record = state.engine.create_instance(operation, body.try_into()?).await?;
     Ok(accepted(format!("/api/instances/{}", record.id), record.id.as_uuid(), record.state.to_string()))
 }
 
