@@ -138,7 +138,7 @@ fn print_protection(answer: &Value, json: bool) {
     }
 }
 
-/// The window as text: its ends, the RPO, restore points, gaps.
+/// The window as text: its ends, the RPO, restore points, gaps, timeline switches.
 fn window_text(w: &Value) -> String {
     let moment = |m: &Value| match m["time"].as_str() {
         Some(time) => format!("{time} (LSN {})", s(&m["lsn"])),
@@ -159,6 +159,10 @@ fn window_text(w: &Value) -> String {
     }
     for gap in w["gaps"].as_array().into_iter().flatten() {
         out.push_str(&format!("  gap: WAL {} to {} is missing\n", s(&gap["from"]), s(&gap["to"])));
+    }
+    for switch in w["timeline_switches"].as_array().into_iter().flatten() {
+        let (from, to) = (&switch["from"], &switch["to"]);
+        out.push_str(&format!("  timeline switch: {from} to {to} at {}\n", s(&switch["at"])));
     }
     out
 }

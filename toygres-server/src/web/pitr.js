@@ -14,7 +14,9 @@ function clock(time) {
 
 function windowText(w) {
   if (!w) return '';
-  const rpo = w.rpo_seconds != null ? ` · RPO ${w.rpo_seconds.toFixed(1)}s` : '';
+  const gaps = (w.gaps || []).length ? ` · ${w.gaps.length} gap(s): restorable only after the last` : '';
+  const switched = (w.timeline_switches || []).length ? ` · timeline ${w.timeline} (switched)` : '';
+  const rpo = (w.rpo_seconds != null ? ` · RPO ${w.rpo_seconds.toFixed(1)}s` : '') + gaps + switched;
   if (!w.earliest || !w.latest) return `nothing restorable yet (base image pending)${rpo}`;
   return `${clock(w.earliest.time)} – ${clock(w.latest.time)}${rpo}`;
 }
