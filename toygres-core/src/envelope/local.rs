@@ -70,11 +70,12 @@ fn parse_key(text: &str, what: &str) -> Result<Zeroizing<[u8; 32]>> {
     Ok(Zeroizing::new(key))
 }
 
-/// Writes `data` to `path` atomically (a temporary file renamed over it), mode 0600.
+/// Writes `data` to `path` atomically (a temporary file of this writer's own renamed over it:
+/// two processes creating the first key at once never write into each other's), mode 0600.
 fn write_private(path: &Path, data: &[u8]) -> Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
-    let tmp = path.with_extension("tmp");
+    let tmp = path.with_extension(format!("tmp-{}-{:08x}", std::process::id(), rand::RngCore::next_u32(&mut OsRng)));
     let io = |e: std::io::Error| unavailable(format!("cannot write {}: {e}", path.display()));
     let mut file =
         std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp).map_err(io)?;
