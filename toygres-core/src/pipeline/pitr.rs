@@ -15,7 +15,7 @@ use std::time::Duration;
 
 /// How long admission waits for a running receiver to archive what a target needs (a moment of
 /// the last second, or "latest": everything committed before the request).
-const CATCH_UP: Duration = Duration::from_secs(10);
+const CATCH_UP: Duration = Duration::from_secs(30);
 const POLL: Duration = Duration::from_millis(100);
 
 impl Restore {
@@ -23,7 +23,7 @@ impl Restore {
     /// invalid or conflicting request, an instance that is not protected
     /// ([`Error::NotProtected`]), a target outside its window ([`Error::OutsideRecoveryWindow`],
     /// the window in the message), or a base image that fails verification. "Latest" and a
-    /// moment of the last seconds wait (up to 10 s) for the receiver to archive it. Returns the
+    /// moment of the last seconds wait (up to 30 s) for the receiver to archive it. Returns the
     /// base image, its password and the plan.
     pub async fn admit_point_in_time(
         &self,
