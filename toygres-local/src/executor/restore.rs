@@ -81,6 +81,9 @@ pub(crate) async fn run(inner: Arc<Inner>, spec: RestoreJobSpec, ctx: JobCtx) ->
         super::physical::unpack(&cluster, &transfer, &manifest, &ctx).await?;
         if let Some(recovery) = &spec.recovery {
             super::replay::run(&inner, &cluster, &password, recovery, &dir.path, &ctx).await?;
+            dir.mark_restored(&spec.checksum)?;
+            ctx.log.line("physical image unpacked and its instance's WAL replayed; the server runs, promoted");
+            return Ok(());
         }
         dir.mark_restored(&spec.checksum)?;
         ctx.log.line("physical image unpacked; the server replays its WAL when it starts");

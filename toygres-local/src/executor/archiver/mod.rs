@@ -39,7 +39,7 @@ use toygres_core::{Error, InstanceId, InstanceSpec, Password, Result, WalArchive
 /// The replication slot the receiver streams from.
 pub(crate) const SLOT: &str = "toygres_archive";
 /// How often the supervisor ships what arrived and checks on its receiver.
-pub(crate) const TICK: Duration = Duration::from_millis(200);
+pub(crate) const TICK: Duration = Duration::from_millis(100);
 const BACKEND: &str = "local executor";
 
 /// The supervisors running in this process.

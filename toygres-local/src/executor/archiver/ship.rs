@@ -17,9 +17,11 @@ use toygres_core::wal::{
 use toygres_core::{BlobStore, Error, Result, WalArchiveSpec};
 
 /// The segment being written is shipped at most this often (it is rewritten whole).
-const PARTIAL_EVERY: Duration = Duration::from_millis(500);
+const PARTIAL_EVERY: Duration = Duration::from_millis(250);
 /// The head is rewritten at least this often while the server is quiet (its time moves on).
 const HEAD_EVERY: Duration = Duration::from_millis(500);
+/// The server positions remembered, one per round (a few seconds' worth).
+const SAMPLES: usize = 64;
 
 /// Runs until stopped: restarts the receiver whenever it exits, ships every [`TICK`].
 pub(super) async fn supervise(
@@ -82,6 +84,8 @@ struct Shipper {
     head_written: Option<Instant>,
     /// The partial segment last shipped: its name, how far it covered, when.
     partial: Option<(String, Lsn, Instant)>,
+    /// The server's `(position, time)` of the last rounds, oldest first.
+    samples: std::collections::VecDeque<(Lsn, DateTime<Utc>)>,
     client: Option<tokio_postgres::Client>,
 }
 
@@ -126,6 +130,7 @@ impl Shipper {
             head,
             head_written: None,
             partial: None,
+            samples: Default::default(),
             client: Some(client),
         })
     }
@@ -141,9 +146,12 @@ impl Shipper {
         Ok(self.client.as_ref().expect("connected"))
     }
 
-    /// One round: where the server is (`l0` at `t0`, and what the receiver flushed), then every
-    /// completed file, then the segment being written, then the head, which moves to `(l0, t0)`
-    /// once the archive holds everything up to `l0`.
+    /// One round: where the server is (`l0` at `t0`, remembered in [`Shipper::samples`]) and
+    /// what the receiver flushed, then every completed file, then the segment being written,
+    /// then the head. The head moves to the newest sample whose position the archive holds: under
+    /// a steady load the receiver is always a little behind the server's position of the same
+    /// instant, so the previous round's sample is the one, and the RPO stays about a round and a
+    /// partial upload.
     async fn tick(&mut self, cluster: &crate::cluster::LocalCluster, spec: &WalArchiveSpec) -> Result<()> {
         let sql = "SELECT pg_catalog.pg_current_wal_lsn()::text, \
                    (extract(epoch FROM pg_catalog.clock_timestamp()) * 1000000)::int8, \
@@ -152,17 +160,23 @@ impl Shipper {
         let row = row.map_err(|e| Error::backend(BACKEND, "reading the WAL position", e))?;
         let (l0, micros, flush): (String, i64, Option<String>) = (row.get(0), row.get(1), row.get(2));
         let (l0, t0): (Lsn, DateTime<Utc>) = (l0.parse()?, DateTime::from_timestamp_micros(micros).unwrap_or_default());
-        let flushed = flush.map(|f| f.parse()).transpose()?.is_some_and(|f: Lsn| f >= l0);
+        let flushed: Option<Lsn> = flush.map(|f| f.parse()).transpose()?;
+        self.samples.push_back((l0, t0));
+        if self.samples.len() > SAMPLES {
+            self.samples.pop_front();
+        }
 
         let mut archived_to = self.ship_completed().await?;
-        if flushed {
-            if let Some(covered) = self.ship_partial(l0).await? {
+        if let Some(flushed) = flushed {
+            if let Some(covered) = self.ship_partial(flushed).await? {
                 archived_to = archived_to.max(covered);
             }
         }
-        if archived_to >= l0 && (l0 > self.head.lsn || self.head_written.is_none_or(|w| w.elapsed() >= HEAD_EVERY)) {
-            self.head.lsn = self.head.lsn.max(l0);
-            self.head.time = self.head.time.max(t0);
+        let Some(&(lsn, time)) = self.samples.iter().rev().find(|(l, _)| *l <= archived_to) else { return Ok(()) };
+        if lsn > self.head.lsn || (time > self.head.time && self.head_written.is_none_or(|w| w.elapsed() >= HEAD_EVERY))
+        {
+            self.head.lsn = self.head.lsn.max(lsn);
+            self.head.time = self.head.time.max(time);
             self.archive.put_head(&*self.blobs, self.key.as_ref(), &self.head).await?;
             self.head_written = Some(Instant::now());
         }
@@ -221,13 +235,13 @@ impl Shipper {
     }
 
     /// Ships the segment being written when it covers more than what was shipped of it, at most
-    /// every [`PARTIAL_EVERY`]. The receiver had flushed `l0` before the file is read, so what
-    /// is read covers `l0`. Returns how far the shipped partial covers.
-    async fn ship_partial(&mut self, l0: Lsn) -> Result<Option<Lsn>> {
+    /// every [`PARTIAL_EVERY`]. The receiver had flushed `flushed` before the file is read, so
+    /// what is read covers it. Returns how far the shipped partial covers.
+    async fn ship_partial(&mut self, flushed: Lsn) -> Result<Option<Lsn>> {
         let spool = self.dir.join("spool");
-        let name = (Lsn(l0.0.saturating_sub(1)).segment_name(self.head.timeline)) + PARTIAL_SUFFIX;
+        let name = (Lsn(flushed.0.saturating_sub(1)).segment_name(self.head.timeline)) + PARTIAL_SUFFIX;
         if let Some((shipped, covered, at)) = &self.partial {
-            if *shipped == name && (*covered >= l0 || at.elapsed() < PARTIAL_EVERY) {
+            if *shipped == name && (*covered >= flushed || at.elapsed() < PARTIAL_EVERY) {
                 return Ok(Some(*covered));
             }
         }
@@ -237,8 +251,8 @@ impl Shipper {
             _ => return Ok(None),
         };
         self.put(&name, &raw).await?;
-        self.partial = Some((name, l0, Instant::now()));
-        Ok(Some(l0))
+        self.partial = Some((name, flushed, Instant::now()));
+        Ok(Some(flushed))
     }
 
     /// Compresses and seals `raw` off the runtime's threads, then writes it as `name`.

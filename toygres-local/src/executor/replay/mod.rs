@@ -3,8 +3,8 @@
 //! server's replay ([`fetch`]) and placed atomically (written aside, then renamed: the server
 //! never sees part of a file) into a spool only the instance's server user may read. The server
 //! starts in recovery with a `restore_command` that hands it each file once it is placed
-//! ([`script`]), stops at the target and promotes onto a new timeline; then it is stopped
-//! cleanly and the spool removed.
+//! ([`script`]), stops at the target and promotes onto a new timeline; the spool is removed and
+//! the server keeps running (the deploy finds it up).
 //!
 //! A target is replayed in standby mode (`standby.signal`): at the end of the WAL fetched the
 //! server waits instead of failing with "recovery ended before configured recovery target was
@@ -119,10 +119,10 @@ async fn replay(
         }
         let Some((recovering, replayed)) = status(cluster, password).await else { continue };
         if !recovering {
+            // It keeps running: the deploy finds it up (a stop would cost a shutdown checkpoint
+            // and a start; its recovery settings were for this run and no longer apply).
             ctx.log.line(&format!("promoted after replaying to {replayed}"));
-            let client = cluster.connect("postgres", password).await?;
-            client.batch_execute("CHECKPOINT").await.map_err(|e| Error::backend(BACKEND, "CHECKPOINT", e))?;
-            return cluster.stop().await;
+            return Ok(());
         }
         let moved = last.is_none_or(|(lsn, _)| lsn != replayed);
         if moved {
