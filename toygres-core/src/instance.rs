@@ -44,7 +44,7 @@ pub struct NewInstance {
     #[serde(default)]
     pub request_digest: Option<String>,
     /// A point-in-time restore: the WAL replay admission decided ([`crate::wal::RecoveryPlan`]).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recovery: Option<RecoveryPlan>,
 }
 
@@ -122,11 +122,11 @@ pub struct InstanceRecord {
     #[serde(default)]
     pub databases: Option<Vec<String>>,
     /// A point-in-time restore: what it replays ([`crate::wal::RecoveryPlan`]).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recovery: Option<RecoveryPlan>,
     /// Continuous WAL archiving of this instance ([`crate::Toygres::protect`]); kept after the
     /// instance is deleted, while its archive is.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub protection: Option<Protection>,
     /// When it was created.
     pub created_at: DateTime<Utc>,
