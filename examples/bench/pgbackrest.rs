@@ -151,7 +151,7 @@ impl PgBackRest {
             self.pgbackrest("restore", &extra).await?;
             cluster.write_conf()?;
             cluster.start(&[]).await?;
-            wait_writable(&cluster, &self.password).await?;
+            wait_writable(&cluster, &self.password, "pgBackRest").await?;
             let elapsed = started.elapsed();
             let restored = rows(&cluster, &self.password, database).await?;
             if restored != expected {
@@ -176,7 +176,7 @@ async fn rows(cluster: &LocalCluster, password: &Password, database: &str) -> Bo
 }
 
 /// Waits until `cluster` accepts connections and is out of recovery (`pg_is_in_recovery()` false).
-async fn wait_writable(cluster: &LocalCluster, password: &Password) -> BoxResult<()> {
+pub async fn wait_writable(cluster: &LocalCluster, password: &Password, who: &str) -> BoxResult<()> {
     let deadline = Instant::now() + READY_TIMEOUT;
     let mut delay = Duration::from_millis(10);
     loop {
@@ -190,7 +190,7 @@ async fn wait_writable(cluster: &LocalCluster, password: &Password) -> BoxResult
         };
         if !cluster.is_running() || Instant::now() >= deadline {
             return Err(format!(
-                "the server restored by pgBackRest on port {} is not writable ({last}) and {}; see {}",
+                "the server of the {who} restore on port {} is not writable ({last}) and {}; see {}",
                 cluster.port(),
                 if cluster.is_running() { format!("timed out after {READY_TIMEOUT:?}") } else { "exited".into() },
                 cluster.log_file().display()

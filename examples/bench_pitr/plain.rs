@@ -17,8 +17,6 @@ use toygres_core::Password;
 use toygres_local::cluster::{create_traversable_dir, ports::free_port, process::run};
 use toygres_local::{LocalCluster, ServerUser};
 
-/// How long a restored server may take to finish recovery and accept writes.
-const READY_TIMEOUT: Duration = Duration::from_secs(1800);
 /// pgBackRest's stanza in `examples/bench/pgbackrest.rs`.
 const STANZA: &str = "bench";
 
@@ -103,7 +101,7 @@ impl Plain {
             user.write_private_file(&data.join("recovery.signal"), b"")?;
             cluster.write_conf()?;
             cluster.start(&[]).await?;
-            wait_writable(&cluster, &self.password, "raw").await?;
+            crate::pgbackrest::wait_writable(&cluster, &self.password, "raw").await?;
             let elapsed = started.elapsed();
             check(&cluster, &self.password, database, history, "the raw restore").await?;
             Ok(elapsed)
@@ -140,7 +138,7 @@ pub async fn pgbackrest_restore(
         run(cmd, "pgbackrest restore", &[password.expose()]).await?;
         cluster.write_conf()?;
         cluster.start(&[]).await?;
-        wait_writable(&cluster, password, "pgBackRest").await?;
+        crate::pgbackrest::wait_writable(&cluster, password, "pgBackRest").await?;
         let elapsed = started.elapsed();
         check(&cluster, password, database, history, "pgBackRest's restore").await?;
         Ok(elapsed)
@@ -177,31 +175,4 @@ async fn check(cluster: &LocalCluster, password: &Password, database: &str, want
         return Err(format!("{who} holds {rows} pgbench_history rows, the source had {want}").into());
     }
     Ok(())
-}
-
-/// Waits until `cluster` accepts connections and is out of recovery (`pg_is_in_recovery()` false).
-async fn wait_writable(cluster: &LocalCluster, password: &Password, who: &str) -> BoxResult<()> {
-    let deadline = Instant::now() + READY_TIMEOUT;
-    let mut delay = Duration::from_millis(10);
-    loop {
-        let last = match cluster.connect("postgres", password).await {
-            Ok(client) => match client.query_one("SELECT pg_is_in_recovery()", &[]).await {
-                Ok(row) if !row.get::<_, bool>(0) => return Ok(()),
-                Ok(_) => "still in recovery".to_string(),
-                Err(e) => e.to_string(),
-            },
-            Err(e) => e.to_string(),
-        };
-        if !cluster.is_running() || Instant::now() >= deadline {
-            return Err(format!(
-                "the server of the {who} restore on port {} is not writable ({last}) and {}; see {}",
-                cluster.port(),
-                if cluster.is_running() { format!("timed out after {READY_TIMEOUT:?}") } else { "exited".into() },
-                cluster.log_file().display()
-            )
-            .into());
-        }
-        tokio::time::sleep(delay).await;
-        delay = (delay * 2).min(Duration::from_millis(100));
-    }
 }
